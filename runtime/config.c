@@ -1,0 +1,110 @@
+/*
+ * config.c - defaults and validation of tkv_config.
+ *
+ * Validation names the first bad field and its value, and uses checked
+ * multiplication for every derived size, so a geometry whose block size would
+ * overflow size_t is rejected instead of wrapping to a small allocation.
+ */
+#include "runtime/config.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "runtime/error.h"
+
+void tkv_config_default(tkv_config *cfg)
+{
+	if (!cfg)
+		return;
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->struct_size = sizeof(*cfg);
+	cfg->n_layers = 32;
+	cfg->n_kv_heads = 8;
+	cfg->head_dim = 128;
+	cfg->dtype = TKV_DTYPE_F32;
+	cfg->block_tokens = 16;
+	cfg->hot_bytes = 512ull << 20;
+	cfg->max_isa = TKV_ISA_AUTO;
+}
+
+size_t tkv_dtype_size(tkv_dtype dtype)
+{
+	switch (dtype) {
+	case TKV_DTYPE_F32: return 4;
+	case TKV_DTYPE_F16: return 2;
+	case TKV_DTYPE_BF16: return 2;
+	}
+	return 0;
+}
+
+static int check_range(const char *field, uint64_t v, uint64_t lo, uint64_t hi)
+{
+	if (v < lo || v > hi)
+		return tkv__fail(-EINVAL, "config.%s: must be in [%llu, %llu], got %llu",
+				 field, (unsigned long long)lo, (unsigned long long)hi,
+				 (unsigned long long)v);
+	return 0;
+}
+
+static int derive_geometry(const tkv_config *c, tkv__geometry *g)
+{
+	size_t row, block;
+	g->elem_bytes = tkv_dtype_size(c->dtype);
+	g->kv_dim = (size_t)c->n_kv_heads * c->head_dim; /* both <= 2^12: no overflow */
+	if (__builtin_mul_overflow(g->kv_dim, g->elem_bytes, &row) ||
+	    __builtin_mul_overflow(row, (size_t)2 * c->block_tokens, &block))
+		return tkv__fail(-EINVAL, "config: geometry block size overflows size_t");
+	g->row_bytes = row;
+	g->layer_token_bytes = 2 * row;
+	g->block_bytes = block;
+	g->hot_blocks = c->hot_bytes / block;
+	if (g->hot_blocks < c->n_layers)
+		return tkv__fail(-EINVAL,
+				 "config.hot_bytes: %llu holds %llu blocks of %zu bytes; "
+				 "needs at least one per layer (%u)",
+				 (unsigned long long)c->hot_bytes,
+				 (unsigned long long)g->hot_blocks, block, c->n_layers);
+	return 0;
+}
+
+static int validate(const tkv_config *c, tkv__geometry *g)
+{
+	int rc;
+	if ((rc = check_range("n_layers", c->n_layers, 1, 1024)) ||
+	    (rc = check_range("n_kv_heads", c->n_kv_heads, 1, 1024)) ||
+	    (rc = check_range("head_dim", c->head_dim, 1, 4096)))
+		return rc;
+	if (tkv_dtype_size(c->dtype) == 0)
+		return tkv__fail(-EINVAL, "config.dtype: unknown dtype %d", (int)c->dtype);
+	if (c->block_tokens == 0 || c->block_tokens > 4096 ||
+	    (c->block_tokens & (c->block_tokens - 1)))
+		return tkv__fail(-EINVAL,
+				 "config.block_tokens: must be a power of two in [1, 4096], got %u",
+				 c->block_tokens);
+	if (c->max_isa < TKV_ISA_AUTO || c->max_isa > TKV_ISA_NEON)
+		return tkv__fail(-EINVAL, "config.max_isa: unknown level %d", (int)c->max_isa);
+	return derive_geometry(c, g);
+}
+
+int tkv__config_load(const tkv_config *user, tkv_config *out, tkv__geometry *geo)
+{
+	tkv__geometry scratch;
+	if (!user)
+		return tkv__fail(-EINVAL, "config: NULL");
+	if (user->struct_size < offsetof(tkv_config, max_isa) ||
+	    user->struct_size > sizeof(*out))
+		return tkv__fail(-EINVAL,
+				 "config.struct_size: %zu is not a tkv_config size this "
+				 "library knows (%zu..%zu); call tkv_config_default() first",
+				 user->struct_size, offsetof(tkv_config, max_isa), sizeof(*out));
+	tkv_config_default(out);
+	memcpy(out, user, user->struct_size);
+	out->struct_size = sizeof(*out);
+	return validate(out, geo ? geo : &scratch);
+}
+
+int tkv_config_validate(const tkv_config *cfg)
+{
+	tkv_config copy;
+	return tkv__config_load(cfg, &copy, NULL);
+}

@@ -1,0 +1,78 @@
+/* config.c - tkv_config defaults and table-driven validation. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "tierkv.h"
+
+Test(config, defaults_are_valid)
+{
+	tkv_config c;
+	tkv_config_default(&c);
+	cr_assert_eq(c.struct_size, sizeof(c));
+	cr_assert_eq(c.n_layers, 32);
+	cr_assert_eq(c.block_tokens, 16);
+	cr_assert_eq(tkv_config_validate(&c), 0, "%s", tkv_last_error());
+}
+
+typedef struct bad_case {
+	const char *field; /* must appear in the message */
+	void (*mutate)(tkv_config *c);
+} bad_case;
+
+static void zero_layers(tkv_config *c) { c->n_layers = 0; }
+static void many_layers(tkv_config *c) { c->n_layers = 5000; }
+static void zero_heads(tkv_config *c) { c->n_kv_heads = 0; }
+static void huge_head_dim(tkv_config *c) { c->head_dim = 1u << 20; }
+static void bad_dtype(tkv_config *c) { c->dtype = (tkv_dtype)7; }
+static void block_not_pow2(tkv_config *c) { c->block_tokens = 12; }
+static void block_zero(tkv_config *c) { c->block_tokens = 0; }
+static void hot_too_small(tkv_config *c) { c->hot_bytes = 4096; }
+static void bad_isa(tkv_config *c) { c->max_isa = (tkv_isa)99; }
+static void size_zero(tkv_config *c) { c->struct_size = 0; }
+static void size_future(tkv_config *c) { c->struct_size = sizeof(*c) + 64; }
+
+static const bad_case bad_cases[] = {
+	{"n_layers", zero_layers},     {"n_layers", many_layers},
+	{"n_kv_heads", zero_heads},    {"head_dim", huge_head_dim},
+	{"dtype", bad_dtype},          {"block_tokens", block_not_pow2},
+	{"block_tokens", block_zero},  {"hot_bytes", hot_too_small},
+	{"max_isa", bad_isa},          {"struct_size", size_zero},
+	{"struct_size", size_future},
+};
+
+Test(config, each_bad_field_is_named)
+{
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		tkv_config c;
+		tkv_config_default(&c);
+		bad_cases[i].mutate(&c);
+		cr_assert_eq(tkv_config_validate(&c), -EINVAL, "case %zu (%s)", i,
+			     bad_cases[i].field);
+		cr_assert(strstr(tkv_last_error(), bad_cases[i].field),
+			  "case %zu: message '%s' does not name %s", i, tkv_last_error(),
+			  bad_cases[i].field);
+	}
+}
+
+Test(config, null_is_einval)
+{
+	cr_assert_eq(tkv_config_validate(NULL), -EINVAL);
+}
+
+Test(config, dtype_sizes)
+{
+	cr_assert_eq(tkv_dtype_size(TKV_DTYPE_F32), 4);
+	cr_assert_eq(tkv_dtype_size(TKV_DTYPE_F16), 2);
+	cr_assert_eq(tkv_dtype_size(TKV_DTYPE_BF16), 2);
+	cr_assert_eq(tkv_dtype_size((tkv_dtype)42), 0);
+}
+
+Test(config, strerror_names_codes)
+{
+	cr_assert(strncmp(tkv_strerror(-EINVAL), "EINVAL", 6) == 0);
+	cr_assert(strncmp(tkv_strerror(-TKV_ECORRUPT), "ECORRUPT", 8) == 0);
+	cr_assert(strncmp(tkv_strerror(-ENOSPC), "ENOSPC", 6) == 0);
+	cr_assert_str_eq(tkv_strerror(-123456), "unknown error");
+	cr_assert_str_eq(tkv_version_string(), "0.1.0");
+	cr_assert_eq(tkv_version(), TKV_VERSION_HEX);
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks to build, test and bench tierkv.
+# Idempotent: when every package is present it only runs dpkg-query and exits.
+# Why each dependency is here: see README.md, "Dependencies".
+set -euo pipefail
+
+pkgs=(
+	build-essential cmake pkg-config git
+	libck-dev          # lock-free rings (ck_ring, ck_pr)
+	libjemalloc-dev    # per-worker hot-tier arenas
+	libcriterion-dev   # unit tests
+	liburing-dev       # cold-tier async I/O
+	gcc-aarch64-linux-gnu qemu-user-static  # NEON kernels run under qemu
+	gnuplot-nox        # bench plots
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	[[ $status == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+	command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+	sudo=(sudo)
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
