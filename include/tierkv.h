@@ -121,6 +121,22 @@ typedef struct tkv_config {
 
 	/* Kernel level cap (TKV_ISA_AUTO: best available). */
 	tkv_isa max_isa;
+
+	/* Worker threads, each owning layers w, w + n_workers, ...; 0 (default)
+	 * means one per performance core, at most n_layers. [0, 256]. */
+	uint32_t n_workers;
+
+	/* Slots of each worker's descriptor ring, a power of two in [4, 1<<20];
+	 * default 1024. One slot is never used (a ring of 1024 holds 1023). */
+	uint32_t ring_slots;
+
+	/* Pin each worker to one performance core (default true). A pin that
+	 * fails is counted in tkv_stats.pin_failures, not fatal. */
+	bool pin_workers;
+
+	/* Root of the sysfs tree used to find performance cores; NULL (default)
+	 * means "/sys". Tests point it at a fake tree. Read only during open. */
+	const char *sysfs_root;
 } tkv_config;
 
 /* Fills *cfg with the defaults above (Llama-3-8B geometry in f32, blocks of
@@ -130,6 +146,194 @@ TKV_API void tkv_config_default(tkv_config *cfg);
 /* Checks every field with overflow-safe arithmetic. Returns 0, or -EINVAL
  * with tkv_last_error() naming the first bad field and its value. */
 TKV_API int tkv_config_validate(const tkv_config *cfg);
+
+/* ---- Runtime ------------------------------------------------------------ */
+
+/*
+ * A runtime owns the worker threads, their rings and the hot tier. All
+ * functions taking a tkv_runtime * are thread-safe unless noted; the
+ * per-sequence rule is: stores to one sequence come from one thread at a time
+ * (the engine may hand a sequence from thread to thread, as long as the
+ * hand-off itself synchronizes, e.g. through a mutex or queue). Reads, views
+ * and stats may come from any thread at any time.
+ */
+typedef struct tkv_runtime tkv_runtime;
+
+/* Validates cfg (see tkv_config_validate), starts the workers and allocates
+ * their arenas. On success *out is the runtime; on failure *out is NULL,
+ * nothing leaks, and the error names the cause. cfg is not kept. */
+TKV_API int tkv_open(const tkv_config *cfg, tkv_runtime **out);
+
+/* Drains queued stores (their tickets complete), joins the workers and frees
+ * every sequence and block. Views must have been released; calls made on
+ * other threads while close runs get -EBADF. tkv_close(NULL) is a no-op. */
+TKV_API void tkv_close(tkv_runtime *rt);
+
+/* ---- Sequences ---------------------------------------------------------- */
+
+/* Opens sequence `seq_id` (the engine's request id; any 64-bit value) with
+ * no tokens. -EEXIST if it is already open. */
+TKV_API int tkv_seq_open(tkv_runtime *rt, uint64_t seq_id);
+
+/* Waits for the sequence's pending stores, then frees all its blocks.
+ * -ENOENT if not open; -EBUSY (and nothing changes) while a view of it is
+ * held. Must not race with a store to the same sequence. */
+TKV_API int tkv_seq_close(tkv_runtime *rt, uint64_t seq_id);
+
+/* ---- Store -------------------------------------------------------------- */
+
+/* A store's completion handle: plain data, no allocation, copyable. */
+typedef struct tkv_ticket {
+	uint64_t seq_id;
+	uint64_t end_pos; /* the store covered positions below this */
+	uint32_t layer;
+	uint32_t reserved;
+} tkv_ticket;
+
+/* Return -EAGAIN instead of waiting when the worker's ring is full. */
+#define TKV_STORE_NONBLOCK 0x1u
+
+/*
+ * Stores n_tokens tokens of one layer of a sequence, at positions
+ * [pos, pos + n_tokens). k and v point to n_tokens rows of kv_dim elements of
+ * the configured dtype each (row-major, [n_tokens][kv_dim]); they need no
+ * particular alignment.
+ *
+ * Zero-copy on the way in: the call checks the arguments and hot-tier space,
+ * pushes one descriptor to the worker owning `layer`, fills *ticket and
+ * returns. THE CALLER'S k AND v BUFFERS MUST STAY VALID AND UNCHANGED UNTIL
+ * THE TICKET COMPLETES (tkv_wait/tkv_seq_sync/tkv_ticket_done).
+ *
+ * Positions are append-only per (sequence, layer): pos must equal the number
+ * of tokens already stored for that layer, else -EINVAL (gap or overlap).
+ * Errors (nothing is stored, nothing changes): -ENOENT unknown sequence;
+ * -EINVAL bad layer, NULL buffer, n_tokens == 0, or position not contiguous;
+ * -EOVERFLOW sizes overflow; -ENOSPC hot tier full; -EAGAIN ring full with
+ * TKV_STORE_NONBLOCK (without it the call backs off, spinning briefly and
+ * then sleeping, until the worker makes room); -EBADF runtime closing.
+ * Thread-safe, with the per-sequence rule above. ticket may be NULL.
+ */
+TKV_API int tkv_store(tkv_runtime *rt, uint64_t seq_id, uint32_t layer, uint64_t pos,
+		      uint32_t n_tokens, const void *k, const void *v, unsigned flags,
+		      tkv_ticket *ticket);
+
+/* How many tokens the engine should put in its next store to this
+ * (sequence, layer): the tokens left to the end of the current block, at
+ * most `cap` (0: no cap beyond the block). Never 0 for an open sequence.
+ * Returns the count, or a negative errno (-ENOENT, -EINVAL). */
+TKV_API int64_t tkv_batch_hint(tkv_runtime *rt, uint64_t seq_id, uint32_t layer,
+			       uint32_t cap);
+
+/* ---- Completion --------------------------------------------------------- */
+
+/* Blocks until the store behind *ticket is in the hot tier and readable
+ * (spinning briefly, then sleeping). 0, or -ENOENT if the sequence was
+ * closed, -EINVAL for a NULL ticket. */
+TKV_API int tkv_wait(tkv_runtime *rt, const tkv_ticket *ticket);
+
+/* True when the store behind *ticket has completed (or its sequence is
+ * gone); never blocks. */
+TKV_API bool tkv_ticket_done(tkv_runtime *rt, const tkv_ticket *ticket);
+
+/* Blocks until every store made so far to the sequence, all layers, has
+ * completed. 0 or -ENOENT. */
+TKV_API int tkv_seq_sync(tkv_runtime *rt, uint64_t seq_id);
+
+/* ---- Read and view ------------------------------------------------------ */
+
+/* Copies tokens [pos, pos + n_tokens) of one layer into k and v (each
+ * n_tokens * kv_dim elements), first waiting for pending stores that cover
+ * them. -ENOENT if the sequence is unknown or the range was never stored;
+ * -EINVAL bad layer/NULL buffer/n_tokens == 0. Any thread. */
+TKV_API int tkv_read(tkv_runtime *rt, uint64_t seq_id, uint32_t layer, uint64_t pos,
+		     uint32_t n_tokens, void *k, void *v);
+
+/* One block of a view: k and v each point to n_tokens rows of kv_dim
+ * elements; first_pos is the position of row 0. */
+typedef struct tkv_view_block {
+	const void *k;
+	const void *v;
+	uint64_t first_pos;
+	uint32_t n_tokens;
+} tkv_view_block;
+
+/* A zero-copy view of a token range of one layer. The caller provides the
+ * blocks array; the runtime fills n_blocks entries and keeps what it needs to
+ * release the view in the opaque fields. */
+typedef struct tkv_view {
+	size_t struct_size;     /* sizeof(tkv_view), set by the caller */
+	tkv_view_block *blocks; /* caller's array of max_blocks entries */
+	uint32_t max_blocks;
+	uint32_t n_blocks;      /* out */
+	uint64_t opaque[4];     /* runtime's; do not touch */
+} tkv_view;
+
+/* Fills view->blocks with the blocks holding tokens [pos, pos + n_tokens) of
+ * one layer (the first and last may be partial: n_tokens says how many of
+ * their rows are in the range, first_pos where they start) after waiting for
+ * pending stores that cover them, and PINS those blocks: their memory stays
+ * valid and unchanged, and they are never moved or freed, until
+ * tkv_view_release(). -ERANGE if max_blocks is too small (n_blocks then says
+ * how many are needed); other errors as tkv_read.
+ * A view racing with tkv_seq_close of the same sequence may fail with -ENOENT. */
+TKV_API int tkv_view_acquire(tkv_runtime *rt, uint64_t seq_id, uint32_t layer, uint64_t pos,
+		     uint32_t n_tokens, tkv_view *view);
+
+/* Unpins the blocks of a view obtained from tkv_view_acquire; the pointers in it
+ * must not be used afterwards. Releasing twice is -EINVAL. */
+TKV_API int tkv_view_release(tkv_runtime *rt, tkv_view *view);
+
+/* ---- Stats -------------------------------------------------------------- */
+
+#define TKV_STATS_MAX_WORKERS 256
+
+typedef struct tkv_worker_stats {
+	uint64_t tokens_stored;  /* layer-tokens copied into the hot tier */
+	uint64_t bytes_stored;
+	uint64_t batches;
+	int32_t cpu;             /* CPU it is pinned to, -1 if unpinned */
+	uint32_t layers;         /* layers it owns */
+} tkv_worker_stats;
+
+typedef struct tkv_stats {
+	size_t struct_size;       /* sizeof(tkv_stats), set by the caller */
+	uint32_t n_workers;
+	uint32_t pin_failures;    /* workers that could not be pinned */
+	uint64_t ring_full_events;/* stores that found their ring full */
+	uint64_t enospc_events;   /* stores refused for a full hot tier */
+	uint64_t hot_bytes_used;  /* bytes of allocated blocks */
+	uint64_t hot_bytes_capacity;
+	uint64_t hot_blocks_used;
+	uint64_t pinned_blocks;   /* blocks held by views now */
+	uint64_t open_sequences;
+	const char *topology_source; /* which rule found the performance cores */
+	tkv_isa isa;              /* the kernel level in use */
+	tkv_worker_stats workers[TKV_STATS_MAX_WORKERS];
+} tkv_stats;
+
+/* A snapshot of the counters (each read atomically; not a consistent cut
+ * across counters). Any thread. */
+TKV_API int tkv_stats_get(tkv_runtime *rt, tkv_stats *out);
+
+/* Blocks currently held by a sequence across all layers, and its tokens per
+ * layer (the minimum over layers of what completed). -ENOENT if unknown. */
+TKV_API int tkv_seq_info(tkv_runtime *rt, uint64_t seq_id, uint64_t *blocks,
+			 uint64_t *tokens);
+
+/* ---- Metrics ------------------------------------------------------------ */
+
+/*
+ * Formats the runtime's stats in the Prometheus text exposition format
+ * (version 0.0.4): `tierkv_`-prefixed counters (ending in _total) and gauges,
+ * each with HELP and TYPE lines, per-worker series labelled worker="N". An
+ * engine serves the text from its own /metrics endpoint.
+ * Writes at most len bytes including the terminating NUL. Returns the length
+ * of the text (without the NUL); if that is >= len the text was cut short
+ * and the call should be repeated with a buffer of at least the returned
+ * length + 1 (so `tkv_metrics_prometheus(rt, NULL, 0)` sizes it). Negative
+ * errno on error. Any thread.
+ */
+TKV_API int64_t tkv_metrics_prometheus(tkv_runtime *rt, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,117 @@
+# ck-tsan.cmake - makes Concurrency Kit's atomics visible to ThreadSanitizer.
+#
+# Why: ck's x86_64 port does its loads, stores and CAS in inline assembly, and
+# its generic gcc port (CK_USE_CC_BUILTINS=1) does plain volatile accesses with
+# __sync_synchronize fences. TSan sees neither as synchronisation, so every ring
+# slot handed from producer to consumer is reported as a race (see
+# shared/FACTS.md, "ThreadSanitizer and ck").
+#
+# What: in TSan builds only, generate at configure time a copy of the installed
+# ck_pr.h, gcc/ck_f_pr.h and gcc/ck_pr.h into the build tree, with the bodies
+# of gcc/ck_pr.h's ck_pr_md_load_* / ck_pr_md_store_* turned into acquire loads
+# and release stores (__atomic_*), put that folder first on tierkv_obj's PUBLIC
+# include path (tests and bench inherit it through tierkv_internal) and define
+# CK_USE_CC_BUILTINS=1 so ck_pr.h picks the generic port. All three files are
+# needed: ck_pr.h includes "gcc/ck_pr.h" and that includes "ck_f_pr.h" with
+# quotes, which resolve next to the including file first.
+#
+# Every rewrite must match exactly once or configuration fails: a ck upgrade
+# that changes these bodies must not silently turn this into a no-op.
+# Nothing of ck is committed; the copies live only in the build tree.
+
+if(NOT TKV_SANITIZE STREQUAL "thread")
+  return()
+endif()
+
+# Where the installed headers are: pkg-config's includedir of ck (it strips
+# -I/usr/include from --cflags, so CK_INCLUDE_DIRS is usually empty).
+pkg_get_variable(_tkv_ck_incdir ck includedir)
+if(NOT _tkv_ck_incdir)
+  set(_tkv_ck_incdir /usr/include)
+endif()
+set(_tkv_ck_out ${CMAKE_BINARY_DIR}/ck-tsan/include)
+
+foreach(f ck_pr.h gcc/ck_f_pr.h gcc/ck_pr.h)
+  if(NOT EXISTS ${_tkv_ck_incdir}/${f})
+    message(FATAL_ERROR "ck-tsan: ${_tkv_ck_incdir}/${f} not found; is libck-dev "
+                        "installed? (the TSan build needs ck's headers to patch)")
+  endif()
+  file(READ ${_tkv_ck_incdir}/${f} _tkv_ck_${f})
+  # A ck upgrade re-runs this generation.
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_tkv_ck_incdir}/${f})
+endforeach()
+
+# Replaces the single match of `regex` in variable `var`; fails configuration
+# if it matches zero or several times. Patterns stop before the statement's
+# ';' because MATCHALL returns a CMake list, which a ';' would split.
+function(tkv_ck_rewrite var regex replacement what)
+  string(REGEX MATCHALL "${regex}" _hits "${${var}}")
+  list(LENGTH _hits _n)
+  if(NOT _n EQUAL 1)
+    message(FATAL_ERROR
+      "ck-tsan: expected exactly 1 match for the ${what} in "
+      "${_tkv_ck_incdir}/gcc/ck_pr.h (ck ${CK_VERSION}), found ${_n}. ck's "
+      "generic port changed: update the patterns in runtime/ck-tsan.cmake, "
+      "otherwise TSan reports false races on every ck_ring slot.")
+  endif()
+  string(REGEX REPLACE "${regex}" "${replacement}" _out "${${var}}")
+  set(${var} "${_out}" PARENT_SCOPE)
+endfunction()
+
+# The quote-includes that make the copies shadow the installed files; if they
+# changed, the copies would not be the ones used.
+foreach(pair "ck_pr.h|#include \"gcc/ck_pr.h\"" "gcc/ck_pr.h|#include \"ck_f_pr.h\"")
+  string(REPLACE "|" ";" pair "${pair}")
+  list(GET pair 0 _file)
+  list(GET pair 1 _line)
+  string(FIND "${_tkv_ck_${_file}}" "${_line}" _at)
+  if(_at EQUAL -1)
+    message(FATAL_ERROR "ck-tsan: ${_tkv_ck_incdir}/${_file} no longer has "
+                        "'${_line}'; runtime/ck-tsan.cmake must be updated.")
+  endif()
+endforeach()
+
+set(_ws "[ \t]*")
+set(_src "${_tkv_ck_gcc/ck_pr.h}")
+# CK_PR_LOAD(S, M, T) generates ck_pr_md_load_S / ck_pr_md_store_S for every
+# scalar type, double included: the generic __atomic_load/__atomic_store take
+# any type, the _n forms only integers and pointers.
+tkv_ck_rewrite(_src
+  "r${_ws}=${_ws}CK_PR_ACCESS\\(\\*\\(const T${_ws}\\*\\)${_ws}target\\)"
+  "__atomic_load((const T *)target, &r, __ATOMIC_ACQUIRE)"
+  "typed load body (CK_PR_LOAD: r = CK_PR_ACCESS(*(const T *)target);)")
+tkv_ck_rewrite(_src
+  "CK_PR_ACCESS\\(\\*\\(T${_ws}\\*\\)${_ws}target\\)${_ws}=${_ws}v"
+  "__atomic_store((T *)target, &v, __ATOMIC_RELEASE)"
+  "typed store body (CK_PR_LOAD: CK_PR_ACCESS(*(T *)target) = v;)")
+tkv_ck_rewrite(_src
+  "r${_ws}=${_ws}CK_CC_DECONST_PTR\\(\\*\\(volatile void${_ws}\\*${_ws}const${_ws}\\*\\)${_ws}\\(target\\)\\)"
+  "r = __atomic_load_n((void *const *)target, __ATOMIC_ACQUIRE)"
+  "pointer load body (ck_pr_md_load_ptr)")
+tkv_ck_rewrite(_src
+  "\\*\\(volatile void${_ws}\\*\\*\\)${_ws}target${_ws}=${_ws}CK_CC_DECONST_PTR\\(v\\)"
+  "__atomic_store_n((void **)target, CK_CC_DECONST_PTR(v), __ATOMIC_RELEASE)"
+  "pointer store body (ck_pr_md_store_ptr)")
+set(_tkv_ck_gcc/ck_pr.h "${_src}")
+
+# TKV_CK_TSAN lets code check that it really got these copies (see
+# tests/ck_ring.c): a wrong include order would otherwise only show up as
+# false race reports.
+set(_tkv_ck_mark_ck_pr.h "#define TKV_CK_TSAN 1\n")
+foreach(f ck_pr.h gcc/ck_f_pr.h gcc/ck_pr.h)
+  set(_body "/* Generated by runtime/ck-tsan.cmake from ${_tkv_ck_incdir}/${f}
+ * for the ThreadSanitizer build only; do not edit. */
+${_tkv_ck_mark_${f}}${_tkv_ck_${f}}")
+  # Rewrite only on change so a re-configure does not rebuild everything.
+  set(_old "")
+  if(EXISTS ${_tkv_ck_out}/${f})
+    file(READ ${_tkv_ck_out}/${f} _old)
+  endif()
+  if(NOT _old STREQUAL _body)
+    file(WRITE ${_tkv_ck_out}/${f} "${_body}")
+  endif()
+endforeach()
+
+target_include_directories(tierkv_obj BEFORE PUBLIC $<BUILD_INTERFACE:${_tkv_ck_out}>)
+target_compile_definitions(tierkv_obj PUBLIC CK_USE_CC_BUILTINS=1)
+message(STATUS "ck-tsan: TSan-visible ck_pr atomics generated in ${_tkv_ck_out}")

@@ -12,6 +12,11 @@
 
 #include "runtime/error.h"
 
+/* The smallest tkv_config a caller may pass: the layout of the first release
+ * (0.1). Fields added later go after sysfs_root and keep their defaults when
+ * an older caller's struct_size does not reach them. */
+#define TKV__CONFIG_MIN_SIZE (offsetof(tkv_config, sysfs_root) + sizeof(const char *))
+
 void tkv_config_default(tkv_config *cfg)
 {
 	if (!cfg)
@@ -25,6 +30,10 @@ void tkv_config_default(tkv_config *cfg)
 	cfg->block_tokens = 16;
 	cfg->hot_bytes = 512ull << 20;
 	cfg->max_isa = TKV_ISA_AUTO;
+	cfg->n_workers = 0;
+	cfg->ring_slots = 1024;
+	cfg->pin_workers = true;
+	cfg->sysfs_root = NULL;
 }
 
 size_t tkv_dtype_size(tkv_dtype dtype)
@@ -83,6 +92,13 @@ static int validate(const tkv_config *c, tkv__geometry *g)
 				 c->block_tokens);
 	if (c->max_isa < TKV_ISA_AUTO || c->max_isa > TKV_ISA_NEON)
 		return tkv__fail(-EINVAL, "config.max_isa: unknown level %d", (int)c->max_isa);
+	if ((rc = check_range("n_workers", c->n_workers, 0, TKV_STATS_MAX_WORKERS)))
+		return rc;
+	if (c->ring_slots < 4 || c->ring_slots > (1u << 20) ||
+	    (c->ring_slots & (c->ring_slots - 1)))
+		return tkv__fail(-EINVAL,
+				 "config.ring_slots: must be a power of two in [4, 1048576], got %u",
+				 c->ring_slots);
 	return derive_geometry(c, g);
 }
 
@@ -91,12 +107,11 @@ int tkv__config_load(const tkv_config *user, tkv_config *out, tkv__geometry *geo
 	tkv__geometry scratch;
 	if (!user)
 		return tkv__fail(-EINVAL, "config: NULL");
-	if (user->struct_size < offsetof(tkv_config, max_isa) ||
-	    user->struct_size > sizeof(*out))
+	if (user->struct_size < TKV__CONFIG_MIN_SIZE || user->struct_size > sizeof(*out))
 		return tkv__fail(-EINVAL,
 				 "config.struct_size: %zu is not a tkv_config size this "
 				 "library knows (%zu..%zu); call tkv_config_default() first",
-				 user->struct_size, offsetof(tkv_config, max_isa), sizeof(*out));
+				 user->struct_size, (size_t)TKV__CONFIG_MIN_SIZE, sizeof(*out));
 	tkv_config_default(out);
 	memcpy(out, user, user->struct_size);
 	out->struct_size = sizeof(*out);

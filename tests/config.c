@@ -28,6 +28,9 @@ static void block_not_pow2(tkv_config *c) { c->block_tokens = 12; }
 static void block_zero(tkv_config *c) { c->block_tokens = 0; }
 static void hot_too_small(tkv_config *c) { c->hot_bytes = 4096; }
 static void bad_isa(tkv_config *c) { c->max_isa = (tkv_isa)99; }
+static void many_workers(tkv_config *c) { c->n_workers = 100000; }
+static void ring_not_pow2(tkv_config *c) { c->ring_slots = 1000; }
+static void ring_tiny(tkv_config *c) { c->ring_slots = 2; }
 static void size_zero(tkv_config *c) { c->struct_size = 0; }
 static void size_future(tkv_config *c) { c->struct_size = sizeof(*c) + 64; }
 
@@ -36,7 +39,9 @@ static const bad_case bad_cases[] = {
 	{"n_kv_heads", zero_heads},    {"head_dim", huge_head_dim},
 	{"dtype", bad_dtype},          {"block_tokens", block_not_pow2},
 	{"block_tokens", block_zero},  {"hot_bytes", hot_too_small},
-	{"max_isa", bad_isa},          {"struct_size", size_zero},
+	{"max_isa", bad_isa},          {"n_workers", many_workers},
+	{"ring_slots", ring_not_pow2}, {"ring_slots", ring_tiny},
+	{"struct_size", size_zero},
 	{"struct_size", size_future},
 };
 

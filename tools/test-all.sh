@@ -3,33 +3,72 @@
 # optimized, ThreadSanitizer, AddressSanitizer+UBSan, and the aarch64 kernels
 # cross-built and run under qemu-aarch64-static. Exits non-zero on any failure.
 # Usage: tools/test-all.sh [preset ...]   (default: release tsan asan aarch64)
+#
+# Output, per configuration: each ctest result line, every Criterion closing
+# line ("[====] Synthesis: ..."), the TSan self-test verdicts ("CAUGHT"), the
+# install test's summary, the qemu command lines, and the tail of any failing
+# test's output; then one summary line. The last line of all is the plain
+# "N passed, N failed", counting ctest tests over all configurations (a
+# configuration that does not build, or whose ctest run fails without a failed
+# test, e.g. "No tests were found", counts as one failure).
+# Full logs: build/test-all-<preset>.log (configure + build) and
+# build/<preset>/ctest.log (ctest -V).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 presets=("$@")
 [[ ${#presets[@]} -eq 0 ]] && presets=(release tsan asan aarch64)
+mkdir -p build
 
-passed=0 failed=0 failed_names=()
+passed=0 failed=0 problems=()
+
+# Prints what a reader needs from a ctest -V log (see the header).
+show_ctest_log() {
+	grep -E '^ *[0-9]+/[0-9]+ Test +#[0-9]+: |^[0-9]+: \[====\] Synthesis|^[0-9]+: tsan-selftest: |^[0-9]+: install-test: (OK|FAILED)|qemu-aarch64|^No tests were found|tests passed, ' "$1" |
+		sed 's/^/    /'
+}
+
+# Prints the last lines of output of each failed test ("N: ..." lines).
+show_failures() {
+	local log=$1 n
+	for n in $(sed -nE 's/^ *[0-9]+\/[0-9]+ Test +#([0-9]+): .*\*\*\*.*/\1/p' "$log"); do
+		echo "    ---- output of failed test #$n (last 30 lines):"
+		grep -E "^$n: " "$log" | tail -n 30 | sed 's/^/    /'
+	done
+}
+
 for p in "${presets[@]}"; do
-	echo "==== [$p] configure + build" >&2
-	if ! cmake --preset "$p" >"build-$p.log" 2>&1 || ! cmake --build --preset "$p" >>"build-$p.log" 2>&1; then
-		tail -n 40 "build-$p.log" >&2
-		echo "==== [$p] BUILD FAILED (full log: build-$p.log)" >&2
-		failed=$((failed + 1)) failed_names+=("$p:build")
+	buildlog=build/test-all-$p.log
+	echo "==== [$p] configure + build"
+	if ! { cmake --preset "$p" && cmake --build --preset "$p"; } >"$buildlog" 2>&1; then
+		tail -n 40 "$buildlog" | sed 's/^/    /'
+		echo "==== [$p] BUILD FAILED (full log: $buildlog)"
+		failed=$((failed + 1)) problems+=("$p: build")
 		continue
 	fi
-	echo "==== [$p] test" >&2
-	ctest --preset "$p" -V 2>&1 | tee "build/$p/ctest.log" | \
-		grep -E '^[0-9]+: \[====\] Synthesis|Test +#|tests passed|Failed|EXPECTED-FAIL|qemu' >&2
-	# ctest -V prefixes each test's output with its number; count per test.
-	n_pass=$(grep -cE 'Test +#[0-9]+: .* Passed' "build/$p/ctest.log")
-	n_fail=$(grep -cE 'Test +#[0-9]+: .*(\*\*\*|Failed|Exception|Timeout)' "build/$p/ctest.log")
+
+	echo "==== [$p] test"
+	log=build/$p/ctest.log
+	# --timeout: default per test (seconds) so a hang cannot eat CI's budget.
+	ctest --preset "$p" -V --timeout 900 >"$log" 2>&1
+	rc=$?
+	show_ctest_log "$log"
+	n_pass=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed ' "$log")
+	n_fail=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*\*\*\*' "$log")
+	[[ $n_fail -gt 0 ]] && show_failures "$log"
+	if [[ $rc -ne 0 && $n_fail -eq 0 ]]; then
+		# ctest itself failed: no tests (noTestsAction=error), a bad preset...
+		tail -n 5 "$log" | sed 's/^/    /'
+		n_fail=1
+	fi
 	passed=$((passed + n_pass)) failed=$((failed + n_fail))
-	[[ $n_fail -gt 0 ]] && failed_names+=("$p")
-	rm -f "build-$p.log"
+	[[ $n_fail -gt 0 ]] && problems+=("$p: $n_fail failed (ctest exit $rc, log: $log)")
+	echo "==== [$p] $n_pass passed, $n_fail failed (ctest exit $rc)"
 done
 
-echo "==== test-all: configurations: ${presets[*]}" >&2
-[[ ${#failed_names[@]} -gt 0 ]] && echo "==== failures in: ${failed_names[*]}" >&2
+echo "==== test-all: configurations: ${presets[*]}"
+for prob in "${problems[@]}"; do
+	echo "==== FAILED: $prob"
+done
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -1,0 +1,35 @@
+/*
+ * bench.h - what the tierkv-bench scenarios share: their entry points (main.c
+ * dispatches `tierkv-bench [SCENARIO] [OPTIONS]` to them) and small helpers.
+ *
+ * A scenario is `int bench_<name>_main(int argc, char **argv)`: argv[0] is the
+ * scenario name, the rest its options; it returns a process exit status.
+ * Adding one = writing that function in bench/<name>.c and one line in the
+ * table of main.c.
+ */
+#ifndef TKV_BENCH_BENCH_H
+#define TKV_BENCH_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* ---- scenarios ---- */
+int bench_kernels_main(int argc, char **argv);
+
+/* ---- helpers (main.c) ---- */
+
+static inline uint64_t bench_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* "4096", "64K", "1M", "2G" (binary multiples) -> bytes; 0 or -EINVAL. */
+int bench_parse_bytes(const char *s, size_t *out);
+
+/* "4 KiB", "64 MiB", "1000 B": exact binary units where possible. */
+const char *bench_fmt_bytes(size_t n, char buf[24]);
+
+#endif

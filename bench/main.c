@@ -1,0 +1,101 @@
+/*
+ * main.c - the tierkv-bench command: `tierkv-bench [SCENARIO] [OPTIONS]`
+ * runs one scenario (the default one when no name is given), plus the
+ * helpers of bench.h every scenario shares.
+ *
+ * To add a scenario: write `int bench_<name>_main(int argc, char **argv)`
+ * in bench/<name>.c, declare it in bench.h, add a line to `scenarios` below
+ * (and point DEFAULT_SCENARIO at it if it should run by default).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/bench.h"
+
+typedef struct scenario {
+	const char *name;
+	const char *summary;
+	int (*main)(int argc, char **argv);
+} scenario;
+
+static const scenario scenarios[] = {
+	{"kernels", "GB/s of every copy kernel (regular and streaming) and of glibc memcpy, "
+		    "4 KiB..64 MiB, 1 and 2 threads; measures the stream threshold",
+	 bench_kernels_main},
+};
+#define N_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
+
+/* Run when the first argument is not a scenario name. */
+#define DEFAULT_SCENARIO "kernels"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: tierkv-bench [SCENARIO] [OPTIONS]   (default scenario: %s)\n"
+		   "       tierkv-bench SCENARIO --help\n\nscenarios:\n",
+		DEFAULT_SCENARIO);
+	for (size_t i = 0; i < N_SCENARIOS; i++)
+		fprintf(f, "  %-10s %s\n", scenarios[i].name, scenarios[i].summary);
+}
+
+static const scenario *find(const char *name)
+{
+	for (size_t i = 0; i < N_SCENARIOS; i++)
+		if (strcmp(scenarios[i].name, name) == 0)
+			return &scenarios[i];
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc > 1 && argv[1][0] != '-') {
+		const scenario *s = find(argv[1]);
+		if (!s) {
+			fprintf(stderr, "tierkv-bench: unknown scenario '%s'\n", argv[1]);
+			usage(stderr);
+			return 2;
+		}
+		return s->main(argc - 1, argv + 1);
+	}
+	/* No scenario named: the default one gets all the options; its argv[0]
+	 * is its name, as if it had been typed. */
+	argv[0] = (char *)DEFAULT_SCENARIO;
+	return find(DEFAULT_SCENARIO)->main(argc, argv);
+}
+
+int bench_parse_bytes(const char *s, size_t *out)
+{
+	char *end;
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	unsigned shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	}
+	if (errno || *end != '\0' || v > (SIZE_MAX >> shift))
+		return -EINVAL;
+	*out = (size_t)v << shift;
+	return 0;
+}
+
+const char *bench_fmt_bytes(size_t n, char buf[24])
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	int u = 0;
+	while (u < 4 && n >= 1024 && n % 1024 == 0) {
+		n /= 1024;
+		u++;
+	}
+	snprintf(buf, 24, "%zu %s", n, units[u]);
+	return buf;
+}

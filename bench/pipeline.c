@@ -1,0 +1,332 @@
+/*
+ * pipeline.c - the default `tierkv-bench` run: store-to-completion
+ * throughput of the hot-tier pipeline, swept over workers x batch x dtype for
+ * one model geometry, beside its two baselines and the copy limits measured
+ * in the same run.
+ *
+ * What one point measures: one engine thread stores every layer of S
+ * sequences, batch tokens at a time (for each position step: each sequence,
+ * each layer, as a forward pass produces them), then syncs every sequence;
+ * the time from the first store to the last completion is the point's time.
+ * The runtime stays open between repetitions and the sequences are closed
+ * and reopened, so the arenas' pages are warm, as in a serving engine that
+ * has been running for a while; the first repetition is a discarded warm-up.
+ *
+ * The limit a point is compared with is the best of glibc memcpy and the
+ * best streaming copy, copying the same source buffer into a destination
+ * footprint as large as the hot tier, with as many threads as the point has
+ * workers (bench/limits.c).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <getopt.h>
+#include <unistd.h>
+
+#include "bench/bench.h"
+#include "bench/limits.h"
+#include "bench/report.h"
+#include "runtime/futex.h"
+#include "runtime/runtime.h"
+
+enum { N_SEQS = 16, SRC_BYTES = 64 << 20 };
+
+typedef struct point_run {
+	const bench_geometry *geo;
+	tkv_dtype dtype;
+	uint32_t workers, batch;
+	uint64_t hot_bytes;
+	const unsigned char *src;
+	tkv__queue_kind queue;
+} point_run;
+
+static tkv_config point_config(const point_run *p)
+{
+	tkv_config c;
+	tkv_config_default(&c);
+	c.n_layers = p->geo->n_layers;
+	c.n_kv_heads = p->geo->n_kv_heads;
+	c.head_dim = p->geo->head_dim;
+	c.dtype = p->dtype;
+	c.hot_bytes = p->hot_bytes;
+	c.n_workers = p->workers;
+	return c;
+}
+
+/* Tokens per sequence so all sequences fill ~90% of the hot tier, rounded
+ * down to whole blocks and to whole batches. */
+static uint32_t tokens_per_seq(const tkv_config *c, size_t layer_token_bytes, uint32_t batch)
+{
+	uint64_t per_layer = c->hot_bytes / layer_token_bytes / c->n_layers;
+	uint64_t t = per_layer * 9 / 10 / N_SEQS;
+	t -= t % c->block_tokens;
+	t -= t % batch;
+	return (uint32_t)(t ? t : batch);
+}
+
+/* One timed repetition: returns seconds, or a negative value on error. */
+static double run_once(tkv_runtime *rt, const tkv_config *c, const point_run *p, uint32_t tokens,
+		       size_t row)
+{
+	const size_t batch_bytes = (size_t)p->batch * row;
+	size_t off = 0;
+	for (uint64_t s = 0; s < N_SEQS; s++)
+		if (tkv_seq_open(rt, s + 1))
+			return -1;
+	uint64_t t0 = tkv__now_ns();
+	for (uint32_t pos = 0; pos < tokens; pos += p->batch) {
+		for (uint64_t s = 0; s < N_SEQS; s++) {
+			for (uint32_t l = 0; l < c->n_layers; l++) {
+				const unsigned char *k = p->src + off;
+				const unsigned char *v = p->src + off + batch_bytes;
+				off = (off + 2 * batch_bytes) % (SRC_BYTES - 2 * batch_bytes);
+				int rc = tkv_store(rt, s + 1, l, pos, p->batch, k, v, 0, NULL);
+				if (rc) {
+					fprintf(stderr, "tierkv-bench: store: %s\n", tkv_last_error());
+					return -1;
+				}
+			}
+		}
+	}
+	for (uint64_t s = 0; s < N_SEQS; s++)
+		tkv_seq_sync(rt, s + 1);
+	double secs = (double)(tkv__now_ns() - t0) / 1e9;
+	for (uint64_t s = 0; s < N_SEQS; s++)
+		tkv_seq_close(rt, s + 1);
+	return secs;
+}
+
+/* Best of `reps` timed repetitions after one warm-up; fills r. */
+static int run_point(const point_run *p, int reps, bench_result *r)
+{
+	tkv_config c = point_config(p);
+	tkv_runtime *rt;
+	int rc = tkv__open_ex(&c, p->queue, &rt);
+	if (rc) {
+		fprintf(stderr, "tierkv-bench: open: %s\n", tkv_last_error());
+		return rc;
+	}
+	const size_t row = (size_t)c.n_kv_heads * c.head_dim * tkv_dtype_size(c.dtype);
+	const uint32_t tokens = tokens_per_seq(&c, 2 * row, p->batch);
+	double best = 0;
+	for (int i = 0; i <= reps; i++) {
+		double secs = run_once(rt, &c, p, tokens, row);
+		if (secs < 0) {
+			tkv_close(rt);
+			return -EIO;
+		}
+		if (i > 0 && (best == 0 || secs < best))
+			best = secs;
+	}
+	tkv_close(rt);
+	uint64_t layer_tokens = (uint64_t)N_SEQS * tokens * c.n_layers;
+	r->tokens_per_s = (double)layer_tokens / best;
+	r->gbps = (double)layer_tokens * 2 * (double)row / best / 1e9;
+	return 0;
+}
+
+/* The seed's design: every token of every layer is one call that takes a
+ * global mutex, finds (or mallocs) the block and memcpys the K and V rows. */
+typedef struct naive_store {
+	pthread_mutex_t lock;
+	unsigned char **blocks; /* [seq][layer][block] */
+	uint32_t n_layers, blocks_per_layer;
+	size_t row, block_bytes;
+} naive_store;
+
+static void naive_put(naive_store *n, uint32_t seq, uint32_t layer, uint32_t pos,
+		      const unsigned char *k, const unsigned char *v)
+{
+	pthread_mutex_lock(&n->lock);
+	size_t idx = ((size_t)seq * n->n_layers + layer) * n->blocks_per_layer + pos / 16;
+	if (!n->blocks[idx])
+		n->blocks[idx] = malloc(n->block_bytes);
+	unsigned char *b = n->blocks[idx];
+	memcpy(b + (pos % 16) * n->row, k, n->row);
+	memcpy(b + (16 + pos % 16) * n->row, v, n->row);
+	pthread_mutex_unlock(&n->lock);
+}
+
+static int run_naive(const point_run *p, int reps, bench_result *r)
+{
+	tkv_config c = point_config(p);
+	const size_t row = (size_t)c.n_kv_heads * c.head_dim * tkv_dtype_size(c.dtype);
+	const uint32_t tokens = tokens_per_seq(&c, 2 * row, 16);
+	naive_store n = {.n_layers = c.n_layers, .blocks_per_layer = tokens / 16 + 1, .row = row};
+	n.block_bytes = 32 * row;
+	size_t nblocks = (size_t)N_SEQS * c.n_layers * n.blocks_per_layer;
+	n.blocks = calloc(nblocks, sizeof(*n.blocks));
+	pthread_mutex_init(&n.lock, NULL);
+	double best = 0;
+	for (int i = 0; i <= reps; i++) {
+		size_t off = 0;
+		uint64_t t0 = tkv__now_ns();
+		for (uint32_t pos = 0; pos < tokens; pos++)
+			for (uint32_t s = 0; s < N_SEQS; s++)
+				for (uint32_t l = 0; l < c.n_layers; l++) {
+					naive_put(&n, s, l, pos, p->src + off, p->src + off + row);
+					off = (off + 2 * row) % (SRC_BYTES - 2 * row);
+				}
+		double secs = (double)(tkv__now_ns() - t0) / 1e9;
+		if (i > 0 && (best == 0 || secs < best))
+			best = secs;
+		for (size_t b = 0; b < nblocks; b++) { /* the seed freed on close */
+			free(n.blocks[b]);
+			n.blocks[b] = NULL;
+		}
+	}
+	free(n.blocks);
+	pthread_mutex_destroy(&n.lock);
+	uint64_t layer_tokens = (uint64_t)N_SEQS * tokens * c.n_layers;
+	r->tokens_per_s = (double)layer_tokens / best;
+	r->gbps = (double)layer_tokens * 2 * (double)row / best / 1e9;
+	return 0;
+}
+
+static void fill_common(bench_result *r, const char *scenario, const point_run *p,
+			double limit)
+{
+	r->scenario = scenario;
+	r->geometry = p->geo->name;
+	r->dtype = p->dtype;
+	r->workers = p->workers;
+	r->batch = p->batch;
+	r->limit_gbps = limit;
+	r->ratio = r->gbps / limit;
+}
+
+typedef struct pipeline_options {
+	const bench_geometry *geometry;
+	uint32_t max_workers;
+	int reps;
+	uint64_t hot_bytes;
+	const char *json, *csv;
+} pipeline_options;
+
+static const uint32_t batches[] = {1, 4, 16, 32, 64};
+static const tkv_dtype dtypes[] = {TKV_DTYPE_F32, TKV_DTYPE_BF16};
+enum { N_BATCHES = sizeof(batches) / sizeof(batches[0]), N_DTYPES = 2 };
+
+static int sweep(const pipeline_options *o, bench_report *rep)
+{
+	unsigned char *src = bench_source_buffer(SRC_BYTES);
+	if (!src)
+		return -ENOMEM;
+	double limits[TKV_STATS_MAX_WORKERS + 1] = {0};
+	for (uint32_t w = 1; w <= o->max_workers; w++) {
+		limits[w] = bench_copy_limit_gbps(src, SRC_BYTES, o->hot_bytes, w);
+		if (limits[w] <= 0) {
+			free(src);
+			return -EIO;
+		}
+	}
+	int rc = 0;
+	for (size_t d = 0; d < N_DTYPES && !rc; d++) {
+		point_run p = {o->geometry, dtypes[d], 1, 1, o->hot_bytes, src, TKV__QUEUE_RING};
+		bench_result naive = {0};
+		if ((rc = run_naive(&p, o->reps, &naive)))
+			break;
+		fill_common(&naive, "naive", &p, limits[1]);
+		naive.speedup = 1.0;
+		bench_report_add(rep, &naive);
+		bench_progress(rep, "naive baseline");
+		for (uint32_t w = 1; w <= o->max_workers && !rc; w++) {
+			for (size_t b = 0; b < N_BATCHES && !rc; b++) {
+				p.workers = w;
+				p.batch = batches[b];
+				bench_result r = {0}, mq = {0};
+				p.queue = TKV__QUEUE_RING;
+				if ((rc = run_point(&p, o->reps, &r)))
+					break;
+				fill_common(&r, "pipeline", &p, limits[w]);
+				r.speedup = r.tokens_per_s / naive.tokens_per_s;
+				bench_report_add(rep, &r);
+				p.queue = TKV__QUEUE_MUTEX;
+				if ((rc = run_point(&p, o->reps, &mq)))
+					break;
+				fill_common(&mq, "mutex-queue", &p, limits[w]);
+				mq.speedup = mq.tokens_per_s / naive.tokens_per_s;
+				bench_report_add(rep, &mq);
+				bench_progress(rep, "pipeline sweep");
+			}
+		}
+	}
+	free(src);
+	return rc;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: tierkv-bench [pipeline] [--geometry NAME] [--max-workers N] [--reps N]\n"
+		"                    [--hot-bytes SIZE] [--json FILE] [--csv FILE]\n"
+		"  Store-to-completion throughput of the hot-tier pipeline, swept over\n"
+		"  workers 1..N x batch {1,4,16,32,64} x dtype {f32,bf16}, beside the naive\n"
+		"  and mutex-queue baselines and the same-run copy limit.\n"
+		"  --geometry     llama3-8b (default), llama3-70b, mistral-7b, qwen2.5-7b\n"
+		"  --max-workers  default: online CPUs\n"
+		"  --reps         timed repetitions per point, best kept (default 3)\n"
+		"  --hot-bytes    hot tier and limit footprint (default 512M)\n");
+}
+
+static int parse(int argc, char **argv, pipeline_options *o)
+{
+	static const struct option opts[] = {
+		{"geometry", required_argument, NULL, 'g'}, {"max-workers", required_argument, NULL, 'w'},
+		{"reps", required_argument, NULL, 'r'},     {"hot-bytes", required_argument, NULL, 'b'},
+		{"json", required_argument, NULL, 'j'},     {"csv", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+	};
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	*o = (pipeline_options){bench_geometry_find("llama3-8b"), ncpu > 0 ? (uint32_t)ncpu : 1, 3,
+				512ull << 20, NULL, NULL};
+	size_t bytes;
+	for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+		switch (c) {
+		case 'g':
+			if (!(o->geometry = bench_geometry_find(optarg)))
+				return fprintf(stderr, "tierkv-bench: unknown geometry '%s'\n", optarg), -1;
+			break;
+		case 'w': o->max_workers = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'r': o->reps = atoi(optarg); break;
+		case 'b':
+			if (bench_parse_bytes(optarg, &bytes))
+				return fprintf(stderr, "tierkv-bench: bad size '%s'\n", optarg), -1;
+			o->hot_bytes = bytes;
+			break;
+		case 'j': o->json = optarg; break;
+		case 'c': o->csv = optarg; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -1;
+		}
+	}
+	if (o->max_workers < 1 || o->max_workers > TKV_STATS_MAX_WORKERS || o->reps < 1)
+		return fprintf(stderr, "tierkv-bench: --max-workers and --reps must be >= 1\n"), -1;
+	return 0;
+}
+
+int bench_pipeline_main(int argc, char **argv)
+{
+	pipeline_options o;
+	if (parse(argc, argv, &o))
+		return 2;
+	bench_report rep;
+	bench_report_init(&rep, N_DTYPES * (1 + 2 * (size_t)o.max_workers * N_BATCHES));
+	printf("# tierkv-bench pipeline: %s (%u layers x %u KV heads x %u dims), hot tier %llu MiB,\n"
+	       "# %d sequences per point, 1 engine thread storing, best of %d after a warm-up.\n"
+	       "# limit = best of glibc memcpy and streaming copy, same source, same footprint,\n"
+	       "# with as many threads as workers, measured now. GB/s = 1e9 bytes of K+V copied/s.\n",
+	       o.geometry->name, o.geometry->n_layers, o.geometry->n_kv_heads, o.geometry->head_dim,
+	       (unsigned long long)(o.hot_bytes >> 20), N_SEQS, o.reps);
+	fflush(stdout);
+	int rc = sweep(&o, &rep);
+	bench_report_table(&rep, stdout);
+	if (!rc && o.json)
+		rc = bench_report_json(&rep, o.json);
+	if (!rc && o.csv)
+		rc = bench_report_csv(&rep, o.csv);
+	bench_report_free(&rep);
+	return rc ? 1 : 0;
+}

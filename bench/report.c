@@ -1,0 +1,127 @@
+/*
+ * report.c - table, JSON and CSV output of bench results, and the progress
+ * line (see report.h).
+ */
+#include "bench/report.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench/bench.h"
+
+const bench_geometry bench_geometries[] = {
+	{"llama3-8b", 32, 8, 128},
+	{"llama3-70b", 80, 8, 128},
+	{"mistral-7b", 32, 8, 128},
+	{"qwen2.5-7b", 28, 4, 128},
+	{NULL, 0, 0, 0},
+};
+
+const bench_geometry *bench_geometry_find(const char *name)
+{
+	for (const bench_geometry *g = bench_geometries; g->name; g++)
+		if (!strcmp(g->name, name))
+			return g;
+	return NULL;
+}
+
+const char *bench_dtype_name(tkv_dtype d)
+{
+	return d == TKV_DTYPE_F32 ? "f32" : d == TKV_DTYPE_F16 ? "f16" : "bf16";
+}
+
+void bench_report_init(bench_report *r, size_t planned)
+{
+	memset(r, 0, sizeof(*r));
+	r->planned = planned;
+	r->t0_ns = bench_now_ns();
+	r->progress = isatty(STDERR_FILENO);
+}
+
+void bench_report_free(bench_report *r)
+{
+	free(r->results);
+	memset(r, 0, sizeof(*r));
+}
+
+void bench_report_add(bench_report *r, const bench_result *res)
+{
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 64;
+		bench_result *n = realloc(r->results, cap * sizeof(*n));
+		if (!n) {
+			fprintf(stderr, "tierkv-bench: out of memory keeping results\n");
+			return;
+		}
+		r->results = n;
+		r->cap = cap;
+	}
+	r->results[r->n++] = *res;
+}
+
+void bench_progress(bench_report *r, const char *what)
+{
+	if (!r->progress || !r->planned)
+		return;
+	double el = (double)(bench_now_ns() - r->t0_ns) / 1e9;
+	double eta = r->n ? el / (double)r->n * (double)(r->planned - (r->n < r->planned ? r->n : r->planned)) : 0;
+	fprintf(stderr, "\r\033[K[%zu/%zu] %s  elapsed %.0fs  ETA %.0fs", r->n, r->planned, what, el,
+		eta);
+	if (r->n >= r->planned)
+		fputc('\n', stderr);
+	fflush(stderr);
+}
+
+void bench_report_table(const bench_report *r, FILE *f)
+{
+	fprintf(f, "%-12s %-10s %-5s %7s %5s %14s %8s %8s %7s %9s\n", "scenario", "geometry",
+		"dtype", "workers", "batch", "layer-tok/s", "GB/s", "limit", "ratio", "vs naive");
+	for (size_t i = 0; i < r->n; i++) {
+		const bench_result *x = &r->results[i];
+		fprintf(f, "%-12s %-10s %-5s %7u %5u %14.0f %8.2f %8.2f %7.3f %8.1fx\n", x->scenario,
+			x->geometry, bench_dtype_name(x->dtype), x->workers, x->batch, x->tokens_per_s,
+			x->gbps, x->limit_gbps, x->ratio, x->speedup);
+	}
+}
+
+int bench_report_json(const bench_report *r, const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "tierkv-bench: cannot write %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	fputs("[\n", f);
+	for (size_t i = 0; i < r->n; i++) {
+		const bench_result *x = &r->results[i];
+		fprintf(f,
+			"  {\"scenario\": \"%s\", \"geometry\": \"%s\", \"dtype\": \"%s\", "
+			"\"workers\": %u, \"batch\": %u, \"tokens_per_s\": %.1f, \"gbps\": %.4f, "
+			"\"limit_gbps\": %.4f, \"ratio\": %.4f, \"speedup_vs_naive\": %.3f}%s\n",
+			x->scenario, x->geometry, bench_dtype_name(x->dtype), x->workers, x->batch,
+			x->tokens_per_s, x->gbps, x->limit_gbps, x->ratio, x->speedup,
+			i + 1 < r->n ? "," : "");
+	}
+	fputs("]\n", f);
+	return fclose(f) ? -errno : 0;
+}
+
+int bench_report_csv(const bench_report *r, const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "tierkv-bench: cannot write %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	fputs("scenario,geometry,dtype,workers,batch,tokens_per_s,gbps,limit_gbps,ratio,"
+	      "speedup_vs_naive\n", f);
+	for (size_t i = 0; i < r->n; i++) {
+		const bench_result *x = &r->results[i];
+		fprintf(f, "%s,%s,%s,%u,%u,%.1f,%.4f,%.4f,%.4f,%.3f\n", x->scenario, x->geometry,
+			bench_dtype_name(x->dtype), x->workers, x->batch, x->tokens_per_s, x->gbps,
+			x->limit_gbps, x->ratio, x->speedup);
+	}
+	return fclose(f) ? -errno : 0;
+}

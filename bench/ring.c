@@ -1,0 +1,113 @@
+/*
+ * ring.c - `tierkv-bench ring`: what one descriptor hand-off costs through
+ * the ring topologies the runtime could use, measured on this machine:
+ *  - spsc: one producer, one consumer, ck_ring SPSC (the per-producer design);
+ *  - mpsc: one producer, one consumer, ck_ring MPSC (the runtime's choice);
+ *  - mpsc-2p: two producers into one MPSC ring (contention on the CAS).
+ * Each moves the runtime's own descriptor type by value. Reported: ns per
+ * item end to end (producer push to consumer pop, pipelined), which is the
+ * per-batch queue cost the runtime pays on top of its copy.
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <ck_pr.h>
+
+#include "bench/bench.h"
+#include "runtime/runtime.h"
+
+typedef struct ring_bench {
+	ck_ring_t ring;
+	tkv__desc *slots;
+	uint64_t items_per_producer;
+	uint32_t producers;
+	bool mpsc;
+	uint32_t go;
+} ring_bench;
+
+static void *producer_main(void *arg)
+{
+	ring_bench *b = arg;
+	tkv__desc d = {0};
+	while (!ck_pr_load_32(&b->go))
+		ck_pr_stall();
+	for (uint64_t i = 0; i < b->items_per_producer; i++) {
+		d.pos = i;
+		if (b->mpsc)
+			while (!ck_ring_enqueue_mpsc_tkv__desc(&b->ring, b->slots, &d))
+				ck_pr_stall();
+		else
+			while (!ck_ring_enqueue_spsc_tkv__desc(&b->ring, b->slots, &d))
+				ck_pr_stall();
+	}
+	return NULL;
+}
+
+/* ns per item, consumer side, for one configuration. */
+static double run(bool mpsc, uint32_t producers, uint64_t items)
+{
+	ring_bench b = {.items_per_producer = items / producers, .producers = producers, .mpsc = mpsc};
+	b.slots = calloc(1024, sizeof(*b.slots));
+	ck_ring_init(&b.ring, 1024);
+	pthread_t th[2];
+	for (uint32_t i = 0; i < producers; i++)
+		pthread_create(&th[i], NULL, producer_main, &b);
+	uint64_t total = b.items_per_producer * producers, got = 0, sum = 0;
+	tkv__desc d;
+	uint64_t t0 = bench_now_ns();
+	ck_pr_store_32(&b.go, 1);
+	while (got < total) {
+		bool ok = mpsc ? ck_ring_dequeue_mpsc_tkv__desc(&b.ring, b.slots, &d)
+			       : ck_ring_dequeue_spsc_tkv__desc(&b.ring, b.slots, &d);
+		if (ok) {
+			sum += d.pos;
+			got++;
+		} else {
+			ck_pr_stall();
+		}
+	}
+	double ns = (double)(bench_now_ns() - t0) / (double)total;
+	for (uint32_t i = 0; i < producers; i++)
+		pthread_join(th[i], NULL);
+	free(b.slots);
+	if (sum == 0)
+		fprintf(stderr, "tierkv-bench ring: nothing moved\n");
+	return ns;
+}
+
+int bench_ring_main(int argc, char **argv)
+{
+	uint64_t items = 20u * 1000 * 1000;
+	int reps = 3;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--items") && i + 1 < argc)
+			items = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+			reps = atoi(argv[++i]);
+		else {
+			fprintf(stderr, "usage: tierkv-bench ring [--items N] [--reps N]\n");
+			return 2;
+		}
+	}
+	struct {
+		const char *name;
+		bool mpsc;
+		uint32_t producers;
+	} cases[] = {{"spsc", false, 1}, {"mpsc", true, 1}, {"mpsc-2p", true, 2}};
+	printf("# tierkv-bench ring: %llu descriptors of %zu bytes through a 1024-slot ck_ring,\n"
+	       "# best of %d; ns per item = consumer wall time / items (pipelined)\n",
+	       (unsigned long long)items, sizeof(tkv__desc), reps);
+	printf("%-10s %10s\n", "topology", "ns/item");
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		double best = 0;
+		for (int r = 0; r < reps; r++) {
+			double ns = run(cases[c].mpsc, cases[c].producers, items);
+			if (best == 0 || ns < best)
+				best = ns;
+		}
+		printf("%-10s %10.1f\n", cases[c].name, best);
+	}
+	return 0;
+}

@@ -1,0 +1,162 @@
+/*
+ * runtime.c - tkv_open/tkv_close and sequence open/close: building and
+ * tearing down everything the other runtime files share (runtime.h).
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ck_pr.h>
+
+#include "runtime/error.h"
+#include "runtime/runtime.h"
+#include "runtime/topology.h"
+
+/*
+ * Copies into hot blocks use non-temporal stores whenever the hot tier is
+ * larger than the last-level cache: what decides it is the destination
+ * footprint (blocks are written once and read much later, usually after many
+ * other blocks), not the size of one copy. A small hot tier that fits in
+ * cache keeps regular stores, so a read right after a store hits the cache.
+ */
+static tkv__copy_fn choose_hot_copy(const tkv__kernels *k, uint64_t hot_bytes)
+{
+	long llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
+	if (llc <= 0)
+		llc = 32l << 20;
+	return hot_bytes > (uint64_t)llc ? k->copy_stream : k->copy;
+}
+
+static uint32_t choose_workers(const tkv_config *c, const tkv__topology *topo)
+{
+	uint32_t n = c->n_workers ? c->n_workers : (uint32_t)topo->n_cpus;
+	if (n > c->n_layers)
+		n = c->n_layers; /* a worker without layers would only sleep */
+	return n ? n : 1;
+}
+
+static void free_block(void *ctx, uint32_t layer, void *mem)
+{
+	tkv_runtime *rt = ctx;
+	tkv__arena_free(&tkv__worker_of(rt, layer)->arena, mem, rt->geo.block_bytes);
+}
+
+static uint64_t seq_blocks(const tkv_runtime *rt, const tkv__seq *s)
+{
+	uint64_t n = 0;
+	for (uint32_t i = 0; i < s->n_layers; i++)
+		n += tkv__blocks_for(s->layers[i].next_pos, rt->cfg.block_tokens);
+	return n;
+}
+
+static void drop_seq(void *ctx, tkv__seq *s)
+{
+	tkv_runtime *rt = ctx;
+	tkv__hot_release(rt, seq_blocks(rt, s));
+	tkv__seq_free(s, free_block, rt);
+}
+
+static int open_workers(tkv_runtime *rt)
+{
+	tkv__topology *t = calloc(1, sizeof(*t)); /* ~4 KiB: not on the stack */
+	if (!t)
+		return tkv__fail(-ENOMEM, "open: topology");
+	int rc = tkv__topology_detect(rt->cfg.sysfs_root, t);
+	if (rc) {
+		free(t);
+		return rc;
+	}
+	rt->topology_source = t->source;
+	rt->n_workers = choose_workers(&rt->cfg, t);
+	rc = tkv__workers_start(rt, t->cpus, t->n_cpus);
+	free(t);
+	return rc;
+}
+
+int tkv_open(const tkv_config *cfg, tkv_runtime **out)
+{
+	return tkv__open_ex(cfg, TKV__QUEUE_RING, out);
+}
+
+int tkv__open_ex(const tkv_config *cfg, tkv__queue_kind queue, tkv_runtime **out)
+{
+	if (!out)
+		return tkv__fail(-EINVAL, "open: NULL out");
+	*out = NULL;
+	tkv_runtime *rt = aligned_alloc(64, sizeof(*rt));
+	if (!rt)
+		return tkv__fail(-ENOMEM, "open: runtime");
+	memset(rt, 0, sizeof(*rt));
+	rt->queue = queue;
+	int rc = tkv__config_load(cfg, &rt->cfg, &rt->geo);
+	if (rc) {
+		free(rt);
+		return rc;
+	}
+	rt->kern = tkv__kernels_get(rt->cfg.max_isa);
+	rt->hot_copy = choose_hot_copy(rt->kern, rt->cfg.hot_bytes);
+	if ((rc = tkv__seq_table_init(&rt->seqs))) {
+		free(rt);
+		return tkv__fail(rc, "open: sequence table");
+	}
+	if ((rc = open_workers(rt))) {
+		tkv__workers_stop(rt);
+		tkv__workers_free(rt);
+		tkv__seq_table_fini(&rt->seqs, drop_seq, rt);
+		free(rt);
+		return rc;
+	}
+	*out = rt;
+	return 0;
+}
+
+void tkv_close(tkv_runtime *rt)
+{
+	if (!rt)
+		return;
+	ck_pr_store_32(&rt->closing, 1);
+	ck_pr_store_32(&rt->paused, 0);
+	/* Workers drain their rings before exiting, so every accepted store
+	 * completes before its blocks are freed below. */
+	tkv__workers_stop(rt);
+	tkv__seq_table_fini(&rt->seqs, drop_seq, rt);
+	tkv__workers_free(rt);
+	free(rt);
+}
+
+int tkv_seq_open(tkv_runtime *rt, uint64_t seq_id)
+{
+	int rc = tkv__rt_check(rt);
+	if (rc)
+		return rc;
+	tkv__seq *s = tkv__seq_new(seq_id, rt->cfg.n_layers);
+	if (!s)
+		return tkv__fail(-ENOMEM, "seq_open: sequence %llu", (unsigned long long)seq_id);
+	if ((rc = tkv__seq_table_insert(&rt->seqs, s))) {
+		tkv__seq_free(s, free_block, rt);
+		return tkv__fail(rc, "seq_open: sequence %llu %s", (unsigned long long)seq_id,
+				 rc == -EEXIST ? "is already open" : "cannot be added");
+	}
+	return 0;
+}
+
+int tkv_seq_close(tkv_runtime *rt, uint64_t seq_id)
+{
+	int rc = tkv__rt_check(rt);
+	if (rc)
+		return rc;
+	tkv__seq *s = tkv__seq_table_remove(&rt->seqs, seq_id, &rc);
+	if (!s)
+		return tkv__fail(rc, "seq_close: sequence %llu %s", (unsigned long long)seq_id,
+				 rc == -EBUSY ? "has views held" : "is not open");
+	/* Out of the table: no new reference can be taken. Wait for the ones
+	 * in flight (short API calls) and for the workers' pending copies. */
+	while (ck_pr_load_32(&s->refs))
+		sched_yield();
+	ck_pr_fence_acquire(); /* pairs with tkv__seq_put's release */
+	tkv__seq_drain(rt, s);
+	drop_seq(rt, s);
+	return 0;
+}

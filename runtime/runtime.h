@@ -1,0 +1,149 @@
+/*
+ * runtime.h - the runtime object shared by the producer API, the workers and
+ * the readers.
+ *
+ * Ring topology: one MPSC ck_ring per worker, any engine thread producing.
+ * Why not SPSC rings per registered producer: tickets complete by position
+ * (a layer's done_pos), which is only sound if a layer's batches are copied
+ * in the order they were accepted. The API lets an engine hand a sequence
+ * from thread to thread; with one SPSC ring per producer the worker could
+ * drain the second thread's ring first and publish a done_pos past a batch
+ * still queued in the first ring. One MPSC ring per worker keeps acceptance
+ * order = copy order with no per-thread registration. Its extra cost over
+ * SPSC is one CAS on the producer index per batch (measured by
+ * `tierkv-bench ring`; see README), paid once per batch, never per token.
+ *
+ * Lock order: seq_table shard lock -> nothing (no other lock is taken while
+ * one is held, and no lock is held while waiting for a worker or for I/O).
+ */
+#ifndef TKV_RUNTIME_RUNTIME_H
+#define TKV_RUNTIME_RUNTIME_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ck_ring.h>
+
+#include "kernels/kernels.h"
+#include "runtime/config.h"
+#include "runtime/seq_table.h"
+#include "tiers/hot_arena.h"
+
+/* What a producer pushes: a description of the batch, never its data. */
+typedef struct tkv__desc {
+	tkv__seq *seq;
+	const unsigned char *k;
+	const unsigned char *v;
+	uint64_t pos;
+	uint32_t n_tokens;
+	uint32_t layer;
+} tkv__desc;
+
+CK_RING_PROTOTYPE(tkv__desc, tkv__desc)
+
+typedef struct tkv__worker {
+	/* Ring: ck_ring pads its producer and consumer indexes apart. */
+	ck_ring_t ring;
+	tkv__desc *slots;
+
+	/* Sleep/wake (consumer writes `sleeping`, producers bump `wake`). */
+	uint32_t sleeping __attribute__((aligned(64)));
+	uint32_t wake;
+
+	/* Completion: waiters count themselves in, the worker bumps `epoch`
+	 * and wakes them only when someone waits. */
+	uint32_t epoch __attribute__((aligned(64)));
+	uint32_t waiters;
+
+	/* Written only by the worker; read by tkv_stats_get. */
+	uint64_t tokens __attribute__((aligned(64)));
+	uint64_t bytes;
+	uint64_t batches;
+
+	/* The bench-only mutex queue (queue_mutex.c); unused with the ring. */
+	pthread_mutex_t mq_lock __attribute__((aligned(64)));
+	pthread_cond_t mq_not_empty, mq_not_full;
+	uint32_t mq_head, mq_tail;
+	bool mq_stop;
+
+	struct tkv_runtime *rt __attribute__((aligned(64)));
+	tkv__arena arena;
+	pthread_t thread;
+	uint32_t index;
+	int32_t cpu; /* pinned CPU or -1 */
+	uint32_t n_layers_owned;
+	bool started;
+} tkv__worker;
+
+/* Which descriptor queue the workers use. Only the bench picks MUTEX. */
+typedef enum tkv__queue_kind {
+	TKV__QUEUE_RING = 0,  /* ck_ring MPSC, the runtime's queue */
+	TKV__QUEUE_MUTEX = 1, /* mutex + condvar, the bench baseline */
+} tkv__queue_kind;
+
+struct tkv_runtime {
+	tkv_config cfg;
+	tkv__queue_kind queue;
+	tkv__geometry geo;
+	const tkv__kernels *kern;
+	tkv__copy_fn hot_copy; /* the copy used into hot blocks (see runtime.c) */
+
+	tkv__worker *workers;
+	uint32_t n_workers;
+	uint32_t pin_failures;
+	const char *topology_source;
+
+	tkv__seq_table seqs;
+
+	uint64_t hot_blocks_used __attribute__((aligned(64))); /* atomic */
+	uint64_t ring_full_events;
+	uint64_t enospc_events;
+	uint64_t pinned_blocks;
+
+	uint32_t stop __attribute__((aligned(64)));    /* workers drain and exit */
+	uint32_t closing; /* API calls get -EBADF */
+	uint32_t paused;  /* test seam: workers stop dequeuing (tkv__test_pause) */
+};
+
+static inline tkv__worker *tkv__worker_of(const struct tkv_runtime *rt, uint32_t layer)
+{
+	return &rt->workers[layer % rt->n_workers];
+}
+
+/* Worker thread lifecycle (worker.c). */
+int tkv__workers_start(struct tkv_runtime *rt, const int *cpus, int n_cpus);
+void tkv__workers_stop(struct tkv_runtime *rt);
+/* Frees rings and arenas after stop and after every block was freed. */
+void tkv__workers_free(struct tkv_runtime *rt);
+/* Wakes the worker if it sleeps; called after each successful push. */
+void tkv__worker_kick(tkv__worker *w);
+
+/* Waits until a layer's done_pos reaches end (completion.c). */
+void tkv__wait_done(tkv__worker *w, const tkv__layer *l, uint64_t end);
+
+/* Waits for every layer of a sequence to finish what it accepted. */
+void tkv__seq_drain(struct tkv_runtime *rt, tkv__seq *s);
+
+/* Block accounting shared by store and seq close (store.c). */
+uint64_t tkv__blocks_for(uint64_t tokens, uint32_t block_tokens);
+void tkv__hot_release(struct tkv_runtime *rt, uint64_t blocks);
+
+/* tkv_open with a chosen queue (the bench's mutex-queue baseline). */
+int tkv__open_ex(const tkv_config *cfg, tkv__queue_kind queue, struct tkv_runtime **out);
+
+/* The mutex queue (queue_mutex.c). */
+void tkv__mq_init(tkv__worker *w);
+void tkv__mq_fini(tkv__worker *w);
+int tkv__mq_push(tkv__worker *w, const tkv__desc *d, bool nonblock, uint64_t *full_events);
+bool tkv__mq_pop(tkv__worker *w, tkv__desc *d);
+void tkv__mq_stop(tkv__worker *w);
+
+/* Test seam: while paused, workers leave their rings alone, so tests can
+ * fill a ring deterministically. Not for production use. */
+void tkv__test_pause(struct tkv_runtime *rt, bool paused);
+
+/* An API call's runtime check: -EINVAL for NULL, -EBADF while closing. */
+int tkv__rt_check(const struct tkv_runtime *rt);
+
+#endif

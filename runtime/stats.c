@@ -1,0 +1,68 @@
+/*
+ * stats.c - tkv_stats_get and tkv_seq_info: snapshots of counters that other
+ * threads update; each counter is read atomically on its own.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <ck_pr.h>
+
+#include "runtime/error.h"
+#include "runtime/runtime.h"
+
+int tkv_stats_get(tkv_runtime *rt, tkv_stats *out)
+{
+	int rc = tkv__rt_check(rt);
+	if (rc)
+		return rc;
+	if (!out || out->struct_size != sizeof(*out))
+		return tkv__fail(-EINVAL, "stats: NULL or struct_size not sizeof(tkv_stats)");
+	memset(out, 0, sizeof(*out));
+	out->struct_size = sizeof(*out);
+	out->n_workers = rt->n_workers;
+	out->pin_failures = rt->pin_failures;
+	out->ring_full_events = ck_pr_load_64(&rt->ring_full_events);
+	out->enospc_events = ck_pr_load_64(&rt->enospc_events);
+	out->hot_blocks_used = ck_pr_load_64(&rt->hot_blocks_used);
+	out->hot_bytes_used = out->hot_blocks_used * rt->geo.block_bytes;
+	out->hot_bytes_capacity = rt->geo.hot_blocks * rt->geo.block_bytes;
+	out->pinned_blocks = ck_pr_load_64(&rt->pinned_blocks);
+	out->open_sequences = ck_pr_load_64(&rt->seqs.count);
+	out->topology_source = rt->topology_source;
+	out->isa = rt->kern->isa;
+	for (uint32_t i = 0; i < rt->n_workers && i < TKV_STATS_MAX_WORKERS; i++) {
+		tkv__worker *w = &rt->workers[i];
+		out->workers[i] = (tkv_worker_stats){
+			.tokens_stored = ck_pr_load_64(&w->tokens),
+			.bytes_stored = ck_pr_load_64(&w->bytes),
+			.batches = ck_pr_load_64(&w->batches),
+			.cpu = w->cpu,
+			.layers = w->n_layers_owned,
+		};
+	}
+	return 0;
+}
+
+int tkv_seq_info(tkv_runtime *rt, uint64_t seq_id, uint64_t *blocks, uint64_t *tokens)
+{
+	int rc = tkv__rt_check(rt);
+	if (rc)
+		return rc;
+	tkv__seq *s = tkv__seq_get(&rt->seqs, seq_id);
+	if (!s)
+		return tkv__fail(-ENOENT, "seq_info: sequence %llu is not open",
+				 (unsigned long long)seq_id);
+	uint64_t nb = 0, min_done = UINT64_MAX;
+	for (uint32_t i = 0; i < s->n_layers; i++) {
+		uint64_t done = ck_pr_load_64(&s->layers[i].done_pos);
+		nb += tkv__blocks_for(done, rt->cfg.block_tokens);
+		if (done < min_done)
+			min_done = done;
+	}
+	tkv__seq_put(s);
+	if (blocks)
+		*blocks = nb;
+	if (tokens)
+		*tokens = min_done;
+	return 0;
+}

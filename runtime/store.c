@@ -1,0 +1,168 @@
+/*
+ * store.c - the producer side: tkv_store and tkv_batch_hint.
+ *
+ * Per batch, never per token: one sequence lookup, one position check, at
+ * most one hot-capacity reservation (only when the batch opens new blocks),
+ * one ring push, and one look at whether the worker sleeps. The caller's K
+ * and V are not touched here; the worker copies them.
+ */
+#include <errno.h>
+#include <time.h>
+
+#include <ck_pr.h>
+
+#include "runtime/error.h"
+#include "runtime/futex.h"
+#include "runtime/runtime.h"
+
+/* Ring-full backoff: spin this long, then sleep with doubling naps up to
+ * MAX_NAP_NS. Bounded so a producer reacts within ~1 ms once room appears. */
+enum { FULL_SPIN_NS = 2000, MIN_NAP_NS = 1000, MAX_NAP_NS = 1000000 };
+
+uint64_t tkv__blocks_for(uint64_t tokens, uint32_t block_tokens)
+{
+	return (tokens + block_tokens - 1) / block_tokens;
+}
+
+static bool hot_reserve(tkv_runtime *rt, uint64_t blocks)
+{
+	uint64_t cur = ck_pr_load_64(&rt->hot_blocks_used);
+	do {
+		if (cur + blocks > rt->geo.hot_blocks)
+			return false;
+	} while (!ck_pr_cas_64_value(&rt->hot_blocks_used, cur, cur + blocks, &cur));
+	return true;
+}
+
+void tkv__hot_release(tkv_runtime *rt, uint64_t blocks)
+{
+	if (blocks)
+		ck_pr_sub_64(&rt->hot_blocks_used, blocks);
+}
+
+int tkv__rt_check(const tkv_runtime *rt)
+{
+	if (!rt)
+		return tkv__fail(-EINVAL, "runtime: NULL");
+	if (ck_pr_load_32((uint32_t *)&rt->closing))
+		return tkv__fail(-EBADF, "runtime: closing");
+	return 0;
+}
+
+static int check_store(const tkv_runtime *rt, uint32_t layer, uint32_t n, const void *k,
+		       const void *v)
+{
+	if (layer >= rt->cfg.n_layers)
+		return tkv__fail(-EINVAL, "store: layer %u out of range (n_layers %u)", layer,
+				 rt->cfg.n_layers);
+	if (n == 0)
+		return tkv__fail(-EINVAL, "store: n_tokens is 0");
+	if (!k || !v)
+		return tkv__fail(-EINVAL, "store: NULL %s buffer", !k ? "K" : "V");
+	size_t bytes;
+	if (__builtin_mul_overflow((size_t)n, rt->geo.row_bytes, &bytes) ||
+	    bytes > (SIZE_MAX >> 1))
+		return tkv__fail(-EOVERFLOW, "store: %u tokens overflow a buffer size", n);
+	return 0;
+}
+
+/* Pushes d; on a full ring either -EAGAIN or bounded backoff. */
+static int push(tkv_runtime *rt, tkv__worker *w, tkv__desc *d, unsigned flags)
+{
+	if (CK_CC_UNLIKELY(rt->queue == TKV__QUEUE_MUTEX)) {
+		uint64_t full = 0;
+		int rc = tkv__mq_push(w, d, flags & TKV_STORE_NONBLOCK, &full);
+		if (full)
+			ck_pr_inc_64(&rt->ring_full_events);
+		return rc;
+	}
+	if (ck_ring_enqueue_mpsc_tkv__desc(&w->ring, w->slots, d))
+		return 0;
+	ck_pr_inc_64(&rt->ring_full_events);
+	if (flags & TKV_STORE_NONBLOCK)
+		return tkv__fail(-EAGAIN, "store: worker %u ring full", w->index);
+	uint64_t t0 = tkv__now_ns(), nap = MIN_NAP_NS;
+	for (;;) {
+		if (ck_ring_enqueue_mpsc_tkv__desc(&w->ring, w->slots, d))
+			return 0;
+		if (ck_pr_load_32(&rt->closing))
+			return tkv__fail(-EBADF, "store: runtime closing");
+		if (tkv__now_ns() - t0 < FULL_SPIN_NS) {
+			ck_pr_stall();
+			continue;
+		}
+		struct timespec ts = {0, (long)nap};
+		nanosleep(&ts, NULL);
+		nap = nap * 2 > MAX_NAP_NS ? MAX_NAP_NS : nap * 2;
+	}
+}
+
+static int store_locked(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t pos,
+			uint32_t n, const void *k, const void *v, unsigned flags)
+{
+	tkv__layer *l = &s->layers[layer];
+	const uint32_t bt = rt->cfg.block_tokens;
+	uint64_t next = l->next_pos; /* ours: one producer per sequence */
+	if (pos != next)
+		return tkv__fail(-EINVAL,
+				 "store: sequence %llu layer %u: position %llu is not "
+				 "contiguous (next expected %llu: %s)",
+				 (unsigned long long)s->id, layer, (unsigned long long)pos,
+				 (unsigned long long)next, pos > next ? "gap" : "overlap");
+	uint64_t end;
+	if (__builtin_add_overflow(pos, (uint64_t)n, &end))
+		return tkv__fail(-EOVERFLOW, "store: position overflows");
+	uint64_t new_blocks = tkv__blocks_for(end, bt) - tkv__blocks_for(pos, bt);
+	if (new_blocks && !hot_reserve(rt, new_blocks)) {
+		ck_pr_inc_64(&rt->enospc_events);
+		return tkv__fail(-ENOSPC, "store: hot tier full (%llu blocks)",
+				 (unsigned long long)rt->geo.hot_blocks);
+	}
+	tkv__desc d = {s, k, v, pos, n, layer};
+	tkv__worker *w = tkv__worker_of(rt, layer);
+	int rc = push(rt, w, &d, flags);
+	if (rc) {
+		tkv__hot_release(rt, new_blocks);
+		return rc;
+	}
+	/* Readers on other threads check ranges against next_pos. */
+	ck_pr_store_64(&l->next_pos, end);
+	if (rt->queue == TKV__QUEUE_RING)
+		tkv__worker_kick(w);
+	return 0;
+}
+
+int tkv_store(tkv_runtime *rt, uint64_t seq_id, uint32_t layer, uint64_t pos, uint32_t n_tokens,
+	      const void *k, const void *v, unsigned flags, tkv_ticket *ticket)
+{
+	int rc = tkv__rt_check(rt);
+	if (rc || (rc = check_store(rt, layer, n_tokens, k, v)))
+		return rc;
+	tkv__seq *s = tkv__seq_get(&rt->seqs, seq_id);
+	if (!s)
+		return tkv__fail(-ENOENT, "store: sequence %llu is not open",
+				 (unsigned long long)seq_id);
+	rc = store_locked(rt, s, layer, pos, n_tokens, k, v, flags);
+	tkv__seq_put(s);
+	if (rc == 0 && ticket)
+		*ticket = (tkv_ticket){seq_id, pos + n_tokens, layer, 0};
+	return rc;
+}
+
+int64_t tkv_batch_hint(tkv_runtime *rt, uint64_t seq_id, uint32_t layer, uint32_t cap)
+{
+	int rc = tkv__rt_check(rt);
+	if (rc)
+		return rc;
+	if (layer >= rt->cfg.n_layers)
+		return tkv__fail(-EINVAL, "batch_hint: layer %u out of range", layer);
+	tkv__seq *s = tkv__seq_get(&rt->seqs, seq_id);
+	if (!s)
+		return tkv__fail(-ENOENT, "batch_hint: sequence %llu is not open",
+				 (unsigned long long)seq_id);
+	uint32_t bt = rt->cfg.block_tokens;
+	uint64_t next = ck_pr_load_64(&s->layers[layer].next_pos);
+	tkv__seq_put(s);
+	int64_t left = bt - (int64_t)(next % bt);
+	return (cap && cap < left) ? cap : left;
+}

@@ -1,0 +1,232 @@
+/*
+ * worker.c - the worker threads: each drains its ring in order, copies each
+ * batch into the hot blocks of the layers it owns, then publishes the layer's
+ * done_pos. Idle workers spin briefly (a store usually follows a store) and
+ * then sleep on a futex, so an idle runtime uses no CPU (invariant 6).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ck_pr.h>
+
+#include "runtime/error.h"
+#include "runtime/futex.h"
+#include "runtime/runtime.h"
+#include "runtime/topology.h"
+
+/* Empty polls before sleeping: long enough to cover the gap between an
+ * engine's back-to-back stores, short enough to be invisible when idle. */
+enum { IDLE_SPINS = 4096 };
+
+static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
+{
+	const struct tkv_runtime *rt = w->rt;
+	const size_t row = rt->geo.row_bytes;
+	const uint32_t bt = rt->cfg.block_tokens;
+	uint64_t pos = d->pos;
+	uint32_t left = d->n_tokens;
+	const unsigned char *k = d->k, *v = d->v;
+
+	while (left) {
+		uint64_t b = pos / bt;
+		uint32_t off = (uint32_t)(pos % bt);
+		uint32_t m = bt - off < left ? bt - off : left;
+		tkv__block *blk = tkv__seq_block_make(l, b);
+		if (blk && !blk->mem)
+			blk->mem = tkv__arena_alloc(&w->arena, rt->geo.block_bytes);
+		if (!blk || !blk->mem) {
+			/* Space was reserved at store time, so this is a real
+			 * out-of-memory: make the layer report it rather than
+			 * pretend the tokens are there. */
+			ck_pr_store_32((uint32_t *)&l->error, (uint32_t)-ENOMEM);
+			return;
+		}
+		unsigned char *dst = blk->mem;
+		rt->hot_copy(dst + (size_t)off * row, k, (size_t)m * row);
+		rt->hot_copy(dst + ((size_t)bt + off) * row, v, (size_t)m * row);
+		k += (size_t)m * row;
+		v += (size_t)m * row;
+		pos += m;
+		left -= m;
+	}
+}
+
+static void complete(tkv__worker *w, tkv__layer *l, uint64_t end)
+{
+	/* Release: the copied rows and block-table entries happen before any
+	 * reader's acquire of done_pos. After this store the worker does not
+	 * touch the sequence again (seq.h: it may be freed right after). */
+	ck_pr_fence_release();
+	ck_pr_store_64(&l->done_pos, end);
+	/* Full fence: orders the done_pos store before the waiters load (the
+	 * waiter does the mirror image; see completion.c). */
+	ck_pr_fence_memory();
+	if (ck_pr_load_32(&w->waiters)) {
+		ck_pr_inc_32(&w->epoch);
+		tkv__futex_wake_all(&w->epoch);
+	}
+}
+
+static void process(tkv__worker *w, const tkv__desc *d)
+{
+	tkv__layer *l = &d->seq->layers[d->layer];
+	copy_rows(w, l, d);
+	/* Stats before complete(): nothing of d is read after it. */
+	ck_pr_store_64(&w->tokens, w->tokens + d->n_tokens);
+	ck_pr_store_64(&w->bytes, w->bytes + (uint64_t)d->n_tokens * w->rt->geo.layer_token_bytes);
+	ck_pr_store_64(&w->batches, w->batches + 1);
+	complete(w, l, d->pos + d->n_tokens);
+}
+
+static bool ring_empty(tkv__worker *w)
+{
+	return ck_ring_size(&w->ring) == 0;
+}
+
+/* Sleeps until a producer kicks us or stop is set. */
+static void idle_sleep(tkv__worker *w)
+{
+	uint32_t seen = ck_pr_load_32(&w->wake);
+	ck_pr_store_32(&w->sleeping, 1);
+	/* Dekker with tkv__worker_kick: we publish `sleeping` then look at the
+	 * ring; a producer publishes its slot then looks at `sleeping`. */
+	ck_pr_fence_memory();
+	if (ring_empty(w) && !ck_pr_load_32(&w->rt->stop))
+		tkv__futex_wait(&w->wake, seen, 0);
+	ck_pr_store_32(&w->sleeping, 0);
+}
+
+void tkv__test_pause(struct tkv_runtime *rt, bool paused)
+{
+	ck_pr_store_32(&rt->paused, paused);
+}
+
+void tkv__worker_kick(tkv__worker *w)
+{
+	ck_pr_fence_memory(); /* the pushed slot before the `sleeping` load */
+	if (ck_pr_load_32(&w->sleeping)) {
+		ck_pr_inc_32(&w->wake);
+		tkv__futex_wake_one(&w->wake);
+	}
+}
+
+/* The bench's mutex-queue baseline: same copy path, blocking queue. */
+static void *worker_main_mutex(void *arg)
+{
+	tkv__worker *w = arg;
+	tkv__desc d;
+	while (tkv__mq_pop(w, &d))
+		process(w, &d);
+	return NULL;
+}
+
+static void *worker_main(void *arg)
+{
+	tkv__worker *w = arg;
+	tkv__desc d;
+	unsigned idle = 0;
+	for (;;) {
+		if (CK_CC_UNLIKELY(ck_pr_load_32(&w->rt->paused))) {
+			usleep(100);
+			continue;
+		}
+		if (ck_ring_dequeue_mpsc_tkv__desc(&w->ring, w->slots, &d)) {
+			process(w, &d);
+			idle = 0;
+			continue;
+		}
+		/* Stop only once the ring is drained: close completes every
+		 * accepted store. */
+		if (ck_pr_load_32(&w->rt->stop))
+			break;
+		if (++idle < IDLE_SPINS) {
+			ck_pr_stall();
+			continue;
+		}
+		idle_sleep(w);
+		idle = 0;
+	}
+	return NULL;
+}
+
+static int start_one(struct tkv_runtime *rt, tkv__worker *w, uint32_t i, int cpu)
+{
+	w->rt = rt;
+	w->index = i;
+	w->cpu = -1;
+	w->slots = calloc(rt->cfg.ring_slots, sizeof(*w->slots));
+	if (!w->slots)
+		return tkv__fail(-ENOMEM, "open: ring of %u slots", rt->cfg.ring_slots);
+	ck_ring_init(&w->ring, rt->cfg.ring_slots);
+	tkv__mq_init(w);
+	int rc = tkv__arena_create(&w->arena);
+	if (rc)
+		return rc;
+	rc = pthread_create(&w->thread, NULL,
+			    rt->queue == TKV__QUEUE_MUTEX ? worker_main_mutex : worker_main, w);
+	if (rc)
+		return tkv__fail(-rc, "open: cannot start worker %u", i);
+	w->started = true;
+	if (cpu >= 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		if (pthread_setaffinity_np(w->thread, sizeof(set), &set) == 0)
+			w->cpu = cpu;
+		else
+			rt->pin_failures++;
+	}
+	return 0;
+}
+
+int tkv__workers_start(struct tkv_runtime *rt, const int *cpus, int n_cpus)
+{
+	rt->workers = aligned_alloc(64, sizeof(tkv__worker) * rt->n_workers);
+	if (!rt->workers)
+		return tkv__fail(-ENOMEM, "open: workers");
+	memset(rt->workers, 0, sizeof(tkv__worker) * rt->n_workers);
+	for (uint32_t l = 0; l < rt->cfg.n_layers; l++)
+		tkv__worker_of(rt, l)->n_layers_owned++;
+	for (uint32_t i = 0; i < rt->n_workers; i++) {
+		int cpu = (rt->cfg.pin_workers && n_cpus > 0) ? cpus[i % (uint32_t)n_cpus] : -1;
+		int rc = start_one(rt, &rt->workers[i], i, cpu);
+		if (rc)
+			return rc; /* caller runs tkv__workers_stop */
+	}
+	return 0;
+}
+
+void tkv__workers_stop(struct tkv_runtime *rt)
+{
+	if (!rt->workers)
+		return;
+	ck_pr_store_32(&rt->stop, 1);
+	for (uint32_t i = 0; i < rt->n_workers; i++) {
+		tkv__worker *w = &rt->workers[i];
+		if (!w->started)
+			continue;
+		ck_pr_inc_32(&w->wake);
+		tkv__futex_wake_one(&w->wake);
+		if (rt->queue == TKV__QUEUE_MUTEX)
+			tkv__mq_stop(w);
+		pthread_join(w->thread, NULL);
+	}
+}
+
+void tkv__workers_free(struct tkv_runtime *rt)
+{
+	if (!rt->workers)
+		return;
+	for (uint32_t i = 0; i < rt->n_workers; i++) {
+		tkv__arena_destroy(&rt->workers[i].arena);
+		tkv__mq_fini(&rt->workers[i]);
+		free(rt->workers[i].slots);
+	}
+	free(rt->workers);
+	rt->workers = NULL;
+}

@@ -1,0 +1,735 @@
+/* cold_tier.c - the cold tier storage layer end to end on real files in
+ * /tmp: round trips, capacity, removal, recovery, geometry checks, locking,
+ * concurrency, and a real small filesystem filled to the brim. Faults:
+ * cold_faults.c. */
+#include "cold_helpers.h"
+
+#include <sys/mount.h>
+#include <sys/statvfs.h>
+#include <fcntl.h>
+
+#define LAYERS 4
+
+static char *dir;
+static void setup(void) { dir = cold_tmpdir(); }
+static void teardown(void) { cold_rmdir(dir); dir = NULL; }
+TestSuite(cold_tier, .init = setup, .fini = teardown, .timeout = 120);
+
+static tkv__cold *open_small(uint64_t n_records, bool force_pwrite)
+{
+	tkv__cold_config cfg;
+	tkv__cold *c;
+	cold_small_cfg(&cfg, dir, n_records);
+	cfg.force_pwrite = force_pwrite;
+	cr_assert_eq(tkv__cold_open(&cfg, &c), 0, "open: %s", tkv_last_error());
+	return c;
+}
+
+/* Writes (seq, block) for seq in [0, n_seq), block in [0, n_blk), n_tokens
+ * block % 16 + 1, pipelined with queue_depth writes in flight. */
+static void write_many(tkv__cold *c, uint64_t n_seq, uint64_t n_blk, uint32_t version)
+{
+	enum { Q = 16 };
+	void *bufs[Q];
+	int free_n = Q, n_done = 0, total = (int)(n_seq * n_blk);
+	tkv__cold_done d[Q];
+	for (int i = 0; i < Q; i++)
+		cr_assert_not_null(bufs[i] = tkv__cold_buf_alloc(c));
+	for (int i = 0; i < total || n_done < total;) {
+		if (i < total && free_n > 0) {
+			void *b = bufs[--free_n];
+			uint64_t s = (uint64_t)i / n_blk, k = (uint64_t)i % n_blk;
+			cold_fill(c, b, LAYERS, s, k, version);
+			int rc = tkv__cold_write_submit(c, s, k, (uint32_t)(k % 16) + 1, b, b);
+			cr_assert_eq(rc, 0, "submit %d: %d", i, rc);
+			i++;
+			continue;
+		}
+		int n = tkv__cold_write_reap(c, d, Q, true);
+		for (int j = 0; j < n; j++) {
+			cr_assert_eq(d[j].status, 0, "write status %d", d[j].status);
+			bufs[free_n++] = d[j].user;
+		}
+		n_done += n;
+	}
+	for (int i = 0; i < Q; i++)
+		tkv__cold_buf_free(c, bufs[i]);
+}
+
+static void check_all(tkv__cold *c, uint64_t n_seq, uint64_t n_blk, uint32_t version)
+{
+	size_t bb = tkv__cold_block_bytes(c);
+	unsigned char *dst = aligned_alloc(4096, bb + 4096);
+	void *rec = tkv__cold_buf_alloc(c);
+	for (uint64_t s = 0; s < n_seq; s++)
+		for (uint64_t k = 0; k < n_blk; k++) {
+			uint32_t nt = 0;
+			for (uint32_t l = 0; l < LAYERS; l++) {
+				/* alternate aligned and unaligned destinations */
+				unsigned char *p = dst + ((s + k + l) % 2 ? 8 : 0);
+				cr_assert_eq(tkv__cold_read_layer(c, s, k, l, p, &nt), 0,
+					     "read %lu/%lu/%u: %s", s, k, l, tkv_last_error());
+				cr_assert(cold_layer_is(c, p, s, k, l, version), "data %lu/%lu/%u", s, k, l);
+				cr_assert_eq(nt, k % 16 + 1);
+			}
+			memset(rec, 0, tkv__cold_record_bytes(c));
+			cr_assert_eq(tkv__cold_read_record(c, s, k, rec, &nt), 0);
+			for (uint32_t l = 0; l < LAYERS; l++)
+				cr_assert(cold_layer_is(c, tkv__cold_layer_ptr(c, rec, l), s, k, l, version));
+		}
+	free(dst);
+	tkv__cold_buf_free(c, rec);
+}
+
+Test(cold_tier, round_trip_many_records_both_backends)
+{
+	for (int pw = 0; pw < 2; pw++) {
+		tkv__cold *c = open_small(256, pw);
+		tkv__cold_stats st;
+		write_many(c, 10, 20, 1);
+		check_all(c, 10, 20, 1);
+		tkv__cold_stats_get(c, &st);
+		cr_assert_eq(st.io_uring, !pw, "%s", st.io_note);
+		cr_assert(st.direct_io, "O_DIRECT expected on /tmp: %s", st.fs_note);
+		cr_assert_eq(st.records_written, 200);
+		cr_assert_eq(st.bytes_written, 200 * st.record_bytes);
+		cr_assert_eq(st.records_live, 200);
+		cr_assert_eq(st.bytes_used, 200 * st.record_bytes);
+		cr_assert_eq(st.bytes_capacity, 256 * st.record_bytes);
+		cr_assert_eq(st.reads, 200 * (LAYERS + 1));
+		cr_assert_gt(st.syncs, 0);
+		cr_assert_lt(st.syncs, 200 * 2, "one sync per batch, not per record");
+		cr_assert_gt(st.write_busy_ns, 0);
+		cr_assert_eq(st.writes_in_flight, 0);
+		cr_assert_eq(st.corrupt + st.write_eio + st.write_short + st.write_enospc, 0);
+		tkv__cold_close(c);
+		cold_rmdir(dir);
+		dir = cold_tmpdir();
+	}
+}
+
+Test(cold_tier, async_reads_per_layer_and_record)
+{
+	tkv__cold *c = open_small(64, false);
+	size_t bb = tkv__cold_block_bytes(c);
+	unsigned char *lay[LAYERS];
+	void *rec = tkv__cold_buf_alloc(c);
+	tkv__cold_done d[8];
+	int got = 0, seen_mask = 0;
+	write_many(c, 2, 3, 7);
+	for (uint32_t l = 0; l < LAYERS; l++) {
+		lay[l] = malloc(bb + 1) ;
+		cr_assert_eq(tkv__cold_read_submit(c, 1, 2, l, lay[l] + (l & 1), (void *)(uintptr_t)(l + 1)), 0);
+	}
+	cr_assert_eq(tkv__cold_read_submit(c, 0, 1, TKV__COLD_ALL_LAYERS, rec, (void *)100), 0);
+	cr_assert_eq(tkv__cold_read_submit(c, 5, 5, 0, lay[0], NULL), -ENOENT);
+	cr_assert_eq(tkv__cold_read_submit(c, 0, 1, LAYERS, lay[0], NULL), -EINVAL);
+	while (got < LAYERS + 1) {
+		int n = tkv__cold_read_reap(c, d, 8, true);
+		cr_assert_gt(n, 0);
+		for (int i = 0; i < n; i++) {
+			uintptr_t u = (uintptr_t)d[i].user;
+			cr_assert_eq(d[i].status, 0);
+			if (u == 100) {
+				cr_assert_eq(d[i].n_tokens, 2);
+				for (uint32_t l = 0; l < LAYERS; l++)
+					cr_assert(cold_layer_is(c, tkv__cold_layer_ptr(c, rec, l), 0, 1, l, 7));
+			} else {
+				cr_assert_eq(d[i].n_tokens, 3);
+				cr_assert(cold_layer_is(c, lay[u - 1] + ((u - 1) & 1), 1, 2, (uint32_t)u - 1, 7));
+			}
+			seen_mask |= 1 << (u == 100 ? LAYERS : u - 1);
+		}
+		got += n;
+	}
+	cr_assert_eq(seen_mask, (1 << (LAYERS + 1)) - 1);
+	cr_assert_eq(tkv__cold_read_reap(c, d, 8, true), 0, "nothing outstanding: returns at once");
+	for (uint32_t l = 0; l < LAYERS; l++)
+		free(lay[l]);
+	tkv__cold_buf_free(c, rec);
+	tkv__cold_close(c);
+}
+
+Test(cold_tier, unaligned_geometry_round_trip)
+{
+	/* 384-byte blocks: every layer read goes through a bounce buffer */
+	tkv__cold_config cfg;
+	tkv__cold *c;
+	tkv__cold_config_default(&cfg);
+	cfg.dir = dir;
+	cfg.n_layers = 3;
+	cfg.n_kv_heads = 1;
+	cfg.head_dim = 24;
+	cfg.dtype = TKV_DTYPE_BF16;
+	cfg.block_tokens = 4;
+	cfg.capacity_bytes = 1 << 20;
+	cr_assert_eq(tkv__cold_open(&cfg, &c), 0, "%s", tkv_last_error());
+	cr_assert_eq(tkv__cold_block_bytes(c), 384);
+	void *buf = tkv__cold_buf_alloc(c);
+	unsigned char out[384 + 1];
+	for (uint64_t k = 0; k < 20; k++) {
+		cold_fill(c, buf, 3, 42, k, 0);
+		cr_assert_eq(cold_write_sync(c, 42, k, 4, buf), 0);
+	}
+	for (uint64_t k = 0; k < 20; k++)
+		for (uint32_t l = 0; l < 3; l++) {
+			cr_assert_eq(tkv__cold_read_layer(c, 42, k, l, out + 1, NULL), 0);
+			cr_assert(cold_layer_is(c, out + 1, 42, k, l, 0));
+		}
+	tkv__cold_buf_free(c, buf);
+	tkv__cold_close(c);
+}
+
+Test(cold_tier, lookup_list_overwrite_remove)
+{
+	tkv__cold *c = open_small(64, false);
+	void *buf = tkv__cold_buf_alloc(c);
+	tkv__cold_block_info info[8];
+	uint64_t seqs[8];
+	uint32_t nt = 0;
+	tkv__cold_stats st;
+	unsigned char *dst = aligned_alloc(4096, tkv__cold_block_bytes(c));
+	for (uint64_t k = 5; k > 0; k--) { /* out of order */
+		cold_fill(c, buf, LAYERS, 9, k, 0);
+		cr_assert_eq(cold_write_sync(c, 9, k, (uint32_t)k, buf), 0);
+	}
+	cold_fill(c, buf, LAYERS, 3, 0, 0);
+	cr_assert_eq(cold_write_sync(c, 3, 0, 16, buf), 0);
+	cr_assert(tkv__cold_lookup(c, 9, 4, &nt));
+	cr_assert_eq(nt, 4);
+	cr_assert_not(tkv__cold_lookup(c, 9, 0, NULL));
+	cr_assert_eq(tkv__cold_list_seq(c, 9, info, 8), 5);
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(info[i].block, (uint64_t)i + 1, "sorted by block");
+	cr_assert_eq(tkv__cold_list_seq(c, 9, info, 2), 5, "count beyond max");
+	cr_assert_eq(tkv__cold_list_seqs(c, seqs, 8), 2);
+	/* overwrite: newer version wins, old slot freed */
+	cold_fill(c, buf, LAYERS, 9, 3, 1);
+	cr_assert_eq(cold_write_sync(c, 9, 3, 16, buf), 0);
+	cr_assert_eq(tkv__cold_read_layer(c, 9, 3, 2, dst, &nt), 0);
+	cr_assert(cold_layer_is(c, dst, 9, 3, 2, 1));
+	cr_assert_eq(nt, 16);
+	(void)tkv__cold_write_reap(c, NULL, 0, false); /* lets the writer retire the old slot */
+	tkv__cold_stats_get(c, &st);
+	cr_assert_eq(st.records_live, 6);
+	cr_assert_eq(st.bytes_used, 6 * st.record_bytes);
+	/* remove one, then a sequence */
+	cr_assert_eq(tkv__cold_remove(c, 9, 3), 0);
+	cr_assert_eq(tkv__cold_remove(c, 9, 3), -ENOENT);
+	cr_assert_eq(tkv__cold_read_layer(c, 9, 3, 0, dst, NULL), -ENOENT);
+	cr_assert_eq(tkv__cold_remove_seq(c, 9), 4);
+	cr_assert_eq(tkv__cold_list_seq(c, 9, info, 8), 0);
+	cr_assert_eq(tkv__cold_list_seqs(c, seqs, 8), 1);
+	cr_assert_eq(seqs[0], 3);
+	(void)tkv__cold_write_reap(c, NULL, 0, false);
+	tkv__cold_stats_get(c, &st);
+	cr_assert_eq(st.records_live, 1);
+	cr_assert_eq(st.bytes_used, st.record_bytes);
+	/* bad arguments */
+	cr_assert_eq(tkv__cold_read_layer(c, 3, 0, LAYERS, dst, NULL), -EINVAL);
+	cr_assert_eq(tkv__cold_read_layer(c, 3, 0, 0, NULL, NULL), -EINVAL);
+	cr_assert_eq(tkv__cold_write_submit(c, 1, 1, 0, buf, NULL), -EINVAL);
+	cr_assert_eq(tkv__cold_write_submit(c, 1, 1, 17, buf, NULL), -EINVAL);
+	cr_assert_eq(tkv__cold_write_submit(c, 1, 1, 1, (char *)buf + 8, NULL), -EINVAL);
+	free(dst);
+	tkv__cold_buf_free(c, buf);
+	tkv__cold_close(c);
+}
+
+Test(cold_tier, fill_to_capacity_then_remove_frees_space)
+{
+	for (int pw = 0; pw < 2; pw++) {
+		tkv__cold *c = open_small(40, pw); /* 3 segments: 16 + 16 + 8 */
+		void *buf = tkv__cold_buf_alloc(c);
+		tkv__cold_stats st;
+		write_many(c, 4, 10, 0);
+		cold_fill(c, buf, LAYERS, 99, 0, 0);
+		cr_assert_eq(cold_write_sync(c, 99, 0, 1, buf), -ENOSPC);
+		cr_assert_eq(cold_write_sync(c, 99, 0, 1, buf), -ENOSPC);
+		tkv__cold_stats_get(c, &st);
+		cr_assert_eq(st.write_full, 2);
+		cr_assert_eq(st.bytes_used, st.bytes_capacity);
+		cr_assert_not(tkv__cold_lookup(c, 99, 0, NULL));
+		cr_assert_eq(tkv__cold_remove(c, 2, 5), 0);
+		cr_assert_eq(cold_write_sync(c, 99, 0, 1, buf), 0);
+		check_all(c, 2, 10, 0);
+		cr_assert_eq(cold_write_sync(c, 98, 0, 1, buf), -ENOSPC);
+		tkv__cold_buf_free(c, buf);
+		tkv__cold_close(c);
+		cold_rmdir(dir);
+		dir = cold_tmpdir();
+	}
+}
+
+Test(cold_tier, queue_full_is_eagain)
+{
+	tkv__cold_config cfg;
+	tkv__cold *c;
+	void *b[3];
+	tkv__cold_done d[3];
+	int got = 0;
+	cold_small_cfg(&cfg, dir, 16);
+	cfg.queue_depth = 2;
+	cr_assert_eq(tkv__cold_open(&cfg, &c), 0);
+	for (int i = 0; i < 3; i++)
+		b[i] = tkv__cold_buf_alloc(c);
+	cr_assert_eq(tkv__cold_write_submit(c, 1, 0, 1, b[0], b[0]), 0);
+	cr_assert_eq(tkv__cold_write_submit(c, 1, 1, 1, b[1], b[1]), 0);
+	cr_assert_eq(tkv__cold_write_submit(c, 1, 2, 1, b[2], b[2]), -EAGAIN);
+	while (got < 2)
+		got += tkv__cold_write_reap(c, d + got, 3, true);
+	cr_assert_eq(tkv__cold_write_submit(c, 1, 2, 1, b[2], b[2]), 0);
+	cr_assert_eq(tkv__cold_write_reap(c, d, 3, true), 1);
+	for (int i = 0; i < 3; i++)
+		tkv__cold_buf_free(c, b[i]);
+	tkv__cold_close(c);
+}
+
+Test(cold_tier, durability_none_mode)
+{
+	tkv__cold_config cfg;
+	tkv__cold *c;
+	tkv__cold_stats st;
+	cold_small_cfg(&cfg, dir, 64);
+	cfg.durability = TKV__COLD_DURABLE_NONE;
+	cr_assert_eq(tkv__cold_open(&cfg, &c), 0);
+	write_many(c, 2, 10, 0);
+	tkv__cold_stats_get(c, &st);
+	cr_assert_eq(st.durability, TKV__COLD_DURABLE_NONE);
+	cr_assert_eq(st.syncs, 0);
+	cr_assert_eq(st.records_written, 20);
+	check_all(c, 2, 10, 0);
+	tkv__cold_close(c);
+	cfg.durability = 7;
+	cr_assert_eq(tkv__cold_open(&cfg, &c), -EINVAL);
+	cr_assert(strstr(tkv_last_error(), "durability"));
+}
+
+Test(cold_tier, recovery_after_close)
+{
+	tkv__cold *c = open_small(128, false);
+	tkv__cold_stats st;
+	tkv__cold_block_info info[32];
+	void *buf;
+	write_many(c, 5, 12, 3);
+	cr_assert_eq(tkv__cold_remove(c, 4, 0), 0);
+	cr_assert_eq(tkv__cold_remove_seq(c, 3), 12);
+	tkv__cold_close(c);
+
+	c = open_small(128, false);
+	tkv__cold_stats_get(c, &st);
+	cr_assert_eq(st.recovered, 3 * 12 + 11, "removed records must not come back");
+	cr_assert_eq(st.records_live, 3 * 12 + 11);
+	cr_assert_eq(st.recovery_torn + st.recovery_dups + st.recovery_stale, 0);
+	cr_assert_eq(st.bytes_used, (3 * 12 + 11) * st.record_bytes);
+	check_all(c, 3, 12, 3);
+	cr_assert_eq(tkv__cold_list_seq(c, 4, info, 32), 11);
+	cr_assert_eq(info[0].block, 1);
+	cr_assert_eq(info[0].n_tokens, 2);
+	cr_assert_not(tkv__cold_lookup(c, 3, 0, NULL));
+	/* new writes after recovery beat the recovered ones (seqno resumes) */
+	buf = tkv__cold_buf_alloc(c);
+	cold_fill(c, buf, LAYERS, 0, 0, 9);
+	cr_assert_eq(cold_write_sync(c, 0, 0, 1, buf), 0);
+	tkv__cold_close(c);
+	c = open_small(128, false);
+	unsigned char *dst = aligned_alloc(4096, tkv__cold_block_bytes(c));
+	cr_assert_eq(tkv__cold_read_layer(c, 0, 0, 1, dst, NULL), 0);
+	cr_assert(cold_layer_is(c, dst, 0, 0, 1, 9));
+	free(dst);
+	tkv__cold_buf_free(c, buf);
+	tkv__cold_close(c);
+}
+
+static void seg_path(char *p, size_t n, int seg)
+{
+	snprintf(p, n, "%s/seg-%05d", dir, seg);
+}
+
+static void clobber(int seg, uint64_t off, size_t len, unsigned char byte)
+{
+	char p[512];
+	unsigned char *b = malloc(len);
+	int fd;
+	seg_path(p, sizeof(p), seg);
+	memset(b, byte, len);
+	cr_assert_geq(fd = open(p, O_WRONLY), 0);
+	cr_assert_eq(pwrite(fd, b, len, (off_t)off), (ssize_t)len);
+	close(fd);
+	free(b);
+}
+
+Test(cold_tier, recovery_with_torn_and_garbage_slots)
+{
+	tkv__cold *c = open_small(48, false); /* segments of 16: 0,1,2 */
+	tkv__cold_stats st;
+	uint64_t rec;
+	char p[512];
+	write_many(c, 3, 16, 0); /* (s, k) lands in segment s, slot k */
+	tkv__cold_stats_get(c, &st);
+	rec = st.record_bytes;
+	tkv__cold_close(c);
+	/* garbage after the magic of (0, 3), a torn header of (1, 7) (part of
+	 * its CRC table zeroed), garbage with no magic over (1, 9) (an empty
+	 * slot, not counted as torn), a payload tear in (1, 8), and a
+	 * truncated tail: segment 2 cut in the middle of slot 10 */
+	clobber(0, 3 * rec + 8, 4088, 0xa5);
+	clobber(1, 7 * rec + 100, 16, 0);
+	clobber(1, 9 * rec, 4096, 0xa5);
+	clobber(1, 8 * rec + 4096 + 100, 64, 0x5a);
+	seg_path(p, sizeof(p), 2);
+	cr_assert_eq(truncate(p, (off_t)(10 * rec + rec / 2)), 0);
+
+	c = open_small(48, false);
+	tkv__cold_stats_get(c, &st);
+	cr_assert_eq(st.recovery_torn, 2, "torn %lu", st.recovery_torn);
+	cr_assert_eq(st.recovered, 48 - 3 - 5, "slots 11..15 of segment 2 are gone");
+	cr_assert_not(tkv__cold_lookup(c, 1, 9, NULL));
+	cr_assert_not(tkv__cold_lookup(c, 0, 3, NULL));
+	cr_assert_not(tkv__cold_lookup(c, 1, 7, NULL));
+	cr_assert_not(tkv__cold_lookup(c, 2, 12, NULL));
+	cr_assert(tkv__cold_lookup(c, 2, 9, NULL));
+	/* the torn payload is caught at read time, never returned */
+	unsigned char *dst = aligned_alloc(4096, tkv__cold_block_bytes(c));
+	cr_assert_eq(tkv__cold_read_layer(c, 1, 8, 1, dst, NULL), 0, "other layers fine");
+	cr_assert_eq(tkv__cold_read_layer(c, 1, 8, 0, dst, NULL), -TKV_ECORRUPT);
+	cr_assert_not(tkv__cold_lookup(c, 1, 8, NULL));
+	/* slot 10 of segment 2 kept its header but lost the end of its payload */
+	cr_assert_eq(tkv__cold_read_layer(c, 2, 10, 0, dst, NULL), 0);
+	cr_assert_eq(tkv__cold_read_layer(c, 2, 10, 3, dst, NULL), -TKV_ECORRUPT);
+	cr_assert_eq(tkv__cold_read_layer(c, 2, 10, 0, dst, NULL), -ENOENT, "dropped as a whole");
+	/* skipped slots are free again: the store fills back to capacity */
+	void *buf = tkv__cold_buf_alloc(c);
+	int ok = 0;
+	for (uint64_t k = 0; k < 20; k++) {
+		cold_fill(c, buf, LAYERS, 7, k, 0);
+		int rc = cold_write_sync(c, 7, k, 1, buf);
+		cr_assert(rc == 0 || rc == -ENOSPC);
+		ok += rc == 0;
+	}
+	cr_assert_eq(ok, 10, "3 skipped + 5 truncated + 2 corrupt slots reusable, got %d", ok);
+	free(dst);
+	tkv__cold_buf_free(c, buf);
+	tkv__cold_close(c);
+}
+
+Test(cold_tier, recovery_duplicates_newest_seqno_wins)
+{
+	tkv__cold *c = open_small(32, false);
+	void *buf = tkv__cold_buf_alloc(c), *old;
+	tkv__cold_stats st;
+	char p[512];
+	int fd;
+	cold_fill(c, buf, LAYERS, 5, 5, 1);
+	cr_assert_eq(cold_write_sync(c, 5, 5, 16, buf), 0); /* segment 0, slot 0 */
+	tkv__cold_stats_get(c, &st);
+	tkv__cold_close(c);
+	/* save v1's slot as it is on disk */
+	old = aligned_alloc(4096, st.record_bytes);
+	seg_path(p, sizeof(p), 0);
+	cr_assert_geq(fd = open(p, O_RDWR), 0);
+	cr_assert_eq(pread(fd, old, st.record_bytes, 0), (ssize_t)st.record_bytes);
+
+	c = open_small(32, false);
+	cold_fill(c, buf, LAYERS, 5, 5, 2);
+	cr_assert_eq(cold_write_sync(c, 5, 5, 16, buf), 0); /* slot 1; slot 0 zeroed */
+	tkv__cold_close(c);
+	/* a crash before the zeroing reached the disk: v1 is back in slot 0 */
+	cr_assert_eq(pwrite(fd, old, st.record_bytes, 0), (ssize_t)st.record_bytes);
+	close(fd);
+
+	c = open_small(32, false);
+	tkv__cold_stats_get(c, &st);
+	cr_assert_eq(st.recovered, 2);
+	cr_assert_eq(st.recovery_dups, 1);
+	cr_assert_eq(st.records_live, 1);
+	unsigned char *dst = aligned_alloc(4096, tkv__cold_block_bytes(c));
+	cr_assert_eq(tkv__cold_read_layer(c, 5, 5, 3, dst, NULL), 0);
+	cr_assert(cold_layer_is(c, dst, 5, 5, 3, 2), "the newer record must win");
+	tkv__cold_close(c);
+	/* the loser was zeroed at close: a further reopen sees one record */
+	c = open_small(32, false);
+	tkv__cold_stats_get(c, &st);
+	cr_assert_eq(st.recovered, 1);
+	tkv__cold_close(c);
+	free(dst);
+	free(old);
+	tkv__cold_buf_free(NULL, buf);
+}
+
+Test(cold_tier, geometry_mismatch_is_emediumtype)
+{
+	tkv__cold_config cfg;
+	tkv__cold *c = open_small(32, false);
+	tkv__cold_close(c);
+	cold_small_cfg(&cfg, dir, 32);
+	cfg.dtype = TKV_DTYPE_BF16;
+	cr_assert_eq(tkv__cold_open(&cfg, &c), -EMEDIUMTYPE);
+	cr_assert_null(c);
+	cr_assert(strstr(tkv_last_error(), "geometry"), "%s", tkv_last_error());
+	cr_assert(strstr(tkv_last_error(), "bf16"), "%s", tkv_last_error());
+	cold_small_cfg(&cfg, dir, 32);
+	cfg.n_layers = 5;
+	cr_assert_eq(tkv__cold_open(&cfg, &c), -EMEDIUMTYPE);
+	cold_small_cfg(&cfg, dir, 48);
+	cr_assert_eq(tkv__cold_open(&cfg, &c), -EINVAL, "capacity change");
+	cr_assert(strstr(tkv_last_error(), "capacity"), "%s", tkv_last_error());
+	/* a damaged manifest is reported, not guessed at */
+	char p[512];
+	snprintf(p, sizeof(p), "%s/manifest", dir);
+	FILE *f = fopen(p, "r+");
+	cr_assert_not_null(f);
+	fseek(f, 20, SEEK_SET);
+	fputc(0x77, f);
+	fclose(f);
+	cold_small_cfg(&cfg, dir, 32);
+	cr_assert_eq(tkv__cold_open(&cfg, &c), -TKV_ECORRUPT);
+	cr_assert(strstr(tkv_last_error(), "manifest"));
+}
+
+Test(cold_tier, two_opens_of_one_dir)
+{
+	tkv__cold_config cfg;
+	tkv__cold *c = open_small(32, false), *c2 = (tkv__cold *)1;
+	cold_small_cfg(&cfg, dir, 32);
+	cr_assert_eq(tkv__cold_open(&cfg, &c2), -EBUSY);
+	cr_assert_null(c2);
+	cr_assert(strstr(tkv_last_error(), "in use"), "%s", tkv_last_error());
+	tkv__cold_close(c);
+	cr_assert_eq(tkv__cold_open(&cfg, &c2), 0, "lock released by close");
+	tkv__cold_close(c2);
+	tkv__cold_close(NULL);
+}
+
+Test(cold_tier, bad_config)
+{
+	tkv__cold_config cfg;
+	tkv__cold *c;
+	cold_small_cfg(&cfg, dir, 32);
+	cfg.capacity_bytes = 1000;
+	cr_assert_eq(tkv__cold_open(&cfg, &c), -EINVAL);
+	cr_assert(strstr(tkv_last_error(), "capacity_bytes"));
+	cold_small_cfg(&cfg, dir, 32);
+	cfg.block_bytes = 100;
+	cr_assert_eq(tkv__cold_open(&cfg, &c), -EINVAL);
+	cr_assert(strstr(tkv_last_error(), "block_bytes"));
+	cold_small_cfg(&cfg, dir, 32);
+	cfg.queue_depth = 0;
+	cr_assert_eq(tkv__cold_open(&cfg, &c), -EINVAL);
+	cold_small_cfg(&cfg, NULL, 32);
+	cr_assert_eq(tkv__cold_open(&cfg, &c), -EINVAL);
+	cr_assert_eq(tkv__cold_open(NULL, &c), -EINVAL);
+}
+
+/* ---- concurrency: one writer, readers and a remover ---- */
+
+typedef struct conc {
+	tkv__cold *c;
+	int stop;
+	int wrong;
+} conc;
+
+#define CONC_KEYS 24
+
+/* Not rand_r: the TSan build interposes it (tests/tsan/boxfort_arena.c). */
+static uint32_t xrand(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+static void *conc_reader(void *arg)
+{
+	conc *x = arg;
+	size_t bb = tkv__cold_block_bytes(x->c);
+	unsigned char *dst = aligned_alloc(4096, bb);
+	uint32_t seed = (uint32_t)(uintptr_t)&dst | 1;
+	while (!__atomic_load_n(&x->stop, __ATOMIC_ACQUIRE)) {
+		uint64_t k = xrand(&seed) % CONC_KEYS;
+		uint32_t l = xrand(&seed) % LAYERS, nt = 0;
+		int rc = tkv__cold_read_layer(x->c, 1, k, l, dst, &nt);
+		if (rc == 0) {
+			/* any version is fine; the bytes must be exactly one of them */
+			bool ok = false;
+			for (uint32_t v = 0; v < 64 && !ok; v++)
+				ok = nt == v % 16 + 1 && cold_layer_is(x->c, dst, 1, k, l, v);
+			if (!ok)
+				__atomic_add_fetch(&x->wrong, 1, __ATOMIC_RELAXED);
+		} else if (rc != -ENOENT) {
+			__atomic_add_fetch(&x->wrong, 1000, __ATOMIC_RELAXED);
+		}
+	}
+	free(dst);
+	return NULL;
+}
+
+static void *conc_remover(void *arg)
+{
+	conc *x = arg;
+	uint32_t seed = 7;
+	tkv__cold_block_info info[CONC_KEYS];
+	while (!__atomic_load_n(&x->stop, __ATOMIC_ACQUIRE)) {
+		(void)tkv__cold_remove(x->c, 1, xrand(&seed) % CONC_KEYS);
+		(void)tkv__cold_list_seq(x->c, 1, info, CONC_KEYS);
+		if (xrand(&seed) % 64 == 0)
+			(void)tkv__cold_remove_seq(x->c, 1);
+		usleep(200);
+	}
+	return NULL;
+}
+
+Test(cold_tier, concurrent_writer_readers_remover)
+{
+	conc x = {open_small(40, false), 0, 0};
+	pthread_t rd[2], rm;
+	enum { Q = 8 };
+	void *bufs[Q];
+	tkv__cold_done d[Q];
+	int free_n = Q, out = 0;
+	for (int i = 0; i < Q; i++)
+		bufs[i] = tkv__cold_buf_alloc(x.c);
+	for (int i = 0; i < 2; i++)
+		pthread_create(&rd[i], NULL, conc_reader, &x);
+	pthread_create(&rm, NULL, conc_remover, &x);
+	for (uint32_t i = 0; i < 600 || out > 0;) {
+		if (i < 600 && free_n > 0) {
+			uint64_t k = i % CONC_KEYS;
+			uint32_t v = (i / CONC_KEYS) % 64;
+			void *b = bufs[--free_n];
+			cold_fill(x.c, b, LAYERS, 1, k, v);
+			cr_assert_eq(tkv__cold_write_submit(x.c, 1, k, v % 16 + 1, b, b), 0);
+			out++;
+			i++;
+			continue;
+		}
+		int n = tkv__cold_write_reap(x.c, d, Q, true);
+		for (int j = 0; j < n; j++) {
+			cr_assert(d[j].status == 0 || d[j].status == -ECANCELED ||
+				  d[j].status == -ENOSPC, "status %d", d[j].status);
+			bufs[free_n++] = d[j].user;
+		}
+		out -= n;
+	}
+	__atomic_store_n(&x.stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < 2; i++)
+		pthread_join(rd[i], NULL);
+	pthread_join(rm, NULL);
+	cr_assert_eq(x.wrong, 0, "readers saw wrong data or errors: %d", x.wrong);
+	tkv__cold_stats st;
+	tkv__cold_stats_get(x.c, &st);
+	cr_assert_eq(st.corrupt, 0);
+	for (int i = 0; i < Q; i++)
+		tkv__cold_buf_free(x.c, bufs[i]);
+	tkv__cold_close(x.c);
+}
+
+/* ---- a real small filesystem, filled to the brim ---- */
+
+static bool try_mount_ext4(const char *img, const char *mnt, char *why, size_t n)
+{
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd),
+		 "truncate -s 24M %s && mkfs.ext4 -q -F -m 0 %s >/dev/null 2>&1 && "
+		 "mount -o loop %s %s 2>/dev/null", img, img, img, mnt);
+	if (system(cmd) == 0)
+		return true;
+	snprintf(why, n, "cannot make a loop-mounted ext4 (needs root, mkfs.ext4, loop devices)");
+	return false;
+}
+
+static void fill_fs(const char *mnt)
+{
+	char p[512];
+	static char chunk[64 * 1024];
+	int fd;
+	snprintf(p, sizeof(p), "%s/filler", mnt);
+	cr_assert_geq(fd = open(p, O_WRONLY | O_CREAT, 0644), 0);
+	memset(chunk, 0x3c, sizeof(chunk));
+	while (write(fd, chunk, sizeof(chunk)) > 0)
+		;
+	while (write(fd, chunk, 512) > 0) /* the last crumbs */
+		;
+	fsync(fd);
+	close(fd);
+}
+
+static void brim_test(const char *mnt, const char *what)
+{
+	struct statvfs vfs;
+	tkv__cold_config cfg;
+	tkv__cold *c;
+	tkv__cold_stats st;
+	char sub[512];
+	uint64_t free_b, n_rec;
+	snprintf(sub, sizeof(sub), "%s/cold", mnt);
+	cr_assert_eq(statvfs(mnt, &vfs), 0);
+	free_b = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	/* more than the filesystem holds: a clean -ENOSPC, nothing left behind */
+	cold_small_cfg(&cfg, sub, free_b / (4096 + 4 * 16384) + 8);
+	cr_assert_eq(tkv__cold_open(&cfg, &c), -ENOSPC, "%s", what);
+	cr_assert(strstr(tkv_last_error(), "no space"), "%s", tkv_last_error());
+	snprintf(sub, sizeof(sub), "%s/cold/seg-00000", mnt);
+	cr_assert_neq(access(sub, F_OK), 0, "failed open must remove its segments");
+	snprintf(sub, sizeof(sub), "%s/cold", mnt);
+	/* half of it, then the rest of the filesystem filled by someone else */
+	n_rec = free_b / 2 / (4096 + 4 * 16384);
+	cold_small_cfg(&cfg, sub, n_rec);
+	cr_assert_eq(tkv__cold_open(&cfg, &c), 0, "%s: %s", what, tkv_last_error());
+	fill_fs(mnt);
+	cr_assert_eq(statvfs(mnt, &vfs), 0);
+	cr_assert_lt((uint64_t)vfs.f_bavail * vfs.f_frsize, 64 * 1024, "fs should be full");
+	/* preallocated segments: every record still fits, then ENOSPC, no crash */
+	void *buf = tkv__cold_buf_alloc(c);
+	for (uint64_t k = 0; k < n_rec; k++) {
+		cold_fill(c, buf, LAYERS, 1, k, 0);
+		cr_assert_eq(cold_write_sync(c, 1, k, 16, buf), 0, "%s: record %lu", what, k);
+	}
+	cr_assert_eq(cold_write_sync(c, 1, n_rec, 16, buf), -ENOSPC);
+	tkv__cold_stats_get(c, &st);
+	cr_assert(st.preallocated, "%s", st.fs_note);
+	tkv__cold_close(c);
+	/* and it all comes back */
+	cr_assert_eq(tkv__cold_open(&cfg, &c), 0, "%s: %s", what, tkv_last_error());
+	tkv__cold_stats_get(c, &st);
+	cr_assert_eq(st.recovered, n_rec);
+	unsigned char *dst = aligned_alloc(4096, tkv__cold_block_bytes(c));
+	cr_assert_eq(tkv__cold_read_layer(c, 1, n_rec - 1, 3, dst, NULL), 0);
+	cr_assert(cold_layer_is(c, dst, 1, n_rec - 1, 3, 0));
+	free(dst);
+	tkv__cold_buf_free(c, buf);
+	tkv__cold_close(c);
+}
+
+Test(cold_tier, small_ext4_filled_to_the_brim)
+{
+	char mnt[512], img[512], why[160];
+	snprintf(mnt, sizeof(mnt), "%s/mnt", dir);
+	snprintf(img, sizeof(img), "%s.img", dir);
+	cr_assert_eq(mkdir(mnt, 0755), 0);
+	if (!try_mount_ext4(img, mnt, why, sizeof(why))) {
+		unlink(img);
+		rmdir(mnt);
+		cr_skip_test("%s", why);
+	}
+	brim_test(mnt, "ext4");
+	cr_assert_eq(umount2(mnt, MNT_DETACH), 0);
+	unlink(img);
+	rmdir(mnt);
+}
+
+Test(cold_tier, small_tmpfs_filled_to_the_brim)
+{
+	char mnt[512];
+	snprintf(mnt, sizeof(mnt), "%s/mnt", dir);
+	cr_assert_eq(mkdir(mnt, 0755), 0);
+	if (mount("tmpfs", mnt, "tmpfs", 0, "size=8m") != 0) {
+		int e = errno;
+		rmdir(mnt);
+		cr_skip_test("cannot mount a tmpfs here (%s): needs root/CAP_SYS_ADMIN", strerror(e));
+	}
+	brim_test(mnt, "tmpfs");
+	cr_assert_eq(umount2(mnt, MNT_DETACH), 0);
+	rmdir(mnt);
+}

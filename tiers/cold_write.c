@@ -1,0 +1,298 @@
+/*
+ * cold_write.c - the write pipeline of the cold tier (writer thread only).
+ *
+ * A write request moves through
+ *   submit -> W_WRITING (record write in flight)
+ *          -> W_WRITTEN (write complete, waiting for a sync batch)
+ *          -> W_SYNCING (its batch's fdatasyncs in flight)
+ *          -> W_DONE    (status known; index updated) -> reaped -> W_FREE
+ * or straight to W_DONE on any failure. Only one batch syncs at a time;
+ * writes keep going to the device while it does. A batch is every record
+ * whose write completed before the batch started, and it syncs every segment
+ * written since the previous batch, so each of its records is covered by an
+ * fdatasync issued after its write completed. Records are committed to the
+ * index (made readable) only then.
+ *
+ * With io_uring the fdatasyncs go through the ring (IORING_FSYNC_DATASYNC)
+ * so the writer thread never blocks in them; past the ring's spare room
+ * (more dirty segments than queue_depth) they are done synchronously.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/error.h"
+#include "tiers/cold_impl.h"
+
+int tkv__cold_write_init(tkv__cold *c, bool force_pwrite)
+{
+	uint32_t n_sync = c->segs.n_segs < c->qd ? c->segs.n_segs : c->qd;
+	int rc = tkv__cold_ioq_init(&c->wq, 2 * c->qd, force_pwrite, c->hooks);
+	if (rc < 0)
+		return tkv__fail(rc, "cold: cannot set up the write queue");
+	c->wreqs = calloc(c->qd, sizeof(*c->wreqs));
+	c->sync_reqs = calloc(n_sync, sizeof(*c->sync_reqs));
+	if (!c->wreqs || !c->sync_reqs)
+		return tkv__fail(-ENOMEM, "cold: out of memory for write requests");
+	for (unsigned i = 0; i < c->qd; i++) {
+		c->wreqs[i].next = c->w_free;
+		c->w_free = &c->wreqs[i];
+	}
+	return 0;
+}
+
+static unsigned outstanding(const tkv__cold *c)
+{
+	return c->w_writing + c->w_n_written + (c->w_syncing != NULL);
+}
+
+/* Accounts busy time when the last outstanding write finishes. */
+static void busy_update(tkv__cold *c)
+{
+	if (c->busy_since && !outstanding(c)) {
+		ck_pr_add_64(&c->ctr.write_busy_ns, tkv__cold_now_ns() - c->busy_since);
+		c->busy_since = 0;
+	}
+}
+
+static void push_done(tkv__cold *c, tkv__cold_wreq *r, int status)
+{
+	r->status = status;
+	r->stage = W_DONE;
+	r->next = NULL;
+	if (c->w_done_tail)
+		c->w_done_tail->next = r;
+	else
+		c->w_done = r;
+	c->w_done_tail = r;
+}
+
+/* The write failed: count it, release the record. */
+static void fail(tkv__cold *c, tkv__cold_wreq *r, int64_t res)
+{
+	int status;
+	if (res >= 0) {
+		ck_pr_inc_64(&c->ctr.write_short);
+		status = -EIO;
+	} else if (res == -ENOSPC || res == -EDQUOT) {
+		ck_pr_inc_64(&c->ctr.write_enospc);
+		status = -ENOSPC;
+	} else if (res == -EIO) {
+		ck_pr_inc_64(&c->ctr.write_eio);
+		status = -EIO;
+	} else {
+		ck_pr_inc_64(&c->ctr.write_other);
+		status = (int)res;
+	}
+	if (r->ent)
+		tkv__cold_index_abort(c->idx, r->ent); /* slot retired, header zeroed */
+	r->ent = NULL;
+	push_done(c, r, status);
+}
+
+/* The record is durable: make it readable. */
+static void commit(tkv__cold *c, tkv__cold_wreq *r)
+{
+	int rc = tkv__cold_index_commit(c->idx, r->ent);
+	r->ent = NULL;
+	if (rc == 0) {
+		ck_pr_inc_64(&c->ctr.records_written);
+		ck_pr_add_64(&c->ctr.bytes_written, c->lay.record_bytes);
+	} else {
+		ck_pr_inc_64(&c->ctr.write_cancelled);
+	}
+	push_done(c, r, rc);
+}
+
+static void finish_batch(tkv__cold *c)
+{
+	for (tkv__cold_wreq *r = c->w_syncing, *n; r; r = n) {
+		int err = c->segs.seg[r->io.seg].sync_err;
+		n = r->next;
+		if (err)
+			fail(c, r, err);
+		else
+			commit(c, r);
+	}
+	c->w_syncing = NULL;
+}
+
+/* Starts a sync batch if one is due (see the file comment). */
+static void maybe_start_batch(tkv__cold *c)
+{
+	uint32_t n_ring = 0, room, n_sync = c->segs.n_segs < c->qd ? c->segs.n_segs : c->qd;
+	if (c->w_syncing || !c->w_written || (c->w_writing && c->w_n_written < c->sync_batch))
+		return;
+	c->w_syncing = c->w_written;
+	c->w_written = NULL;
+	c->w_n_written = 0;
+	for (tkv__cold_wreq *r = c->w_syncing; r; r = r->next)
+		r->stage = W_SYNCING;
+	room = 2 * c->qd - c->w_writing;
+	for (uint32_t i = 0; i < c->segs.n_segs; i++) {
+		tkv__cold_seg *g = &c->segs.seg[i];
+		if (!g->dirty)
+			continue;
+		g->dirty = false;
+		g->sync_err = 0;
+		ck_pr_inc_64(&c->ctr.syncs);
+		if (n_ring < n_sync && n_ring < room) {
+			tkv__cold_ioreq *s = &c->sync_reqs[n_ring++];
+			memset(s, 0, sizeof(*s));
+			s->op = TKV__COLD_OP_SYNC;
+			s->fd = g->fd;
+			s->seg = i;
+			tkv__cold_ioq_submit(&c->wq, s);
+		} else {
+			g->sync_err = tkv__cold_io_sync(c->hooks, g->fd, i);
+		}
+	}
+	c->sync_left = n_ring;
+	if (n_ring)
+		tkv__cold_ioq_flush(&c->wq);
+	else
+		finish_batch(c);
+}
+
+static void on_sync(tkv__cold *c, tkv__cold_ioreq *s)
+{
+	c->segs.seg[s->seg].sync_err = s->res < 0 ? (int)s->res : 0;
+	if (--c->sync_left == 0)
+		finish_batch(c);
+}
+
+static void on_write(tkv__cold *c, tkv__cold_wreq *r)
+{
+	c->w_writing--;
+	if (r->io.res != (int64_t)r->io.len) {
+		fail(c, r, r->io.res);
+		return;
+	}
+	if (c->durability == TKV__COLD_DURABLE_NONE) {
+		c->segs.seg[r->io.seg].dirty = true; /* close() still syncs */
+		commit(c, r);
+		return;
+	}
+	c->segs.seg[r->io.seg].dirty = true;
+	r->stage = W_WRITTEN;
+	r->next = c->w_written;
+	c->w_written = r;
+	c->w_n_written++;
+}
+
+static void on_io(tkv__cold *c, tkv__cold_ioreq *io)
+{
+	if (io->op == TKV__COLD_OP_SYNC)
+		on_sync(c, io);
+	else
+		on_write(c, (tkv__cold_wreq *)io); /* io is the first member */
+}
+
+/* Handles every available completion (blocking for one if `wait`). */
+static bool progress(tkv__cold *c, bool wait)
+{
+	tkv__cold_ioreq *io;
+	bool any = false;
+	while ((io = tkv__cold_ioq_reap(&c->wq, wait)) != NULL) {
+		on_io(c, io);
+		wait = false;
+		any = true;
+	}
+	maybe_start_batch(c);
+	busy_update(c);
+	return any;
+}
+
+int tkv__cold_write_submit(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t n_tokens,
+			   void *buf, void *user)
+{
+	tkv__cold_rec_id id = {c->segs.store_id, 0, seq, block, n_tokens};
+	tkv__cold_wreq *r;
+	uint32_t seg, slot;
+	if (!buf || ((uintptr_t)buf % TKV__COLD_ALIGN) != 0)
+		return tkv__fail(-EINVAL, "cold write: buf must be a staging buffer (4 KiB aligned)");
+	if (n_tokens == 0 || n_tokens > c->lay.block_tokens)
+		return tkv__fail(-EINVAL, "cold write: n_tokens %u not in [1, %u]", n_tokens,
+				 c->lay.block_tokens);
+	tkv__cold_drain_dead(c);
+	if (!(r = c->w_free))
+		return -EAGAIN;
+	c->w_free = r->next;
+	memset(r, 0, sizeof(*r));
+	r->user = user;
+	ck_pr_inc_64(&c->ctr.writes_in_flight);
+	if (tkv__cold_segs_alloc(&c->segs, &seg, &slot) < 0) {
+		ck_pr_inc_64(&c->ctr.write_full);
+		push_done(c, r, -ENOSPC);
+		return 0;
+	}
+	id.seqno = c->next_seqno++;
+	r->ent = tkv__cold_ent_new(c->idx, seq, block, id.seqno, seg, slot, n_tokens, NULL);
+	if (r->ent)
+		tkv__cold_record_seal(&c->lay, c->crc, &id, buf, r->ent->crc);
+	if (!r->ent || tkv__cold_index_add_pending(c->idx, r->ent) < 0) {
+		tkv__cold_ent_free(r->ent);
+		r->ent = NULL;
+		tkv__cold_segs_free(&c->segs, seg, slot);
+		push_done(c, r, -ENOMEM);
+		return 0;
+	}
+	r->io = (tkv__cold_ioreq){.op = TKV__COLD_OP_WRITE, .fd = c->segs.seg[seg].fd, .seg = seg,
+				  .buf = buf, .off = tkv__cold_slot_off(c, slot),
+				  .len = c->lay.record_bytes};
+	r->stage = W_WRITING;
+	c->w_writing++;
+	if (!c->busy_since)
+		c->busy_since = tkv__cold_now_ns();
+	tkv__cold_ioq_submit(&c->wq, &r->io);
+	tkv__cold_ioq_flush(&c->wq);
+	return 0;
+}
+
+int tkv__cold_write_reap(tkv__cold *c, tkv__cold_done *done, int max, bool wait)
+{
+	int n = 0;
+	tkv__cold_drain_dead(c);
+	(void)progress(c, false);
+	while (wait && !c->w_done && outstanding(c))
+		if (!progress(c, true))
+			break; /* nothing left in the queue: cannot happen, never hang */
+	while (n < max && c->w_done) {
+		tkv__cold_wreq *r = c->w_done;
+		c->w_done = r->next;
+		if (!c->w_done)
+			c->w_done_tail = NULL;
+		done[n++] = (tkv__cold_done){r->user, r->status, 0};
+		r->stage = W_FREE;
+		r->next = c->w_free;
+		c->w_free = r;
+		ck_pr_dec_64(&c->ctr.writes_in_flight);
+	}
+	return n;
+}
+
+void tkv__cold_sync_dirty(tkv__cold *c)
+{
+	for (uint32_t i = 0; i < c->segs.n_segs; i++)
+		if (c->segs.seg[i].dirty) {
+			c->segs.seg[i].dirty = false;
+			ck_pr_inc_64(&c->ctr.syncs);
+			(void)tkv__cold_io_sync(c->hooks, c->segs.seg[i].fd, i);
+		}
+}
+
+void tkv__cold_write_fini(tkv__cold *c)
+{
+	tkv__cold_done d[16];
+	if (c->wreqs && c->segs.seg) {
+		while (outstanding(c) || c->w_done)
+			(void)tkv__cold_write_reap(c, d, 16, true);
+		tkv__cold_drain_dead(c);
+		tkv__cold_sync_dirty(c);
+	}
+	tkv__cold_ioq_exit(&c->wq);
+	free(c->wreqs);
+	free(c->sync_reqs);
+	c->wreqs = NULL;
+	c->sync_reqs = NULL;
+}
