@@ -242,7 +242,8 @@ double bench_copy_limit_gbps(const unsigned char *src, size_t src_bytes, size_t 
 			     uint32_t threads)
 {
 	bench_copy_limits l;
-	int rc = bench_measure_copy_limits(src, src_bytes, footprint, threads, BENCH_LIMIT_CHUNK, 0.1, 3, &l);
+	int rc = bench_measure_copy_limits(src, src_bytes, footprint, threads, BENCH_LIMIT_CHUNK,
+					   0.1, 3, &l);
 	if (rc != 0) {
 		fprintf(stderr, "tierkv-bench: copy limit (%u threads, %zu-byte footprint): %s\n",
 			threads, footprint, tkv_strerror(rc));

@@ -103,7 +103,8 @@ static int run_point(const point_run *p, int reps, bench_result *r)
 {
 	tkv_config c = point_config(p);
 	tkv_runtime *rt;
-	int rc = tkv__open_ex(&c, p->queue, &rt);
+	tkv__open_opts opts = {.queue = p->queue};
+	int rc = tkv__open_ex(&c, &opts, &rt);
 	if (rc) {
 		fprintf(stderr, "tierkv-bench: open: %s\n", tkv_last_error());
 		return rc;

@@ -102,6 +102,27 @@ TKV_API tkv_isa tkv_isa_select(tkv_isa cap);
 
 /* ---- Configuration ------------------------------------------------------ */
 
+/* How the evictor chooses which hot blocks go to the cold tier. */
+typedef enum tkv_policy {
+	/* S3-FIFO (default): recency plus frequency with FIFO queues. A block
+	 * read once (a one-off prompt) leaves through the small queue without
+	 * pushing out prefixes that requests keep reusing, and recording a hit
+	 * is one atomic increment, no lock. */
+	TKV_POLICY_S3FIFO = 0,
+	/* Exact least-recently-used. */
+	TKV_POLICY_LRU = 1,
+} tkv_policy;
+
+/* When a cold record counts as written (and its hot block may be freed). */
+typedef enum tkv_durability {
+	/* fdatasync once per batch of records (default): a record reported
+	 * durable survives a crash or power loss. */
+	TKV_DURABLE_SYNC = 0,
+	/* No fdatasync: the page cache may still hold records when the hot
+	 * block is freed; a crash can lose them. For benchmarks. */
+	TKV_DURABLE_NONE = 1,
+} tkv_durability;
+
 typedef struct tkv_config {
 	size_t struct_size; /* sizeof(tkv_config); set by tkv_config_default() */
 
@@ -137,6 +158,30 @@ typedef struct tkv_config {
 	/* Root of the sysfs tree used to find performance cores; NULL (default)
 	 * means "/sys". Tests point it at a fake tree. Read only during open. */
 	const char *sysfs_root;
+
+	/* Event trace output file (tools/trace/FORMAT.md; read it with
+	 * tierkv-trace). NULL (default): the environment variable TKV_TRACE,
+	 * and if that is unset or empty, tracing is off (one predictable branch
+	 * per event). Read only during open. */
+	const char *trace_path;
+
+	/* Cold tier: a directory on local SSD (created if missing; one runtime
+	 * at a time), NULL (default) for RAM only. It holds preallocated
+	 * segment files of cold_bytes in total and a manifest of the geometry:
+	 * opening it with another geometry fails with -EMEDIUMTYPE. Records of
+	 * sequences left open at tkv_close (or at a crash) stay, and re-opening
+	 * such a sequence id makes them readable again. */
+	const char *cold_dir;
+	uint64_t cold_bytes; /* default 4 GiB; at least one record */
+
+	/* Hot-tier watermarks, percent of hot_bytes: the evictor starts when
+	 * usage passes hot_high_pct and stops at hot_low_pct. 1 <= low < high
+	 * <= 100; defaults 90 and 75. */
+	uint32_t hot_high_pct;
+	uint32_t hot_low_pct;
+
+	tkv_policy policy;         /* default TKV_POLICY_S3FIFO */
+	tkv_durability durability; /* default TKV_DURABLE_SYNC */
 } tkv_config;
 
 /* Fills *cfg with the defaults above (Llama-3-8B geometry in f32, blocks of
@@ -283,6 +328,16 @@ TKV_API int tkv_view_acquire(tkv_runtime *rt, uint64_t seq_id, uint32_t layer, u
  * must not be used afterwards. Releasing twice is -EINVAL. */
 TKV_API int tkv_view_release(tkv_runtime *rt, tkv_view *view);
 
+/* ---- Cold tier ---------------------------------------------------------- */
+
+/* Starts reading tokens [pos, pos + n_tokens) of every layer back from the
+ * cold tier into the hot tier, layer 0 first, without waiting: an engine
+ * calls it before the forward pass that needs the range, and each view of
+ * layer L then waits only for layer L's blocks. Blocks already hot are
+ * skipped. 0 (queued), -ENOENT, -EINVAL (range not stored), -EAGAIN (the
+ * prefetch queue is full). Without a cold tier it is a no-op returning 0. */
+TKV_API int tkv_prefetch(tkv_runtime *rt, uint64_t seq_id, uint64_t pos, uint32_t n_tokens);
+
 /* ---- Stats -------------------------------------------------------------- */
 
 #define TKV_STATS_MAX_WORKERS 256
@@ -308,6 +363,23 @@ typedef struct tkv_stats {
 	uint64_t open_sequences;
 	const char *topology_source; /* which rule found the performance cores */
 	tkv_isa isa;              /* the kernel level in use */
+
+	/* Cold tier (all 0 without one). Bandwidth = bytes / busy ns. */
+	uint64_t evicted_blocks;     /* block positions (all layers) moved out */
+	uint64_t evicted_bytes;      /* bytes written to records */
+	uint64_t evict_write_ns;     /* time with a record write in flight */
+	uint64_t promoted_blocks;    /* layer blocks read back into the hot tier */
+	uint64_t promoted_bytes;
+	uint64_t promote_read_ns;    /* sum of promotion read latencies */
+	uint64_t io_errors_enospc;   /* record writes refused: disk/segments full */
+	uint64_t io_errors_eio;      /* record writes or reads that failed */
+	uint64_t io_errors_short;    /* short writes or reads */
+	uint64_t corrupt_records;    /* checksum failures (records dropped) */
+	uint64_t cold_bytes_used;
+	uint64_t cold_bytes_capacity;
+	uint32_t evictor_queue_depth;/* record writes in flight */
+	bool cold_io_uring;          /* false: pwrite fallback (see README) */
+	bool cold_direct_io;         /* false: the filesystem refused O_DIRECT */
 	tkv_worker_stats workers[TKV_STATS_MAX_WORKERS];
 } tkv_stats;
 

@@ -16,9 +16,11 @@
  *  - copy and copy_stream accept any n (0 included) and any alignment of src
  *    and dst; they write exactly dst[0, n) and read exactly src[0, n); the two
  *    ranges must not overlap.
- *  - copy_stream returns only after a store fence: its weakly ordered stores
- *    are ordered before any store the caller makes afterwards (e.g. the
- *    release that publishes the block), as if it were a regular copy.
+ *  - copy_stream returns with its stores ordered exactly like a regular
+ *    copy's, so the caller publishes the data the same way after either (a
+ *    release store or a lock): on x86 it ends with sfence, because
+ *    non-temporal stores may otherwise pass later stores, even the release;
+ *    on aarch64 STNP stores already obey the normal ordering rules.
  *  - crc32c(crc, buf, n) follows zlib's chaining convention: crc32c(0, buf, n)
  *    is the final CRC32C (Castagnoli) of buf, and
  *    crc32c(crc32c(0, a, na), b, nb) == crc32c(0, a||b, na + nb).

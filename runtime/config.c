@@ -13,9 +13,9 @@
 #include "runtime/error.h"
 
 /* The smallest tkv_config a caller may pass: the layout of the first release
- * (0.1). Fields added later go after sysfs_root and keep their defaults when
- * an older caller's struct_size does not reach them. */
-#define TKV__CONFIG_MIN_SIZE (offsetof(tkv_config, sysfs_root) + sizeof(const char *))
+ * (0.1, every field up to durability). Fields added later go after it and
+ * keep their defaults when an older caller's struct_size does not reach them. */
+#define TKV__CONFIG_MIN_SIZE (offsetof(tkv_config, durability) + sizeof(tkv_durability))
 
 void tkv_config_default(tkv_config *cfg)
 {
@@ -34,6 +34,13 @@ void tkv_config_default(tkv_config *cfg)
 	cfg->ring_slots = 1024;
 	cfg->pin_workers = true;
 	cfg->sysfs_root = NULL;
+	cfg->trace_path = NULL;
+	cfg->cold_dir = NULL;
+	cfg->cold_bytes = 4ull << 30;
+	cfg->hot_high_pct = 90;
+	cfg->hot_low_pct = 75;
+	cfg->policy = TKV_POLICY_S3FIFO;
+	cfg->durability = TKV_DURABLE_SYNC;
 }
 
 size_t tkv_dtype_size(tkv_dtype dtype)
@@ -76,6 +83,23 @@ static int derive_geometry(const tkv_config *c, tkv__geometry *g)
 	return 0;
 }
 
+static int check_cold(const tkv_config *c)
+{
+	int rc;
+	if ((rc = check_range("hot_high_pct", c->hot_high_pct, 2, 100)) ||
+	    (rc = check_range("hot_low_pct", c->hot_low_pct, 1, c->hot_high_pct - 1)))
+		return rc;
+	if (c->policy != TKV_POLICY_S3FIFO && c->policy != TKV_POLICY_LRU)
+		return tkv__fail(-EINVAL, "config.policy: unknown policy %d", (int)c->policy);
+	if (c->durability != TKV_DURABLE_SYNC && c->durability != TKV_DURABLE_NONE)
+		return tkv__fail(-EINVAL, "config.durability: unknown mode %d", (int)c->durability);
+	if (c->cold_dir && !c->cold_dir[0])
+		return tkv__fail(-EINVAL, "config.cold_dir: empty path (use NULL for RAM only)");
+	if (c->cold_dir && c->cold_bytes == 0)
+		return tkv__fail(-EINVAL, "config.cold_bytes: 0 with a cold_dir");
+	return 0;
+}
+
 static int validate(const tkv_config *c, tkv__geometry *g)
 {
 	int rc;
@@ -99,7 +123,7 @@ static int validate(const tkv_config *c, tkv__geometry *g)
 		return tkv__fail(-EINVAL,
 				 "config.ring_slots: must be a power of two in [4, 1048576], got %u",
 				 c->ring_slots);
-	return derive_geometry(c, g);
+	return check_cold(c) ? -EINVAL : derive_geometry(c, g);
 }
 
 int tkv__config_load(const tkv_config *user, tkv_config *out, tkv__geometry *geo)

@@ -14,6 +14,7 @@
 
 #include "runtime/error.h"
 #include "runtime/runtime.h"
+#include "tiers/evictor.h"
 
 /* "VIEW" in the high half of opaque[3] marks a view that is held. */
 #define VIEW_HELD 0x56494557ull
@@ -66,32 +67,37 @@ int tkv_read(tkv_runtime *rt, uint64_t seq_id, uint32_t layer, uint64_t pos, uin
 	int rc = range_ready(rt, "read", seq_id, layer, pos, n_tokens, &s);
 	if (rc)
 		return rc;
-	const tkv__layer *l = &s->layers[layer];
 	const size_t row = rt->geo.row_bytes;
 	const uint32_t bt = rt->cfg.block_tokens;
 	unsigned char *kd = k, *vd = v;
-	for (uint64_t p = pos, end = pos + n_tokens; p < end;) {
+	for (uint64_t p = pos, end = pos + n_tokens; p < end && !rc;) {
 		uint32_t off = (uint32_t)(p % bt);
 		uint32_t m = (uint32_t)(bt - off < end - p ? bt - off : end - p);
-		const unsigned char *mem = tkv__seq_block(l, p / bt)->mem;
+		const unsigned char *mem;
+		/* pinned while copying: the evictor cannot free it under us */
+		if ((rc = tkv__block_pin(rt, s, layer, p / bt, &mem)))
+			break;
 		rt->kern->copy(kd, mem + (size_t)off * row, (size_t)m * row);
 		rt->kern->copy(vd, mem + ((size_t)bt + off) * row, (size_t)m * row);
+		tkv__block_unpin(s, layer, p / bt);
 		kd += (size_t)m * row;
 		vd += (size_t)m * row;
 		p += m;
 	}
 	tkv__seq_put(s);
-	return 0;
+	return rc;
 }
 
-static void pin_blocks(tkv__layer *l, uint64_t first, uint64_t nb, int delta)
+static void unpin_blocks(tkv__seq *s, uint32_t layer, uint64_t first, uint64_t nb)
 {
 	for (uint64_t b = first; b < first + nb; b++)
-		ck_pr_add_32(&tkv__seq_block(l, b)->pins, (uint32_t)delta);
+		tkv__block_unpin(s, layer, b);
 }
 
-static void fill_view(const tkv_runtime *rt, const tkv__layer *l, uint64_t pos, uint64_t end,
-		      tkv_view *view)
+/* Pins every block of the range (promoting cold ones) and fills the view;
+ * on failure nothing stays pinned. */
+static int fill_view(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t pos, uint64_t end,
+		     tkv_view *view)
 {
 	const size_t row = rt->geo.row_bytes;
 	const uint32_t bt = rt->cfg.block_tokens;
@@ -99,12 +105,18 @@ static void fill_view(const tkv_runtime *rt, const tkv__layer *l, uint64_t pos, 
 	for (uint64_t p = pos; p < end; i++) {
 		uint32_t off = (uint32_t)(p % bt);
 		uint32_t m = (uint32_t)(bt - off < end - p ? bt - off : end - p);
-		const unsigned char *mem = tkv__seq_block(l, p / bt)->mem;
+		const unsigned char *mem;
+		int rc = tkv__block_pin(rt, s, layer, p / bt, &mem);
+		if (rc) {
+			unpin_blocks(s, layer, pos / bt, i);
+			return rc;
+		}
 		view->blocks[i] = (tkv_view_block){mem + (size_t)off * row,
 						   mem + ((size_t)bt + off) * row, p, m};
 		p += m;
 	}
 	view->n_blocks = i;
+	return 0;
 }
 
 int tkv_view_acquire(tkv_runtime *rt, uint64_t seq_id, uint32_t layer, uint64_t pos, uint32_t n_tokens,
@@ -131,10 +143,12 @@ int tkv_view_acquire(tkv_runtime *rt, uint64_t seq_id, uint32_t layer, uint64_t 
 		return tkv__fail(-ENOENT, "view: sequence %llu is closing",
 				 (unsigned long long)seq_id);
 	}
-	tkv__layer *l = &s->layers[layer];
-	pin_blocks(l, first, nb, 1);
+	if ((rc = fill_view(rt, s, layer, pos, pos + n_tokens, view))) {
+		tkv__seq_unpin(s, (uint32_t)nb);
+		tkv__seq_put(s);
+		return rc;
+	}
 	ck_pr_add_64(&rt->pinned_blocks, nb);
-	fill_view(rt, l, pos, pos + n_tokens, view);
 	view->opaque[0] = seq_id;
 	view->opaque[1] = layer;
 	view->opaque[2] = first;
@@ -157,7 +171,7 @@ int tkv_view_release(tkv_runtime *rt, tkv_view *view)
 			tkv__seq_put(s);
 		return tkv__fail(-EINVAL, "view_release: view does not match an open sequence");
 	}
-	pin_blocks(&s->layers[view->opaque[1]], view->opaque[2], nb, -1);
+	unpin_blocks(s, (uint32_t)view->opaque[1], view->opaque[2], nb);
 	ck_pr_sub_64(&rt->pinned_blocks, nb);
 	view->opaque[3] = 0;
 	view->n_blocks = 0;

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "runtime/error.h"
 #include "runtime/runtime.h"
 #include "runtime/topology.h"
+#include "tiers/evictor.h"
 
 /*
  * Copies into hot blocks use non-temporal stores whenever the hot tier is
@@ -43,19 +45,12 @@ static void free_block(void *ctx, uint32_t layer, void *mem)
 	tkv__arena_free(&tkv__worker_of(rt, layer)->arena, mem, rt->geo.block_bytes);
 }
 
-static uint64_t seq_blocks(const tkv_runtime *rt, const tkv__seq *s)
-{
-	uint64_t n = 0;
-	for (uint32_t i = 0; i < s->n_layers; i++)
-		n += tkv__blocks_for(s->layers[i].next_pos, rt->cfg.block_tokens);
-	return n;
-}
-
+/* Frees a sequence no one references any more; its hot blocks' capacity
+ * goes back (blocks only in the cold tier hold none). */
 static void drop_seq(void *ctx, tkv__seq *s)
 {
 	tkv_runtime *rt = ctx;
-	tkv__hot_release(rt, seq_blocks(rt, s));
-	tkv__seq_free(s, free_block, rt);
+	tkv__hot_release(rt, tkv__seq_free(s, free_block, rt));
 }
 
 static int open_workers(tkv_runtime *rt)
@@ -77,11 +72,14 @@ static int open_workers(tkv_runtime *rt)
 
 int tkv_open(const tkv_config *cfg, tkv_runtime **out)
 {
-	return tkv__open_ex(cfg, TKV__QUEUE_RING, out);
+	return tkv__open_ex(cfg, NULL, out);
 }
 
-int tkv__open_ex(const tkv_config *cfg, tkv__queue_kind queue, tkv_runtime **out)
+int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, tkv_runtime **out)
 {
+	static const tkv__open_opts defaults = {TKV__QUEUE_RING, NULL, false};
+	if (!opts)
+		opts = &defaults;
 	if (!out)
 		return tkv__fail(-EINVAL, "open: NULL out");
 	*out = NULL;
@@ -89,7 +87,7 @@ int tkv__open_ex(const tkv_config *cfg, tkv__queue_kind queue, tkv_runtime **out
 	if (!rt)
 		return tkv__fail(-ENOMEM, "open: runtime");
 	memset(rt, 0, sizeof(*rt));
-	rt->queue = queue;
+	rt->queue = opts->queue;
 	int rc = tkv__config_load(cfg, &rt->cfg, &rt->geo);
 	if (rc) {
 		free(rt);
@@ -97,14 +95,21 @@ int tkv__open_ex(const tkv_config *cfg, tkv__queue_kind queue, tkv_runtime **out
 	}
 	rt->kern = tkv__kernels_get(rt->cfg.max_isa);
 	rt->hot_copy = choose_hot_copy(rt->kern, rt->cfg.hot_bytes);
+	if ((rc = tkv__tracer_open(rt->cfg.trace_path, NULL, &rt->tracer))) {
+		free(rt);
+		return rc;
+	}
 	if ((rc = tkv__seq_table_init(&rt->seqs))) {
+		tkv__tracer_close(rt->tracer);
 		free(rt);
 		return tkv__fail(rc, "open: sequence table");
 	}
-	if ((rc = open_workers(rt))) {
+	if ((rc = open_workers(rt)) ||
+	    (rt->cfg.cold_dir && (rc = tkv__evictor_open(rt, opts->cold_io, opts->cold_force_pwrite)))) {
 		tkv__workers_stop(rt);
 		tkv__workers_free(rt);
 		tkv__seq_table_fini(&rt->seqs, drop_seq, rt);
+		tkv__tracer_close(rt->tracer);
 		free(rt);
 		return rc;
 	}
@@ -121,8 +126,15 @@ void tkv_close(tkv_runtime *rt)
 	/* Workers drain their rings before exiting, so every accepted store
 	 * completes before its blocks are freed below. */
 	tkv__workers_stop(rt);
+	/* Records of sequences still open stay in the cold tier for a restart;
+	 * their hot blocks are freed with the sequences below. */
+	tkv__evictor_close(rt);
 	tkv__seq_table_fini(&rt->seqs, drop_seq, rt);
 	tkv__workers_free(rt);
+	/* After the workers joined: close reads their last partial chunks. A
+	 * trace that cannot be written is reported, not fatal to close. */
+	if (rt->tracer && tkv__tracer_close(rt->tracer))
+		fprintf(stderr, "tierkv: trace not fully written: %s\n", tkv_last_error());
 	free(rt);
 }
 
@@ -134,7 +146,9 @@ int tkv_seq_open(tkv_runtime *rt, uint64_t seq_id)
 	tkv__seq *s = tkv__seq_new(seq_id, rt->cfg.n_layers);
 	if (!s)
 		return tkv__fail(-ENOMEM, "seq_open: sequence %llu", (unsigned long long)seq_id);
-	if ((rc = tkv__seq_table_insert(&rt->seqs, s))) {
+	/* a re-opened id gets its cold records back before anyone sees it */
+	if ((rt->ev && (rc = tkv__evictor_seq_open(rt, s))) ||
+	    (rc = tkv__seq_table_insert(&rt->seqs, s))) {
 		tkv__seq_free(s, free_block, rt);
 		return tkv__fail(rc, "seq_open: sequence %llu %s", (unsigned long long)seq_id,
 				 rc == -EEXIST ? "is already open" : "cannot be added");
@@ -151,12 +165,18 @@ int tkv_seq_close(tkv_runtime *rt, uint64_t seq_id)
 	if (!s)
 		return tkv__fail(rc, "seq_close: sequence %llu %s", (unsigned long long)seq_id,
 				 rc == -EBUSY ? "has views held" : "is not open");
-	/* Out of the table: no new reference can be taken. Wait for the ones
-	 * in flight (short API calls) and for the workers' pending copies. */
+	/* Out of the table: no new reference can be taken. Stop the evictor
+	 * from picking it (its in-flight writes get cancelled), then wait for
+	 * the references in flight (short API calls, those writes) and for the
+	 * workers' pending copies. */
+	if (rt->ev)
+		tkv__evictor_seq_closing(rt, s);
 	while (ck_pr_load_32(&s->refs))
 		sched_yield();
 	ck_pr_fence_acquire(); /* pairs with tkv__seq_put's release */
 	tkv__seq_drain(rt, s);
+	if (rt->ev)
+		tkv__evictor_seq_close(rt, s);
 	drop_seq(rt, s);
 	return 0;
 }

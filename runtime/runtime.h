@@ -29,6 +29,7 @@
 #include "runtime/config.h"
 #include "runtime/seq_table.h"
 #include "tiers/hot_arena.h"
+#include "tools/trace/trace.h"
 
 /* What a producer pushes: a description of the batch, never its data. */
 typedef struct tkv__desc {
@@ -68,6 +69,7 @@ typedef struct tkv__worker {
 	bool mq_stop;
 
 	struct tkv_runtime *rt __attribute__((aligned(64)));
+	tkv__trace_buf *tb; /* the worker's trace buffer; NULL when off */
 	tkv__arena arena;
 	pthread_t thread;
 	uint32_t index;
@@ -95,6 +97,8 @@ struct tkv_runtime {
 	const char *topology_source;
 
 	tkv__seq_table seqs;
+	tkv__tracer *tracer; /* NULL when tracing is off */
+	struct tkv__evictor *ev; /* NULL without a cold tier */
 
 	uint64_t hot_blocks_used __attribute__((aligned(64))); /* atomic */
 	uint64_t ring_full_events;
@@ -127,10 +131,19 @@ void tkv__seq_drain(struct tkv_runtime *rt, tkv__seq *s);
 
 /* Block accounting shared by store and seq close (store.c). */
 uint64_t tkv__blocks_for(uint64_t tokens, uint32_t block_tokens);
+/* Takes `blocks` of hot capacity if they fit; the one capacity check per
+ * batch. */
+bool tkv__hot_reserve(struct tkv_runtime *rt, uint64_t blocks);
 void tkv__hot_release(struct tkv_runtime *rt, uint64_t blocks);
 
-/* tkv_open with a chosen queue (the bench's mutex-queue baseline). */
-int tkv__open_ex(const tkv_config *cfg, tkv__queue_kind queue, struct tkv_runtime **out);
+/* Internal open options: the bench's mutex-queue baseline and the tests'
+ * cold-tier fault seam. */
+typedef struct tkv__open_opts {
+	tkv__queue_kind queue;
+	const struct tkv__cold_io *cold_io; /* NULL: real I/O */
+	bool cold_force_pwrite;
+} tkv__open_opts;
+int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, struct tkv_runtime **out);
 
 /* The mutex queue (queue_mutex.c). */
 void tkv__mq_init(tkv__worker *w);

@@ -67,11 +67,12 @@ tkv__block *tkv__seq_block_make(tkv__layer *l, uint64_t b)
 	return &c[off];
 }
 
-void tkv__seq_free(tkv__seq *s, void (*free_block)(void *ctx, uint32_t layer, void *mem),
-		   void *ctx)
+uint64_t tkv__seq_free(tkv__seq *s, void (*free_block)(void *ctx, uint32_t layer, void *mem),
+		       void *ctx)
 {
+	uint64_t freed = 0;
 	if (!s)
-		return;
+		return 0;
 	for (uint32_t li = 0; li < s->n_layers; li++) {
 		tkv__layer *l = &s->layers[li];
 		for (unsigned k = 0; k < TKV__NCHUNKS; k++) {
@@ -79,13 +80,73 @@ void tkv__seq_free(tkv__seq *s, void (*free_block)(void *ctx, uint32_t layer, vo
 			if (!c)
 				continue;
 			for (size_t i = 0; i < ((size_t)TKV__CHUNK0 << k); i++)
-				if (c[i].mem)
+				if (c[i].mem) {
 					free_block(ctx, li, c[i].mem);
+					freed++;
+				}
 			free(c);
 		}
 	}
+	for (unsigned k = 0; k < TKV__NCHUNKS; k++)
+		free(s->units[k]);
 	free(s->layers);
 	free(s);
+	return freed;
+}
+
+tkv__unit *tkv__seq_unit(const tkv__seq *s, uint64_t b)
+{
+	unsigned k;
+	uint64_t off;
+	chunk_locate(b, &k, &off);
+	if (k >= TKV__NCHUNKS)
+		return NULL;
+	/* Acquire: the chunk's initialized contents before the pointer. */
+	tkv__unit *c = ck_pr_load_ptr(&s->units[k]);
+	ck_pr_fence_acquire();
+	return c ? &c[off] : NULL;
+}
+
+/* A fresh chunk: every unit knows its sequence and block, not in a policy. */
+static tkv__unit *unit_chunk_new(tkv__seq *s, unsigned k)
+{
+	size_t n = (size_t)TKV__CHUNK0 << k;
+	tkv__unit *c = calloc(n, sizeof(*c));
+	if (!c)
+		return NULL;
+	uint64_t first = (uint64_t)TKV__CHUNK0 * ((1ull << k) - 1);
+	for (size_t i = 0; i < n; i++) {
+		c[i].seq = s;
+		c[i].block = first + i;
+		tkv__policy_node_init(&c[i].node, s->id * 0x9e3779b97f4a7c15ull ^ (first + i));
+	}
+	return c;
+}
+
+tkv__unit *tkv__seq_unit_make(tkv__seq *s, uint64_t b)
+{
+	unsigned k;
+	uint64_t off;
+	chunk_locate(b, &k, &off);
+	if (k >= TKV__NCHUNKS)
+		return NULL;
+	tkv__unit *c = ck_pr_load_ptr(&s->units[k]);
+	ck_pr_fence_acquire();
+	if (!c) {
+		tkv__unit *fresh = unit_chunk_new(s, k);
+		if (!fresh)
+			return NULL;
+		/* Release: the initialized chunk before its pointer. Two workers
+		 * may race here; the loser frees its chunk and uses the winner's. */
+		ck_pr_fence_release();
+		if (ck_pr_cas_ptr_value(&s->units[k], NULL, fresh, &c)) {
+			c = fresh;
+		} else {
+			free(fresh);
+			ck_pr_fence_acquire();
+		}
+	}
+	return &c[off];
 }
 
 bool tkv__seq_pin(tkv__seq *s, uint32_t n)

@@ -26,15 +26,43 @@
 #include <stdint.h>
 
 #include "runtime/config.h"
+#include "tiers/policy.h"
 
 #define TKV__CHUNK0 64u
 #define TKV__NCHUNKS 26 /* 64 * (2^26 - 1) blocks: far beyond any context */
 
 typedef struct tkv__block {
-	void *mem;     /* K rows [block_tokens][kv_dim], then V rows */
-	uint32_t pins; /* views holding it (atomic) */
-	uint32_t pad;
+	void *mem;        /* K rows [block_tokens][kv_dim], then V rows; NULL
+			   * while the block lives only in the cold tier */
+	uint32_t pins;    /* readers and views using mem now (atomic) */
+	uint32_t loading; /* 1 while a promotion fills it (atomic) */
 } tkv__block;
+
+/*
+ * A unit is one block position of a sequence across all layers: what the
+ * evictor moves as one cold record. Its state is the handshake between the
+ * evictor and readers (tiers/evictor.c):
+ *   HOT      readers use the layer blocks' mem (NULL ones are promoted)
+ *   WRITING  the evictor is writing the record; mem stays valid and readable
+ *   FREEING  the evictor is freeing mem after the record became durable;
+ *            readers back off. It first publishes FREEING and then checks
+ *            every layer's pins; readers first pin and then check the state
+ *            (full fences on both sides), so a pinned block is never freed.
+ */
+enum { TKV__UNIT_HOT = 0, TKV__UNIT_WRITING = 1, TKV__UNIT_FREEING = 2 };
+
+typedef struct tkv__unit {
+	tkv__policy_node node; /* first member: node <-> unit by cast */
+	struct tkv__seq *seq;
+	uint64_t block;
+	uint32_t layers_full; /* layers whose block is complete (atomic) */
+	uint32_t state;       /* TKV__UNIT_* (atomic) */
+	uint32_t cold;        /* a durable record holds every layer (atomic) */
+	uint32_t in_policy;   /* inserted and not yet picked/removed (atomic) */
+	uint32_t lost;        /* its record failed a checksum and was dropped:
+			       * cold layers are gone for good (atomic) */
+	uint32_t pad;
+} tkv__unit;
 
 typedef struct tkv__layer {
 	uint64_t next_pos; /* producer-owned; atomic for readers' range checks */
@@ -54,15 +82,24 @@ typedef struct tkv__seq {
 	uint32_t closing;      /* 1 while seq_close runs (atomic; see tkv__seq_pin) */
 	uint32_t n_layers;
 	tkv__layer *layers;    /* n_layers, cache-line aligned */
+	tkv__unit *units[TKV__NCHUNKS]; /* segmented like the block tables;
+					 * chunks installed by CAS (any worker) */
 } tkv__seq;
 
 tkv__seq *tkv__seq_new(uint64_t id, uint32_t n_layers);
+/* The unit of block b, or NULL if never made. */
+tkv__unit *tkv__seq_unit(const tkv__seq *s, uint64_t b);
+/* The unit of block b, making its chunk if needed (any thread); NULL on
+ * ENOMEM. */
+tkv__unit *tkv__seq_unit_make(tkv__seq *s, uint64_t b);
+
 /* Adds n pins for a view; false (and no pins) if the sequence is closing. */
 bool tkv__seq_pin(tkv__seq *s, uint32_t n);
 void tkv__seq_unpin(tkv__seq *s, uint32_t n);
 
-/* Frees the tables and, through free_block, every block's memory. */
-void tkv__seq_free(tkv__seq *s, void (*free_block)(void *ctx, uint32_t layer, void *mem),
+/* Frees the tables and, through free_block, every block's memory; returns
+ * the number of blocks freed (those with mem). */
+uint64_t tkv__seq_free(tkv__seq *s, void (*free_block)(void *ctx, uint32_t layer, void *mem),
 		   void *ctx);
 
 /* The entry of block b of a layer, or NULL if its chunk is not allocated.

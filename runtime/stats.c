@@ -9,6 +9,7 @@
 
 #include "runtime/error.h"
 #include "runtime/runtime.h"
+#include "tiers/evictor.h"
 
 int tkv_stats_get(tkv_runtime *rt, tkv_stats *out)
 {
@@ -30,6 +31,8 @@ int tkv_stats_get(tkv_runtime *rt, tkv_stats *out)
 	out->open_sequences = ck_pr_load_64(&rt->seqs.count);
 	out->topology_source = rt->topology_source;
 	out->isa = rt->kern->isa;
+	if (rt->ev)
+		tkv__evictor_stats(rt, out);
 	for (uint32_t i = 0; i < rt->n_workers && i < TKV_STATS_MAX_WORKERS; i++) {
 		tkv__worker *w = &rt->workers[i];
 		out->workers[i] = (tkv_worker_stats){

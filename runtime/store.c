@@ -14,6 +14,7 @@
 #include "runtime/error.h"
 #include "runtime/futex.h"
 #include "runtime/runtime.h"
+#include "tiers/evictor.h"
 
 /* Ring-full backoff: spin this long, then sleep with doubling naps up to
  * MAX_NAP_NS. Bounded so a producer reacts within ~1 ms once room appears. */
@@ -24,7 +25,7 @@ uint64_t tkv__blocks_for(uint64_t tokens, uint32_t block_tokens)
 	return (tokens + block_tokens - 1) / block_tokens;
 }
 
-static bool hot_reserve(tkv_runtime *rt, uint64_t blocks)
+bool tkv__hot_reserve(tkv_runtime *rt, uint64_t blocks)
 {
 	uint64_t cur = ck_pr_load_64(&rt->hot_blocks_used);
 	do {
@@ -81,10 +82,13 @@ static int push(tkv_runtime *rt, tkv__worker *w, tkv__desc *d, unsigned flags)
 	ck_pr_inc_64(&rt->ring_full_events);
 	if (flags & TKV_STORE_NONBLOCK)
 		return tkv__fail(-EAGAIN, "store: worker %u ring full", w->index);
-	uint64_t t0 = tkv__now_ns(), nap = MIN_NAP_NS;
-	for (;;) {
-		if (ck_ring_enqueue_mpsc_tkv__desc(&w->ring, w->slots, d))
+	tkv__trace_buf *tb = tkv__tracer_thread(rt->tracer, NULL);
+	uint64_t t0 = tkv__now_ns(), nap = MIN_NAP_NS, tt = tkv__trace_begin(tb);
+	for (uint64_t attempts = 1;; attempts++) {
+		if (ck_ring_enqueue_mpsc_tkv__desc(&w->ring, w->slots, d)) {
+			tkv__trace_end(tb, TKV__TRACE_RING_WAIT, tt, w->index, attempts);
 			return 0;
+		}
 		if (ck_pr_load_32(&rt->closing))
 			return tkv__fail(-EBADF, "store: runtime closing");
 		if (tkv__now_ns() - t0 < FULL_SPIN_NS) {
@@ -97,9 +101,33 @@ static int push(tkv_runtime *rt, tkv__worker *w, tkv__desc *d, unsigned flags)
 	}
 }
 
+/* Hot capacity for a batch. With a cold tier a full hot tier is waited out
+ * while the evictor can free space (-EAGAIN instead when non-blocking);
+ * -ENOSPC only when the evictor cannot, or there is no cold tier. */
+static int reserve(tkv_runtime *rt, uint64_t blocks, unsigned flags)
+{
+	tkv__space_wait w = {0};
+	while (!tkv__hot_reserve(rt, blocks)) {
+		if (rt->ev && (flags & TKV_STORE_NONBLOCK)) {
+			tkv__evictor_note_usage(rt, rt->geo.hot_blocks);
+			return tkv__fail(-EAGAIN, "store: hot tier full, evictor behind");
+		}
+		if (!rt->ev || tkv__evictor_wait_space(rt, &w)) {
+			ck_pr_inc_64(&rt->enospc_events);
+			return tkv__fail(-ENOSPC, "store: hot tier full (%llu blocks)%s",
+					 (unsigned long long)rt->geo.hot_blocks,
+					 rt->ev ? " and nothing more can be evicted" : "");
+		}
+	}
+	if (rt->ev)
+		tkv__evictor_note_usage(rt, ck_pr_load_64(&rt->hot_blocks_used));
+	return 0;
+}
+
 static int store_locked(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t pos,
 			uint32_t n, const void *k, const void *v, unsigned flags)
 {
+	int rc;
 	tkv__layer *l = &s->layers[layer];
 	const uint32_t bt = rt->cfg.block_tokens;
 	uint64_t next = l->next_pos; /* ours: one producer per sequence */
@@ -113,14 +141,11 @@ static int store_locked(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t p
 	if (__builtin_add_overflow(pos, (uint64_t)n, &end))
 		return tkv__fail(-EOVERFLOW, "store: position overflows");
 	uint64_t new_blocks = tkv__blocks_for(end, bt) - tkv__blocks_for(pos, bt);
-	if (new_blocks && !hot_reserve(rt, new_blocks)) {
-		ck_pr_inc_64(&rt->enospc_events);
-		return tkv__fail(-ENOSPC, "store: hot tier full (%llu blocks)",
-				 (unsigned long long)rt->geo.hot_blocks);
-	}
+	if (new_blocks && (rc = reserve(rt, new_blocks, flags)))
+		return rc;
 	tkv__desc d = {s, k, v, pos, n, layer};
 	tkv__worker *w = tkv__worker_of(rt, layer);
-	int rc = push(rt, w, &d, flags);
+	rc = push(rt, w, &d, flags);
 	if (rc) {
 		tkv__hot_release(rt, new_blocks);
 		return rc;
@@ -138,12 +163,15 @@ int tkv_store(tkv_runtime *rt, uint64_t seq_id, uint32_t layer, uint64_t pos, ui
 	int rc = tkv__rt_check(rt);
 	if (rc || (rc = check_store(rt, layer, n_tokens, k, v)))
 		return rc;
+	tkv__trace_buf *tb = tkv__tracer_thread(rt->tracer, NULL);
+	uint64_t t0 = tkv__trace_begin(tb);
 	tkv__seq *s = tkv__seq_get(&rt->seqs, seq_id);
 	if (!s)
 		return tkv__fail(-ENOENT, "store: sequence %llu is not open",
 				 (unsigned long long)seq_id);
 	rc = store_locked(rt, s, layer, pos, n_tokens, k, v, flags);
 	tkv__seq_put(s);
+	tkv__trace_end(tb, TKV__TRACE_STORE, t0, (uint32_t)seq_id, n_tokens);
 	if (rc == 0 && ticket)
 		*ticket = (tkv_ticket){seq_id, pos + n_tokens, layer, 0};
 	return rc;

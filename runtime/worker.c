@@ -18,6 +18,7 @@
 #include "runtime/futex.h"
 #include "runtime/runtime.h"
 #include "runtime/topology.h"
+#include "tiers/evictor.h"
 
 /* Empty polls before sleeping: long enough to cover the gap between an
  * engine's back-to-back stores, short enough to be invisible when idle. */
@@ -37,18 +38,25 @@ static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 		uint32_t off = (uint32_t)(pos % bt);
 		uint32_t m = bt - off < left ? bt - off : left;
 		tkv__block *blk = tkv__seq_block_make(l, b);
-		if (blk && !blk->mem)
-			blk->mem = tkv__arena_alloc(&w->arena, rt->geo.block_bytes);
-		if (!blk || !blk->mem) {
+		unsigned char *dst = blk ? blk->mem : NULL; /* only we write it now */
+		if (blk && !dst) {
+			dst = tkv__arena_alloc(&w->arena, rt->geo.block_bytes);
+			/* published to readers by the done_pos release */
+			ck_pr_store_ptr(&blk->mem, dst);
+		}
+		if (!dst) {
 			/* Space was reserved at store time, so this is a real
 			 * out-of-memory: make the layer report it rather than
-			 * pretend the tokens are there. */
+			 * pretend the tokens are there, and give back the
+			 * reservation of the blocks that will never exist. */
 			ck_pr_store_32((uint32_t *)&l->error, (uint32_t)-ENOMEM);
+			tkv__hot_release(w->rt, tkv__blocks_for(pos + left, bt) - b);
 			return;
 		}
-		unsigned char *dst = blk->mem;
 		rt->hot_copy(dst + (size_t)off * row, k, (size_t)m * row);
 		rt->hot_copy(dst + ((size_t)bt + off) * row, v, (size_t)m * row);
+		if (off + m == bt && rt->ev)
+			tkv__evictor_block_full(w->rt, d->seq, b);
 		k += (size_t)m * row;
 		v += (size_t)m * row;
 		pos += m;
@@ -75,7 +83,12 @@ static void complete(tkv__worker *w, tkv__layer *l, uint64_t end)
 static void process(tkv__worker *w, const tkv__desc *d)
 {
 	tkv__layer *l = &d->seq->layers[d->layer];
+	uint64_t t0 = tkv__trace_begin(w->tb);
 	copy_rows(w, l, d);
+	tkv__trace_end(w->tb, TKV__TRACE_COPY, t0, d->layer,
+		       (uint64_t)d->n_tokens * w->rt->geo.layer_token_bytes);
+	tkv__trace_instant(w->tb, TKV__TRACE_TICKET_DONE, (uint32_t)d->seq->id,
+			   d->pos + d->n_tokens);
 	/* Stats before complete(): nothing of d is read after it. */
 	ck_pr_store_64(&w->tokens, w->tokens + d->n_tokens);
 	ck_pr_store_64(&w->bytes, w->bytes + (uint64_t)d->n_tokens * w->rt->geo.layer_token_bytes);
@@ -115,11 +128,19 @@ void tkv__worker_kick(tkv__worker *w)
 	}
 }
 
+static void register_trace(tkv__worker *w)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "worker-%u", w->index);
+	w->tb = tkv__tracer_thread(w->rt->tracer, name);
+}
+
 /* The bench's mutex-queue baseline: same copy path, blocking queue. */
 static void *worker_main_mutex(void *arg)
 {
 	tkv__worker *w = arg;
 	tkv__desc d;
+	register_trace(w);
 	while (tkv__mq_pop(w, &d))
 		process(w, &d);
 	return NULL;
@@ -130,6 +151,7 @@ static void *worker_main(void *arg)
 	tkv__worker *w = arg;
 	tkv__desc d;
 	unsigned idle = 0;
+	register_trace(w);
 	for (;;) {
 		if (CK_CC_UNLIKELY(ck_pr_load_32(&w->rt->paused))) {
 			usleep(100);

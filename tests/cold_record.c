@@ -69,7 +69,7 @@ static void make(fixture *f, uint32_t layers)
 			p[b] = (unsigned char)(b * 31 + i * 7 + 1);
 	}
 	f->id = (tkv__cold_rec_id){0xabcdef01, 77, 0x1122334455667788ull, 9, 5};
-	tkv__cold_record_seal(&f->l, crc(), &f->id, f->rec, f->crcs);
+	tkv__cold_record_seal(&f->l, crc(), &f->id, f->rec, NULL, f->crcs);
 }
 
 Test(cold_record, seal_check_round_trip)
@@ -137,5 +137,22 @@ Test(cold_record, empty_stale_and_foreign)
 		f.rec[i] = (unsigned char)(i * 13);
 	memcpy(f.rec, "TKVCREC1", 8);
 	cr_assert_neq(tkv__cold_record_check(&f.l, crc(), f.rec, f.id.store_id, NULL, NULL), 0);
+	free(f.rec);
+}
+
+Test(cold_record, known_layer_crcs_are_used_as_given)
+{
+	fixture f;
+	uint32_t given[5], got[5];
+	make(&f, 5);
+	memcpy(given, f.crcs, sizeof(given));
+	tkv__cold_record_seal(&f.l, crc(), &f.id, f.rec, given, got);
+	cr_assert_eq(memcmp(got, f.crcs, sizeof(got)), 0);
+	cr_assert_eq(tkv__cold_record_check(&f.l, crc(), f.rec, f.id.store_id, NULL, got), 0);
+	/* a wrong given CRC is stored as is: that layer will read as corrupt */
+	given[2] ^= 1;
+	tkv__cold_record_seal(&f.l, crc(), &f.id, f.rec, given, got);
+	cr_assert_eq(tkv__cold_record_check(&f.l, crc(), f.rec, f.id.store_id, NULL, got), 0);
+	cr_assert_not(tkv__cold_layer_ok(&f.l, crc(), tkv__cold_record_layer(&f.l, f.rec, 2), got[2]));
 	free(f.rec);
 }

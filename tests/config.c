@@ -31,6 +31,12 @@ static void bad_isa(tkv_config *c) { c->max_isa = (tkv_isa)99; }
 static void many_workers(tkv_config *c) { c->n_workers = 100000; }
 static void ring_not_pow2(tkv_config *c) { c->ring_slots = 1000; }
 static void ring_tiny(tkv_config *c) { c->ring_slots = 2; }
+static void high_low_swapped(tkv_config *c) { c->hot_high_pct = 50; c->hot_low_pct = 60; }
+static void high_over(tkv_config *c) { c->hot_high_pct = 101; }
+static void bad_policy(tkv_config *c) { c->policy = (tkv_policy)9; }
+static void bad_durability(tkv_config *c) { c->durability = (tkv_durability)9; }
+static void empty_cold_dir(tkv_config *c) { c->cold_dir = ""; }
+static void zero_cold_bytes(tkv_config *c) { c->cold_dir = "/tmp/x"; c->cold_bytes = 0; }
 static void size_zero(tkv_config *c) { c->struct_size = 0; }
 static void size_future(tkv_config *c) { c->struct_size = sizeof(*c) + 64; }
 
@@ -41,6 +47,9 @@ static const bad_case bad_cases[] = {
 	{"block_tokens", block_zero},  {"hot_bytes", hot_too_small},
 	{"max_isa", bad_isa},          {"n_workers", many_workers},
 	{"ring_slots", ring_not_pow2}, {"ring_slots", ring_tiny},
+	{"hot_low_pct", high_low_swapped}, {"hot_high_pct", high_over},
+	{"policy", bad_policy},            {"durability", bad_durability},
+	{"cold_dir", empty_cold_dir},      {"cold_bytes", zero_cold_bytes},
 	{"struct_size", size_zero},
 	{"struct_size", size_future},
 };

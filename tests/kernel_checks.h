@@ -455,12 +455,14 @@ static bool kc_crc32c_chaining(kc_why *w)
 			/* Pieces by this variant, and the middle piece by another one:
 			 * the convention is the same for all. */
 			const kc_crc *o = &c[(i + 1) % nc];
-			uint32_t whole = c[i].fn(0, buf, len);
-			uint32_t x = c[i].fn(c[i].fn(c[i].fn(0, buf, a), buf + a, b - a), buf + b, len - b);
-			uint32_t y = c[i].fn(o->fn(c[i].fn(0, buf, a), buf + a, b - a), buf + b, len - b);
+			tkv__crc_fn f = c[i].fn;
+			uint32_t whole = f(0, buf, len);
+			uint32_t x = f(f(f(0, buf, a), buf + a, b - a), buf + b, len - b);
+			uint32_t y = f(o->fn(f(0, buf, a), buf + a, b - a), buf + b, len - b);
 			if (x != whole || y != whole)
-				ok = kc_fail(w, "%s: len=%zu split at %zu,%zu: whole 0x%08X, chained 0x%08X, "
-					     "chained via %s 0x%08X", c[i].name, len, a, b, whole, x, o->name, y);
+				ok = kc_fail(w, "%s: len=%zu split at %zu,%zu: whole 0x%08X, "
+					     "chained 0x%08X, chained via %s 0x%08X",
+					     c[i].name, len, a, b, whole, x, o->name, y);
 		}
 	}
 	free(buf);

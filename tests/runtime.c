@@ -13,6 +13,7 @@
 
 #include "runtime/runtime.h"
 #include "tests/kv_pattern.h"
+#include "tools/trace/trace_read.h"
 #include "tierkv.h"
 
 /* A small geometry keeps sanitizer runs fast: 4 layers, rows of 64 bytes. */
@@ -365,4 +366,38 @@ Test(runtime, idle_runtime_sleeps)
 	double used = process_cpu_seconds() - t0;
 	cr_assert_lt(used, 0.02, "idle runtime used %.1f%% of a core", used * 100);
 	tkv_close(rt);
+}
+
+Test(runtime, trace_records_pipeline_events)
+{
+	char path[] = "/tmp/tierkv-trace-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	tkv_config c = small_config();
+	c.trace_path = path;
+	tkv_runtime *rt = open_small(&c);
+	cr_assert_eq(tkv_seq_open(rt, 77), 0);
+	for (uint32_t l = 0; l < c.n_layers; l++)
+		cr_assert_eq(store_pattern(rt, &c, 77, l, 0, 20, 0), 0);
+	tkv_close(rt);
+
+	tkv__trace_file *f;
+	cr_assert_eq(tkv__trace_load(path, &f), 0, "%s", tkv_last_error());
+	size_t stores = 0, copies = 0, done = 0, workers = 0;
+	for (size_t i = 0; i < f->n_events; i++) {
+		const tkv__trace_event *e = &f->events[i];
+		stores += e->kind == TKV__TRACE_STORE && e->a == 77 && e->b == 20;
+		copies += e->kind == TKV__TRACE_COPY && e->b == 20 * 2 * row_bytes(&c);
+		done += e->kind == TKV__TRACE_TICKET_DONE && e->a == 77 && e->b == 20;
+	}
+	for (size_t i = 0; i < f->n_threads; i++)
+		workers += f->threads[i].name.len >= 7 && !memcmp(f->threads[i].name.p, "worker-", 7);
+	cr_assert_eq(stores, c.n_layers);
+	cr_assert_eq(copies, c.n_layers);
+	cr_assert_eq(done, c.n_layers);
+	cr_assert_eq(workers, 2, "one named track per worker");
+	cr_assert_eq(f->dropped, 0);
+	tkv__trace_file_free(f);
+	unlink(path);
 }

@@ -169,6 +169,19 @@ size_t tkv__cold_record_bytes(const tkv__cold *c);
 int tkv__cold_write_submit(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t n_tokens,
 			   void *buf, void *user);
 
+/*
+ * Writer thread only. As write_submit, with the layer CRCs (CRC32C of each
+ * layer's block_bytes, n_layers of them) already computed by the caller:
+ * the hot tier's workers can compute them while they copy a block in
+ * (data in cache, in parallel across layers), which takes the checksum off
+ * the writer thread (measured: it is what limits a single writer; see
+ * tests/cold_bw_main.c) and covers the block's whole life, hot tier
+ * included. A wrong CRC is not detected here: that layer reads back as
+ * -TKV_ECORRUPT, never as valid data. layer_crc NULL: computed here.
+ */
+int tkv__cold_write_submit_crc(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t n_tokens,
+			       void *buf, const uint32_t *layer_crc, void *user);
+
 /* Writer thread only. Moves up to max finished writes to done[] and returns
  * their number (0 if none). With wait, blocks until at least one is
  * available unless no write is outstanding (then returns 0 at once). Also

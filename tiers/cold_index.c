@@ -443,7 +443,8 @@ size_t tkv__cold_index_list(tkv__cold_index *x, uint64_t seq, tkv__cold_block_in
 		n++;
 	}
 	pthread_mutex_unlock(&s->lock);
-	qsort(out, n < max ? n : max, sizeof(*out), cmp_block);
+	if (out && max) /* qsort's base must not be NULL, even for 0 items */
+		qsort(out, n < max ? n : max, sizeof(*out), cmp_block);
 	return n;
 }
 

@@ -105,7 +105,7 @@ static uint32_t header_crc(const tkv__cold_layout *l, tkv__crc_fn crc, const voi
 }
 
 void tkv__cold_record_seal(const tkv__cold_layout *l, tkv__crc_fn crc, const tkv__cold_rec_id *id,
-			   void *rec, uint32_t *layer_crc)
+			   void *rec, const uint32_t *known, uint32_t *out)
 {
 	unsigned char *h = rec;
 	memset(h, 0, l->header_bytes);
@@ -126,10 +126,10 @@ void tkv__cold_record_seal(const tkv__cold_layout *l, tkv__crc_fn crc, const tkv
 	put64(h, OFF_BLOCK, id->block);
 	put32(h, OFF_NTOK, id->n_tokens);
 	for (uint32_t i = 0; i < l->n_layers; i++) {
-		uint32_t c = crc(0, tkv__cold_record_layer(l, rec, i), l->block_bytes);
+		uint32_t c = known ? known[i] : crc(0, tkv__cold_record_layer(l, rec, i), l->block_bytes);
 		put32(h, OFF_TABLE + 4u * i, c);
-		if (layer_crc)
-			layer_crc[i] = c;
+		if (out)
+			out[i] = c;
 	}
 	put32(h, OFF_HCRC, header_crc(l, crc, h));
 }

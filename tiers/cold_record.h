@@ -99,10 +99,12 @@ int tkv__cold_layout_init(tkv__cold_layout *l, uint32_t n_layers, uint32_t n_kv_
 			  uint64_t block_bytes);
 
 /* Writes the header of the record at `rec` (record_bytes, 4 KiB aligned,
- * payload already in place): computes the layer CRCs (also copied to
- * layer_crc[] if not NULL) and then the header CRC. Pure; thread-safe. */
+ * payload already in place): takes the layer CRCs from known[] if not NULL
+ * (the caller vouches for them; a wrong one makes that layer read as
+ * corrupt, never as valid), else computes them; copies them to out[] if not
+ * NULL; then computes the header CRC. Pure; thread-safe. */
 void tkv__cold_record_seal(const tkv__cold_layout *l, tkv__crc_fn crc, const tkv__cold_rec_id *id,
-			   void *rec, uint32_t *layer_crc);
+			   void *rec, const uint32_t *known, uint32_t *out);
 
 /*
  * Checks a header (header_bytes at `hdr`) and extracts its identity and layer

@@ -206,6 +206,12 @@ static bool progress(tkv__cold *c, bool wait)
 int tkv__cold_write_submit(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t n_tokens,
 			   void *buf, void *user)
 {
+	return tkv__cold_write_submit_crc(c, seq, block, n_tokens, buf, NULL, user);
+}
+
+int tkv__cold_write_submit_crc(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t n_tokens,
+			       void *buf, const uint32_t *layer_crc, void *user)
+{
 	tkv__cold_rec_id id = {c->segs.store_id, 0, seq, block, n_tokens};
 	tkv__cold_wreq *r;
 	uint32_t seg, slot;
@@ -229,7 +235,7 @@ int tkv__cold_write_submit(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t 
 	id.seqno = c->next_seqno++;
 	r->ent = tkv__cold_ent_new(c->idx, seq, block, id.seqno, seg, slot, n_tokens, NULL);
 	if (r->ent)
-		tkv__cold_record_seal(&c->lay, c->crc, &id, buf, r->ent->crc);
+		tkv__cold_record_seal(&c->lay, c->crc, &id, buf, layer_crc, r->ent->crc);
 	if (!r->ent || tkv__cold_index_add_pending(c->idx, r->ent) < 0) {
 		tkv__cold_ent_free(r->ent);
 		r->ent = NULL;

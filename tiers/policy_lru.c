@@ -118,7 +118,8 @@ static int heap_grow(lru *l)
 		cap = UINT32_MAX;
 	lru_slot *h = cap > l->cap ? realloc(l->heap, cap * sizeof(*h)) : NULL;
 	if (h == NULL)
-		return tkv__fail(-ENOMEM, "policy lru: cannot grow the heap past %zu units", l->cap);
+		return tkv__fail(-ENOMEM, "policy lru: cannot grow the heap past %zu units",
+				 l->cap);
 	l->heap = h;
 	l->cap = cap;
 	return 0;
@@ -199,6 +200,7 @@ static void unskip(lru *l, tkv__policy_node *skipped)
 		tkv__policy_node *n = skipped;
 		skipped = n->next;
 		n->next = NULL;
+		/* Ordering: none needed; any value read is a valid lower bound. */
 		heap_push(l, ck_pr_load_64(&n->last_access), n);
 	}
 }
@@ -213,6 +215,7 @@ static tkv__policy_node *lru_pick(tkv__policy *p, tkv__policy_eligible_fn eligib
 	while (victim == NULL && l->n > 0) {
 		lru_slot *top = &l->heap[0];
 		tkv__policy_node *n = top->node;
+		/* Ordering: none needed; only the value is compared (raise_tick). */
 		uint64_t now = ck_pr_load_64(&n->last_access);
 		if (now > top->key && top->key <= start) {
 			/* Hit since the heap looked: re-key, re-place, retry. A

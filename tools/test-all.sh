@@ -14,7 +14,7 @@
 # Full logs: build/test-all-<preset>.log (configure + build) and
 # build/<preset>/ctest.log (ctest -V).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 presets=("$@")
 [[ ${#presets[@]} -eq 0 ]] && presets=(release tsan asan aarch64)
@@ -24,16 +24,21 @@ passed=0 failed=0 problems=()
 
 # Prints what a reader needs from a ctest -V log (see the header).
 show_ctest_log() {
-	grep -E '^ *[0-9]+/[0-9]+ Test +#[0-9]+: |^[0-9]+: \[====\] Synthesis|^[0-9]+: tsan-selftest: |^[0-9]+: install-test: (OK|FAILED)|qemu-aarch64|^No tests were found|tests passed, ' "$1" |
+	grep -E '^ *[0-9]+/[0-9]+ Test +#[0-9]+: |^[0-9]+: \[====\] Synthesis|^[0-9]+: tsan-selftest: |^[0-9]+: install-test: (OK|FAILED|.*does not replace malloc)|qemu-aarch64|^No tests were found|tests passed, ' "$1" |
 		sed 's/^/    /'
 }
 
-# Prints the last lines of output of each failed test ("N: ..." lines).
+# For each failed test ("N: ..." lines of its output): the Criterion failure
+# lines and sanitizer headlines (an assertion often comes long before the
+# tail, e.g. followed by a leak report), then the last lines.
 show_failures() {
 	local log=$1 n
-	for n in $(sed -nE 's/^ *[0-9]+\/[0-9]+ Test +#([0-9]+): .*\*\*\*.*/\1/p' "$log"); do
-		echo "    ---- output of failed test #$n (last 30 lines):"
-		grep -E "^$n: " "$log" | tail -n 30 | sed 's/^/    /'
+	sed -nE 's/^ *[0-9]+\/[0-9]+ Test +#([0-9]+): .*\*\*\*.*/\1/p' "$log" | while read -r n; do
+		echo "    ---- failed test #$n: failure lines"
+		grep -E "^$n: " "$log" | grep -E '\[----\] .*(Assertion|Warning)|\[FAIL\]|ERROR: |SUMMARY: ' |
+			head -n 20 | sed 's/^/    /'
+		echo "    ---- failed test #$n: last 20 lines"
+		grep -E "^$n: " "$log" | tail -n 20 | sed 's/^/    /'
 	done
 }
 

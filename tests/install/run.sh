@@ -18,7 +18,7 @@ fail() { echo "install-test: FAILED: $*" >&2; exit 1; }
 
 "$cmake" --install "$build" --prefix "$prefix" >"$tmp/install.log" || {
 	cat "$tmp/install.log"; fail "cmake --install"; }
-for f in include/tierkv.h; do [[ -f $prefix/$f ]] || fail "$f not installed"; done
+[[ -f $prefix/include/tierkv.h ]] || fail "include/tierkv.h not installed"
 pc=$(find "$prefix" -name tierkv.pc -print -quit)
 config=$(find "$prefix" -name tierkv-config.cmake -print -quit)
 [[ -n $pc && -n $config ]] || fail "tierkv.pc or tierkv-config.cmake not installed"
@@ -39,7 +39,8 @@ check_run() {
 	say "$name: $(head -n1 "$tmp/$name.out" | sed 's/^consumer: //'), round trip OK, libtierkv: ${lib:-linked in}"
 }
 
-export PKG_CONFIG_PATH=$(dirname "$pc")
+PKG_CONFIG_PATH=$(dirname "$pc")
+export PKG_CONFIG_PATH
 libdir=$(pkg-config --variable=libdir tierkv)
 # shellcheck disable=SC2046 # pkg-config output is meant to be word-split
 "$cc" -Wall -Werror "$here/consumer.c" -o "$tmp/pc_shared" \
@@ -70,6 +71,7 @@ unset PKG_CONFIG_PATH
 check_run find_package-tierkv::tierkv "$tmp/cmake-consumer/consumer_shared" shared
 check_run find_package-tierkv::tierkv_static "$tmp/cmake-consumer/consumer_static" static
 # Informative only: with the static library the program itself links
-# -ljemalloc, so jemalloc becomes its malloc once libtierkv.a uses jemalloc.
+# -ljemalloc, so jemalloc becomes its malloc once it calls code that uses
+# jemalloc (tkv_open); this consumer only calls config functions.
 say "find_package-tierkv::tierkv_static: malloc binds to $(malloc_lib "$tmp/cmake-consumer/consumer_static")"
 say "OK: pkg-config (shared, static) and find_package (tierkv::tierkv, tierkv::tierkv_static)"

@@ -53,13 +53,18 @@
 
 typedef int (*rand_r_fn)(unsigned int *);
 
+/* Test code may call rand_r from several threads at once; the lookup is
+ * idempotent, and atomic so that TSan has nothing to report here. */
 static rand_r_fn real_rand_r(void)
 {
 	static rand_r_fn fn;
+	rand_r_fn f = __atomic_load_n(&fn, __ATOMIC_ACQUIRE);
 
-	if (!fn)
-		fn = (rand_r_fn)dlsym(RTLD_NEXT, "rand_r");
-	return fn;
+	if (!f) {
+		f = (rand_r_fn)dlsym(RTLD_NEXT, "rand_r");
+		__atomic_store_n(&fn, f, __ATOMIC_RELEASE);
+	}
+	return f;
 }
 
 /* True if the caller of rand_r is code inside libcriterion (BoxFort is

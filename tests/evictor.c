@@ -1,0 +1,337 @@
+/*
+ * evictor.c - the cold tier seen through the runtime: eviction under
+ * pressure, promotion by read, view and prefetch, pins that hold, restart
+ * recovery, geometry checks, and faults (ENOSPC, EIO, short writes, bit
+ * flips) injected through the cold tier's I/O seam: acknowledged data is
+ * never lost and corrupt data is never returned.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ck_pr.h>
+
+#include "runtime/runtime.h"
+#include "tests/kv_pattern.h"
+#include "tiers/cold.h"
+#include "tierkv.h"
+
+enum { LAYERS = 4, HEADS = 2, DIM = 64, BT = 16, ROW = HEADS * DIM * 2 /* bf16 */ };
+enum { BLOCK = 2 * BT * ROW, HOT_UNITS = 16 };
+
+static char dir[64];
+
+static void make_dir(void)
+{
+	strcpy(dir, "/tmp/tierkv-evictor-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static void remove_dir(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static tkv_config cold_config(void)
+{
+	tkv_config c;
+	tkv_config_default(&c);
+	c.n_layers = LAYERS;
+	c.n_kv_heads = HEADS;
+	c.head_dim = DIM;
+	c.dtype = TKV_DTYPE_BF16;
+	c.block_tokens = BT;
+	c.hot_bytes = (uint64_t)HOT_UNITS * LAYERS * BLOCK;
+	c.n_workers = 2;
+	c.cold_dir = dir;
+	c.cold_bytes = 8ull << 20;
+	return c;
+}
+
+/* ---- fault seam ---------------------------------------------------------- */
+
+typedef struct faults {
+	int write_err;      /* errno for every record write, 0: none */
+	size_t write_short; /* short length for every record write, 0: none */
+	uint32_t flip_reads;/* flip a bit in this many next data reads */
+	uint32_t writes_seen;
+} faults;
+
+static void inject(void *ctx, tkv__cold_op op, uint32_t seg, uint64_t off, size_t len,
+		   tkv__cold_fault *f)
+{
+	faults *x = ctx;
+	(void)seg;
+	(void)off;
+	if (op == TKV__COLD_OP_WRITE) {
+		ck_pr_inc_32(&x->writes_seen);
+		f->err = ck_pr_load_int(&x->write_err);
+		size_t s = ck_pr_load_64((uint64_t *)&x->write_short);
+		if (s && s < len)
+			f->short_len = s;
+	}
+	if (op == TKV__COLD_OP_READ && len <= BLOCK) { /* promotion reads, not scans */
+		uint32_t n = ck_pr_load_32(&x->flip_reads);
+		while (n && !ck_pr_cas_32_value(&x->flip_reads, n, n - 1, &n))
+			;
+		if (n)
+			f->flip_bit = 1 + 12345;
+	}
+}
+
+static tkv_runtime *open_with(tkv_config *c, faults *fx)
+{
+	static tkv__cold_io io;
+	io = (tkv__cold_io){inject, fx};
+	tkv__open_opts o = {.queue = TKV__QUEUE_RING, .cold_io = fx ? &io : NULL};
+	tkv_runtime *rt = NULL;
+	int rc = tkv__open_ex(c, &o, &rt);
+	cr_assert_eq(rc, 0, "open: %s", tkv_last_error());
+	return rt;
+}
+
+/* ---- data ---------------------------------------------------------------- */
+
+/* Stores tokens [from, to) of every layer of seq in blocks of BT. */
+static int store_range(tkv_runtime *rt, uint64_t seq, uint64_t from, uint64_t to)
+{
+	static unsigned char k[BT * ROW], v[BT * ROW];
+	for (uint64_t p = from; p < to; p += BT) {
+		for (uint32_t l = 0; l < LAYERS; l++) {
+			kvp_fill(k, seq, l, p, BT, ROW, 0);
+			kvp_fill(v, seq, l, p, BT, ROW, 1);
+			tkv_ticket t;
+			int rc = tkv_store(rt, seq, l, p, BT, k, v, 0, &t);
+			if (rc)
+				return rc;
+			/* the buffers are reused: wait before refilling them */
+			cr_assert_eq(tkv_wait(rt, &t), 0);
+		}
+	}
+	return 0;
+}
+
+static int check_range(tkv_runtime *rt, uint64_t seq, uint64_t from, uint64_t to)
+{
+	unsigned char k[BT * ROW], v[BT * ROW], scratch[ROW];
+	for (uint64_t p = from; p < to; p += BT) {
+		for (uint32_t l = 0; l < LAYERS; l++) {
+			int rc = tkv_read(rt, seq, l, p, BT, k, v);
+			if (rc)
+				return rc;
+			if (kvp_check(k, seq, l, p, BT, ROW, 0, scratch) != -1 ||
+			    kvp_check(v, seq, l, p, BT, ROW, 1, scratch) != -1)
+				return -99;
+		}
+	}
+	return 0;
+}
+
+static tkv_stats stats(tkv_runtime *rt)
+{
+	tkv_stats st = {.struct_size = sizeof(st)};
+	cr_assert_eq(tkv_stats_get(rt, &st), 0);
+	return st;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+Test(evictor, working_set_four_times_hot_reads_back, .init = make_dir, .fini = remove_dir)
+{
+	tkv_config c = cold_config();
+	tkv_runtime *rt = open_with(&c, NULL);
+	const uint64_t tokens = 16 * BT; /* 4 sequences x 16 units = 4x the hot tier */
+	for (uint64_t s = 1; s <= 4; s++)
+		cr_assert_eq(tkv_seq_open(rt, s), 0);
+	for (uint64_t s = 1; s <= 4; s++)
+		cr_assert_eq(store_range(rt, s, 0, tokens), 0, "%s", tkv_last_error());
+	tkv_stats st = stats(rt);
+	cr_assert_gt(st.evicted_blocks, 0);
+	cr_assert_leq(st.hot_bytes_used, st.hot_bytes_capacity);
+	cr_assert_gt(st.cold_bytes_used, 0);
+	for (uint64_t s = 1; s <= 4; s++)
+		cr_assert_eq(check_range(rt, s, 0, tokens), 0, "sequence %llu: %s",
+			     (unsigned long long)s, tkv_last_error());
+	st = stats(rt);
+	cr_assert_gt(st.promoted_blocks, 0, "reading evicted blocks promotes them");
+	cr_assert_eq(st.corrupt_records, 0);
+	/* closing a sequence deletes its records too */
+	uint64_t used = st.cold_bytes_used;
+	for (uint64_t s = 1; s <= 4; s++)
+		cr_assert_eq(tkv_seq_close(rt, s), 0);
+	/* slots come back through the evictor's housekeeping: wait for it */
+	for (int i = 0; i < 2000 && stats(rt).cold_bytes_used >= used; i++)
+		usleep(1000);
+	cr_assert_lt(stats(rt).cold_bytes_used, used);
+	cr_assert_eq(stats(rt).hot_bytes_used, 0);
+	tkv_close(rt);
+}
+
+Test(evictor, pinned_view_survives_pressure, .init = make_dir, .fini = remove_dir)
+{
+	tkv_config c = cold_config();
+	tkv_runtime *rt = open_with(&c, NULL);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	cr_assert_eq(tkv_seq_open(rt, 2), 0);
+	cr_assert_eq(store_range(rt, 1, 0, 4 * BT), 0);
+	tkv_view_block b[4];
+	tkv_view vw = {.struct_size = sizeof(vw), .blocks = b, .max_blocks = 4};
+	cr_assert_eq(tkv_view_acquire(rt, 1, 3, 0, 4 * BT, &vw), 0, "%s", tkv_last_error());
+	/* push 3x the hot tier through another sequence */
+	cr_assert_eq(store_range(rt, 2, 0, 3 * HOT_UNITS * BT), 0, "%s", tkv_last_error());
+	cr_assert_gt(stats(rt).evicted_blocks, 0);
+	unsigned char scratch[ROW];
+	for (uint32_t i = 0; i < vw.n_blocks; i++) {
+		cr_assert_eq(kvp_check(b[i].k, 1, 3, b[i].first_pos, BT, ROW, 0, scratch), -1);
+		cr_assert_eq(kvp_check(b[i].v, 1, 3, b[i].first_pos, BT, ROW, 1, scratch), -1);
+	}
+	cr_assert_eq(tkv_view_release(rt, &vw), 0);
+	/* sequence 1 was evicted around its pinned layer; a new view of an
+	 * evicted layer promotes it */
+	cr_assert_eq(tkv_view_acquire(rt, 1, 0, 0, 4 * BT, &vw), 0, "%s", tkv_last_error());
+	for (uint32_t i = 0; i < vw.n_blocks; i++)
+		cr_assert_eq(kvp_check(b[i].k, 1, 0, b[i].first_pos, BT, ROW, 0, scratch), -1);
+	cr_assert_eq(tkv_view_release(rt, &vw), 0);
+	cr_assert_eq(check_range(rt, 2, 0, 3 * HOT_UNITS * BT), 0);
+	tkv_close(rt);
+}
+
+Test(evictor, prefetch_promotes_layer_by_layer, .init = make_dir, .fini = remove_dir)
+{
+	tkv_config c = cold_config();
+	tkv_runtime *rt = open_with(&c, NULL);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	cr_assert_eq(tkv_seq_open(rt, 2), 0);
+	cr_assert_eq(store_range(rt, 1, 0, 8 * BT), 0);
+	cr_assert_eq(store_range(rt, 2, 0, 2 * HOT_UNITS * BT), 0); /* pushes 1 out */
+	uint64_t before = stats(rt).promoted_blocks;
+	cr_assert_eq(tkv_prefetch(rt, 1, 0, 4 * BT), 0, "%s", tkv_last_error());
+	cr_assert_eq(tkv_prefetch(rt, 1, 0, 0), -EINVAL);
+	cr_assert_eq(tkv_prefetch(rt, 1, 0, 100 * BT), -EINVAL);
+	cr_assert_eq(tkv_prefetch(rt, 99, 0, 1), -ENOENT);
+	/* wait (no time limit asserted) until the prefetch thread promoted
+	 * something, then views must see correct data whatever is still cold */
+	for (int i = 0; i < 5000 && stats(rt).promoted_blocks == before; i++)
+		usleep(1000);
+	cr_assert_gt(stats(rt).promoted_blocks, before);
+	cr_assert_eq(check_range(rt, 1, 0, 8 * BT), 0);
+	tkv_close(rt);
+}
+
+Test(evictor, restart_recovers_records, .init = make_dir, .fini = remove_dir)
+{
+	tkv_config c = cold_config();
+	tkv_runtime *rt = open_with(&c, NULL);
+	cr_assert_eq(tkv_seq_open(rt, 9), 0);
+	cr_assert_eq(store_range(rt, 9, 0, 4 * HOT_UNITS * BT), 0);
+	cr_assert_gt(stats(rt).evicted_blocks, 0);
+	tkv_close(rt); /* sequence 9 left open: its records stay */
+
+	rt = open_with(&c, NULL);
+	cr_assert_eq(tkv_seq_open(rt, 9), 0);
+	uint64_t tokens = 0;
+	cr_assert_eq(tkv_seq_info(rt, 9, NULL, &tokens), 0);
+	cr_assert_gt(tokens, 0, "evicted prefix is readable again");
+	cr_assert_eq(tokens % BT, 0);
+	cr_assert_eq(check_range(rt, 9, 0, tokens), 0, "%s", tkv_last_error());
+	/* and the sequence goes on from there */
+	cr_assert_eq(store_range(rt, 9, tokens, tokens + 2 * BT), 0, "%s", tkv_last_error());
+	cr_assert_eq(check_range(rt, 9, 0, tokens + 2 * BT), 0);
+	tkv_close(rt);
+
+	c.head_dim = 32;
+	tkv_runtime *other = NULL;
+	cr_assert_eq(tkv_open(&c, &other), -EMEDIUMTYPE);
+	cr_assert_null(other);
+	cr_assert(strstr(tkv_last_error(), "geometry"), "%s", tkv_last_error());
+}
+
+static void write_fault_keeps_data(int err, size_t short_len)
+{
+	make_dir();
+	faults fx = {.write_err = err, .write_short = short_len};
+	tkv_config c = cold_config();
+	tkv_runtime *rt = open_with(&c, &fx);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	/* every write fails: the hot tier fills and then stores get -ENOSPC,
+	 * nothing acknowledged is dropped */
+	uint64_t p = 0;
+	int rc = 0;
+	while (p < 8 * HOT_UNITS * BT && !(rc = store_range(rt, 1, p, p + BT)))
+		p += BT;
+	cr_assert_eq(rc, -ENOSPC, "%s", tkv_strerror(rc));
+	tkv_stats st = stats(rt);
+	cr_assert_eq(st.evicted_blocks, 0);
+	cr_assert_gt(ck_pr_load_32(&fx.writes_seen), 0);
+	cr_assert_gt(st.io_errors_enospc + st.io_errors_eio + st.io_errors_short, 0);
+	if (err == ENOSPC)
+		cr_assert_gt(st.io_errors_enospc, 0);
+	else if (err == EIO)
+		cr_assert_gt(st.io_errors_eio, 0);
+	else
+		cr_assert_gt(st.io_errors_short, 0);
+	cr_assert_eq(check_range(rt, 1, 0, p), 0, "acknowledged data is still there");
+	/* the fault clears: eviction retries and stores go on */
+	ck_pr_store_int(&fx.write_err, 0);
+	ck_pr_store_64((uint64_t *)&fx.write_short, 0);
+	cr_assert_eq(store_range(rt, 1, p, p + 2 * HOT_UNITS * BT), 0, "%s", tkv_last_error());
+	cr_assert_gt(stats(rt).evicted_blocks, 0);
+	cr_assert_eq(check_range(rt, 1, 0, p + 2 * HOT_UNITS * BT), 0);
+	tkv_close(rt);
+	remove_dir();
+}
+
+Test(evictor, enospc_on_write_keeps_blocks_hot)
+{
+	write_fault_keeps_data(ENOSPC, 0);
+}
+
+Test(evictor, eio_on_write_keeps_blocks_hot)
+{
+	write_fault_keeps_data(EIO, 0);
+}
+
+Test(evictor, short_write_keeps_blocks_hot)
+{
+	write_fault_keeps_data(0, 4096);
+}
+
+Test(evictor, corrupt_record_is_never_returned, .init = make_dir, .fini = remove_dir)
+{
+	faults fx = {0};
+	tkv_config c = cold_config();
+	tkv_runtime *rt = open_with(&c, &fx);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	cr_assert_eq(tkv_seq_open(rt, 2), 0);
+	cr_assert_eq(store_range(rt, 1, 0, 4 * BT), 0);
+	cr_assert_eq(store_range(rt, 2, 0, 2 * HOT_UNITS * BT), 0);
+	/* find a block of sequence 1 that is cold, and corrupt its next read */
+	ck_pr_store_32(&fx.flip_reads, 1);
+	unsigned char k[BT * ROW], v[BT * ROW], scratch[ROW];
+	int corrupt = 0;
+	for (uint64_t p = 0; p < 4 * BT; p += BT) {
+		for (uint32_t l = 0; l < LAYERS; l++) {
+			int rc = tkv_read(rt, 1, l, p, BT, k, v);
+			if (rc == -TKV_ECORRUPT) {
+				/* the flipped read, or another layer of its record
+				 * (a checksum failure drops the whole record) */
+				corrupt += strstr(tkv_last_error(), "lost") != NULL;
+				cr_assert_eq(tkv_read(rt, 1, l, p, BT, k, v), -TKV_ECORRUPT,
+					     "never data afterwards either");
+			} else {
+				cr_assert_eq(rc, 0, "%s", tkv_last_error());
+				cr_assert_eq(kvp_check(k, 1, l, p, BT, ROW, 0, scratch), -1);
+				cr_assert_eq(kvp_check(v, 1, l, p, BT, ROW, 1, scratch), -1);
+			}
+		}
+	}
+	cr_assert_geq(corrupt, 1, "the flipped read fails");
+	cr_assert_leq(corrupt, LAYERS, "only the layers of one record are lost");
+	cr_assert_eq(stats(rt).corrupt_records, 1);
+	tkv_close(rt);
+}

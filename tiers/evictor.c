@@ -1,0 +1,465 @@
+/*
+ * evictor.c - the evictor thread and the cold tier's life in the runtime
+ * (design in evictor.h): watermarks, victim choice through the policy,
+ * record writes, freeing hot blocks once records are durable, and the
+ * sequence open/close hooks that recover and delete records.
+ */
+#include "tiers/evictor.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ck_pr.h>
+
+#include "runtime/error.h"
+#include "runtime/futex.h"
+#include "runtime/runtime.h"
+
+enum {
+	REAP_MAX = 64,
+	RETRY_NS = 20 * 1000 * 1000,     /* back-off after a failed write */
+	SPACE_WAIT_NS = 2000 * 1000 * 1000ull, /* a store waits at most this for space */
+};
+
+/* One record write in flight: the unit, its staging buffer, its start. */
+typedef struct evict_job {
+	tkv__unit *unit;
+	void *buf;
+	uint64_t t_submit;
+} evict_job;
+
+static tkv__unit *unit_of(tkv__policy_node *n)
+{
+	return (tkv__unit *)n; /* node is the unit's first member */
+}
+
+static void policy_insert(tkv__evictor *ev, tkv__unit *u)
+{
+	if (ev->pol_ops->insert(ev->pol, &u->node) == 0)
+		ck_pr_store_32(&u->in_policy, 1);
+}
+
+void tkv__evictor_block_full(tkv_runtime *rt, tkv__seq *s, uint64_t b)
+{
+	tkv__unit *u = tkv__seq_unit_make(s, b);
+	if (!u)
+		return; /* out of memory: the unit just never leaves the hot tier */
+	/* The fetch-and-add orders this worker's copy of block b before the
+	 * last worker's insert (and so before the evictor's gather). */
+	if (ck_pr_faa_32(&u->layers_full, 1) + 1 == s->n_layers)
+		policy_insert(rt->ev, u);
+}
+
+static void kick(tkv__evictor *ev)
+{
+	ck_pr_inc_32(&ev->wake);
+	tkv__futex_wake_one(&ev->wake);
+}
+
+void tkv__evictor_note_usage(tkv_runtime *rt, uint64_t used_blocks)
+{
+	tkv__evictor *ev = rt->ev;
+	if (used_blocks >= ev->high_blocks && ck_pr_load_32(&ev->sleeping))
+		kick(ev);
+}
+
+int tkv__evictor_wait_space(tkv_runtime *rt, tkv__space_wait *w)
+{
+	tkv__evictor *ev = rt->ev;
+	if (!ev)
+		return -ENOSPC;
+	uint64_t now = tkv__now_ns();
+	if (!w->t0) {
+		w->t0 = now;
+		w->pass0 = ck_pr_load_32(&ev->passes);
+	}
+	/* Give up only on the word of a pass that started after we asked, or
+	 * after a bounded wait: never on a stale "stuck". */
+	if (now - w->t0 > SPACE_WAIT_NS ||
+	    (ck_pr_load_32(&ev->passes) - w->pass0 >= 2 && ck_pr_load_32(&ev->stuck)))
+		return -ENOSPC;
+	uint32_t seen = ck_pr_load_32(&ev->space);
+	kick(ev);
+	tkv__futex_wait(&ev->space, seen, 1000 * 1000); /* re-check every ms */
+	return 0;
+}
+
+/* Under the policy lock: may this unit go now? Takes a sequence reference
+ * for the evictor when it says yes. */
+static bool eligible(void *ctx, tkv__policy_node *n)
+{
+	(void)ctx;
+	tkv__unit *u = unit_of(n);
+	tkv__seq *s = u->seq;
+	if (ck_pr_load_32(&s->closing) || ck_pr_load_32(&u->state) != TKV__UNIT_HOT)
+		return false;
+	for (uint32_t l = 0; l < s->n_layers; l++) {
+		tkv__block *blk = tkv__seq_block(&s->layers[l], u->block);
+		if (!blk || ck_pr_load_32(&blk->pins) || ck_pr_load_32(&blk->loading))
+			return false;
+	}
+	ck_pr_inc_32(&s->refs);
+	ck_pr_store_32(&u->state, TKV__UNIT_WRITING);
+	ck_pr_store_32(&u->in_policy, 0);
+	return true;
+}
+
+/* After the record is durable: free every hot layer block unless a reader
+ * pinned one meanwhile. Returns the blocks freed. */
+static uint64_t free_unit(tkv_runtime *rt, tkv__unit *u)
+{
+	tkv__seq *s = u->seq;
+	ck_pr_store_32(&u->state, TKV__UNIT_FREEING);
+	/* Dekker with tkv__block_pin: FREEING before our pins loads. */
+	ck_pr_fence_memory();
+	for (uint32_t l = 0; l < s->n_layers; l++) {
+		if (ck_pr_load_32(&tkv__seq_block(&s->layers[l], u->block)->pins)) {
+			ck_pr_store_32(&u->state, TKV__UNIT_HOT);
+			policy_insert(rt->ev, u); /* in use: keep it hot for now */
+			return 0;
+		}
+	}
+	uint64_t freed = 0;
+	for (uint32_t l = 0; l < s->n_layers; l++) {
+		tkv__block *blk = tkv__seq_block(&s->layers[l], u->block);
+		void *mem = ck_pr_load_ptr(&blk->mem);
+		if (mem) {
+			ck_pr_store_ptr(&blk->mem, NULL);
+			tkv__arena_free(&tkv__worker_of(rt, l)->arena, mem, rt->geo.block_bytes);
+			freed++;
+		}
+	}
+	/* Release: mem == NULL is visible before readers may pin again. */
+	ck_pr_fence_release();
+	ck_pr_store_32(&u->state, TKV__UNIT_HOT);
+	tkv__hot_release(rt, freed);
+	ck_pr_inc_32(&rt->ev->space);
+	tkv__futex_wake_all(&rt->ev->space);
+	return freed;
+}
+
+static void gather(tkv_runtime *rt, tkv__unit *u, void *buf)
+{
+	tkv__seq *s = u->seq;
+	for (uint32_t l = 0; l < s->n_layers; l++) {
+		const void *mem = ck_pr_load_ptr(&tkv__seq_block(&s->layers[l], u->block)->mem);
+		rt->kern->copy(tkv__cold_layer_ptr(rt->ev->cold, buf, l), mem, rt->geo.block_bytes);
+	}
+}
+
+/* Starts evicting one victim. 1 if a write was submitted or a unit freed,
+ * 0 if nothing is eligible, negative errno if the cold tier refused. */
+static int evict_one(tkv_runtime *rt)
+{
+	tkv__evictor *ev = rt->ev;
+	tkv__policy_node *n = ev->pol_ops->pick(ev->pol, eligible, NULL);
+	if (!n)
+		return 0;
+	tkv__unit *u = unit_of(n);
+	if (ck_pr_load_32(&u->cold)) { /* record still durable: just free */
+		free_unit(rt, u);
+		tkv__seq_put(u->seq);
+		return 1;
+	}
+	evict_job *job = malloc(sizeof(*job));
+	void *buf = job ? tkv__cold_buf_alloc(ev->cold) : NULL;
+	int rc = -ENOMEM;
+	if (buf) {
+		gather(rt, u, buf);
+		*job = (evict_job){u, buf, tkv__now_ns()};
+		rc = tkv__cold_write_submit(ev->cold, u->seq->id, u->block, rt->cfg.block_tokens,
+					    buf, job);
+	}
+	if (rc) {
+		tkv__cold_buf_free(ev->cold, buf);
+		free(job);
+		ck_pr_store_32(&u->state, TKV__UNIT_HOT);
+		policy_insert(ev, u);
+		tkv__seq_put(u->seq);
+		return rc;
+	}
+	ck_pr_inc_32(&ev->inflight);
+	return 1;
+}
+
+/* A write finished: durable -> free the hot blocks; failed -> stay hot. */
+static int finish(tkv_runtime *rt, const tkv__cold_done *d)
+{
+	tkv__evictor *ev = rt->ev;
+	evict_job *job = d->user;
+	tkv__unit *u = job->unit;
+	tkv__seq *s = u->seq;
+	if (d->status == 0) {
+		ck_pr_store_32(&u->cold, 1);
+		ck_pr_inc_64(&ev->evicted_blocks);
+		ck_pr_add_64(&ev->evicted_bytes, tkv__cold_record_bytes(ev->cold));
+		free_unit(rt, u);
+	} else {
+		ck_pr_store_32(&u->state, TKV__UNIT_HOT);
+		if (d->status != -ECANCELED)
+			policy_insert(ev, u);
+		tkv__trace_instant(rt->ev->tb, TKV__TRACE_IO_ERROR, (uint32_t)-d->status, u->block);
+	}
+	tkv__trace_end(rt->ev->tb, TKV__TRACE_COLD_WRITE, job->t_submit, (uint32_t)s->id,
+		       tkv__cold_record_bytes(ev->cold));
+	tkv__cold_buf_free(ev->cold, job->buf);
+	free(job);
+	ck_pr_dec_32(&ev->inflight);
+	tkv__seq_put(s);
+	return d->status;
+}
+
+static int reap(tkv_runtime *rt, bool wait)
+{
+	tkv__cold_done done[REAP_MAX];
+	int n = tkv__cold_write_reap(rt->ev->cold, done, REAP_MAX, wait), failed = 0;
+	for (int i = 0; i < n; i++)
+		failed |= finish(rt, &done[i]) != 0 && done[i].status != -ECANCELED;
+	return failed;
+}
+
+static bool over(tkv_runtime *rt, uint64_t limit)
+{
+	return ck_pr_load_64(&rt->hot_blocks_used) > limit;
+}
+
+/* At or past the high watermark (>= so that a 100% watermark still fires
+ * when the hot tier is exactly full). */
+static bool need_evict(tkv_runtime *rt)
+{
+	return ck_pr_load_64(&rt->hot_blocks_used) >= rt->ev->high_blocks;
+}
+
+/* One pass: evict down to the low watermark. Returns true if it had to stop
+ * for a reason other than reaching the watermark (nothing eligible, cold
+ * tier refusing), so the caller backs off. */
+static bool evict_pass(tkv_runtime *rt, unsigned depth)
+{
+	tkv__evictor *ev = rt->ev;
+	bool stuck = false;
+	uint64_t t0 = tkv__trace_begin(rt->ev->tb), chosen = 0;
+	while (!stuck && over(rt, ev->low_blocks) && !ck_pr_load_32(&rt->stop)) {
+		if (ck_pr_load_32(&ev->inflight) >= depth) {
+			stuck |= reap(rt, true);
+			continue;
+		}
+		int rc = evict_one(rt);
+		chosen += rc > 0;
+		if (rc <= 0)
+			stuck = ck_pr_load_32(&ev->inflight) == 0 || rc < 0;
+		if (rc <= 0 && !stuck)
+			stuck |= reap(rt, true); /* wait for writes to free memory */
+		else
+			stuck |= reap(rt, false);
+	}
+	while (ck_pr_load_32(&ev->inflight))
+		stuck |= reap(rt, true);
+	tkv__trace_end(rt->ev->tb, TKV__TRACE_EVICT_SELECT, t0, (uint32_t)chosen,
+		       chosen * tkv__cold_record_bytes(ev->cold));
+	return stuck && over(rt, ev->low_blocks);
+}
+
+static void sleep_until_needed(tkv_runtime *rt, uint64_t timeout_ns)
+{
+	tkv__evictor *ev = rt->ev;
+	uint32_t seen = ck_pr_load_32(&ev->wake);
+	ck_pr_store_32(&ev->sleeping, 1);
+	/* Dekker with tkv__evictor_note_usage: sleeping before usage load. */
+	ck_pr_fence_memory();
+	if (timeout_ns)
+		tkv__futex_wait(&ev->wake, seen, timeout_ns);
+	else if (!need_evict(rt) && !ck_pr_load_32(&rt->stop))
+		tkv__futex_wait(&ev->wake, seen, 0);
+	ck_pr_store_32(&ev->sleeping, 0);
+}
+
+static void *evictor_main(void *arg)
+{
+	tkv_runtime *rt = arg;
+	tkv__evictor *ev = rt->ev;
+	rt->ev->tb = tkv__tracer_thread(rt->tracer, "evictor");
+	unsigned depth = 16;
+	while (!ck_pr_load_32(&rt->stop)) {
+		uint64_t backoff = 0;
+		bool asked = ck_pr_load_32(&ev->wake) != ev->wake_seen;
+		ev->wake_seen = ck_pr_load_32(&ev->wake);
+		if (need_evict(rt) || asked) {
+			bool stuck = need_evict(rt) && evict_pass(rt, depth);
+			ck_pr_store_32(&ev->stuck, stuck);
+			ck_pr_inc_32(&ev->passes); /* after stuck: waiters read both */
+			/* wake producers either way: they retry or give up */
+			ck_pr_inc_32(&ev->space);
+			tkv__futex_wake_all(&ev->space);
+			backoff = stuck ? RETRY_NS : 0;
+		}
+		tkv__cold_write_reap(ev->cold, NULL, 0, false); /* housekeeping */
+		sleep_until_needed(rt, backoff);
+	}
+	return NULL;
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+static int open_cold(tkv_runtime *rt, const tkv__cold_io *io, bool force_pwrite)
+{
+	tkv__cold_config cc;
+	tkv__cold_config_default(&cc);
+	cc.dir = rt->cfg.cold_dir;
+	cc.capacity_bytes = rt->cfg.cold_bytes;
+	cc.n_layers = rt->cfg.n_layers;
+	cc.n_kv_heads = rt->cfg.n_kv_heads;
+	cc.head_dim = rt->cfg.head_dim;
+	cc.block_tokens = rt->cfg.block_tokens;
+	cc.dtype = rt->cfg.dtype;
+	cc.block_bytes = rt->geo.block_bytes;
+	cc.durability = rt->cfg.durability == TKV_DURABLE_NONE ? TKV__COLD_DURABLE_NONE
+							       : TKV__COLD_DURABLE_BATCH;
+	cc.io = io;
+	cc.force_pwrite = force_pwrite;
+	return tkv__cold_open(&cc, &rt->ev->cold);
+}
+
+int tkv__evictor_open(tkv_runtime *rt, const tkv__cold_io *io, bool force_pwrite)
+{
+	tkv__evictor *ev = calloc(1, sizeof(*ev));
+	if (!ev)
+		return tkv__fail(-ENOMEM, "open: evictor");
+	rt->ev = ev;
+	ev->high_blocks = rt->geo.hot_blocks * rt->cfg.hot_high_pct / 100;
+	ev->low_blocks = rt->geo.hot_blocks * rt->cfg.hot_low_pct / 100;
+	ev->pol_ops = rt->cfg.policy == TKV_POLICY_LRU ? &tkv__policy_lru : &tkv__policy_s3fifo;
+	int rc = open_cold(rt, io, force_pwrite);
+	if (rc)
+		goto fail;
+	ev->pol = ev->pol_ops->create(rt->geo.hot_blocks / rt->cfg.n_layers + 1);
+	if (!ev->pol) {
+		rc = tkv__fail(-ENOMEM, "open: eviction policy");
+		goto fail;
+	}
+	if ((rc = tkv__prefetch_start(rt)))
+		goto fail;
+	if ((rc = pthread_create(&ev->thread, NULL, evictor_main, rt))) {
+		rc = tkv__fail(-rc, "open: cannot start the evictor thread");
+		goto fail;
+	}
+	ev->started = true;
+	return 0;
+fail:
+	tkv__evictor_close(rt);
+	return rc;
+}
+
+/* Called after the workers stopped (rt->stop is set). */
+void tkv__evictor_close(tkv_runtime *rt)
+{
+	tkv__evictor *ev = rt->ev;
+	if (!ev)
+		return;
+	if (ev->started) {
+		kick(ev);
+		pthread_join(ev->thread, NULL);
+	}
+	tkv__prefetch_stop(rt);
+	if (ev->pol)
+		ev->pol_ops->destroy(ev->pol);
+	tkv__cold_close(ev->cold);
+	free(ev);
+	rt->ev = NULL;
+}
+
+/* ---- sequences ---------------------------------------------------------- */
+
+/* Tokens covered by the records of seq: the contiguous run from block 0
+ * (all full blocks; only complete units are ever evicted). */
+static uint64_t recoverable_blocks(tkv_runtime *rt, uint64_t id, tkv__cold_block_info **out)
+{
+	size_t n = tkv__cold_list_seq(rt->ev->cold, id, NULL, 0);
+	*out = NULL;
+	if (!n || !(*out = calloc(n, sizeof(**out))))
+		return 0;
+	n = tkv__cold_list_seq(rt->ev->cold, id, *out, n);
+	uint64_t b = 0;
+	while (b < n && (*out)[b].block == b && (*out)[b].n_tokens == rt->cfg.block_tokens)
+		b++;
+	return b;
+}
+
+int tkv__evictor_seq_open(tkv_runtime *rt, tkv__seq *s)
+{
+	tkv__cold_block_info *info;
+	uint64_t nb = recoverable_blocks(rt, s->id, &info);
+	free(info);
+	for (uint64_t b = 0; b < nb; b++) {
+		tkv__unit *u = tkv__seq_unit_make(s, b);
+		if (!u)
+			return tkv__fail(-ENOMEM, "seq_open: cold blocks of %llu",
+					 (unsigned long long)s->id);
+		u->layers_full = s->n_layers;
+		u->cold = 1;
+		for (uint32_t l = 0; l < s->n_layers; l++)
+			if (!tkv__seq_block_make(&s->layers[l], b))
+				return tkv__fail(-ENOMEM, "seq_open: block table");
+	}
+	uint64_t tokens = nb * rt->cfg.block_tokens;
+	for (uint32_t l = 0; l < s->n_layers; l++) {
+		s->layers[l].next_pos = tokens;
+		s->layers[l].done_pos = tokens;
+	}
+	return 0;
+}
+
+void tkv__evictor_seq_closing(tkv_runtime *rt, tkv__seq *s)
+{
+	tkv__evictor *ev = rt->ev;
+	uint64_t nb = UINT64_MAX;
+	for (uint32_t l = 0; l < s->n_layers; l++) {
+		uint64_t full = ck_pr_load_64(&s->layers[l].next_pos) / rt->cfg.block_tokens;
+		nb = full < nb ? full : nb;
+	}
+	for (uint64_t b = 0; b < nb; b++) {
+		tkv__unit *u = tkv__seq_unit(s, b);
+		if (u && ck_pr_load_32(&u->in_policy)) {
+			ev->pol_ops->remove(ev->pol, &u->node);
+			ck_pr_store_32(&u->in_policy, 0);
+		}
+	}
+	/* cancels this sequence's writes in flight; their completions come
+	 * back -ECANCELED and drop the evictor's references */
+	tkv__cold_remove_seq(ev->cold, s->id);
+}
+
+void tkv__evictor_seq_close(tkv_runtime *rt, tkv__seq *s)
+{
+	/* writes that completed after closing's removal may have re-created
+	 * records: delete again now that no write of s is in flight */
+	tkv__cold_remove_seq(rt->ev->cold, s->id);
+	/* the slots are freed by the writer thread's housekeeping: wake it so
+	 * the space comes back now rather than at the next eviction */
+	kick(rt->ev);
+}
+
+/* ---- stats -------------------------------------------------------------- */
+
+void tkv__evictor_stats(tkv_runtime *rt, tkv_stats *st)
+{
+	tkv__evictor *ev = rt->ev;
+	tkv__cold_stats cs;
+	tkv__cold_stats_get(ev->cold, &cs);
+	st->evicted_blocks = ck_pr_load_64(&ev->evicted_blocks);
+	st->evicted_bytes = ck_pr_load_64(&ev->evicted_bytes);
+	st->evict_write_ns = cs.write_busy_ns;
+	st->promoted_blocks = ck_pr_load_64(&ev->promoted_blocks);
+	st->promoted_bytes = ck_pr_load_64(&ev->promoted_bytes);
+	st->promote_read_ns = ck_pr_load_64(&ev->promote_ns);
+	st->io_errors_enospc = cs.write_enospc + cs.write_full;
+	st->io_errors_eio = cs.write_eio + cs.read_eio;
+	st->io_errors_short = cs.write_short + cs.read_short;
+	st->corrupt_records = cs.corrupt;
+	st->cold_bytes_used = cs.bytes_used;
+	st->cold_bytes_capacity = cs.bytes_capacity;
+	st->evictor_queue_depth = cs.writes_in_flight;
+	st->cold_io_uring = cs.io_uring;
+	st->cold_direct_io = cs.direct_io;
+}

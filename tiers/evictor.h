@@ -1,0 +1,134 @@
+/*
+ * evictor.h - moving KV between the hot tier and the cold tier: the evictor
+ * thread (hot -> cold), promotion (cold -> hot, on demand and by prefetch),
+ * and the block pinning every reader goes through.
+ *
+ * Eviction. When hot usage passes the high watermark (or a store is waiting
+ * for space) the evictor wakes, asks the policy for victims among complete
+ * units (one block position of a sequence, all layers) that no reader pins,
+ * gathers each victim's layer blocks into a 4 KiB-aligned record buffer and
+ * submits it to the cold tier (several in flight). Only when the cold tier
+ * reports the record durable does it free the hot blocks (the FREEING
+ * handshake of runtime/seq.h), down to the low watermark. A failed write
+ * (ENOSPC, EIO, short) leaves the unit hot and back in the policy; the
+ * evictor backs off and retries later. A unit whose record is already
+ * durable (it was promoted back and not changed: KV is append-only) is freed
+ * without a new write.
+ *
+ * Promotion. A reader that finds a layer block without memory claims it
+ * (block.loading), reserves one hot block, reads that layer's slice of the
+ * record (its own CRC: layer L never waits for layer L+1), and publishes the
+ * memory; concurrent readers of the same block wait for the claimant. A CRC
+ * failure is returned as -TKV_ECORRUPT (the cold tier drops the record) and
+ * nothing is published. tkv_prefetch does the same asynchronously on the
+ * prefetch thread, layer by layer.
+ *
+ * Threads and locks: the evictor thread alone writes records and frees
+ * evicted memory; the prefetch thread alone submits asynchronous reads;
+ * readers promote synchronously on their own thread. The policy and the
+ * prefetch queue have their own mutexes, never held across I/O and never
+ * while taking another lock. The evictor holds a sequence reference from
+ * the moment it picks a unit until that unit's write completes, so
+ * tkv_seq_close waits for (or cancels) in-flight writes before freeing.
+ */
+#ifndef TKV_TIERS_EVICTOR_H
+#define TKV_TIERS_EVICTOR_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/seq.h"
+#include "tiers/cold.h"
+#include "tiers/policy.h"
+#include "tools/trace/trace.h"
+
+struct tkv_runtime;
+
+typedef struct tkv__prefetch_req {
+	uint64_t seq_id, first_block, n_blocks;
+} tkv__prefetch_req;
+
+typedef struct tkv__evictor {
+	tkv__cold *cold;
+	const tkv__policy_ops *pol_ops;
+	tkv__policy *pol;
+	uint64_t high_blocks, low_blocks; /* watermarks in hot blocks */
+
+	pthread_t thread;
+	bool started;
+	uint32_t wake;     /* futex: bumped to wake the evictor */
+	uint32_t sleeping; /* the evictor is (about to be) asleep */
+	uint32_t stuck;    /* 1: nothing evictable or cold tier refusing */
+	uint32_t space;    /* futex: bumped whenever hot blocks are freed */
+	uint32_t passes;   /* eviction passes finished (atomic) */
+	uint32_t wake_seen;/* evictor thread only */
+	tkv__trace_buf *tb;
+
+	/* promotion waiters sleep on `loaded`, bumped at each publish */
+	uint32_t loaded __attribute__((aligned(64)));
+
+	/* prefetch thread and its queue */
+	pthread_t pf_thread;
+	bool pf_started, pf_stop;
+	pthread_mutex_t pf_lock;
+	pthread_cond_t pf_cond;
+	tkv__prefetch_req *pf_q;
+	uint32_t pf_head, pf_tail, pf_cap;
+	uint32_t pf_inflight; /* prefetch thread only */
+	tkv__trace_buf *pf_tb;
+
+	/* counters (atomic) */
+	uint64_t evicted_blocks __attribute__((aligned(64)));
+	uint64_t evicted_bytes, promoted_blocks, promoted_bytes, promote_ns;
+	uint32_t inflight;
+} tkv__evictor;
+
+/* Opens the cold tier named in rt->cfg (recovering its index), the policy,
+ * and starts the evictor and prefetch threads. 0 or negative errno with a
+ * message; on failure nothing is left running. */
+int tkv__evictor_open(struct tkv_runtime *rt, const tkv__cold_io *io, bool force_pwrite);
+/* Stops the threads (in-flight writes complete or are dropped: their units
+ * stay hot) and closes the cold tier. */
+void tkv__evictor_close(struct tkv_runtime *rt);
+
+/* Worker: layer block b of s is now full; when every layer's is, the unit
+ * becomes evictable. */
+void tkv__evictor_block_full(struct tkv_runtime *rt, tkv__seq *s, uint64_t b);
+/* Producer: after reserving hot blocks, wake the evictor past the high
+ * watermark. Cheap when below it. */
+void tkv__evictor_note_usage(struct tkv_runtime *rt, uint64_t used_blocks);
+/* Producer whose reservation failed: wait for the evictor to free space.
+ * w starts zeroed and is passed to every retry of one store. 0 when it is
+ * worth retrying, -ENOSPC when the evictor cannot free any more (nothing
+ * evictable, or the cold tier refuses writes) or after ~2 s. */
+typedef struct tkv__space_wait {
+	uint64_t t0;
+	uint32_t pass0;
+} tkv__space_wait;
+int tkv__evictor_wait_space(struct tkv_runtime *rt, tkv__space_wait *w);
+
+/* Reader: pins layer block b of s and returns its memory, promoting it from
+ * the cold tier if needed. The caller holds a reference on s and has waited
+ * for done_pos to cover the block. Release with tkv__block_unpin. */
+int tkv__block_pin(struct tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t b,
+		   const unsigned char **mem);
+void tkv__block_unpin(tkv__seq *s, uint32_t layer, uint64_t b);
+
+/* Sequence open: make the cold records of a re-opened id readable (tokens
+ * of the contiguous prefix of records). Sequence close (refs drained, not
+ * in the table): take its units out of the policy and delete its records. */
+int tkv__evictor_seq_open(struct tkv_runtime *rt, tkv__seq *s);
+void tkv__evictor_seq_close(struct tkv_runtime *rt, tkv__seq *s);
+/* Before waiting for refs on close: take the units out of the policy so the
+ * evictor cannot pick them any more. */
+void tkv__evictor_seq_closing(struct tkv_runtime *rt, tkv__seq *s);
+
+/* Fills the cold-tier fields of *st. */
+void tkv__evictor_stats(struct tkv_runtime *rt, tkv_stats *st);
+
+/* The prefetch thread (promote.c). */
+int tkv__prefetch_start(struct tkv_runtime *rt);
+void tkv__prefetch_stop(struct tkv_runtime *rt);
+
+#endif
