@@ -288,8 +288,13 @@ TKV_API int tkv_seq_sync(tkv_runtime *rt, uint64_t seq_id);
 
 /* Copies tokens [pos, pos + n_tokens) of one layer into k and v (each
  * n_tokens * kv_dim elements), first waiting for pending stores that cover
- * them. -ENOENT if the sequence is unknown or the range was never stored;
- * -EINVAL bad layer/NULL buffer/n_tokens == 0. Any thread. */
+ * them. Blocks in the cold tier are promoted (read back, checksum-verified,
+ * made hot again) first. -ENOENT if the sequence is unknown or the range was
+ * never stored; -EINVAL bad layer/NULL buffer/n_tokens == 0; from the cold
+ * tier: -TKV_ECORRUPT (a record failed its checksum: it is dropped and its
+ * blocks are lost, no data is returned), -EIO, -ENOSPC (no hot space to
+ * promote into and nothing evictable). On error the buffers' contents are
+ * unspecified. Any thread. */
 TKV_API int tkv_read(tkv_runtime *rt, uint64_t seq_id, uint32_t layer, uint64_t pos,
 		     uint32_t n_tokens, void *k, void *v);
 
@@ -316,9 +321,11 @@ typedef struct tkv_view {
 /* Fills view->blocks with the blocks holding tokens [pos, pos + n_tokens) of
  * one layer (the first and last may be partial: n_tokens says how many of
  * their rows are in the range, first_pos where they start) after waiting for
- * pending stores that cover them, and PINS those blocks: their memory stays
- * valid and unchanged, and they are never moved or freed, until
- * tkv_view_release(). -ERANGE if max_blocks is too small (n_blocks then says
+ * pending stores that cover them and promoting cold blocks, and PINS those
+ * blocks: their memory stays valid and unchanged, and they are never
+ * evicted, moved or freed, until tkv_view_release(). Only this layer's
+ * blocks are read from the cold tier (a view of layer L never waits for
+ * layer L+1). A pinned sequence cannot be closed (-EBUSY). -ERANGE if max_blocks is too small (n_blocks then says
  * how many are needed); other errors as tkv_read.
  * A view racing with tkv_seq_close of the same sequence may fail with -ENOENT. */
 TKV_API int tkv_view_acquire(tkv_runtime *rt, uint64_t seq_id, uint32_t layer, uint64_t pos,

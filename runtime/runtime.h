@@ -89,7 +89,7 @@ struct tkv_runtime {
 	tkv__queue_kind queue;
 	tkv__geometry geo;
 	const tkv__kernels *kern;
-	tkv__copy_fn hot_copy; /* the copy used into hot blocks (see runtime.c) */
+	bool hot_stream; /* may stream into hot blocks (see runtime.c) */
 
 	tkv__worker *workers;
 	uint32_t n_workers;

@@ -24,6 +24,11 @@
  * engine's back-to-back stores, short enough to be invisible when idle. */
 enum { IDLE_SPINS = 4096 };
 
+static void hot_copy(const struct tkv_runtime *rt, void *dst, const void *src, size_t n)
+{
+	(rt->hot_stream ? rt->kern->copy_stream : rt->kern->copy)(dst, src, n);
+}
+
 static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 {
 	const struct tkv_runtime *rt = w->rt;
@@ -40,7 +45,7 @@ static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 		tkv__block *blk = tkv__seq_block_make(l, b);
 		unsigned char *dst = blk ? blk->mem : NULL; /* only we write it now */
 		if (blk && !dst) {
-			dst = tkv__arena_alloc(&w->arena, rt->geo.block_bytes);
+			dst = tkv__arena_alloc(&w->arena);
 			/* published to readers by the done_pos release */
 			ck_pr_store_ptr(&blk->mem, dst);
 		}
@@ -53,8 +58,8 @@ static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 			tkv__hot_release(w->rt, tkv__blocks_for(pos + left, bt) - b);
 			return;
 		}
-		rt->hot_copy(dst + (size_t)off * row, k, (size_t)m * row);
-		rt->hot_copy(dst + ((size_t)bt + off) * row, v, (size_t)m * row);
+		hot_copy(rt, dst + (size_t)off * row, k, (size_t)m * row);
+		hot_copy(rt, dst + ((size_t)bt + off) * row, v, (size_t)m * row);
 		if (off + m == bt && rt->ev)
 			tkv__evictor_block_full(w->rt, d->seq, b);
 		k += (size_t)m * row;
@@ -186,7 +191,7 @@ static int start_one(struct tkv_runtime *rt, tkv__worker *w, uint32_t i, int cpu
 		return tkv__fail(-ENOMEM, "open: ring of %u slots", rt->cfg.ring_slots);
 	ck_ring_init(&w->ring, rt->cfg.ring_slots);
 	tkv__mq_init(w);
-	int rc = tkv__arena_create(&w->arena);
+	int rc = tkv__arena_create(&w->arena, rt->geo.block_bytes);
 	if (rc)
 		return rc;
 	rc = pthread_create(&w->thread, NULL,

@@ -4,6 +4,8 @@
  * cold_faults.c. */
 #include "cold_helpers.h"
 
+#include "kernels/kernels.h"
+
 #include <sys/mount.h>
 #include <sys/statvfs.h>
 #include <fcntl.h>
@@ -231,6 +233,39 @@ Test(cold_tier, lookup_list_overwrite_remove)
 	cr_assert_eq(tkv__cold_write_submit(c, 1, 1, 0, buf, NULL), -EINVAL);
 	cr_assert_eq(tkv__cold_write_submit(c, 1, 1, 17, buf, NULL), -EINVAL);
 	cr_assert_eq(tkv__cold_write_submit(c, 1, 1, 1, (char *)buf + 8, NULL), -EINVAL);
+	free(dst);
+	tkv__cold_buf_free(c, buf);
+	tkv__cold_close(c);
+}
+
+Test(cold_tier, write_with_given_layer_crcs)
+{
+	tkv__cold *c = open_small(16, false);
+	void *buf = tkv__cold_buf_alloc(c);
+	unsigned char *dst = aligned_alloc(4096, tkv__cold_block_bytes(c));
+	uint32_t crcs[LAYERS];
+	tkv__cold_done d;
+	tkv__cold_stats st;
+	tkv__crc_fn crc = tkv__kernels_get(TKV_ISA_AUTO)->crc32c;
+	cold_fill(c, buf, LAYERS, 1, 0, 0);
+	for (uint32_t l = 0; l < LAYERS; l++)
+		crcs[l] = crc(0, tkv__cold_layer_ptr(c, buf, l), tkv__cold_block_bytes(c));
+	cr_assert_eq(tkv__cold_write_submit_crc(c, 1, 0, 16, buf, crcs, buf), 0);
+	cr_assert_eq(tkv__cold_write_reap(c, &d, 1, true), 1);
+	cr_assert_eq(d.status, 0);
+	for (uint32_t l = 0; l < LAYERS; l++) {
+		cr_assert_eq(tkv__cold_read_layer(c, 1, 0, l, dst, NULL), 0);
+		cr_assert(cold_layer_is(c, dst, 1, 0, l, 0));
+	}
+	/* a caller's wrong CRC: stored, and that layer reads back as corrupt */
+	crcs[1] ^= 0x100;
+	cr_assert_eq(tkv__cold_write_submit_crc(c, 1, 1, 16, buf, crcs, buf), 0);
+	cr_assert_eq(tkv__cold_write_reap(c, &d, 1, true), 1);
+	cr_assert_eq(d.status, 0);
+	cr_assert_eq(tkv__cold_read_layer(c, 1, 1, 0, dst, NULL), 0);
+	cr_assert_eq(tkv__cold_read_layer(c, 1, 1, 1, dst, NULL), -TKV_ECORRUPT);
+	tkv__cold_stats_get(c, &st);
+	cr_assert_eq(st.corrupt, 1);
 	free(dst);
 	tkv__cold_buf_free(c, buf);
 	tkv__cold_close(c);

@@ -24,7 +24,7 @@ void tkv__cold_config_default(tkv__cold_config *c)
 	memset(c, 0, sizeof(*c));
 	c->dtype = TKV_DTYPE_F32;
 	c->durability = TKV__COLD_DURABLE_BATCH;
-	c->queue_depth = 16;
+	c->queue_depth = 32;
 	c->read_depth = 64;
 }
 
@@ -81,7 +81,10 @@ int tkv__cold_open(const tkv__cold_config *cfg, tkv__cold **out)
 	c->hooks = cfg->io;
 	c->durability = cfg->durability;
 	c->qd = cfg->queue_depth;
-	c->sync_batch = cfg->sync_batch ? cfg->sync_batch : cfg->queue_depth;
+	/* Half the queue by default: while one batch waits for its fdatasync
+	 * the other half keeps the device busy (measured in cold_bw_main.c). */
+	c->sync_batch = cfg->sync_batch ? cfg->sync_batch
+					: (cfg->queue_depth + 1) / 2;
 	c->read_depth = cfg->read_depth;
 	c->next_seqno = 1;
 	rc = tkv__cold_layout_init(&c->lay, cfg->n_layers, cfg->n_kv_heads, cfg->head_dim,

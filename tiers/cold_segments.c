@@ -192,7 +192,7 @@ static const char *dtype_name(uint32_t d)
 }
 
 /* The layout this config asks for, as a manifest (store_id left 0). */
-static int plan(tkv__cold_segs *s, const tkv__cold_layout *l, uint64_t cap, uint64_t seg_bytes,
+static int plan(const tkv__cold_layout *l, uint64_t cap, uint64_t seg_bytes,
 		manifest *m)
 {
 	uint64_t total = cap / l->record_bytes, per;
@@ -218,7 +218,6 @@ static int plan(tkv__cold_segs *s, const tkv__cold_layout *l, uint64_t cap, uint
 	m->slots_per_seg = (uint32_t)per;
 	m->n_segs = (uint32_t)((total + per - 1) / per);
 	m->total_slots = total;
-	(void)s;
 	return 0;
 }
 
@@ -314,8 +313,7 @@ static int probe_direct(tkv__cold_segs *s, const char *p)
 	return 0;
 }
 
-static int open_seg(tkv__cold_segs *s, const tkv__cold_io *hooks, uint32_t i, uint64_t rec,
-		    bool *created)
+static int open_seg(tkv__cold_segs *s, const tkv__cold_io *hooks, uint32_t i, uint64_t rec)
 {
 	char name[32], p[PATH_MAX];
 	struct stat st;
@@ -324,7 +322,6 @@ static int open_seg(tkv__cold_segs *s, const tkv__cold_io *hooks, uint32_t i, ui
 	int fd, rc;
 	seg_name(i, name, sizeof(name));
 	path_of(s, name, p, sizeof(p));
-	*created = access(p, F_OK) != 0;
 	fd = open_seg_fd(s, hooks, i, p);
 	if (fd < 0)
 		return tkv__fail(fd, "cold dir %s: opening %s: %s", s->dir, name, strerror(-fd));
@@ -387,7 +384,6 @@ static int open_files(tkv__cold_segs *s, const tkv__cold_layout *l, const tkv__c
 		      tkv__crc_fn crc, manifest *want)
 {
 	manifest have;
-	bool created = false;
 	int rc = read_manifest(s, crc, &have);
 	if (rc < 0 && rc != -ENOENT)
 		return rc;
@@ -402,7 +398,7 @@ static int open_files(tkv__cold_segs *s, const tkv__cold_layout *l, const tkv__c
 	if ((rc = alloc_segs(s, want)) < 0)
 		return rc;
 	for (uint32_t i = 0; i < s->n_segs; i++)
-		if ((rc = open_seg(s, hooks, i, l->record_bytes, &created)) < 0)
+		if ((rc = open_seg(s, hooks, i, l->record_bytes)) < 0)
 			return rc;
 	if (s->fresh && (rc = fsync_dir(s)) == 0)
 		rc = write_manifest(s, crc, want);
@@ -421,7 +417,7 @@ int tkv__cold_segs_open(tkv__cold_segs *s, const char *dir, const tkv__cold_layo
 	s->prealloc = true;
 	if (!dir || !*dir)
 		return tkv__fail(-EINVAL, "cold config.dir: NULL or empty");
-	if ((rc = plan(s, l, capacity_bytes, seg_bytes, &want)) < 0)
+	if ((rc = plan(l, capacity_bytes, seg_bytes, &want)) < 0)
 		return rc;
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return tkv__fail(-errno, "cold config.dir: cannot create %s: %s", dir, strerror(errno));

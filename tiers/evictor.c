@@ -30,6 +30,22 @@ typedef struct evict_job {
 	uint64_t t_submit;
 } evict_job;
 
+/* Record staging buffers, reused: allocating (and zeroing) a multi-MiB
+ * buffer per eviction costs as much as the gather itself. Evictor thread
+ * only, so no lock. */
+static void *buf_get(tkv__evictor *ev)
+{
+	return ev->n_bufs ? ev->bufs[--ev->n_bufs] : tkv__cold_buf_alloc(ev->cold);
+}
+
+static void buf_put(tkv__evictor *ev, void *buf)
+{
+	if (buf && ev->n_bufs < TKV__EVICT_BUFS)
+		ev->bufs[ev->n_bufs++] = buf;
+	else
+		tkv__cold_buf_free(ev->cold, buf);
+}
+
 static tkv__unit *unit_of(tkv__policy_node *n)
 {
 	return (tkv__unit *)n; /* node is the unit's first member */
@@ -127,7 +143,7 @@ static uint64_t free_unit(tkv_runtime *rt, tkv__unit *u)
 		void *mem = ck_pr_load_ptr(&blk->mem);
 		if (mem) {
 			ck_pr_store_ptr(&blk->mem, NULL);
-			tkv__arena_free(&tkv__worker_of(rt, l)->arena, mem, rt->geo.block_bytes);
+			tkv__arena_free(&tkv__worker_of(rt, l)->arena, mem);
 			freed++;
 		}
 	}
@@ -164,7 +180,7 @@ static int evict_one(tkv_runtime *rt)
 		return 1;
 	}
 	evict_job *job = malloc(sizeof(*job));
-	void *buf = job ? tkv__cold_buf_alloc(ev->cold) : NULL;
+	void *buf = job ? buf_get(ev) : NULL;
 	int rc = -ENOMEM;
 	if (buf) {
 		gather(rt, u, buf);
@@ -173,7 +189,7 @@ static int evict_one(tkv_runtime *rt)
 					    buf, job);
 	}
 	if (rc) {
-		tkv__cold_buf_free(ev->cold, buf);
+		buf_put(ev, buf);
 		free(job);
 		ck_pr_store_32(&u->state, TKV__UNIT_HOT);
 		policy_insert(ev, u);
@@ -204,7 +220,7 @@ static int finish(tkv_runtime *rt, const tkv__cold_done *d)
 	}
 	tkv__trace_end(rt->ev->tb, TKV__TRACE_COLD_WRITE, job->t_submit, (uint32_t)s->id,
 		       tkv__cold_record_bytes(ev->cold));
-	tkv__cold_buf_free(ev->cold, job->buf);
+	buf_put(ev, job->buf);
 	free(job);
 	ck_pr_dec_32(&ev->inflight);
 	tkv__seq_put(s);
@@ -280,7 +296,7 @@ static void *evictor_main(void *arg)
 	tkv_runtime *rt = arg;
 	tkv__evictor *ev = rt->ev;
 	rt->ev->tb = tkv__tracer_thread(rt->tracer, "evictor");
-	unsigned depth = 16;
+	unsigned depth = ev->depth;
 	while (!ck_pr_load_32(&rt->stop)) {
 		uint64_t backoff = 0;
 		bool asked = ck_pr_load_32(&ev->wake) != ev->wake_seen;
@@ -318,6 +334,9 @@ static int open_cold(tkv_runtime *rt, const tkv__cold_io *io, bool force_pwrite)
 							       : TKV__COLD_DURABLE_BATCH;
 	cc.io = io;
 	cc.force_pwrite = force_pwrite;
+	/* as many records in flight as the cold tier takes (its default keeps
+	 * half of them writing while the other half waits for fdatasync) */
+	rt->ev->depth = cc.queue_depth < TKV__EVICT_BUFS ? cc.queue_depth : TKV__EVICT_BUFS;
 	return tkv__cold_open(&cc, &rt->ev->cold);
 }
 
@@ -364,6 +383,8 @@ void tkv__evictor_close(tkv_runtime *rt)
 	tkv__prefetch_stop(rt);
 	if (ev->pol)
 		ev->pol_ops->destroy(ev->pol);
+	while (ev->n_bufs)
+		tkv__cold_buf_free(ev->cold, ev->bufs[--ev->n_bufs]);
 	tkv__cold_close(ev->cold);
 	free(ev);
 	rt->ev = NULL;

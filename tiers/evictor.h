@@ -78,6 +78,12 @@ typedef struct tkv__evictor {
 	uint32_t pf_inflight; /* prefetch thread only */
 	tkv__trace_buf *pf_tb;
 
+	/* staging buffers kept for reuse (evictor thread only) */
+#define TKV__EVICT_BUFS 32
+	void *bufs[TKV__EVICT_BUFS];
+	uint32_t n_bufs;
+	unsigned depth; /* record writes in flight at most */
+
 	/* counters (atomic) */
 	uint64_t evicted_blocks __attribute__((aligned(64)));
 	uint64_t evicted_bytes, promoted_blocks, promoted_bytes, promote_ns;

@@ -1,13 +1,15 @@
 /*
- * hot_arena.c - per-worker jemalloc arenas for hot-tier blocks (see
- * hot_arena.h for why one arena per worker and why sanitizer builds differ).
+ * hot_arena.c - per-worker block pools for the hot tier (why, in
+ * hot_arena.h).
  */
-
 #include "tiers/hot_arena.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <sys/mman.h>
 
 #include <jemalloc/jemalloc.h>
 
@@ -22,13 +24,19 @@
 #endif
 
 enum { BLOCK_ALIGN = 64 };
+#define SLAB_BYTES ((size_t)2 << 20) /* one huge page's worth of blocks */
+
+static size_t round_block(size_t n)
+{
+	return (n + BLOCK_ALIGN - 1) & ~(size_t)(BLOCK_ALIGN - 1);
+}
 
 #ifdef TKV_SANITIZER_ALLOC
 
-int tkv__arena_create(tkv__arena *a)
+int tkv__arena_create(tkv__arena *a, size_t block_bytes)
 {
-	a->index = 0;
-	a->flags = 0;
+	memset(a, 0, sizeof(*a));
+	a->block_bytes = round_block(block_bytes);
 	a->created = true;
 	return 0;
 }
@@ -38,36 +46,38 @@ void tkv__arena_destroy(tkv__arena *a)
 	a->created = false;
 }
 
-void *tkv__arena_alloc(const tkv__arena *a, size_t size)
+void *tkv__arena_alloc(tkv__arena *a)
 {
-	(void)a;
-	/* aligned_alloc wants a multiple of the alignment */
-	return aligned_alloc(BLOCK_ALIGN, (size + BLOCK_ALIGN - 1) & ~(size_t)(BLOCK_ALIGN - 1));
+	return aligned_alloc(BLOCK_ALIGN, a->block_bytes);
 }
 
-void tkv__arena_free(const tkv__arena *a, void *p, size_t size)
+void tkv__arena_free(tkv__arena *a, void *p)
 {
 	(void)a;
-	(void)size;
 	free(p);
 }
 
 const char *tkv__arena_backend(void)
 {
-	return "aligned_alloc (sanitizer build)";
+	return "aligned_alloc per block (sanitizer build)";
 }
 
 #else
 
-int tkv__arena_create(tkv__arena *a)
+int tkv__arena_create(tkv__arena *a, size_t block_bytes)
 {
 	unsigned idx;
 	size_t len = sizeof(idx);
+	memset(a, 0, sizeof(*a));
 	int rc = mallctl("arenas.create", &idx, &len, NULL, 0);
 	if (rc)
 		return tkv__fail(-ENOMEM, "hot tier: jemalloc arenas.create failed: %d", rc);
 	a->index = idx;
-	a->flags = (int)(MALLOCX_ARENA(idx) | MALLOCX_ALIGN(BLOCK_ALIGN) | MALLOCX_TCACHE_NONE);
+	/* slabs aligned to 2 MiB so transparent huge pages can back them */
+	a->flags = (int)(MALLOCX_ARENA(idx) | MALLOCX_ALIGN(SLAB_BYTES) | MALLOCX_TCACHE_NONE);
+	a->block_bytes = round_block(block_bytes);
+	a->blocks_per_slab = SLAB_BYTES / a->block_bytes ? SLAB_BYTES / a->block_bytes : 1;
+	pthread_mutex_init(&a->lock, NULL);
 	a->created = true;
 	return 0;
 }
@@ -77,6 +87,10 @@ void tkv__arena_destroy(tkv__arena *a)
 	char name[64];
 	if (!a->created)
 		return;
+	for (size_t i = 0; i < a->n_slabs; i++)
+		sdallocx(a->slabs[i], a->block_bytes * a->blocks_per_slab, a->flags);
+	free(a->slabs);
+	pthread_mutex_destroy(&a->lock);
 	/* Returns the arena's pages to the OS and its index to jemalloc, so
 	 * repeated open/close in one process does not pile up arenas. */
 	snprintf(name, sizeof(name), "arena.%u.destroy", a->index);
@@ -84,20 +98,57 @@ void tkv__arena_destroy(tkv__arena *a)
 	a->created = false;
 }
 
-void *tkv__arena_alloc(const tkv__arena *a, size_t size)
+/* Called with the lock held and the free list empty: one more slab. */
+static int grow(tkv__arena *a)
 {
-	return mallocx(size, a->flags);
+	if (a->n_slabs == a->cap_slabs) {
+		size_t cap = a->cap_slabs ? 2 * a->cap_slabs : 16;
+		void **s = realloc(a->slabs, cap * sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		a->slabs = s;
+		a->cap_slabs = cap;
+	}
+	unsigned char *slab = mallocx(a->block_bytes * a->blocks_per_slab, a->flags);
+	if (!slab)
+		return -ENOMEM;
+	a->slabs[a->n_slabs++] = slab;
+	/* 2 MiB-aligned slabs can be backed by huge pages: streaming block
+	 * writes then miss the TLB far less (THP is often "madvise" only) */
+	(void)madvise(slab, a->block_bytes * a->blocks_per_slab, MADV_HUGEPAGE);
+	for (size_t i = a->blocks_per_slab; i-- > 0;) {
+		void *b = slab + i * a->block_bytes;
+		*(void **)b = a->free_head;
+		a->free_head = b;
+	}
+	return 0;
 }
 
-void tkv__arena_free(const tkv__arena *a, void *p, size_t size)
+void *tkv__arena_alloc(tkv__arena *a)
 {
-	if (p)
-		sdallocx(p, size, a->flags);
+	pthread_mutex_lock(&a->lock);
+	void *b = a->free_head;
+	if (!b && grow(a) == 0)
+		b = a->free_head;
+	if (b)
+		a->free_head = *(void **)b;
+	pthread_mutex_unlock(&a->lock);
+	return b;
+}
+
+void tkv__arena_free(tkv__arena *a, void *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&a->lock);
+	*(void **)p = a->free_head;
+	a->free_head = p;
+	pthread_mutex_unlock(&a->lock);
 }
 
 const char *tkv__arena_backend(void)
 {
-	return "jemalloc";
+	return "jemalloc block pool";
 }
 
 #endif

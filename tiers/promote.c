@@ -63,15 +63,15 @@ static int promote_now(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t b,
 		unclaim(rt, blk);
 		return rc;
 	}
-	const tkv__arena *arena = &tkv__worker_of(rt, layer)->arena;
-	void *mem = tkv__arena_alloc(arena, rt->geo.block_bytes);
+	tkv__arena *arena = &tkv__worker_of(rt, layer)->arena;
+	void *mem = tkv__arena_alloc(arena);
 	uint64_t t0 = tkv__now_ns();
 	uint64_t tt = tkv__trace_begin(tkv__tracer_thread(rt->tracer, NULL));
 	rc = mem ? tkv__cold_read_layer(rt->ev->cold, s->id, b, layer, mem, NULL) : -ENOMEM;
 	tkv__trace_end(tkv__tracer_thread(rt->tracer, NULL), TKV__TRACE_PROMOTE, tt,
 		       (uint32_t)s->id, rt->geo.block_bytes);
 	if (rc) {
-		tkv__arena_free(arena, mem, rt->geo.block_bytes);
+		tkv__arena_free(arena, mem);
 		tkv__hot_release(rt, 1);
 		unclaim(rt, blk);
 		/* A checksum failure drops the whole record: the unit's other
@@ -168,7 +168,7 @@ static void pf_finish(tkv_runtime *rt, const tkv__cold_done *d)
 		publish(rt, j->seq, j->block, j->blk, j->mem);
 	} else {
 		/* a reader will retry synchronously and report the error */
-		tkv__arena_free(&tkv__worker_of(rt, j->layer)->arena, j->mem, rt->geo.block_bytes);
+		tkv__arena_free(&tkv__worker_of(rt, j->layer)->arena, j->mem);
 		tkv__hot_release(rt, 1);
 		unclaim(rt, j->blk);
 	}
@@ -201,13 +201,13 @@ static void pf_block(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t b)
 		return;
 	}
 	*j = (pf_job){s, layer, b, blk, NULL, tkv__now_ns()};
-	j->mem = tkv__arena_alloc(&tkv__worker_of(rt, layer)->arena, rt->geo.block_bytes);
+	j->mem = tkv__arena_alloc(&tkv__worker_of(rt, layer)->arena);
 	int rc = j->mem ? -EAGAIN : -ENOMEM;
 	while (j->mem && (rc = tkv__cold_read_submit(rt->ev->cold, s->id, b, layer, j->mem, j)) ==
 				 -EAGAIN)
 		pf_reap(rt, true);
 	if (rc) {
-		tkv__arena_free(&tkv__worker_of(rt, layer)->arena, j->mem, rt->geo.block_bytes);
+		tkv__arena_free(&tkv__worker_of(rt, layer)->arena, j->mem);
 		tkv__hot_release(rt, 1);
 		unclaim(rt, blk);
 		free(j);

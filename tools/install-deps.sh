@@ -10,7 +10,7 @@ pkgs=(
 	libjemalloc-dev    # per-worker hot-tier arenas
 	libcriterion-dev   # unit tests
 	liburing-dev       # cold-tier async I/O
-	gcc-aarch64-linux-gnu qemu-user-static  # NEON kernels run under qemu
+	gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static  # NEON kernels under qemu
 	gnuplot-nox        # bench plots
 )
 
