@@ -16,6 +16,10 @@
 
 /* ---- scenarios ---- */
 int bench_kernels_main(int argc, char **argv);
+int bench_pipeline_main(int argc, char **argv);
+int bench_ring_main(int argc, char **argv);
+int bench_default_main(int argc, char **argv); /* run.c: the README's main job */
+int bench_evict_main(int argc, char **argv);   /* evict.c: eviction/promotion vs raw O_DIRECT */
 
 /* ---- helpers (main.c) ---- */
 

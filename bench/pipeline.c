@@ -40,6 +40,8 @@ typedef struct point_run {
 	uint64_t hot_bytes;
 	const unsigned char *src;
 	tkv__queue_kind queue;
+	const char *trace_path; /* NULL: tracing off */
+	uint32_t n_seqs;        /* set by run_point / run_naive */
 } point_run;
 
 static tkv_config point_config(const point_run *p)
@@ -52,15 +54,27 @@ static tkv_config point_config(const point_run *p)
 	c.dtype = p->dtype;
 	c.hot_bytes = p->hot_bytes;
 	c.n_workers = p->workers;
+	c.trace_path = p->trace_path ? p->trace_path : "";
 	return c;
 }
 
+/* Sequences per point: N_SEQS, or fewer when a small hot tier (or a deep
+ * model) cannot hold N_SEQS sequences of one batch each; 0 if not even one. */
+static uint32_t seqs_per_point(const tkv_config *c, size_t layer_token_bytes, uint32_t batch)
+{
+	uint64_t blocks = c->hot_bytes / (layer_token_bytes * c->block_tokens) * 9 / 10;
+	uint64_t per_seq = (uint64_t)c->n_layers * ((batch + c->block_tokens - 1) / c->block_tokens);
+	uint64_t n = blocks / per_seq;
+	return (uint32_t)(n < N_SEQS ? n : N_SEQS);
+}
+
 /* Tokens per sequence so all sequences fill ~90% of the hot tier, rounded
- * down to whole blocks and to whole batches. */
-static uint32_t tokens_per_seq(const tkv_config *c, size_t layer_token_bytes, uint32_t batch)
+ * down to whole blocks and to whole batches (at least one batch). */
+static uint32_t tokens_per_seq(const tkv_config *c, size_t layer_token_bytes, uint32_t batch,
+			       uint32_t n_seqs)
 {
 	uint64_t per_layer = c->hot_bytes / layer_token_bytes / c->n_layers;
-	uint64_t t = per_layer * 9 / 10 / N_SEQS;
+	uint64_t t = per_layer * 9 / 10 / n_seqs;
 	t -= t % c->block_tokens;
 	t -= t % batch;
 	return (uint32_t)(t ? t : batch);
@@ -72,12 +86,12 @@ static double run_once(tkv_runtime *rt, const tkv_config *c, const point_run *p,
 {
 	const size_t batch_bytes = (size_t)p->batch * row;
 	size_t off = 0;
-	for (uint64_t s = 0; s < N_SEQS; s++)
+	for (uint64_t s = 0; s < p->n_seqs; s++)
 		if (tkv_seq_open(rt, s + 1))
 			return -1;
 	uint64_t t0 = tkv__now_ns();
 	for (uint32_t pos = 0; pos < tokens; pos += p->batch) {
-		for (uint64_t s = 0; s < N_SEQS; s++) {
+		for (uint64_t s = 0; s < p->n_seqs; s++) {
 			for (uint32_t l = 0; l < c->n_layers; l++) {
 				const unsigned char *k = p->src + off;
 				const unsigned char *v = p->src + off + batch_bytes;
@@ -90,10 +104,10 @@ static double run_once(tkv_runtime *rt, const tkv_config *c, const point_run *p,
 			}
 		}
 	}
-	for (uint64_t s = 0; s < N_SEQS; s++)
+	for (uint64_t s = 0; s < p->n_seqs; s++)
 		tkv_seq_sync(rt, s + 1);
 	double secs = (double)(tkv__now_ns() - t0) / 1e9;
-	for (uint64_t s = 0; s < N_SEQS; s++)
+	for (uint64_t s = 0; s < p->n_seqs; s++)
 		tkv_seq_close(rt, s + 1);
 	return secs;
 }
@@ -110,10 +124,18 @@ static int run_point(const point_run *p, int reps, bench_result *r)
 		return rc;
 	}
 	const size_t row = (size_t)c.n_kv_heads * c.head_dim * tkv_dtype_size(c.dtype);
-	const uint32_t tokens = tokens_per_seq(&c, 2 * row, p->batch);
+	point_run q = *p;
+	q.n_seqs = seqs_per_point(&c, 2 * row, p->batch);
+	if (!q.n_seqs) {
+		tkv_close(rt);
+		fprintf(stderr, "tierkv-bench: hot tier too small for one sequence at batch %u\n",
+			p->batch);
+		return -ENOSPC;
+	}
+	const uint32_t tokens = tokens_per_seq(&c, 2 * row, p->batch, q.n_seqs);
 	double best = 0;
 	for (int i = 0; i <= reps; i++) {
-		double secs = run_once(rt, &c, p, tokens, row);
+		double secs = run_once(rt, &c, &q, tokens, row);
 		if (secs < 0) {
 			tkv_close(rt);
 			return -EIO;
@@ -122,7 +144,7 @@ static int run_point(const point_run *p, int reps, bench_result *r)
 			best = secs;
 	}
 	tkv_close(rt);
-	uint64_t layer_tokens = (uint64_t)N_SEQS * tokens * c.n_layers;
+	uint64_t layer_tokens = (uint64_t)q.n_seqs * tokens * c.n_layers;
 	r->tokens_per_s = (double)layer_tokens / best;
 	r->gbps = (double)layer_tokens * 2 * (double)row / best / 1e9;
 	return 0;
@@ -154,10 +176,13 @@ static int run_naive(const point_run *p, int reps, bench_result *r)
 {
 	tkv_config c = point_config(p);
 	const size_t row = (size_t)c.n_kv_heads * c.head_dim * tkv_dtype_size(c.dtype);
-	const uint32_t tokens = tokens_per_seq(&c, 2 * row, 16);
+	const uint32_t n_seqs = seqs_per_point(&c, 2 * row, 16);
+	if (!n_seqs)
+		return -ENOSPC;
+	const uint32_t tokens = tokens_per_seq(&c, 2 * row, 16, n_seqs);
 	naive_store n = {.n_layers = c.n_layers, .blocks_per_layer = tokens / 16 + 1, .row = row};
 	n.block_bytes = 32 * row;
-	size_t nblocks = (size_t)N_SEQS * c.n_layers * n.blocks_per_layer;
+	size_t nblocks = (size_t)n_seqs * c.n_layers * n.blocks_per_layer;
 	n.blocks = calloc(nblocks, sizeof(*n.blocks));
 	pthread_mutex_init(&n.lock, NULL);
 	double best = 0;
@@ -165,7 +190,7 @@ static int run_naive(const point_run *p, int reps, bench_result *r)
 		size_t off = 0;
 		uint64_t t0 = tkv__now_ns();
 		for (uint32_t pos = 0; pos < tokens; pos++)
-			for (uint32_t s = 0; s < N_SEQS; s++)
+			for (uint32_t s = 0; s < n_seqs; s++)
 				for (uint32_t l = 0; l < c.n_layers; l++) {
 					naive_put(&n, s, l, pos, p->src + off, p->src + off + row);
 					off = (off + 2 * row) % (SRC_BYTES - 2 * row);
@@ -180,7 +205,7 @@ static int run_naive(const point_run *p, int reps, bench_result *r)
 	}
 	free(n.blocks);
 	pthread_mutex_destroy(&n.lock);
-	uint64_t layer_tokens = (uint64_t)N_SEQS * tokens * c.n_layers;
+	uint64_t layer_tokens = (uint64_t)n_seqs * tokens * c.n_layers;
 	r->tokens_per_s = (double)layer_tokens / best;
 	r->gbps = (double)layer_tokens * 2 * (double)row / best / 1e9;
 	return 0;
@@ -198,19 +223,33 @@ static void fill_common(bench_result *r, const char *scenario, const point_run *
 	r->ratio = r->gbps / limit;
 }
 
-typedef struct pipeline_options {
-	const bench_geometry *geometry;
-	uint32_t max_workers;
-	int reps;
-	uint64_t hot_bytes;
-	const char *json, *csv;
-} pipeline_options;
 
 static const uint32_t batches[] = {1, 4, 16, 32, 64};
 static const tkv_dtype dtypes[] = {TKV_DTYPE_F32, TKV_DTYPE_BF16};
 enum { N_BATCHES = sizeof(batches) / sizeof(batches[0]), N_DTYPES = 2 };
 
-static int sweep(const pipeline_options *o, bench_report *rep)
+size_t bench_pipeline_planned(const pipeline_options *o)
+{
+	return N_DTYPES * (1 + 2 * (size_t)o->max_workers * N_BATCHES);
+}
+
+int bench_pipeline_point(const bench_geometry *geo, tkv_dtype dtype, uint32_t workers,
+			 uint32_t batch, uint64_t hot_bytes, int reps, const char *trace_path,
+			 bench_result *r)
+{
+	unsigned char *src = bench_source_buffer(SRC_BYTES);
+	if (!src)
+		return -ENOMEM;
+	point_run p = {geo, dtype, workers, batch, hot_bytes, src, TKV__QUEUE_RING, trace_path, 0};
+	double limit = bench_copy_limit_gbps(src, SRC_BYTES, hot_bytes, workers);
+	int rc = limit > 0 ? run_point(&p, reps, r) : -EIO;
+	if (!rc)
+		fill_common(r, "pipeline", &p, limit);
+	free(src);
+	return rc;
+}
+
+int bench_pipeline_sweep(const pipeline_options *o, bench_report *rep)
 {
 	unsigned char *src = bench_source_buffer(SRC_BYTES);
 	if (!src)
@@ -225,7 +264,7 @@ static int sweep(const pipeline_options *o, bench_report *rep)
 	}
 	int rc = 0;
 	for (size_t d = 0; d < N_DTYPES && !rc; d++) {
-		point_run p = {o->geometry, dtypes[d], 1, 1, o->hot_bytes, src, TKV__QUEUE_RING};
+		point_run p = {o->geometry, dtypes[d], 1, 1, o->hot_bytes, src, TKV__QUEUE_RING, NULL, 0};
 		bench_result naive = {0};
 		if ((rc = run_naive(&p, o->reps, &naive)))
 			break;
@@ -258,7 +297,7 @@ static int sweep(const pipeline_options *o, bench_report *rep)
 	return rc;
 }
 
-static void usage(FILE *f)
+static void pipeline_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: tierkv-bench [pipeline] [--geometry NAME] [--max-workers N] [--reps N]\n"
@@ -299,8 +338,8 @@ static int parse(int argc, char **argv, pipeline_options *o)
 			break;
 		case 'j': o->json = optarg; break;
 		case 'c': o->csv = optarg; break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); return -1;
+		case 'h': pipeline_usage(stdout); exit(0);
+		default: pipeline_usage(stderr); return -1;
 		}
 	}
 	if (o->max_workers < 1 || o->max_workers > TKV_STATS_MAX_WORKERS || o->reps < 1)
@@ -314,15 +353,15 @@ int bench_pipeline_main(int argc, char **argv)
 	if (parse(argc, argv, &o))
 		return 2;
 	bench_report rep;
-	bench_report_init(&rep, N_DTYPES * (1 + 2 * (size_t)o.max_workers * N_BATCHES));
+	bench_report_init(&rep, bench_pipeline_planned(&o));
 	printf("# tierkv-bench pipeline: %s (%u layers x %u KV heads x %u dims), hot tier %llu MiB,\n"
-	       "# %d sequences per point, 1 engine thread storing, best of %d after a warm-up.\n"
+	       "# up to %d sequences per point, 1 engine thread storing, best of %d after a warm-up.\n"
 	       "# limit = best of glibc memcpy and streaming copy, same source, same footprint,\n"
 	       "# with as many threads as workers, measured now. GB/s = 1e9 bytes of K+V copied/s.\n",
 	       o.geometry->name, o.geometry->n_layers, o.geometry->n_kv_heads, o.geometry->head_dim,
 	       (unsigned long long)(o.hot_bytes >> 20), N_SEQS, o.reps);
 	fflush(stdout);
-	int rc = sweep(&o, &rep);
+	int rc = bench_pipeline_sweep(&o, &rep);
 	bench_report_table(&rep, stdout);
 	if (!rc && o.json)
 		rc = bench_report_json(&rep, o.json);

@@ -80,9 +80,12 @@ void bench_report_table(const bench_report *r, FILE *f)
 		"dtype", "workers", "batch", "layer-tok/s", "GB/s", "limit", "ratio", "vs naive");
 	for (size_t i = 0; i < r->n; i++) {
 		const bench_result *x = &r->results[i];
-		fprintf(f, "%-12s %-10s %-5s %7u %5u %14.0f %8.2f %8.2f %7.3f %8.1fx\n", x->scenario,
+		char speedup[16] = "        -";
+		if (x->speedup > 0)
+			snprintf(speedup, sizeof(speedup), "%8.1fx", x->speedup);
+		fprintf(f, "%-12s %-10s %-5s %7u %5u %14.0f %8.2f %8.2f %7.3f %s\n", x->scenario,
 			x->geometry, bench_dtype_name(x->dtype), x->workers, x->batch, x->tokens_per_s,
-			x->gbps, x->limit_gbps, x->ratio, x->speedup);
+			x->gbps, x->limit_gbps, x->ratio, speedup);
 	}
 }
 
@@ -99,10 +102,20 @@ int bench_report_json(const bench_report *r, const char *path)
 		fprintf(f,
 			"  {\"scenario\": \"%s\", \"geometry\": \"%s\", \"dtype\": \"%s\", "
 			"\"workers\": %u, \"batch\": %u, \"tokens_per_s\": %.1f, \"gbps\": %.4f, "
-			"\"limit_gbps\": %.4f, \"ratio\": %.4f, \"speedup_vs_naive\": %.3f}%s\n",
+			"\"limit_gbps\": %.4f, \"ratio\": %.4f, \"speedup_vs_naive\": %.3f",
 			x->scenario, x->geometry, bench_dtype_name(x->dtype), x->workers, x->batch,
-			x->tokens_per_s, x->gbps, x->limit_gbps, x->ratio, x->speedup,
-			i + 1 < r->n ? "," : "");
+			x->tokens_per_s, x->gbps, x->limit_gbps, x->ratio, x->speedup);
+		if (!strcmp(x->scenario, "evict"))
+			fprintf(f,
+				", \"evict_gbps\": %.4f, \"raw_write_gbps\": %.4f, \"write_ratio\": %.4f"
+				", \"promote_gbps\": %.4f, \"raw_read_gbps\": %.4f, \"read_ratio\": %.4f"
+				", \"p50_ns\": %.0f, \"p99_ns\": %.0f, \"p999_ns\": %.0f"
+				", \"p50_ns_no_evict\": %.0f, \"p99_ns_no_evict\": %.0f"
+				", \"p999_ns_no_evict\": %.0f, \"p99_ratio\": %.4f",
+				x->evict_gbps, x->raw_write_gbps, x->write_ratio, x->promote_gbps,
+				x->raw_read_gbps, x->read_ratio, x->p50_ns, x->p99_ns, x->p999_ns,
+				x->p50_ns_no_evict, x->p99_ns_no_evict, x->p999_ns_no_evict, x->p99_ratio);
+		fprintf(f, "}%s\n", i + 1 < r->n ? "," : "");
 	}
 	fputs("]\n", f);
 	return fclose(f) ? -errno : 0;

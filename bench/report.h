@@ -34,6 +34,20 @@ typedef struct bench_result {
 	double limit_gbps;   /* same-run copy limit for `workers` threads */
 	double ratio;        /* gbps / limit_gbps */
 	double speedup;      /* tokens_per_s / the naive baseline's */
+
+	/* scenario "evict" only (0 elsewhere): eviction and promotion
+	 * bandwidth against a raw O_DIRECT sequential write/read of the same
+	 * total size on the same directory, measured in the same run; and the
+	 * producer's store latency with eviction running against the same load
+	 * with everything fitting in the hot tier. */
+	double evict_gbps, raw_write_gbps, write_ratio;
+	double promote_gbps, raw_read_gbps, read_ratio;
+	double p50_ns, p99_ns, p999_ns;
+	double p50_ns_no_evict, p99_ns_no_evict, p999_ns_no_evict;
+	double p99_ratio; /* p99_ns / p99_ns_no_evict */
+	/* latency histograms for plots (log2 ns buckets); NULL if none */
+	const uint64_t *lat_hist, *lat_hist_no_evict;
+	uint32_t lat_buckets;
 } bench_result;
 
 typedef struct bench_report {
@@ -55,5 +69,35 @@ int bench_report_json(const bench_report *r, const char *path);
 int bench_report_csv(const bench_report *r, const char *path);
 
 const char *bench_dtype_name(tkv_dtype d);
+
+/* ---- the pipeline sweep (pipeline.c), shared with the default run ---- */
+typedef struct pipeline_options {
+	const bench_geometry *geometry;
+	uint32_t max_workers;
+	int reps;
+	uint64_t hot_bytes;
+	const char *json, *csv;
+} pipeline_options;
+
+/* Results the sweep adds (for the progress line). */
+size_t bench_pipeline_planned(const pipeline_options *o);
+/* workers 1..max x batch {1,4,16,32,64} x dtype {f32,bf16}, with the naive
+ * and mutex-queue baselines; 0 or negative errno. */
+int bench_pipeline_sweep(const pipeline_options *o, bench_report *rep);
+/* One pipeline point, optionally traced to trace_path; fills r. */
+int bench_pipeline_point(const bench_geometry *geo, tkv_dtype dtype, uint32_t workers,
+			 uint32_t batch, uint64_t hot_bytes, int reps, const char *trace_path,
+			 bench_result *r);
+
+/* ---- plots (plots.c) ---- */
+/* Writes DIR/throughput.png (GB/s vs batch per worker count, dtype, with
+ * the copy limit as a line) and, if the report has an evict result,
+ * DIR/latency.png (store latency distribution with and without eviction),
+ * through gnuplot. 0 or negative errno (message on stderr). */
+int bench_plots(const bench_report *r, const char *dir);
+
+/* ---- evict scenario (evict.c) ---- */
+int bench_evict_run(const bench_geometry *geo, tkv_dtype dtype, const char *dir,
+		    uint64_t hot_bytes, bench_report *rep);
 
 #endif

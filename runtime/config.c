@@ -37,8 +37,8 @@ void tkv_config_default(tkv_config *cfg)
 	cfg->trace_path = NULL;
 	cfg->cold_dir = NULL;
 	cfg->cold_bytes = 4ull << 30;
-	cfg->hot_high_pct = 90;
-	cfg->hot_low_pct = 75;
+	cfg->hot_high_pct = 80;
+	cfg->hot_low_pct = 60;
 	cfg->policy = TKV_POLICY_S3FIFO;
 	cfg->durability = TKV_DURABLE_SYNC;
 }

@@ -184,16 +184,19 @@ int tkv_seq_close(tkv_runtime *rt, uint64_t seq_id)
 	if (!s)
 		return tkv__fail(rc, "seq_close: sequence %llu %s", (unsigned long long)seq_id,
 				 rc == -EBUSY ? "has views held" : "is not open");
-	/* Out of the table: no new reference can be taken. Stop the evictor
-	 * from picking it (its in-flight writes get cancelled), then wait for
-	 * the references in flight (short API calls, those writes) and for the
-	 * workers' pending copies. */
+	/* Out of the table, marked closing: no new reference can be taken and
+	 * the evictor picks none of its units. Cancel its record writes in
+	 * flight, wait for the workers' pending copies, then for every
+	 * reference (API calls, prefetch reads, the evictor's writes). Only
+	 * then can nothing put a unit back into the policy (a worker completing
+	 * a unit, a promotion, a failed write), so only then take its units
+	 * out and free it. */
 	if (rt->ev)
 		tkv__evictor_seq_closing(rt, s);
+	tkv__seq_drain(rt, s);
 	while (ck_pr_load_32(&s->refs))
 		sched_yield();
 	ck_pr_fence_acquire(); /* pairs with tkv__seq_put's release */
-	tkv__seq_drain(rt, s);
 	if (rt->ev)
 		tkv__evictor_seq_close(rt, s);
 	drop_seq(rt, s);

@@ -335,3 +335,77 @@ Test(evictor, corrupt_record_is_never_returned, .init = make_dir, .fini = remove
 	cr_assert_eq(stats(rt).corrupt_records, 1);
 	tkv_close(rt);
 }
+
+/* Opens the cold directory directly, as tkv_open would (tiers/evictor.c). */
+static tkv__cold *open_cold_direct(const tkv_config *c)
+{
+	tkv__cold_config cc;
+	tkv__cold_config_default(&cc);
+	cc.dir = c->cold_dir;
+	cc.capacity_bytes = c->cold_bytes;
+	cc.n_layers = c->n_layers;
+	cc.n_kv_heads = c->n_kv_heads;
+	cc.head_dim = c->head_dim;
+	cc.block_tokens = c->block_tokens;
+	cc.dtype = c->dtype;
+	tkv__cold *cold = NULL;
+	cr_assert_eq(tkv__cold_open(&cc, &cold), 0, "%s", tkv_last_error());
+	return cold;
+}
+
+Test(evictor, records_past_a_gap_are_deleted_on_reopen, .init = make_dir, .fini = remove_dir)
+{
+	tkv_config c = cold_config();
+	tkv_runtime *rt = open_with(&c, NULL);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	cr_assert_eq(tkv_seq_open(rt, 2), 0);
+	cr_assert_eq(store_range(rt, 1, 0, 3 * BT), 0);
+	cr_assert_eq(store_range(rt, 2, 0, 3 * HOT_UNITS * BT), 0); /* evicts 1 */
+	tkv_close(rt);
+
+	/* a record lost in a crash: block 1 of sequence 1 */
+	tkv__cold *cold = open_cold_direct(&c);
+	cr_assert(tkv__cold_lookup(cold, 1, 0, NULL) && tkv__cold_lookup(cold, 1, 2, NULL),
+		  "blocks 0 and 2 of sequence 1 were evicted");
+	cr_assert_eq(tkv__cold_remove(cold, 1, 1), 0);
+	tkv__cold_close(cold);
+
+	rt = open_with(&c, NULL);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	uint64_t tokens = 0;
+	cr_assert_eq(tkv_seq_info(rt, 1, NULL, &tokens), 0);
+	cr_assert_eq(tokens, BT, "only the prefix before the gap");
+	tkv_close(rt);
+
+	/* block 2 belonged to a history the sequence no longer has: gone */
+	cold = open_cold_direct(&c);
+	cr_assert(tkv__cold_lookup(cold, 1, 0, NULL));
+	cr_assert_not(tkv__cold_lookup(cold, 1, 2, NULL), "stale record past the gap survived");
+	tkv__cold_close(cold);
+}
+
+Test(evictor, close_with_pending_stores_under_eviction, .init = make_dir, .fini = remove_dir)
+{
+	tkv_config c = cold_config();
+	tkv_runtime *rt = open_with(&c, NULL);
+	static unsigned char k[4 * BT * ROW], v[4 * BT * ROW];
+	kvp_fill(k, 3, 0, 0, 4 * BT, ROW, 0);
+	kvp_fill(v, 3, 0, 0, 4 * BT, ROW, 1);
+	cr_assert_eq(tkv_seq_open(rt, 2), 0);
+	uint64_t p2 = 0;
+	for (int round = 0; round < 20; round++) {
+		/* keep the hot tier over its high watermark: the evictor is busy */
+		cr_assert_eq(store_range(rt, 2, p2, p2 + HOT_UNITS * BT / 2), 0, "%s",
+			     tkv_last_error());
+		p2 += HOT_UNITS * BT / 2;
+		/* a sequence whose units complete while it is being closed */
+		cr_assert_eq(tkv_seq_open(rt, 3), 0);
+		tkv__test_pause(rt, true);
+		for (uint32_t l = 0; l < LAYERS; l++)
+			cr_assert_eq(tkv_store(rt, 3, l, 0, 4 * BT, k, v, 0, NULL), 0);
+		tkv__test_pause(rt, false);
+		cr_assert_eq(tkv_seq_close(rt, 3), 0, "%s", tkv_last_error());
+	}
+	cr_assert_eq(check_range(rt, 2, 0, p2), 0);
+	tkv_close(rt);
+}

@@ -57,6 +57,12 @@ static void policy_insert(tkv__evictor *ev, tkv__unit *u)
 		ck_pr_store_32(&u->in_policy, 1);
 }
 
+static void kick(tkv__evictor *ev)
+{
+	ck_pr_inc_32(&ev->wake);
+	tkv__futex_wake_one(&ev->wake);
+}
+
 void tkv__evictor_block_full(tkv_runtime *rt, tkv__seq *s, uint64_t b)
 {
 	tkv__unit *u = tkv__seq_unit_make(s, b);
@@ -64,14 +70,12 @@ void tkv__evictor_block_full(tkv_runtime *rt, tkv__seq *s, uint64_t b)
 		return; /* out of memory: the unit just never leaves the hot tier */
 	/* The fetch-and-add orders this worker's copy of block b before the
 	 * last worker's insert (and so before the evictor's gather). */
-	if (ck_pr_faa_32(&u->layers_full, 1) + 1 == s->n_layers)
+	if (ck_pr_faa_32(&u->layers_full, 1) + 1 == s->n_layers) {
 		policy_insert(rt->ev, u);
-}
-
-static void kick(tkv__evictor *ev)
-{
-	ck_pr_inc_32(&ev->wake);
-	tkv__futex_wake_one(&ev->wake);
+		/* a new victim while the evictor backs off for lack of one */
+		if (ck_pr_load_32(&rt->ev->stuck) && ck_pr_load_32(&rt->ev->sleeping))
+			kick(rt->ev);
+	}
 }
 
 void tkv__evictor_note_usage(tkv_runtime *rt, uint64_t used_blocks)
@@ -79,6 +83,17 @@ void tkv__evictor_note_usage(tkv_runtime *rt, uint64_t used_blocks)
 	tkv__evictor *ev = rt->ev;
 	if (used_blocks >= ev->high_blocks && ck_pr_load_32(&ev->sleeping))
 		kick(ev);
+}
+
+/* Stores accepted but not yet copied hold hot reservations for blocks of
+ * units that are not complete yet: while any are queued, the evictor will
+ * get victims soon, so a full hot tier is not final. */
+static bool copies_pending(tkv_runtime *rt)
+{
+	for (uint32_t i = 0; i < rt->n_workers; i++)
+		if (ck_ring_size(&rt->workers[i].ring))
+			return true;
+	return false;
 }
 
 int tkv__evictor_wait_space(tkv_runtime *rt, tkv__space_wait *w)
@@ -94,7 +109,8 @@ int tkv__evictor_wait_space(tkv_runtime *rt, tkv__space_wait *w)
 	/* Give up only on the word of a pass that started after we asked, or
 	 * after a bounded wait: never on a stale "stuck". */
 	if (now - w->t0 > SPACE_WAIT_NS ||
-	    (ck_pr_load_32(&ev->passes) - w->pass0 >= 2 && ck_pr_load_32(&ev->stuck)))
+	    (ck_pr_load_32(&ev->passes) - w->pass0 >= 2 && ck_pr_load_32(&ev->stuck) &&
+	     !copies_pending(rt)))
 		return -ENOSPC;
 	uint32_t seen = ck_pr_load_32(&ev->space);
 	kick(ev);
@@ -256,7 +272,11 @@ static bool evict_pass(tkv_runtime *rt, unsigned depth)
 	tkv__evictor *ev = rt->ev;
 	bool stuck = false;
 	uint64_t t0 = tkv__trace_begin(rt->ev->tb), chosen = 0;
-	while (!stuck && over(rt, ev->low_blocks) && !ck_pr_load_32(&rt->stop)) {
+	/* records in flight free their blocks when durable: count them as
+	 * gone, or the pass overshoots the low watermark by a queue's worth */
+	while (!stuck && !ck_pr_load_32(&rt->stop) &&
+	       ck_pr_load_64(&rt->hot_blocks_used) >
+		       ev->low_blocks + (uint64_t)ck_pr_load_32(&ev->inflight) * rt->cfg.n_layers) {
 		if (ck_pr_load_32(&ev->inflight) >= depth) {
 			stuck |= reap(rt, true);
 			continue;
@@ -297,12 +317,15 @@ static void *evictor_main(void *arg)
 	tkv__evictor *ev = rt->ev;
 	rt->ev->tb = tkv__tracer_thread(rt->tracer, "evictor");
 	unsigned depth = ev->depth;
+	bool active = false; /* triggered at the high watermark, until the low */
 	while (!ck_pr_load_32(&rt->stop)) {
 		uint64_t backoff = 0;
 		bool asked = ck_pr_load_32(&ev->wake) != ev->wake_seen;
 		ev->wake_seen = ck_pr_load_32(&ev->wake);
-		if (need_evict(rt) || asked) {
-			bool stuck = need_evict(rt) && evict_pass(rt, depth);
+		active |= need_evict(rt);
+		if (active || asked) {
+			bool stuck = active && evict_pass(rt, depth);
+			active = stuck; /* a pass that was not stuck reached the low mark */
 			ck_pr_store_32(&ev->stuck, stuck);
 			ck_pr_inc_32(&ev->passes); /* after stuck: waiters read both */
 			/* wake producers either way: they retry or give up */
@@ -394,13 +417,16 @@ void tkv__evictor_close(tkv_runtime *rt)
 
 /* Tokens covered by the records of seq: the contiguous run from block 0
  * (all full blocks; only complete units are ever evicted). */
-static uint64_t recoverable_blocks(tkv_runtime *rt, uint64_t id, tkv__cold_block_info **out)
+static uint64_t recoverable_blocks(tkv_runtime *rt, uint64_t id, tkv__cold_block_info **out,
+				   size_t *n_out)
 {
 	size_t n = tkv__cold_list_seq(rt->ev->cold, id, NULL, 0);
 	*out = NULL;
+	*n_out = 0;
 	if (!n || !(*out = calloc(n, sizeof(**out))))
 		return 0;
 	n = tkv__cold_list_seq(rt->ev->cold, id, *out, n);
+	*n_out = n;
 	uint64_t b = 0;
 	while (b < n && (*out)[b].block == b && (*out)[b].n_tokens == rt->cfg.block_tokens)
 		b++;
@@ -410,7 +436,14 @@ static uint64_t recoverable_blocks(tkv_runtime *rt, uint64_t id, tkv__cold_block
 int tkv__evictor_seq_open(tkv_runtime *rt, tkv__seq *s)
 {
 	tkv__cold_block_info *info;
-	uint64_t nb = recoverable_blocks(rt, s->id, &info);
+	size_t n_info = 0;
+	uint64_t nb = recoverable_blocks(rt, s->id, &info, &n_info);
+	/* Records past the first gap (a write lost in a crash, a record dropped
+	 * as corrupt) can never be part of this sequence again: new stores will
+	 * refill the gap with another history. Delete them now, or a later
+	 * re-open would splice the old blocks after the new ones. */
+	for (size_t i = nb; i < n_info; i++)
+		tkv__cold_remove(rt->ev->cold, s->id, info[i].block);
 	free(info);
 	for (uint64_t b = 0; b < nb; b++) {
 		tkv__unit *u = tkv__seq_unit_make(s, b);
@@ -433,6 +466,13 @@ int tkv__evictor_seq_open(tkv_runtime *rt, tkv__seq *s)
 
 void tkv__evictor_seq_closing(tkv_runtime *rt, tkv__seq *s)
 {
+	/* cancels this sequence's writes in flight: their completions come
+	 * back -ECANCELED and drop the evictor's references sooner */
+	tkv__cold_remove_seq(rt->ev->cold, s->id);
+}
+
+void tkv__evictor_seq_close(tkv_runtime *rt, tkv__seq *s)
+{
 	tkv__evictor *ev = rt->ev;
 	uint64_t nb = UINT64_MAX;
 	for (uint32_t l = 0; l < s->n_layers; l++) {
@@ -446,16 +486,9 @@ void tkv__evictor_seq_closing(tkv_runtime *rt, tkv__seq *s)
 			ck_pr_store_32(&u->in_policy, 0);
 		}
 	}
-	/* cancels this sequence's writes in flight; their completions come
-	 * back -ECANCELED and drop the evictor's references */
-	tkv__cold_remove_seq(ev->cold, s->id);
-}
-
-void tkv__evictor_seq_close(tkv_runtime *rt, tkv__seq *s)
-{
-	/* writes that completed after closing's removal may have re-created
+	/* writes that completed after closing's cancel may have re-created
 	 * records: delete again now that no write of s is in flight */
-	tkv__cold_remove_seq(rt->ev->cold, s->id);
+	tkv__cold_remove_seq(ev->cold, s->id);
 	/* the slots are freed by the writer thread's housekeeping: wake it so
 	 * the space comes back now rather than at the next eviction */
 	kick(rt->ev);

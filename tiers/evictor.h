@@ -122,12 +122,14 @@ int tkv__block_pin(struct tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t
 void tkv__block_unpin(tkv__seq *s, uint32_t layer, uint64_t b);
 
 /* Sequence open: make the cold records of a re-opened id readable (tokens
- * of the contiguous prefix of records). Sequence close (refs drained, not
- * in the table): take its units out of the policy and delete its records. */
+ * of the contiguous prefix of records; records past a gap are deleted).
+ * Sequence close, in this order: tkv__evictor_seq_closing once it is out of
+ * the table (cancels its writes in flight), then, after the workers drained
+ * and every reference is gone, tkv__evictor_seq_close: takes its units out of
+ * the policy (nothing can put them back any more) and deletes its records. */
 int tkv__evictor_seq_open(struct tkv_runtime *rt, tkv__seq *s);
 void tkv__evictor_seq_close(struct tkv_runtime *rt, tkv__seq *s);
-/* Before waiting for refs on close: take the units out of the policy so the
- * evictor cannot pick them any more. */
+/* See tkv__evictor_seq_open. */
 void tkv__evictor_seq_closing(struct tkv_runtime *rt, tkv__seq *s);
 
 /* Fills the cold-tier fields of *st. */
