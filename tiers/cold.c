@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
@@ -124,12 +125,27 @@ void tkv__cold_close(tkv__cold *c)
 
 /* ---- buffers ---- */
 
+/*
+ * Staging buffers are records of several MiB that O_DIRECT hands straight to
+ * the device: at 2 MiB alignment with huge-page advice the kernel pins and
+ * maps a few huge pages per I/O instead of a thousand small ones. Measured
+ * on this project's VM (tierkv-bench evict, helper run): O_DIRECT writes of
+ * 4 MiB records from huge-page buffers ran ~1.3x faster than from 4 KiB
+ * pages, and the raw baseline the evictor is compared with uses them too.
+ * Records under 2 MiB keep 4 KiB alignment (huge pages would mostly waste).
+ */
+#define HUGE_ALIGN ((size_t)2 << 20)
+
 void *tkv__cold_buf_alloc(tkv__cold *c)
 {
 	void *p;
-	if (posix_memalign(&p, TKV__COLD_ALIGN, c->lay.record_bytes) != 0)
+	size_t n = c->lay.record_bytes;
+	size_t align = n >= HUGE_ALIGN ? HUGE_ALIGN : TKV__COLD_ALIGN;
+	if (posix_memalign(&p, align, n) != 0)
 		return NULL;
-	memset(p, 0, c->lay.record_bytes); /* padding between slices stays zero */
+	if (align == HUGE_ALIGN)
+		(void)madvise(p, (n + HUGE_ALIGN - 1) & ~(HUGE_ALIGN - 1), MADV_HUGEPAGE);
+	memset(p, 0, n); /* padding between slices stays zero */
 	return p;
 }
 
