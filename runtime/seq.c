@@ -27,21 +27,22 @@ tkv__seq *tkv__seq_new(uint64_t id, uint32_t n_layers)
 	return s;
 }
 
-static void chunk_locate(uint64_t b, unsigned *chunk, uint64_t *off)
+/* Chunk and offset of entry b; false past the last chunk. */
+static bool chunk_locate(uint64_t b, unsigned *chunk, uint64_t *off)
 {
 	/* chunk k starts at block 64 * (2^k - 1) */
 	uint64_t q = b / TKV__CHUNK0 + 1;
 	unsigned k = 63u - (unsigned)__builtin_clzll(q);
 	*chunk = k;
 	*off = b - (uint64_t)TKV__CHUNK0 * ((1ull << k) - 1);
+	return k < TKV__NCHUNKS;
 }
 
 tkv__block *tkv__seq_block(const tkv__layer *l, uint64_t b)
 {
 	unsigned k;
 	uint64_t off;
-	chunk_locate(b, &k, &off);
-	if (k >= TKV__NCHUNKS)
+	if (!chunk_locate(b, &k, &off))
 		return NULL;
 	/* Plain load is enough: the caller acquired done_pos, which the worker
 	 * released after storing this pointer. ck_pr keeps it a single load. */
@@ -53,8 +54,7 @@ tkv__block *tkv__seq_block_make(tkv__layer *l, uint64_t b)
 {
 	unsigned k;
 	uint64_t off;
-	chunk_locate(b, &k, &off);
-	if (k >= TKV__NCHUNKS)
+	if (!chunk_locate(b, &k, &off))
 		return NULL;
 	tkv__block *c = l->chunks[k];
 	if (!c) {
@@ -98,8 +98,7 @@ tkv__unit *tkv__seq_unit(const tkv__seq *s, uint64_t b)
 {
 	unsigned k;
 	uint64_t off;
-	chunk_locate(b, &k, &off);
-	if (k >= TKV__NCHUNKS)
+	if (!chunk_locate(b, &k, &off))
 		return NULL;
 	/* Acquire: the chunk's initialized contents before the pointer. */
 	tkv__unit *c = ck_pr_load_ptr(&s->units[k]);
@@ -127,8 +126,7 @@ tkv__unit *tkv__seq_unit_make(tkv__seq *s, uint64_t b)
 {
 	unsigned k;
 	uint64_t off;
-	chunk_locate(b, &k, &off);
-	if (k >= TKV__NCHUNKS)
+	if (!chunk_locate(b, &k, &off))
 		return NULL;
 	tkv__unit *c = ck_pr_load_ptr(&s->units[k]);
 	ck_pr_fence_acquire();

@@ -4,7 +4,9 @@
  * (ring full, hot tier full), pins, errors on unknown or closed sequences,
  * stats, and idle workers sleeping.
  */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -400,4 +402,33 @@ Test(runtime, trace_records_pipeline_events)
 	cr_assert_eq(f->dropped, 0);
 	tkv__trace_file_free(f);
 	unlink(path);
+}
+
+Test(runtime, workers_follow_topology_and_pinning)
+{
+	/* an empty sysfs tree: no rule applies, so the affinity mask decides */
+	char root[] = "/tmp/tierkv-sysfs-XXXXXX";
+	cr_assert_not_null(mkdtemp(root));
+	tkv_config c = small_config();
+	c.n_workers = 0; /* one per performance core */
+	c.sysfs_root = root;
+	tkv_runtime *rt = open_small(&c);
+	tkv_stats st = {.struct_size = sizeof(st)};
+	cr_assert_eq(tkv_stats_get(rt, &st), 0);
+	cpu_set_t set;
+	cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+	uint32_t cpus = (uint32_t)CPU_COUNT(&set);
+	cr_assert_eq(st.n_workers, cpus < c.n_layers ? cpus : c.n_layers);
+	cr_assert_str_eq(st.topology_source, "affinity");
+	for (uint32_t i = 0; i < st.n_workers; i++)
+		cr_assert(st.workers[i].cpu >= 0 || st.pin_failures > 0, "worker %u unpinned", i);
+	tkv_close(rt);
+
+	c.pin_workers = false;
+	rt = open_small(&c);
+	cr_assert_eq(tkv_stats_get(rt, &st), 0);
+	for (uint32_t i = 0; i < st.n_workers; i++)
+		cr_assert_eq(st.workers[i].cpu, -1, "pin_workers = false leaves worker %u free", i);
+	tkv_close(rt);
+	rmdir(root);
 }
