@@ -36,13 +36,13 @@
 #include <unistd.h>
 
 #include "runtime/runtime.h"
+#include "tests/cold_runtime.h"
 #include "tests/kv_pattern.h"
 #include "tiers/cold.h"
 #include "tiers/evictor.h"
 #include "tierkv.h"
 
-enum { LAYERS = 4, HEADS = 2, DIM = 64, BT = 16, ROW = HEADS * DIM * 2 /* bf16 */ };
-enum { BLOCK = 2 * BT * ROW, HOT_UNITS = 16, PIN_UNITS = 4 };
+enum { PIN_UNITS = 4 };
 #define FS_BYTES (16ull << 20)
 #define MAX_UNITS 20000 /* a fill loop that never hits ENOSPC is a failure */
 /* A record write refused for space can leave this much free: the record's
@@ -204,17 +204,7 @@ static void fill_filler(uint64_t leave)
 
 static tkv_config fullfs_config(uint64_t cold_bytes)
 {
-	tkv_config c;
-	tkv_config_default(&c);
-	c.n_layers = LAYERS;
-	c.n_kv_heads = HEADS;
-	c.head_dim = DIM;
-	c.dtype = TKV_DTYPE_BF16;
-	c.block_tokens = BT;
-	c.hot_bytes = (uint64_t)HOT_UNITS * LAYERS * BLOCK;
-	c.n_workers = 2;
-	c.cold_dir = cold_dir;
-	c.cold_bytes = cold_bytes;
+	tkv_config c = cold_runtime_config(cold_dir, cold_bytes);
 	/* start evicting at half the hot tier: the cold tier is asked (and
 	 * fails) long before the hot tier is full */
 	c.hot_high_pct = 50;

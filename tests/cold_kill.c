@@ -40,13 +40,13 @@
 #include <unistd.h>
 
 #include "runtime/runtime.h"
+#include "tests/cold_runtime.h"
 #include "tests/kv_pattern.h"
 #include "tiers/cold.h"
 #include "tiers/evictor.h"
 #include "tierkv.h"
 
-enum { LAYERS = 4, HEADS = 2, DIM = 64, BT = 16, ROW = HEADS * DIM * 2 /* bf16 */ };
-enum { BLOCK = 2 * BT * ROW, HOT_UNITS = 16, NSEQ = 4 };
+enum { NSEQ = 4 };
 /* Room for ~1800 records: far more than any test writes before its kill,
  * so the child never stalls on a full cold tier. */
 #define COLD_BYTES (64ull << 20)
@@ -88,17 +88,7 @@ static void remove_dir(void)
 
 static tkv_config kill_config(void)
 {
-	tkv_config c;
-	tkv_config_default(&c);
-	c.n_layers = LAYERS;
-	c.n_kv_heads = HEADS;
-	c.head_dim = DIM;
-	c.dtype = TKV_DTYPE_BF16;
-	c.block_tokens = BT;
-	c.hot_bytes = (uint64_t)HOT_UNITS * LAYERS * BLOCK;
-	c.n_workers = 2;
-	c.cold_dir = dir;
-	c.cold_bytes = COLD_BYTES;
+	tkv_config c = cold_runtime_config(dir, COLD_BYTES);
 	/* evict in bursts of ~10 units: many record writes in flight at once */
 	c.hot_low_pct = 25;
 	return c;
@@ -391,14 +381,8 @@ static found check_storage(const progress *pr)
 	found f = {0};
 	tkv__cold_config cc;
 	tkv__cold *c = NULL;
-	tkv__cold_config_default(&cc);
-	cc.dir = dir;
-	cc.capacity_bytes = COLD_BYTES;
-	cc.n_layers = LAYERS;
-	cc.n_kv_heads = HEADS;
-	cc.head_dim = DIM;
-	cc.block_tokens = BT;
-	cc.dtype = TKV_DTYPE_BF16;
+	tkv_config rc_cfg = kill_config();
+	cold_config_of(&rc_cfg, &cc);
 	cr_assert_eq(tkv__cold_open(&cc, &c), 0, "reopen after the kill: %s", tkv_last_error());
 	cr_assert_eq(tkv__cold_block_bytes(c), BLOCK);
 

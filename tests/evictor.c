@@ -15,12 +15,11 @@
 #include <ck_pr.h>
 
 #include "runtime/runtime.h"
+#include "tests/cold_runtime.h"
 #include "tests/kv_pattern.h"
 #include "tiers/cold.h"
 #include "tierkv.h"
 
-enum { LAYERS = 4, HEADS = 2, DIM = 64, BT = 16, ROW = HEADS * DIM * 2 /* bf16 */ };
-enum { BLOCK = 2 * BT * ROW, HOT_UNITS = 16 };
 
 static char dir[64];
 
@@ -39,18 +38,7 @@ static void remove_dir(void)
 
 static tkv_config cold_config(void)
 {
-	tkv_config c;
-	tkv_config_default(&c);
-	c.n_layers = LAYERS;
-	c.n_kv_heads = HEADS;
-	c.head_dim = DIM;
-	c.dtype = TKV_DTYPE_BF16;
-	c.block_tokens = BT;
-	c.hot_bytes = (uint64_t)HOT_UNITS * LAYERS * BLOCK;
-	c.n_workers = 2;
-	c.cold_dir = dir;
-	c.cold_bytes = 8ull << 20;
-	return c;
+	return cold_runtime_config(dir, 8ull << 20);
 }
 
 /* ---- fault seam ---------------------------------------------------------- */
@@ -340,14 +328,7 @@ Test(evictor, corrupt_record_is_never_returned, .init = make_dir, .fini = remove
 static tkv__cold *open_cold_direct(const tkv_config *c)
 {
 	tkv__cold_config cc;
-	tkv__cold_config_default(&cc);
-	cc.dir = c->cold_dir;
-	cc.capacity_bytes = c->cold_bytes;
-	cc.n_layers = c->n_layers;
-	cc.n_kv_heads = c->n_kv_heads;
-	cc.head_dim = c->head_dim;
-	cc.block_tokens = c->block_tokens;
-	cc.dtype = c->dtype;
+	cold_config_of(c, &cc);
 	tkv__cold *cold = NULL;
 	cr_assert_eq(tkv__cold_open(&cc, &cold), 0, "%s", tkv_last_error());
 	return cold;
