@@ -260,9 +260,12 @@ typedef struct tkv_ticket {
  * of tokens already stored for that layer, else -EINVAL (gap or overlap).
  * Errors (nothing is stored, nothing changes): -ENOENT unknown sequence;
  * -EINVAL bad layer, NULL buffer, n_tokens == 0, or position not contiguous;
- * -EOVERFLOW sizes overflow; -ENOSPC hot tier full; -EAGAIN ring full with
- * TKV_STORE_NONBLOCK (without it the call backs off, spinning briefly and
- * then sleeping, until the worker makes room); -EBADF runtime closing.
+ * -EOVERFLOW sizes overflow; -EAGAIN with TKV_STORE_NONBLOCK when the
+ * worker's ring is full, or the hot tier is full and a cold tier exists
+ * (without the flag the call backs off, spinning briefly and then sleeping,
+ * until the worker or the evictor makes room, for at most ~2 s);
+ * -ENOSPC hot tier full and nothing can be evicted (or no cold tier);
+ * -EBADF runtime closing.
  * Thread-safe, with the per-sequence rule above. ticket may be NULL.
  */
 TKV_API int tkv_store(tkv_runtime *rt, uint64_t seq_id, uint32_t layer, uint64_t pos,

@@ -45,9 +45,9 @@ static uint64_t llc_bytes(void)
  * stores; at batch >= 16 both were within noise. A hot tier that fits in
  * cache keeps regular stores, so a read right after a store hits the cache.
  */
-static bool hot_streams(uint64_t hot_bytes)
+static tkv__copy_fn choose_hot_copy(const tkv__kernels *k, uint64_t hot_bytes)
 {
-	return hot_bytes > llc_bytes();
+	return hot_bytes > llc_bytes() ? k->copy_stream : k->copy;
 }
 
 static uint32_t choose_workers(const tkv_config *c, const tkv__topology *topo)
@@ -113,7 +113,7 @@ int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, tkv_runtime 
 		return rc;
 	}
 	rt->kern = tkv__kernels_get(rt->cfg.max_isa);
-	rt->hot_stream = hot_streams(rt->cfg.hot_bytes);
+	rt->hot_copy = choose_hot_copy(rt->kern, rt->cfg.hot_bytes);
 	if ((rc = tkv__tracer_open(rt->cfg.trace_path, NULL, &rt->tracer))) {
 		free(rt);
 		return rc;

@@ -24,11 +24,6 @@
  * engine's back-to-back stores, short enough to be invisible when idle. */
 enum { IDLE_SPINS = 4096 };
 
-static void hot_copy(const struct tkv_runtime *rt, void *dst, const void *src, size_t n)
-{
-	(rt->hot_stream ? rt->kern->copy_stream : rt->kern->copy)(dst, src, n);
-}
-
 static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 {
 	const struct tkv_runtime *rt = w->rt;
@@ -58,8 +53,8 @@ static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 			tkv__hot_release(w->rt, tkv__blocks_for(pos + left, bt) - b);
 			return;
 		}
-		hot_copy(rt, dst + (size_t)off * row, k, (size_t)m * row);
-		hot_copy(rt, dst + ((size_t)bt + off) * row, v, (size_t)m * row);
+		rt->hot_copy(dst + (size_t)off * row, k, (size_t)m * row);
+		rt->hot_copy(dst + ((size_t)bt + off) * row, v, (size_t)m * row);
 		if (off + m == bt && rt->ev)
 			tkv__evictor_block_full(w->rt, d->seq, b);
 		k += (size_t)m * row;

@@ -253,6 +253,9 @@ static void write_fault_keeps_data(int err, size_t short_len)
 	while (p < 8 * HOT_UNITS * BT && !(rc = store_range(rt, 1, p, p + BT)))
 		p += BT;
 	cr_assert_eq(rc, -ENOSPC, "%s", tkv_strerror(rc));
+	/* non-blocking, the same full hot tier is "try again", not final */
+	static unsigned char one[ROW];
+	cr_assert_eq(tkv_store(rt, 1, 0, p, 1, one, one, TKV_STORE_NONBLOCK, NULL), -EAGAIN);
 	tkv_stats st = stats(rt);
 	cr_assert_eq(st.evicted_blocks, 0);
 	cr_assert_gt(ck_pr_load_32(&fx.writes_seen), 0);

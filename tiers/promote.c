@@ -73,11 +73,10 @@ static int promote_now(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t b,
 	}
 	tkv__arena *arena = &tkv__worker_of(rt, layer)->arena;
 	void *mem = tkv__arena_alloc(arena);
-	uint64_t t0 = tkv__now_ns();
-	uint64_t tt = tkv__trace_begin(tkv__tracer_thread(rt->tracer, NULL));
+	tkv__trace_buf *tb = tkv__tracer_thread(rt->tracer, NULL);
+	uint64_t t0 = tkv__now_ns(), tt = tkv__trace_begin(tb);
 	rc = mem ? tkv__cold_read_layer(rt->ev->cold, s->id, b, layer, mem, NULL) : -ENOMEM;
-	tkv__trace_end(tkv__tracer_thread(rt->tracer, NULL), TKV__TRACE_PROMOTE, tt,
-		       (uint32_t)s->id, rt->geo.block_bytes);
+	tkv__trace_end(tb, TKV__TRACE_PROMOTE, tt, (uint32_t)s->id, rt->geo.block_bytes);
 	if (rc) {
 		tkv__arena_free(arena, mem);
 		tkv__hot_release(rt, 1);
@@ -119,8 +118,11 @@ int tkv__block_pin(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t b,
 				 (unsigned long long)b, layer);
 	for (;;) {
 		ck_pr_inc_32(&blk->pins);
-		/* Dekker with the evictor's free_unit: pin before state load. */
-		ck_pr_fence_memory();
+		/* Dekker with the evictor's free_unit: pin before state load.
+		 * Without a cold tier nothing frees a block under a reader
+		 * (close waits for references), so no fence is needed. */
+		if (rt->ev)
+			ck_pr_fence_memory();
 		tkv__unit *u = rt->ev ? tkv__seq_unit(s, b) : NULL;
 		uint32_t st = u ? ck_pr_load_32(&u->state) : TKV__UNIT_HOT;
 		const unsigned char *m = ck_pr_load_ptr(&blk->mem);
