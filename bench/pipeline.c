@@ -28,7 +28,7 @@
 #include "bench/bench.h"
 #include "bench/limits.h"
 #include "bench/report.h"
-#include "runtime/futex.h"
+#include "base/clock.h"
 #include "runtime/runtime.h"
 
 enum { N_SEQS = 16, SRC_BYTES = 64 << 20 };

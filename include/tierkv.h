@@ -218,7 +218,9 @@ TKV_API int tkv_open(const tkv_config *cfg, tkv_runtime **out);
  * back (tkv_seq_close deletes a sequence's records). Views must have been
  * released, and no other call on rt may run concurrently or follow (a call
  * that starts while close runs gets -EBADF, but rt is freed when close
- * returns). tkv_close(NULL) is a no-op. */
+ * returns). tkv_close(NULL) is a no-op. Close cannot fail; the one thing it
+ * can report, a trace file (trace_path) that could not be fully written, is
+ * left in tkv_last_error() of the calling thread. */
 TKV_API void tkv_close(tkv_runtime *rt);
 
 /* ---- Sequences ---------------------------------------------------------- */

@@ -6,14 +6,16 @@
  * in acceptance order (runtime.h), so "done_pos >= end" means this store and
  * every earlier one to the layer are readable. Nothing is allocated per
  * store. Waiters spin a little (most batches finish within microseconds),
- * then sleep on the owning worker's completion futex.
+ * then sleep on their layer's event count (base/wake.h). A waiter also
+ * lowers the layer's wait_min to the position it needs, and the worker
+ * signals only when done_pos reaches it: a thread waiting for the end of a
+ * long prefill is not woken by every batch of it, nor by other layers.
  */
 #include <errno.h>
 
 #include <ck_pr.h>
 
-#include "runtime/error.h"
-#include "runtime/futex.h"
+#include "base/error.h"
 #include "runtime/runtime.h"
 
 enum { WAIT_SPINS = 2048 };
@@ -27,7 +29,25 @@ static bool reached(const tkv__layer *l, uint64_t end)
 	return ok;
 }
 
-void tkv__wait_done(tkv__worker *w, const tkv__layer *l, uint64_t end)
+/* Lowers l->wait_min to end (a CAS loop: waiters on one layer race). */
+static void lower_wait_min(tkv__layer *l, uint64_t end)
+{
+	uint64_t cur = ck_pr_load_64(&l->wait_min);
+	while (end < cur && !ck_pr_cas_64_value(&l->wait_min, cur, end, &cur))
+		;
+}
+
+/*
+ * The pairs, for grep:
+ *   C1 (waiter: wait_min lowered, full fence, done_pos loaded) pairs with
+ *   C2 (worker: done_pos stored, full fence, waiters and wait_min loaded):
+ *   either the waiter sees its position reached, or the worker sees the
+ *   waiter and a wait_min it has reached, and signals.
+ * The ticket is read (in prepare) before wait_min is lowered: a worker that
+ * resets wait_min after our lowering bumps the event count after it too,
+ * so our sleep returns at once and we lower it again.
+ */
+void tkv__wait_done(tkv__layer *l, uint64_t end)
 {
 	for (int i = 0; i < WAIT_SPINS; i++) {
 		if (reached(l, end))
@@ -35,18 +55,32 @@ void tkv__wait_done(tkv__worker *w, const tkv__layer *l, uint64_t end)
 		ck_pr_stall();
 	}
 	for (;;) {
-		ck_pr_inc_32(&w->waiters);
-		/* Full fence: our waiters count before our done_pos load; the
-		 * worker stores done_pos, fences, then loads waiters. */
-		ck_pr_fence_memory();
-		uint32_t e = ck_pr_load_32(&w->epoch);
+		uint32_t t = tkv__wake_prepare(&l->done_wake);
+		lower_wait_min(l, end);
+		ck_pr_fence_memory(); /* C1 */
 		if (reached(l, end)) {
-			ck_pr_dec_32(&w->waiters);
+			tkv__wake_cancel(&l->done_wake);
 			return;
 		}
-		tkv__futex_wait(&w->epoch, e, 0);
-		ck_pr_dec_32(&w->waiters);
+		tkv__wake_wait(&l->done_wake, t, 0);
 	}
+}
+
+void tkv__layer_complete(tkv__layer *l, uint64_t end)
+{
+	/* Release: the copied rows and block-table entries happen before any
+	 * reader's acquire of done_pos. */
+	ck_pr_fence_release();
+	ck_pr_store_64(&l->done_pos, end);
+	ck_pr_fence_memory(); /* C2 */
+	if (ck_pr_load_32(&l->done_wake.waiters) && end >= ck_pr_load_64(&l->wait_min)) {
+		ck_pr_store_64(&l->wait_min, UINT64_MAX);
+		tkv__wake_signal(&l->done_wake);
+	}
+	/* Release (C3): the last access of this batch to the sequence; the
+	 * closer acquires retired_pos before freeing it (tkv__seq_drain). */
+	ck_pr_fence_release();
+	ck_pr_store_64(&l->retired_pos, end);
 }
 
 static int layer_status(const tkv__layer *l)
@@ -68,7 +102,7 @@ int tkv_wait(tkv_runtime *rt, const tkv_ticket *t)
 		return tkv__fail(-ENOENT, "wait: sequence %llu is not open",
 				 (unsigned long long)t->seq_id);
 	tkv__layer *l = &s->layers[t->layer];
-	tkv__wait_done(tkv__worker_of(rt, t->layer), l, t->end_pos);
+	tkv__wait_done(l, t->end_pos);
 	rc = layer_status(l);
 	tkv__seq_put(s);
 	return rc ? tkv__fail(rc, "wait: layer %u lost tokens: out of memory", t->layer) : 0;
@@ -87,11 +121,16 @@ bool tkv_ticket_done(tkv_runtime *rt, const tkv_ticket *t)
 }
 
 /* Waits for every layer of s to reach what was accepted so far. */
-void tkv__seq_drain(tkv_runtime *rt, tkv__seq *s)
+void tkv__seq_drain(tkv__seq *s)
 {
 	for (uint32_t i = 0; i < s->n_layers; i++) {
 		tkv__layer *l = &s->layers[i];
-		tkv__wait_done(tkv__worker_of(rt, i), l, ck_pr_load_64(&l->next_pos));
+		uint64_t end = ck_pr_load_64(&l->next_pos);
+		tkv__wait_done(l, end);
+		/* the worker is a few instructions from C3 now */
+		while (ck_pr_load_64(&l->retired_pos) < end)
+			ck_pr_stall();
+		ck_pr_fence_acquire(); /* pairs with C3 */
 	}
 }
 
@@ -104,7 +143,7 @@ int tkv_seq_sync(tkv_runtime *rt, uint64_t seq_id)
 	if (!s)
 		return tkv__fail(-ENOENT, "seq_sync: sequence %llu is not open",
 				 (unsigned long long)seq_id);
-	tkv__seq_drain(rt, s);
+	tkv__seq_drain(s);
 	for (uint32_t i = 0; i < s->n_layers && !rc; i++)
 		rc = layer_status(&s->layers[i]);
 	tkv__seq_put(s);

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 /* The smallest tkv_config a caller may pass: the layout of the first release
  * (0.1, every field up to durability). Fields added later go after it and

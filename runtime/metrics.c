@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/runtime.h"
 
 /* Appends to a bounded buffer, counting what would have been written. */

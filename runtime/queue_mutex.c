@@ -6,7 +6,7 @@
  */
 #include <errno.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/runtime.h"
 
 void tkv__mq_init(tkv__worker *w)

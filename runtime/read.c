@@ -12,9 +12,8 @@
 
 #include <ck_pr.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/runtime.h"
-#include "tiers/evictor.h"
 
 /* "VIEW" in the high half of opaque[3] marks a view that is held. */
 #define VIEW_HELD 0x56494557ull
@@ -49,7 +48,7 @@ static int range_ready(tkv_runtime *rt, const char *what, uint64_t seq_id, uint3
 				 what, (unsigned long long)seq_id, layer, (unsigned long long)pos,
 				 (unsigned long long)end, (unsigned long long)stored);
 	}
-	tkv__wait_done(tkv__worker_of(rt, layer), l, end);
+	tkv__wait_done(l, end);
 	if ((rc = (int)ck_pr_load_32((uint32_t *)&l->error))) {
 		tkv__seq_put(s);
 		return tkv__fail(rc, "%s: layer %u lost tokens: out of memory", what, layer);
@@ -75,7 +74,7 @@ int tkv_read(tkv_runtime *rt, uint64_t seq_id, uint32_t layer, uint64_t pos, uin
 		uint32_t m = (uint32_t)(bt - off < end - p ? bt - off : end - p);
 		const unsigned char *mem;
 		/* pinned while copying: the evictor cannot free it under us */
-		if ((rc = tkv__block_pin(rt, s, layer, p / bt, &mem)))
+		if ((rc = tkv__block_pin(rt->ev, s, layer, p / bt, &mem)))
 			break;
 		rt->kern->copy(kd, mem + (size_t)off * row, (size_t)m * row);
 		rt->kern->copy(vd, mem + ((size_t)bt + off) * row, (size_t)m * row);
@@ -106,7 +105,7 @@ static int fill_view(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t pos,
 		uint32_t off = (uint32_t)(p % bt);
 		uint32_t m = (uint32_t)(bt - off < end - p ? bt - off : end - p);
 		const unsigned char *mem;
-		int rc = tkv__block_pin(rt, s, layer, p / bt, &mem);
+		int rc = tkv__block_pin(rt->ev, s, layer, p / bt, &mem);
 		if (rc) {
 			unpin_blocks(s, layer, pos / bt, i);
 			return rc;

@@ -11,10 +11,9 @@
 
 #include <ck_pr.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/runtime.h"
 #include "runtime/topology.h"
-#include "tiers/evictor.h"
 
 /* The last-level cache size from sysfs (index3), else glibc's figure, else
  * 32 MiB. sysfs first: under some hypervisors glibc reports an L3 ten times
@@ -61,7 +60,7 @@ static uint32_t choose_workers(const tkv_config *c, const tkv__topology *topo)
 static void free_block(void *ctx, uint32_t layer, void *mem)
 {
 	tkv_runtime *rt = ctx;
-	tkv__arena_free(&tkv__worker_of(rt, layer)->arena, mem);
+	tkv__hot_free(&rt->hot, layer, mem);
 }
 
 /* Frees a sequence no one references any more; its hot blocks' capacity
@@ -69,7 +68,40 @@ static void free_block(void *ctx, uint32_t layer, void *mem)
 static void drop_seq(void *ctx, tkv__seq *s)
 {
 	tkv_runtime *rt = ctx;
-	tkv__hot_release(rt, tkv__seq_free(s, free_block, rt));
+	tkv__hot_release(&rt->hot, tkv__seq_free(s, free_block, rt));
+}
+
+/* tkv__tier_env callbacks: what only the runtime knows. */
+static bool copies_pending(void *ctx)
+{
+	tkv_runtime *rt = ctx;
+	for (uint32_t i = 0; i < rt->n_workers; i++)
+		if (ck_ring_size(&rt->workers[i].ring))
+			return true;
+	return false;
+}
+
+static tkv__seq *seq_lookup(void *ctx, uint64_t id)
+{
+	tkv_runtime *rt = ctx;
+	return tkv__seq_get(&rt->seqs, id);
+}
+
+static int open_cold_tier(tkv_runtime *rt, const tkv__open_opts *opts)
+{
+	tkv__tier_env env = {
+		.cfg = &rt->cfg,
+		.geo = &rt->geo,
+		.hot = &rt->hot,
+		.copy = rt->kern->copy,
+		.tracer = rt->tracer,
+		.cold_io = opts->cold_io,
+		.cold_force_pwrite = opts->cold_force_pwrite,
+		.copies_pending = copies_pending,
+		.seq_get = seq_lookup,
+		.ctx = rt,
+	};
+	return tkv__evictor_open(&env, &rt->ev);
 }
 
 static int open_workers(tkv_runtime *rt)
@@ -84,7 +116,10 @@ static int open_workers(tkv_runtime *rt)
 	}
 	rt->topology_source = t->source;
 	rt->n_workers = choose_workers(&rt->cfg, t);
-	rc = tkv__workers_start(rt, t->cpus, t->n_cpus);
+	/* one block pool per worker, before any worker can allocate */
+	rc = tkv__hot_open(&rt->hot, rt->geo.hot_blocks, rt->geo.block_bytes, rt->n_workers);
+	if (!rc)
+		rc = tkv__workers_start(rt, t->cpus, t->n_cpus);
 	free(t);
 	return rc;
 }
@@ -92,6 +127,23 @@ static int open_workers(tkv_runtime *rt)
 int tkv_open(const tkv_config *cfg, tkv_runtime **out)
 {
 	return tkv__open_ex(cfg, NULL, out);
+}
+
+/* Undoes whatever part of tkv__open_ex succeeded, in reverse order; each
+ * step is a no-op on what was never opened (the runtime starts zeroed). */
+static void teardown(tkv_runtime *rt)
+{
+	/* Workers drain their rings before exiting, so every accepted store
+	 * completes before its blocks are freed below. */
+	tkv__workers_stop(rt);
+	/* Records of sequences still open stay in the cold tier for a restart;
+	 * their hot blocks are freed with the sequences below. */
+	tkv__evictor_close(rt->ev);
+	rt->ev = NULL;
+	if (rt->seqs_ready)
+		tkv__seq_table_fini(&rt->seqs, drop_seq, rt);
+	tkv__workers_free(rt);
+	tkv__hot_close(&rt->hot);
 }
 
 int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, tkv_runtime **out)
@@ -108,32 +160,28 @@ int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, tkv_runtime 
 	memset(rt, 0, sizeof(*rt));
 	rt->queue = opts->queue;
 	int rc = tkv__config_load(cfg, &rt->cfg, &rt->geo);
-	if (rc) {
-		free(rt);
-		return rc;
-	}
+	if (rc)
+		goto fail;
 	rt->kern = tkv__kernels_get(rt->cfg.max_isa);
 	rt->hot_copy = choose_hot_copy(rt->kern, rt->cfg.hot_bytes);
-	if ((rc = tkv__tracer_open(rt->cfg.trace_path, NULL, &rt->tracer))) {
-		free(rt);
-		return rc;
-	}
+	if ((rc = tkv__tracer_open(rt->cfg.trace_path, NULL, &rt->tracer)))
+		goto fail;
 	if ((rc = tkv__seq_table_init(&rt->seqs))) {
-		tkv__tracer_close(rt->tracer);
-		free(rt);
-		return tkv__fail(rc, "open: sequence table");
+		rc = tkv__fail(rc, "open: sequence table");
+		goto fail;
 	}
-	if ((rc = open_workers(rt)) ||
-	    (rt->cfg.cold_dir && (rc = tkv__evictor_open(rt, opts->cold_io, opts->cold_force_pwrite)))) {
-		tkv__workers_stop(rt);
-		tkv__workers_free(rt);
-		tkv__seq_table_fini(&rt->seqs, drop_seq, rt);
-		tkv__tracer_close(rt->tracer);
-		free(rt);
-		return rc;
-	}
+	rt->seqs_ready = true;
+	if ((rc = open_workers(rt)))
+		goto fail;
+	if (rt->cfg.cold_dir && (rc = open_cold_tier(rt, opts)))
+		goto fail;
 	*out = rt;
 	return 0;
+fail:
+	teardown(rt);
+	tkv__tracer_close(rt->tracer); /* NULL-safe; rc already names the failure */
+	free(rt);
+	return rc;
 }
 
 void tkv_close(tkv_runtime *rt)
@@ -142,18 +190,11 @@ void tkv_close(tkv_runtime *rt)
 		return;
 	ck_pr_store_32(&rt->closing, 1);
 	ck_pr_store_32(&rt->paused, 0);
-	/* Workers drain their rings before exiting, so every accepted store
-	 * completes before its blocks are freed below. */
-	tkv__workers_stop(rt);
-	/* Records of sequences still open stay in the cold tier for a restart;
-	 * their hot blocks are freed with the sequences below. */
-	tkv__evictor_close(rt);
-	tkv__seq_table_fini(&rt->seqs, drop_seq, rt);
-	tkv__workers_free(rt);
+	teardown(rt);
 	/* After the workers joined: close reads their last partial chunks. A
-	 * trace that cannot be written is reported, not fatal to close. */
-	if (rt->tracer && tkv__tracer_close(rt->tracer))
-		fprintf(stderr, "tierkv: trace not fully written: %s\n", tkv_last_error());
+	 * trace that cannot be fully written leaves its message in
+	 * tkv_last_error() (tierkv.h, tkv_close); the library never prints. */
+	tkv__tracer_close(rt->tracer);
 	free(rt);
 }
 
@@ -166,7 +207,7 @@ int tkv_seq_open(tkv_runtime *rt, uint64_t seq_id)
 	if (!s)
 		return tkv__fail(-ENOMEM, "seq_open: sequence %llu", (unsigned long long)seq_id);
 	/* a re-opened id gets its cold records back before anyone sees it */
-	if ((rt->ev && (rc = tkv__evictor_seq_open(rt, s))) ||
+	if ((rt->ev && (rc = tkv__evictor_seq_open(rt->ev, s))) ||
 	    (rc = tkv__seq_table_insert(&rt->seqs, s))) {
 		tkv__seq_free(s, free_block, rt);
 		return tkv__fail(rc, "seq_open: sequence %llu %s", (unsigned long long)seq_id,
@@ -192,13 +233,13 @@ int tkv_seq_close(tkv_runtime *rt, uint64_t seq_id)
 	 * a unit, a promotion, a failed write), so only then take its units
 	 * out and free it. */
 	if (rt->ev)
-		tkv__evictor_seq_closing(rt, s);
-	tkv__seq_drain(rt, s);
+		tkv__evictor_seq_closing(rt->ev, s);
+	tkv__seq_drain(s);
 	while (ck_pr_load_32(&s->refs))
 		sched_yield();
 	ck_pr_fence_acquire(); /* pairs with tkv__seq_put's release */
 	if (rt->ev)
-		tkv__evictor_seq_close(rt, s);
+		tkv__evictor_seq_close(rt->ev, s);
 	drop_seq(rt, s);
 	return 0;
 }

@@ -27,11 +27,13 @@
 
 #include <ck_ring.h>
 
+#include "base/trace.h"
+#include "base/wake.h"
 #include "kernels/kernels.h"
 #include "runtime/config.h"
 #include "runtime/seq_table.h"
-#include "tiers/hot_arena.h"
-#include "tools/trace/trace.h"
+#include "tiers/evictor.h"
+#include "tiers/hot.h"
 
 /* What a producer pushes: a description of the batch, never its data. */
 typedef struct tkv__desc {
@@ -50,14 +52,9 @@ typedef struct tkv__worker {
 	ck_ring_t ring;
 	tkv__desc *slots;
 
-	/* Sleep/wake (consumer writes `sleeping`, producers bump `wake`). */
-	uint32_t sleeping __attribute__((aligned(64)));
-	uint32_t wake;
-
-	/* Completion: waiters count themselves in, the worker bumps `epoch`
-	 * and wakes them only when someone waits. */
-	uint32_t epoch __attribute__((aligned(64)));
-	uint32_t waiters;
+	/* The idle worker sleeps here; producers signal after each push (a
+	 * fence and a load unless it sleeps: base/wake.h). */
+	tkv__wake idle __attribute__((aligned(64)));
 
 	/* Written only by the worker; read by tkv_stats_get. */
 	uint64_t tokens __attribute__((aligned(64)));
@@ -72,7 +69,6 @@ typedef struct tkv__worker {
 
 	struct tkv_runtime *rt __attribute__((aligned(64)));
 	tkv__trace_buf *tb; /* the worker's trace buffer; NULL when off */
-	tkv__arena arena;
 	pthread_t thread;
 	uint32_t index;
 	int32_t cpu; /* pinned CPU or -1 */
@@ -99,11 +95,12 @@ struct tkv_runtime {
 	const char *topology_source;
 
 	tkv__seq_table seqs;
+	bool seqs_ready;     /* seqs initialized (teardown of a failed open) */
 	tkv__tracer *tracer; /* NULL when tracing is off */
-	struct tkv__evictor *ev; /* NULL without a cold tier */
+	tkv__hot hot;        /* capacity and the workers' block pools */
+	tkv__evictor *ev;    /* NULL without a cold tier */
 
-	uint64_t hot_blocks_used __attribute__((aligned(64))); /* atomic */
-	uint64_t ring_full_events;
+	uint64_t ring_full_events __attribute__((aligned(64)));
 	uint64_t enospc_events;
 	uint64_t pinned_blocks;
 
@@ -126,17 +123,16 @@ void tkv__workers_free(struct tkv_runtime *rt);
 void tkv__worker_kick(tkv__worker *w);
 
 /* Waits until a layer's done_pos reaches end (completion.c). */
-void tkv__wait_done(tkv__worker *w, const tkv__layer *l, uint64_t end);
+void tkv__wait_done(tkv__layer *l, uint64_t end);
+/* Worker: publishes done_pos = end and wakes the waiters it satisfies. */
+void tkv__layer_complete(tkv__layer *l, uint64_t end);
 
-/* Waits for every layer of a sequence to finish what it accepted. */
-void tkv__seq_drain(struct tkv_runtime *rt, tkv__seq *s);
+/* Waits for every layer of a sequence to finish what it accepted, and for
+ * its workers to be done touching it (completion.c). */
+void tkv__seq_drain(tkv__seq *s);
 
-/* Block accounting shared by store and seq close (store.c). */
+/* Blocks covering `tokens` (store.c). */
 uint64_t tkv__blocks_for(uint64_t tokens, uint32_t block_tokens);
-/* Takes `blocks` of hot capacity if they fit; the one capacity check per
- * batch. */
-bool tkv__hot_reserve(struct tkv_runtime *rt, uint64_t blocks);
-void tkv__hot_release(struct tkv_runtime *rt, uint64_t blocks);
 
 /* Internal open options: the bench's mutex-queue baseline and the tests'
  * cold-tier fault seam. */

@@ -122,14 +122,6 @@ tkv__seq *tkv__seq_get(tkv__seq_table *t, uint64_t id)
 	return s;
 }
 
-void tkv__seq_put(tkv__seq *s)
-{
-	/* Release: everything this caller did with the sequence happens before
-	 * the closer's acquire of refs == 0 and the free that follows. */
-	ck_pr_fence_release();
-	ck_pr_dec_32(&s->refs);
-}
-
 tkv__seq *tkv__seq_table_remove(tkv__seq_table *t, uint64_t id, int *err)
 {
 	uint64_t h = mix(id);

@@ -15,7 +15,7 @@
 
 #include <pthread.h>
 
-#include "runtime/seq.h"
+#include "tiers/block_store.h"
 
 #define TKV__SEQ_SHARDS 64
 
@@ -37,9 +37,9 @@ void tkv__seq_table_fini(tkv__seq_table *t, void (*drop)(void *ctx, tkv__seq *s)
 
 /* Inserts s; -EEXIST if its id is present, -ENOMEM. */
 int tkv__seq_table_insert(tkv__seq_table *t, tkv__seq *s);
-/* Finds id and takes a reference, or NULL. Release with tkv__seq_put. */
+/* Finds id and takes a reference, or NULL. Release with tkv__seq_put
+ * (tiers/block_store.h). */
 tkv__seq *tkv__seq_get(tkv__seq_table *t, uint64_t id);
-void tkv__seq_put(tkv__seq *s);
 /* Removes id if it has no pins; returns it (caller then waits for refs to
  * drain) or NULL with *err = -ENOENT / -EBUSY. */
 tkv__seq *tkv__seq_table_remove(tkv__seq_table *t, uint64_t id, int *err);

@@ -7,9 +7,8 @@
 
 #include <ck_pr.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/runtime.h"
-#include "tiers/evictor.h"
 
 int tkv_stats_get(tkv_runtime *rt, tkv_stats *out)
 {
@@ -24,7 +23,7 @@ int tkv_stats_get(tkv_runtime *rt, tkv_stats *out)
 	out->pin_failures = rt->pin_failures;
 	out->ring_full_events = ck_pr_load_64(&rt->ring_full_events);
 	out->enospc_events = ck_pr_load_64(&rt->enospc_events);
-	out->hot_blocks_used = ck_pr_load_64(&rt->hot_blocks_used);
+	out->hot_blocks_used = tkv__hot_used(&rt->hot);
 	out->hot_bytes_used = out->hot_blocks_used * rt->geo.block_bytes;
 	out->hot_bytes_capacity = rt->geo.hot_blocks * rt->geo.block_bytes;
 	out->pinned_blocks = ck_pr_load_64(&rt->pinned_blocks);
@@ -32,7 +31,7 @@ int tkv_stats_get(tkv_runtime *rt, tkv_stats *out)
 	out->topology_source = rt->topology_source;
 	out->isa = rt->kern->isa;
 	if (rt->ev)
-		tkv__evictor_stats(rt, out);
+		tkv__evictor_stats(rt->ev, out);
 	for (uint32_t i = 0; i < rt->n_workers && i < TKV_STATS_MAX_WORKERS; i++) {
 		tkv__worker *w = &rt->workers[i];
 		out->workers[i] = (tkv_worker_stats){

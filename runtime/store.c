@@ -11,10 +11,9 @@
 
 #include <ck_pr.h>
 
-#include "runtime/error.h"
-#include "runtime/futex.h"
+#include "base/clock.h"
+#include "base/error.h"
 #include "runtime/runtime.h"
-#include "tiers/evictor.h"
 
 /* Ring-full backoff: spin this long, then sleep with doubling naps up to
  * MAX_NAP_NS. Bounded so a producer reacts within ~1 ms once room appears. */
@@ -23,22 +22,6 @@ enum { FULL_SPIN_NS = 2000, MIN_NAP_NS = 1000, MAX_NAP_NS = 1000000 };
 uint64_t tkv__blocks_for(uint64_t tokens, uint32_t block_tokens)
 {
 	return (tokens + block_tokens - 1) / block_tokens;
-}
-
-bool tkv__hot_reserve(tkv_runtime *rt, uint64_t blocks)
-{
-	uint64_t cur = ck_pr_load_64(&rt->hot_blocks_used);
-	do {
-		if (cur + blocks > rt->geo.hot_blocks)
-			return false;
-	} while (!ck_pr_cas_64_value(&rt->hot_blocks_used, cur, cur + blocks, &cur));
-	return true;
-}
-
-void tkv__hot_release(tkv_runtime *rt, uint64_t blocks)
-{
-	if (blocks)
-		ck_pr_sub_64(&rt->hot_blocks_used, blocks);
 }
 
 int tkv__rt_check(const tkv_runtime *rt)
@@ -107,12 +90,12 @@ static int push(tkv_runtime *rt, tkv__worker *w, tkv__desc *d, unsigned flags)
 static int reserve(tkv_runtime *rt, uint64_t blocks, unsigned flags)
 {
 	tkv__space_wait w = {0};
-	while (!tkv__hot_reserve(rt, blocks)) {
+	while (!tkv__hot_reserve(&rt->hot, blocks)) {
 		if (rt->ev && (flags & TKV_STORE_NONBLOCK)) {
-			tkv__evictor_note_usage(rt, rt->geo.hot_blocks);
+			tkv__evictor_note_usage(rt->ev, rt->geo.hot_blocks);
 			return tkv__fail(-EAGAIN, "store: hot tier full, evictor behind");
 		}
-		if (!rt->ev || tkv__evictor_wait_space(rt, &w)) {
+		if (!rt->ev || tkv__evictor_wait_space(rt->ev, &w)) {
 			ck_pr_inc_64(&rt->enospc_events);
 			return tkv__fail(-ENOSPC, "store: hot tier full (%llu blocks)%s",
 					 (unsigned long long)rt->geo.hot_blocks,
@@ -120,7 +103,7 @@ static int reserve(tkv_runtime *rt, uint64_t blocks, unsigned flags)
 		}
 	}
 	if (rt->ev)
-		tkv__evictor_note_usage(rt, ck_pr_load_64(&rt->hot_blocks_used));
+		tkv__evictor_note_usage(rt->ev, tkv__hot_used(&rt->hot));
 	return 0;
 }
 
@@ -147,7 +130,7 @@ static int store_locked(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t p
 	tkv__worker *w = tkv__worker_of(rt, layer);
 	rc = push(rt, w, &d, flags);
 	if (rc) {
-		tkv__hot_release(rt, new_blocks);
+		tkv__hot_release(&rt->hot, new_blocks);
 		return rc;
 	}
 	/* Readers on other threads check ranges against next_pos. */

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "tierkv.h"
 
 _Static_assert(TKV__MAX_CPUS == CPU_SETSIZE,

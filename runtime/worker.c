@@ -2,7 +2,7 @@
  * worker.c - the worker threads: each drains its ring in order, copies each
  * batch into the hot blocks of the layers it owns, then publishes the layer's
  * done_pos. Idle workers spin briefly (a store usually follows a store) and
- * then sleep on a futex, so an idle runtime uses no CPU (invariant 6).
+ * then sleep on their event count (base/wake.h), so an idle runtime uses no CPU (invariant 6).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,11 +14,9 @@
 
 #include <ck_pr.h>
 
-#include "runtime/error.h"
-#include "runtime/futex.h"
+#include "base/error.h"
 #include "runtime/runtime.h"
 #include "runtime/topology.h"
-#include "tiers/evictor.h"
 
 /* Empty polls before sleeping: long enough to cover the gap between an
  * engine's back-to-back stores, short enough to be invisible when idle. */
@@ -26,7 +24,7 @@ enum { IDLE_SPINS = 4096 };
 
 static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 {
-	const struct tkv_runtime *rt = w->rt;
+	struct tkv_runtime *rt = w->rt;
 	const size_t row = rt->geo.row_bytes;
 	const uint32_t bt = rt->cfg.block_tokens;
 	uint64_t pos = d->pos;
@@ -40,7 +38,7 @@ static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 		tkv__block *blk = tkv__seq_block_make(l, b);
 		unsigned char *dst = blk ? blk->mem : NULL; /* only we write it now */
 		if (blk && !dst) {
-			dst = tkv__arena_alloc(&w->arena);
+			dst = tkv__hot_alloc(&rt->hot, d->layer);
 			/* published to readers by the done_pos release */
 			ck_pr_store_ptr(&blk->mem, dst);
 		}
@@ -50,33 +48,17 @@ static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 			 * pretend the tokens are there, and give back the
 			 * reservation of the blocks that will never exist. */
 			ck_pr_store_32((uint32_t *)&l->error, (uint32_t)-ENOMEM);
-			tkv__hot_release(w->rt, tkv__blocks_for(pos + left, bt) - b);
+			tkv__hot_release(&rt->hot, tkv__blocks_for(pos + left, bt) - b);
 			return;
 		}
 		rt->hot_copy(dst + (size_t)off * row, k, (size_t)m * row);
 		rt->hot_copy(dst + ((size_t)bt + off) * row, v, (size_t)m * row);
 		if (off + m == bt && rt->ev)
-			tkv__evictor_block_full(w->rt, d->seq, b);
+			tkv__evictor_block_full(rt->ev, d->seq, b);
 		k += (size_t)m * row;
 		v += (size_t)m * row;
 		pos += m;
 		left -= m;
-	}
-}
-
-static void complete(tkv__worker *w, tkv__layer *l, uint64_t end)
-{
-	/* Release: the copied rows and block-table entries happen before any
-	 * reader's acquire of done_pos. After this store the worker does not
-	 * touch the sequence again (seq.h: it may be freed right after). */
-	ck_pr_fence_release();
-	ck_pr_store_64(&l->done_pos, end);
-	/* Full fence: orders the done_pos store before the waiters load (the
-	 * waiter does the mirror image; see completion.c). */
-	ck_pr_fence_memory();
-	if (ck_pr_load_32(&w->waiters)) {
-		ck_pr_inc_32(&w->epoch);
-		tkv__futex_wake_all(&w->epoch);
 	}
 }
 
@@ -89,11 +71,11 @@ static void process(tkv__worker *w, const tkv__desc *d)
 		       (uint64_t)d->n_tokens * w->rt->geo.layer_token_bytes);
 	tkv__trace_instant(w->tb, TKV__TRACE_TICKET_DONE, (uint32_t)d->seq->id,
 			   d->pos + d->n_tokens);
-	/* Stats before complete(): nothing of d is read after it. */
+	/* Stats before completing: nothing of d is read after it. */
 	ck_pr_store_64(&w->tokens, w->tokens + d->n_tokens);
 	ck_pr_store_64(&w->bytes, w->bytes + (uint64_t)d->n_tokens * w->rt->geo.layer_token_bytes);
 	ck_pr_store_64(&w->batches, w->batches + 1);
-	complete(w, l, d->pos + d->n_tokens);
+	tkv__layer_complete(l, d->pos + d->n_tokens);
 }
 
 static bool ring_empty(tkv__worker *w)
@@ -101,17 +83,15 @@ static bool ring_empty(tkv__worker *w)
 	return ck_ring_size(&w->ring) == 0;
 }
 
-/* Sleeps until a producer kicks us or stop is set. */
+/* Sleeps until a producer pushes or stop is set (base/wake.h: the ring
+ * and stop are the condition, re-checked after announcing ourselves). */
 static void idle_sleep(tkv__worker *w)
 {
-	uint32_t seen = ck_pr_load_32(&w->wake);
-	ck_pr_store_32(&w->sleeping, 1);
-	/* Dekker with tkv__worker_kick: we publish `sleeping` then look at the
-	 * ring; a producer publishes its slot then looks at `sleeping`. */
-	ck_pr_fence_memory();
+	uint32_t t = tkv__wake_prepare(&w->idle);
 	if (ring_empty(w) && !ck_pr_load_32(&w->rt->stop))
-		tkv__futex_wait(&w->wake, seen, 0);
-	ck_pr_store_32(&w->sleeping, 0);
+		tkv__wake_wait(&w->idle, t, 0);
+	else
+		tkv__wake_cancel(&w->idle);
 }
 
 void tkv__test_pause(struct tkv_runtime *rt, bool paused)
@@ -121,11 +101,7 @@ void tkv__test_pause(struct tkv_runtime *rt, bool paused)
 
 void tkv__worker_kick(tkv__worker *w)
 {
-	ck_pr_fence_memory(); /* the pushed slot before the `sleeping` load */
-	if (ck_pr_load_32(&w->sleeping)) {
-		ck_pr_inc_32(&w->wake);
-		tkv__futex_wake_one(&w->wake);
-	}
+	tkv__wake_signal(&w->idle); /* after the push: the slot is the condition */
 }
 
 static void register_trace(tkv__worker *w)
@@ -186,10 +162,7 @@ static int start_one(struct tkv_runtime *rt, tkv__worker *w, uint32_t i, int cpu
 		return tkv__fail(-ENOMEM, "open: ring of %u slots", rt->cfg.ring_slots);
 	ck_ring_init(&w->ring, rt->cfg.ring_slots);
 	tkv__mq_init(w);
-	int rc = tkv__arena_create(&w->arena, rt->geo.block_bytes);
-	if (rc)
-		return rc;
-	rc = pthread_create(&w->thread, NULL,
+	int rc = pthread_create(&w->thread, NULL,
 			    rt->queue == TKV__QUEUE_MUTEX ? worker_main_mutex : worker_main, w);
 	if (rc)
 		return tkv__fail(-rc, "open: cannot start worker %u", i);
@@ -232,8 +205,7 @@ void tkv__workers_stop(struct tkv_runtime *rt)
 		tkv__worker *w = &rt->workers[i];
 		if (!w->started)
 			continue;
-		ck_pr_inc_32(&w->wake);
-		tkv__futex_wake_one(&w->wake);
+		tkv__wake_signal(&w->idle); /* stop is set: the condition */
 		if (rt->queue == TKV__QUEUE_MUTEX)
 			tkv__mq_stop(w);
 		pthread_join(w->thread, NULL);
@@ -245,7 +217,6 @@ void tkv__workers_free(struct tkv_runtime *rt)
 	if (!rt->workers)
 		return;
 	for (uint32_t i = 0; i < rt->n_workers; i++) {
-		tkv__arena_destroy(&rt->workers[i].arena);
 		tkv__mq_fini(&rt->workers[i]);
 		free(rt->workers[i].slots);
 	}

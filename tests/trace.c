@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "tierkv.h"
-#include "tools/trace/trace.h"
+#include "base/trace.h"
 #include "tools/trace/trace_read.h"
 
 /* ---- A strict JSON parser (RFC 8259) building a small tree ------------- */

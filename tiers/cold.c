@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 void tkv__cold_config_default(tkv__cold_config *c)
 {

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "tiers/cold_impl.h"
 
 int tkv__cold_read_init(tkv__cold *c, bool force_pwrite)

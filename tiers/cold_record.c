@@ -11,7 +11,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 enum {
 	OFF_MAGIC = 0,

@@ -20,7 +20,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "tiers/cold_impl.h"
 
 static bool payload_ok(tkv__cold *c, uint32_t seg, uint32_t slot, const uint32_t *crc, void *buf)

@@ -24,7 +24,7 @@
 
 #include <ck_pr.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 #define MAN_MAGIC "TKVCMAN1"
 #define MAN_VERSION 1u

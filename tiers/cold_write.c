@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "tiers/cold_impl.h"
 
 int tkv__cold_write_init(tkv__cold *c, bool force_pwrite)

@@ -13,9 +13,8 @@
 
 #include <ck_pr.h>
 
-#include "runtime/error.h"
-#include "runtime/futex.h"
-#include "runtime/runtime.h"
+#include "base/clock.h"
+#include "base/error.h"
 
 enum {
 	REAP_MAX = 64,
@@ -57,48 +56,40 @@ static void policy_insert(tkv__evictor *ev, tkv__unit *u)
 		ck_pr_store_32(&u->in_policy, 1);
 }
 
+/* Asks the evictor thread for a pass even below the high watermark. */
 static void kick(tkv__evictor *ev)
 {
-	ck_pr_inc_32(&ev->wake);
-	tkv__futex_wake_one(&ev->wake);
+	ck_pr_inc_32(&ev->asks);
+	tkv__wake_signal(&ev->wake);
 }
 
-void tkv__evictor_block_full(tkv_runtime *rt, tkv__seq *s, uint64_t b)
+void tkv__evictor_block_full(tkv__evictor *ev, tkv__seq *s, uint64_t b)
 {
 	tkv__unit *u = tkv__seq_unit_make(s, b);
-	if (!u)
-		return; /* out of memory: the unit just never leaves the hot tier */
+	if (!u) {
+		/* out of memory: the unit just never leaves the hot tier */
+		ck_pr_inc_64(&ev->unit_nomem);
+		return;
+	}
 	/* The fetch-and-add orders this worker's copy of block b before the
 	 * last worker's insert (and so before the evictor's gather). */
 	if (ck_pr_faa_32(&u->layers_full, 1) + 1 == s->n_layers) {
-		policy_insert(rt->ev, u);
+		policy_insert(ev, u);
 		/* a new victim while the evictor backs off for lack of one */
-		if (ck_pr_load_32(&rt->ev->stuck) && ck_pr_load_32(&rt->ev->sleeping))
-			kick(rt->ev);
+		if (ck_pr_load_32(&ev->stuck))
+			kick(ev);
 	}
 }
 
-void tkv__evictor_note_usage(tkv_runtime *rt, uint64_t used_blocks)
+void tkv__evictor_note_usage(tkv__evictor *ev, uint64_t used_blocks)
 {
-	tkv__evictor *ev = rt->ev;
-	if (used_blocks >= ev->high_blocks && ck_pr_load_32(&ev->sleeping))
-		kick(ev);
+	/* no ask needed: past the high watermark is itself a reason to run */
+	if (used_blocks >= ev->high_blocks)
+		tkv__wake_signal(&ev->wake);
 }
 
-/* Stores accepted but not yet copied hold hot reservations for blocks of
- * units that are not complete yet: while any are queued, the evictor will
- * get victims soon, so a full hot tier is not final. */
-static bool copies_pending(tkv_runtime *rt)
+int tkv__evictor_wait_space(tkv__evictor *ev, tkv__space_wait *w)
 {
-	for (uint32_t i = 0; i < rt->n_workers; i++)
-		if (ck_ring_size(&rt->workers[i].ring))
-			return true;
-	return false;
-}
-
-int tkv__evictor_wait_space(tkv_runtime *rt, tkv__space_wait *w)
-{
-	tkv__evictor *ev = rt->ev;
 	if (!ev)
 		return -ENOSPC;
 	uint64_t now = tkv__now_ns();
@@ -110,11 +101,16 @@ int tkv__evictor_wait_space(tkv_runtime *rt, tkv__space_wait *w)
 	 * after a bounded wait: never on a stale "stuck". */
 	if (now - w->t0 > SPACE_WAIT_NS ||
 	    (ck_pr_load_32(&ev->passes) - w->pass0 >= 2 && ck_pr_load_32(&ev->stuck) &&
-	     !copies_pending(rt)))
+	     !ev->env.copies_pending(ev->env.ctx)))
 		return -ENOSPC;
-	uint32_t seen = ck_pr_load_32(&ev->space);
+	tkv__hot *hot = ev->env.hot;
+	uint32_t t = tkv__wake_prepare(&hot->space);
 	kick(ev);
-	tkv__futex_wait(&ev->space, seen, 1000 * 1000); /* re-check every ms */
+	if (tkv__hot_used(hot) < hot->capacity) {
+		tkv__wake_cancel(&hot->space); /* room appeared: retry now */
+		return 0;
+	}
+	tkv__wake_wait(&hot->space, t, 1000 * 1000); /* re-check every ms */
 	return 0;
 }
 
@@ -140,7 +136,7 @@ static bool eligible(void *ctx, tkv__policy_node *n)
 
 /* After the record is durable: free every hot layer block unless a reader
  * pinned one meanwhile. Returns the blocks freed. */
-static uint64_t free_unit(tkv_runtime *rt, tkv__unit *u)
+static uint64_t free_unit(tkv__evictor *ev, tkv__unit *u)
 {
 	tkv__seq *s = u->seq;
 	ck_pr_store_32(&u->state, TKV__UNIT_FREEING);
@@ -149,7 +145,7 @@ static uint64_t free_unit(tkv_runtime *rt, tkv__unit *u)
 	for (uint32_t l = 0; l < s->n_layers; l++) {
 		if (ck_pr_load_32(&tkv__seq_block(&s->layers[l], u->block)->pins)) {
 			ck_pr_store_32(&u->state, TKV__UNIT_HOT);
-			policy_insert(rt->ev, u); /* in use: keep it hot for now */
+			policy_insert(ev, u); /* in use: keep it hot for now */
 			return 0;
 		}
 	}
@@ -159,39 +155,36 @@ static uint64_t free_unit(tkv_runtime *rt, tkv__unit *u)
 		void *mem = ck_pr_load_ptr(&blk->mem);
 		if (mem) {
 			ck_pr_store_ptr(&blk->mem, NULL);
-			tkv__arena_free(&tkv__worker_of(rt, l)->arena, mem);
+			tkv__hot_free(ev->env.hot, l, mem);
 			freed++;
 		}
 	}
 	/* Release: mem == NULL is visible before readers may pin again. */
 	ck_pr_fence_release();
 	ck_pr_store_32(&u->state, TKV__UNIT_HOT);
-	tkv__hot_release(rt, freed);
-	ck_pr_inc_32(&rt->ev->space);
-	tkv__futex_wake_all(&rt->ev->space);
+	tkv__hot_release(ev->env.hot, freed); /* wakes stores waiting for space */
 	return freed;
 }
 
-static void gather(tkv_runtime *rt, tkv__unit *u, void *buf)
+static void gather(tkv__evictor *ev, tkv__unit *u, void *buf)
 {
 	tkv__seq *s = u->seq;
 	for (uint32_t l = 0; l < s->n_layers; l++) {
 		const void *mem = ck_pr_load_ptr(&tkv__seq_block(&s->layers[l], u->block)->mem);
-		rt->kern->copy(tkv__cold_layer_ptr(rt->ev->cold, buf, l), mem, rt->geo.block_bytes);
+		ev->env.copy(tkv__cold_layer_ptr(ev->cold, buf, l), mem, ev->env.geo->block_bytes);
 	}
 }
 
 /* Starts evicting one victim. 1 if a write was submitted or a unit freed,
  * 0 if nothing is eligible, negative errno if the cold tier refused. */
-static int evict_one(tkv_runtime *rt)
+static int evict_one(tkv__evictor *ev)
 {
-	tkv__evictor *ev = rt->ev;
 	tkv__policy_node *n = ev->pol_ops->pick(ev->pol, eligible, NULL);
 	if (!n)
 		return 0;
 	tkv__unit *u = unit_of(n);
 	if (ck_pr_load_32(&u->cold)) { /* record still durable: just free */
-		free_unit(rt, u);
+		free_unit(ev, u);
 		tkv__seq_put(u->seq);
 		return 1;
 	}
@@ -199,9 +192,9 @@ static int evict_one(tkv_runtime *rt)
 	void *buf = job ? buf_get(ev) : NULL;
 	int rc = -ENOMEM;
 	if (buf) {
-		gather(rt, u, buf);
+		gather(ev, u, buf);
 		*job = (evict_job){u, buf, tkv__now_ns()};
-		rc = tkv__cold_write_submit(ev->cold, u->seq->id, u->block, rt->cfg.block_tokens,
+		rc = tkv__cold_write_submit(ev->cold, u->seq->id, u->block, ev->env.cfg->block_tokens,
 					    buf, job);
 	}
 	if (rc) {
@@ -217,9 +210,8 @@ static int evict_one(tkv_runtime *rt)
 }
 
 /* A write finished: durable -> free the hot blocks; failed -> stay hot. */
-static int finish(tkv_runtime *rt, const tkv__cold_done *d)
+static int finish(tkv__evictor *ev, const tkv__cold_done *d)
 {
-	tkv__evictor *ev = rt->ev;
 	evict_job *job = d->user;
 	tkv__unit *u = job->unit;
 	tkv__seq *s = u->seq;
@@ -227,14 +219,14 @@ static int finish(tkv_runtime *rt, const tkv__cold_done *d)
 		ck_pr_store_32(&u->cold, 1);
 		ck_pr_inc_64(&ev->evicted_blocks);
 		ck_pr_add_64(&ev->evicted_bytes, tkv__cold_record_bytes(ev->cold));
-		free_unit(rt, u);
+		free_unit(ev, u);
 	} else {
 		ck_pr_store_32(&u->state, TKV__UNIT_HOT);
 		if (d->status != -ECANCELED)
 			policy_insert(ev, u);
-		tkv__trace_instant(rt->ev->tb, TKV__TRACE_IO_ERROR, (uint32_t)-d->status, u->block);
+		tkv__trace_instant(ev->tb, TKV__TRACE_IO_ERROR, (uint32_t)-d->status, u->block);
 	}
-	tkv__trace_end(rt->ev->tb, TKV__TRACE_COLD_WRITE, job->t_submit, (uint32_t)s->id,
+	tkv__trace_end(ev->tb, TKV__TRACE_COLD_WRITE, job->t_submit, (uint32_t)s->id,
 		       tkv__cold_record_bytes(ev->cold));
 	buf_put(ev, job->buf);
 	free(job);
@@ -243,207 +235,206 @@ static int finish(tkv_runtime *rt, const tkv__cold_done *d)
 	return d->status;
 }
 
-static int reap(tkv_runtime *rt, bool wait)
+static int reap(tkv__evictor *ev, bool wait)
 {
 	tkv__cold_done done[REAP_MAX];
-	int n = tkv__cold_write_reap(rt->ev->cold, done, REAP_MAX, wait), failed = 0;
+	int n = tkv__cold_write_reap(ev->cold, done, REAP_MAX, wait), failed = 0;
 	for (int i = 0; i < n; i++)
-		failed |= finish(rt, &done[i]) != 0 && done[i].status != -ECANCELED;
+		failed |= finish(ev, &done[i]) != 0 && done[i].status != -ECANCELED;
 	return failed;
 }
 
-static bool over(tkv_runtime *rt, uint64_t limit)
+static bool over(tkv__evictor *ev, uint64_t limit)
 {
-	return ck_pr_load_64(&rt->hot_blocks_used) > limit;
+	return tkv__hot_used(ev->env.hot) > limit;
 }
 
 /* At or past the high watermark (>= so that a 100% watermark still fires
  * when the hot tier is exactly full). */
-static bool need_evict(tkv_runtime *rt)
+static bool need_evict(tkv__evictor *ev)
 {
-	return ck_pr_load_64(&rt->hot_blocks_used) >= rt->ev->high_blocks;
+	return tkv__hot_used(ev->env.hot) >= ev->high_blocks;
 }
 
 /* One pass: evict down to the low watermark. Returns true if it had to stop
  * for a reason other than reaching the watermark (nothing eligible, cold
  * tier refusing), so the caller backs off. */
-static bool evict_pass(tkv_runtime *rt, unsigned depth)
+static bool evict_pass(tkv__evictor *ev, unsigned depth)
 {
-	tkv__evictor *ev = rt->ev;
 	bool stuck = false;
-	uint64_t t0 = tkv__trace_begin(rt->ev->tb), chosen = 0;
+	uint64_t t0 = tkv__trace_begin(ev->tb), chosen = 0;
 	/* records in flight free their blocks when durable: count them as
 	 * gone, or the pass overshoots the low watermark by a queue's worth */
-	while (!stuck && !ck_pr_load_32(&rt->stop) &&
-	       ck_pr_load_64(&rt->hot_blocks_used) >
-		       ev->low_blocks + (uint64_t)ck_pr_load_32(&ev->inflight) * rt->cfg.n_layers) {
+	while (!stuck && !ck_pr_load_32(&ev->stop) &&
+	       tkv__hot_used(ev->env.hot) >
+		       ev->low_blocks + (uint64_t)ck_pr_load_32(&ev->inflight) * ev->env.cfg->n_layers) {
 		if (ck_pr_load_32(&ev->inflight) >= depth) {
-			stuck |= reap(rt, true);
+			stuck |= reap(ev, true);
 			continue;
 		}
-		int rc = evict_one(rt);
+		int rc = evict_one(ev);
 		chosen += rc > 0;
 		if (rc <= 0)
 			stuck = ck_pr_load_32(&ev->inflight) == 0 || rc < 0;
 		if (rc <= 0 && !stuck)
-			stuck |= reap(rt, true); /* wait for writes to free memory */
+			stuck |= reap(ev, true); /* wait for writes to free memory */
 		else
-			stuck |= reap(rt, false);
+			stuck |= reap(ev, false);
 	}
 	while (ck_pr_load_32(&ev->inflight))
-		stuck |= reap(rt, true);
-	tkv__trace_end(rt->ev->tb, TKV__TRACE_EVICT_SELECT, t0, (uint32_t)chosen,
+		stuck |= reap(ev, true);
+	tkv__trace_end(ev->tb, TKV__TRACE_EVICT_SELECT, t0, (uint32_t)chosen,
 		       chosen * tkv__cold_record_bytes(ev->cold));
-	return stuck && over(rt, ev->low_blocks);
+	return stuck && over(ev, ev->low_blocks);
 }
 
-static void sleep_until_needed(tkv_runtime *rt, uint64_t timeout_ns)
+/* Sleeps until a pass is needed (high watermark, an ask, stop), or for
+ * timeout_ns when backing off (an ask still ends the nap). */
+static void sleep_until_needed(tkv__evictor *ev, uint64_t timeout_ns)
 {
-	tkv__evictor *ev = rt->ev;
-	uint32_t seen = ck_pr_load_32(&ev->wake);
-	ck_pr_store_32(&ev->sleeping, 1);
-	/* Dekker with tkv__evictor_note_usage: sleeping before usage load. */
-	ck_pr_fence_memory();
-	if (timeout_ns)
-		tkv__futex_wait(&ev->wake, seen, timeout_ns);
-	else if (!need_evict(rt) && !ck_pr_load_32(&rt->stop))
-		tkv__futex_wait(&ev->wake, seen, 0);
-	ck_pr_store_32(&ev->sleeping, 0);
+	uint32_t t = tkv__wake_prepare(&ev->wake);
+	bool idle = ck_pr_load_32(&ev->asks) == ev->asks_seen && !ck_pr_load_32(&ev->stop);
+	if (idle && (timeout_ns || !need_evict(ev)))
+		tkv__wake_wait(&ev->wake, t, timeout_ns);
+	else
+		tkv__wake_cancel(&ev->wake);
 }
 
 static void *evictor_main(void *arg)
 {
-	tkv_runtime *rt = arg;
-	tkv__evictor *ev = rt->ev;
-	rt->ev->tb = tkv__tracer_thread(rt->tracer, "evictor");
+	tkv__evictor *ev = arg;
+	ev->tb = tkv__tracer_thread(ev->env.tracer, "evictor");
 	unsigned depth = ev->depth;
 	bool active = false; /* triggered at the high watermark, until the low */
-	while (!ck_pr_load_32(&rt->stop)) {
+	while (!ck_pr_load_32(&ev->stop)) {
 		uint64_t backoff = 0;
-		bool asked = ck_pr_load_32(&ev->wake) != ev->wake_seen;
-		ev->wake_seen = ck_pr_load_32(&ev->wake);
-		active |= need_evict(rt);
+		uint32_t asks = ck_pr_load_32(&ev->asks);
+		bool asked = asks != ev->asks_seen;
+		ev->asks_seen = asks;
+		active |= need_evict(ev);
 		if (active || asked) {
-			bool stuck = active && evict_pass(rt, depth);
+			bool stuck = active && evict_pass(ev, depth);
 			active = stuck; /* a pass that was not stuck reached the low mark */
 			ck_pr_store_32(&ev->stuck, stuck);
 			ck_pr_inc_32(&ev->passes); /* after stuck: waiters read both */
 			/* wake producers either way: they retry or give up */
-			ck_pr_inc_32(&ev->space);
-			tkv__futex_wake_all(&ev->space);
+			tkv__wake_signal(&ev->env.hot->space);
 			backoff = stuck ? RETRY_NS : 0;
 		}
 		tkv__cold_write_reap(ev->cold, NULL, 0, false); /* housekeeping */
-		sleep_until_needed(rt, backoff);
+		sleep_until_needed(ev, backoff);
 	}
 	return NULL;
 }
 
 /* ---- open / close ------------------------------------------------------- */
 
-static int open_cold(tkv_runtime *rt, const tkv__cold_io *io, bool force_pwrite)
+static int open_cold(tkv__evictor *ev)
 {
+	const tkv_config *cfg = ev->env.cfg;
 	tkv__cold_config cc;
 	tkv__cold_config_default(&cc);
-	cc.dir = rt->cfg.cold_dir;
-	cc.capacity_bytes = rt->cfg.cold_bytes;
-	cc.n_layers = rt->cfg.n_layers;
-	cc.n_kv_heads = rt->cfg.n_kv_heads;
-	cc.head_dim = rt->cfg.head_dim;
-	cc.block_tokens = rt->cfg.block_tokens;
-	cc.dtype = rt->cfg.dtype;
-	cc.block_bytes = rt->geo.block_bytes;
-	cc.durability = rt->cfg.durability == TKV_DURABLE_NONE ? TKV__COLD_DURABLE_NONE
-							       : TKV__COLD_DURABLE_BATCH;
-	cc.io = io;
-	cc.force_pwrite = force_pwrite;
+	cc.dir = cfg->cold_dir;
+	cc.capacity_bytes = cfg->cold_bytes;
+	cc.n_layers = cfg->n_layers;
+	cc.n_kv_heads = cfg->n_kv_heads;
+	cc.head_dim = cfg->head_dim;
+	cc.block_tokens = cfg->block_tokens;
+	cc.dtype = cfg->dtype;
+	cc.block_bytes = ev->env.geo->block_bytes;
+	cc.durability = cfg->durability == TKV_DURABLE_NONE ? TKV__COLD_DURABLE_NONE
+							    : TKV__COLD_DURABLE_BATCH;
+	cc.io = ev->env.cold_io;
+	cc.force_pwrite = ev->env.cold_force_pwrite;
 	/* as many records in flight as the cold tier takes (its default keeps
 	 * half of them writing while the other half waits for fdatasync) */
-	rt->ev->depth = cc.queue_depth < TKV__EVICT_BUFS ? cc.queue_depth : TKV__EVICT_BUFS;
-	return tkv__cold_open(&cc, &rt->ev->cold);
+	ev->depth = cc.queue_depth < TKV__EVICT_BUFS ? cc.queue_depth : TKV__EVICT_BUFS;
+	return tkv__cold_open(&cc, &ev->cold);
 }
 
-int tkv__evictor_open(tkv_runtime *rt, const tkv__cold_io *io, bool force_pwrite)
+int tkv__evictor_open(const tkv__tier_env *env, tkv__evictor **out)
 {
+	*out = NULL;
 	tkv__evictor *ev = calloc(1, sizeof(*ev));
 	if (!ev)
 		return tkv__fail(-ENOMEM, "open: evictor");
-	rt->ev = ev;
-	ev->high_blocks = rt->geo.hot_blocks * rt->cfg.hot_high_pct / 100;
-	ev->low_blocks = rt->geo.hot_blocks * rt->cfg.hot_low_pct / 100;
-	ev->pol_ops = rt->cfg.policy == TKV_POLICY_LRU ? &tkv__policy_lru : &tkv__policy_s3fifo;
-	int rc = open_cold(rt, io, force_pwrite);
+	ev->env = *env;
+	const uint64_t hot_blocks = env->hot->capacity;
+	ev->high_blocks = hot_blocks * env->cfg->hot_high_pct / 100;
+	ev->low_blocks = hot_blocks * env->cfg->hot_low_pct / 100;
+	ev->pol_ops = env->cfg->policy == TKV_POLICY_LRU ? &tkv__policy_lru : &tkv__policy_s3fifo;
+	int rc = open_cold(ev);
 	if (rc)
 		goto fail;
-	ev->pol = ev->pol_ops->create(rt->geo.hot_blocks / rt->cfg.n_layers + 1);
+	ev->pol = ev->pol_ops->create(hot_blocks / env->cfg->n_layers + 1);
 	if (!ev->pol) {
 		rc = tkv__fail(-ENOMEM, "open: eviction policy");
 		goto fail;
 	}
-	if ((rc = tkv__prefetch_start(rt)))
+	if ((rc = tkv__prefetch_start(ev)))
 		goto fail;
-	if ((rc = pthread_create(&ev->thread, NULL, evictor_main, rt))) {
+	if ((rc = pthread_create(&ev->thread, NULL, evictor_main, ev))) {
 		rc = tkv__fail(-rc, "open: cannot start the evictor thread");
 		goto fail;
 	}
 	ev->started = true;
+	*out = ev;
 	return 0;
 fail:
-	tkv__evictor_close(rt);
+	tkv__evictor_close(ev);
 	return rc;
 }
 
-/* Called after the workers stopped (rt->stop is set). */
-void tkv__evictor_close(tkv_runtime *rt)
+/* The owner stops its workers first: nothing marks blocks full any more. */
+void tkv__evictor_close(tkv__evictor *ev)
 {
-	tkv__evictor *ev = rt->ev;
 	if (!ev)
 		return;
+	ck_pr_store_32(&ev->stop, 1);
 	if (ev->started) {
-		kick(ev);
+		tkv__wake_signal(&ev->wake);
 		pthread_join(ev->thread, NULL);
 	}
-	tkv__prefetch_stop(rt);
+	tkv__prefetch_stop(ev);
 	if (ev->pol)
 		ev->pol_ops->destroy(ev->pol);
 	while (ev->n_bufs)
 		tkv__cold_buf_free(ev->cold, ev->bufs[--ev->n_bufs]);
 	tkv__cold_close(ev->cold);
 	free(ev);
-	rt->ev = NULL;
 }
 
 /* ---- sequences ---------------------------------------------------------- */
 
 /* Tokens covered by the records of seq: the contiguous run from block 0
  * (all full blocks; only complete units are ever evicted). */
-static uint64_t recoverable_blocks(tkv_runtime *rt, uint64_t id, tkv__cold_block_info **out,
+static uint64_t recoverable_blocks(tkv__evictor *ev, uint64_t id, tkv__cold_block_info **out,
 				   size_t *n_out)
 {
-	size_t n = tkv__cold_list_seq(rt->ev->cold, id, NULL, 0);
+	size_t n = tkv__cold_list_seq(ev->cold, id, NULL, 0);
 	*out = NULL;
 	*n_out = 0;
 	if (!n || !(*out = calloc(n, sizeof(**out))))
 		return 0;
-	n = tkv__cold_list_seq(rt->ev->cold, id, *out, n);
+	n = tkv__cold_list_seq(ev->cold, id, *out, n);
 	*n_out = n;
 	uint64_t b = 0;
-	while (b < n && (*out)[b].block == b && (*out)[b].n_tokens == rt->cfg.block_tokens)
+	while (b < n && (*out)[b].block == b && (*out)[b].n_tokens == ev->env.cfg->block_tokens)
 		b++;
 	return b;
 }
 
-int tkv__evictor_seq_open(tkv_runtime *rt, tkv__seq *s)
+int tkv__evictor_seq_open(tkv__evictor *ev, tkv__seq *s)
 {
 	tkv__cold_block_info *info;
 	size_t n_info = 0;
-	uint64_t nb = recoverable_blocks(rt, s->id, &info, &n_info);
+	uint64_t nb = recoverable_blocks(ev, s->id, &info, &n_info);
 	/* Records past the first gap (a write lost in a crash, a record dropped
 	 * as corrupt) can never be part of this sequence again: new stores will
 	 * refill the gap with another history. Delete them now, or a later
 	 * re-open would splice the old blocks after the new ones. */
 	for (size_t i = nb; i < n_info; i++)
-		tkv__cold_remove(rt->ev->cold, s->id, info[i].block);
+		tkv__cold_remove(ev->cold, s->id, info[i].block);
 	free(info);
 	for (uint64_t b = 0; b < nb; b++) {
 		tkv__unit *u = tkv__seq_unit_make(s, b);
@@ -456,27 +447,27 @@ int tkv__evictor_seq_open(tkv_runtime *rt, tkv__seq *s)
 			if (!tkv__seq_block_make(&s->layers[l], b))
 				return tkv__fail(-ENOMEM, "seq_open: block table");
 	}
-	uint64_t tokens = nb * rt->cfg.block_tokens;
+	uint64_t tokens = nb * ev->env.cfg->block_tokens;
 	for (uint32_t l = 0; l < s->n_layers; l++) {
 		s->layers[l].next_pos = tokens;
 		s->layers[l].done_pos = tokens;
+		s->layers[l].retired_pos = tokens;
 	}
 	return 0;
 }
 
-void tkv__evictor_seq_closing(tkv_runtime *rt, tkv__seq *s)
+void tkv__evictor_seq_closing(tkv__evictor *ev, tkv__seq *s)
 {
 	/* cancels this sequence's writes in flight: their completions come
 	 * back -ECANCELED and drop the evictor's references sooner */
-	tkv__cold_remove_seq(rt->ev->cold, s->id);
+	tkv__cold_remove_seq(ev->cold, s->id);
 }
 
-void tkv__evictor_seq_close(tkv_runtime *rt, tkv__seq *s)
+void tkv__evictor_seq_close(tkv__evictor *ev, tkv__seq *s)
 {
-	tkv__evictor *ev = rt->ev;
 	uint64_t nb = UINT64_MAX;
 	for (uint32_t l = 0; l < s->n_layers; l++) {
-		uint64_t full = ck_pr_load_64(&s->layers[l].next_pos) / rt->cfg.block_tokens;
+		uint64_t full = ck_pr_load_64(&s->layers[l].next_pos) / ev->env.cfg->block_tokens;
 		nb = full < nb ? full : nb;
 	}
 	for (uint64_t b = 0; b < nb; b++) {
@@ -491,14 +482,13 @@ void tkv__evictor_seq_close(tkv_runtime *rt, tkv__seq *s)
 	tkv__cold_remove_seq(ev->cold, s->id);
 	/* the slots are freed by the writer thread's housekeeping: wake it so
 	 * the space comes back now rather than at the next eviction */
-	kick(rt->ev);
+	kick(ev);
 }
 
 /* ---- stats -------------------------------------------------------------- */
 
-void tkv__evictor_stats(tkv_runtime *rt, tkv_stats *st)
+void tkv__evictor_stats(tkv__evictor *ev, tkv_stats *st)
 {
-	tkv__evictor *ev = rt->ev;
 	tkv__cold_stats cs;
 	tkv__cold_stats_get(ev->cold, &cs);
 	st->evicted_blocks = ck_pr_load_64(&ev->evicted_blocks);

@@ -9,7 +9,7 @@
  * gathers each victim's layer blocks into a 4 KiB-aligned record buffer and
  * submits it to the cold tier (several in flight). Only when the cold tier
  * reports the record durable does it free the hot blocks (the FREEING
- * handshake of runtime/seq.h), down to the low watermark. A failed write
+ * handshake of tiers/block_store.h), down to the low watermark. A failed write
  * (ENOSPC, EIO, short) leaves the unit hot and back in the policy; the
  * evictor backs off and retries later. A unit whose record is already
  * durable (it was promoted back and not changed: KV is append-only) is freed
@@ -22,6 +22,12 @@
  * failure is returned as -TKV_ECORRUPT (the cold tier drops the record) and
  * nothing is published. tkv_prefetch does the same asynchronously on the
  * prefetch thread, layer by layer.
+ *
+ * Environment. The evictor opens from a tkv__tier_env that its owner (the
+ * runtime) fills: the config and geometry, the hot tier, the copy kernel for
+ * gathering records, the tracer, and two callbacks for what only the owner
+ * knows (are stores still queued for copying; find an open sequence by id).
+ * It never sees the runtime object, and it has its own stop flag.
  *
  * Threads and locks: the evictor thread alone writes records and frees
  * evicted memory; the prefetch thread alone submits asynchronous reads;
@@ -38,18 +44,42 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "runtime/seq.h"
+#include "base/trace.h"
+#include "base/wake.h"
+#include "kernels/kernels.h"
+#include "tiers/block_store.h"
 #include "tiers/cold.h"
+#include "tiers/geometry.h"
+#include "tiers/hot.h"
 #include "tiers/policy.h"
-#include "tools/trace/trace.h"
 
-struct tkv_runtime;
+/* What the evictor and promotion need from their owner; copied at open.
+ * Every pointer must stay valid until tkv__evictor_close returns. */
+typedef struct tkv__tier_env {
+	const tkv_config *cfg;      /* validated: geometry, cold tier, watermarks,
+				     * policy, durability */
+	const tkv__geometry *geo;
+	tkv__hot *hot;
+	tkv__copy_fn copy;          /* gathers hot blocks into record buffers */
+	tkv__tracer *tracer;        /* NULL when tracing is off */
+	const tkv__cold_io *cold_io; /* NULL: real I/O (tests inject faults) */
+	bool cold_force_pwrite;
+	/* Stores accepted but not yet copied hold hot reservations for units
+	 * that are not complete yet: while any are queued a full hot tier is
+	 * not final. Any thread. */
+	bool (*copies_pending)(void *ctx);
+	/* The open sequence `id` with a reference (release: tkv__seq_put), or
+	 * NULL. The prefetch thread resolves queued requests with it. */
+	tkv__seq *(*seq_get)(void *ctx, uint64_t id);
+	void *ctx;
+} tkv__tier_env;
 
 typedef struct tkv__prefetch_req {
 	uint64_t seq_id, first_block, n_blocks;
 } tkv__prefetch_req;
 
 typedef struct tkv__evictor {
+	tkv__tier_env env;
 	tkv__cold *cold;
 	const tkv__policy_ops *pol_ops;
 	tkv__policy *pol;
@@ -57,16 +87,17 @@ typedef struct tkv__evictor {
 
 	pthread_t thread;
 	bool started;
-	uint32_t wake;     /* futex: bumped to wake the evictor */
-	uint32_t sleeping; /* the evictor is (about to be) asleep */
-	uint32_t stuck;    /* 1: nothing evictable or cold tier refusing */
-	uint32_t space;    /* futex: bumped whenever hot blocks are freed */
-	uint32_t passes;   /* eviction passes finished (atomic) */
-	uint32_t wake_seen;/* evictor thread only */
+	uint32_t stop;      /* close: the threads exit (atomic) */
+	tkv__wake wake;     /* the evictor thread sleeps here */
+	uint32_t asks;      /* bumped by whoever asks for a pass (atomic) */
+	uint32_t asks_seen; /* evictor thread only */
+	uint32_t stuck;     /* 1: nothing evictable or cold tier refusing */
+	uint32_t passes;    /* eviction passes finished (atomic) */
 	tkv__trace_buf *tb;
 
-	/* promotion waiters sleep on `loaded`, bumped at each publish */
-	uint32_t loaded __attribute__((aligned(64)));
+	/* readers waiting for another thread's promotion sleep here;
+	 * signaled at each publish or abandoned claim */
+	tkv__wake loaded __attribute__((aligned(64)));
 
 	/* prefetch thread and its queue */
 	pthread_t pf_thread;
@@ -87,23 +118,24 @@ typedef struct tkv__evictor {
 	/* counters (atomic) */
 	uint64_t evicted_blocks __attribute__((aligned(64)));
 	uint64_t evicted_bytes, promoted_blocks, promoted_bytes, promote_ns;
+	uint64_t unit_nomem; /* units that could not be made evictable (ENOMEM) */
 	uint32_t inflight;
 } tkv__evictor;
 
-/* Opens the cold tier named in rt->cfg (recovering its index), the policy,
+/* Opens the cold tier named in env->cfg (recovering its index), the policy,
  * and starts the evictor and prefetch threads. 0 or negative errno with a
- * message; on failure nothing is left running. */
-int tkv__evictor_open(struct tkv_runtime *rt, const tkv__cold_io *io, bool force_pwrite);
+ * message; on failure nothing is left running and *out is NULL. */
+int tkv__evictor_open(const tkv__tier_env *env, tkv__evictor **out);
 /* Stops the threads (in-flight writes complete or are dropped: their units
- * stay hot) and closes the cold tier. */
-void tkv__evictor_close(struct tkv_runtime *rt);
+ * stay hot) and closes the cold tier. NULL is a no-op. */
+void tkv__evictor_close(tkv__evictor *ev);
 
 /* Worker: layer block b of s is now full; when every layer's is, the unit
  * becomes evictable. */
-void tkv__evictor_block_full(struct tkv_runtime *rt, tkv__seq *s, uint64_t b);
+void tkv__evictor_block_full(tkv__evictor *ev, tkv__seq *s, uint64_t b);
 /* Producer: after reserving hot blocks, wake the evictor past the high
  * watermark. Cheap when below it. */
-void tkv__evictor_note_usage(struct tkv_runtime *rt, uint64_t used_blocks);
+void tkv__evictor_note_usage(tkv__evictor *ev, uint64_t used_blocks);
 /* Producer whose reservation failed: wait for the evictor to free space.
  * w starts zeroed and is passed to every retry of one store. 0 when it is
  * worth retrying, -ENOSPC when the evictor cannot free any more (nothing
@@ -112,12 +144,13 @@ typedef struct tkv__space_wait {
 	uint64_t t0;
 	uint32_t pass0;
 } tkv__space_wait;
-int tkv__evictor_wait_space(struct tkv_runtime *rt, tkv__space_wait *w);
+int tkv__evictor_wait_space(tkv__evictor *ev, tkv__space_wait *w);
 
 /* Reader: pins layer block b of s and returns its memory, promoting it from
- * the cold tier if needed. The caller holds a reference on s and has waited
- * for done_pos to cover the block. Release with tkv__block_unpin. */
-int tkv__block_pin(struct tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t b,
+ * the cold tier if needed (ev is NULL without a cold tier). The caller holds
+ * a reference on s and has waited for done_pos to cover the block. Release
+ * with tkv__block_unpin. */
+int tkv__block_pin(tkv__evictor *ev, tkv__seq *s, uint32_t layer, uint64_t b,
 		   const unsigned char **mem);
 void tkv__block_unpin(tkv__seq *s, uint32_t layer, uint64_t b);
 
@@ -127,16 +160,19 @@ void tkv__block_unpin(tkv__seq *s, uint32_t layer, uint64_t b);
  * the table (cancels its writes in flight), then, after the workers drained
  * and every reference is gone, tkv__evictor_seq_close: takes its units out of
  * the policy (nothing can put them back any more) and deletes its records. */
-int tkv__evictor_seq_open(struct tkv_runtime *rt, tkv__seq *s);
-void tkv__evictor_seq_close(struct tkv_runtime *rt, tkv__seq *s);
+int tkv__evictor_seq_open(tkv__evictor *ev, tkv__seq *s);
+void tkv__evictor_seq_close(tkv__evictor *ev, tkv__seq *s);
 /* See tkv__evictor_seq_open. */
-void tkv__evictor_seq_closing(struct tkv_runtime *rt, tkv__seq *s);
+void tkv__evictor_seq_closing(tkv__evictor *ev, tkv__seq *s);
 
 /* Fills the cold-tier fields of *st. */
-void tkv__evictor_stats(struct tkv_runtime *rt, tkv_stats *st);
+void tkv__evictor_stats(tkv__evictor *ev, tkv_stats *st);
 
 /* The prefetch thread (promote.c). */
-int tkv__prefetch_start(struct tkv_runtime *rt);
-void tkv__prefetch_stop(struct tkv_runtime *rt);
+int tkv__prefetch_start(tkv__evictor *ev);
+void tkv__prefetch_stop(tkv__evictor *ev);
+/* Queues the promotion of blocks [first, first + n) of sequence seq_id,
+ * layer by layer. 0, or -EAGAIN with a message when the queue is full. */
+int tkv__prefetch_enqueue(tkv__evictor *ev, uint64_t seq_id, uint64_t first, uint64_t n);
 
 #endif

@@ -13,7 +13,7 @@
 
 #include <jemalloc/jemalloc.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define TKV_SANITIZER_ALLOC 1

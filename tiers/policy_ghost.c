@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 #define GHOST_NOT_FOUND SIZE_MAX
 

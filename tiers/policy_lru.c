@@ -11,7 +11,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "tiers/policy_impl.h"
 
 #define LRU_MIN_CAP 64

@@ -16,7 +16,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "tiers/policy_ghost.h"
 #include "tiers/policy_impl.h"
 

@@ -1,7 +1,8 @@
 /*
  * promote.c - getting blocks back into the hot tier: the pin every reader
  * takes on a block (and the promotion it triggers when the block is cold),
- * and the prefetch thread behind tkv_prefetch (design in evictor.h).
+ * and the prefetch thread behind tkv_prefetch (design in evictor.h; the API
+ * call itself is in runtime/prefetch.c).
  */
 #include <errno.h>
 #include <sched.h>
@@ -9,10 +10,10 @@
 
 #include <ck_pr.h>
 
-#include "runtime/error.h"
-#include "runtime/futex.h"
-#include "runtime/runtime.h"
 #include "tiers/evictor.h"
+
+#include "base/clock.h"
+#include "base/error.h"
 
 /*
  * PF_REAP: completions taken per reap. One: each completion is checksummed
@@ -24,9 +25,8 @@
  */
 enum { PF_QUEUE = 256, PF_REAP = 1 };
 
-static void publish(tkv_runtime *rt, tkv__seq *s, uint64_t b, tkv__block *blk, void *mem)
+static void publish(tkv__evictor *ev, tkv__seq *s, uint64_t b, tkv__block *blk, void *mem)
 {
-	tkv__evictor *ev = rt->ev;
 	/* Release: the verified rows before the pointer readers acquire. */
 	ck_pr_fence_release();
 	ck_pr_store_ptr(&blk->mem, mem);
@@ -37,50 +37,48 @@ static void publish(tkv_runtime *rt, tkv__seq *s, uint64_t b, tkv__block *blk, v
 	    ev->pol_ops->insert(ev->pol, &u->node) == 0)
 		ck_pr_store_32(&u->in_policy, 1);
 	ck_pr_inc_64(&ev->promoted_blocks);
-	ck_pr_add_64(&ev->promoted_bytes, rt->geo.block_bytes);
-	ck_pr_inc_32(&ev->loaded);
-	tkv__futex_wake_all(&ev->loaded);
+	ck_pr_add_64(&ev->promoted_bytes, ev->env.geo->block_bytes);
+	tkv__wake_signal(&ev->loaded);
 }
 
-static void unclaim(tkv_runtime *rt, tkv__block *blk)
+static void unclaim(tkv__evictor *ev, tkv__block *blk)
 {
 	ck_pr_store_32(&blk->loading, 0);
-	ck_pr_inc_32(&rt->ev->loaded);
-	tkv__futex_wake_all(&rt->ev->loaded);
+	tkv__wake_signal(&ev->loaded);
 }
 
 /* Reserves one hot block for a promotion, waiting for the evictor if the
  * hot tier is full. */
-static int reserve_one(tkv_runtime *rt)
+static int reserve_one(tkv__evictor *ev)
 {
 	tkv__space_wait w = {0};
-	while (!tkv__hot_reserve(rt, 1)) {
-		if (tkv__evictor_wait_space(rt, &w))
+	while (!tkv__hot_reserve(ev->env.hot, 1)) {
+		if (tkv__evictor_wait_space(ev, &w))
 			return tkv__fail(-ENOSPC, "promote: hot tier full and nothing evictable");
 	}
-	tkv__evictor_note_usage(rt, ck_pr_load_64(&rt->hot_blocks_used));
+	tkv__evictor_note_usage(ev, tkv__hot_used(ev->env.hot));
 	return 0;
 }
 
 /* Synchronous promotion of one layer block, by the thread that claimed it. */
-static int promote_now(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t b,
+static int promote_now(tkv__evictor *ev, tkv__seq *s, uint32_t layer, uint64_t b,
 		       tkv__block *blk)
 {
-	int rc = reserve_one(rt);
+	int rc = reserve_one(ev);
 	if (rc) {
-		unclaim(rt, blk);
+		unclaim(ev, blk);
 		return rc;
 	}
-	tkv__arena *arena = &tkv__worker_of(rt, layer)->arena;
-	void *mem = tkv__arena_alloc(arena);
-	tkv__trace_buf *tb = tkv__tracer_thread(rt->tracer, NULL);
+	tkv__hot *hot = ev->env.hot;
+	void *mem = tkv__hot_alloc(hot, layer);
+	tkv__trace_buf *tb = tkv__tracer_thread(ev->env.tracer, NULL);
 	uint64_t t0 = tkv__now_ns(), tt = tkv__trace_begin(tb);
-	rc = mem ? tkv__cold_read_layer(rt->ev->cold, s->id, b, layer, mem, NULL) : -ENOMEM;
-	tkv__trace_end(tb, TKV__TRACE_PROMOTE, tt, (uint32_t)s->id, rt->geo.block_bytes);
+	rc = mem ? tkv__cold_read_layer(ev->cold, s->id, b, layer, mem, NULL) : -ENOMEM;
+	tkv__trace_end(tb, TKV__TRACE_PROMOTE, tt, (uint32_t)s->id, ev->env.geo->block_bytes);
 	if (rc) {
-		tkv__arena_free(arena, mem);
-		tkv__hot_release(rt, 1);
-		unclaim(rt, blk);
+		tkv__hot_free(hot, layer, mem);
+		tkv__hot_release(hot, 1);
+		unclaim(ev, blk);
 		/* A checksum failure drops the whole record: the unit's other
 		 * cold layers are lost too, and say so rather than "not found". */
 		tkv__unit *u = tkv__seq_unit(s, b);
@@ -94,22 +92,24 @@ static int promote_now(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t b,
 						       "dropped; this block is lost"
 						     : tkv_strerror(rc));
 	}
-	ck_pr_add_64(&rt->ev->promote_ns, tkv__now_ns() - t0);
-	publish(rt, s, b, blk, mem);
+	ck_pr_add_64(&ev->promote_ns, tkv__now_ns() - t0);
+	publish(ev, s, b, blk, mem);
 	return 0;
 }
 
 /* Waits while someone else loads blk (or the evictor frees its unit). */
-static void wait_loaded(tkv_runtime *rt, const tkv__block *blk)
+static void wait_loaded(tkv__evictor *ev, const tkv__block *blk)
 {
-	uint32_t seen = ck_pr_load_32(&rt->ev->loaded);
-	if (ck_pr_load_32((uint32_t *)&blk->loading))
-		tkv__futex_wait(&rt->ev->loaded, seen, 1000 * 1000);
-	else
-		sched_yield(); /* FREEING: the evictor is a few frees away */
+	uint32_t t = tkv__wake_prepare(&ev->loaded);
+	if (ck_pr_load_32((uint32_t *)&blk->loading)) {
+		tkv__wake_wait(&ev->loaded, t, 1000 * 1000);
+		return;
+	}
+	tkv__wake_cancel(&ev->loaded);
+	sched_yield(); /* FREEING: the evictor is a few frees away */
 }
 
-int tkv__block_pin(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t b,
+int tkv__block_pin(tkv__evictor *ev, tkv__seq *s, uint32_t layer, uint64_t b,
 		   const unsigned char **mem)
 {
 	tkv__block *blk = tkv__seq_block(&s->layers[layer], b);
@@ -121,32 +121,32 @@ int tkv__block_pin(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t b,
 		/* Dekker with the evictor's free_unit: pin before state load.
 		 * Without a cold tier nothing frees a block under a reader
 		 * (close waits for references), so no fence is needed. */
-		if (rt->ev)
+		if (ev)
 			ck_pr_fence_memory();
-		tkv__unit *u = rt->ev ? tkv__seq_unit(s, b) : NULL;
+		tkv__unit *u = ev ? tkv__seq_unit(s, b) : NULL;
 		uint32_t st = u ? ck_pr_load_32(&u->state) : TKV__UNIT_HOT;
 		const unsigned char *m = ck_pr_load_ptr(&blk->mem);
 		ck_pr_fence_acquire(); /* the rows behind m */
 		if (st != TKV__UNIT_FREEING && m) {
 			if (u)
-				rt->ev->pol_ops->access(rt->ev->pol, &u->node);
+				ev->pol_ops->access(ev->pol, &u->node);
 			*mem = m;
 			return 0;
 		}
 		ck_pr_dec_32(&blk->pins);
-		if (!rt->ev)
+		if (!ev)
 			return tkv__fail(-ENOENT, "block %llu of layer %u has no memory",
 					 (unsigned long long)b, layer);
 		if (st == TKV__UNIT_FREEING || !ck_pr_cas_32(&blk->loading, 0, 1)) {
-			wait_loaded(rt, blk);
+			wait_loaded(ev, blk);
 			continue;
 		}
 		/* claimed: re-check, the block may have been loaded meanwhile */
 		if (ck_pr_load_ptr(&blk->mem)) {
-			unclaim(rt, blk);
+			unclaim(ev, blk);
 			continue;
 		}
-		int rc = promote_now(rt, s, layer, b, blk);
+		int rc = promote_now(ev, s, layer, b, blk);
 		if (rc)
 			return rc;
 	}
@@ -170,73 +170,73 @@ typedef struct pf_job {
 	uint64_t t0;
 } pf_job;
 
-static void pf_finish(tkv_runtime *rt, const tkv__cold_done *d)
+static void pf_finish(tkv__evictor *ev, const tkv__cold_done *d)
 {
 	pf_job *j = d->user;
 	if (d->status == 0) {
-		ck_pr_add_64(&rt->ev->promote_ns, tkv__now_ns() - j->t0);
-		publish(rt, j->seq, j->block, j->blk, j->mem);
+		ck_pr_add_64(&ev->promote_ns, tkv__now_ns() - j->t0);
+		publish(ev, j->seq, j->block, j->blk, j->mem);
 	} else {
 		/* a reader will retry synchronously and report the error */
-		tkv__arena_free(&tkv__worker_of(rt, j->layer)->arena, j->mem);
-		tkv__hot_release(rt, 1);
-		unclaim(rt, j->blk);
+		tkv__hot_free(ev->env.hot, j->layer, j->mem);
+		tkv__hot_release(ev->env.hot, 1);
+		unclaim(ev, j->blk);
 	}
-	tkv__trace_end(rt->ev->pf_tb, TKV__TRACE_PROMOTE, j->t0, (uint32_t)j->seq->id,
-		       rt->geo.block_bytes);
+	tkv__trace_end(ev->pf_tb, TKV__TRACE_PROMOTE, j->t0, (uint32_t)j->seq->id,
+		       ev->env.geo->block_bytes);
 	tkv__seq_put(j->seq);
 	free(j);
-	rt->ev->pf_inflight--;
+	ev->pf_inflight--;
 }
 
-static int pf_reap(tkv_runtime *rt, bool wait)
+static int pf_reap(tkv__evictor *ev, bool wait)
 {
 	tkv__cold_done done[PF_REAP];
-	int n = tkv__cold_read_reap(rt->ev->cold, done, PF_REAP, wait);
+	int n = tkv__cold_read_reap(ev->cold, done, PF_REAP, wait);
 	for (int i = 0; i < n; i++)
-		pf_finish(rt, &done[i]);
+		pf_finish(ev, &done[i]);
 	return n;
 }
 
 /* Submits the read of one layer block if it is cold and unclaimed. */
-static void pf_block(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t b)
+static void pf_block(tkv__evictor *ev, tkv__seq *s, uint32_t layer, uint64_t b)
 {
 	tkv__block *blk = tkv__seq_block(&s->layers[layer], b);
 	if (!blk || ck_pr_load_ptr(&blk->mem) || !ck_pr_cas_32(&blk->loading, 0, 1))
 		return;
 	pf_job *j = malloc(sizeof(*j));
-	if (!j || ck_pr_load_ptr(&blk->mem) || reserve_one(rt)) {
+	if (!j || ck_pr_load_ptr(&blk->mem) || reserve_one(ev)) {
 		free(j);
-		unclaim(rt, blk);
+		unclaim(ev, blk);
 		return;
 	}
 	*j = (pf_job){s, layer, b, blk, NULL, tkv__now_ns()};
-	j->mem = tkv__arena_alloc(&tkv__worker_of(rt, layer)->arena);
+	j->mem = tkv__hot_alloc(ev->env.hot, layer);
 	int rc = j->mem ? -EAGAIN : -ENOMEM;
-	while (j->mem && (rc = tkv__cold_read_submit(rt->ev->cold, s->id, b, layer, j->mem, j)) ==
+	while (j->mem && (rc = tkv__cold_read_submit(ev->cold, s->id, b, layer, j->mem, j)) ==
 				 -EAGAIN)
-		pf_reap(rt, true);
+		pf_reap(ev, true);
 	if (rc) {
-		tkv__arena_free(&tkv__worker_of(rt, layer)->arena, j->mem);
-		tkv__hot_release(rt, 1);
-		unclaim(rt, blk);
+		tkv__hot_free(ev->env.hot, layer, j->mem);
+		tkv__hot_release(ev->env.hot, 1);
+		unclaim(ev, blk);
 		free(j);
 		return;
 	}
 	ck_pr_inc_32(&s->refs);
-	rt->ev->pf_inflight++;
+	ev->pf_inflight++;
 }
 
 /* Layer by layer, so layer 0's blocks are read first. */
-static void pf_request(tkv_runtime *rt, const tkv__prefetch_req *r)
+static void pf_request(tkv__evictor *ev, const tkv__prefetch_req *r)
 {
-	tkv__seq *s = tkv__seq_get(&rt->seqs, r->seq_id);
+	tkv__seq *s = ev->env.seq_get(ev->env.ctx, r->seq_id);
 	if (!s)
 		return;
 	for (uint32_t l = 0; l < s->n_layers && !ck_pr_load_32(&s->closing); l++) {
 		for (uint64_t b = r->first_block; b < r->first_block + r->n_blocks; b++)
-			pf_block(rt, s, l, b);
-		pf_reap(rt, false);
+			pf_block(ev, s, l, b);
+		pf_reap(ev, false);
 	}
 	tkv__seq_put(s);
 }
@@ -255,42 +255,39 @@ static bool pf_pop(tkv__evictor *ev, tkv__prefetch_req *r, bool idle)
 
 static void *prefetch_main(void *arg)
 {
-	tkv_runtime *rt = arg;
-	tkv__evictor *ev = rt->ev;
-	ev->pf_tb = tkv__tracer_thread(rt->tracer, "prefetch");
+	tkv__evictor *ev = arg;
+	ev->pf_tb = tkv__tracer_thread(ev->env.tracer, "prefetch");
 	tkv__prefetch_req r;
 	for (;;) {
 		/* Sleep on the queue only when no read is in flight; otherwise
 		 * wait for completions, taking new requests between them. */
 		if (pf_pop(ev, &r, ev->pf_inflight == 0))
-			pf_request(rt, &r);
+			pf_request(ev, &r);
 		else if (ev->pf_inflight)
-			pf_reap(rt, true);
+			pf_reap(ev, true);
 		else
 			break; /* stopped, queue empty, nothing in flight */
 	}
 	return NULL;
 }
 
-int tkv__prefetch_start(tkv_runtime *rt)
+int tkv__prefetch_start(tkv__evictor *ev)
 {
-	tkv__evictor *ev = rt->ev;
 	ev->pf_cap = PF_QUEUE;
 	ev->pf_q = calloc(ev->pf_cap, sizeof(*ev->pf_q));
 	if (!ev->pf_q)
 		return tkv__fail(-ENOMEM, "open: prefetch queue");
 	pthread_mutex_init(&ev->pf_lock, NULL);
 	pthread_cond_init(&ev->pf_cond, NULL);
-	int rc = pthread_create(&ev->pf_thread, NULL, prefetch_main, rt);
+	int rc = pthread_create(&ev->pf_thread, NULL, prefetch_main, ev);
 	if (rc)
 		return tkv__fail(-rc, "open: cannot start the prefetch thread");
 	ev->pf_started = true;
 	return 0;
 }
 
-void tkv__prefetch_stop(tkv_runtime *rt)
+void tkv__prefetch_stop(tkv__evictor *ev)
 {
-	tkv__evictor *ev = rt->ev;
 	if (!ev->pf_q)
 		return;
 	if (ev->pf_started) {
@@ -306,27 +303,9 @@ void tkv__prefetch_stop(tkv_runtime *rt)
 	ev->pf_q = NULL;
 }
 
-int tkv_prefetch(tkv_runtime *rt, uint64_t seq_id, uint64_t pos, uint32_t n_tokens)
+int tkv__prefetch_enqueue(tkv__evictor *ev, uint64_t seq_id, uint64_t first, uint64_t n)
 {
-	int rc = tkv__rt_check(rt);
-	if (rc)
-		return rc;
-	if (n_tokens == 0)
-		return tkv__fail(-EINVAL, "prefetch: n_tokens is 0");
-	tkv__seq *s = tkv__seq_get(&rt->seqs, seq_id);
-	if (!s)
-		return tkv__fail(-ENOENT, "prefetch: sequence %llu is not open",
-				 (unsigned long long)seq_id);
-	uint64_t stored = ck_pr_load_64(&s->layers[0].next_pos);
-	tkv__seq_put(s);
-	if (pos >= stored || n_tokens > stored - pos)
-		return tkv__fail(-EINVAL, "prefetch: tokens [%llu, +%u) not stored (%llu stored)",
-				 (unsigned long long)pos, n_tokens, (unsigned long long)stored);
-	tkv__evictor *ev = rt->ev;
-	if (!ev)
-		return 0;
-	const uint32_t bt = rt->cfg.block_tokens;
-	tkv__prefetch_req r = {seq_id, pos / bt, (pos + n_tokens + bt - 1) / bt - pos / bt};
+	tkv__prefetch_req r = {seq_id, first, n};
 	pthread_mutex_lock(&ev->pf_lock);
 	bool full = ev->pf_tail - ev->pf_head >= ev->pf_cap;
 	if (!full) {

@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "tierkv.h"
-#include "tools/trace/trace_format.h"
+#include "base/trace_format.h"
 
 typedef struct section {
 	size_t off; /* of the section header */

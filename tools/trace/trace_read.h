@@ -24,7 +24,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "tools/trace/trace.h"
+#include "base/trace.h"
 
 /* Bytes from the file; not NUL-terminated and may hold any byte value. */
 typedef struct tkv__trace_str {

@@ -1,5 +1,5 @@
 /*
- * seq.h - a sequence (one request's KV) and its per-layer block tables.
+ * block_store.h - a sequence (one request's KV) and its per-layer block tables.
  *
  * Who writes what (the whole concurrency contract of a sequence):
  *  - next_pos of a layer: the producer thread storing to the sequence (one at
@@ -11,21 +11,24 @@
  *    acquire done_pos and only then touch table entries and block memory
  *    below it, so they never see a half-written block or table chunk.
  *  - pins: any thread holding a view, atomically.
- * The release store of done_pos is the worker's last access to the sequence
- * for a batch, so once every layer's done_pos reaches its next_pos no worker
+ *  - retired_pos of a layer: the owning worker, with a release store, as its
+ *    last access to the sequence for a batch (after done_pos and the wake of
+ *    its waiters, runtime/completion.c).
+ * So once every layer's retired_pos reaches its next_pos no worker
  * holds a reference and the sequence can be freed.
  *
  * Block tables are segmented (chunk k holds 64 << k entries) so a table grows
  * without moving entries a concurrent reader may be looking at, and a short
  * sequence costs a few hundred bytes per layer.
  */
-#ifndef TKV_RUNTIME_SEQ_H
-#define TKV_RUNTIME_SEQ_H
+#ifndef TKV_TIERS_BLOCK_STORE_H
+#define TKV_TIERS_BLOCK_STORE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "runtime/config.h"
+#include "base/wake.h"
+#include "tierkv.h"
 #include "tiers/policy.h"
 
 #define TKV__CHUNK0 64u
@@ -70,8 +73,14 @@ typedef struct tkv__layer {
 	uint64_t done_pos; /* worker release, readers acquire */
 	int32_t error;     /* sticky: a block could not be allocated (atomic) */
 	uint32_t pad_e;
+	/* Completion waiters (runtime/completion.c): they sleep on done_wake
+	 * and lower wait_min to the position they need; the worker signals
+	 * only once done_pos reaches wait_min, then resets it to UINT64_MAX. */
+	tkv__wake done_wake;
+	uint64_t wait_min;    /* atomic */
+	uint64_t retired_pos; /* worker release, closer acquires */
 	tkv__block *chunks[TKV__NCHUNKS];
-	char pad1[64 - (16 + 8 * TKV__NCHUNKS) % 64];
+	char pad1[64 - (40 + 8 * TKV__NCHUNKS) % 64];
 } tkv__layer;
 
 typedef struct tkv__seq {
@@ -92,6 +101,10 @@ tkv__unit *tkv__seq_unit(const tkv__seq *s, uint64_t b);
 /* The unit of block b, making its chunk if needed (any thread); NULL on
  * ENOMEM. */
 tkv__unit *tkv__seq_unit_make(tkv__seq *s, uint64_t b);
+
+/* Drops a reference taken by a lookup (runtime/seq_table.h) or by a thread
+ * that holds the sequence across I/O (the evictor, prefetch). */
+void tkv__seq_put(tkv__seq *s);
 
 /* Adds n pins for a view; false (and no pins) if the sequence is closing. */
 bool tkv__seq_pin(tkv__seq *s, uint32_t n);

@@ -18,7 +18,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* pthread_setname_np */
 #endif
-#include "tools/trace/trace.h"
+#include "base/trace.h"
 
 #include <ck_pr.h>
 #include <errno.h>
@@ -28,8 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/error.h"
-#include "tools/trace/trace_format.h"
+#include "base/error.h"
+#include "base/trace_format.h"
 
 /* The kind table written into every file (FORMAT.md); indexed by kind. */
 static const struct kind_desc {

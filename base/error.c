@@ -3,7 +3,7 @@
  * failed call (tkv_last_error). The message lives in thread-local storage so
  * concurrent engine threads never see each other's errors.
  */
-#include "runtime/error.h"
+#include "base/error.h"
 
 #include <stdarg.h>
 #include <stdio.h>

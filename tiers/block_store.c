@@ -1,8 +1,8 @@
 /*
- * seq.c - sequence objects and their segmented block tables (see seq.h for
+ * block_store.c - sequence objects and their segmented block tables (see block_store.h for
  * who writes what).
  */
-#include "runtime/seq.h"
+#include "tiers/block_store.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +22,8 @@ tkv__seq *tkv__seq_new(uint64_t id, uint32_t n_layers)
 		return NULL;
 	}
 	memset(s->layers, 0, sizeof(tkv__layer) * n_layers);
+	for (uint32_t i = 0; i < n_layers; i++)
+		s->layers[i].wait_min = UINT64_MAX;
 	s->id = id;
 	s->n_layers = n_layers;
 	return s;
@@ -162,4 +164,12 @@ bool tkv__seq_pin(tkv__seq *s, uint32_t n)
 void tkv__seq_unpin(tkv__seq *s, uint32_t n)
 {
 	ck_pr_sub_32(&s->pins, n);
+}
+
+void tkv__seq_put(tkv__seq *s)
+{
+	/* Release: everything this caller did with the sequence happens before
+	 * the closer's acquire of refs == 0 and the free that follows. */
+	ck_pr_fence_release();
+	ck_pr_dec_32(&s->refs);
 }

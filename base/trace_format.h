@@ -3,8 +3,8 @@
  * file format (FORMAT.md), shared by the writer (trace.c) and the reader
  * (trace_read.c) so the two cannot drift apart.
  */
-#ifndef TKV_TOOLS_TRACE_FORMAT_H
-#define TKV_TOOLS_TRACE_FORMAT_H
+#ifndef TKV_BASE_TRACE_FORMAT_H
+#define TKV_BASE_TRACE_FORMAT_H
 
 #include <stdint.h>
 

@@ -54,8 +54,8 @@
  *	               when on.
  * The file format is described in tools/trace/FORMAT.md.
  */
-#ifndef TKV_TOOLS_TRACE_H
-#define TKV_TOOLS_TRACE_H
+#ifndef TKV_BASE_TRACE_H
+#define TKV_BASE_TRACE_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,0 +1,69 @@
+/*
+ * wake.h - the one sleep/wake primitive: an event count over a futex.
+ *
+ * Every place a thread sleeps until another thread makes something true (an
+ * idle worker until a store arrives, a ticket until its layer is copied, the
+ * evictor until the hot tier passes its watermark, a store until hot space is
+ * freed, a reader until a promotion publishes its block) uses it the same way:
+ *
+ *   waiter                                  signaler
+ *   for (;;) {                              make the condition true
+ *     if (cond) break;                      tkv__wake_signal(&w)
+ *     t = tkv__wake_prepare(&w);     (W1)     (S1: full fence, then load
+ *     if (cond) { tkv__wake_cancel(&w);            the waiter count)
+ *                 break; }
+ *     tkv__wake_wait(&w, t, timeout);
+ *   }
+ *
+ * W1 announces the waiter (count + 1) and issues a full fence before the
+ * waiter re-checks its condition; S1 issues a full fence after the signaler
+ * made the condition true and before it reads the count. Of two threads each
+ * storing then loading across a full fence, at least one sees the other's
+ * store: either the waiter sees the condition, or the signaler sees the
+ * waiter and bumps `seq`, which makes the waiter's futex wait return (the
+ * kernel compares `seq` with the ticket atomically with going to sleep).
+ *
+ * A signal with no announced waiter costs a fence and one load: no atomic
+ * read-modify-write, no system call. That is what the hot paths need: a
+ * worker signals after every batch it copies and a producer after every
+ * push, and almost always nobody sleeps.
+ *
+ * Wake-ups are for everyone announced on that event count; a protocol that
+ * wants fewer wake-ups uses more event counts (one per layer for tickets,
+ * runtime/completion.c) or a target (the layer's lowest awaited position).
+ *
+ * Why not ck_ec (Concurrency Kit's event count, made for this): its
+ * single-producer fast path increments the counter with inline assembly
+ * (`incl`/`xaddl`) that ThreadSanitizer cannot see, so our TSan builds, which
+ * rewrite ck_pr's loads and stores into __atomic builtins (runtime/
+ * ck-tsan.cmake), would report every wake as a race; and every ck_ec signal
+ * is an atomic add on the counter even with no waiter, where ours is a load.
+ *
+ * The futex word carries no data: whatever the waiter acts on is published
+ * with its own release/acquire (or the fences above), so TSan sees the
+ * ordering through those atomics and not through the system call.
+ */
+#ifndef TKV_BASE_WAKE_H
+#define TKV_BASE_WAKE_H
+
+#include <stdint.h>
+
+typedef struct tkv__wake {
+	uint32_t seq;     /* futex word: bumped by a signal that saw waiters */
+	uint32_t waiters; /* announced waiters (prepare .. wait/cancel) */
+} tkv__wake;
+
+#define TKV__WAKE_INIT {0, 0}
+
+/* Announces a waiter; returns the ticket to pass to tkv__wake_wait. The
+ * caller must re-check its condition after this (see above). */
+uint32_t tkv__wake_prepare(tkv__wake *w);
+/* Sleeps until a signal after the prepare that returned `ticket`, or
+ * timeout_ns (0: no limit), or a spurious wake-up; withdraws the waiter. */
+void tkv__wake_wait(tkv__wake *w, uint32_t ticket, uint64_t timeout_ns);
+/* Withdraws a prepared waiter that found its condition true. */
+void tkv__wake_cancel(tkv__wake *w);
+/* Wakes every announced waiter; a fence and a load when there is none. */
+void tkv__wake_signal(tkv__wake *w);
+
+#endif
