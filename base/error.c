@@ -50,6 +50,7 @@ const char *tkv_strerror(int err)
 	case -EOVERFLOW: return "EOVERFLOW: size overflows";
 	case -ETIMEDOUT: return "ETIMEDOUT: timed out";
 	case -EMEDIUMTYPE: return "EMEDIUMTYPE: cold directory has another geometry";
+	case -E2BIG: return "E2BIG: struct sets a field this library does not know";
 	default: return err < 0 ? "unknown error" : "not an error code (expected <= 0)";
 	}
 }

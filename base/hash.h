@@ -19,4 +19,12 @@ static inline uint64_t tkv__mix64(uint64_t x)
 	return x ^ (x >> 33);
 }
 
+/* A key for a pair (sequence id, block index): the golden-ratio multiply
+ * spreads a's bits over the word before b is mixed in, so (a, b) and
+ * (b, a) differ. */
+static inline uint64_t tkv__mix_pair(uint64_t a, uint64_t b)
+{
+	return tkv__mix64(a * 0x9e3779b97f4a7c15ull ^ b);
+}
+
 #endif

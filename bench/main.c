@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/size.h"
 #include "bench/bench.h"
 
 typedef struct scenario {
@@ -82,21 +83,7 @@ int main(int argc, char **argv)
 
 int bench_parse_bytes(const char *s, size_t *out)
 {
-	char *end;
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	unsigned shift = 0;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	}
-	if (errno || *end != '\0' || v > (SIZE_MAX >> shift))
-		return -EINVAL;
-	*out = (size_t)v << shift;
-	return 0;
+	return tkv__parse_bytes(s, out);
 }
 
 const char *bench_fmt_bytes(size_t n, char buf[24])

@@ -7,9 +7,18 @@
  *  - Functions return 0 on success or a negative errno (see "Errors").
  *    A failed call changes nothing and leaves a message for the calling thread
  *    in tkv_last_error().
- *  - Structs that cross the API start with a size field (`struct_size`) set by
- *    the caller to sizeof(the struct it was compiled against), so the struct
- *    can grow without breaking older callers. The *_default() functions set it.
+ *  - Structs that cross the API (tkv_config, tkv_view, tkv_stats) start with
+ *    a size field (`struct_size`) set by the caller to sizeof(the struct it
+ *    was compiled against), so a struct can grow without breaking older
+ *    callers. One rule for all of them: any struct_size from the struct's
+ *    first released layout upward is accepted (smaller: -EINVAL). Fields the
+ *    caller's layout lacks are defaults (inputs) or not written (outputs).
+ *    Bytes past the library's own layout, from a newer caller: in a struct
+ *    the library only reads (tkv_config) they must be zero, or the call
+ *    fails with -E2BIG rather than ignore a setting it cannot honour; in a
+ *    struct it only fills (tkv_stats) they are zeroed; tkv_view, which it
+ *    both reads and fills, leaves them untouched. The *_default()
+ *    functions set struct_size.
  *  - Opaque handles are created by tkv_X_open() and destroyed by tkv_X_close();
  *    close(NULL) is a no-op.
  */
@@ -57,6 +66,7 @@ TKV_API const char *tkv_version_string(void);
  *   -EIO      an I/O error
  *   -TKV_ECORRUPT  a record failed its checksum; no data was returned
  *   -EBADF    the runtime is closing or closed
+ *   -E2BIG    a struct from a newer caller sets a field this library lacks
  */
 #define TKV_ECORRUPT EBADMSG
 
@@ -400,6 +410,22 @@ typedef struct tkv_stats {
 	bool cold_io_uring;          /* false: pwrite fallback (see README) */
 	bool cold_direct_io;         /* false: the filesystem refused O_DIRECT */
 	tkv_worker_stats workers[TKV_STATS_MAX_WORKERS];
+
+	/* Added after the first released layout, which ends at workers[]: a
+	 * caller compiled against that one gets none of these written. */
+	/* Something the library ignored rather than fail a call for: an
+	 * invalid TKV_MAX_ISA or TKV_STREAM_THRESHOLD value; NULL if none.
+	 * The library never prints. Static storage. */
+	const char *env_warning;
+	/* Silent drops, counted: complete units that could not be made
+	 * evictable for lack of memory (they stay hot until their sequence
+	 * closes); removed cold records whose slot could not be queued for
+	 * reuse for lack of memory (the slot stays taken until a restart);
+	 * header-zeroing writes of removed records that failed (the slot is
+	 * reused anyway; recovery tells records apart by their seqno). */
+	uint64_t units_unevictable;
+	uint64_t cold_slots_leaked;
+	uint64_t cold_invalidate_errors;
 } tkv_stats;
 
 /* A snapshot of the counters (each read atomically; not a consistent cut

@@ -9,8 +9,10 @@
  *   TKV_MAX_ISA=auto|scalar|avx2|avx512|neon   caps every selection
  *   TKV_STREAM_THRESHOLD=<bytes>[K|M|G]|off     overrides every table's
  *                                               stream_threshold
- * Invalid values are reported once on stderr and ignored (this code cannot
- * fail a call: it runs inside functions without an error return).
+ * Invalid values are ignored (this code cannot fail a call: it runs inside
+ * functions without an error return) and the library never prints: the
+ * last ignored value is described by tkv__kernels_env_note(), which the
+ * runtime reports as tkv_stats.env_warning.
  *
  * Invariant: after pthread_once returns, `tables` and `env_cap` are never
  * written again; pthread_once makes init()'s writes visible to every thread
@@ -24,10 +26,12 @@
 #include <stdlib.h>
 #include <strings.h>
 
+#include "base/size.h"
 #include "kernels/kernels_impl.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static tkv__kernels tables[TKV__ISA_COUNT]; /* copy == NULL: not available */
+static char env_note[160];                  /* "" unless a knob was ignored */
 static tkv_isa env_cap = TKV_ISA_AUTO;
 
 static const char *const isa_names[TKV__ISA_COUNT] = {
@@ -52,30 +56,14 @@ static int parse_isa(const char *s, tkv_isa *out)
 	return -EINVAL;
 }
 
-/* "65536", "64K", "1M", "2g", "off" (never stream). Binary multiples. */
-static int parse_bytes(const char *s, size_t *out)
+/* "65536", "64K", "1M", "2g" (base/size.h), or "off" (never stream). */
+static int parse_threshold(const char *s, size_t *out)
 {
 	if (strcasecmp(s, "off") == 0) {
 		*out = SIZE_MAX;
 		return 0;
 	}
-	if (!isdigit((unsigned char)*s))
-		return -EINVAL;
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	unsigned shift = 0;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	}
-	if (*end != '\0' || v > (SIZE_MAX >> shift))
-		return -EINVAL;
-	*out = (size_t)v << shift;
-	return 0;
+	return tkv__parse_bytes(s, out);
 }
 
 static void init(void)
@@ -93,19 +81,21 @@ static void init(void)
 
 	const char *v = getenv("TKV_MAX_ISA");
 	if (v && *v && parse_isa(v, &env_cap) != 0)
-		fprintf(stderr, "tierkv: ignoring TKV_MAX_ISA=\"%s\": expected auto, "
-				"scalar, avx2, avx512 or neon\n", v);
+		snprintf(env_note, sizeof(env_note),
+			 "ignored TKV_MAX_ISA=\"%.40s\": expected auto, scalar, avx2, avx512 or neon",
+			 v);
 
 	v = getenv("TKV_STREAM_THRESHOLD");
 	size_t thr;
 	if (v && *v) {
-		if (parse_bytes(v, &thr) == 0) {
+		if (parse_threshold(v, &thr) == 0) {
 			for (unsigned i = 0; i < TKV__ISA_COUNT; i++)
 				tables[i].stream_threshold = thr;
 		} else {
-			fprintf(stderr, "tierkv: ignoring TKV_STREAM_THRESHOLD=\"%s\": "
-					"expected bytes with an optional K, M or G "
-					"suffix, or \"off\"\n", v);
+			snprintf(env_note, sizeof(env_note),
+				 "ignored TKV_STREAM_THRESHOLD=\"%.40s\": expected bytes with an "
+				 "optional K, M or G suffix, or \"off\"",
+				 v);
 		}
 	}
 }
@@ -142,4 +132,10 @@ const tkv__kernels *tkv__kernels_for(tkv_isa isa)
 	if ((unsigned)isa >= TKV__ISA_COUNT || !tables[isa].copy)
 		return NULL;
 	return &tables[isa];
+}
+
+const char *tkv__kernels_env_note(void)
+{
+	pthread_once(&once, init);
+	return env_note[0] ? env_note : NULL;
 }

@@ -54,4 +54,8 @@ const tkv__kernels *tkv__kernels_for(tkv_isa isa);
 static inline void tkv__copy(const tkv__kernels *k, void *restrict dst, const void *restrict src, size_t n)
 { (n >= k->stream_threshold ? k->copy_stream : k->copy)(dst, src, n); }
 
+/* What the environment knobs (TKV_MAX_ISA, TKV_STREAM_THRESHOLD) had that
+ * was ignored as invalid, or NULL: the library never prints it itself. */
+const char *tkv__kernels_env_note(void);
+
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "base/struct_size.h"
 
 /* The smallest tkv_config a caller may pass: the layout of the first release
  * (0.1, every field up to durability). Fields added later go after it and
@@ -129,15 +130,12 @@ static int validate(const tkv_config *c, tkv__geometry *g)
 int tkv__config_load(const tkv_config *user, tkv_config *out, tkv__geometry *geo)
 {
 	tkv__geometry scratch;
-	if (!user)
-		return tkv__fail(-EINVAL, "config: NULL");
-	if (user->struct_size < TKV__CONFIG_MIN_SIZE || user->struct_size > sizeof(*out))
-		return tkv__fail(-EINVAL,
-				 "config.struct_size: %zu is not a tkv_config size this "
-				 "library knows (%zu..%zu); call tkv_config_default() first",
-				 user->struct_size, (size_t)TKV__CONFIG_MIN_SIZE, sizeof(*out));
+	int rc = tkv__struct_check(user, TKV__CONFIG_MIN_SIZE, sizeof(*out), TKV__STRUCT_IN,
+				   "tkv_config");
+	if (rc)
+		return rc;
 	tkv_config_default(out);
-	memcpy(out, user, user->struct_size);
+	memcpy(out, user, user->struct_size < sizeof(*out) ? user->struct_size : sizeof(*out));
 	out->struct_size = sizeof(*out);
 	return validate(out, geo ? geo : &scratch);
 }

@@ -39,6 +39,13 @@ static void one(out *o, const char *name, const char *type, const char *help, ui
 	put(o, "tierkv_%s %llu\n", name, (unsigned long long)v);
 }
 
+static void one_seconds(out *o, const char *name, const char *help, uint64_t ns)
+{
+	head(o, name, "counter", help);
+	put(o, "tierkv_%s %llu.%09llu\n", name, (unsigned long long)(ns / 1000000000u),
+	    (unsigned long long)(ns % 1000000000u));
+}
+
 typedef uint64_t (*worker_field)(const tkv_worker_stats *w);
 static uint64_t w_tokens(const tkv_worker_stats *w) { return w->tokens_stored; }
 static uint64_t w_bytes(const tkv_worker_stats *w) { return w->bytes_stored; }
@@ -51,6 +58,36 @@ static void per_worker(out *o, const tkv_stats *st, const char *name, const char
 	for (uint32_t i = 0; i < st->n_workers && i < TKV_STATS_MAX_WORKERS; i++)
 		put(o, "tierkv_%s{worker=\"%u\"} %llu\n", name, i,
 		    (unsigned long long)f(&st->workers[i]));
+}
+
+/* The cold tier's counters (all 0 without one) and the silent drops. */
+static void cold_tier(out *o, const tkv_stats *st)
+{
+	one(o, "evicted_blocks_total", "counter", "Block positions (all layers) evicted to the cold tier.",
+	    st->evicted_blocks);
+	one(o, "evicted_bytes_total", "counter", "Bytes of cold records written.", st->evicted_bytes);
+	one_seconds(o, "evict_write_seconds_total", "Time with a record write in flight.",
+		    st->evict_write_ns);
+	one(o, "promoted_blocks_total", "counter", "Layer blocks read back into the hot tier.",
+	    st->promoted_blocks);
+	one(o, "promoted_bytes_total", "counter", "Bytes read back into the hot tier.",
+	    st->promoted_bytes);
+	one(o, "cold_enospc_total", "counter", "Record writes refused: disk or segments full.",
+	    st->io_errors_enospc);
+	one(o, "cold_eio_total", "counter", "Record writes or reads that failed.", st->io_errors_eio);
+	one(o, "cold_short_io_total", "counter", "Short record writes or reads.", st->io_errors_short);
+	one(o, "cold_corrupt_records_total", "counter", "Records that failed their checksum (dropped).",
+	    st->corrupt_records);
+	one(o, "cold_bytes_used", "gauge", "Bytes of cold-tier records.", st->cold_bytes_used);
+	one(o, "cold_bytes_capacity", "gauge", "Cold-tier capacity in bytes.", st->cold_bytes_capacity);
+	one(o, "evictor_queue_depth", "gauge", "Record writes in flight.", st->evictor_queue_depth);
+	one(o, "units_unevictable_total", "counter",
+	    "Complete units that could not be made evictable (out of memory).", st->units_unevictable);
+	one(o, "cold_slots_leaked_total", "counter",
+	    "Removed records whose slot could not be queued for reuse (out of memory).",
+	    st->cold_slots_leaked);
+	one(o, "cold_invalidate_errors_total", "counter",
+	    "Header-zeroing writes of removed records that failed.", st->cold_invalidate_errors);
 }
 
 int64_t tkv_metrics_prometheus(tkv_runtime *rt, char *buf, size_t len)
@@ -79,6 +116,7 @@ int64_t tkv_metrics_prometheus(tkv_runtime *rt, char *buf, size_t len)
 	one(&o, "workers", "gauge", "Worker threads.", st->n_workers);
 	one(&o, "worker_pin_failures", "gauge", "Workers that could not be pinned to a core.",
 	    st->pin_failures);
+	cold_tier(&o, st);
 	free(st);
 	if (buf && len)
 		buf[o.used < len ? o.used : len - 1] = '\0';

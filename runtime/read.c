@@ -13,7 +13,12 @@
 #include <ck_pr.h>
 
 #include "base/error.h"
+#include "base/struct_size.h"
 #include "runtime/runtime.h"
+
+/* The first released tkv_view layout (0.1). When the struct grows, this
+ * stays at the old size (offsetof the first new field). */
+#define TKV__VIEW_FIRST_SIZE sizeof(tkv_view)
 
 /* "VIEW" in the high half of opaque[3] marks a view that is held. */
 #define VIEW_HELD 0x56494557ull
@@ -124,8 +129,11 @@ int tkv_view_acquire(tkv_runtime *rt, uint64_t seq_id, uint32_t layer, uint64_t 
 	int rc = tkv__rt_check(rt);
 	if (rc)
 		return rc;
-	if (!view || view->struct_size < sizeof(tkv_view) || !view->blocks)
-		return tkv__fail(-EINVAL, "view: NULL view/blocks or struct_size not set");
+	if ((rc = tkv__struct_check(view, TKV__VIEW_FIRST_SIZE, sizeof(tkv_view),
+				    TKV__STRUCT_INOUT, "tkv_view")))
+		return rc;
+	if (!view->blocks)
+		return tkv__fail(-EINVAL, "view: NULL blocks");
 	const uint32_t bt = rt->cfg.block_tokens;
 	uint64_t first = pos / bt, nb = (pos % bt + n_tokens + bt - 1) / bt;
 	if (nb > view->max_blocks) {

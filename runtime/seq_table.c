@@ -3,20 +3,18 @@
  */
 #include "runtime/seq_table.h"
 
+#include "base/hash.h"
+
 #include <errno.h>
 #include <stdlib.h>
 
 #include <ck_pr.h>
 
+/* Request ids are often sequential: the shard (low bits) and the bucket
+ * (high bits) must both come out uniform. */
 static uint64_t mix(uint64_t x)
 {
-	/* splitmix64 finalizer: request ids are often sequential, and the
-	 * shard and bucket must both come out uniform. */
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
+	return tkv__mix64(x);
 }
 
 static tkv__seq_shard *shard_of(tkv__seq_table *t, uint64_t h)

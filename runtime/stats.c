@@ -3,20 +3,21 @@
  * threads update; each counter is read atomically on its own.
  */
 #include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <ck_pr.h>
 
 #include "base/error.h"
+#include "base/struct_size.h"
 #include "runtime/runtime.h"
 
-int tkv_stats_get(tkv_runtime *rt, tkv_stats *out)
+/* The first released tkv_stats layout (0.1) ends at workers[]. */
+#define TKV__STATS_FIRST_SIZE offsetof(tkv_stats, env_warning)
+
+static void fill(tkv_runtime *rt, tkv_stats *out)
 {
-	int rc = tkv__rt_check(rt);
-	if (rc)
-		return rc;
-	if (!out || out->struct_size != sizeof(*out))
-		return tkv__fail(-EINVAL, "stats: NULL or struct_size not sizeof(tkv_stats)");
 	memset(out, 0, sizeof(*out));
 	out->struct_size = sizeof(*out);
 	out->n_workers = rt->n_workers;
@@ -42,6 +43,25 @@ int tkv_stats_get(tkv_runtime *rt, tkv_stats *out)
 			.layers = w->n_layers_owned,
 		};
 	}
+	out->env_warning = tkv__kernels_env_note();
+}
+
+int tkv_stats_get(tkv_runtime *rt, tkv_stats *out)
+{
+	int rc = tkv__rt_check(rt);
+	if (rc)
+		return rc;
+	if ((rc = tkv__struct_check(out, TKV__STATS_FIRST_SIZE, sizeof(tkv_stats),
+				    TKV__STRUCT_OUT, "tkv_stats")))
+		return rc;
+	/* Filled in the library's own layout, then copied into the caller's:
+	 * an older caller's smaller struct gets only the fields it has. */
+	tkv_stats *full = malloc(sizeof(*full)); /* ~8 KiB: not on the stack */
+	if (!full)
+		return tkv__fail(-ENOMEM, "stats: out of memory");
+	fill(rt, full);
+	tkv__struct_put(out, full, sizeof(*full));
+	free(full);
 	return 0;
 }
 

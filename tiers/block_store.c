@@ -9,6 +9,8 @@
 
 #include <ck_pr.h>
 
+#include "base/hash.h"
+
 _Static_assert(sizeof(tkv__layer) % 64 == 0, "layers must not share cache lines");
 
 tkv__seq *tkv__seq_new(uint64_t id, uint32_t n_layers)
@@ -119,7 +121,7 @@ static tkv__unit *unit_chunk_new(tkv__seq *s, unsigned k)
 	for (size_t i = 0; i < n; i++) {
 		c[i].seq = s;
 		c[i].block = first + i;
-		tkv__policy_node_init(&c[i].node, s->id * 0x9e3779b97f4a7c15ull ^ (first + i));
+		tkv__policy_node_init(&c[i].node, tkv__mix_pair(s->id, first + i));
 	}
 	return c;
 }

@@ -17,8 +17,9 @@
 #include <sys/mman.h>
 #include <string.h>
 
-#include "kernels/kernels.h"
+#include "base/array.h"
 #include "base/error.h"
+#include "kernels/kernels.h"
 
 void tkv__cold_config_default(tkv__cold_config *c)
 {
@@ -188,14 +189,9 @@ void tkv__cold_bounce_put(tkv__cold *c, void *b)
 	if (!b)
 		return;
 	pthread_mutex_lock(&c->bounce_lock);
-	if (c->n_bounce == c->cap_bounce) {
-		size_t cap = c->cap_bounce ? 2 * c->cap_bounce : 8;
-		void **t = realloc(c->bounce, cap * sizeof(*t));
-		if (t) {
-			c->bounce = t;
-			c->cap_bounce = cap;
-		}
-	}
+	void **t = tkv__array_grow(c->bounce, &c->cap_bounce, c->n_bounce + 1, sizeof(*t));
+	if (t)
+		c->bounce = t;
 	if (c->n_bounce < c->cap_bounce) {
 		c->bounce[c->n_bounce++] = b;
 		b = NULL;
@@ -212,18 +208,15 @@ void tkv__cold_retire(void *ctx, tkv__cold_ent *e)
 	tkv__cold_dead d = {e->seg, e->slot};
 	tkv__cold_ent_free(e);
 	pthread_mutex_lock(&c->retire_lock);
-	if (c->n_dead == c->cap_dead) {
-		size_t cap = c->cap_dead ? 2 * c->cap_dead : 64;
-		tkv__cold_dead *t = realloc(c->dead, cap * sizeof(*t));
-		if (t) {
-			c->dead = t;
-			c->cap_dead = cap;
-		}
-	}
+	tkv__cold_dead *t = tkv__array_grow(c->dead, &c->cap_dead, c->n_dead + 1, sizeof(*t));
+	if (t)
+		c->dead = t;
 	/* Out of memory here leaks the slot (until the next restart's
-	 * recovery finds it) rather than losing track of a record. */
+	 * recovery finds it) rather than losing track of a record; counted. */
 	if (c->n_dead < c->cap_dead)
 		c->dead[c->n_dead++] = d;
+	else
+		ck_pr_inc_64(&c->ctr.retire_dropped);
 	pthread_mutex_unlock(&c->retire_lock);
 }
 
@@ -300,6 +293,7 @@ void tkv__cold_stats_get(tkv__cold *c, tkv__cold_stats *o)
 	o->read_other = LD(read_other);
 	o->corrupt = LD(corrupt);
 	o->invalidate_errors = LD(invalidate_errors);
+	o->retire_dropped = LD(retire_dropped);
 	o->recovered = LD(recovered);
 	o->recovery_torn = LD(recovery_torn);
 	o->recovery_dups = LD(recovery_dups);

@@ -107,6 +107,9 @@ typedef struct tkv__cold_stats {
 	uint64_t read_eio, read_short, read_other;
 	uint64_t corrupt;       /* CRC failures found by reads (record dropped) */
 	uint64_t invalidate_errors; /* header-zeroing writes that failed */
+	uint64_t retire_dropped;    /* removed records whose slot could not be
+				     * queued for reuse (out of memory): the
+				     * slot stays taken until a restart */
 	/* Recovery at open. */
 	uint64_t recovered, recovery_torn, recovery_dups, recovery_stale;
 	/* Space. */

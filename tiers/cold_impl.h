@@ -56,6 +56,7 @@ typedef struct tkv__cold_counters {
 		write_cancelled, write_enospc, write_eio, write_short, write_other;
 	uint64_t writes_in_flight;
 	uint64_t invalidate_errors;
+	uint64_t retire_dropped;
 	uint64_t reads __attribute__((aligned(64))), bytes_read, read_ns, read_eio,
 		read_short, read_other, corrupt, reads_in_flight;
 	uint64_t recovered, recovery_torn, recovery_dups, recovery_stale;

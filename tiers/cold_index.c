@@ -18,6 +18,8 @@
 
 #include <ck_pr.h>
 
+#include "base/hash.h"
+
 #define N_STRIPES 64
 #define ENT_PENDING 1
 #define ENT_LIVE 2
@@ -44,23 +46,14 @@ struct tkv__cold_index {
 	uint64_t live; /* atomic: LIVE entries */
 };
 
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	return x ^ (x >> 33);
-}
-
 static stripe *stripe_of(tkv__cold_index *x, uint64_t seq)
 {
-	return &x->st[mix(seq) % N_STRIPES];
+	return &x->st[tkv__mix64(seq) % N_STRIPES];
 }
 
 static size_t key_bucket(uint64_t seq, uint64_t block, size_t nb)
 {
-	return mix(seq * 0x9e3779b97f4a7c15ull ^ block) & (nb - 1);
+	return tkv__mix_pair(seq, block) & (nb - 1);
 }
 
 int tkv__cold_index_create(uint32_t n_layers, tkv__cold_retire_fn retire, void *ctx,
@@ -163,7 +156,7 @@ static int grow_seqs(stripe *s)
 		return -ENOMEM;
 	for (size_t b = 0; b < s->n_seqs_b; b++)
 		for (seqnode *q = s->seqs[b], *n; q; q = n) {
-			size_t k = mix(q->seq) & (nb - 1);
+			size_t k = tkv__mix64(q->seq) & (nb - 1);
 			n = q->next;
 			q->next = t[k];
 			t[k] = q;
@@ -176,7 +169,7 @@ static int grow_seqs(stripe *s)
 
 static seqnode **seq_slot(stripe *s, uint64_t seq)
 {
-	seqnode **p = &s->seqs[mix(seq) & (s->n_seqs_b - 1)];
+	seqnode **p = &s->seqs[tkv__mix64(seq) & (s->n_seqs_b - 1)];
 	while (*p && (*p)->seq != seq)
 		p = &(*p)->next;
 	return p;

@@ -506,4 +506,7 @@ void tkv__evictor_stats(tkv__evictor *ev, tkv_stats *st)
 	st->evictor_queue_depth = cs.writes_in_flight;
 	st->cold_io_uring = cs.io_uring;
 	st->cold_direct_io = cs.direct_io;
+	st->units_unevictable = ck_pr_load_64(&ev->unit_nomem);
+	st->cold_slots_leaked = cs.retire_dropped;
+	st->cold_invalidate_errors = cs.invalidate_errors;
 }

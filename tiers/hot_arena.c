@@ -13,6 +13,7 @@
 
 #include <jemalloc/jemalloc.h>
 
+#include "base/array.h"
 #include "base/error.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
@@ -101,14 +102,10 @@ void tkv__arena_destroy(tkv__arena *a)
 /* Called with the lock held and the free list empty: one more slab. */
 static int grow(tkv__arena *a)
 {
-	if (a->n_slabs == a->cap_slabs) {
-		size_t cap = a->cap_slabs ? 2 * a->cap_slabs : 16;
-		void **s = realloc(a->slabs, cap * sizeof(*s));
-		if (!s)
-			return -ENOMEM;
-		a->slabs = s;
-		a->cap_slabs = cap;
-	}
+	void **s = tkv__array_grow(a->slabs, &a->cap_slabs, a->n_slabs + 1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	a->slabs = s;
 	unsigned char *slab = mallocx(a->block_bytes * a->blocks_per_slab, a->flags);
 	if (!slab)
 		return -ENOMEM;

@@ -10,24 +10,15 @@
 #include <stdlib.h>
 
 #include "base/error.h"
+#include "base/hash.h"
 
 #define GHOST_NOT_FOUND SIZE_MAX
 
 /* The runtime's keys are hashes already, but tests and simple runtimes may
  * pass small counters: mix so the low bits index the table well. */
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
-}
-
 static size_t home_of(const tkv__ghost *g, uint64_t key)
 {
-	return (size_t)mix64(key) & g->mask;
+	return (size_t)tkv__mix64(key) & g->mask;
 }
 
 static size_t find(const tkv__ghost *g, uint64_t key)

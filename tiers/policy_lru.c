@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "base/array.h"
 #include "base/error.h"
 #include "tiers/policy_impl.h"
 
@@ -113,15 +114,14 @@ static void heap_delete(lru *l, size_t i)
 /* Slots are uint32_t in the node, so the heap stops at UINT32_MAX entries. */
 static int heap_grow(lru *l)
 {
-	size_t cap = l->cap * 2;
-	if (cap > UINT32_MAX)
-		cap = UINT32_MAX;
-	lru_slot *h = cap > l->cap ? realloc(l->heap, cap * sizeof(*h)) : NULL;
+	size_t old = l->cap;
+	lru_slot *h = old < UINT32_MAX ? tkv__array_grow(l->heap, &l->cap, old + 1, sizeof(*h))
+				       : NULL;
 	if (h == NULL)
-		return tkv__fail(-ENOMEM, "policy lru: cannot grow the heap past %zu units",
-				 l->cap);
+		return tkv__fail(-ENOMEM, "policy lru: cannot grow the heap past %zu units", old);
 	l->heap = h;
-	l->cap = cap;
+	if (l->cap > UINT32_MAX)
+		l->cap = UINT32_MAX; /* the rest stays unused */
 	return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/array.h"
 #include "base/error.h"
 #include "tierkv.h"
 #include "base/trace_format.h"
@@ -258,14 +259,10 @@ static int read_tables(reader *r)
 static int add_unlisted_kind(reader *r, uint16_t kind)
 {
 	tkv__trace_file *f = r->f;
-	if (f->n_kinds == r->kinds_cap) {
-		size_t cap = r->kinds_cap ? 2 * r->kinds_cap : 16;
-		void *p = realloc(f->kinds, cap * sizeof(*f->kinds));
-		if (!p)
-			return tkv__fail(-ENOMEM, "trace: out of memory");
-		f->kinds = p;
-		r->kinds_cap = cap;
-	}
+	void *p = tkv__array_grow(f->kinds, &r->kinds_cap, f->n_kinds + 1, sizeof(*f->kinds));
+	if (!p)
+		return tkv__fail(-ENOMEM, "trace: out of memory");
+	f->kinds = p;
 	f->kinds[f->n_kinds] = (tkv__trace_kind_info){.kind = kind, .shape = TKV__TRACE_SPAN};
 	r->kind_slot[kind] = (uint32_t)++f->n_kinds;
 	return 0;
@@ -440,11 +437,10 @@ static int read_all(const char *path, uint8_t **data, size_t *len)
 		n += fread(buf + n, 1, cap - n, fp);
 		if (n < cap)
 			break;
-		uint8_t *p = realloc(buf, cap * 2);
+		uint8_t *p = tkv__array_grow(buf, &cap, cap + 1, 1);
 		if (!p)
 			break;
 		buf = p;
-		cap *= 2;
 	}
 	int bad = ferror(fp) || n == cap;
 	fclose(fp);
