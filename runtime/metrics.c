@@ -39,13 +39,6 @@ static void one(out *o, const char *name, const char *type, const char *help, ui
 	put(o, "tierkv_%s %llu\n", name, (unsigned long long)v);
 }
 
-static void one_seconds(out *o, const char *name, const char *help, uint64_t ns)
-{
-	head(o, name, "counter", help);
-	put(o, "tierkv_%s %llu.%09llu\n", name, (unsigned long long)(ns / 1000000000u),
-	    (unsigned long long)(ns % 1000000000u));
-}
-
 typedef uint64_t (*worker_field)(const tkv_worker_stats *w);
 static uint64_t w_tokens(const tkv_worker_stats *w) { return w->tokens_stored; }
 static uint64_t w_bytes(const tkv_worker_stats *w) { return w->bytes_stored; }
@@ -66,8 +59,6 @@ static void cold_tier(out *o, const tkv_stats *st)
 	one(o, "evicted_blocks_total", "counter", "Block positions (all layers) evicted to the cold tier.",
 	    st->evicted_blocks);
 	one(o, "evicted_bytes_total", "counter", "Bytes of cold records written.", st->evicted_bytes);
-	one_seconds(o, "evict_write_seconds_total", "Time with a record write in flight.",
-		    st->evict_write_ns);
 	one(o, "promoted_blocks_total", "counter", "Layer blocks read back into the hot tier.",
 	    st->promoted_blocks);
 	one(o, "promoted_bytes_total", "counter", "Bytes read back into the hot tier.",
