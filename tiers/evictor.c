@@ -86,13 +86,23 @@ void tkv__evictor_note_usage(tkv_runtime *rt, uint64_t used_blocks)
 }
 
 /* Stores accepted but not yet copied hold hot reservations for blocks of
- * units that are not complete yet: while any are queued, the evictor will
- * get victims soon, so a full hot tier is not final. */
+ * units that are not complete yet: while any are pending, the evictor will
+ * get victims soon, so a full hot tier is not final. A descriptor a worker
+ * has dequeued but is still copying counts too (an empty ring is not
+ * enough: tests/evictor.c full_hot_tier_waits_for_copies_in_progress), so
+ * compare what producers have enqueued (the ring's p_tail, a running count)
+ * with what the worker has finished (`batches`, bumped after the copy and
+ * its tkv__evictor_block_full). The mutex queue (a bench baseline) keeps no
+ * such count: as before, it never reports copies pending. */
 static bool copies_pending(tkv_runtime *rt)
 {
-	for (uint32_t i = 0; i < rt->n_workers; i++)
-		if (ck_ring_size(&rt->workers[i].ring))
+	if (rt->queue != TKV__QUEUE_RING)
+		return false;
+	for (uint32_t i = 0; i < rt->n_workers; i++) {
+		tkv__worker *w = &rt->workers[i];
+		if (ck_pr_load_uint(&w->ring.p_tail) != (unsigned)ck_pr_load_64(&w->batches))
 			return true;
+	}
 	return false;
 }
 
@@ -109,7 +119,7 @@ int tkv__evictor_wait_space(tkv_runtime *rt, tkv__space_wait *w)
 	/* Give up only on the word of a pass that started after we asked, or
 	 * after a bounded wait: never on a stale "stuck". */
 	if (now - w->t0 > SPACE_WAIT_NS ||
-	    (ck_pr_load_32(&ev->passes) - w->pass0 >= 2 && ck_pr_load_32(&ev->stuck) &&
+	    (ck_pr_load_32(&ev->passes) - w->pass0 >= 2 && ck_pr_load_32(&ev->stuck_settled) &&
 	     !copies_pending(rt)))
 		return -ENOSPC;
 	uint32_t seen = ck_pr_load_32(&ev->space);
@@ -324,9 +334,14 @@ static void *evictor_main(void *arg)
 		ev->wake_seen = ck_pr_load_32(&ev->wake);
 		active |= need_evict(rt);
 		if (active || asked) {
+			/* A copy finishing during the pass may complete a unit
+			 * after the pass looked: only a pass that began with no
+			 * copy pending may tell producers to give up. */
+			bool settled = !copies_pending(rt);
 			bool stuck = active && evict_pass(rt, depth);
 			active = stuck; /* a pass that was not stuck reached the low mark */
 			ck_pr_store_32(&ev->stuck, stuck);
+			ck_pr_store_32(&ev->stuck_settled, stuck && settled);
 			ck_pr_inc_32(&ev->passes); /* after stuck: waiters read both */
 			/* wake producers either way: they retry or give up */
 			ck_pr_inc_32(&ev->space);

@@ -60,6 +60,7 @@ typedef struct tkv__evictor {
 	uint32_t wake;     /* futex: bumped to wake the evictor */
 	uint32_t sleeping; /* the evictor is (about to be) asleep */
 	uint32_t stuck;    /* 1: nothing evictable or cold tier refusing */
+	uint32_t stuck_settled; /* stuck, in a pass begun with no copy pending */
 	uint32_t space;    /* futex: bumped whenever hot blocks are freed */
 	uint32_t passes;   /* eviction passes finished (atomic) */
 	uint32_t wake_seen;/* evictor thread only */
