@@ -386,7 +386,7 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	printf("raw write (%u in flight, %s):   #1 %6.2f GB/s  #2 %6.2f GB/s  -> limit %6.2f GB/s\n",
 	       p.wq_depth, o->durable ? "fdatasync per batch" : "no sync", bench_disk_gbps(&w1),
 	       bench_disk_gbps(&w2), raw_w);
-	printf("  (the same with 4 KiB-page buffers, as the evictor's staging buffers: %.2f GB/s)\n",
+	printf("  (the same with 4 KiB-page buffers, for comparison: %.2f GB/s)\n",
 	       bench_disk_gbps(&w3));
 	printf("raw read  (%u in flight, %s/read):  #1 %6.2f GB/s  #2 %6.2f GB/s  -> limit %6.2f GB/s\n",
 	       p.rq_depth, bench_fmt_bytes(p.lay.slice_stride, b1), bench_disk_gbps(&r1),
