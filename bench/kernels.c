@@ -31,7 +31,7 @@
 
 #include "bench/bench.h"
 #include "bench/limits.h"
-#include "kernels/kernels.h"
+#include "bench/internals.h"
 
 #define MAX_THREADS_LIST 8
 #define MAX_SIZES 32

@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "bench/bench.h"
-#include "kernels/kernels.h"
+#include "bench/internals.h"
 
 void bench_libc_memcpy(void *restrict dst, const void *restrict src, size_t n)
 {

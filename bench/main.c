@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/size.h"
 #include "bench/bench.h"
+#include "bench/internals.h"
 
 typedef struct scenario {
 	const char *name;

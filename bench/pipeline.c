@@ -26,10 +26,10 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "bench/internals.h"
+#include "bench/latency.h"
 #include "bench/limits.h"
 #include "bench/report.h"
-#include "base/clock.h"
-#include "runtime/runtime.h"
 
 enum { N_SEQS = 16, SRC_BYTES = 64 << 20 };
 
@@ -80,16 +80,16 @@ static uint32_t tokens_per_seq(const tkv_config *c, size_t layer_token_bytes, ui
 	return (uint32_t)(t ? t : batch);
 }
 
-/* One timed repetition: returns seconds, or a negative value on error. */
-static double run_once(tkv_runtime *rt, const tkv_config *c, const point_run *p, uint32_t tokens,
+/* One timed repetition: returns nanoseconds, or 0 on error. */
+static uint64_t run_once(tkv_runtime *rt, const tkv_config *c, const point_run *p, uint32_t tokens,
 		       size_t row)
 {
 	const size_t batch_bytes = (size_t)p->batch * row;
 	size_t off = 0;
 	for (uint64_t s = 0; s < p->n_seqs; s++)
 		if (tkv_seq_open(rt, s + 1))
-			return -1;
-	uint64_t t0 = tkv__now_ns();
+			return 0;
+	uint64_t t0 = bench_now_ns();
 	for (uint32_t pos = 0; pos < tokens; pos += p->batch) {
 		for (uint64_t s = 0; s < p->n_seqs; s++) {
 			for (uint32_t l = 0; l < c->n_layers; l++) {
@@ -99,17 +99,17 @@ static double run_once(tkv_runtime *rt, const tkv_config *c, const point_run *p,
 				int rc = tkv_store(rt, s + 1, l, pos, p->batch, k, v, 0, NULL);
 				if (rc) {
 					fprintf(stderr, "tierkv-bench: store: %s\n", tkv_last_error());
-					return -1;
+					return 0;
 				}
 			}
 		}
 	}
 	for (uint64_t s = 0; s < p->n_seqs; s++)
 		tkv_seq_sync(rt, s + 1);
-	double secs = (double)(tkv__now_ns() - t0) / 1e9;
+	uint64_t ns = bench_now_ns() - t0;
 	for (uint64_t s = 0; s < p->n_seqs; s++)
 		tkv_seq_close(rt, s + 1);
-	return secs;
+	return ns ? ns : 1;
 }
 
 /* Best of `reps` timed repetitions after one warm-up; fills r. */
@@ -118,8 +118,12 @@ static int run_point(const point_run *p, int reps, bench_result *r)
 	tkv_config c = point_config(p);
 	tkv_runtime *rt;
 	tkv__open_opts opts = {.queue = p->queue};
+	bench_lat times = {.ns = calloc((size_t)reps, sizeof(uint64_t))};
+	if (!times.ns)
+		return -ENOMEM;
 	int rc = tkv__open_ex(&c, &opts, &rt);
 	if (rc) {
+		free(times.ns);
 		fprintf(stderr, "tierkv-bench: open: %s\n", tkv_last_error());
 		return rc;
 	}
@@ -128,22 +132,26 @@ static int run_point(const point_run *p, int reps, bench_result *r)
 	q.n_seqs = seqs_per_point(&c, 2 * row, p->batch);
 	if (!q.n_seqs) {
 		tkv_close(rt);
+		free(times.ns);
 		fprintf(stderr, "tierkv-bench: hot tier too small for one sequence at batch %u\n",
 			p->batch);
 		return -ENOSPC;
 	}
 	const uint32_t tokens = tokens_per_seq(&c, 2 * row, p->batch, q.n_seqs);
-	double best = 0;
 	for (int i = 0; i <= reps; i++) {
-		double secs = run_once(rt, &c, &q, tokens, row);
-		if (secs < 0) {
+		uint64_t ns = run_once(rt, &c, &q, tokens, row);
+		if (!ns) {
 			tkv_close(rt);
+			free(times.ns);
 			return -EIO;
 		}
-		if (i > 0 && (best == 0 || secs < best))
-			best = secs;
+		if (i > 0) /* the first one is the warm-up */
+			times.ns[times.n++] = ns;
 	}
 	tkv_close(rt);
+	bench_lat_finish(&times, NULL);
+	free(times.ns);
+	double best = times.min / 1e9;
 	uint64_t layer_tokens = (uint64_t)q.n_seqs * tokens * c.n_layers;
 	r->tokens_per_s = (double)layer_tokens / best;
 	r->gbps = (double)layer_tokens * 2 * (double)row / best / 1e9;
@@ -184,20 +192,25 @@ static int run_naive(const point_run *p, int reps, bench_result *r)
 	n.block_bytes = 32 * row;
 	size_t nblocks = (size_t)n_seqs * c.n_layers * n.blocks_per_layer;
 	n.blocks = calloc(nblocks, sizeof(*n.blocks));
+	bench_lat times = {.ns = calloc((size_t)reps, sizeof(uint64_t))};
+	if (!n.blocks || !times.ns) {
+		free(n.blocks);
+		free(times.ns);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&n.lock, NULL);
-	double best = 0;
 	for (int i = 0; i <= reps; i++) {
 		size_t off = 0;
-		uint64_t t0 = tkv__now_ns();
+		uint64_t t0 = bench_now_ns();
 		for (uint32_t pos = 0; pos < tokens; pos++)
 			for (uint32_t s = 0; s < n_seqs; s++)
 				for (uint32_t l = 0; l < c.n_layers; l++) {
 					naive_put(&n, s, l, pos, p->src + off, p->src + off + row);
 					off = (off + 2 * row) % (SRC_BYTES - 2 * row);
 				}
-		double secs = (double)(tkv__now_ns() - t0) / 1e9;
-		if (i > 0 && (best == 0 || secs < best))
-			best = secs;
+		uint64_t ns = bench_now_ns() - t0;
+		if (i > 0) /* the first one is the warm-up */
+			times.ns[times.n++] = ns ? ns : 1;
 		for (size_t b = 0; b < nblocks; b++) { /* the seed freed on close */
 			free(n.blocks[b]);
 			n.blocks[b] = NULL;
@@ -205,6 +218,9 @@ static int run_naive(const point_run *p, int reps, bench_result *r)
 	}
 	free(n.blocks);
 	pthread_mutex_destroy(&n.lock);
+	bench_lat_finish(&times, NULL);
+	free(times.ns);
+	double best = times.min / 1e9;
 	uint64_t layer_tokens = (uint64_t)n_seqs * tokens * c.n_layers;
 	r->tokens_per_s = (double)layer_tokens / best;
 	r->gbps = (double)layer_tokens * 2 * (double)row / best / 1e9;

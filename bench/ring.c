@@ -16,7 +16,7 @@
 #include <ck_pr.h>
 
 #include "bench/bench.h"
-#include "runtime/runtime.h"
+#include "bench/internals.h"
 
 typedef struct ring_bench {
 	ck_ring_t ring;

@@ -393,3 +393,66 @@ Test(evictor, close_with_pending_stores_under_eviction, .init = make_dir, .fini 
 	cr_assert_eq(check_range(rt, 2, 0, p2), 0);
 	tkv_close(rt);
 }
+
+/* ---- regressions of bugs the evict bench once worked around ---------------- */
+
+/* A hot-tier copy that naps on its first call after slow_copy_armed is set,
+ * so a worker can be caught holding a dequeued descriptor it has not copied
+ * yet: the ring is empty, but the units of that descriptor are about to
+ * become evictable. */
+static uint32_t slow_copy_armed;
+static tkv__copy_fn real_hot_copy;
+
+static void slow_hot_copy(void *restrict dst, const void *restrict src, size_t n)
+{
+	if (ck_pr_load_32(&slow_copy_armed) && ck_pr_fas_32(&slow_copy_armed, 0))
+		usleep(300 * 1000);
+	real_hot_copy(dst, src, n);
+}
+
+/* A blocking store on a full hot tier must wait while accepted stores are
+ * still being copied: those copies complete units the evictor can then
+ * write out. It once got -ENOSPC ("nothing more can be evicted") as soon as
+ * the workers' rings were empty, although a worker was still copying the
+ * last descriptor it had taken (the bench retried such stores). */
+Test(evictor, full_hot_tier_waits_for_copies_in_progress, .init = make_dir,
+     .fini = remove_dir)
+{
+	tkv_config c = cold_config();
+	tkv_runtime *rt = open_with(&c, NULL);
+	enum { UNITS = HOT_UNITS, TOK = UNITS * BT };
+	static unsigned char k[TOK * ROW], v[TOK * ROW];
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	/* every layer but the last: 3/4 of the hot tier, no unit complete */
+	for (uint32_t l = 0; l + 1 < LAYERS; l++) {
+		kvp_fill(k, 1, l, 0, TOK, ROW, 0);
+		kvp_fill(v, 1, l, 0, TOK, ROW, 1);
+		cr_assert_eq(tkv_store(rt, 1, l, 0, TOK, k, v, 0, NULL), 0, "%s", tkv_last_error());
+		cr_assert_eq(tkv_seq_sync(rt, 1), 0);
+	}
+	/* The last layer in one descriptor fills the hot tier to the brim; its
+	 * worker takes it off the ring and naps in the first copy, before any
+	 * unit is complete. Set before the store: the ring's release/acquire
+	 * publishes it to the worker. */
+	real_hot_copy = rt->hot_copy;
+	rt->hot_copy = slow_hot_copy;
+	ck_pr_store_32(&slow_copy_armed, 1);
+	kvp_fill(k, 1, LAYERS - 1, 0, TOK, ROW, 0);
+	kvp_fill(v, 1, LAYERS - 1, 0, TOK, ROW, 1);
+	cr_assert_eq(tkv_store(rt, 1, LAYERS - 1, 0, TOK, k, v, 0, NULL), 0, "%s",
+		     tkv_last_error());
+	tkv__worker *w = &rt->workers[(LAYERS - 1) % rt->n_workers];
+	while (ck_ring_size(&w->ring) || ck_pr_load_32(&slow_copy_armed))
+		usleep(100);
+	/* full, nothing evictable yet, rings empty, a copy in progress */
+	cr_assert_eq(tkv_seq_open(rt, 2), 0);
+	static unsigned char k2[BT * ROW], v2[BT * ROW];
+	kvp_fill(k2, 2, 0, 0, BT, ROW, 0);
+	kvp_fill(v2, 2, 0, 0, BT, ROW, 1);
+	int rc = tkv_store(rt, 2, 0, 0, BT, k2, v2, 0, NULL);
+	cr_assert_eq(rc, 0, "a store got %s while a copy was in progress: %s", tkv_strerror(rc),
+		     tkv_last_error());
+	cr_assert_eq(tkv_seq_sync(rt, 1), 0);
+	cr_assert_eq(check_range(rt, 1, 0, TOK), 0);
+	tkv_close(rt);
+}

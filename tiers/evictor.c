@@ -100,7 +100,7 @@ int tkv__evictor_wait_space(tkv__evictor *ev, tkv__space_wait *w)
 	/* Give up only on the word of a pass that started after we asked, or
 	 * after a bounded wait: never on a stale "stuck". */
 	if (now - w->t0 > SPACE_WAIT_NS ||
-	    (ck_pr_load_32(&ev->passes) - w->pass0 >= 2 && ck_pr_load_32(&ev->stuck) &&
+	    (ck_pr_load_32(&ev->passes) - w->pass0 >= 2 && ck_pr_load_32(&ev->stuck_settled) &&
 	     !ev->env.copies_pending(ev->env.ctx)))
 		return -ENOSPC;
 	tkv__hot *hot = ev->env.hot;
@@ -313,9 +313,14 @@ static void *evictor_main(void *arg)
 		ev->asks_seen = asks;
 		active |= need_evict(ev);
 		if (active || asked) {
+			/* A copy finishing during the pass may complete a unit
+			 * after the pass looked: only a pass that began with no
+			 * copy pending may tell producers to give up. */
+			bool settled = !ev->env.copies_pending(ev->env.ctx);
 			bool stuck = active && evict_pass(ev, depth);
 			active = stuck; /* a pass that was not stuck reached the low mark */
 			ck_pr_store_32(&ev->stuck, stuck);
+			ck_pr_store_32(&ev->stuck_settled, stuck && settled);
 			ck_pr_inc_32(&ev->passes); /* after stuck: waiters read both */
 			/* wake producers either way: they retry or give up */
 			tkv__wake_signal(&ev->env.hot->space);

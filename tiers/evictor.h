@@ -92,6 +92,7 @@ typedef struct tkv__evictor {
 	uint32_t asks;      /* bumped by whoever asks for a pass (atomic) */
 	uint32_t asks_seen; /* evictor thread only */
 	uint32_t stuck;     /* 1: nothing evictable or cold tier refusing */
+	uint32_t stuck_settled; /* stuck, in a pass begun with no copy pending */
 	uint32_t passes;    /* eviction passes finished (atomic) */
 	tkv__trace_buf *tb;
 

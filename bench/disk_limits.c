@@ -1,0 +1,227 @@
+/*
+ * disk_limits.c - raw O_DIRECT sequential write/read passes (disk_limits.h).
+ */
+#define _GNU_SOURCE
+#include "bench/disk_limits.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "bench/bench.h"
+
+#define TAG_SYNC UINT64_MAX
+
+static int raw_open(const char *path, int flags, bool *direct)
+{
+	int fd = open(path, flags | O_DIRECT | O_CLOEXEC, 0644);
+	*direct = fd >= 0;
+	if (fd < 0 && errno == EINVAL)
+		fd = open(path, flags | O_CLOEXEC, 0644);
+	return fd < 0 ? -errno : fd;
+}
+
+/* n I/O buffers of len bytes carved from one fresh anonymous mapping (so a
+ * buffer never inherits another pass's pages), faulted in with source data
+ * before any timing. */
+typedef struct io_bufs {
+	void *map;
+	size_t map_bytes;
+	void **b;
+} io_bufs;
+
+static int bufs_alloc(io_bufs *io, unsigned n, size_t len, const bench_disk_job *j)
+{
+	const size_t align = (size_t)2 << 20;
+	size_t size = ((size_t)n * len + align - 1) / align * align;
+	io->map_bytes = size + align;
+	io->map = mmap(NULL, io->map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		       0);
+	io->b = calloc(n, sizeof(*io->b));
+	if (io->map == MAP_FAILED || !io->b) {
+		if (io->map != MAP_FAILED)
+			munmap(io->map, io->map_bytes);
+		free(io->b);
+		io->map = NULL;
+		io->b = NULL;
+		return -ENOMEM;
+	}
+	unsigned char *base =
+		(unsigned char *)(((uintptr_t)io->map + align - 1) & ~(uintptr_t)(align - 1));
+	(void)madvise(base, size, j->huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	for (size_t off = 0; off < size;) {
+		size_t from = off % j->src_bytes;
+		size_t m = size - off < j->src_bytes - from ? size - off : j->src_bytes - from;
+		memcpy(base + off, j->src + from, m);
+		off += m;
+	}
+	for (unsigned i = 0; i < n; i++)
+		io->b[i] = base + (size_t)i * len;
+	return 0;
+}
+
+static void bufs_free(io_bufs *io)
+{
+	if (io->map)
+		munmap(io->map, io->map_bytes);
+	free(io->b);
+	io->map = NULL;
+	io->b = NULL;
+}
+
+/* Without io_uring: one synchronous I/O at a time. */
+static int run_sync(int fd, bool write, uint64_t n, size_t len, unsigned qd, unsigned sync_every,
+		    void **bufs, bench_disk_io *out)
+{
+	int rc = 0;
+	uint64_t t0 = bench_now_ns();
+	for (uint64_t i = 0; i < n && !rc; i++) {
+		ssize_t r = write ? pwrite(fd, bufs[i % qd], len, (off_t)(i * len))
+				  : pread(fd, bufs[i % qd], len, (off_t)(i * len));
+		if (r != (ssize_t)len)
+			rc = r < 0 ? -errno : -EIO;
+		else if (write && sync_every && (i + 1) % sync_every == 0 && fdatasync(fd))
+			rc = -errno;
+	}
+	if (!rc && write && sync_every && fdatasync(fd))
+		rc = -errno;
+	out->ns = bench_now_ns() - t0;
+	out->bytes = n * len;
+	return rc;
+}
+
+/* n I/Os of len bytes at offsets 0, len, 2 len, ... with up to qd in flight;
+ * writes fdatasync after every sync_every completions (0: never) and at the
+ * end. */
+static int raw_run(int fd, bool write, uint64_t n, size_t len, unsigned qd, unsigned sync_every,
+		   void **bufs, bench_disk_io *out)
+{
+	struct io_uring ring;
+	int rc = 0;
+	out->uring = io_uring_queue_init(qd + 1, &ring, 0) == 0;
+	if (!out->uring)
+		return run_sync(fd, write, n, len, qd, sync_every, bufs, out);
+	uint64_t t0 = bench_now_ns();
+	unsigned *free_slot = malloc(qd * sizeof(*free_slot)), n_free = qd;
+	if (!free_slot) {
+		io_uring_queue_exit(&ring);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < qd; i++)
+		free_slot[i] = qd - 1 - i;
+	uint64_t next = 0, done = 0, since_sync = 0;
+	bool syncing = false;
+	while (!rc && (done < n || syncing || (sync_every && since_sync))) {
+		struct io_uring_sqe *sqe;
+		while (n_free && next < n && (sqe = io_uring_get_sqe(&ring))) {
+			unsigned slot = free_slot[--n_free];
+			if (write)
+				io_uring_prep_write(sqe, fd, bufs[slot], (unsigned)len, next * len);
+			else
+				io_uring_prep_read(sqe, fd, bufs[slot], (unsigned)len, next * len);
+			io_uring_sqe_set_data64(sqe, slot);
+			next++;
+		}
+		if (write && sync_every && !syncing &&
+		    (since_sync >= sync_every || (done == n && since_sync)) &&
+		    (sqe = io_uring_get_sqe(&ring))) {
+			io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+			io_uring_sqe_set_data64(sqe, TAG_SYNC);
+			syncing = true;
+			since_sync = 0;
+		}
+		int r = io_uring_submit_and_wait(&ring, 1);
+		if (r < 0 && r != -EINTR) {
+			rc = r;
+			break;
+		}
+		struct io_uring_cqe *cqe;
+		while (io_uring_peek_cqe(&ring, &cqe) == 0) {
+			uint64_t tag = io_uring_cqe_get_data64(cqe);
+			int res = cqe->res;
+			io_uring_cqe_seen(&ring, cqe);
+			if (tag == TAG_SYNC) {
+				syncing = false;
+				if (res < 0)
+					rc = res;
+				continue;
+			}
+			if (res != (int)len)
+				rc = res < 0 ? res : -EIO;
+			free_slot[n_free++] = (unsigned)tag;
+			done++;
+			since_sync++;
+		}
+	}
+	out->ns = bench_now_ns() - t0;
+	out->bytes = done * len;
+	/* on error, let what is in flight finish before the buffers go */
+	while (rc && n_free < qd) {
+		struct io_uring_cqe *cqe;
+		if (io_uring_wait_cqe(&ring, &cqe))
+			break;
+		if (io_uring_cqe_get_data64(cqe) != TAG_SYNC)
+			n_free++;
+		io_uring_cqe_seen(&ring, cqe);
+	}
+	free(free_slot);
+	io_uring_queue_exit(&ring);
+	return rc;
+}
+
+static int write_pass(const bench_disk_job *j, bench_disk_io *w)
+{
+	io_bufs bufs = {0};
+	int fd = raw_open(j->path, O_RDWR | O_CREAT | O_TRUNC, &w->direct), rc = 0;
+	if (fd < 0) {
+		fprintf(stderr, "tierkv-bench: cannot create %s: %s\n", j->path, strerror(-fd));
+		return fd;
+	}
+	if (fallocate(fd, 0, 0, (off_t)(j->n_writes * j->write_bytes)) && errno != EOPNOTSUPP) {
+		rc = -errno;
+		fprintf(stderr, "tierkv-bench: fallocate %s: %s\n", j->path, strerror(errno));
+	}
+	if (!rc)
+		fdatasync(fd); /* the preallocation is not part of the write */
+	if (!rc)
+		rc = bufs_alloc(&bufs, j->write_depth, j->write_bytes, j);
+	if (!rc)
+		rc = raw_run(fd, true, j->n_writes, j->write_bytes, j->write_depth, j->sync_every,
+			     bufs.b, w);
+	bufs_free(&bufs);
+	close(fd);
+	if (rc)
+		fprintf(stderr, "tierkv-bench: raw write: %s\n", strerror(-rc));
+	return rc;
+}
+
+static int read_pass(const bench_disk_job *j, bench_disk_io *r)
+{
+	io_bufs bufs = {0};
+	int fd = raw_open(j->path, O_RDONLY, &r->direct), rc;
+	if (fd < 0)
+		rc = fd;
+	else if (!(rc = bufs_alloc(&bufs, j->read_depth, j->read_bytes, j)))
+		rc = raw_run(fd, false, j->n_reads, j->read_bytes, j->read_depth, 0, bufs.b, r);
+	bufs_free(&bufs);
+	if (fd >= 0)
+		close(fd);
+	if (rc)
+		fprintf(stderr, "tierkv-bench: raw read: %s\n", strerror(-rc));
+	return rc;
+}
+
+int bench_disk_pass(const bench_disk_job *job, bench_disk_io *w, bench_disk_io *r)
+{
+	int rc = write_pass(job, w);
+	if (!rc && job->n_reads)
+		rc = read_pass(job, r);
+	unlink(job->path);
+	return rc;
+}

@@ -1,0 +1,64 @@
+/*
+ * disk_limits.h - the cold path's limits: how fast the disk under a
+ * directory takes O_DIRECT sequential writes and gives reads, measured in
+ * the same run as the figure divided by them (bench/limits.h does the same
+ * for memory copies).
+ *
+ * A pass writes n_writes records of write_bytes to a fresh fallocated file
+ * (an extent is "unwritten" until its first write, which costs the
+ * filesystem more than an overwrite; the cold tier writes fresh
+ * preallocated segments, so the baseline does too), through io_uring with
+ * write_depth writes in flight and, if sync_every, an fdatasync through the
+ * ring after every sync_every completed writes plus a final one, writes
+ * going on while a sync runs, as the cold tier's batches do. The time is
+ * from the first submit to the last completion (final sync included). Then,
+ * if asked, it reads the same file back sequentially, n_reads of read_bytes
+ * with read_depth in flight (written data: reading unwritten extents costs
+ * no I/O). No gather, no CRC: it is the limit, not a second implementation.
+ *
+ * Buffers: one fresh anonymous mapping per pass, 2 MiB aligned, filled with
+ * source data before the clock starts. huge asks for transparent huge pages
+ * (MADV_HUGEPAGE), else refuses them (MADV_NOHUGEPAGE). Where the memory an
+ * O_DIRECT transfer touches is backed by 2 MiB pages, some disks (this
+ * project's VM's) move it much faster, so the baseline says which it used.
+ * Without io_uring: synchronous pwrite/pread; without O_DIRECT (the
+ * filesystem refuses it): buffered. Both are reported, so a caller can tell
+ * whether it compares like with like.
+ */
+#ifndef TKV_BENCH_DISK_LIMITS_H
+#define TKV_BENCH_DISK_LIMITS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct bench_disk_job {
+	const char *path; /* created (truncated), and removed before returning */
+	uint64_t n_writes;
+	size_t write_bytes; /* a multiple of 4 KiB */
+	unsigned write_depth;
+	unsigned sync_every; /* 0: no fdatasync at all */
+	uint64_t n_reads;    /* 0: no read pass */
+	size_t read_bytes;   /* a multiple of 4 KiB */
+	unsigned read_depth;
+	bool huge;                 /* huge-page-advised buffers, see above */
+	const unsigned char *src;  /* what the buffers are filled with */
+	size_t src_bytes;
+} bench_disk_job;
+
+typedef struct bench_disk_io {
+	uint64_t bytes, ns;
+	bool direct, uring; /* O_DIRECT, io_uring were used */
+} bench_disk_io;
+
+/* Runs the write pass into *w and, if job->n_reads, the read pass into *r.
+ * 0 or a negative errno (message on stderr). */
+int bench_disk_pass(const bench_disk_job *job, bench_disk_io *w, bench_disk_io *r);
+
+/* 1e9 bytes per second; 0 when nothing was timed. */
+static inline double bench_disk_gbps(const bench_disk_io *io)
+{
+	return io->ns ? (double)io->bytes / (double)io->ns : 0.0;
+}
+
+#endif
