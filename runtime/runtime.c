@@ -57,18 +57,17 @@ static uint32_t choose_workers(const tkv_config *c, const tkv__topology *topo)
 	return n ? n : 1;
 }
 
-static void free_block(void *ctx, uint32_t layer, void *mem)
+static void put_unit(void *ctx, tkv__unit *u)
 {
 	tkv_runtime *rt = ctx;
-	tkv__hot_free(&rt->hot, layer, mem);
+	tkv__unit_put(&rt->tiers, u);
 }
 
-/* Frees a sequence no one references any more; its hot blocks' capacity
- * goes back (blocks only in the cold tier hold none). */
+/* Frees a sequence no one references any more: its table's references go
+ * (units.h: an unshared, unpublished unit is freed in every tier). */
 static void drop_seq(void *ctx, tkv__seq *s)
 {
-	tkv_runtime *rt = ctx;
-	tkv__hot_release(&rt->hot, tkv__seq_free(s, free_block, rt));
+	tkv__seq_free(s, put_unit, ctx);
 }
 
 /* tkv__tier_env callbacks: what only the runtime knows. */
@@ -109,13 +108,16 @@ static int open_cold_tier(tkv_runtime *rt, const tkv__open_opts *opts)
 		.hot = &rt->hot,
 		.copy = rt->kern->copy,
 		.tracer = rt->tracer,
+		.tiers = &rt->tiers,
 		.cold_io = opts->cold_io,
 		.cold_force_pwrite = opts->cold_force_pwrite,
 		.copies_pending = copies_pending,
 		.seq_get = seq_lookup,
 		.ctx = rt,
 	};
-	return tkv__evictor_open(&env, &rt->ev);
+	int rc = tkv__evictor_open(&env, &rt->ev);
+	rt->tiers.ev = rt->ev;
+	return rc;
 }
 
 static int open_workers(tkv_runtime *rt)
@@ -132,6 +134,7 @@ static int open_workers(tkv_runtime *rt)
 	rt->n_workers = choose_workers(&rt->cfg, t);
 	/* one block pool per worker, before any worker can allocate */
 	rc = tkv__hot_open(&rt->hot, rt->geo.hot_blocks, rt->geo.block_bytes, rt->n_workers);
+	rt->tiers.hot = &rt->hot;
 	if (!rc)
 		rc = tkv__workers_start(rt, t->cpus, t->n_cpus);
 	free(t);
@@ -154,6 +157,7 @@ static void teardown(tkv_runtime *rt)
 	 * their hot blocks are freed with the sequences below. */
 	tkv__evictor_close(rt->ev);
 	rt->ev = NULL;
+	rt->tiers.ev = NULL;
 	if (rt->seqs_ready)
 		tkv__seq_table_fini(&rt->seqs, drop_seq, rt);
 	tkv__workers_free(rt);
@@ -223,7 +227,7 @@ int tkv_seq_open(tkv_runtime *rt, uint64_t seq_id)
 	/* a re-opened id gets its cold records back before anyone sees it */
 	if ((rt->ev && (rc = tkv__evictor_seq_open(rt->ev, s))) ||
 	    (rc = tkv__seq_table_insert(&rt->seqs, s))) {
-		tkv__seq_free(s, free_block, rt);
+		tkv__seq_free(s, put_unit, rt);
 		return tkv__fail(rc, "seq_open: sequence %llu %s", (unsigned long long)seq_id,
 				 rc == -EEXIST ? "is already open" : "cannot be added");
 	}
@@ -239,21 +243,15 @@ int tkv_seq_close(tkv_runtime *rt, uint64_t seq_id)
 	if (!s)
 		return tkv__fail(rc, "seq_close: sequence %llu %s", (unsigned long long)seq_id,
 				 rc == -EBUSY ? "has views held" : "is not open");
-	/* Out of the table, marked closing: no new reference can be taken and
-	 * the evictor picks none of its units. Cancel its record writes in
-	 * flight, wait for the workers' pending copies, then for every
-	 * reference (API calls, prefetch reads, the evictor's writes). Only
-	 * then can nothing put a unit back into the policy (a worker completing
-	 * a unit, a promotion, a failed write), so only then take its units
-	 * out and free it. */
-	if (rt->ev)
-		tkv__evictor_seq_closing(rt->ev, s);
+	/* Out of the table, marked closing: no new reference can be taken.
+	 * Wait for the workers' pending copies, then for every reference (API
+	 * calls, prefetch reads); then the table's unit references go. A unit
+	 * the evictor is writing holds its own reference and is freed when
+	 * that write finishes. */
 	tkv__seq_drain(s);
 	while (ck_pr_load_32(&s->refs))
 		sched_yield();
 	ck_pr_fence_acquire(); /* pairs with tkv__seq_put's release */
-	if (rt->ev)
-		tkv__evictor_seq_close(rt->ev, s);
 	drop_seq(rt, s);
 	return 0;
 }

@@ -34,6 +34,7 @@
 #include "runtime/seq_table.h"
 #include "tiers/evictor.h"
 #include "tiers/hot.h"
+#include "tiers/units.h"
 
 /* What a producer pushes: a description of the batch, never its data. */
 typedef struct tkv__desc {
@@ -99,6 +100,7 @@ struct tkv_runtime {
 	tkv__tracer *tracer; /* NULL when tracing is off */
 	tkv__hot hot;        /* capacity and the workers' block pools */
 	tkv__evictor *ev;    /* NULL without a cold tier */
+	tkv__tiers tiers;    /* {&hot, ev, cache}: units.h */
 
 	uint64_t ring_full_events __attribute__((aligned(64)));
 	uint64_t enospc_events;

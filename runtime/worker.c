@@ -35,7 +35,8 @@ static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 		uint64_t b = pos / bt;
 		uint32_t off = (uint32_t)(pos % bt);
 		uint32_t m = bt - off < left ? bt - off : left;
-		tkv__block *blk = tkv__seq_block_make(l, b);
+		tkv__unit *u = tkv__seq_unit_make(d->seq, b);
+		tkv__block *blk = u ? &u->blocks[d->layer] : NULL;
 		unsigned char *dst = blk ? blk->mem : NULL; /* only we write it now */
 		if (blk && !dst) {
 			dst = tkv__hot_alloc(&rt->hot, d->layer);
@@ -53,8 +54,8 @@ static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 		}
 		rt->hot_copy(dst + (size_t)off * row, k, (size_t)m * row);
 		rt->hot_copy(dst + ((size_t)bt + off) * row, v, (size_t)m * row);
-		if (off + m == bt && rt->ev)
-			tkv__evictor_block_full(rt->ev, d->seq, b);
+		if (off + m == bt && (rt->ev || rt->tiers.cache))
+			tkv__unit_block_full(&rt->tiers, d->seq, u, b);
 		k += (size_t)m * row;
 		v += (size_t)m * row;
 		pos += m;

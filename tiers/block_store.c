@@ -1,9 +1,10 @@
 /*
- * block_store.c - sequence objects and their segmented block tables (see block_store.h for
- * who writes what).
+ * block_store.c - sequences, their segmented unit tables and the units'
+ * references (see block_store.h for who writes what).
  */
 #include "tiers/block_store.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,56 @@ tkv__seq *tkv__seq_new(uint64_t id, uint32_t n_layers)
 	return s;
 }
 
+/* ---- units -------------------------------------------------------------- */
+
+tkv__unit *tkv__unit_new(uint32_t n_layers, uint64_t rec_seq, uint64_t rec_block)
+{
+	tkv__unit *u = calloc(1, sizeof(*u) + (size_t)n_layers * sizeof(tkv__block));
+	if (!u)
+		return NULL;
+	u->rec_seq = rec_seq;
+	u->rec_block = rec_block;
+	u->n_layers = n_layers;
+	u->refs = 1;
+	tkv__policy_node_init(&u->node, tkv__mix_pair(rec_seq, rec_block));
+	return u;
+}
+
+bool tkv__unit_tryref(tkv__unit *u)
+{
+	uint32_t r = ck_pr_load_32(&u->refs);
+	for (;;) {
+		if (r == TKV__UNIT_DEAD || (r == 0 && !ck_pr_load_32(&u->published)))
+			return false;
+		if (ck_pr_cas_32_value(&u->refs, r, r + 1, &r))
+			return true;
+	}
+}
+
+void tkv__unit_ref(tkv__unit *u)
+{
+	ck_pr_inc_32(&u->refs);
+}
+
+bool tkv__unit_unref(tkv__unit *u)
+{
+	/* Release: this holder's accesses to the unit before whoever frees it
+	 * acquires the zero. */
+	ck_pr_fence_release();
+	uint32_t old = ck_pr_faa_32(&u->refs, (uint32_t)-1);
+	if (old != 1)
+		return false;
+	ck_pr_fence_acquire();
+	return true;
+}
+
+void tkv__unit_free(tkv__unit *u)
+{
+	free(u);
+}
+
+/* ---- the unit table ----------------------------------------------------- */
+
 /* Chunk and offset of entry b; false past the last chunk. */
 static bool chunk_locate(uint64_t b, unsigned *chunk, uint64_t *off)
 {
@@ -42,114 +93,108 @@ static bool chunk_locate(uint64_t b, unsigned *chunk, uint64_t *off)
 	return k < TKV__NCHUNKS;
 }
 
-tkv__block *tkv__seq_block(const tkv__layer *l, uint64_t b)
+/* The entry of block b, making its chunk if `make` (any thread: chunks are
+ * installed by CAS; the loser frees its own). NULL past the table or on
+ * ENOMEM. */
+static tkv__unit **slot(const tkv__seq *s, uint64_t b, bool make)
 {
 	unsigned k;
 	uint64_t off;
 	if (!chunk_locate(b, &k, &off))
 		return NULL;
-	/* Plain load is enough: the caller acquired done_pos, which the worker
-	 * released after storing this pointer. ck_pr keeps it a single load. */
-	tkv__block *c = ck_pr_load_ptr(&l->chunks[k]);
-	return c ? &c[off] : NULL;
-}
-
-tkv__block *tkv__seq_block_make(tkv__layer *l, uint64_t b)
-{
-	unsigned k;
-	uint64_t off;
-	if (!chunk_locate(b, &k, &off))
+	tkv__unit ***chunkp = (tkv__unit ***)&s->units[k];
+	tkv__unit **c = ck_pr_load_ptr(chunkp);
+	ck_pr_fence_acquire(); /* the zeroed chunk before its pointer */
+	if (c || !make)
+		return c ? &c[off] : NULL;
+	tkv__unit **fresh = calloc((size_t)TKV__CHUNK0 << k, sizeof(*fresh));
+	if (!fresh)
 		return NULL;
-	tkv__block *c = l->chunks[k];
-	if (!c) {
-		c = calloc((size_t)TKV__CHUNK0 << k, sizeof(*c));
-		if (!c)
-			return NULL;
-		/* Published to readers by the later release of done_pos. */
-		ck_pr_store_ptr(&l->chunks[k], c);
+	ck_pr_fence_release();
+	if (ck_pr_cas_ptr_value(chunkp, NULL, fresh, &c)) {
+		c = fresh;
+	} else {
+		free(fresh);
+		ck_pr_fence_acquire();
 	}
 	return &c[off];
-}
-
-uint64_t tkv__seq_free(tkv__seq *s, void (*free_block)(void *ctx, uint32_t layer, void *mem),
-		       void *ctx)
-{
-	uint64_t freed = 0;
-	if (!s)
-		return 0;
-	for (uint32_t li = 0; li < s->n_layers; li++) {
-		tkv__layer *l = &s->layers[li];
-		for (unsigned k = 0; k < TKV__NCHUNKS; k++) {
-			tkv__block *c = l->chunks[k];
-			if (!c)
-				continue;
-			for (size_t i = 0; i < ((size_t)TKV__CHUNK0 << k); i++)
-				if (c[i].mem) {
-					free_block(ctx, li, c[i].mem);
-					freed++;
-				}
-			free(c);
-		}
-	}
-	for (unsigned k = 0; k < TKV__NCHUNKS; k++)
-		free(s->units[k]);
-	free(s->layers);
-	free(s);
-	return freed;
 }
 
 tkv__unit *tkv__seq_unit(const tkv__seq *s, uint64_t b)
 {
-	unsigned k;
-	uint64_t off;
-	if (!chunk_locate(b, &k, &off))
+	tkv__unit **p = slot(s, b, false);
+	if (!p)
 		return NULL;
-	/* Acquire: the chunk's initialized contents before the pointer. */
-	tkv__unit *c = ck_pr_load_ptr(&s->units[k]);
+	/* Acquire: the unit's initialized fields before its pointer. */
+	tkv__unit *u = ck_pr_load_ptr(p);
 	ck_pr_fence_acquire();
-	return c ? &c[off] : NULL;
-}
-
-/* A fresh chunk: every unit knows its sequence and block, not in a policy. */
-static tkv__unit *unit_chunk_new(tkv__seq *s, unsigned k)
-{
-	size_t n = (size_t)TKV__CHUNK0 << k;
-	tkv__unit *c = calloc(n, sizeof(*c));
-	if (!c)
-		return NULL;
-	uint64_t first = (uint64_t)TKV__CHUNK0 * ((1ull << k) - 1);
-	for (size_t i = 0; i < n; i++) {
-		c[i].seq = s;
-		c[i].block = first + i;
-		tkv__policy_node_init(&c[i].node, tkv__mix_pair(s->id, first + i));
-	}
-	return c;
+	return u;
 }
 
 tkv__unit *tkv__seq_unit_make(tkv__seq *s, uint64_t b)
 {
-	unsigned k;
-	uint64_t off;
-	if (!chunk_locate(b, &k, &off))
+	tkv__unit **p = slot(s, b, true);
+	if (!p)
 		return NULL;
-	tkv__unit *c = ck_pr_load_ptr(&s->units[k]);
+	tkv__unit *u = ck_pr_load_ptr(p);
 	ck_pr_fence_acquire();
-	if (!c) {
-		tkv__unit *fresh = unit_chunk_new(s, k);
-		if (!fresh)
-			return NULL;
-		/* Release: the initialized chunk before its pointer. Two workers
-		 * may race here; the loser frees its chunk and uses the winner's. */
-		ck_pr_fence_release();
-		if (ck_pr_cas_ptr_value(&s->units[k], NULL, fresh, &c)) {
-			c = fresh;
-		} else {
-			free(fresh);
-			ck_pr_fence_acquire();
-		}
-	}
-	return &c[off];
+	if (u)
+		return u;
+	tkv__unit *fresh = tkv__unit_new(s->n_layers, s->id, b);
+	if (!fresh)
+		return NULL;
+	/* Release: the initialized unit before its pointer. Two workers (two
+	 * layers of one block) may race; the loser frees its unit. */
+	ck_pr_fence_release();
+	if (ck_pr_cas_ptr_value(p, NULL, fresh, &u))
+		return fresh;
+	tkv__unit_free(fresh);
+	ck_pr_fence_acquire();
+	return u;
 }
+
+int tkv__seq_unit_set(tkv__seq *s, uint64_t b, tkv__unit *u)
+{
+	tkv__unit **p = slot(s, b, true);
+	if (!p)
+		return -ENOMEM;
+	ck_pr_fence_release(); /* the unit's fields before its pointer */
+	ck_pr_store_ptr(p, u);
+	return 0;
+}
+
+tkv__unit *tkv__seq_unit_take(tkv__seq *s, uint64_t b)
+{
+	tkv__unit **p = slot(s, b, false);
+	if (!p)
+		return NULL;
+	tkv__unit *u = ck_pr_load_ptr(p);
+	ck_pr_store_ptr(p, NULL);
+	return u;
+}
+
+void tkv__seq_free(tkv__seq *s, void (*put)(void *ctx, tkv__unit *u), void *ctx)
+{
+	if (!s)
+		return;
+	for (unsigned k = 0; k < TKV__NCHUNKS; k++) {
+		tkv__unit **c = s->units[k];
+		if (!c)
+			continue;
+		for (size_t i = 0; i < ((size_t)TKV__CHUNK0 << k); i++)
+			if (c[i])
+				put(ctx, c[i]);
+		free(c);
+	}
+	for (unsigned k = 0; k < TKV__NCHUNKS; k++) {
+		free(s->tok.chunks[k]);
+		free(s->tok.keys[k]);
+	}
+	free(s->layers);
+	free(s);
+}
+
+/* ---- pins and references ------------------------------------------------ */
 
 bool tkv__seq_pin(tkv__seq *s, uint32_t n)
 {

@@ -1,25 +1,44 @@
 /*
- * block_store.h - a sequence (one request's KV) and its per-layer block tables.
+ * block_store.h - the tiers' block store: sequences (one request's KV each),
+ * their block tables, and the units those tables point to.
  *
- * Who writes what (the whole concurrency contract of a sequence):
+ * A unit is one block position (B tokens) across all layers: the hot tier
+ * keeps it as one block per layer (blocks[l].mem), the cold tier as one
+ * record, the prefix cache as one entry. Units are refcounted objects of
+ * their own, so one unit can sit in the tables of several sequences (a
+ * cached prefix attached zero-copy, a fork) and outlive them all (a cache
+ * entry). A unit is mutable only while exactly one sequence holds it and it
+ * is not published; shared units are full and immutable (writers copy:
+ * runtime/seq_edit.c).
+ *
+ * Who writes what (the concurrency contract of a sequence):
  *  - next_pos of a layer: the producer thread storing to the sequence (one at
  *    a time, by the API contract); it is the end of what was accepted.
- *  - the block table and block memory of a layer: only the worker owning the
- *    layer, in ring order.
+ *  - the unit table: any worker installs a missing unit by CAS (the first
+ *    layer to reach a block makes it); the producer installs units only
+ *    while no store is pending (attach at open, fork, truncate).
+ *  - blocks[l] of a unit: only the worker owning layer l, in ring order.
  *  - done_pos of a layer: the owning worker, with a release store, after the
- *    copy and the block-table update of a batch. Readers (read, view, wait)
- *    acquire done_pos and only then touch table entries and block memory
- *    below it, so they never see a half-written block or table chunk.
+ *    copy and the table update of a batch. Readers (read, view, wait)
+ *    acquire done_pos and only then touch units and block memory below it,
+ *    so they never see a half-written block or table chunk.
  *  - pins: any thread holding a view, atomically.
  *  - retired_pos of a layer: the owning worker, with a release store, as its
  *    last access to the sequence for a batch (after done_pos and the wake of
  *    its waiters, runtime/completion.c).
- * So once every layer's retired_pos reaches its next_pos no worker
- * holds a reference and the sequence can be freed.
+ * So once every layer's retired_pos reaches its next_pos no worker holds a
+ * reference and the sequence can be freed.
  *
- * Block tables are segmented (chunk k holds 64 << k entries) so a table grows
- * without moving entries a concurrent reader may be looking at, and a short
- * sequence costs a few hundred bytes per layer.
+ * Unit references (refs): one per table that holds the unit, plus one per
+ * thread holding it across I/O (the evictor while it writes, prefetch while
+ * it reads). The last reference of an unpublished unit frees it in every
+ * tier (tiers/units.h); a published unit with no reference stays, as an
+ * unreferenced cache entry, until the cache drops it (refs := DEAD, only
+ * from 0). tkv__unit_tryref refuses both a dead unit and an unpublished one
+ * whose refs reached 0 (it is being freed).
+ *
+ * Tables are segmented (chunk k holds 64 << k entries) so a table grows
+ * without moving entries a concurrent reader may be looking at.
  */
 #ifndef TKV_TIERS_BLOCK_STORE_H
 #define TKV_TIERS_BLOCK_STORE_H
@@ -42,29 +61,40 @@ typedef struct tkv__block {
 } tkv__block;
 
 /*
- * A unit is one block position of a sequence across all layers: what the
- * evictor moves as one cold record. Its state is the handshake between the
- * evictor and readers (tiers/evictor.c):
+ * Unit state: the handshake between the evictor and readers
+ * (tiers/evictor.c):
  *   HOT      readers use the layer blocks' mem (NULL ones are promoted)
  *   WRITING  the evictor is writing the record; mem stays valid and readable
  *   FREEING  the evictor is freeing mem after the record became durable;
  *            readers back off. It first publishes FREEING and then checks
  *            every layer's pins; readers first pin and then check the state
  *            (full fences on both sides), so a pinned block is never freed.
+ *   PUBLISHING  the cache is naming it (tiers/cache.c); not evictable
  */
-enum { TKV__UNIT_HOT = 0, TKV__UNIT_WRITING = 1, TKV__UNIT_FREEING = 2 };
+enum {
+	TKV__UNIT_HOT = 0,
+	TKV__UNIT_WRITING = 1,
+	TKV__UNIT_FREEING = 2,
+	TKV__UNIT_PUBLISHING = 3,
+};
+#define TKV__UNIT_DEAD 0x80000000u /* refs of a cache entry being dropped */
+
+struct tkv__cache_ent;
 
 typedef struct tkv__unit {
 	tkv__policy_node node; /* first member: node <-> unit by cast */
-	struct tkv__seq *seq;
-	uint64_t block;
+	uint64_t rec_seq, rec_block; /* the name of its cold record */
+	uint32_t refs;        /* see above (atomic) */
 	uint32_t layers_full; /* layers whose block is complete (atomic) */
 	uint32_t state;       /* TKV__UNIT_* (atomic) */
 	uint32_t cold;        /* a durable record holds every layer (atomic) */
 	uint32_t in_policy;   /* inserted and not yet picked/removed (atomic) */
 	uint32_t lost;        /* its record failed a checksum and was dropped:
 			       * cold layers are gone for good (atomic) */
-	uint32_t pad;
+	uint32_t published;   /* a cache entry (atomic; 0 -> 1 once) */
+	uint32_t n_layers;
+	struct tkv__cache_ent *ce; /* key, tokens, index links once published */
+	tkv__block blocks[];  /* n_layers */
 } tkv__unit;
 
 typedef struct tkv__layer {
@@ -79,9 +109,19 @@ typedef struct tkv__layer {
 	tkv__wake done_wake;
 	uint64_t wait_min;    /* atomic */
 	uint64_t retired_pos; /* worker release, closer acquires */
-	tkv__block *chunks[TKV__NCHUNKS];
-	char pad1[64 - (40 + 8 * TKV__NCHUNKS) % 64];
+	char pad1[24];
 } tkv__layer;
+
+/* The token ids and block keys a sequence knows (the prefix cache's view of
+ * it; tiers/cache.h). Producer-owned and segmented like the unit table, so
+ * a worker publishing block b reads tokens that never move. */
+typedef struct tkv__seq_tokens {
+	uint64_t known;     /* token ids known: [0, known) (producer release) */
+	uint32_t *chunks[TKV__NCHUNKS]; /* chunk k: (64 << k) * block_tokens ids */
+	void *keys[TKV__NCHUNKS];       /* chunk k: (64 << k) keys of 16 bytes */
+	uint64_t keyed;     /* full blocks with a key: [0, keyed) */
+	bool cache;         /* blocks of this sequence may be published */
+} tkv__seq_tokens;
 
 typedef struct tkv__seq {
 	uint64_t id;
@@ -91,34 +131,57 @@ typedef struct tkv__seq {
 	uint32_t closing;      /* 1 while seq_close runs (atomic; see tkv__seq_pin) */
 	uint32_t n_layers;
 	tkv__layer *layers;    /* n_layers, cache-line aligned */
-	tkv__unit *units[TKV__NCHUNKS]; /* segmented like the block tables;
-					 * chunks installed by CAS (any worker) */
+	tkv__unit **units[TKV__NCHUNKS]; /* chunk k: 64 << k unit pointers,
+					  * installed by CAS (any worker) */
+	tkv__seq_tokens tok;
 } tkv__seq;
 
 tkv__seq *tkv__seq_new(uint64_t id, uint32_t n_layers);
-/* The unit of block b, or NULL if never made. */
+
+/* A new unit with one reference, named (rec_seq, rec_block) for the cold
+ * tier; NULL on ENOMEM. */
+tkv__unit *tkv__unit_new(uint32_t n_layers, uint64_t rec_seq, uint64_t rec_block);
+/* Takes a reference unless the unit is dead or an unpublished unit at 0. */
+bool tkv__unit_tryref(tkv__unit *u);
+/* Takes a reference; the caller already holds one (directly or through a
+ * table it holds). */
+void tkv__unit_ref(tkv__unit *u);
+/* Drops a reference; true if it was the last (the caller then frees an
+ * unpublished unit: tiers/units.h). */
+bool tkv__unit_unref(tkv__unit *u);
+/* Frees the struct only (memory of the tiers must be gone). */
+void tkv__unit_free(tkv__unit *u);
+
+/* The unit of block b, or NULL if none. */
 tkv__unit *tkv__seq_unit(const tkv__seq *s, uint64_t b);
-/* The unit of block b, making its chunk if needed (any thread); NULL on
- * ENOMEM. */
+/* The unit of block b, making it (named (s->id, b)) if missing; any
+ * thread; NULL on ENOMEM. */
 tkv__unit *tkv__seq_unit_make(tkv__seq *s, uint64_t b);
+/* Puts u (a reference the caller gives away) at block b, whose entry must
+ * be empty. 0 or -ENOMEM. Producer only, no store pending. */
+int tkv__seq_unit_set(tkv__seq *s, uint64_t b, tkv__unit *u);
+/* Empties block b's entry and returns its unit (the caller now owns that
+ * reference), or NULL. Producer only, no store pending, no view held. */
+tkv__unit *tkv__seq_unit_take(tkv__seq *s, uint64_t b);
+
+/* Layer l's block of block b, or NULL if the unit does not exist. Readers
+ * call it only for blocks below an acquired done_pos. */
+static inline tkv__block *tkv__seq_block(const tkv__seq *s, uint32_t layer, uint64_t b)
+{
+	tkv__unit *u = tkv__seq_unit(s, b);
+	return u ? &u->blocks[layer] : NULL;
+}
 
 /* Drops a reference taken by a lookup (runtime/seq_table.h) or by a thread
- * that holds the sequence across I/O (the evictor, prefetch). */
+ * that holds the sequence across I/O. */
 void tkv__seq_put(tkv__seq *s);
 
 /* Adds n pins for a view; false (and no pins) if the sequence is closing. */
 bool tkv__seq_pin(tkv__seq *s, uint32_t n);
 void tkv__seq_unpin(tkv__seq *s, uint32_t n);
 
-/* Frees the tables and, through free_block, every block's memory; returns
- * the number of blocks freed (those with mem). */
-uint64_t tkv__seq_free(tkv__seq *s, void (*free_block)(void *ctx, uint32_t layer, void *mem),
-		   void *ctx);
-
-/* The entry of block b of a layer, or NULL if its chunk is not allocated.
- * Readers call it only for blocks below an acquired done_pos. */
-tkv__block *tkv__seq_block(const tkv__layer *l, uint64_t b);
-/* The entry of block b, allocating its chunk (worker only). NULL on ENOMEM. */
-tkv__block *tkv__seq_block_make(tkv__layer *l, uint64_t b);
+/* Hands every unit of the table to put (which drops the table's
+ * reference), then frees the sequence. */
+void tkv__seq_free(tkv__seq *s, void (*put)(void *ctx, tkv__unit *u), void *ctx);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "base/clock.h"
 #include "base/error.h"
+#include "tiers/units.h"
 
 enum {
 	REAP_MAX = 64,
@@ -63,21 +64,25 @@ static void kick(tkv__evictor *ev)
 	tkv__wake_signal(&ev->wake);
 }
 
-void tkv__evictor_block_full(tkv__evictor *ev, tkv__seq *s, uint64_t b)
+void tkv__evictor_unit_full(tkv__evictor *ev, tkv__unit *u)
 {
-	tkv__unit *u = tkv__seq_unit_make(s, b);
-	if (!u) {
-		/* out of memory: the unit just never leaves the hot tier */
-		ck_pr_inc_64(&ev->unit_nomem);
-		return;
+	policy_insert(ev, u);
+	/* a new victim while the evictor backs off for lack of one */
+	if (ck_pr_load_32(&ev->stuck))
+		kick(ev);
+}
+
+void tkv__evictor_forget(tkv__evictor *ev, tkv__unit *u)
+{
+	if (ck_pr_load_32(&u->in_policy)) {
+		ev->pol_ops->remove(ev->pol, &u->node);
+		ck_pr_store_32(&u->in_policy, 0);
 	}
-	/* The fetch-and-add orders this worker's copy of block b before the
-	 * last worker's insert (and so before the evictor's gather). */
-	if (ck_pr_faa_32(&u->layers_full, 1) + 1 == s->n_layers) {
-		policy_insert(ev, u);
-		/* a new victim while the evictor backs off for lack of one */
-		if (ck_pr_load_32(&ev->stuck))
-			kick(ev);
+	if (ck_pr_load_32(&u->cold)) {
+		tkv__cold_remove(ev->cold, u->rec_seq, u->rec_block);
+		/* the slot is freed by the writer thread's housekeeping: wake it
+		 * so the space comes back now rather than at the next eviction */
+		kick(ev);
 	}
 }
 
@@ -114,22 +119,24 @@ int tkv__evictor_wait_space(tkv__evictor *ev, tkv__space_wait *w)
 	return 0;
 }
 
-/* Under the policy lock: may this unit go now? Takes a sequence reference
- * for the evictor when it says yes. */
+/* Under the policy lock: may this unit go now? Takes a unit reference for
+ * the evictor when it says yes (so the unit outlives the sequences that
+ * hold it while its record is written). */
 static bool eligible(void *ctx, tkv__policy_node *n)
 {
 	(void)ctx;
 	tkv__unit *u = unit_of(n);
-	tkv__seq *s = u->seq;
-	if (ck_pr_load_32(&s->closing) || ck_pr_load_32(&u->state) != TKV__UNIT_HOT)
-		return false;
-	for (uint32_t l = 0; l < s->n_layers; l++) {
-		tkv__block *blk = tkv__seq_block(&s->layers[l], u->block);
-		if (!blk || ck_pr_load_32(&blk->pins) || ck_pr_load_32(&blk->loading))
+	for (uint32_t l = 0; l < u->n_layers; l++) {
+		tkv__block *blk = &u->blocks[l];
+		if (ck_pr_load_32(&blk->pins) || ck_pr_load_32(&blk->loading))
 			return false;
 	}
-	ck_pr_inc_32(&s->refs);
-	ck_pr_store_32(&u->state, TKV__UNIT_WRITING);
+	if (!ck_pr_cas_32(&u->state, TKV__UNIT_HOT, TKV__UNIT_WRITING))
+		return false; /* being freed, or the cache is naming it */
+	if (!tkv__unit_tryref(u)) {
+		ck_pr_store_32(&u->state, TKV__UNIT_HOT); /* its last holder left */
+		return false;
+	}
 	ck_pr_store_32(&u->in_policy, 0);
 	return true;
 }
@@ -138,20 +145,19 @@ static bool eligible(void *ctx, tkv__policy_node *n)
  * pinned one meanwhile. Returns the blocks freed. */
 static uint64_t free_unit(tkv__evictor *ev, tkv__unit *u)
 {
-	tkv__seq *s = u->seq;
 	ck_pr_store_32(&u->state, TKV__UNIT_FREEING);
 	/* Dekker with tkv__block_pin: FREEING before our pins loads. */
 	ck_pr_fence_memory();
-	for (uint32_t l = 0; l < s->n_layers; l++) {
-		if (ck_pr_load_32(&tkv__seq_block(&s->layers[l], u->block)->pins)) {
+	for (uint32_t l = 0; l < u->n_layers; l++) {
+		if (ck_pr_load_32(&u->blocks[l].pins)) {
 			ck_pr_store_32(&u->state, TKV__UNIT_HOT);
 			policy_insert(ev, u); /* in use: keep it hot for now */
 			return 0;
 		}
 	}
 	uint64_t freed = 0;
-	for (uint32_t l = 0; l < s->n_layers; l++) {
-		tkv__block *blk = tkv__seq_block(&s->layers[l], u->block);
+	for (uint32_t l = 0; l < u->n_layers; l++) {
+		tkv__block *blk = &u->blocks[l];
 		void *mem = ck_pr_load_ptr(&blk->mem);
 		if (mem) {
 			ck_pr_store_ptr(&blk->mem, NULL);
@@ -168,9 +174,8 @@ static uint64_t free_unit(tkv__evictor *ev, tkv__unit *u)
 
 static void gather(tkv__evictor *ev, tkv__unit *u, void *buf)
 {
-	tkv__seq *s = u->seq;
-	for (uint32_t l = 0; l < s->n_layers; l++) {
-		const void *mem = ck_pr_load_ptr(&tkv__seq_block(&s->layers[l], u->block)->mem);
+	for (uint32_t l = 0; l < u->n_layers; l++) {
+		const void *mem = ck_pr_load_ptr(&u->blocks[l].mem);
 		ev->env.copy(tkv__cold_layer_ptr(ev->cold, buf, l), mem, ev->env.geo->block_bytes);
 	}
 }
@@ -185,7 +190,7 @@ static int evict_one(tkv__evictor *ev)
 	tkv__unit *u = unit_of(n);
 	if (ck_pr_load_32(&u->cold)) { /* record still durable: just free */
 		free_unit(ev, u);
-		tkv__seq_put(u->seq);
+		tkv__unit_put(ev->env.tiers, u);
 		return 1;
 	}
 	evict_job *job = malloc(sizeof(*job));
@@ -194,15 +199,15 @@ static int evict_one(tkv__evictor *ev)
 	if (buf) {
 		gather(ev, u, buf);
 		*job = (evict_job){u, buf, tkv__now_ns()};
-		rc = tkv__cold_write_submit(ev->cold, u->seq->id, u->block, ev->env.cfg->block_tokens,
-					    buf, job);
+		rc = tkv__cold_write_submit(ev->cold, u->rec_seq, u->rec_block,
+					    ev->env.cfg->block_tokens, buf, job);
 	}
 	if (rc) {
 		buf_put(ev, buf);
 		free(job);
 		ck_pr_store_32(&u->state, TKV__UNIT_HOT);
 		policy_insert(ev, u);
-		tkv__seq_put(u->seq);
+		tkv__unit_put(ev->env.tiers, u);
 		return rc;
 	}
 	ck_pr_inc_32(&ev->inflight);
@@ -214,7 +219,6 @@ static int finish(tkv__evictor *ev, const tkv__cold_done *d)
 {
 	evict_job *job = d->user;
 	tkv__unit *u = job->unit;
-	tkv__seq *s = u->seq;
 	if (d->status == 0) {
 		ck_pr_store_32(&u->cold, 1);
 		ck_pr_inc_64(&ev->evicted_blocks);
@@ -224,14 +228,14 @@ static int finish(tkv__evictor *ev, const tkv__cold_done *d)
 		ck_pr_store_32(&u->state, TKV__UNIT_HOT);
 		if (d->status != -ECANCELED)
 			policy_insert(ev, u);
-		tkv__trace_instant(ev->tb, TKV__TRACE_IO_ERROR, (uint32_t)-d->status, u->block);
+		tkv__trace_instant(ev->tb, TKV__TRACE_IO_ERROR, (uint32_t)-d->status, u->rec_block);
 	}
-	tkv__trace_end(ev->tb, TKV__TRACE_COLD_WRITE, job->t_submit, (uint32_t)s->id,
+	tkv__trace_end(ev->tb, TKV__TRACE_COLD_WRITE, job->t_submit, (uint32_t)u->rec_seq,
 		       tkv__cold_record_bytes(ev->cold));
 	buf_put(ev, job->buf);
 	free(job);
 	ck_pr_dec_32(&ev->inflight);
-	tkv__seq_put(s);
+	tkv__unit_put(ev->env.tiers, u);
 	return d->status;
 }
 
@@ -448,9 +452,6 @@ int tkv__evictor_seq_open(tkv__evictor *ev, tkv__seq *s)
 					 (unsigned long long)s->id);
 		u->layers_full = s->n_layers;
 		u->cold = 1;
-		for (uint32_t l = 0; l < s->n_layers; l++)
-			if (!tkv__seq_block_make(&s->layers[l], b))
-				return tkv__fail(-ENOMEM, "seq_open: block table");
 	}
 	uint64_t tokens = nb * ev->env.cfg->block_tokens;
 	for (uint32_t l = 0; l < s->n_layers; l++) {
@@ -459,35 +460,6 @@ int tkv__evictor_seq_open(tkv__evictor *ev, tkv__seq *s)
 		s->layers[l].retired_pos = tokens;
 	}
 	return 0;
-}
-
-void tkv__evictor_seq_closing(tkv__evictor *ev, tkv__seq *s)
-{
-	/* cancels this sequence's writes in flight: their completions come
-	 * back -ECANCELED and drop the evictor's references sooner */
-	tkv__cold_remove_seq(ev->cold, s->id);
-}
-
-void tkv__evictor_seq_close(tkv__evictor *ev, tkv__seq *s)
-{
-	uint64_t nb = UINT64_MAX;
-	for (uint32_t l = 0; l < s->n_layers; l++) {
-		uint64_t full = ck_pr_load_64(&s->layers[l].next_pos) / ev->env.cfg->block_tokens;
-		nb = full < nb ? full : nb;
-	}
-	for (uint64_t b = 0; b < nb; b++) {
-		tkv__unit *u = tkv__seq_unit(s, b);
-		if (u && ck_pr_load_32(&u->in_policy)) {
-			ev->pol_ops->remove(ev->pol, &u->node);
-			ck_pr_store_32(&u->in_policy, 0);
-		}
-	}
-	/* writes that completed after closing's cancel may have re-created
-	 * records: delete again now that no write of s is in flight */
-	tkv__cold_remove_seq(ev->cold, s->id);
-	/* the slots are freed by the writer thread's housekeeping: wake it so
-	 * the space comes back now rather than at the next eviction */
-	kick(ev);
 }
 
 /* ---- stats -------------------------------------------------------------- */

@@ -62,6 +62,7 @@ typedef struct tkv__tier_env {
 	tkv__hot *hot;
 	tkv__copy_fn copy;          /* gathers hot blocks into record buffers */
 	tkv__tracer *tracer;        /* NULL when tracing is off */
+	const struct tkv__tiers *tiers; /* to drop unit references (units.h) */
 	const tkv__cold_io *cold_io; /* NULL: real I/O (tests inject faults) */
 	bool cold_force_pwrite;
 	/* Stores accepted but not yet copied hold hot reservations for units
@@ -131,9 +132,11 @@ int tkv__evictor_open(const tkv__tier_env *env, tkv__evictor **out);
  * stay hot) and closes the cold tier. NULL is a no-op. */
 void tkv__evictor_close(tkv__evictor *ev);
 
-/* Worker: layer block b of s is now full; when every layer's is, the unit
- * becomes evictable. */
-void tkv__evictor_block_full(tkv__evictor *ev, tkv__seq *s, uint64_t b);
+/* Unit u is complete (every layer's block full): it becomes evictable. */
+void tkv__evictor_unit_full(tkv__evictor *ev, tkv__unit *u);
+/* A unit no one references is being freed: out of the policy, and its
+ * record removed. */
+void tkv__evictor_forget(tkv__evictor *ev, tkv__unit *u);
 /* Producer: after reserving hot blocks, wake the evictor past the high
  * watermark. Cheap when below it. */
 void tkv__evictor_note_usage(tkv__evictor *ev, uint64_t used_blocks);
@@ -157,14 +160,9 @@ void tkv__block_unpin(tkv__seq *s, uint32_t layer, uint64_t b);
 
 /* Sequence open: make the cold records of a re-opened id readable (tokens
  * of the contiguous prefix of records; records past a gap are deleted).
- * Sequence close, in this order: tkv__evictor_seq_closing once it is out of
- * the table (cancels its writes in flight), then, after the workers drained
- * and every reference is gone, tkv__evictor_seq_close: takes its units out of
- * the policy (nothing can put them back any more) and deletes its records. */
+ * At close a sequence's units just lose the table's reference
+ * (tiers/units.h): the last reference of each removes its record. */
 int tkv__evictor_seq_open(tkv__evictor *ev, tkv__seq *s);
-void tkv__evictor_seq_close(tkv__evictor *ev, tkv__seq *s);
-/* See tkv__evictor_seq_open. */
-void tkv__evictor_seq_closing(tkv__evictor *ev, tkv__seq *s);
 
 /* Fills the cold-tier fields of *st. */
 void tkv__evictor_stats(tkv__evictor *ev, tkv_stats *st);

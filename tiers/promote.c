@@ -25,15 +25,14 @@
  */
 enum { PF_QUEUE = 256, PF_REAP = 1 };
 
-static void publish(tkv__evictor *ev, tkv__seq *s, uint64_t b, tkv__block *blk, void *mem)
+static void publish(tkv__evictor *ev, tkv__unit *u, tkv__block *blk, void *mem)
 {
 	/* Release: the verified rows before the pointer readers acquire. */
 	ck_pr_fence_release();
 	ck_pr_store_ptr(&blk->mem, mem);
 	ck_pr_store_32(&blk->loading, 0);
-	tkv__unit *u = tkv__seq_unit(s, b);
 	/* the unit can be evicted again (by just freeing: its record stands) */
-	if (u && !ck_pr_load_32(&u->in_policy) &&
+	if (!ck_pr_load_32(&u->in_policy) &&
 	    ev->pol_ops->insert(ev->pol, &u->node) == 0)
 		ck_pr_store_32(&u->in_policy, 1);
 	ck_pr_inc_64(&ev->promoted_blocks);
@@ -61,8 +60,7 @@ static int reserve_one(tkv__evictor *ev)
 }
 
 /* Synchronous promotion of one layer block, by the thread that claimed it. */
-static int promote_now(tkv__evictor *ev, tkv__seq *s, uint32_t layer, uint64_t b,
-		       tkv__block *blk)
+static int promote_now(tkv__evictor *ev, tkv__unit *u, uint32_t layer, tkv__block *blk)
 {
 	int rc = reserve_one(ev);
 	if (rc) {
@@ -73,27 +71,27 @@ static int promote_now(tkv__evictor *ev, tkv__seq *s, uint32_t layer, uint64_t b
 	void *mem = tkv__hot_alloc(hot, layer);
 	tkv__trace_buf *tb = tkv__tracer_thread(ev->env.tracer, NULL);
 	uint64_t t0 = tkv__now_ns(), tt = tkv__trace_begin(tb);
-	rc = mem ? tkv__cold_read_layer(ev->cold, s->id, b, layer, mem, NULL) : -ENOMEM;
-	tkv__trace_end(tb, TKV__TRACE_PROMOTE, tt, (uint32_t)s->id, ev->env.geo->block_bytes);
+	rc = mem ? tkv__cold_read_layer(ev->cold, u->rec_seq, u->rec_block, layer, mem, NULL)
+		 : -ENOMEM;
+	tkv__trace_end(tb, TKV__TRACE_PROMOTE, tt, (uint32_t)u->rec_seq, ev->env.geo->block_bytes);
 	if (rc) {
 		tkv__hot_free(hot, layer, mem);
 		tkv__hot_release(hot, 1);
 		unclaim(ev, blk);
 		/* A checksum failure drops the whole record: the unit's other
 		 * cold layers are lost too, and say so rather than "not found". */
-		tkv__unit *u = tkv__seq_unit(s, b);
-		if (u && rc == -TKV_ECORRUPT)
+		if (rc == -TKV_ECORRUPT)
 			ck_pr_store_32(&u->lost, 1);
-		else if (u && rc == -ENOENT && ck_pr_load_32(&u->lost))
+		else if (rc == -ENOENT && ck_pr_load_32(&u->lost))
 			rc = -TKV_ECORRUPT;
-		return tkv__fail(rc, "promote: sequence %llu block %llu layer %u: %s",
-				 (unsigned long long)s->id, (unsigned long long)b, layer,
+		return tkv__fail(rc, "promote: record %llu/%llu layer %u: %s",
+				 (unsigned long long)u->rec_seq, (unsigned long long)u->rec_block, layer,
 				 rc == -TKV_ECORRUPT ? "cold record failed its checksum and was "
 						       "dropped; this block is lost"
 						     : tkv_strerror(rc));
 	}
 	ck_pr_add_64(&ev->promote_ns, tkv__now_ns() - t0);
-	publish(ev, s, b, blk, mem);
+	publish(ev, u, blk, mem);
 	return 0;
 }
 
@@ -112,10 +110,11 @@ static void wait_loaded(tkv__evictor *ev, const tkv__block *blk)
 int tkv__block_pin(tkv__evictor *ev, tkv__seq *s, uint32_t layer, uint64_t b,
 		   const unsigned char **mem)
 {
-	tkv__block *blk = tkv__seq_block(&s->layers[layer], b);
-	if (!blk)
+	tkv__unit *u = tkv__seq_unit(s, b);
+	if (!u)
 		return tkv__fail(-ENOENT, "block %llu of layer %u is not stored",
 				 (unsigned long long)b, layer);
+	tkv__block *blk = &u->blocks[layer];
 	for (;;) {
 		ck_pr_inc_32(&blk->pins);
 		/* Dekker with the evictor's free_unit: pin before state load.
@@ -123,12 +122,11 @@ int tkv__block_pin(tkv__evictor *ev, tkv__seq *s, uint32_t layer, uint64_t b,
 		 * (close waits for references), so no fence is needed. */
 		if (ev)
 			ck_pr_fence_memory();
-		tkv__unit *u = ev ? tkv__seq_unit(s, b) : NULL;
-		uint32_t st = u ? ck_pr_load_32(&u->state) : TKV__UNIT_HOT;
+		uint32_t st = ev ? ck_pr_load_32(&u->state) : TKV__UNIT_HOT;
 		const unsigned char *m = ck_pr_load_ptr(&blk->mem);
 		ck_pr_fence_acquire(); /* the rows behind m */
 		if (st != TKV__UNIT_FREEING && m) {
-			if (u)
+			if (ev)
 				ev->pol_ops->access(ev->pol, &u->node);
 			*mem = m;
 			return 0;
@@ -146,7 +144,7 @@ int tkv__block_pin(tkv__evictor *ev, tkv__seq *s, uint32_t layer, uint64_t b,
 			unclaim(ev, blk);
 			continue;
 		}
-		int rc = promote_now(ev, s, layer, b, blk);
+		int rc = promote_now(ev, u, layer, blk);
 		if (rc)
 			return rc;
 	}
@@ -156,15 +154,16 @@ void tkv__block_unpin(tkv__seq *s, uint32_t layer, uint64_t b)
 {
 	/* Release: our reads of the rows before the evictor may free them. */
 	ck_pr_fence_release();
-	ck_pr_dec_32(&tkv__seq_block(&s->layers[layer], b)->pins);
+	ck_pr_dec_32(&tkv__seq_block(s, layer, b)->pins);
 }
 
 /* ---- prefetch ----------------------------------------------------------- */
 
 typedef struct pf_job {
-	tkv__seq *seq; /* referenced until the read completes */
+	tkv__seq *seq; /* referenced until the read completes (its table
+			* holds the unit) */
+	tkv__unit *unit;
 	uint32_t layer;
-	uint64_t block;
 	tkv__block *blk;
 	void *mem;
 	uint64_t t0;
@@ -175,14 +174,14 @@ static void pf_finish(tkv__evictor *ev, const tkv__cold_done *d)
 	pf_job *j = d->user;
 	if (d->status == 0) {
 		ck_pr_add_64(&ev->promote_ns, tkv__now_ns() - j->t0);
-		publish(ev, j->seq, j->block, j->blk, j->mem);
+		publish(ev, j->unit, j->blk, j->mem);
 	} else {
 		/* a reader will retry synchronously and report the error */
 		tkv__hot_free(ev->env.hot, j->layer, j->mem);
 		tkv__hot_release(ev->env.hot, 1);
 		unclaim(ev, j->blk);
 	}
-	tkv__trace_end(ev->pf_tb, TKV__TRACE_PROMOTE, j->t0, (uint32_t)j->seq->id,
+	tkv__trace_end(ev->pf_tb, TKV__TRACE_PROMOTE, j->t0, (uint32_t)j->unit->rec_seq,
 		       ev->env.geo->block_bytes);
 	tkv__seq_put(j->seq);
 	free(j);
@@ -201,7 +200,8 @@ static int pf_reap(tkv__evictor *ev, bool wait)
 /* Submits the read of one layer block if it is cold and unclaimed. */
 static void pf_block(tkv__evictor *ev, tkv__seq *s, uint32_t layer, uint64_t b)
 {
-	tkv__block *blk = tkv__seq_block(&s->layers[layer], b);
+	tkv__unit *u = tkv__seq_unit(s, b);
+	tkv__block *blk = u ? &u->blocks[layer] : NULL;
 	if (!blk || ck_pr_load_ptr(&blk->mem) || !ck_pr_cas_32(&blk->loading, 0, 1))
 		return;
 	pf_job *j = malloc(sizeof(*j));
@@ -210,10 +210,11 @@ static void pf_block(tkv__evictor *ev, tkv__seq *s, uint32_t layer, uint64_t b)
 		unclaim(ev, blk);
 		return;
 	}
-	*j = (pf_job){s, layer, b, blk, NULL, tkv__now_ns()};
+	*j = (pf_job){s, u, layer, blk, NULL, tkv__now_ns()};
 	j->mem = tkv__hot_alloc(ev->env.hot, layer);
 	int rc = j->mem ? -EAGAIN : -ENOMEM;
-	while (j->mem && (rc = tkv__cold_read_submit(ev->cold, s->id, b, layer, j->mem, j)) ==
+	while (j->mem && (rc = tkv__cold_read_submit(ev->cold, u->rec_seq, u->rec_block, layer,
+							  j->mem, j)) ==
 				 -EAGAIN)
 		pf_reap(ev, true);
 	if (rc) {

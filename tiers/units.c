@@ -1,0 +1,49 @@
+/*
+ * units.c - a unit's life across the tiers (units.h).
+ */
+#include "tiers/units.h"
+
+#include <ck_pr.h>
+
+#include "tiers/cache.h"
+#include "tiers/evictor.h"
+
+void tkv__unit_destroy(const tkv__tiers *t, tkv__unit *u)
+{
+	if (t->ev)
+		tkv__evictor_forget(t->ev, u);
+	uint64_t freed = 0;
+	for (uint32_t l = 0; l < u->n_layers; l++) {
+		void *mem = u->blocks[l].mem;
+		if (mem) {
+			tkv__hot_free(t->hot, l, mem);
+			freed++;
+		}
+	}
+	tkv__hot_release(t->hot, freed);
+	tkv__cache_ent_free(u);
+	tkv__unit_free(u);
+}
+
+void tkv__unit_put(const tkv__tiers *t, tkv__unit *u)
+{
+	if (!tkv__unit_unref(u))
+		return;
+	if (ck_pr_load_32(&u->published))
+		tkv__cache_unreferenced(t->cache, u);
+	else
+		tkv__unit_destroy(t, u);
+}
+
+void tkv__unit_block_full(const tkv__tiers *t, tkv__seq *s, tkv__unit *u, uint64_t b)
+{
+	/* The fetch-and-add orders this worker's copy of block b before the
+	 * last worker's insert (and so before the evictor's gather). It is
+	 * also a full barrier: P1 of the publish handshake (cache.c). */
+	if (ck_pr_faa_32(&u->layers_full, 1) + 1 != u->n_layers)
+		return;
+	if (t->ev)
+		tkv__evictor_unit_full(t->ev, u);
+	if (t->cache)
+		tkv__cache_unit_full(t->cache, s, u, b);
+}
