@@ -108,7 +108,7 @@ enum tkv__trace_shape {
 };
 
 /* One record, in memory. 32 bytes, no padding; the file stores the same
- * fields little-endian (FORMAT.md). */
+ * fields little-endian (tools/trace/FORMAT.md). */
 typedef struct tkv__trace_event {
 	uint64_t t0;     /* start, CLOCK_MONOTONIC ns */
 	uint64_t dur;    /* t1 - t0 in ns; 0 for instants */

@@ -18,9 +18,10 @@
  * bypassed (MALLOCX_TCACHE_NONE). Blocks may be freed from any thread (the
  * evictor, sequence close); the free list has its own short mutex.
  *
- * Sanitizer builds give every block its own aligned_alloc instead: FACTS.md
- * measured that ASan cannot see overflows inside mallocx memory, nor could it
- * inside a slab, and block bounds are exactly what those tests must check.
+ * Sanitizer builds give every block its own aligned_alloc instead: ASan
+ * cannot see overflows inside mallocx memory, nor could it inside a slab
+ * (docs/SANITIZERS.md), and block bounds are exactly what those tests must
+ * check.
  */
 #ifndef TKV_TIERS_HOT_ARENA_H
 #define TKV_TIERS_HOT_ARENA_H
