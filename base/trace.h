@@ -26,11 +26,12 @@
  * n_chunks * chunk_events events, written at close.
  *
  * Clock. Timestamps are CLOCK_MONOTONIC nanoseconds from clock_gettime (the
- * vDSO: ~24 ns here, against ~10 ns for a raw rdtsc). We take the 14 ns
- * because the events are per batch (microseconds of copy or I/O each), and
- * in exchange the values need no TSC calibration, no invariant-TSC check,
- * stay correct on VMs whose clocksource is not the TSC, are the same on
- * aarch64, and compare directly across threads and with other tools' logs.
+ * vDSO), which costs more per call than a raw rdtsc (docs/MEASUREMENTS.md).
+ * We take that because the events are per batch (microseconds of copy or
+ * I/O each), and in exchange the values need no TSC calibration, no
+ * invariant-TSC check, stay correct on VMs whose clocksource is not the
+ * TSC, are the same on aarch64, and compare directly across threads and
+ * with other tools' logs.
  *
  * Lifetime and thread safety:
  *  - tkv__tracer_open/close: not concurrent with any other call on the same
