@@ -3,7 +3,7 @@
  * chooses (request ids are often 0, 1, 2...; the low bits must come out
  * uniform for shard and bucket indexes). MurmurHash3's 64-bit finalizer:
  * a bijection, so distinct ids never collide before the table's mask.
- * Not for content keys: those are XXH3-128 digests (docs/KEY_FORMAT.md).
+ * Not for content keys (a digest of block contents needs a real hash).
  */
 #ifndef TKV_BASE_HASH_H
 #define TKV_BASE_HASH_H

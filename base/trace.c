@@ -31,7 +31,7 @@
 #include "base/error.h"
 #include "base/trace_format.h"
 
-/* The kind table written into every file (FORMAT.md); indexed by kind. */
+/* The kind table written into every file (tools/trace/FORMAT.md); indexed by kind. */
 static const struct kind_desc {
 	uint8_t shape;
 	const char *name, *arg_a, *arg_b;

@@ -26,11 +26,12 @@
  * n_chunks * chunk_events events, written at close.
  *
  * Clock. Timestamps are CLOCK_MONOTONIC nanoseconds from clock_gettime (the
- * vDSO: ~24 ns here, against ~10 ns for a raw rdtsc). We take the 14 ns
- * because the events are per batch (microseconds of copy or I/O each), and
- * in exchange the values need no TSC calibration, no invariant-TSC check,
- * stay correct on VMs whose clocksource is not the TSC, are the same on
- * aarch64, and compare directly across threads and with other tools' logs.
+ * vDSO), which costs more per call than a raw rdtsc (docs/MEASUREMENTS.md).
+ * We take that because the events are per batch (microseconds of copy or
+ * I/O each), and in exchange the values need no TSC calibration, no
+ * invariant-TSC check, stay correct on VMs whose clocksource is not the
+ * TSC, are the same on aarch64, and compare directly across threads and
+ * with other tools' logs.
  *
  * Lifetime and thread safety:
  *  - tkv__tracer_open/close: not concurrent with any other call on the same
@@ -108,7 +109,7 @@ enum tkv__trace_shape {
 };
 
 /* One record, in memory. 32 bytes, no padding; the file stores the same
- * fields little-endian (FORMAT.md). */
+ * fields little-endian (tools/trace/FORMAT.md). */
 typedef struct tkv__trace_event {
 	uint64_t t0;     /* start, CLOCK_MONOTONIC ns */
 	uint64_t dur;    /* t1 - t0 in ns; 0 for instants */

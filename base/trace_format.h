@@ -1,7 +1,7 @@
 /*
  * trace_format.h - constants and little-endian field helpers of the trace
- * file format (FORMAT.md), shared by the writer (trace.c) and the reader
- * (trace_read.c) so the two cannot drift apart.
+ * file format (tools/trace/FORMAT.md), shared by the writer (trace.c) and
+ * the reader (tools/trace/trace_read.c) so the two cannot drift apart.
  */
 #ifndef TKV_BASE_TRACE_FORMAT_H
 #define TKV_BASE_TRACE_FORMAT_H

@@ -187,8 +187,8 @@ typedef struct tkv_config {
 	/* Hot-tier watermarks, percent of hot_bytes: the evictor starts when
 	 * usage passes hot_high_pct and stops at hot_low_pct. 1 <= low < high
 	 * <= 100; defaults 80 and 60: the headroom above the high mark absorbs
-	 * bursts while records are written, so stores rarely wait (measured:
-	 * store p99 with eviction ~1.0x without, `tierkv-bench evict`). */
+	 * bursts while records are written, so stores rarely wait (measured with
+	 * `tierkv-bench evict`: README, "Benchmarks"). */
 	uint32_t hot_high_pct;
 	uint32_t hot_low_pct;
 

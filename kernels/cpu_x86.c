@@ -15,28 +15,19 @@
 #include "kernels/kernels_impl.h"
 
 /*
- * Default TKV_STREAM_THRESHOLD for the AVX2 and AVX-512 tables: 16 KiB.
- * MEASURED, not guessed, with
- *     build/release/bench/tierkv-bench kernels
- *     build/release/bench/tierkv-bench kernels --regime cold --step 2 \
- *         --max-size 256K --reps 9 --ms 20
- * on AMD EPYC (Zen 4, AVX-512), 2 vCPUs, 32 MiB L3, Debian 12, gcc 12,
- * glibc 2.36, load average < 1. In the "cold" sweep, where each copy's
- * destination is memory not in cache (walking 128 MiB per thread: what the
- * hot tier's block writes look like), the best streaming kernel vs glibc
- * memcpy, GB/s of bytes copied:
- *     size     1 thread       2 threads
- *     4 KiB    17.0 vs 22.3   25.8 vs 26.9   streaming loses
- *     8 KiB    21.2 vs 23.0   27.4 vs 27.7   loses / ties
- *     16 KiB   23.9 vs 21.0   27.8 vs 26.6   wins from here on, every size
- *     64 KiB   26.5 vs 16.2   27.8 vs 24.6   up to 64 MiB (1.1x-1.9x)
- * Below 16 KiB the sfence and the partial lines at both ends cost more than
- * skipping the destination reads saves. When the destination is re-read at
- * once (the "hot" sweep: same buffers every call) regular stores win up to
- * 4 MiB and streaming only from 16 MiB, once source and destination outgrow
- * the caches; the runtime's hot-tier writes are not re-read soon, so the
- * cold crossover is the one that applies. Other machines differ: re-measure
- * and set TKV_STREAM_THRESHOLD.
+ * Default TKV_STREAM_THRESHOLD for the AVX2 and AVX-512 tables: 16 KiB,
+ * the crossover MEASURED (not guessed) with `tierkv-bench kernels` in its
+ * "cold" regime, where each copy's destination is memory not in cache (what
+ * the hot tier's block writes look like): from 16 KiB up the best streaming
+ * kernel beat glibc memcpy at every size, below it lost or tied. Figures,
+ * commands and machine: docs/MEASUREMENTS.md.
+ * Below the crossover the sfence and the partial lines at both ends cost
+ * more than skipping the destination reads saves. When the destination is
+ * re-read at once (the "hot" regime: same buffers every call) regular
+ * stores win until source and destination outgrow the caches; the
+ * runtime's hot-tier writes are not re-read soon, so the cold crossover is
+ * the one that applies. Other machines differ: re-measure and set
+ * TKV_STREAM_THRESHOLD.
  */
 #define TKV__X86_STREAM_THRESHOLD ((size_t)16 << 10)
 

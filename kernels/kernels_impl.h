@@ -55,9 +55,9 @@ void tkv__arch_kernels(tkv__kernels tab[TKV__ISA_COUNT]);
 /* Hardware CRC loops run three independent streams of this many bytes and
  * merge them (see crc32c_hw.h); shift[k][b] advances a CRC register over
  * TKV__CRC32C_LANE zero bytes for the register value b << 8k. 1024 measured
- * best with `tierkv-bench kernels` (SSE4.2, 3-cycle crc32): 512 loses ~5% to
- * the merges on large buffers, 2048 leaves 4 KiB buffers (< 3 lanes) on the
- * single stream at a third of the speed. */
+ * best with `tierkv-bench kernels` (docs/MEASUREMENTS.md): shorter lanes
+ * lose to the merges on large buffers, longer ones leave 4 KiB buffers
+ * (< 3 lanes) on the single stream. */
 #define TKV__CRC32C_LANE 1024
 extern uint32_t tkv__crc32c_slice[8][256];
 extern uint32_t tkv__crc32c_shift[4][256];

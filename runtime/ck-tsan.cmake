@@ -4,7 +4,7 @@
 # its generic gcc port (CK_USE_CC_BUILTINS=1) does plain volatile accesses with
 # __sync_synchronize fences. TSan sees neither as synchronisation, so every ring
 # slot handed from producer to consumer is reported as a race (see
-# shared/FACTS.md, "ThreadSanitizer and ck").
+# docs/SANITIZERS.md, "TSan cannot see ck's atomics", for what else was tried).
 #
 # What: in TSan builds only, generate at configure time a copy of the installed
 # ck_pr.h, gcc/ck_f_pr.h and gcc/ck_pr.h into the build tree, with the bodies

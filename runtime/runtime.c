@@ -16,8 +16,8 @@
 #include "runtime/topology.h"
 
 /* The last-level cache size from sysfs (index3), else glibc's figure, else
- * 32 MiB. sysfs first: under some hypervisors glibc reports an L3 ten times
- * the real one. */
+ * 32 MiB. sysfs first: under some hypervisors glibc reports an L3 several
+ * times the real one (docs/MEASUREMENTS.md). */
 static uint64_t llc_bytes(void)
 {
 	FILE *f = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");
@@ -37,12 +37,11 @@ static uint64_t llc_bytes(void)
  * Copies into hot blocks use non-temporal stores, whatever their size, when
  * the hot tier is larger than the last-level cache: what decides it is the
  * destination footprint (blocks are written once and read much later, after
- * many other blocks), not the size of one copy. Measured with `tierkv-bench
- * pipeline`, Llama-3-8B f32, 1 worker: streaming every copy gave 0.54 of the
- * copy limit at batch 1 (4 KiB copies) against 0.35 when the kernels' 16 KiB
- * threshold (measured on isolated copy loops) kept small copies on regular
- * stores; at batch >= 16 both were within noise. A hot tier that fits in
- * cache keeps regular stores, so a read right after a store hits the cache.
+ * many other blocks), not the size of one copy. `tierkv-bench pipeline`
+ * measured small batches clearly faster this way than with the kernels'
+ * size threshold (which was measured on isolated copy loops), and large
+ * batches the same (docs/MEASUREMENTS.md). A hot tier that fits in cache
+ * keeps regular stores, so a read right after a store hits the cache.
  */
 static tkv__copy_fn choose_hot_copy(const tkv__kernels *k, uint64_t hot_bytes)
 {

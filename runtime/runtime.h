@@ -11,12 +11,13 @@
  * still queued in the first ring. One MPSC ring per worker keeps acceptance
  * order = copy order with no per-thread registration. It adds one CAS on
  * the producer index per batch, never per token; `tierkv-bench ring`
- * measured no extra cost with one producer (274 ns per descriptor vs 315 ns
- * SPSC, both dominated by cross-core cache misses on this 2-vCPU VM) and
- * 675 ns with two producers contending on one ring.
+ * measured no extra cost over SPSC with one producer (both are dominated by
+ * cross-core cache misses), and a clear cost only when two producers
+ * contend on one ring (docs/MEASUREMENTS.md).
  *
  * Lock order: seq_table shard lock -> nothing (no other lock is taken while
- * one is held, and no lock is held while waiting for a worker or for I/O).
+ * one is held, and no lock is held while waiting for a worker or for I/O;
+ * every lock of the library: docs/ARCHITECTURE.md, "Locks and lock order").
  */
 #ifndef TKV_RUNTIME_RUNTIME_H
 #define TKV_RUNTIME_RUNTIME_H

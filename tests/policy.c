@@ -720,7 +720,7 @@ Test(policy, mooncake_trace_replay)
 		    100 * s3.block_hits, 100 * lru.token_hits, 100 * s3.token_hits, lru.seconds,
 		    s3.seconds);
 	cr_assert_geq(s3.block_hits, lru.block_hits, "S3-FIFO should serve at least LRU's hits");
-	if (t.whole) /* PROVENANCE.md: "an LRU cache of 16k blocks 53%" */
+	if (t.whole) /* the trace's provenance note: "an LRU cache of 16k blocks 53%" */
 		cr_assert(lru.block_hits > 0.50 && lru.block_hits < 0.56,
 			  "LRU of 16k blocks should serve about 53%%, got %.2f%%",
 			  100 * lru.block_hits);

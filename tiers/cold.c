@@ -84,7 +84,7 @@ int tkv__cold_open(const tkv__cold_config *cfg, tkv__cold **out)
 	c->durability = cfg->durability;
 	c->qd = cfg->queue_depth;
 	/* Half the queue by default: while one batch waits for its fdatasync
-	 * the other half keeps the device busy (measured in cold_bw_main.c). */
+	 * the other half keeps the device busy (docs/MEASUREMENTS.md). */
 	c->sync_batch = cfg->sync_batch ? cfg->sync_batch
 					: (cfg->queue_depth + 1) / 2;
 	c->read_depth = cfg->read_depth;
@@ -129,10 +129,10 @@ void tkv__cold_close(tkv__cold *c)
 /*
  * Staging buffers are records of several MiB that O_DIRECT hands straight to
  * the device: at 2 MiB alignment with huge-page advice the kernel pins and
- * maps a few huge pages per I/O instead of a thousand small ones. Measured
- * on this project's VM (tierkv-bench evict, helper run): O_DIRECT writes of
- * 4 MiB records from huge-page buffers ran ~1.3x faster than from 4 KiB
- * pages, and the raw baseline the evictor is compared with uses them too.
+ * maps a few huge pages per I/O instead of a thousand small ones. O_DIRECT
+ * writes of multi-MiB records measured faster from huge-page buffers than
+ * from 4 KiB pages (docs/MEASUREMENTS.md), and the raw baseline the evictor
+ * is compared with uses them too.
  * Records under 2 MiB keep 4 KiB alignment (huge pages would mostly waste).
  */
 #define HUGE_ALIGN ((size_t)2 << 20)

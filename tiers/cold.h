@@ -182,11 +182,11 @@ int tkv__cold_write_submit(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t 
  * layer's block_bytes, n_layers of them) already computed by the caller:
  * the hot tier's workers can compute them while they copy a block in
  * (data in cache, in parallel across layers), which takes the checksum off
- * the writer thread (perf: about half its CPU time with a 5.6 GB/s CRC;
- * the bandwidth gain measured in tests/cold_bw_main.c was small here
- * because the device, not the CPU, was the limit) and covers the block's
- * whole life, hot tier included. A wrong CRC is not detected here: that layer reads back as
- * -TKV_ECORRUPT, never as valid data. layer_crc NULL: computed here.
+ * the writer thread (where perf found it a large share of the thread's
+ * CPU time; the bandwidth gain is small while the device, not the CPU, is
+ * the limit: docs/MEASUREMENTS.md) and covers the block's whole life, hot
+ * tier included. A wrong CRC is not detected here: that layer reads back
+ * as -TKV_ECORRUPT, never as valid data. layer_crc NULL: computed here.
  */
 int tkv__cold_write_submit_crc(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t n_tokens,
 			       void *buf, const uint32_t *layer_crc, void *user);

@@ -1,7 +1,10 @@
 /*
  * geometry.h - the sizes every tier derives from a model's geometry
- * (DESIGN.md "Units and words"), computed once by the runtime from a
- * validated config and handed to the tiers.
+ * (n_layers, n_kv_heads, head_dim, dtype), computed once by the runtime from
+ * a validated config and handed to the tiers. A layer-token is one token's
+ * K and V rows of one layer; a block is block_tokens consecutive tokens of
+ * one sequence, stored per layer in RAM (block_bytes) and as one record of
+ * all layers on SSD.
  */
 #ifndef TKV_TIERS_GEOMETRY_H
 #define TKV_TIERS_GEOMETRY_H

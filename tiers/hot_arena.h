@@ -4,12 +4,12 @@
  * arena.
  *
  * Why a pool on top of jemalloc: the hot tier fills, drains (evictions,
- * closed sequences) and fills again all day. Measured here, freeing 128 KiB
- * blocks back to a jemalloc arena (thread cache off, decay disabled) and
- * allocating them again got fresh address ranges every round, so every
- * refill page-faulted the whole footprint and the pipeline ran at ~0.15 of
- * the copy limit with most of its time in the kernel. A free list of blocks
- * keeps their pages warm and makes allocation O(1). Slabs are only returned
+ * closed sequences) and fills again all day. Freeing blocks back to a
+ * jemalloc arena (thread cache off, decay disabled) and allocating them
+ * again got fresh address ranges every round, so every refill page-faulted
+ * the whole footprint and the pipeline ran at a small fraction of the copy
+ * limit with most of its time in the kernel (docs/MEASUREMENTS.md). A free
+ * list of blocks keeps their pages warm and makes allocation O(1). Slabs are only returned
  * at close; the pool never holds more than the blocks in use at its peak,
  * which the runtime's capacity check bounds by hot_bytes.
  *
@@ -18,9 +18,10 @@
  * bypassed (MALLOCX_TCACHE_NONE). Blocks may be freed from any thread (the
  * evictor, sequence close); the free list has its own short mutex.
  *
- * Sanitizer builds give every block its own aligned_alloc instead: FACTS.md
- * measured that ASan cannot see overflows inside mallocx memory, nor could it
- * inside a slab, and block bounds are exactly what those tests must check.
+ * Sanitizer builds give every block its own aligned_alloc instead: ASan
+ * cannot see overflows inside mallocx memory, nor could it inside a slab
+ * (docs/SANITIZERS.md), and block bounds are exactly what those tests must
+ * check.
  */
 #ifndef TKV_TIERS_HOT_ARENA_H
 #define TKV_TIERS_HOT_ARENA_H

@@ -17,11 +17,11 @@
 
 /*
  * PF_REAP: completions taken per reap. One: each completion is checksummed
- * (~18 us for a 128 KiB layer block that O_DIRECT just wrote to memory) and
- * its slot refilled before the next is looked at, so the device always has
- * reads queued. Reaping 64 at once left it idle while all 64 were verified:
- * `tierkv-bench evict` promotion went from 0.55 to 0.78-0.81 of the same-run
- * raw O_DIRECT read with this change (3 runs each; 2 at a time: 0.75).
+ * (a CRC over the whole layer block that O_DIRECT just wrote to memory)
+ * and its slot refilled before the next is looked at, so the device
+ * always has reads queued. Reaping 64 at once left it idle while all 64 were
+ * verified; reaping one measured clearly faster in `tierkv-bench evict`
+ * (docs/MEASUREMENTS.md; current figures: README, "Benchmarks").
  */
 enum { PF_QUEUE = 256, PF_REAP = 1 };
 

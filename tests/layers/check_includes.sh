@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The include-direction check (DESIGN.md "Layers point one way"):
+# The include-direction check (docs/ARCHITECTURE.md, "Layers"):
 #   base <- kernels <- tiers <- runtime <- bench, tools
 # A library, bench or tool file may include "X/..." only from its own folder
 # or a folder below it; "tierkv.h" (include/) is below everything. Up or

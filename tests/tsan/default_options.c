@@ -3,7 +3,7 @@
  * binary run by hand behaves like one run by `ctest --preset tsan`.
  *
  * Why: with TSan's own defaults a race is printed but the process still exits
- * 0, so a racy test would pass (shared/FACTS.md). halt_on_error=1 makes the
+ * 0, so a racy test would pass (docs/SANITIZERS.md). halt_on_error=1 makes the
  * first report end the process with a non-zero status. The suppressions file
  * holds the one race ck tolerates on purpose. TSAN_OPTIONS from the
  * environment is applied after these and wins.
