@@ -68,7 +68,7 @@ static void make(fixture *f, uint32_t layers)
 		for (size_t b = 0; b < f->l.block_bytes; b++)
 			p[b] = (unsigned char)(b * 31 + i * 7 + 1);
 	}
-	f->id = (tkv__cold_rec_id){0xabcdef01, 77, 0x1122334455667788ull, 9, 5};
+	f->id = (tkv__cold_rec_id){0xabcdef01, 77, 0x1122334455667788ull, 9, 5, 0, 0, 0, NULL};
 	tkv__cold_record_seal(&f->l, crc(), &f->id, f->rec, NULL, f->crcs);
 }
 

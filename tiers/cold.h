@@ -191,6 +191,26 @@ int tkv__cold_write_submit(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t 
 int tkv__cold_write_submit_crc(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t n_tokens,
 			       void *buf, const uint32_t *layer_crc, void *user);
 
+/* What a prefix-cache block's record carries besides its payload
+ * (cold_record.h, flags bit 0): its key and its block_tokens token ids. */
+typedef struct tkv__cold_ext {
+	uint64_t key_hi, key_lo;
+	const uint32_t *tokens; /* block_tokens ids; copied before return */
+} tkv__cold_ext;
+
+/* Writer thread only. As write_submit_crc; ext NULL writes a plain record,
+ * else a cache block's record with ext's key and tokens. */
+int tkv__cold_write_submit_ext(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t n_tokens,
+			       void *buf, const uint32_t *layer_crc, const tkv__cold_ext *ext,
+			       void *user);
+
+/* Any thread. Reads the header of (seq, block)'s record and, if it is a
+ * cache block's, its key and token ids (tokens: block_tokens entries).
+ * 0, -ENOENT (no record, or not a cache block's), -TKV_ECORRUPT (the header
+ * fails its check: the record is removed and counted), -EIO. */
+int tkv__cold_read_ext(tkv__cold *c, uint64_t seq, uint64_t block, uint64_t *key_hi,
+		       uint64_t *key_lo, uint32_t *tokens);
+
 /* Writer thread only. Moves up to max finished writes to done[] and returns
  * their number (0 if none). With wait, blocks until at least one is
  * available unless no write is outstanding (then returns 0 at once). Also

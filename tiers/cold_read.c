@@ -238,3 +238,37 @@ void tkv__cold_read_fini(tkv__cold *c)
 	free(c->rreqs);
 	c->rreqs = NULL;
 }
+
+int tkv__cold_read_ext(tkv__cold *c, uint64_t seq, uint64_t block, uint64_t *key_hi,
+		       uint64_t *key_lo, uint32_t *tokens)
+{
+	tkv__cold_ent *e = tkv__cold_index_pin(c->idx, seq, block);
+	if (!e)
+		return -ENOENT;
+	void *hdr = NULL;
+	int rc = posix_memalign(&hdr, TKV__COLD_ALIGN, c->lay.header_bytes) ? -ENOMEM : 0;
+	if (rc == 0) {
+		ssize_t n = tkv__cold_io_rw(c->hooks, TKV__COLD_OP_READ, c->segs.seg[e->seg].fd,
+					    e->seg, hdr, c->lay.header_bytes,
+					    tkv__cold_slot_off(c, e->slot));
+		rc = n == (ssize_t)c->lay.header_bytes ? 0 : tkv__cold_read_error(c, n);
+	}
+	tkv__cold_rec_id id;
+	if (rc == 0 && (tkv__cold_record_check(&c->lay, c->crc, hdr, c->segs.store_id, &id,
+					       NULL) != 0 ||
+			id.seq != e->seq || id.block != e->block || id.seqno != e->seqno)) {
+		if (tkv__cold_index_drop(c->idx, e))
+			ck_pr_inc_64(&c->ctr.corrupt);
+		rc = -TKV_ECORRUPT;
+	}
+	if (rc == 0 && !(id.flags & TKV__COLD_REC_CACHE))
+		rc = -ENOENT;
+	if (rc == 0) {
+		*key_hi = id.key_hi;
+		*key_lo = id.key_lo;
+		tkv__cold_record_tokens(&c->lay, hdr, tokens);
+	}
+	free(hdr);
+	tkv__cold_index_unpin(c->idx, e);
+	return rc;
+}

@@ -31,10 +31,26 @@ enum {
 	OFF_SEQ = 80,
 	OFF_BLOCK = 88,
 	OFF_NTOK = 96,
-	OFF_RSVD = 100,
+	OFF_FLAGS = 100,
 	OFF_TABLE = TKV__COLD_REC_FIXED,
 };
-_Static_assert(OFF_RSVD + 4 == OFF_TABLE, "header fields and table must be contiguous");
+_Static_assert(OFF_FLAGS + 4 == OFF_TABLE, "header fields and table must be contiguous");
+
+/* Offsets past the CRC table (the cache extension) and the CRC'd length. */
+static size_t off_key(const tkv__cold_layout *l)
+{
+	return OFF_TABLE + 4u * (size_t)l->n_layers;
+}
+
+static size_t off_tokens(const tkv__cold_layout *l)
+{
+	return off_key(l) + 16;
+}
+
+static size_t header_used(const tkv__cold_layout *l)
+{
+	return off_tokens(l) + 4u * (size_t)l->block_tokens;
+}
 
 static uint64_t round_up(uint64_t v, uint64_t a)
 {
@@ -83,7 +99,8 @@ int tkv__cold_layout_init(tkv__cold_layout *l, uint32_t n_layers, uint32_t n_kv_
 	l->dtype = dtype;
 	l->block_bytes = derived;
 	l->slice_stride = round_up(derived, TKV__COLD_ALIGN);
-	l->header_bytes = round_up(TKV__COLD_REC_FIXED + 4ull * n_layers, TKV__COLD_ALIGN);
+	l->header_bytes = round_up(TKV__COLD_REC_FIXED + 4ull * n_layers + 16 + 4ull * block_tokens,
+				   TKV__COLD_ALIGN);
 	l->payload_bytes = derived * n_layers;
 	rec = l->header_bytes + l->slice_stride * n_layers;
 	if (rec > TKV__COLD_MAX_RECORD)
@@ -99,7 +116,7 @@ int tkv__cold_layout_init(tkv__cold_layout *l, uint32_t n_layers, uint32_t n_kv_
 static uint32_t header_crc(const tkv__cold_layout *l, tkv__crc_fn crc, const void *h)
 {
 	const unsigned char *p = h;
-	size_t used = TKV__COLD_REC_FIXED + 4u * (size_t)l->n_layers;
+	size_t used = header_used(l);
 	uint32_t c = crc(0, p, OFF_HCRC);
 	return crc(c, p + OFF_HCRC + 4, used - OFF_HCRC - 4);
 }
@@ -125,6 +142,13 @@ void tkv__cold_record_seal(const tkv__cold_layout *l, tkv__crc_fn crc, const tkv
 	put64(h, OFF_SEQ, id->seq);
 	put64(h, OFF_BLOCK, id->block);
 	put32(h, OFF_NTOK, id->n_tokens);
+	put32(h, OFF_FLAGS, id->flags);
+	if (id->flags & TKV__COLD_REC_CACHE) {
+		put64(h, off_key(l), id->key_hi);
+		put64(h, off_key(l) + 8, id->key_lo);
+		for (uint32_t t = 0; id->tokens && t < l->block_tokens; t++)
+			put32(h, off_tokens(l) + 4u * t, id->tokens[t]);
+	}
 	for (uint32_t i = 0; i < l->n_layers; i++) {
 		uint32_t c = known ? known[i] : crc(0, tkv__cold_record_layer(l, rec, i), l->block_bytes);
 		put32(h, OFF_TABLE + 4u * i, c);
@@ -159,7 +183,7 @@ int tkv__cold_record_check(const tkv__cold_layout *l, tkv__crc_fn crc, const voi
 	if (get32(hdr, OFF_HBYTES) != l->header_bytes || get64(hdr, OFF_BBYTES) != l->block_bytes ||
 	    get64(hdr, OFF_STRIDE) != l->slice_stride ||
 	    get64(hdr, OFF_PAYLOAD) != l->payload_bytes || ntok == 0 || ntok > l->block_tokens ||
-	    get32(hdr, OFF_RSVD) != 0)
+	    (get32(hdr, OFF_FLAGS) & ~TKV__COLD_REC_CACHE) != 0)
 		return -TKV_ECORRUPT; /* CRC-valid but inconsistent: a writer bug */
 	if (get64(hdr, OFF_STORE) != store_id)
 		return -ESTALE;
@@ -169,9 +193,19 @@ int tkv__cold_record_check(const tkv__cold_layout *l, tkv__crc_fn crc, const voi
 		id->seq = get64(hdr, OFF_SEQ);
 		id->block = get64(hdr, OFF_BLOCK);
 		id->n_tokens = ntok;
+		id->flags = get32(hdr, OFF_FLAGS);
+		id->key_hi = get64(hdr, off_key(l));
+		id->key_lo = get64(hdr, off_key(l) + 8);
+		id->tokens = NULL;
 	}
 	if (layer_crc)
 		for (uint32_t i = 0; i < l->n_layers; i++)
 			layer_crc[i] = get32(hdr, OFF_TABLE + 4u * i);
 	return 0;
+}
+
+void tkv__cold_record_tokens(const tkv__cold_layout *l, const void *hdr, uint32_t *out)
+{
+	for (uint32_t t = 0; t < l->block_tokens; t++)
+		out[t] = get32(hdr, off_tokens(l) + 4u * t);
 }

@@ -39,8 +39,22 @@
  *    80     8  seq id
  *    88     8  block index
  *    96     4  n_tokens         valid tokens in the block, 1..block_tokens
- *   100     4  reserved, 0
+ *   100     4  flags            bit 0: a prefix-cache block (the rest 0)
  *   104  4*L  layer CRC table   CRC32C of layer l's block_bytes of payload
+ *   E      16  cache key        E = 104 + 4*L: the block's 128-bit key
+ *                               (docs/KEY_FORMAT.md), hi then lo, as
+ *                               le64; zero unless flag bit 0
+ *   E+16  4*B  token ids        the block's block_tokens token ids (le32);
+ *                               zero unless flag bit 0
+ *
+ * The header CRC covers [0, E + 16 + 4*B) minus its own 4 bytes, so a cache
+ * block's key and tokens are as protected as its payload: a record is only
+ * ever matched to a prompt by comparing those token ids.
+ *
+ * Version 2 added flags, key and tokens (version 1 had 4 reserved bytes at
+ * 100 and ended at the CRC table). A directory written by version 1 is
+ * refused at open with -EPROTONOSUPPORT and a message, never half-read: its
+ * manifest says version 1 (tiers/cold_segments.c).
  *
  * Why a per-layer CRC table instead of one CRC over header and payload: a
  * promotion reads and verifies ONE layer (the slice a view of layer L needs)
@@ -70,7 +84,8 @@
 
 #define TKV__COLD_ALIGN 4096u
 #define TKV__COLD_REC_MAGIC "TKVCREC1" /* 8 bytes, no NUL stored */
-#define TKV__COLD_REC_VERSION 1u
+#define TKV__COLD_REC_VERSION 2u
+#define TKV__COLD_REC_CACHE 1u        /* flags bit 0: a prefix-cache block */
 #define TKV__COLD_REC_FIXED 104u      /* header bytes before the CRC table */
 #define TKV__COLD_MAX_RECORD (1ull << 30) /* one I/O; io_uring lengths are 32-bit */
 
@@ -89,6 +104,11 @@ typedef struct tkv__cold_layout {
 typedef struct tkv__cold_rec_id {
 	uint64_t store_id, seqno, seq, block;
 	uint32_t n_tokens;
+	uint32_t flags;           /* TKV__COLD_REC_CACHE */
+	uint64_t key_hi, key_lo;  /* cache blocks */
+	const uint32_t *tokens;   /* seal: block_tokens ids of a cache block, or
+				   * NULL (zeros); check does not set it (use
+				   * tkv__cold_record_tokens) */
 } tkv__cold_rec_id;
 
 /* Fills *l from the geometry; block_bytes 0 derives it, otherwise it must
@@ -117,6 +137,9 @@ void tkv__cold_record_seal(const tkv__cold_layout *l, tkv__crc_fn crc, const tkv
  */
 int tkv__cold_record_check(const tkv__cold_layout *l, tkv__crc_fn crc, const void *hdr,
 			   uint64_t store_id, tkv__cold_rec_id *id, uint32_t *layer_crc);
+
+/* Copies the block_tokens token ids of a checked header to out. */
+void tkv__cold_record_tokens(const tkv__cold_layout *l, const void *hdr, uint32_t *out);
 
 /* The payload slice of layer `layer` inside a record buffer. */
 static inline void *tkv__cold_record_layer(const tkv__cold_layout *l, void *rec, uint32_t layer)

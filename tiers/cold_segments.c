@@ -27,7 +27,9 @@
 #include "base/error.h"
 
 #define MAN_MAGIC "TKVCMAN1"
-#define MAN_VERSION 1u
+/* Version 2: records carry flags, a cache key and token ids (cold_record.h).
+ * A version 1 directory is refused with a message, not misread. */
+#define MAN_VERSION 2u
 #define MAN_BYTES 128u
 #define MAX_SEGS 100000u
 
@@ -153,6 +155,12 @@ static int read_manifest(const tkv__cold_segs *s, tkv__crc_fn crc, manifest *m)
 						   strerror(errno));
 	n = pread(fd, b, sizeof(b), 0);
 	close(fd);
+	if (n == (ssize_t)sizeof(b) && memcmp(b, MAN_MAGIC, 8) == 0 && get32(b, 8) != MAN_VERSION)
+		return tkv__fail(-EPROTONOSUPPORT,
+				 "cold dir %s was written with record format %u; this tierkv "
+				 "reads and writes format %u (records carry prefix-cache keys): "
+				 "use another directory or remove this one",
+				 s->dir, get32(b, 8), MAN_VERSION);
 	if (n != (ssize_t)sizeof(b) || man_decode(b, crc, m) < 0)
 		return tkv__fail(-TKV_ECORRUPT,
 				 "cold dir %s: manifest is damaged (not a tierkv cold directory, "

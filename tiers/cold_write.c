@@ -212,7 +212,20 @@ int tkv__cold_write_submit(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t 
 int tkv__cold_write_submit_crc(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t n_tokens,
 			       void *buf, const uint32_t *layer_crc, void *user)
 {
-	tkv__cold_rec_id id = {c->segs.store_id, 0, seq, block, n_tokens};
+	return tkv__cold_write_submit_ext(c, seq, block, n_tokens, buf, layer_crc, NULL, user);
+}
+
+int tkv__cold_write_submit_ext(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t n_tokens,
+			       void *buf, const uint32_t *layer_crc, const tkv__cold_ext *ext,
+			       void *user)
+{
+	tkv__cold_rec_id id = {c->segs.store_id, 0, seq, block, n_tokens, 0, 0, 0, NULL};
+	if (ext) {
+		id.flags = TKV__COLD_REC_CACHE;
+		id.key_hi = ext->key_hi;
+		id.key_lo = ext->key_lo;
+		id.tokens = ext->tokens;
+	}
 	tkv__cold_wreq *r;
 	uint32_t seg, slot;
 	if (!buf || ((uintptr_t)buf % TKV__COLD_ALIGN) != 0)
