@@ -10,6 +10,8 @@ pkgs=(
 	libjemalloc-dev    # per-worker hot-tier arenas
 	libcriterion-dev   # unit tests
 	liburing-dev       # cold-tier async I/O
+	libxxhash-dev      # prefix-cache block keys: XXH3-128, seedless (docs/KEY_FORMAT.md)
+	python3-xxhash     # tests/key_vectors.py: independent check of the key test vectors
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static  # NEON kernels under qemu
 	gnuplot-nox        # bench plots
 )
