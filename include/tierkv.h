@@ -194,6 +194,20 @@ typedef struct tkv_config {
 
 	tkv_policy policy;         /* default TKV_POLICY_S3FIFO */
 	tkv_durability durability; /* default TKV_DURABLE_SYNC */
+
+	/* Added after the first released layout. */
+
+	/* The prefix cache (tkv_seq_open_tokens): the caller's name for the
+	 * model and everything that changes its KV (weights revision, RoPE
+	 * scaling, quantization...). NULL (default): no cache, and every
+	 * sequence is private as before. When set (non-empty, at most 1024
+	 * bytes, copied at open), full blocks of sequences opened with their
+	 * tokens are published, keyed by this id, the geometry, dtype,
+	 * block_tokens, an optional per-sequence salt and the exact token
+	 * prefix (docs/KEY_FORMAT.md), and reused by every later sequence with
+	 * the same prefix, across restarts when the cold tier keeps them.
+	 * The sequence id UINT64_MAX is reserved then (the cache's records). */
+	const char *model_id;
 } tkv_config;
 
 /* Fills *cfg with the defaults above (Llama-3-8B geometry in f32, blocks of
@@ -239,10 +253,97 @@ TKV_API void tkv_close(tkv_runtime *rt);
  * no tokens. -EEXIST if it is already open. */
 TKV_API int tkv_seq_open(tkv_runtime *rt, uint64_t seq_id);
 
-/* Waits for the sequence's pending stores, then frees all its blocks.
- * -ENOENT if not open; -EBUSY (and nothing changes) while a view of it is
- * held. Must not race with a store to the same sequence. */
+/* Waits for the sequence's pending stores, then lets go of its blocks:
+ * blocks only it holds are freed in every tier (with their cold records);
+ * blocks it shares or published to the prefix cache stay (a cache entry
+ * lives on until dropped for space). -ENOENT if not open; -EBUSY (and
+ * nothing changes) while a view of it is held. Must not race with a store
+ * to the same sequence. */
 TKV_API int tkv_seq_close(tkv_runtime *rt, uint64_t seq_id);
+
+/* ---- Prefix cache -------------------------------------------------------
+ *
+ * With config.model_id set, KV is also a cache keyed by the tokens that
+ * produced it. A sequence opened with its prompt's token ids starts with
+ * the longest cached prefix of full blocks attached: zero-copy, shared with
+ * every other sequence using them, in whatever tier they are (reads and
+ * views promote cold ones as for any block). Its own full blocks are
+ * published once every layer of a block is stored and the block's token
+ * ids are known (from the prompt, or tkv_seq_append_tokens for generated
+ * tokens). A match compares the exact token ids, never the key alone, so a
+ * hash collision is a miss, never another prompt's KV. Shared blocks are
+ * immutable: truncate and fork copy the block they would write into.
+ * Unreferenced cache blocks go hot -> cold under the eviction policy and are
+ * dropped (counted in tkv_stats) when space runs out; a store gets -ENOSPC
+ * only when everything in both tiers is referenced. Blocks stored before
+ * their token ids are known and evicted meanwhile stay private (counted as
+ * cache_publish_skipped).
+ */
+
+/* Per-sequence options of the prefix cache. */
+typedef struct tkv_seq_opts {
+	size_t struct_size;  /* sizeof(tkv_seq_opts), set by the caller */
+	const void *salt;    /* isolates tenants: keys with another salt (or
+			      * none) never match; copied */
+	size_t salt_len;     /* 0: no salt; at most 1024 */
+	unsigned flags;      /* TKV_SEQ_NO_PUBLISH */
+} tkv_seq_opts;
+/* Attach cached blocks, but never publish this sequence's own. */
+#define TKV_SEQ_NO_PUBLISH 0x1u
+
+/* Opens sequence `seq_id` knowing its first n_tokens token ids (the prompt;
+ * copied) and attaches the longest cached prefix of full blocks of them;
+ * *cached_tokens (may be NULL) gets how many tokens are already stored (a
+ * multiple of block_tokens, <= n_tokens): the engine stores from there, for
+ * every layer. opts may be NULL. Without config.model_id this is
+ * tkv_seq_open plus the token ids (nothing is attached or published).
+ * Unlike tkv_seq_open it does not re-attach cold records a previous run
+ * left under this id. -EEXIST, -EINVAL (NULL tokens with n_tokens > 0, bad
+ * opts, reserved id), -ENOMEM. */
+TKV_API int tkv_seq_open_tokens(tkv_runtime *rt, uint64_t seq_id, const uint32_t *tokens,
+				size_t n_tokens, const tkv_seq_opts *opts,
+				uint64_t *cached_tokens);
+
+/* Appends token ids after those the sequence knows (generated tokens, or
+ * the rest of a prompt), so the blocks they complete can be published.
+ * Ids may run ahead of stored KV and KV ahead of ids. Same thread rule as
+ * tkv_store. -ENOENT, -EINVAL, -ENOMEM. */
+TKV_API int tkv_seq_append_tokens(tkv_runtime *rt, uint64_t seq_id, const uint32_t *tokens,
+				  size_t n_tokens);
+
+/* What the cache holds for a prompt, without attaching or changing
+ * anything (for a router or a scheduler). */
+typedef struct tkv_cache_match {
+	size_t struct_size;   /* sizeof(tkv_cache_match), set by the caller */
+	uint64_t tokens;      /* out: matched tokens (whole blocks) */
+	uint64_t hot_blocks;  /* out: of the matched blocks, those in RAM */
+	uint64_t cold_blocks; /* out: those only on SSD */
+} tkv_cache_match;
+/* Looks the prompt up like tkv_seq_open_tokens would. -EINVAL (no
+ * model_id, NULL arguments). Any thread. */
+TKV_API int tkv_cache_lookup(tkv_runtime *rt, const uint32_t *tokens, size_t n_tokens,
+			     const tkv_seq_opts *opts, tkv_cache_match *out);
+
+/* Drops every cache block no sequence references, in every tier (e.g. the
+ * model's weights were reloaded). Returns how many blocks, or a negative
+ * errno. Blocks that sequences hold are kept. Any thread. */
+TKV_API int64_t tkv_cache_drop(tkv_runtime *rt);
+
+/* Cuts a sequence back to its first n_tokens tokens (speculative decoding
+ * rejecting drafted tokens): positions and known token ids past n_tokens
+ * are forgotten, blocks wholly past it let go. A block the cut lands in is
+ * copied first if it is shared or published, so no shared block is ever
+ * written. Waits for the sequence's pending stores. -ENOENT, -EINVAL
+ * (n_tokens past what every layer stored), -EBUSY (a view is held),
+ * -ENOMEM, -ENOSPC. Same thread rule as tkv_store. */
+TKV_API int tkv_seq_truncate(tkv_runtime *rt, uint64_t seq_id, uint64_t n_tokens);
+
+/* Opens new_id as a copy of seq_id (parallel sampling): every full block
+ * is shared (zero-copy), the partial last block is copied, token ids are
+ * copied. Waits for seq_id's pending stores. -ENOENT, -EEXIST, -EINVAL
+ * (layers at different lengths), -ENOMEM, -ENOSPC. Same thread rule as
+ * tkv_store for seq_id. */
+TKV_API int tkv_seq_fork(tkv_runtime *rt, uint64_t seq_id, uint64_t new_id);
 
 /* ---- Store -------------------------------------------------------------- */
 
@@ -426,6 +527,24 @@ typedef struct tkv_stats {
 	uint64_t units_unevictable;
 	uint64_t cold_slots_leaked;
 	uint64_t cold_invalidate_errors;
+
+	/* Prefix cache (all 0 without config.model_id). Blocks are whole
+	 * blocks of all layers. */
+	uint64_t cache_lookups;          /* prompts looked up (open, lookup) */
+	uint64_t cache_lookup_blocks;    /* full blocks those prompts had */
+	uint64_t cache_hit_blocks_hot;   /* matched blocks found in RAM */
+	uint64_t cache_hit_blocks_cold;  /* matched blocks found only on SSD */
+	uint64_t cache_published;        /* blocks that became cache entries */
+	uint64_t cache_deduplicated;     /* blocks already cached: not kept twice */
+	uint64_t cache_publish_skipped;  /* blocks that could not be published */
+	uint64_t cache_entries_hot;      /* entries now with every layer in RAM */
+	uint64_t cache_entries_cold;     /* entries now with a cold record */
+	uint64_t cache_bytes_hot;
+	uint64_t cache_bytes_cold;
+	uint64_t cache_dropped_hot;      /* unreferenced entries dropped for RAM */
+	uint64_t cache_dropped_cold;     /* ... for SSD space */
+	uint64_t cache_dropped_other;    /* tkv_cache_drop, unreadable records */
+	uint64_t cache_recovered;        /* entries rebuilt from the cold tier */
 } tkv_stats;
 
 /* A snapshot of the counters (each read atomically; not a consistent cut

@@ -124,6 +124,9 @@ static int validate(const tkv_config *c, tkv__geometry *g)
 		return tkv__fail(-EINVAL,
 				 "config.ring_slots: must be a power of two in [4, 1048576], got %u",
 				 c->ring_slots);
+	if (c->model_id && (!c->model_id[0] || strnlen(c->model_id, 1025) > 1024))
+		return tkv__fail(-EINVAL, "config.model_id: must be NULL (no prefix cache) or a "
+				 "non-empty string of at most 1024 bytes");
 	return check_cold(c) ? -EINVAL : derive_geometry(c, g);
 }
 

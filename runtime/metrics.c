@@ -4,6 +4,7 @@
  * without knowing their names.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +82,49 @@ static void cold_tier(out *o, const tkv_stats *st)
 	    "Header-zeroing writes of removed records that failed.", st->cold_invalidate_errors);
 }
 
+/* The prefix cache's counters and gauges (all 0 without one). */
+static void prefix_cache(out *o, const tkv_stats *st)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} m[] = {
+#define M(n, t, h, f) {n, t, h, offsetof(tkv_stats, f)}
+		M("cache_lookups_total", "counter", "Prompts looked up in the prefix cache.",
+		  cache_lookups),
+		M("cache_lookup_blocks_total", "counter", "Full blocks of the prompts looked up.",
+		  cache_lookup_blocks),
+		M("cache_hit_blocks_hot_total", "counter", "Matched blocks found in RAM.",
+		  cache_hit_blocks_hot),
+		M("cache_hit_blocks_cold_total", "counter", "Matched blocks found only on SSD.",
+		  cache_hit_blocks_cold),
+		M("cache_published_total", "counter", "Blocks that became cache entries.",
+		  cache_published),
+		M("cache_deduplicated_total", "counter", "Blocks already cached, not kept twice.",
+		  cache_deduplicated),
+		M("cache_publish_skipped_total", "counter", "Blocks that could not be published.",
+		  cache_publish_skipped),
+		M("cache_entries_hot", "gauge", "Cache entries with every layer in RAM.",
+		  cache_entries_hot),
+		M("cache_entries_cold", "gauge", "Cache entries with a cold record.",
+		  cache_entries_cold),
+		M("cache_bytes_hot", "gauge", "Bytes of cache entries in RAM.", cache_bytes_hot),
+		M("cache_bytes_cold", "gauge", "Bytes of cache entries on SSD.", cache_bytes_cold),
+		M("cache_dropped_hot_total", "counter", "Unreferenced entries dropped for RAM.",
+		  cache_dropped_hot),
+		M("cache_dropped_cold_total", "counter", "Unreferenced entries dropped for SSD space.",
+		  cache_dropped_cold),
+		M("cache_dropped_other_total", "counter",
+		  "Entries dropped by tkv_cache_drop or unreadable at recovery.", cache_dropped_other),
+		M("cache_recovered_total", "counter", "Entries rebuilt from the cold tier at open.",
+		  cache_recovered),
+#undef M
+	};
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		one(o, m[i].name, m[i].type, m[i].help,
+		    *(const uint64_t *)((const char *)st + m[i].off));
+}
+
 int64_t tkv_metrics_prometheus(tkv_runtime *rt, char *buf, size_t len)
 {
 	tkv_stats *st = malloc(sizeof(*st)); /* ~8 KiB: not on the caller's stack */
@@ -108,6 +152,7 @@ int64_t tkv_metrics_prometheus(tkv_runtime *rt, char *buf, size_t len)
 	one(&o, "worker_pin_failures", "gauge", "Workers that could not be pinned to a core.",
 	    st->pin_failures);
 	cold_tier(&o, st);
+	prefix_cache(&o, st);
 	free(st);
 	if (buf && len)
 		buf[o.used < len ? o.used : len - 1] = '\0';

@@ -119,6 +119,20 @@ static int open_cold_tier(tkv_runtime *rt, const tkv__open_opts *opts)
 	return rc;
 }
 
+/* The prefix cache, and what a previous run left of it in the cold tier. */
+static int open_cache(tkv_runtime *rt)
+{
+	const tkv_config *c = &rt->cfg;
+	tkv__key ns = tkv__key_namespace(c->model_id, c->n_layers, c->n_kv_heads, c->head_dim,
+					 c->dtype, c->block_tokens);
+	int rc = tkv__cache_open(&rt->tiers, ns, c->n_layers, c->block_tokens,
+				 rt->geo.block_bytes, &rt->cache);
+	rt->tiers.cache = rt->cache;
+	if (!rc && rt->ev)
+		rc = tkv__cache_recover(rt->cache, rt->ev->cold);
+	return rc;
+}
+
 static int open_workers(tkv_runtime *rt)
 {
 	tkv__topology *t = calloc(1, sizeof(*t)); /* ~4 KiB: not on the stack */
@@ -159,6 +173,11 @@ static void teardown(tkv_runtime *rt)
 	rt->tiers.ev = NULL;
 	if (rt->seqs_ready)
 		tkv__seq_table_fini(&rt->seqs, drop_seq, rt);
+	/* Without the evictor, freeing units leaves cold records alone: the
+	 * cache's records stay for the next run to recover. */
+	tkv__cache_close(rt->cache);
+	rt->cache = NULL;
+	rt->tiers.cache = NULL;
 	tkv__workers_free(rt);
 	tkv__hot_close(&rt->hot);
 }
@@ -192,11 +211,22 @@ int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, tkv_runtime 
 		goto fail;
 	if (rt->cfg.cold_dir && (rc = open_cold_tier(rt, opts)))
 		goto fail;
+	if (rt->cfg.model_id) {
+		/* the caller's string is read during open only: keep a copy */
+		if (!(rt->model_id = strdup(rt->cfg.model_id))) {
+			rc = tkv__fail(-ENOMEM, "open: model_id");
+			goto fail;
+		}
+		rt->cfg.model_id = rt->model_id;
+		if ((rc = open_cache(rt)))
+			goto fail;
+	}
 	*out = rt;
 	return 0;
 fail:
 	teardown(rt);
 	tkv__tracer_close(rt->tracer); /* NULL-safe; rc already names the failure */
+	free(rt->model_id);
 	free(rt);
 	return rc;
 }
@@ -212,25 +242,49 @@ void tkv_close(tkv_runtime *rt)
 	 * trace that cannot be fully written leaves its message in
 	 * tkv_last_error() (tierkv.h, tkv_close); the library never prints. */
 	tkv__tracer_close(rt->tracer);
+	free(rt->model_id);
 	free(rt);
+}
+
+int tkv__seq_id_check(const tkv_runtime *rt, uint64_t seq_id, const char *what)
+{
+	if (rt->cache && seq_id == TKV__CACHE_SEQ)
+		return tkv__fail(-EINVAL, "%s: sequence id %llu is reserved for the prefix cache",
+				 what, (unsigned long long)seq_id);
+	return 0;
+}
+
+void tkv__seq_discard(tkv_runtime *rt, tkv__seq *s)
+{
+	tkv__seq_free(s, put_unit, rt);
+}
+
+int tkv__seq_insert(tkv_runtime *rt, tkv__seq *s)
+{
+	int rc = tkv__seq_table_insert(&rt->seqs, s);
+	if (rc) {
+		uint64_t id = s->id;
+		tkv__seq_discard(rt, s);
+		return tkv__fail(rc, "seq_open: sequence %llu %s", (unsigned long long)id,
+				 rc == -EEXIST ? "is already open" : "cannot be added");
+	}
+	return 0;
 }
 
 int tkv_seq_open(tkv_runtime *rt, uint64_t seq_id)
 {
 	int rc = tkv__rt_check(rt);
-	if (rc)
+	if (rc || (rc = tkv__seq_id_check(rt, seq_id, "seq_open")))
 		return rc;
 	tkv__seq *s = tkv__seq_new(seq_id, rt->cfg.n_layers);
 	if (!s)
 		return tkv__fail(-ENOMEM, "seq_open: sequence %llu", (unsigned long long)seq_id);
 	/* a re-opened id gets its cold records back before anyone sees it */
-	if ((rt->ev && (rc = tkv__evictor_seq_open(rt->ev, s))) ||
-	    (rc = tkv__seq_table_insert(&rt->seqs, s))) {
-		tkv__seq_free(s, put_unit, rt);
-		return tkv__fail(rc, "seq_open: sequence %llu %s", (unsigned long long)seq_id,
-				 rc == -EEXIST ? "is already open" : "cannot be added");
+	if (rt->ev && (rc = tkv__evictor_seq_open(rt->ev, s))) {
+		tkv__seq_discard(rt, s);
+		return rc;
 	}
-	return 0;
+	return tkv__seq_insert(rt, s);
 }
 
 int tkv_seq_close(tkv_runtime *rt, uint64_t seq_id)

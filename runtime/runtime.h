@@ -33,6 +33,7 @@
 #include "kernels/kernels.h"
 #include "runtime/config.h"
 #include "runtime/seq_table.h"
+#include "tiers/cache.h"
 #include "tiers/evictor.h"
 #include "tiers/hot.h"
 #include "tiers/units.h"
@@ -101,6 +102,8 @@ struct tkv_runtime {
 	tkv__tracer *tracer; /* NULL when tracing is off */
 	tkv__hot hot;        /* capacity and the workers' block pools */
 	tkv__evictor *ev;    /* NULL without a cold tier */
+	tkv__cache *cache;   /* NULL without config.model_id */
+	char *model_id;      /* the runtime's copy of cfg.model_id */
 	tkv__tiers tiers;    /* {&hot, ev, cache}: units.h */
 
 	uint64_t ring_full_events __attribute__((aligned(64)));
@@ -159,5 +162,15 @@ void tkv__test_pause(struct tkv_runtime *rt, bool paused);
 
 /* An API call's runtime check: -EINVAL for NULL, -EBADF while closing. */
 int tkv__rt_check(const struct tkv_runtime *rt);
+
+/* -EINVAL (with a message naming `what`) for an id the runtime reserves:
+ * TKV__CACHE_SEQ while the prefix cache is on. */
+int tkv__seq_id_check(const struct tkv_runtime *rt, uint64_t seq_id, const char *what);
+
+/* Makes a sequence visible (runtime.c): inserts it into the table, or
+ * frees it and fails (-EEXIST, -ENOMEM) with a message. */
+int tkv__seq_insert(struct tkv_runtime *rt, tkv__seq *s);
+/* Frees a sequence that never became visible, dropping its units. */
+void tkv__seq_discard(struct tkv_runtime *rt, tkv__seq *s);
 
 #endif

@@ -16,6 +16,27 @@
 /* The first released tkv_stats layout (0.1) ends at workers[]. */
 #define TKV__STATS_FIRST_SIZE offsetof(tkv_stats, env_warning)
 
+static void cache_stats(tkv__cache *c, tkv_stats *out)
+{
+	tkv__cache_stats cs;
+	tkv__cache_stats_get(c, &cs);
+	out->cache_lookups = cs.lookups;
+	out->cache_lookup_blocks = cs.lookup_blocks;
+	out->cache_hit_blocks_hot = cs.hit_blocks_hot;
+	out->cache_hit_blocks_cold = cs.hit_blocks_cold;
+	out->cache_published = cs.published;
+	out->cache_deduplicated = cs.deduplicated;
+	out->cache_publish_skipped = cs.publish_skipped;
+	out->cache_entries_hot = cs.entries_hot;
+	out->cache_entries_cold = cs.entries_cold;
+	out->cache_bytes_hot = cs.bytes_hot;
+	out->cache_bytes_cold = cs.bytes_cold;
+	out->cache_dropped_hot = cs.dropped_hot;
+	out->cache_dropped_cold = cs.dropped_cold;
+	out->cache_dropped_other = cs.dropped_other;
+	out->cache_recovered = cs.recovered;
+}
+
 static void fill(tkv_runtime *rt, tkv_stats *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -44,6 +65,8 @@ static void fill(tkv_runtime *rt, tkv_stats *out)
 		};
 	}
 	out->env_warning = tkv__kernels_env_note();
+	if (rt->cache)
+		cache_stats(rt->cache, out);
 }
 
 int tkv_stats_get(tkv_runtime *rt, tkv_stats *out)

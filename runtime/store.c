@@ -96,6 +96,12 @@ static int reserve(tkv_runtime *rt, uint64_t blocks, unsigned flags)
 			return tkv__fail(-EAGAIN, "store: hot tier full, evictor behind");
 		}
 		if (!rt->ev || tkv__evictor_wait_space(rt->ev, &w)) {
+			/* the evictor cannot make room: unreferenced cache
+			 * blocks in RAM go before a store is refused */
+			if (rt->cache && tkv__cache_reclaim_hot(rt->cache, blocks) > 0) {
+				w = (tkv__space_wait){0};
+				continue;
+			}
 			ck_pr_inc_64(&rt->enospc_events);
 			return tkv__fail(-ENOSPC, "store: hot tier full (%llu blocks)%s",
 					 (unsigned long long)rt->geo.hot_blocks,

@@ -51,7 +51,7 @@ bool tkv__unit_tryref(tkv__unit *u)
 {
 	uint32_t r = ck_pr_load_32(&u->refs);
 	for (;;) {
-		if (r == TKV__UNIT_DEAD || (r == 0 && !ck_pr_load_32(&u->published)))
+		if (r == TKV__UNIT_DEAD || (r == 0 && ck_pr_load_32(&u->published) != TKV__PUB_YES))
 			return false;
 		if (ck_pr_cas_32_value(&u->refs, r, r + 1, &r))
 			return true;
@@ -82,17 +82,6 @@ void tkv__unit_free(tkv__unit *u)
 
 /* ---- the unit table ----------------------------------------------------- */
 
-/* Chunk and offset of entry b; false past the last chunk. */
-static bool chunk_locate(uint64_t b, unsigned *chunk, uint64_t *off)
-{
-	/* chunk k starts at block 64 * (2^k - 1) */
-	uint64_t q = b / TKV__CHUNK0 + 1;
-	unsigned k = 63u - (unsigned)__builtin_clzll(q);
-	*chunk = k;
-	*off = b - (uint64_t)TKV__CHUNK0 * ((1ull << k) - 1);
-	return k < TKV__NCHUNKS;
-}
-
 /* The entry of block b, making its chunk if `make` (any thread: chunks are
  * installed by CAS; the loser frees its own). NULL past the table or on
  * ENOMEM. */
@@ -100,7 +89,7 @@ static tkv__unit **slot(const tkv__seq *s, uint64_t b, bool make)
 {
 	unsigned k;
 	uint64_t off;
-	if (!chunk_locate(b, &k, &off))
+	if (!tkv__chunk_locate(b, &k, &off))
 		return NULL;
 	tkv__unit ***chunkp = (tkv__unit ***)&s->units[k];
 	tkv__unit **c = ck_pr_load_ptr(chunkp);
@@ -190,6 +179,7 @@ void tkv__seq_free(tkv__seq *s, void (*put)(void *ctx, tkv__unit *u), void *ctx)
 		free(s->tok.chunks[k]);
 		free(s->tok.keys[k]);
 	}
+	free(s->tok.salt);
 	free(s->layers);
 	free(s);
 }

@@ -78,6 +78,10 @@ enum {
 	TKV__UNIT_PUBLISHING = 3,
 };
 #define TKV__UNIT_DEAD 0x80000000u /* refs of a cache entry being dropped */
+/* published: NONE -> CLAIMED (someone is publishing it) -> YES (a cache
+ * entry), or stays CLAIMED when publishing was skipped or deduplicated (it
+ * then lives and dies as a plain unit). */
+enum { TKV__PUB_NONE = 0, TKV__PUB_YES = 1, TKV__PUB_CLAIMED = 2 };
 
 struct tkv__cache_ent;
 
@@ -91,7 +95,7 @@ typedef struct tkv__unit {
 	uint32_t in_policy;   /* inserted and not yet picked/removed (atomic) */
 	uint32_t lost;        /* its record failed a checksum and was dropped:
 			       * cold layers are gone for good (atomic) */
-	uint32_t published;   /* a cache entry (atomic; 0 -> 1 once) */
+	uint32_t published;   /* TKV__PUB_* (atomic) */
 	uint32_t n_layers;
 	struct tkv__cache_ent *ce; /* key, tokens, index links once published */
 	tkv__block blocks[];  /* n_layers */
@@ -119,9 +123,23 @@ typedef struct tkv__seq_tokens {
 	uint64_t known;     /* token ids known: [0, known) (producer release) */
 	uint32_t *chunks[TKV__NCHUNKS]; /* chunk k: (64 << k) * block_tokens ids */
 	void *keys[TKV__NCHUNKS];       /* chunk k: (64 << k) keys of 16 bytes */
-	uint64_t keyed;     /* full blocks with a key: [0, keyed) */
+	uint64_t keyed;     /* full blocks with a key: [0, keyed) (producer
+			     * release; workers acquire before publishing) */
+	void *salt;         /* the tenant salt of key_0, copied; may be NULL */
+	size_t salt_len;
 	bool cache;         /* blocks of this sequence may be published */
 } tkv__seq_tokens;
+
+/* Chunk k of a segmented table holds entries [64 * (2^k - 1), 64 *
+ * (2^(k+1) - 1)): where entry b is; false past the last chunk. */
+static inline bool tkv__chunk_locate(uint64_t b, unsigned *chunk, uint64_t *off)
+{
+	uint64_t q = b / TKV__CHUNK0 + 1;
+	unsigned k = 63u - (unsigned)__builtin_clzll(q);
+	*chunk = k;
+	*off = b - (uint64_t)TKV__CHUNK0 * ((1ull << k) - 1);
+	return k < TKV__NCHUNKS;
+}
 
 typedef struct tkv__seq {
 	uint64_t id;

@@ -1,9 +1,165 @@
 /*
- * cache.c - the prefix cache (cache.h).
+ * cache.c - the prefix cache (design in cache.h): the key -> entry index,
+ * publishing, lookups, the unreferenced list and drops, recovery from the
+ * cold tier, and a sequence's token ids and keys.
  */
 #include "tiers/cache.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <ck_pr.h>
+
+#include "base/error.h"
+#include "tiers/evictor.h"
+
+#define N_STRIPES 64
+
+typedef struct stripe {
+	pthread_mutex_t lock;
+	tkv__cache_ent **buckets;
+	size_t n_buckets; /* power of two */
+	size_t count;
+} __attribute__((aligned(64))) stripe;
+
+struct tkv__cache {
+	const tkv__tiers *tiers;
+	tkv__key ns;
+	uint32_t n_layers, block_tokens;
+	size_t block_bytes;
+	stripe st[N_STRIPES];
+
+	pthread_mutex_t lru_lock __attribute__((aligned(64)));
+	tkv__cache_ent *lru_head, *lru_tail; /* head: unreferenced longest */
+
+	uint64_t next_id __attribute__((aligned(64))); /* cold record names */
+	/* counters (atomic) */
+	uint64_t lookups, lookup_blocks, hit_hot, hit_cold;
+	uint64_t published, deduplicated, publish_skipped;
+	uint64_t dropped_hot, dropped_cold, dropped_other, recovered;
+};
+
+/* ---- index -------------------------------------------------------------- */
+
+static stripe *stripe_of(tkv__cache *c, tkv__key k)
+{
+	return &c->st[k.lo % N_STRIPES];
+}
+
+static tkv__cache_ent **bucket_of(stripe *s, tkv__key k)
+{
+	return &s->buckets[(k.hi ^ (k.lo >> 6)) & (s->n_buckets - 1)];
+}
+
+/* Doubles a stripe's buckets when chains average over 2; on ENOMEM the
+ * chains just get longer. Stripe lock held. */
+static void maybe_grow(stripe *s)
+{
+	if (s->count < 2 * s->n_buckets)
+		return;
+	size_t n = s->n_buckets * 2;
+	tkv__cache_ent **nb = calloc(n, sizeof(*nb));
+	if (!nb)
+		return;
+	tkv__cache_ent **old = s->buckets;
+	size_t old_n = s->n_buckets;
+	s->buckets = nb;
+	s->n_buckets = n;
+	for (size_t i = 0; i < old_n; i++)
+		for (tkv__cache_ent *e = old[i], *next; e; e = next) {
+			next = e->hnext;
+			tkv__cache_ent **b = bucket_of(s, e->key);
+			e->hnext = *b;
+			*b = e;
+		}
+	free(old);
+}
+
+static bool same_tokens(const tkv__cache *c, const tkv__cache_ent *e, const uint32_t *tokens)
+{
+	return memcmp(e->tokens, tokens, (size_t)c->block_tokens * sizeof(uint32_t)) == 0;
+}
+
+/* The live entry with this key and these exact tokens; stripe lock held. */
+static tkv__cache_ent *find(tkv__cache *c, stripe *s, tkv__key k, const uint32_t *tokens)
+{
+	for (tkv__cache_ent *e = *bucket_of(s, k); e; e = e->hnext)
+		if (tkv__key_eq(e->key, k) && same_tokens(c, e, tokens) &&
+		    ck_pr_load_32(&e->unit->refs) != TKV__UNIT_DEAD)
+			return e;
+	return NULL;
+}
+
+static void unlink_ent(tkv__cache *c, tkv__cache_ent *e)
+{
+	stripe *s = stripe_of(c, e->key);
+	pthread_mutex_lock(&s->lock);
+	for (tkv__cache_ent **p = bucket_of(s, e->key); *p; p = &(*p)->hnext)
+		if (*p == e) {
+			*p = e->hnext;
+			s->count--;
+			break;
+		}
+	pthread_mutex_unlock(&s->lock);
+}
+
+int tkv__cache_open(const tkv__tiers *t, tkv__key ns, uint32_t n_layers, uint32_t block_tokens,
+		    size_t block_bytes, tkv__cache **out)
+{
+	*out = NULL;
+	tkv__cache *c = aligned_alloc(64, sizeof(*c));
+	if (!c)
+		return tkv__fail(-ENOMEM, "open: prefix cache");
+	memset(c, 0, sizeof(*c));
+	c->tiers = t;
+	c->ns = ns;
+	c->n_layers = n_layers;
+	c->block_tokens = block_tokens;
+	c->block_bytes = block_bytes;
+	pthread_mutex_init(&c->lru_lock, NULL);
+	for (int i = 0; i < N_STRIPES; i++) {
+		pthread_mutex_init(&c->st[i].lock, NULL);
+		c->st[i].n_buckets = 16;
+		if (!(c->st[i].buckets = calloc(16, sizeof(tkv__cache_ent *)))) {
+			tkv__cache_close(c);
+			return tkv__fail(-ENOMEM, "open: prefix cache index");
+		}
+	}
+	*out = c;
+	return 0;
+}
+
+void tkv__cache_close(tkv__cache *c)
+{
+	if (!c)
+		return;
+	tkv__cache_drop_all(c);
+	for (int i = 0; i < N_STRIPES; i++) {
+		free(c->st[i].buckets);
+		pthread_mutex_destroy(&c->st[i].lock);
+	}
+	pthread_mutex_destroy(&c->lru_lock);
+	free(c);
+}
+
+tkv__key tkv__cache_ns(const tkv__cache *c)
+{
+	return c->ns;
+}
+
+/* ---- entries and the unreferenced list ---------------------------------- */
+
+static tkv__cache_ent *ent_new(tkv__cache *c, tkv__key k, const uint32_t *tokens)
+{
+	tkv__cache_ent *e = calloc(1, sizeof(*e) + (size_t)c->block_tokens * sizeof(uint32_t));
+	if (!e)
+		return NULL;
+	e->key = k;
+	memcpy(e->tokens, tokens, (size_t)c->block_tokens * sizeof(uint32_t));
+	return e;
+}
 
 void tkv__cache_ent_free(tkv__unit *u)
 {
@@ -11,16 +167,414 @@ void tkv__cache_ent_free(tkv__unit *u)
 	u->ce = NULL;
 }
 
-void tkv__cache_unreferenced(struct tkv__cache *c, tkv__unit *u)
+static void lru_unlink(tkv__cache *c, tkv__cache_ent *e)
 {
-	(void)c;
-	(void)u;
+	if (!e->in_lru)
+		return;
+	*(e->lprev ? &e->lprev->lnext : &c->lru_head) = e->lnext;
+	*(e->lnext ? &e->lnext->lprev : &c->lru_tail) = e->lprev;
+	e->lprev = e->lnext = NULL;
+	e->in_lru = false;
 }
 
-void tkv__cache_unit_full(struct tkv__cache *c, tkv__seq *s, tkv__unit *u, uint64_t b)
+void tkv__cache_unreferenced(tkv__cache *c, tkv__unit *u)
 {
-	(void)c;
-	(void)s;
-	(void)u;
-	(void)b;
+	tkv__cache_ent *e = u->ce;
+	pthread_mutex_lock(&c->lru_lock);
+	lru_unlink(c, e); /* unreferenced again: to the tail */
+	e->lprev = c->lru_tail;
+	*(c->lru_tail ? &c->lru_tail->lnext : &c->lru_head) = e;
+	c->lru_tail = e;
+	e->in_lru = true;
+	pthread_mutex_unlock(&c->lru_lock);
+}
+
+static bool holds_hot(const tkv__unit *u)
+{
+	for (uint32_t l = 0; l < u->n_layers; l++)
+		if (ck_pr_load_ptr((void **)&u->blocks[l].mem))
+			return true;
+	return false;
+}
+
+static bool all_hot(const tkv__unit *u)
+{
+	for (uint32_t l = 0; l < u->n_layers; l++)
+		if (!ck_pr_load_ptr((void **)&u->blocks[l].mem))
+			return false;
+	return true;
+}
+
+enum want { WANT_ANY, WANT_HOT, WANT_COLD };
+
+/*
+ * Takes up to max entries off the unreferenced list (oldest first) that
+ * hold what `want` asks for and nobody references: each one's refs goes
+ * 0 -> DEAD, so no lookup can take it any more, and it leaves the index.
+ * Entries found referenced leave the list (they rejoin when unreferenced).
+ * Returns how many were put into victims[].
+ */
+static size_t take_victims(tkv__cache *c, enum want want, tkv__unit **victims, size_t max)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&c->lru_lock);
+	for (tkv__cache_ent *e = c->lru_head, *next; e && n < max; e = next) {
+		next = e->lnext;
+		tkv__unit *u = e->unit;
+		if (want == WANT_HOT && !holds_hot(u))
+			continue;
+		if (want == WANT_COLD && !ck_pr_load_32(&u->cold))
+			continue;
+		if (!ck_pr_cas_32(&u->refs, 0, TKV__UNIT_DEAD)) {
+			lru_unlink(c, e);
+			continue;
+		}
+		lru_unlink(c, e);
+		unlink_ent(c, e); /* lock order: lru -> stripe */
+		victims[n++] = u;
+	}
+	pthread_mutex_unlock(&c->lru_lock);
+	return n;
+}
+
+/* Frees dropped units in every tier; returns the hot blocks they held. */
+static uint64_t destroy_victims(tkv__cache *c, tkv__unit **victims, size_t n, uint64_t *ctr)
+{
+	uint64_t hot = 0;
+	for (size_t i = 0; i < n; i++) {
+		for (uint32_t l = 0; l < victims[i]->n_layers; l++)
+			hot += victims[i]->blocks[l].mem != NULL;
+		tkv__unit_destroy(c->tiers, victims[i]);
+		ck_pr_inc_64(ctr);
+	}
+	return hot;
+}
+
+enum { BATCH = 64 };
+
+uint64_t tkv__cache_drop_all(tkv__cache *c)
+{
+	tkv__unit *v[BATCH];
+	uint64_t total = 0;
+	size_t n;
+	while ((n = take_victims(c, WANT_ANY, v, BATCH)) > 0) {
+		destroy_victims(c, v, n, &c->dropped_other);
+		total += n;
+	}
+	return total;
+}
+
+uint64_t tkv__cache_reclaim_hot(tkv__cache *c, uint64_t blocks)
+{
+	uint64_t freed = 0;
+	while (freed < blocks) {
+		tkv__unit *v[4];
+		size_t n = take_victims(c, WANT_HOT, v, 4);
+		if (!n)
+			break;
+		freed += destroy_victims(c, v, n, &c->dropped_hot);
+	}
+	return freed;
+}
+
+uint64_t tkv__cache_reclaim_cold(tkv__cache *c, uint64_t n)
+{
+	tkv__unit *v[BATCH];
+	size_t got = take_victims(c, WANT_COLD, v, n < BATCH ? n : BATCH);
+	destroy_victims(c, v, got, &c->dropped_cold);
+	return got;
+}
+
+/* ---- publishing --------------------------------------------------------- */
+
+/*
+ * Publishes unit u (block b of s, complete, tokens and key known), once:
+ * the claim CAS on `published` (NONE -> CLAIMED -> YES) settles a
+ * race between the worker and the producer. The unit must be HOT (not
+ * being written or freed by the evictor), and if it already has a plain
+ * record it must still be entirely in RAM: then the record goes and the
+ * next eviction writes a cache record. Otherwise publishing is skipped
+ * (counted): the block stays the sequence's own.
+ */
+static void publish(tkv__cache *c, tkv__seq *s, tkv__unit *u, uint64_t b)
+{
+	if (!ck_pr_cas_32(&u->published, TKV__PUB_NONE, TKV__PUB_CLAIMED))
+		return;
+	if (!ck_pr_cas_32(&u->state, TKV__UNIT_HOT, TKV__UNIT_PUBLISHING)) {
+		ck_pr_inc_64(&c->publish_skipped); /* the evictor has it now */
+		return;
+	}
+	uint32_t tok[c->block_tokens];
+	tkv__seq_tokens_copy(s, c->block_tokens, b * c->block_tokens, c->block_tokens, tok);
+	tkv__key k = tkv__seq_key(s, b);
+	tkv__cache_ent *e = NULL;
+	bool plain_record = ck_pr_load_32(&u->cold);
+	if (plain_record && !all_hot(u))
+		goto skip; /* its only copy of some layer is the plain record */
+	if (!(e = ent_new(c, k, tok)))
+		goto skip;
+	stripe *st = stripe_of(c, k);
+	pthread_mutex_lock(&st->lock);
+	if (find(c, st, k, tok)) {
+		pthread_mutex_unlock(&st->lock);
+		free(e);
+		ck_pr_inc_64(&c->deduplicated);
+		ck_pr_store_32(&u->state, TKV__UNIT_HOT);
+		return;
+	}
+	if (plain_record) {
+		tkv__evictor_forget_record(c->tiers->ev, u);
+		ck_pr_store_32(&u->cold, 0);
+	}
+	e->unit = u;
+	u->ce = e;
+	u->rec_seq = TKV__CACHE_SEQ;
+	u->rec_block = ck_pr_faa_64(&c->next_id, 1);
+	tkv__cache_ent **bk = bucket_of(st, k);
+	e->hnext = *bk;
+	/* Release: the entry and the unit's new name before lookups see it. */
+	ck_pr_fence_release();
+	*bk = e;
+	st->count++;
+	maybe_grow(st);
+	ck_pr_store_32(&u->published, TKV__PUB_YES);
+	pthread_mutex_unlock(&st->lock);
+	ck_pr_inc_64(&c->published);
+	/* Release: the new record name before the evictor's CAS from HOT. */
+	ck_pr_fence_release();
+	ck_pr_store_32(&u->state, TKV__UNIT_HOT);
+	return;
+skip:
+	ck_pr_inc_64(&c->publish_skipped);
+	ck_pr_store_32(&u->state, TKV__UNIT_HOT);
+}
+
+/* The W side: called once per unit, when its last layer is stored. */
+void tkv__cache_unit_full(tkv__cache *c, tkv__seq *s, tkv__unit *u, uint64_t b)
+{
+	/* P1 (units.c: the layers_full fetch-and-add, a full barrier) before
+	 * this load; pairs with P2 below. */
+	if (s->tok.cache && b < ck_pr_load_64(&s->tok.keyed))
+		publish(c, s, u, b);
+}
+
+void tkv__cache_tokens_known(tkv__cache *c, tkv__seq *s, uint64_t first, uint64_t end)
+{
+	if (!s->tok.cache)
+		return;
+	/* P2: keyed (stored by the caller) before the units' layers_full. */
+	ck_pr_fence_memory();
+	for (uint64_t b = first; b < end; b++) {
+		tkv__unit *u = tkv__seq_unit(s, b);
+		if (u && ck_pr_load_32(&u->layers_full) == u->n_layers)
+			publish(c, s, u, b);
+	}
+}
+
+/* ---- lookups ------------------------------------------------------------ */
+
+size_t tkv__cache_lookup(tkv__cache *c, const tkv__key *keys, const uint32_t *tokens,
+			 size_t n_blocks, tkv__unit **out, tkv__cache_match *m, bool count)
+{
+	size_t i = 0;
+	tkv__cache_match got = {0, 0, 0};
+	for (; i < n_blocks; i++) {
+		const uint32_t *tok = tokens + i * c->block_tokens;
+		stripe *st = stripe_of(c, keys[i]);
+		pthread_mutex_lock(&st->lock);
+		tkv__cache_ent *e = find(c, st, keys[i], tok);
+		bool hit = e && (!out || tkv__unit_tryref(e->unit));
+		if (hit) {
+			/* under the lock: a dropped unit leaves the index first */
+			if (all_hot(e->unit))
+				got.hot++;
+			else
+				got.cold++;
+			if (out)
+				out[i] = e->unit;
+		}
+		pthread_mutex_unlock(&st->lock);
+		if (!hit)
+			break;
+	}
+	got.blocks = i;
+	if (count) {
+		ck_pr_inc_64(&c->lookups);
+		ck_pr_add_64(&c->lookup_blocks, n_blocks);
+		ck_pr_add_64(&c->hit_hot, got.hot);
+		ck_pr_add_64(&c->hit_cold, got.cold);
+	}
+	if (m)
+		*m = got;
+	return i;
+}
+
+/* ---- a sequence's tokens and keys ------------------------------------- */
+
+static uint32_t *token_slot(const tkv__seq *s, uint32_t bt, uint64_t pos)
+{
+	unsigned k;
+	uint64_t off;
+	if (!tkv__chunk_locate(pos / bt, &k, &off) || !s->tok.chunks[k])
+		return NULL;
+	return s->tok.chunks[k] + off * bt + pos % bt;
+}
+
+void tkv__seq_tokens_copy(const tkv__seq *s, uint32_t block_tokens, uint64_t pos, size_t n,
+			  uint32_t *out)
+{
+	for (size_t i = 0; i < n; i++)
+		out[i] = *token_slot(s, block_tokens, pos + i);
+}
+
+tkv__key tkv__seq_key(const tkv__seq *s, uint64_t b)
+{
+	unsigned k;
+	uint64_t off;
+	tkv__chunk_locate(b, &k, &off);
+	return ((const tkv__key *)s->tok.keys[k])[off];
+}
+
+/* Makes the token and key chunks covering block b. Producer only. */
+static int reserve_block(tkv__seq *s, uint32_t bt, uint64_t b)
+{
+	unsigned k;
+	uint64_t off;
+	if (!tkv__chunk_locate(b, &k, &off))
+		return -ENOMEM;
+	size_t n = (size_t)TKV__CHUNK0 << k;
+	if (!s->tok.chunks[k]) {
+		uint32_t *t = calloc(n * bt, sizeof(uint32_t));
+		if (!t)
+			return -ENOMEM;
+		ck_pr_store_ptr(&s->tok.chunks[k], t); /* published by `keyed` */
+	}
+	if (!s->tok.keys[k]) {
+		void *kk = calloc(n, sizeof(tkv__key));
+		if (!kk)
+			return -ENOMEM;
+		ck_pr_store_ptr(&s->tok.keys[k], kk);
+	}
+	return 0;
+}
+
+int tkv__seq_tokens_append(tkv__cache *c, tkv__seq *s, const uint32_t *tokens, size_t n)
+{
+	const uint32_t bt = c->block_tokens;
+	uint64_t known = s->tok.known, end = known + n;
+	/* chunks only grow: the ones made before an ENOMEM are kept, unused */
+	for (uint64_t b = known / bt; n && b <= (end - 1) / bt; b++)
+		if (reserve_block(s, bt, b))
+			return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		*token_slot(s, bt, known + i) = tokens[i];
+	uint64_t keyed = s->tok.keyed, full = end / bt;
+	for (uint64_t b = keyed; b < full; b++) {
+		uint32_t tok[bt];
+		tkv__seq_tokens_copy(s, bt, b * bt, bt, tok);
+		unsigned k;
+		uint64_t off;
+		tkv__chunk_locate(b, &k, &off);
+		((tkv__key *)s->tok.keys[k])[off] =
+			b == 0 ? tkv__key_first(c->ns, s->tok.salt, s->tok.salt_len, tok, bt)
+			       : tkv__key_next(tkv__seq_key(s, b - 1), tok, bt);
+	}
+	/* Release: the ids and keys before the counts that publish them. */
+	ck_pr_fence_release();
+	ck_pr_store_64(&s->tok.known, end);
+	ck_pr_store_64(&s->tok.keyed, full > keyed ? full : keyed);
+	return 0;
+}
+
+/* ---- recovery and stats ------------------------------------------------- */
+
+/* One cold cache record -> an unreferenced, cold-only entry. */
+static int recover_one(tkv__cache *c, tkv__cold *cold, uint64_t id)
+{
+	uint32_t tok[c->block_tokens];
+	tkv__key k;
+	int rc = tkv__cold_read_ext(cold, TKV__CACHE_SEQ, id, &k.hi, &k.lo, tok);
+	if (rc) {
+		tkv__cold_remove(cold, TKV__CACHE_SEQ, id);
+		ck_pr_inc_64(&c->dropped_other);
+		return rc == -ENOMEM ? rc : 0;
+	}
+	tkv__unit *u = tkv__unit_new(c->n_layers, TKV__CACHE_SEQ, id);
+	tkv__cache_ent *e = u ? ent_new(c, k, tok) : NULL;
+	if (!e) {
+		free(u);
+		return -ENOMEM;
+	}
+	u->layers_full = c->n_layers;
+	u->cold = 1;
+	u->published = TKV__PUB_YES;
+	u->refs = 0;
+	u->ce = e;
+	e->unit = u;
+	stripe *st = stripe_of(c, k);
+	pthread_mutex_lock(&st->lock);
+	tkv__cache_ent **bk = bucket_of(st, k);
+	e->hnext = *bk;
+	*bk = e;
+	st->count++;
+	maybe_grow(st);
+	pthread_mutex_unlock(&st->lock);
+	tkv__cache_unreferenced(c, u);
+	ck_pr_inc_64(&c->recovered);
+	return 0;
+}
+
+int tkv__cache_recover(tkv__cache *c, tkv__cold *cold)
+{
+	size_t n = tkv__cold_list_seq(cold, TKV__CACHE_SEQ, NULL, 0);
+	if (!n)
+		return 0;
+	tkv__cold_block_info *info = calloc(n, sizeof(*info));
+	if (!info)
+		return tkv__fail(-ENOMEM, "open: recovering the prefix cache");
+	n = tkv__cold_list_seq(cold, TKV__CACHE_SEQ, info, n);
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		rc = recover_one(c, cold, info[i].block);
+		if (info[i].block >= c->next_id)
+			c->next_id = info[i].block + 1;
+	}
+	free(info);
+	return rc ? tkv__fail(rc, "open: recovering the prefix cache: out of memory") : 0;
+}
+
+void tkv__cache_stats_get(tkv__cache *c, tkv__cache_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->lookups = ck_pr_load_64(&c->lookups);
+	st->lookup_blocks = ck_pr_load_64(&c->lookup_blocks);
+	st->hit_blocks_hot = ck_pr_load_64(&c->hit_hot);
+	st->hit_blocks_cold = ck_pr_load_64(&c->hit_cold);
+	st->published = ck_pr_load_64(&c->published);
+	st->deduplicated = ck_pr_load_64(&c->deduplicated);
+	st->publish_skipped = ck_pr_load_64(&c->publish_skipped);
+	st->dropped_hot = ck_pr_load_64(&c->dropped_hot);
+	st->dropped_cold = ck_pr_load_64(&c->dropped_cold);
+	st->dropped_other = ck_pr_load_64(&c->dropped_other);
+	st->recovered = ck_pr_load_64(&c->recovered);
+	/* Tier occupancy by walking the index: entries cannot be freed while
+	 * their stripe is locked (a drop unlinks first). */
+	for (int i = 0; i < N_STRIPES; i++) {
+		stripe *s = &c->st[i];
+		pthread_mutex_lock(&s->lock);
+		for (size_t b = 0; b < s->n_buckets; b++)
+			for (tkv__cache_ent *e = s->buckets[b]; e; e = e->hnext) {
+				const tkv__unit *u = e->unit;
+				uint64_t hot = 0;
+				for (uint32_t l = 0; l < u->n_layers; l++)
+					hot += ck_pr_load_ptr((void **)&u->blocks[l].mem) != NULL;
+				st->entries_hot += hot == u->n_layers;
+				st->bytes_hot += hot * c->block_bytes;
+				if (ck_pr_load_32((uint32_t *)&u->cold)) {
+					st->entries_cold++;
+					st->bytes_cold += c->n_layers * c->block_bytes;
+				}
+			}
+		pthread_mutex_unlock(&s->lock);
+	}
 }

@@ -1,24 +1,134 @@
 /*
  * cache.h - the prefix cache: full blocks of KV keyed by the token prefix
- * that produced them, shared zero-copy by every sequence with that prefix,
- * kept while unreferenced as long as space allows, dropped (never refused)
- * when space runs out.
+ * that produced them (tiers/block_key.h, docs/KEY_FORMAT.md), shared
+ * zero-copy by every sequence with that prefix, kept while unreferenced as
+ * long as space allows, dropped (never refused) when space runs out.
+ *
+ * Entries. A cache entry is a published unit (block_store.h) plus its key
+ * and its block_tokens token ids (tkv__cache_ent). The index maps key ->
+ * entries (a chain: different token ids may share a key only by a hash
+ * collision, and a match always compares the ids). Entries live in every
+ * tier like any unit: hot blocks, a cold record named (TKV__CACHE_SEQ,
+ * entry id) carrying key and tokens (cold_record.h), both, or (on a miss
+ * in both) nowhere, and then they are gone.
+ *
+ * Publishing. A block of a sequence is published when (W) every layer of
+ * it is stored (the worker completing the last layer) and (P) its token
+ * ids are known (the producer, at open or append). Whichever side makes
+ * the second condition true publishes; both may see both (they store then
+ * load across full fences: P1 in units.c, P2 in cache.c) and a CAS on the
+ * unit's claim lets one of them do it. A block whose key and tokens are
+ * already cached is not published again (deduplicated, counted): the
+ * sequence keeps its own copy until it closes, the cache keeps one.
+ *
+ * Dropping. A published unit whose last reference goes joins the tail of
+ * the unreferenced list (least recently unreferenced first). Space is made
+ * by dropping from its head: entries holding hot blocks when the hot tier
+ * is full and the evictor cannot help (tkv__cache_reclaim_hot), entries
+ * holding cold records when the cold tier refuses a write for space
+ * (tkv__cache_reclaim_cold), or all of them (tkv__cache_drop_all). A drop
+ * takes the unit's refs from 0 to DEAD by CAS, so an entry being attached
+ * (refs 0 -> 1 under the index lock) is never dropped, and a dropped one is
+ * never attached. Referenced entries are never dropped.
+ *
+ * Locks: index stripes, the unreferenced list (lru), each a leaf except
+ * lru -> stripe (a drop unlinks the entry from both). No lock is held while
+ * a dropped unit is freed in the tiers (policy lock, cold tier).
  */
 #ifndef TKV_TIERS_CACHE_H
 #define TKV_TIERS_CACHE_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tiers/block_key.h"
 #include "tiers/block_store.h"
+#include "tiers/cold.h"
+#include "tiers/units.h"
 
-struct tkv__cache;
+/* Cold records of cache blocks are named (TKV__CACHE_SEQ, entry id); the
+ * runtime reserves this sequence id. */
+#define TKV__CACHE_SEQ UINT64_MAX
 
-/* Frees a unit's cache data (key, tokens); a no-op for a unit never
- * published. Only from tkv__unit_destroy. */
+typedef struct tkv__cache tkv__cache;
+
+typedef struct tkv__cache_ent {
+	tkv__key key;
+	struct tkv__cache_ent *hnext;        /* index chain (stripe lock) */
+	struct tkv__cache_ent *lprev, *lnext; /* unreferenced list (lru lock) */
+	bool in_lru;
+	tkv__unit *unit;
+	uint32_t tokens[];                   /* block_tokens ids */
+} tkv__cache_ent;
+
+/* What a lookup found: matched full blocks, and of those how many are hot
+ * (every layer in RAM) and how many only cold. */
+typedef struct tkv__cache_match {
+	uint64_t blocks, hot, cold;
+} tkv__cache_match;
+
+typedef struct tkv__cache_stats {
+	uint64_t lookups, lookup_blocks, hit_blocks_hot, hit_blocks_cold;
+	uint64_t published, deduplicated, publish_skipped;
+	uint64_t entries_hot, entries_cold, bytes_hot, bytes_cold;
+	uint64_t dropped_hot, dropped_cold, dropped_other, recovered;
+} tkv__cache_stats;
+
+/* A cache over the runtime's tiers (t must outlive it) for the namespace
+ * ns (block_key.h). block_bytes: one layer's block. 0 or -ENOMEM. */
+int tkv__cache_open(const tkv__tiers *t, tkv__key ns, uint32_t n_layers, uint32_t block_tokens,
+		    size_t block_bytes, tkv__cache **out);
+/* Frees every entry; every sequence must be gone. NULL: no-op. */
+void tkv__cache_close(tkv__cache *c);
+/* Rebuilds the index from the cold tier's cache records (a restart):
+ * unreferenced, cold-only entries. Records that do not read back as cache
+ * blocks are removed and counted as dropped. 0 or -ENOMEM. */
+int tkv__cache_recover(tkv__cache *c, tkv__cold *cold);
+
+/* The namespace key every chain starts from. */
+tkv__key tkv__cache_ns(const tkv__cache *c);
+
+/* Looks blocks 0.. of a chain up (keys[i] and the ids of block i at
+ * tokens + i * block_tokens), stopping at the first miss. With out, takes
+ * a reference on each matched unit into out[i]; without, only counts.
+ * Counts the lookup in the stats when `count`. Returns the blocks matched. */
+size_t tkv__cache_lookup(tkv__cache *c, const tkv__key *keys, const uint32_t *tokens,
+			 size_t n_blocks, tkv__unit **out, tkv__cache_match *m, bool count);
+
+/* Producer: the tokens of s now cover blocks [first, end) with keys; each
+ * of them whose unit is complete is published (the P side). */
+void tkv__cache_tokens_known(tkv__cache *c, tkv__seq *s, uint64_t first, uint64_t end);
+
+/* Drops every unreferenced entry, in every tier; returns how many. */
+uint64_t tkv__cache_drop_all(tkv__cache *c);
+/* Drops unreferenced entries holding hot blocks, oldest first, until
+ * `blocks` hot blocks were freed or none is left; returns blocks freed. */
+uint64_t tkv__cache_reclaim_hot(tkv__cache *c, uint64_t blocks);
+/* Drops up to n unreferenced entries holding a cold record (their slots
+ * come back through the cold tier's housekeeping); returns how many. */
+uint64_t tkv__cache_reclaim_cold(tkv__cache *c, uint64_t n);
+
+void tkv__cache_stats_get(tkv__cache *c, tkv__cache_stats *st);
+
+/* For the evictor: the key and tokens a cache block's record carries. */
+static inline tkv__cold_ext tkv__cache_ext(const tkv__unit *u)
+{
+	return (tkv__cold_ext){u->ce->key.hi, u->ce->key.lo, u->ce->tokens};
+}
+
+/* Hooks from units.c (see there). */
 void tkv__cache_ent_free(tkv__unit *u);
-/* A published unit lost its last reference: it is now an unreferenced
- * cache entry, first in line to be dropped (LRU). */
-void tkv__cache_unreferenced(struct tkv__cache *c, tkv__unit *u);
-/* Worker: unit u (block b of s) became complete; publishes it if its
- * tokens are known (the other half of the handshake is the producer's). */
-void tkv__cache_unit_full(struct tkv__cache *c, tkv__seq *s, tkv__unit *u, uint64_t b);
+void tkv__cache_unreferenced(tkv__cache *c, tkv__unit *u);
+void tkv__cache_unit_full(tkv__cache *c, tkv__seq *s, tkv__unit *u, uint64_t b);
+
+/* The producer's side of a sequence's tokens (block_store.h tkv__seq_tokens):
+ * appends n ids and keys the full blocks they complete (block 0 with the
+ * sequence's salt). 0 or -ENOMEM (nothing changed). */
+int tkv__seq_tokens_append(tkv__cache *c, tkv__seq *s, const uint32_t *tokens, size_t n);
+/* Token ids [pos, pos + n) of s (known ones only) into out. */
+void tkv__seq_tokens_copy(const tkv__seq *s, uint32_t block_tokens, uint64_t pos, size_t n,
+			  uint32_t *out);
+/* Key of full block b of s (b < s->tok.keyed). */
+tkv__key tkv__seq_key(const tkv__seq *s, uint64_t b);
 
 #endif

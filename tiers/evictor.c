@@ -15,10 +15,12 @@
 
 #include "base/clock.h"
 #include "base/error.h"
+#include "tiers/cache.h"
 #include "tiers/units.h"
 
 enum {
 	REAP_MAX = 64,
+	RECLAIM_COLD = 4, /* cache records dropped per write refused for space */
 	RETRY_NS = 20 * 1000 * 1000,     /* back-off after a failed write */
 	SPACE_WAIT_NS = 2000 * 1000 * 1000ull, /* a store waits at most this for space */
 };
@@ -70,6 +72,12 @@ void tkv__evictor_unit_full(tkv__evictor *ev, tkv__unit *u)
 	/* a new victim while the evictor backs off for lack of one */
 	if (ck_pr_load_32(&ev->stuck))
 		kick(ev);
+}
+
+void tkv__evictor_forget_record(tkv__evictor *ev, tkv__unit *u)
+{
+	tkv__cold_remove(ev->cold, u->rec_seq, u->rec_block);
+	kick(ev); /* housekeeping frees the slot */
 }
 
 void tkv__evictor_forget(tkv__evictor *ev, tkv__unit *u)
@@ -199,8 +207,14 @@ static int evict_one(tkv__evictor *ev)
 	if (buf) {
 		gather(ev, u, buf);
 		*job = (evict_job){u, buf, tkv__now_ns()};
-		rc = tkv__cold_write_submit(ev->cold, u->rec_seq, u->rec_block,
-					    ev->env.cfg->block_tokens, buf, job);
+		/* a cache block's record carries its key and tokens */
+		tkv__cold_ext ext;
+		bool cached = ck_pr_load_32(&u->published) == TKV__PUB_YES;
+		if (cached)
+			ext = tkv__cache_ext(u);
+		rc = tkv__cold_write_submit_ext(ev->cold, u->rec_seq, u->rec_block,
+						ev->env.cfg->block_tokens, buf, NULL,
+						cached ? &ext : NULL, job);
 	}
 	if (rc) {
 		buf_put(ev, buf);
@@ -236,6 +250,12 @@ static int finish(tkv__evictor *ev, const tkv__cold_done *d)
 	free(job);
 	ck_pr_dec_32(&ev->inflight);
 	tkv__unit_put(ev->env.tiers, u);
+	/* A full cold tier makes room by dropping unreferenced cache blocks
+	 * (their slots come back with the housekeeping of the next submit):
+	 * then this was not a failure, the unit is retried in this pass. */
+	if (d->status == -ENOSPC && ev->env.tiers->cache &&
+	    tkv__cache_reclaim_cold(ev->env.tiers->cache, RECLAIM_COLD) > 0)
+		return 0;
 	return d->status;
 }
 

@@ -137,6 +137,8 @@ void tkv__evictor_unit_full(tkv__evictor *ev, tkv__unit *u);
 /* A unit no one references is being freed: out of the policy, and its
  * record removed. */
 void tkv__evictor_forget(tkv__evictor *ev, tkv__unit *u);
+/* Removes u's record only (the cache renames a unit it publishes). */
+void tkv__evictor_forget_record(tkv__evictor *ev, tkv__unit *u);
 /* Producer: after reserving hot blocks, wake the evictor past the high
  * watermark. Cheap when below it. */
 void tkv__evictor_note_usage(tkv__evictor *ev, uint64_t used_blocks);

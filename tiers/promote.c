@@ -11,6 +11,7 @@
 #include <ck_pr.h>
 
 #include "tiers/evictor.h"
+#include "tiers/cache.h"
 
 #include "base/clock.h"
 #include "base/error.h"
@@ -52,8 +53,15 @@ static int reserve_one(tkv__evictor *ev)
 {
 	tkv__space_wait w = {0};
 	while (!tkv__hot_reserve(ev->env.hot, 1)) {
-		if (tkv__evictor_wait_space(ev, &w))
-			return tkv__fail(-ENOSPC, "promote: hot tier full and nothing evictable");
+		if (!tkv__evictor_wait_space(ev, &w))
+			continue;
+		/* unreferenced cache blocks in RAM go before a read fails */
+		tkv__cache *cache = ev->env.tiers->cache;
+		if (cache && tkv__cache_reclaim_hot(cache, 1) > 0) {
+			w = (tkv__space_wait){0};
+			continue;
+		}
+		return tkv__fail(-ENOSPC, "promote: hot tier full and nothing evictable");
 	}
 	tkv__evictor_note_usage(ev, tkv__hot_used(ev->env.hot));
 	return 0;

@@ -29,7 +29,7 @@ void tkv__unit_put(const tkv__tiers *t, tkv__unit *u)
 {
 	if (!tkv__unit_unref(u))
 		return;
-	if (ck_pr_load_32(&u->published))
+	if (ck_pr_load_32(&u->published) == TKV__PUB_YES)
 		tkv__cache_unreferenced(t->cache, u);
 	else
 		tkv__unit_destroy(t, u);
@@ -42,8 +42,10 @@ void tkv__unit_block_full(const tkv__tiers *t, tkv__seq *s, tkv__unit *u, uint64
 	 * also a full barrier: P1 of the publish handshake (cache.c). */
 	if (ck_pr_faa_32(&u->layers_full, 1) + 1 != u->n_layers)
 		return;
-	if (t->ev)
-		tkv__evictor_unit_full(t->ev, u);
+	/* Publish first: a unit the evictor has not seen yet cannot be in the
+	 * middle of a write, so its record will be a cache record. */
 	if (t->cache)
 		tkv__cache_unit_full(t->cache, s, u, b);
+	if (t->ev)
+		tkv__evictor_unit_full(t->ev, u);
 }

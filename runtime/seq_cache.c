@@ -1,0 +1,178 @@
+/*
+ * seq_cache.c - the prefix cache's API (tierkv.h, "Prefix cache"): opening
+ * a sequence with its prompt's token ids (attaching the cached prefix),
+ * appending token ids, looking a prompt up, dropping the cache. The cache
+ * itself (index, publishing, drops) is tiers/cache.c.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ck_pr.h>
+
+#include "base/error.h"
+#include "base/struct_size.h"
+#include "runtime/runtime.h"
+
+enum { MAX_SALT = 1024 };
+
+static const tkv_seq_opts no_opts = {sizeof(tkv_seq_opts), NULL, 0, 0};
+
+static int check_opts(const tkv_seq_opts *o, const char *what)
+{
+	int rc = tkv__struct_check(o, sizeof(tkv_seq_opts), sizeof(tkv_seq_opts),
+				   TKV__STRUCT_IN, "tkv_seq_opts");
+	if (rc)
+		return rc;
+	if (o->salt_len > MAX_SALT || (o->salt_len && !o->salt))
+		return tkv__fail(-EINVAL, "%s: salt must be NULL/0 or 1..%d bytes", what, MAX_SALT);
+	if (o->flags & ~TKV_SEQ_NO_PUBLISH)
+		return tkv__fail(-EINVAL, "%s: unknown flags 0x%x", what, o->flags);
+	return 0;
+}
+
+/* Keys of the first nb full blocks of s, contiguous (the lookup's input). */
+static tkv__key *keys_of(const tkv__seq *s, uint64_t nb)
+{
+	tkv__key *k = malloc((nb ? nb : 1) * sizeof(*k));
+	for (uint64_t b = 0; k && b < nb; b++)
+		k[b] = tkv__seq_key(s, b);
+	return k;
+}
+
+/* Attaches the cached prefix of s's known tokens; returns blocks attached
+ * or -ENOMEM. */
+static int64_t attach_prefix(tkv_runtime *rt, tkv__seq *s, const uint32_t *tokens)
+{
+	uint64_t nb = s->tok.keyed;
+	tkv__key *keys = keys_of(s, nb);
+	tkv__unit **units = malloc((nb ? nb : 1) * sizeof(*units));
+	if (!keys || !units) {
+		free(keys);
+		free(units);
+		return -ENOMEM;
+	}
+	size_t m = tkv__cache_lookup(rt->cache, keys, tokens, nb, units, NULL, true);
+	int rc = 0;
+	for (size_t b = 0; b < m; b++) {
+		if (rc || (rc = tkv__seq_unit_set(s, b, units[b])))
+			tkv__unit_put(&rt->tiers, units[b]); /* not installed */
+	}
+	free(keys);
+	free(units);
+	if (rc)
+		return rc;
+	/* Every layer holds the attached tokens: nothing of them is pending. */
+	uint64_t pos = (uint64_t)m * rt->cfg.block_tokens;
+	for (uint32_t l = 0; l < s->n_layers; l++) {
+		s->layers[l].next_pos = pos;
+		s->layers[l].done_pos = pos;
+		s->layers[l].retired_pos = pos;
+	}
+	return (int64_t)m;
+}
+
+static int set_salt(tkv__seq *s, const tkv_seq_opts *o)
+{
+	if (!o->salt_len)
+		return 0;
+	if (!(s->tok.salt = malloc(o->salt_len)))
+		return -ENOMEM;
+	memcpy(s->tok.salt, o->salt, o->salt_len);
+	s->tok.salt_len = o->salt_len;
+	return 0;
+}
+
+int tkv_seq_open_tokens(tkv_runtime *rt, uint64_t seq_id, const uint32_t *tokens,
+			size_t n_tokens, const tkv_seq_opts *opts, uint64_t *cached_tokens)
+{
+	int rc = tkv__rt_check(rt);
+	if (rc || (rc = tkv__seq_id_check(rt, seq_id, "seq_open_tokens")))
+		return rc;
+	if (!tokens && n_tokens)
+		return tkv__fail(-EINVAL, "seq_open_tokens: NULL tokens");
+	if (!opts)
+		opts = &no_opts;
+	if ((rc = check_opts(opts, "seq_open_tokens")))
+		return rc;
+	tkv__seq *s = tkv__seq_new(seq_id, rt->cfg.n_layers);
+	if (!s)
+		return tkv__fail(-ENOMEM, "seq_open_tokens: sequence %llu",
+				 (unsigned long long)seq_id);
+	int64_t attached = 0;
+	if (rt->cache) {
+		s->tok.cache = !(opts->flags & TKV_SEQ_NO_PUBLISH);
+		if (set_salt(s, opts) || tkv__seq_tokens_append(rt->cache, s, tokens, n_tokens) ||
+		    (attached = attach_prefix(rt, s, tokens)) < 0) {
+			tkv__seq_discard(rt, s);
+			return tkv__fail(-ENOMEM, "seq_open_tokens: sequence %llu: out of memory",
+					 (unsigned long long)seq_id);
+		}
+	}
+	if ((rc = tkv__seq_insert(rt, s)))
+		return rc;
+	if (cached_tokens)
+		*cached_tokens = (uint64_t)attached * rt->cfg.block_tokens;
+	return 0;
+}
+
+int tkv_seq_append_tokens(tkv_runtime *rt, uint64_t seq_id, const uint32_t *tokens,
+			  size_t n_tokens)
+{
+	int rc = tkv__rt_check(rt);
+	if (rc)
+		return rc;
+	if (!tokens && n_tokens)
+		return tkv__fail(-EINVAL, "seq_append_tokens: NULL tokens");
+	tkv__seq *s = tkv__seq_get(&rt->seqs, seq_id);
+	if (!s)
+		return tkv__fail(-ENOENT, "seq_append_tokens: sequence %llu is not open",
+				 (unsigned long long)seq_id);
+	if (rt->cache) {
+		uint64_t first = s->tok.keyed;
+		if (tkv__seq_tokens_append(rt->cache, s, tokens, n_tokens))
+			rc = tkv__fail(-ENOMEM, "seq_append_tokens: out of memory");
+		else
+			tkv__cache_tokens_known(rt->cache, s, first, s->tok.keyed);
+	}
+	tkv__seq_put(s);
+	return rc;
+}
+
+int tkv_cache_lookup(tkv_runtime *rt, const uint32_t *tokens, size_t n_tokens,
+		     const tkv_seq_opts *opts, tkv_cache_match *out)
+{
+	int rc = tkv__rt_check(rt);
+	if (rc)
+		return rc;
+	if (!rt->cache)
+		return tkv__fail(-EINVAL, "cache_lookup: no prefix cache (config.model_id)");
+	if ((!tokens && n_tokens) || !out)
+		return tkv__fail(-EINVAL, "cache_lookup: NULL tokens or out");
+	if (!opts)
+		opts = &no_opts;
+	if ((rc = check_opts(opts, "cache_lookup")) ||
+	    (rc = tkv__struct_check(out, sizeof(*out), sizeof(*out), TKV__STRUCT_OUT,
+				    "tkv_cache_match")))
+		return rc;
+	const uint32_t bt = rt->cfg.block_tokens;
+	size_t nb = n_tokens / bt;
+	tkv__key *keys = malloc((nb ? nb : 1) * sizeof(*keys));
+	if (!keys)
+		return tkv__fail(-ENOMEM, "cache_lookup: out of memory");
+	tkv__key_chain(tkv__cache_ns(rt->cache), opts->salt, opts->salt_len, tokens, bt, nb, keys);
+	tkv__cache_match m;
+	tkv__cache_lookup(rt->cache, keys, tokens, nb, NULL, &m, true);
+	free(keys);
+	tkv_cache_match full = {sizeof(full), m.blocks * bt, m.hot, m.cold};
+	tkv__struct_put(out, &full, sizeof(full));
+	return 0;
+}
+
+int64_t tkv_cache_drop(tkv_runtime *rt)
+{
+	int rc = tkv__rt_check(rt);
+	if (rc)
+		return rc;
+	return rt->cache ? (int64_t)tkv__cache_drop_all(rt->cache) : 0;
+}
