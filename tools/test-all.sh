@@ -5,7 +5,7 @@
 # Usage: tools/test-all.sh [preset ...]   (default: release tsan asan aarch64)
 #
 # Output, per configuration: each ctest result line, every Criterion closing
-# line ("[====] Synthesis: ..."), the TSan self-test verdicts ("CAUGHT"), the
+# line ("[====] Synthesis: ..."), the sanitizer self-test verdicts ("CAUGHT"), the
 # install test's summary, the qemu command lines, and the tail of any failing
 # test's output; then one summary line. The last line of all is the plain
 # "N passed, N failed", counting ctest tests over all configurations (a
@@ -24,7 +24,7 @@ passed=0 failed=0 problems=()
 
 # Prints what a reader needs from a ctest -V log (see the header).
 show_ctest_log() {
-	grep -E '^ *[0-9]+/[0-9]+ Test +#[0-9]+: |^[0-9]+: \[====\] Synthesis|^[0-9]+: tsan-selftest: |^[0-9]+: install-test: (OK|FAILED|.*does not replace malloc)|qemu-aarch64|^No tests were found|tests passed, ' "$1" |
+	grep -E '^ *[0-9]+/[0-9]+ Test +#[0-9]+: |^[0-9]+: \[====\] Synthesis|^[0-9]+: sanitizer-selftest: |^[0-9]+: install-test: (OK|FAILED|.*does not replace malloc)|qemu-aarch64|^No tests were found|tests passed, ' "$1" |
 		sed 's/^/    /'
 }
 
