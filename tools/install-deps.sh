@@ -12,6 +12,7 @@ pkgs=(
 	liburing-dev       # cold-tier async I/O
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static  # NEON kernels under qemu
 	gnuplot-nox        # bench plots
+	python3            # bench smoke test: parses the JSON and CSV it checks
 )
 
 missing=()
