@@ -83,7 +83,8 @@ int tkv__cold_open(const tkv__cold_config *cfg, tkv__cold **out)
 	c->durability = cfg->durability;
 	c->qd = cfg->queue_depth;
 	/* Half the queue by default: while one batch waits for its fdatasync
-	 * the other half keeps the device busy (measured in cold_bw_main.c). */
+	 * the other half keeps the device busy (measured with the since-removed
+	 * tests/cold_bw_main.c; tierkv-bench evict measures the ratio now). */
 	c->sync_batch = cfg->sync_batch ? cfg->sync_batch
 					: (cfg->queue_depth + 1) / 2;
 	c->read_depth = cfg->read_depth;

@@ -180,7 +180,8 @@ int tkv__cold_write_submit(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t 
  * the hot tier's workers can compute them while they copy a block in
  * (data in cache, in parallel across layers), which takes the checksum off
  * the writer thread (perf: about half its CPU time with a 5.6 GB/s CRC;
- * the bandwidth gain measured in tests/cold_bw_main.c was small here
+ * the bandwidth gain measured with the since-removed tests/cold_bw_main.c
+ * (in the history) was small here
  * because the device, not the CPU, was the limit) and covers the block's
  * whole life, hot tier included. A wrong CRC is not detected here: that layer reads back as
  * -TKV_ECORRUPT, never as valid data. layer_crc NULL: computed here.
