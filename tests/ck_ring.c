@@ -201,7 +201,35 @@ static void run_ring_test(const ring_ops *ops, unsigned ring_slots, unsigned n_p
 
 static const ring_ops spsc = {"spsc", ck_ring_enqueue_spsc, ck_ring_dequeue_spsc, true};
 static const ring_ops mpsc = {"mpsc", ck_ring_enqueue_mpsc, ck_ring_dequeue_mpsc, true};
-static const ring_ops mpmc = {"mpmc", ck_ring_enqueue_mpmc, ck_ring_dequeue_mpmc, false};
+#ifdef __SANITIZE_THREAD__
+/* TSan's dynamic annotations (libtsan). */
+void AnnotateIgnoreReadsBegin(const char *file, int line);
+void AnnotateIgnoreReadsEnd(const char *file, int line);
+
+/*
+ * The one race ck tolerates on purpose: its multi-consumer dequeue copies the
+ * slot before the CAS on c_head that claims it; when the CAS fails (another
+ * consumer won) the copy is thrown away, so a producer overwriting the slot
+ * meanwhile is harmless by design. TSan would report that copy, so this
+ * test, the only user of a multi-consumer dequeue, ignores the plain reads
+ * of this one call. Its atomics (the acquire of the producer index, the CAS)
+ * still synchronize, and everything the consumer reads after the call is
+ * checked. Scoped here rather than as a suppression, so it can never hide a
+ * race anywhere else (the runtime's rings are single-consumer).
+ */
+static bool dequeue_mpmc_tsan(ck_ring_t *r, const ck_ring_buffer_t *b, void *out)
+{
+	AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+	bool ok = ck_ring_dequeue_mpmc(r, b, out);
+	AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+	return ok;
+}
+#define MPMC_DEQUEUE dequeue_mpmc_tsan
+#else
+#define MPMC_DEQUEUE ck_ring_dequeue_mpmc
+#endif
+
+static const ring_ops mpmc = {"mpmc", ck_ring_enqueue_mpmc, MPMC_DEQUEUE, false};
 
 /* Small rings so the producers keep hitting "full" and the indices wrap many
  * times. */
@@ -216,7 +244,7 @@ Test(ck_ring, mpsc_producers_one_consumer, .timeout = 120)
 }
 
 /* Two consumers: order is checked per consumer (increasing, not
- * consecutive); exercises the suppressed slot read of _ck_ring_dequeue_mc. */
+ * consecutive); exercises ck's tolerated slot read (dequeue_mpmc_tsan). */
 Test(ck_ring, mpmc_two_producers_two_consumers, .timeout = 120)
 {
 	run_ring_test(&mpmc, 8, 2, 2);

@@ -3,7 +3,15 @@
  * read, slow I/O, io_uring and O_DIRECT unavailable, failed preallocation.
  * Every write fault must leave the record not durable, its slot free, the
  * error counted by kind and reported in the completion; every read fault
- * must return an error, never wrong data. Each runs on both backends. */
+ * must return an error, never wrong data. A failed fdatasync fails exactly
+ * the records of its batch in its segment, and every other record is
+ * durable (it reads back after a reopen).
+ *
+ * Every test runs on both backends (io_uring, then pwrite with
+ * force_pwrite), except io_uring_unavailable_falls_back_to_pwrite, which is
+ * about reaching the pwrite backend when io_uring cannot start. The seam
+ * injects each fault where a request is issued, so both backends see the
+ * same faults. */
 #include "cold_helpers.h"
 
 #include <time.h>
@@ -40,6 +48,14 @@ static void reopen_dir(tkv__cold **c)
 {
 	tkv__cold_close(*c);
 	*c = NULL;
+	cold_rmdir(dir);
+	dir = cold_tmpdir();
+	cold_faults_clear(&fs);
+}
+
+/* A new empty directory and no fault rules, for the next backend. */
+static void fresh_dir(void)
+{
 	cold_rmdir(dir);
 	dir = cold_tmpdir();
 	cold_faults_clear(&fs);
@@ -107,83 +123,155 @@ Test(cold_faults, short_write_is_not_recovered)
 {
 	/* A short write that got the header out must not come back after a
 	 * restart: its slot's header is zeroed when the slot is freed. */
-	tkv__cold *c = open_f(16, false);
-	void *buf = tkv__cold_buf_alloc(c);
-	tkv__cold_stats st;
-	cold_fill(c, buf, LAYERS, 1, 1, 0);
-	cold_faults_add(&fs, TKV__COLD_OP_WRITE, REC, 0, 1, (tkv__cold_fault){.short_len = 8192});
-	cr_assert_eq(cold_write_sync(c, 1, 1, 16, buf), -EIO);
-	tkv__cold_close(c);
-	c = open_f(16, false);
-	st = stats(c);
-	cr_assert_eq(st.recovered + st.recovery_torn, 0);
-	tkv__cold_buf_free(c, buf);
-	tkv__cold_close(c);
+	for (int pw = 0; pw < 2; pw++) {
+		tkv__cold *c = open_f(16, pw);
+		void *buf = tkv__cold_buf_alloc(c);
+		tkv__cold_stats st;
+		cold_fill(c, buf, LAYERS, 1, 1, 0);
+		cold_faults_add(&fs, TKV__COLD_OP_WRITE, REC, 0, 1,
+				(tkv__cold_fault){.short_len = 8192});
+		cr_assert_eq(cold_write_sync(c, 1, 1, 16, buf), -EIO, "backend %d", pw);
+		tkv__cold_close(c);
+		c = open_f(16, pw);
+		st = stats(c);
+		cr_assert_eq(st.recovered + st.recovery_torn, 0, "backend %d", pw);
+		tkv__cold_buf_free(c, buf);
+		reopen_dir(&c);
+	}
 }
 
+/* Submits records (seq, first..first+n-1) together, so that they complete
+ * as one sync batch (n <= sync_batch: a batch closes only when no write of
+ * it is in flight), and reaps them into st_by_block[block]. */
+static void write_batch(tkv__cold *c, uint64_t seq, uint64_t first, int n, void **bufs,
+			int *status_by_block)
+{
+	tkv__cold_done d[16];
+	int got = 0;
+	cr_assert_leq(n, 16);
+	for (int i = 0; i < n; i++) {
+		cold_fill(c, bufs[i], LAYERS, seq, first + (uint64_t)i, 0);
+		cr_assert_eq(tkv__cold_write_submit(c, seq, first + (uint64_t)i, 16, bufs[i],
+						    (void *)(uintptr_t)(first + (uint64_t)i)), 0);
+	}
+	while (got < n)
+		got += tkv__cold_write_reap(c, d + got, n - got, true);
+	for (int i = 0; i < n; i++)
+		status_by_block[(uintptr_t)d[i].user] = d[i].status;
+}
+
+/* Record (seq, block) is durable: visible, reads back, and (after a reopen)
+ * recovered. */
+static void expect_durable(tkv__cold *c, uint64_t seq, uint64_t block, bool durable, int pw)
+{
+	unsigned char *dst = aligned_alloc(4096, 16384);
+	cr_assert_eq(tkv__cold_lookup(c, seq, block, NULL), durable, "block %lu backend %d",
+		     (unsigned long)block, pw);
+	cr_assert_eq(tkv__cold_read_layer(c, seq, block, 1, dst, NULL), durable ? 0 : -ENOENT,
+		     "block %lu backend %d", (unsigned long)block, pw);
+	if (durable)
+		cr_assert(cold_layer_is(c, dst, seq, block, 1, 0));
+	free(dst);
+}
+
+/*
+ * One failed fdatasync fails every record of its batch, and only those:
+ * record 0 was durable before (its own batch), records 1-3 form the batch
+ * whose sync fails, records 4-5 come after it. All in segment 0. A library
+ * that failed only some records of the failed batch (and called the others
+ * durable), or that issued no fdatasync at all (the injected failure would
+ * then never happen), fails here.
+ */
 Test(cold_faults, fdatasync_failure_fails_the_batch)
 {
 	for (int pw = 0; pw < 2; pw++) {
 		tkv__cold *c = open_f(48, pw);
 		void *b[3];
-		tkv__cold_done d[3];
-		int got = 0;
+		int status[6];
 		tkv__cold_stats st;
-		for (int i = 0; i < 3; i++) {
+		cold_rule *r;
+		for (int i = 0; i < 3; i++)
 			b[i] = tkv__cold_buf_alloc(c);
-			cold_fill(c, b[i], LAYERS, 2, (uint64_t)i, 0);
-		}
-		cold_faults_add(&fs, TKV__COLD_OP_SYNC, 0, 0, 1, (tkv__cold_fault){.err = EIO});
-		for (int i = 0; i < 3; i++)
-			cr_assert_eq(tkv__cold_write_submit(c, 2, (uint64_t)i, 1, b[i], b[i]), 0);
-		while (got < 3)
-			got += tkv__cold_write_reap(c, d + got, 3 - got, true);
+		write_batch(c, 2, 0, 1, b, status);
+		cr_assert_eq(status[0], 0, "backend %d", pw);
+		r = cold_faults_add(&fs, TKV__COLD_OP_SYNC, 0, 0, 1, (tkv__cold_fault){.err = EIO});
+		write_batch(c, 2, 1, 3, b, status);
+		cr_assert_eq(cold_rule_hits(&fs, r), 1, "one fdatasync for the batch");
+		for (int i = 1; i <= 3; i++)
+			cr_assert_eq(status[i], -EIO, "record %d of the failed batch: %d, backend %d",
+				     i, status[i], pw);
+		write_batch(c, 2, 4, 2, b, status);
+		cr_assert_eq(status[4], 0, "backend %d", pw);
+		cr_assert_eq(status[5], 0, "backend %d", pw);
 		st = stats(c);
-		int failed = 0;
+		cr_assert_eq(st.syncs, 3, "one fdatasync per batch (one segment)");
+		cr_assert_eq(st.records_written, 3);
+		cr_assert_eq(st.write_eio, 3);
+		cr_assert_eq(st.records_live, 3);
+		cr_assert_eq(st.bytes_used, 3 * REC);
+		for (uint64_t k = 0; k < 6; k++)
+			expect_durable(c, 2, k, k == 0 || k >= 4, pw);
+		tkv__cold_close(c);
+		/* and a restart finds exactly the durable ones */
+		c = open_f(48, pw);
+		st = stats(c);
+		cr_assert_eq(st.recovered, 3, "backend %d", pw);
+		for (uint64_t k = 0; k < 6; k++)
+			expect_durable(c, 2, k, k == 0 || k >= 4, pw);
 		for (int i = 0; i < 3; i++)
-			failed += d[i].status == -EIO;
-		cr_assert_geq(failed, 1, "the records of the failed sync are not durable");
-		cr_assert_eq(st.records_written, (uint64_t)(3 - failed));
-		cr_assert_eq(st.write_eio, (uint64_t)failed);
-		cr_assert_eq(st.records_live, (uint64_t)(3 - failed));
-		cr_assert_eq(st.bytes_used, (uint64_t)(3 - failed) * REC);
-		for (int i = 0; i < 3; i++) {
-			cr_assert_eq(tkv__cold_lookup(c, 2, (uint64_t)i, NULL), d[i].status == 0 ? 1 : 0);
 			tkv__cold_buf_free(c, b[i]);
-		}
 		reopen_dir(&c);
 	}
 }
 
+/*
+ * One batch of 8 records over 2 segments (4 records a segment; a new store
+ * fills segment 0's slots first, so records 0-3 go to segment 0 and 4-7 to
+ * segment 1), whose first fdatasync (segment 0's: segments sync in order)
+ * fails: exactly segment 0's records fail, segment 1's are durable.
+ */
 Test(cold_faults, sync_failure_only_fails_its_segment)
 {
-	/* sync_batch 4 with 8 records spread over 2 segments in one batch */
-	tkv__cold_config cfg;
-	tkv__cold *c;
-	void *b[8];
-	tkv__cold_done d[8];
-	int got = 0, ok = 0;
-	cold_small_cfg(&cfg, dir, 32);
-	cfg.segment_bytes = 4 * REC; /* 4 records a segment */
-	cfg.queue_depth = 8;
-	cfg.io = &fs.io;
-	cr_assert_eq(tkv__cold_open(&cfg, &c), 0);
-	/* fail the fdatasync of the first segment synced */
-	cold_faults_add(&fs, TKV__COLD_OP_SYNC, 0, 0, 1, (tkv__cold_fault){.err = EIO});
-	for (int i = 0; i < 8; i++) {
-		b[i] = tkv__cold_buf_alloc(c);
-		cold_fill(c, b[i], LAYERS, 3, (uint64_t)i, 0);
-		cr_assert_eq(tkv__cold_write_submit(c, 3, (uint64_t)i, 1, b[i], b[i]), 0);
+	for (int pw = 0; pw < 2; pw++) {
+		tkv__cold_config cfg;
+		tkv__cold *c;
+		tkv__cold_stats st;
+		void *b[8];
+		int status[8];
+		cold_rule *r;
+		cold_small_cfg(&cfg, dir, 32);
+		cfg.segment_bytes = 4 * REC;
+		cfg.queue_depth = 8;
+		cfg.sync_batch = 8; /* all 8 in one batch, whatever the timing */
+		cfg.force_pwrite = pw;
+		cfg.io = &fs.io;
+		cr_assert_eq(tkv__cold_open(&cfg, &c), 0);
+		r = cold_faults_add(&fs, TKV__COLD_OP_SYNC, 0, 0, 1, (tkv__cold_fault){.err = EIO});
+		for (int i = 0; i < 8; i++)
+			b[i] = tkv__cold_buf_alloc(c);
+		write_batch(c, 3, 0, 8, b, status);
+		cr_assert_eq(cold_rule_hits(&fs, r), 1);
+		cr_assert_eq(cold_rule_seg(&fs, r), 0, "segment 0 syncs first");
+		for (int i = 0; i < 8; i++)
+			cr_assert_eq(status[i], i < 4 ? -EIO : 0, "record %d: %d, backend %d", i,
+				     status[i], pw);
+		st = stats(c);
+		cr_assert_eq(st.syncs, 2, "one batch, two segments");
+		cr_assert_eq(st.write_eio, 4);
+		cr_assert_eq(st.records_written, 4);
+		for (uint64_t k = 0; k < 8; k++)
+			expect_durable(c, 3, k, k >= 4, pw);
+		tkv__cold_close(c);
+		cr_assert_eq(tkv__cold_open(&cfg, &c), 0);
+		st = stats(c);
+		cr_assert_eq(st.recovered, 4, "backend %d", pw);
+		for (uint64_t k = 0; k < 8; k++)
+			expect_durable(c, 3, k, k >= 4, pw);
+		for (int i = 0; i < 8; i++)
+			tkv__cold_buf_free(c, b[i]);
+		tkv__cold_close(c);
+		fresh_dir();
 	}
-	while (got < 8)
-		got += tkv__cold_write_reap(c, d + got, 8 - got, true);
-	for (int i = 0; i < 8; i++)
-		ok += d[i].status == 0;
-	cr_assert_geq(ok, 4, "the other segment's records are durable (ok=%d)", ok);
-	cr_assert_lt(ok, 8);
-	for (int i = 0; i < 8; i++)
-		tkv__cold_buf_free(c, b[i]);
-	tkv__cold_close(c);
 }
 
 static void flip_case(bool async, bool record, bool pw)
@@ -303,33 +391,38 @@ Test(cold_faults, slow_write_does_not_block_reads_or_reap)
 
 Test(cold_faults, slow_async_read)
 {
-	tkv__cold *c = open_f(16, false);
-	void *buf = tkv__cold_buf_alloc(c);
-	unsigned char *dst = aligned_alloc(4096, 2 * 16384);
-	tkv__cold_done d[2];
-	uint64_t t0;
-	cold_fill(c, buf, LAYERS, 7, 0, 0);
-	cr_assert_eq(cold_write_sync(c, 7, 0, 16, buf), 0);
-	cold_faults_add(&fs, TKV__COLD_OP_READ, 0, 0, 1, (tkv__cold_fault){.delay_us = 600000});
-	t0 = tkv__cold_now_ns();
-	cr_assert_eq(tkv__cold_read_submit(c, 7, 0, 0, dst, (void *)1), 0); /* slow */
-	cr_assert_eq(tkv__cold_read_submit(c, 7, 0, 1, dst + 16384, (void *)2), 0);
-	/* layer 1 completes first: a view of it does not wait for the slow one */
-	cr_assert_eq(tkv__cold_read_reap(c, d, 2, true), 1);
-	cr_assert_eq(d[0].user, (void *)2);
-	cr_assert_lt(ms_since(t0), 400, "the fast layer waited %lu ms", ms_since(t0));
-	cr_assert_eq(tkv__cold_read_reap(c, d, 2, false), 0);
-	cr_assert_eq(tkv__cold_read_reap(c, d, 2, true), 1);
-	cr_assert_eq(d[0].user, (void *)1);
-	cr_assert_eq(d[0].status, 0);
-	cr_assert_geq(ms_since(t0), 590);
-	cr_assert(cold_layer_is(c, dst, 7, 0, 0, 0));
-	cr_assert(cold_layer_is(c, dst + 16384, 7, 0, 1, 0));
-	free(dst);
-	tkv__cold_buf_free(c, buf);
-	tkv__cold_close(c);
+	for (int pw = 0; pw < 2; pw++) {
+		tkv__cold *c = open_f(16, pw);
+		void *buf = tkv__cold_buf_alloc(c);
+		unsigned char *dst = aligned_alloc(4096, 2 * 16384);
+		tkv__cold_done d[2];
+		uint64_t t0;
+		cold_fill(c, buf, LAYERS, 7, 0, 0);
+		cr_assert_eq(cold_write_sync(c, 7, 0, 16, buf), 0);
+		cold_faults_add(&fs, TKV__COLD_OP_READ, 0, 0, 1, (tkv__cold_fault){.delay_us = 600000});
+		t0 = tkv__cold_now_ns();
+		cr_assert_eq(tkv__cold_read_submit(c, 7, 0, 0, dst, (void *)1), 0); /* slow */
+		cr_assert_eq(tkv__cold_read_submit(c, 7, 0, 1, dst + 16384, (void *)2), 0);
+		/* layer 1 completes first: a view of it does not wait for the slow one */
+		cr_assert_eq(tkv__cold_read_reap(c, d, 2, true), 1);
+		cr_assert_eq(d[0].user, (void *)2);
+		cr_assert_lt(ms_since(t0), 400, "the fast layer waited %lu ms", ms_since(t0));
+		cr_assert_eq(tkv__cold_read_reap(c, d, 2, false), 0);
+		cr_assert_eq(tkv__cold_read_reap(c, d, 2, true), 1);
+		cr_assert_eq(d[0].user, (void *)1);
+		cr_assert_eq(d[0].status, 0);
+		cr_assert_geq(ms_since(t0), 590);
+		cr_assert(cold_layer_is(c, dst, 7, 0, 0, 0));
+		cr_assert(cold_layer_is(c, dst + 16384, 7, 0, 1, 0));
+		free(dst);
+		tkv__cold_buf_free(c, buf);
+		tkv__cold_close(c);
+		fresh_dir();
+	}
 }
 
+/* pwrite only, by nature: this is how the pwrite backend is reached when
+ * io_uring cannot start (force_pwrite would skip io_uring_queue_init). */
 Test(cold_faults, io_uring_unavailable_falls_back_to_pwrite)
 {
 	tkv__cold *c;
@@ -354,66 +447,76 @@ Test(cold_faults, io_uring_unavailable_falls_back_to_pwrite)
 
 Test(cold_faults, no_o_direct_falls_back_to_buffered)
 {
-	tkv__cold *c;
-	tkv__cold_stats st;
-	void *buf;
-	unsigned char *dst = malloc(16384 + 3);
-	cold_faults_add(&fs, TKV__COLD_OP_OPEN_DIRECT, 0, 0, -1, (tkv__cold_fault){.err = EINVAL});
-	c = open_f(16, false);
-	tkv__cold_stats_get(c, &st);
-	cr_assert_not(st.direct_io);
-	cr_assert(strstr(st.fs_note, "O_DIRECT"), "%s", st.fs_note);
-	buf = tkv__cold_buf_alloc(c);
-	for (uint64_t k = 0; k < 5; k++) {
-		cold_fill(c, buf, LAYERS, 9, k, 0);
-		cr_assert_eq(cold_write_sync(c, 9, k, 16, buf), 0);
+	for (int pw = 0; pw < 2; pw++) {
+		tkv__cold *c;
+		tkv__cold_stats st;
+		void *buf;
+		unsigned char *dst = malloc(16384 + 3);
+		cold_faults_add(&fs, TKV__COLD_OP_OPEN_DIRECT, 0, 0, -1, (tkv__cold_fault){.err = EINVAL});
+		c = open_f(16, pw);
+		tkv__cold_stats_get(c, &st);
+		cr_assert_not(st.direct_io);
+		cr_assert(strstr(st.fs_note, "O_DIRECT"), "%s", st.fs_note);
+		buf = tkv__cold_buf_alloc(c);
+		for (uint64_t k = 0; k < 5; k++) {
+			cold_fill(c, buf, LAYERS, 9, k, 0);
+			cr_assert_eq(cold_write_sync(c, 9, k, 16, buf), 0);
+		}
+		for (uint64_t k = 0; k < 5; k++) {
+			cr_assert_eq(tkv__cold_read_layer(c, 9, k, 2, dst + 3, NULL), 0);
+			cr_assert(cold_layer_is(c, dst + 3, 9, k, 2, 0));
+		}
+		tkv__cold_close(c);
+		/* and a buffered store recovers like any other */
+		c = open_f(16, pw);
+		tkv__cold_stats_get(c, &st);
+		cr_assert_eq(st.recovered, 5);
+		free(dst);
+		tkv__cold_buf_free(c, buf);
+		tkv__cold_close(c);
+		fresh_dir();
 	}
-	for (uint64_t k = 0; k < 5; k++) {
-		cr_assert_eq(tkv__cold_read_layer(c, 9, k, 2, dst + 3, NULL), 0);
-		cr_assert(cold_layer_is(c, dst + 3, 9, k, 2, 0));
-	}
-	tkv__cold_close(c);
-	/* and a buffered store recovers like any other */
-	c = open_f(16, false);
-	tkv__cold_stats_get(c, &st);
-	cr_assert_eq(st.recovered, 5);
-	free(dst);
-	tkv__cold_buf_free(c, buf);
-	tkv__cold_close(c);
 }
 
 Test(cold_faults, fallocate_enospc_at_open)
 {
-	tkv__cold_config cfg;
-	tkv__cold *c;
-	char p[512];
-	cold_small_cfg(&cfg, dir, 48);
-	cfg.io = &fs.io;
-	cold_faults_add(&fs, TKV__COLD_OP_FALLOCATE, 0, 2, 1, (tkv__cold_fault){.err = ENOSPC});
-	cr_assert_eq(tkv__cold_open(&cfg, &c), -ENOSPC);
-	cr_assert(strstr(tkv_last_error(), "no space"), "%s", tkv_last_error());
-	snprintf(p, sizeof(p), "%s/seg-00000", dir);
-	cr_assert_neq(access(p, F_OK), 0, "a failed create leaves no segments");
-	snprintf(p, sizeof(p), "%s/manifest", dir);
-	cr_assert_neq(access(p, F_OK), 0);
-	cr_assert_eq(tkv__cold_open(&cfg, &c), 0, "fine once there is room: %s", tkv_last_error());
-	tkv__cold_close(c);
+	for (int pw = 0; pw < 2; pw++) {
+		tkv__cold_config cfg;
+		tkv__cold *c;
+		char p[512];
+		cold_small_cfg(&cfg, dir, 48);
+		cfg.io = &fs.io;
+		cfg.force_pwrite = pw;
+		cold_faults_add(&fs, TKV__COLD_OP_FALLOCATE, 0, 2, 1, (tkv__cold_fault){.err = ENOSPC});
+		cr_assert_eq(tkv__cold_open(&cfg, &c), -ENOSPC);
+		cr_assert(strstr(tkv_last_error(), "no space"), "%s", tkv_last_error());
+		snprintf(p, sizeof(p), "%s/seg-00000", dir);
+		cr_assert_neq(access(p, F_OK), 0, "a failed create leaves no segments");
+		snprintf(p, sizeof(p), "%s/manifest", dir);
+		cr_assert_neq(access(p, F_OK), 0);
+		cr_assert_eq(tkv__cold_open(&cfg, &c), 0, "fine once there is room: %s", tkv_last_error());
+		tkv__cold_close(c);
+		fresh_dir();
+	}
 }
 
 Test(cold_faults, failed_invalidation_is_counted_and_slot_reused)
 {
-	tkv__cold *c = open_f(1, false);
-	void *buf = tkv__cold_buf_alloc(c);
-	tkv__cold_stats st;
-	cold_fill(c, buf, LAYERS, 10, 0, 0);
-	cr_assert_eq(cold_write_sync(c, 10, 0, 16, buf), 0);
-	cold_faults_add(&fs, TKV__COLD_OP_INVALIDATE, 0, 0, 1, (tkv__cold_fault){.err = EIO});
-	cr_assert_eq(tkv__cold_remove(c, 10, 0), 0);
-	cr_assert_eq(cold_write_sync(c, 10, 1, 16, buf), 0, "the only slot is reusable");
-	st = stats(c);
-	cr_assert_eq(st.invalidate_errors, 1);
-	tkv__cold_buf_free(c, buf);
-	tkv__cold_close(c);
+	for (int pw = 0; pw < 2; pw++) {
+		tkv__cold *c = open_f(1, pw);
+		void *buf = tkv__cold_buf_alloc(c);
+		tkv__cold_stats st;
+		cold_fill(c, buf, LAYERS, 10, 0, 0);
+		cr_assert_eq(cold_write_sync(c, 10, 0, 16, buf), 0);
+		cold_faults_add(&fs, TKV__COLD_OP_INVALIDATE, 0, 0, 1, (tkv__cold_fault){.err = EIO});
+		cr_assert_eq(tkv__cold_remove(c, 10, 0), 0);
+		cr_assert_eq(cold_write_sync(c, 10, 1, 16, buf), 0, "the only slot is reusable");
+		st = stats(c);
+		cr_assert_eq(st.invalidate_errors, 1);
+		tkv__cold_buf_free(c, buf);
+		tkv__cold_close(c);
+		fresh_dir();
+	}
 }
 
 Test(cold_faults, remove_while_write_in_flight_cancels)

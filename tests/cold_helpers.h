@@ -122,6 +122,7 @@ typedef struct cold_rule {
 	int count;         /* then apply to this many (-1: forever) */
 	tkv__cold_fault f; /* what to inject */
 	int hits;          /* how many times applied */
+	uint32_t seg;      /* the segment of the last op it was applied to */
 } cold_rule;
 
 typedef struct cold_faults {
@@ -135,7 +136,6 @@ static void cold_inject(void *ctx, tkv__cold_op op, uint32_t seg, uint64_t off, 
 			tkv__cold_fault *f)
 {
 	cold_faults *fs = ctx;
-	(void)seg;
 	(void)off;
 	pthread_mutex_lock(&fs->lock);
 	for (int i = 0; i < fs->n_rules; i++) {
@@ -151,6 +151,7 @@ static void cold_inject(void *ctx, tkv__cold_op op, uint32_t seg, uint64_t off, 
 		if (r->count > 0)
 			r->count--;
 		r->hits++;
+		r->seg = seg;
 		*f = r->f;
 		break;
 	}
@@ -171,7 +172,7 @@ static inline cold_rule *cold_faults_add(cold_faults *fs, tkv__cold_op op, size_
 	cold_rule *r;
 	pthread_mutex_lock(&fs->lock);
 	r = &fs->rules[fs->n_rules++];
-	*r = (cold_rule){op, len, skip, count, f, 0};
+	*r = (cold_rule){.op = op, .len = len, .skip = skip, .count = count, .f = f};
 	pthread_mutex_unlock(&fs->lock);
 	return r;
 }
@@ -183,6 +184,15 @@ static inline int cold_rule_hits(cold_faults *fs, cold_rule *r)
 	h = r->hits;
 	pthread_mutex_unlock(&fs->lock);
 	return h;
+}
+
+static inline uint32_t cold_rule_seg(cold_faults *fs, cold_rule *r)
+{
+	uint32_t s;
+	pthread_mutex_lock(&fs->lock);
+	s = r->seg;
+	pthread_mutex_unlock(&fs->lock);
+	return s;
 }
 
 static inline void cold_faults_clear(cold_faults *fs)

@@ -18,6 +18,18 @@
  * that resumed the recovered sequences, so recovery of a recovered store is
  * covered too.
  *
+ * What a SIGKILL cannot detect: the kernel keeps a killed process's page
+ * cache, so every write that reached the kernel survives the kill whether
+ * or not it was fdatasync'ed. A cold tier that never calls fdatasync passes
+ * these tests (checked: with the sync batches' fdatasyncs removed from
+ * tiers/cold_write.c all three pass). That step is covered by cold_faults.c
+ * instead: fdatasync_failure_fails_the_batch and
+ * sync_failure_only_fails_its_segment fail the fdatasync at the I/O seam and
+ * require exactly that batch's records to fail, so a tier that skips the
+ * fdatasync (the injected failure never happens) fails there. Neither
+ * simulates a power cut: that the fdatasync(2) call in tiers/cold_io.c
+ * (raw_sync) reaches the device is checked by no test.
+ *
  * The child is this same test binary, re-executed (fork, then exec of
  * /proc/self/exe) with TKV_COLD_KILL_CHILD in its environment; a constructor
  * sees it and runs the child's loop instead of Criterion. A plain fork is

@@ -1,17 +1,30 @@
 /*
  * hot_arena.c - the per-worker block pool: blocks are 64-byte aligned,
- * distinct and fully writable; freed blocks are reused (in the pooled build,
- * the very same addresses, so their pages stay warm); frees may come from
- * other threads.
+ * distinct and fully writable; freed blocks are reused (the very same
+ * addresses, so their pages stay warm); allocations and frees may come from
+ * several threads at once and leave the pool intact.
+ *
+ * The pool tests use tkv__arena_create_pool, so they test the pool in every
+ * build: sanitizer builds replace it with one aligned_alloc per block in the
+ * runtime (tkv__arena_create), and there TSan sees the pool's lock and free
+ * list only through these tests. aligned_distinct_writable uses
+ * tkv__arena_create, so ASan checks each block's bounds in its build.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tiers/hot_arena.h"
 
 enum { N = 100, BLOCK = 40000 /* not a power of two: rounded up to 64 */ };
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+enum { ROUNDS = 300 }; /* TSan reports an unlocked free list at once */
+#else
+enum { ROUNDS = 20000 }; /* enough interleavings to lose or duplicate a block */
+#endif
 
 Test(hot_arena, aligned_distinct_writable)
 {
@@ -32,10 +45,49 @@ Test(hot_arena, aligned_distinct_writable)
 	tkv__arena_destroy(&a);
 }
 
+static int cmp_ptr(const void *x, const void *y)
+{
+	uintptr_t a = (uintptr_t) * (void *const *)x, b = (uintptr_t) * (void *const *)y;
+	return a < b ? -1 : a > b;
+}
+
+/*
+ * Every block is free: allocating all the pool holds must not grow it (a
+ * block lost from the free list would), and must give distinct, aligned
+ * blocks each at a block boundary inside one of its slabs (a corrupted list
+ * gives a block twice, or garbage). Frees them again.
+ */
+static void expect_pool_intact(tkv__arena *a)
+{
+	size_t slabs = a->n_slabs, total = slabs * a->blocks_per_slab;
+	size_t slab_bytes = a->blocks_per_slab * a->block_bytes;
+	void **all = malloc(total * sizeof(*all));
+	cr_assert_not_null(all);
+	for (size_t i = 0; i < total; i++) {
+		all[i] = tkv__arena_alloc(a);
+		cr_assert_not_null(all[i]);
+	}
+	cr_assert_eq(a->n_slabs, slabs, "%zu blocks were lost: the pool grew", total);
+	qsort(all, total, sizeof(*all), cmp_ptr);
+	for (size_t i = 0; i < total; i++) {
+		bool inside = false;
+		cr_assert(i == 0 || all[i] != all[i - 1], "block %p handed out twice", all[i]);
+		cr_assert_eq((uintptr_t)all[i] % 64, 0);
+		for (size_t s = 0; s < slabs && !inside; s++) {
+			uintptr_t base = (uintptr_t)a->slabs[s], p = (uintptr_t)all[i];
+			inside = p >= base && p < base + slab_bytes && (p - base) % a->block_bytes == 0;
+		}
+		cr_assert(inside, "block %p is not one of the pool's", all[i]);
+	}
+	for (size_t i = 0; i < total; i++)
+		tkv__arena_free(a, all[i]);
+	free(all);
+}
+
 Test(hot_arena, freed_blocks_are_reused)
 {
 	tkv__arena a;
-	cr_assert_eq(tkv__arena_create(&a, BLOCK), 0);
+	cr_assert_eq(tkv__arena_create_pool(&a, BLOCK), 0);
 	void *first[N], *again[N];
 	for (int i = 0; i < N; i++)
 		first[i] = tkv__arena_alloc(&a);
@@ -43,17 +95,16 @@ Test(hot_arena, freed_blocks_are_reused)
 		tkv__arena_free(&a, first[i]);
 	for (int i = 0; i < N; i++)
 		again[i] = tkv__arena_alloc(&a);
-	if (strcmp(tkv__arena_backend(), "jemalloc block pool") == 0) {
-		/* every block of the second round is one of the first round */
-		for (int i = 0; i < N; i++) {
-			bool seen = false;
-			for (int j = 0; j < N && !seen; j++)
-				seen = again[i] == first[j];
-			cr_assert(seen, "block %d came from fresh memory", i);
-		}
+	/* every block of the second round is one of the first round */
+	for (int i = 0; i < N; i++) {
+		bool seen = false;
+		for (int j = 0; j < N && !seen; j++)
+			seen = again[i] == first[j];
+		cr_assert(seen, "block %d came from fresh memory", i);
 	}
 	for (int i = 0; i < N; i++)
 		tkv__arena_free(&a, again[i]);
+	expect_pool_intact(&a);
 	tkv__arena_destroy(&a);
 }
 
@@ -74,7 +125,7 @@ static void *free_all(void *arg)
 Test(hot_arena, frees_from_other_threads)
 {
 	tkv__arena a;
-	cr_assert_eq(tkv__arena_create(&a, 4096), 0);
+	cr_assert_eq(tkv__arena_create_pool(&a, 4096), 0);
 	void *b[4][N];
 	for (int t = 0; t < 4; t++)
 		for (int i = 0; i < N; i++)
@@ -89,5 +140,75 @@ Test(hot_arena, frees_from_other_threads)
 		tkv__arena_free(&a, tkv__arena_alloc(&a));
 	for (int t = 0; t < 4; t++)
 		pthread_join(th[t], NULL);
+	expect_pool_intact(&a);
+	tkv__arena_destroy(&a);
+}
+
+enum { THREADS = 4, HELD = 48, SMALL = 1000 };
+
+static pthread_barrier_t start; /* all threads churn at the same time */
+
+struct churner {
+	tkv__arena *a;
+	uint64_t tag;     /* this thread's stamp */
+	uint64_t clashes; /* blocks whose stamp another thread overwrote */
+	uint64_t nulls;
+};
+
+/* Each round: take HELD blocks, stamp each with (thread, round, index), check
+ * every stamp once all are taken (a block handed to two threads at once
+ * carries the other thread's stamp), then give them all back. The stamps
+ * fill each block's first cache line and last word. */
+static void *churn(void *arg)
+{
+	struct churner *c = arg;
+	uint64_t *held[HELD];
+	size_t last = SMALL / sizeof(uint64_t) - 1;
+	pthread_barrier_wait(&start);
+	for (uint64_t r = 0; r < ROUNDS; r++) {
+		for (uint64_t i = 0; i < HELD; i++) {
+			uint64_t stamp = c->tag << 48 | r << 8 | i;
+			if (!(held[i] = tkv__arena_alloc(c->a))) {
+				c->nulls++;
+				continue;
+			}
+			for (int w = 0; w < 8; w++)
+				held[i][w] = stamp;
+			held[i][last] = stamp;
+		}
+		for (uint64_t i = 0; i < HELD; i++) {
+			uint64_t stamp = c->tag << 48 | r << 8 | i;
+			if (held[i] && (held[i][1] != stamp || held[i][7] != stamp || held[i][last] != stamp))
+				c->clashes++;
+		}
+		for (int i = 0; i < HELD; i++)
+			tkv__arena_free(c->a, held[i]);
+	}
+	return NULL;
+}
+
+Test(hot_arena, concurrent_alloc_free_keeps_blocks_distinct_and_reused, .timeout = 120)
+{
+	tkv__arena a;
+	pthread_t th[THREADS];
+	struct churner c[THREADS];
+	cr_assert_eq(tkv__arena_create_pool(&a, SMALL), 0);
+	pthread_barrier_init(&start, NULL, THREADS);
+	for (int t = 0; t < THREADS; t++) {
+		c[t] = (struct churner){&a, (uint64_t)t + 1, 0, 0};
+		cr_assert_eq(pthread_create(&th[t], NULL, churn, &c[t]), 0);
+	}
+	for (int t = 0; t < THREADS; t++)
+		pthread_join(th[t], NULL);
+	pthread_barrier_destroy(&start);
+	for (int t = 0; t < THREADS; t++) {
+		cr_assert_eq(c[t].nulls, 0, "thread %d got no block", t);
+		cr_assert_eq(c[t].clashes, 0, "thread %d: %lu blocks were also another thread's", t,
+			     (unsigned long)c[t].clashes);
+	}
+	/* THREADS * HELD blocks at most were out at once: one slab holds them */
+	cr_assert_eq(a.n_slabs, 1, "the pool grew to %zu slabs: freed blocks were lost",
+		     a.n_slabs);
+	expect_pool_intact(&a);
 	tkv__arena_destroy(&a);
 }

@@ -333,20 +333,50 @@ Test(runtime, full_ring_eagain_or_backoff)
 	tkv_close(rt);
 }
 
+/*
+ * Stores accepted while the workers are paused are still in the rings when
+ * tkv_close runs: close must copy every one before it returns. The trace,
+ * written by close after the workers joined, must show one copy of each
+ * store's bytes and its completion at the layer's end position; a close
+ * that dropped what was queued leaves them out. (ASan and LeakSanitizer
+ * also check nothing is touched after free or leaked.)
+ */
 Test(runtime, close_drains_pending_stores)
 {
+	char path[] = "/tmp/tierkv-trace-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	close(fd);
 	tkv_config c = small_config();
+	c.trace_path = path;
 	tkv_runtime *rt = open_small(&c);
 	size_t rb = row_bytes(&c);
 	unsigned char *k = calloc(64, rb);
 	cr_assert_eq(tkv_seq_open(rt, 1), 0);
 	tkv__test_pause(rt, true);
 	for (uint32_t l = 0; l < c.n_layers; l++)
-		cr_assert_eq(tkv_store(rt, 1, l, 0, 64, k, k, 0, NULL), 0);
-	/* close unpauses, drains every accepted store, then frees: ASan and
-	 * LeakSanitizer check nothing is touched after free or leaked */
-	tkv_close(rt);
+		for (uint32_t b = 0; b < 4; b++) /* 4 batches of 16 tokens a layer */
+			cr_assert_eq(tkv_store(rt, 1, l, 16 * b, 16, k, k, 0, NULL), 0);
+	tkv_close(rt); /* unpauses, drains every accepted store, then frees */
 	free(k);
+
+	tkv__trace_file *f;
+	cr_assert_eq(tkv__trace_load(path, &f), 0, "%s", tkv_last_error());
+	size_t copies[4] = {0}, ends = 0; /* small_config: 4 layers */
+	for (size_t i = 0; i < f->n_events; i++) {
+		const tkv__trace_event *e = &f->events[i];
+		if (e->kind == TKV__TRACE_COPY && e->a < 4 && e->b == 16 * 2 * rb)
+			copies[e->a]++;
+		if (e->kind == TKV__TRACE_TICKET_DONE && e->a == 1 && e->b == 64)
+			ends++; /* a layer's last batch completed */
+	}
+	for (uint32_t l = 0; l < c.n_layers; l++)
+		cr_assert_eq(copies[l], 4, "layer %u: %zu of 4 queued stores copied by close", l,
+			     copies[l]);
+	cr_assert_eq(ends, c.n_layers, "every layer completed up to position 64");
+	cr_assert_eq(f->dropped, 0);
+	tkv__trace_file_free(f);
+	unlink(path);
 }
 
 static double process_cpu_seconds(void)

@@ -32,40 +32,27 @@ static size_t round_block(size_t n)
 	return (n + BLOCK_ALIGN - 1) & ~(size_t)(BLOCK_ALIGN - 1);
 }
 
+/* Sanitizer builds give each block its own allocation (hot_arena.h), unless
+ * a test asked for the pool; other builds always pool. */
 #ifdef TKV_SANITIZER_ALLOC
+#define PER_BLOCK(a) (!(a)->pooled)
+#else
+#define PER_BLOCK(a) false
+#endif
 
 int tkv__arena_create(tkv__arena *a, size_t block_bytes)
 {
+#ifdef TKV_SANITIZER_ALLOC
 	memset(a, 0, sizeof(*a));
 	a->block_bytes = round_block(block_bytes);
 	a->created = true;
 	return 0;
-}
-
-void tkv__arena_destroy(tkv__arena *a)
-{
-	a->created = false;
-}
-
-void *tkv__arena_alloc(tkv__arena *a)
-{
-	return aligned_alloc(BLOCK_ALIGN, a->block_bytes);
-}
-
-void tkv__arena_free(tkv__arena *a, void *p)
-{
-	(void)a;
-	free(p);
-}
-
-const char *tkv__arena_backend(void)
-{
-	return "aligned_alloc per block (sanitizer build)";
-}
-
 #else
+	return tkv__arena_create_pool(a, block_bytes);
+#endif
+}
 
-int tkv__arena_create(tkv__arena *a, size_t block_bytes)
+int tkv__arena_create_pool(tkv__arena *a, size_t block_bytes)
 {
 	unsigned idx;
 	size_t len = sizeof(idx);
@@ -79,6 +66,7 @@ int tkv__arena_create(tkv__arena *a, size_t block_bytes)
 	a->block_bytes = round_block(block_bytes);
 	a->blocks_per_slab = SLAB_BYTES / a->block_bytes ? SLAB_BYTES / a->block_bytes : 1;
 	pthread_mutex_init(&a->lock, NULL);
+	a->pooled = true;
 	a->created = true;
 	return 0;
 }
@@ -88,6 +76,10 @@ void tkv__arena_destroy(tkv__arena *a)
 	char name[64];
 	if (!a->created)
 		return;
+	if (!a->pooled) {
+		a->created = false;
+		return;
+	}
 	for (size_t i = 0; i < a->n_slabs; i++)
 		sdallocx(a->slabs[i], a->block_bytes * a->blocks_per_slab, a->flags);
 	free(a->slabs);
@@ -123,6 +115,8 @@ static int grow(tkv__arena *a)
 
 void *tkv__arena_alloc(tkv__arena *a)
 {
+	if (PER_BLOCK(a))
+		return aligned_alloc(BLOCK_ALIGN, a->block_bytes);
 	pthread_mutex_lock(&a->lock);
 	void *b = a->free_head;
 	if (!b && grow(a) == 0)
@@ -137,6 +131,10 @@ void tkv__arena_free(tkv__arena *a, void *p)
 {
 	if (!p)
 		return;
+	if (PER_BLOCK(a)) {
+		free(p);
+		return;
+	}
 	pthread_mutex_lock(&a->lock);
 	*(void **)p = a->free_head;
 	a->free_head = p;
@@ -145,7 +143,9 @@ void tkv__arena_free(tkv__arena *a, void *p)
 
 const char *tkv__arena_backend(void)
 {
+#ifdef TKV_SANITIZER_ALLOC
+	return "aligned_alloc per block (sanitizer build)";
+#else
 	return "jemalloc block pool";
-}
-
 #endif
+}

@@ -34,6 +34,7 @@ typedef struct tkv__arena {
 	unsigned index; /* jemalloc arena index; unused in sanitizer builds */
 	int flags;      /* mallocx flags for this arena's slabs */
 	bool created;
+	bool pooled;    /* slab pool; false: aligned_alloc per block (sanitizer builds) */
 	size_t block_bytes, blocks_per_slab;
 	pthread_mutex_t lock; /* free list and slab table */
 	void *free_head;      /* free blocks, linked through their first word */
@@ -43,6 +44,10 @@ typedef struct tkv__arena {
 
 /* Creates a pool of blocks of block_bytes. 0 or -ENOMEM with a message. */
 int tkv__arena_create(tkv__arena *a, size_t block_bytes);
+/* As tkv__arena_create, but the slab pool in every build, sanitizer builds
+ * included: for tests of the pool itself (its lock and free list), which
+ * tkv__arena_create replaces there. */
+int tkv__arena_create_pool(tkv__arena *a, size_t block_bytes);
 /* Returns every slab and destroys the jemalloc arena; all blocks must have
  * been freed (or be abandoned). */
 void tkv__arena_destroy(tkv__arena *a);

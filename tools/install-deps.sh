@@ -14,6 +14,7 @@ pkgs=(
 	python3-xxhash     # tests/key_vectors.py: independent check of the key test vectors
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static  # NEON kernels under qemu
 	gnuplot-nox        # bench plots
+	python3            # bench smoke test: parses the JSON and CSV it checks
 )
 
 missing=()

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Runs the default tierkv-bench run at a small size and checks what people
-# look at: the JSON has every field the issues name (for the pipeline, the
-# baselines and the evict scenario), the CSV has a row per result, the plots
+# look at: results.json parses as JSON and has every field the issues name
+# (for the pipeline, the baselines and the evict scenario), each a number
+# in a sane range (throughputs and limits above 0, throughput ratios in
+# (0, 2) and equal to the figures they are the ratio of, percentiles in
+# order, wrong_bytes 0 wherever present; no NaN or infinity); results.csv
+# parses with one row per JSON result holding the same values; the plots
 # are PNG files; then `--trace FILE` writes a trace that tierkv-trace
-# summarizes and converts to JSON. Not a benchmark: no figure is asserted.
+# summarizes and converts to JSON. Not a benchmark: the ranges only catch
+# broken output (a zero, a negative, a ratio of a wrong pair), never a
+# slow run. Needs python3 (json and csv from its standard library).
 # Usage: smoke.sh BENCH TRACE_TOOL
 set -euo pipefail
 bench=$1 trace_tool=$2
@@ -21,19 +27,108 @@ for f in throughput.png latency.png; do
 	[[ $(head -c 8 "$out/$f" | od -An -tx1 | tr -d ' \n') == 89504e470d0a1a0a ]] ||
 		fail "$f is not a PNG"
 done
-for key in scenario geometry dtype workers batch tokens_per_s gbps limit_gbps ratio; do
-	grep -q "\"$key\": " "$out/results.json" || fail "results.json lacks $key"
-done
-for scen in pipeline naive mutex-queue evict; do
-	grep -q "\"scenario\": \"$scen\"" "$out/results.json" || fail "no $scen result"
-done
-for key in evict_gbps raw_write_gbps write_ratio promote_gbps raw_read_gbps read_ratio \
-	p99_ns p99_ns_no_evict p99_ratio; do
-	grep -q "\"$key\": " "$out/results.json" || fail "evict result lacks $key"
-done
-rows=$(($(wc -l <"$out/results.csv") - 1))
-objs=$(grep -c '"scenario"' "$out/results.json")
-[[ $rows -eq $objs ]] || fail "CSV has $rows rows, JSON $objs objects"
+python3 - "$out/results.json" "$out/results.csv" <<'EOF' || fail "results.json / results.csv: see above"
+import csv, json, math, sys
+
+errors = []
+def bad(what):
+    errors.append(what)
+
+def reject_constant(name):  # NaN, Infinity, -Infinity are not JSON numbers
+    raise ValueError("non-finite number " + name)
+
+def number(r, key, lo=None, hi=None, integer=False):
+    """r[key] is a finite number (an int if integer) with lo < value < hi."""
+    v = r.get(key)
+    where = "%s[%s batch %s] %s" % (r.get("scenario"), r.get("dtype"), r.get("batch"), key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return bad("%s = %r is not a number" % (where, v))
+    if integer and not isinstance(v, int):
+        return bad("%s = %r is not an integer" % (where, v))
+    if (lo is not None and not v > lo) or (hi is not None and not v < hi):
+        return bad("%s = %r not in (%s, %s)" % (where, v, lo, hi))
+    return v
+
+def ratio_of(r, key, num, den):
+    """r[key] is in (0, 2) and is r[num] / r[den] (printed to 4 decimals)."""
+    q, n, d = number(r, key, 0, 2), r.get(num), r.get(den)
+    if q is not None and isinstance(n, (int, float)) and isinstance(d, (int, float)) and d > 0:
+        if abs(q - n / d) > 1e-3 + 1e-3 * q:
+            bad("%s %s = %r but %s / %s = %r" % (r["scenario"], key, q, num, den, n / d))
+
+with open(sys.argv[1]) as f:
+    try:
+        results = json.load(f, parse_constant=reject_constant)
+    except ValueError as e:
+        sys.exit("bench-smoke: results.json does not parse: %s" % e)
+if not isinstance(results, list) or not results:
+    sys.exit("bench-smoke: results.json is not a non-empty list of results")
+
+scenarios = set()
+for r in results:
+    if not isinstance(r, dict):
+        bad("result %r is not an object" % (r,))
+        continue
+    scenarios.add(r.get("scenario"))
+    for key in ("scenario", "geometry", "dtype"):
+        if not isinstance(r.get(key), str) or not r.get(key):
+            bad("%s = %r is not a name" % (key, r.get(key)))
+    number(r, "workers", 0, 1024, integer=True)
+    number(r, "batch", 0, 1 << 20, integer=True)
+    number(r, "tokens_per_s", 0)
+    number(r, "gbps", 0)
+    number(r, "limit_gbps", 0)
+    ratio_of(r, "ratio", "gbps", "limit_gbps")
+    for key, v in r.items():
+        if "wrong" in key and v != 0:
+            bad("%s %s = %r: the bench read back wrong data" % (r["scenario"], key, v))
+    if r.get("scenario") == "evict":
+        for key in ("evict_gbps", "raw_write_gbps", "promote_gbps", "raw_read_gbps"):
+            number(r, key, 0)
+        ratio_of(r, "write_ratio", "evict_gbps", "raw_write_gbps")
+        ratio_of(r, "read_ratio", "promote_gbps", "raw_read_gbps")
+        p = [number(r, k, 0, integer=True) for k in ("p50_ns", "p99_ns", "p999_ns")]
+        q = [number(r, k, 0, integer=True) for k in ("p50_ns_no_evict", "p99_ns_no_evict",
+                                                      "p999_ns_no_evict")]
+        for pct in (p, q):
+            if None not in pct and not pct[0] <= pct[1] <= pct[2]:
+                bad("evict percentiles out of order: %r" % (pct,))
+        pr = number(r, "p99_ratio", 0)
+        if pr is not None and None not in (p[1], q[1]) and abs(pr - p[1] / q[1]) > 1e-3 * pr:
+            bad("evict p99_ratio = %r but p99_ns / p99_ns_no_evict = %r" % (pr, p[1] / q[1]))
+    else:
+        s = number(r, "speedup_vs_naive", 0)
+        if r.get("scenario") == "naive" and s != 1:
+            bad("naive speedup_vs_naive = %r, not 1" % (s,))
+for want in ("pipeline", "naive", "mutex-queue", "evict"):
+    if want not in scenarios:
+        bad("no %s result" % want)
+
+with open(sys.argv[2], newline="") as f:
+    rows = list(csv.DictReader(f))
+if len(rows) != len(results):
+    bad("CSV has %d rows, JSON %d results" % (len(rows), len(results)))
+for i, (row, r) in enumerate(zip(rows, results)):
+    for key, text in row.items():
+        if key not in r:
+            bad("CSV row %d: column %s is not in the JSON result" % (i + 1, key))
+        elif isinstance(r[key], str):
+            if text != r[key]:
+                bad("CSV row %d: %s = %r, JSON %r" % (i + 1, key, text, r[key]))
+        else:
+            try:
+                v = float(text)
+            except ValueError:
+                bad("CSV row %d: %s = %r is not a number" % (i + 1, key, text))
+                continue
+            if not math.isfinite(v) or abs(v - r[key]) > 1e-3 * max(1.0, abs(v)):
+                bad("CSV row %d: %s = %r, JSON %r" % (i + 1, key, text, r[key]))
+
+for e in errors:
+    print("bench-smoke: " + e, file=sys.stderr)
+sys.exit(1 if errors else 0)
+EOF
+objs=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))))' "$out/results.json")
 
 "$bench" --geometry qwen2.5-7b --max-workers 1 --reps 1 --hot-bytes 32M \
 	--trace "$out/run.trace" >"$out/trace.txt"

@@ -1,7 +1,7 @@
 /*
  * racy_selftest.c - deliberately racy program proving the TSan build is not a
  * no-op: built and run only in the TSan configuration, where ctest expects
- * each racy case to be reported (see expect_race.sh and CMakeLists.txt).
+ * each racy case to be reported (see ../expect_report.sh and CMakeLists.txt).
  *
  *   plain    two threads increment one plain int: the textbook data race.
  *   ring     a producer publishes a pointer through a ck_ring and only then
