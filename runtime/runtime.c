@@ -116,6 +116,10 @@ static int open_cold_tier(tkv_runtime *rt, const tkv__open_opts *opts)
 	};
 	int rc = tkv__evictor_open(&env, &rt->ev);
 	rt->tiers.ev = rt->ev;
+	/* A runtime without the prefix cache keeps no cache records a
+	 * previous run left: nothing could ever match or drop them. */
+	if (!rc && !rt->cfg.model_id)
+		tkv__cold_remove_seq(rt->ev->cold, TKV__CACHE_SEQ);
 	return rc;
 }
 
@@ -306,5 +310,11 @@ int tkv_seq_close(tkv_runtime *rt, uint64_t seq_id)
 		sched_yield();
 	ck_pr_fence_acquire(); /* pairs with tkv__seq_put's release */
 	drop_seq(rt, s);
+	/* Records named after this id go now, writes in flight included:
+	 * units the evictor still holds die with it, and none can leave a
+	 * record that a re-opened id's blocks would collide with. Cache
+	 * blocks have names of their own and stay. */
+	if (rt->ev)
+		tkv__evictor_forget_seq(rt->ev, seq_id);
 	return 0;
 }

@@ -137,6 +137,12 @@ void tkv__layer_complete(tkv__layer *l, uint64_t end);
  * its workers to be done touching it (completion.c). */
 void tkv__seq_drain(tkv__seq *s);
 
+/* Hot capacity for `blocks` (store.c). With a cold tier a full hot tier is
+ * waited out while the evictor can free space (-EAGAIN instead with
+ * TKV_STORE_NONBLOCK); unreferenced cache blocks are dropped before
+ * -ENOSPC, which comes only when nothing can make room. */
+int tkv__reserve_hot(struct tkv_runtime *rt, uint64_t blocks, unsigned flags);
+
 /* Blocks covering `tokens` (store.c). */
 uint64_t tkv__blocks_for(uint64_t tokens, uint32_t block_tokens);
 

@@ -87,7 +87,7 @@ static int push(tkv_runtime *rt, tkv__worker *w, tkv__desc *d, unsigned flags)
 /* Hot capacity for a batch. With a cold tier a full hot tier is waited out
  * while the evictor can free space (-EAGAIN instead when non-blocking);
  * -ENOSPC only when the evictor cannot, or there is no cold tier. */
-static int reserve(tkv_runtime *rt, uint64_t blocks, unsigned flags)
+int tkv__reserve_hot(tkv_runtime *rt, uint64_t blocks, unsigned flags)
 {
 	tkv__space_wait w = {0};
 	while (!tkv__hot_reserve(&rt->hot, blocks)) {
@@ -130,7 +130,7 @@ static int store_locked(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t p
 	if (__builtin_add_overflow(pos, (uint64_t)n, &end))
 		return tkv__fail(-EOVERFLOW, "store: position overflows");
 	uint64_t new_blocks = tkv__blocks_for(end, bt) - tkv__blocks_for(pos, bt);
-	if (new_blocks && (rc = reserve(rt, new_blocks, flags)))
+	if (new_blocks && (rc = tkv__reserve_hot(rt, new_blocks, flags)))
 		return rc;
 	tkv__desc d = {s, k, v, pos, n, layer};
 	tkv__worker *w = tkv__worker_of(rt, layer);

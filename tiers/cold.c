@@ -62,6 +62,7 @@ static int open_parts(tkv__cold *c, const tkv__cold_config *cfg)
 		return rc;
 	if (!c->segs.fresh && (rc = tkv__cold_recover(c, cfg->verify_on_open)) < 0)
 		return rc;
+	c->run_seqno = c->next_seqno;
 	return 0;
 }
 
@@ -310,4 +311,9 @@ void tkv__cold_stats_get(tkv__cold *c, tkv__cold_stats *o)
 	o->durability = c->durability;
 	o->io_note = c->wq.note;
 	o->fs_note = c->segs.note;
+}
+
+uint64_t tkv__cold_run_seqno(const tkv__cold *c)
+{
+	return c->run_seqno;
 }

@@ -266,6 +266,10 @@ size_t tkv__cold_list_seq(tkv__cold *c, uint64_t seq, tkv__cold_block_info *out,
 /* Any thread. The sequence ids that have records (any order), as list_seq. */
 size_t tkv__cold_list_seqs(tkv__cold *c, uint64_t *out, size_t max);
 
+/* Any thread. Records with a seqno below this were written before this
+ * open (by a previous run); later ones by this run. */
+uint64_t tkv__cold_run_seqno(const tkv__cold *c);
+
 /* Any thread. A snapshot of the counters (each read atomically). */
 void tkv__cold_stats_get(tkv__cold *c, tkv__cold_stats *out);
 

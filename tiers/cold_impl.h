@@ -80,6 +80,8 @@ struct tkv__cold {
 	unsigned w_writing, w_n_written; /* counts of the lists above */
 	uint64_t busy_since;             /* 0: no write outstanding */
 	uint64_t next_seqno;
+	uint64_t run_seqno; /* next_seqno when opened: older records are a
+			     * previous run's (immutable after open) */
 	void *zero_hdr;                  /* header_bytes of zeros (invalidation) */
 
 	/* prefetch */

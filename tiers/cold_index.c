@@ -432,7 +432,7 @@ size_t tkv__cold_index_list(tkv__cold_index *x, uint64_t seq, tkv__cold_block_in
 		if (e->state != ENT_LIVE)
 			continue;
 		if (n < max)
-			out[n] = (tkv__cold_block_info){e->block, e->n_tokens};
+			out[n] = (tkv__cold_block_info){e->block, e->n_tokens, e->seqno};
 		n++;
 	}
 	pthread_mutex_unlock(&s->lock);

@@ -56,6 +56,7 @@ typedef void (*tkv__cold_retire_fn)(void *ctx, tkv__cold_ent *e);
 typedef struct tkv__cold_block_info {
 	uint64_t block;
 	uint32_t n_tokens;
+	uint64_t seqno; /* the record's seqno (cold_record.h) */
 } tkv__cold_block_info;
 
 int tkv__cold_index_create(uint32_t n_layers, tkv__cold_retire_fn retire, void *ctx,

@@ -80,6 +80,12 @@ void tkv__evictor_forget_record(tkv__evictor *ev, tkv__unit *u)
 	kick(ev); /* housekeeping frees the slot */
 }
 
+void tkv__evictor_forget_seq(tkv__evictor *ev, uint64_t seq_id)
+{
+	tkv__cold_remove_seq(ev->cold, seq_id);
+	kick(ev); /* housekeeping frees the slots */
+}
+
 void tkv__evictor_forget(tkv__evictor *ev, tkv__unit *u)
 {
 	if (ck_pr_load_32(&u->in_policy)) {
@@ -435,8 +441,11 @@ void tkv__evictor_close(tkv__evictor *ev)
 
 /* ---- sequences ---------------------------------------------------------- */
 
-/* Tokens covered by the records of seq: the contiguous run from block 0
- * (all full blocks; only complete units are ever evicted). */
+/* Tokens covered by the records a previous run left for seq: the
+ * contiguous run from block 0 (all full blocks; only complete units are
+ * ever evicted). Records this run wrote are never adopted: they belong to
+ * units that live on (a closed sequence's blocks the evictor is still
+ * writing, blocks shared with other sequences) and would get two owners. */
 static uint64_t recoverable_blocks(tkv__evictor *ev, uint64_t id, tkv__cold_block_info **out,
 				   size_t *n_out)
 {
@@ -446,9 +455,14 @@ static uint64_t recoverable_blocks(tkv__evictor *ev, uint64_t id, tkv__cold_bloc
 	if (!n || !(*out = calloc(n, sizeof(**out))))
 		return 0;
 	n = tkv__cold_list_seq(ev->cold, id, *out, n);
-	*n_out = n;
+	const uint64_t run = tkv__cold_run_seqno(ev->cold);
+	size_t k = 0; /* keep only a previous run's records */
+	for (size_t i = 0; i < n; i++)
+		if ((*out)[i].seqno < run)
+			(*out)[k++] = (*out)[i];
+	*n_out = k;
 	uint64_t b = 0;
-	while (b < n && (*out)[b].block == b && (*out)[b].n_tokens == ev->env.cfg->block_tokens)
+	while (b < k && (*out)[b].block == b && (*out)[b].n_tokens == ev->env.cfg->block_tokens)
 		b++;
 	return b;
 }

@@ -137,8 +137,14 @@ void tkv__evictor_unit_full(tkv__evictor *ev, tkv__unit *u);
 /* A unit no one references is being freed: out of the policy, and its
  * record removed. */
 void tkv__evictor_forget(tkv__evictor *ev, tkv__unit *u);
-/* Removes u's record only (the cache renames a unit it publishes). */
+/* Removes u's record only, cancelling a write of it in flight (the cache
+ * renames a unit it publishes; truncate drops units whose names a new
+ * unit may take). */
 void tkv__evictor_forget_record(tkv__evictor *ev, tkv__unit *u);
+/* Removes every record named after seq_id, cancelling writes in flight: at
+ * close, so no unit of a closed sequence still being written can leave a
+ * record under a name its next incarnation will use. */
+void tkv__evictor_forget_seq(tkv__evictor *ev, uint64_t seq_id);
 /* Producer: after reserving hot blocks, wake the evictor past the high
  * watermark. Cheap when below it. */
 void tkv__evictor_note_usage(tkv__evictor *ev, uint64_t used_blocks);

@@ -1,0 +1,431 @@
+/*
+ * cache.c - the prefix cache's promises one at a time (tierkv.h, "Prefix
+ * cache"): attach, append and publish, close and re-attach, exact matches
+ * only (forced hash collisions), namespace and salt isolation, dedup,
+ * truncate and fork never writing a shared block, the cache surviving a
+ * restart, and a format-1 cold directory being refused.
+ *
+ * KV bytes are a function of (layer, position, token id there, the token id
+ * before it): two sequences with the same tokens store the same bytes, and
+ * a block attached to the wrong prompt reads back different bytes.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tierkv.h"
+#include "tiers/block_key.h" /* tkv__key_set_test_hash */
+
+enum { LAYERS = 2, HEADS = 1, DIM = 8, BT = 4, ROW = HEADS * DIM * 4 };
+
+static char dir[64];
+
+static void make_dir(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/tkv-cache-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static void remove_dir(void)
+{
+	char cmd[96];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static tkv_config config(const char *model, bool cold)
+{
+	tkv_config c;
+	tkv_config_default(&c);
+	c.n_layers = LAYERS;
+	c.n_kv_heads = HEADS;
+	c.head_dim = DIM;
+	c.block_tokens = BT;
+	c.hot_bytes = 1 << 20;
+	c.n_workers = 2;
+	c.pin_workers = false;
+	c.model_id = model;
+	if (cold) {
+		c.cold_dir = dir;
+		c.cold_bytes = 4 << 20;
+	}
+	return c;
+}
+
+static tkv_runtime *open_rt(const tkv_config *c)
+{
+	tkv_runtime *rt;
+	cr_assert_eq(tkv_open(c, &rt), 0, "%s", tkv_last_error());
+	return rt;
+}
+
+static float kv_value(uint32_t layer, uint64_t pos, const uint32_t *tok, bool is_v, uint32_t i)
+{
+	uint32_t prev = pos ? tok[pos - 1] : 0x9e3779b9u;
+	uint32_t x = tok[pos] * 2654435761u ^ prev * 40503u ^ layer * 97u ^ (uint32_t)pos * 31u;
+	return (float)((x ^ (is_v ? 0x55u : 0) ^ i) & 0xffffu);
+}
+
+static void fill_rows(uint32_t layer, uint64_t pos, uint32_t n, const uint32_t *tok, float *k,
+		      float *v)
+{
+	for (uint32_t t = 0; t < n; t++)
+		for (uint32_t i = 0; i < HEADS * DIM; i++) {
+			k[t * HEADS * DIM + i] = kv_value(layer, pos + t, tok, false, i);
+			v[t * HEADS * DIM + i] = kv_value(layer, pos + t, tok, true, i);
+		}
+}
+
+/* Stores tokens [from, to) of every layer, in batches of 3. */
+static void store(tkv_runtime *rt, uint64_t id, const uint32_t *tok, uint64_t from, uint64_t to)
+{
+	float k[3 * HEADS * DIM], v[3 * HEADS * DIM];
+	for (uint32_t l = 0; l < LAYERS; l++)
+		for (uint64_t p = from; p < to;) {
+			uint32_t n = to - p < 3 ? (uint32_t)(to - p) : 3;
+			fill_rows(l, p, n, tok, k, v);
+			cr_assert_eq(tkv_store(rt, id, l, p, n, k, v, 0, NULL), 0, "%s",
+				     tkv_last_error());
+			cr_assert_eq(tkv_seq_sync(rt, id), 0); /* k, v are reused */
+			p += n;
+		}
+}
+
+/* Every byte of tokens [0, n) of every layer, by read and by view. */
+static void check(tkv_runtime *rt, uint64_t id, const uint32_t *tok, uint64_t n)
+{
+	float *k = malloc(n * ROW), *v = malloc(n * ROW), *ek = malloc(n * ROW), *ev = malloc(n * ROW);
+	for (uint32_t l = 0; l < LAYERS; l++) {
+		fill_rows(l, 0, (uint32_t)n, tok, ek, ev);
+		cr_assert_eq(tkv_read(rt, id, l, 0, (uint32_t)n, k, v), 0, "%s", tkv_last_error());
+		cr_assert_eq(memcmp(k, ek, n * ROW), 0, "seq %llu layer %u: K differs",
+			     (unsigned long long)id, l);
+		cr_assert_eq(memcmp(v, ev, n * ROW), 0, "seq %llu layer %u: V differs",
+			     (unsigned long long)id, l);
+		tkv_view_block blocks[64];
+		tkv_view vw = {.struct_size = sizeof(vw), .blocks = blocks, .max_blocks = 64};
+		cr_assert_eq(tkv_view_acquire(rt, id, l, 0, (uint32_t)n, &vw), 0, "%s",
+			     tkv_last_error());
+		for (uint32_t b = 0; b < vw.n_blocks; b++)
+			cr_assert_eq(memcmp(blocks[b].k, ek + blocks[b].first_pos * HEADS * DIM,
+					    blocks[b].n_tokens * ROW), 0, "view block %u", b);
+		cr_assert_eq(tkv_view_release(rt, &vw), 0);
+	}
+	free(k);
+	free(v);
+	free(ek);
+	free(ev);
+}
+
+static tkv_stats stats(tkv_runtime *rt)
+{
+	tkv_stats st = {.struct_size = sizeof(st)};
+	cr_assert_eq(tkv_stats_get(rt, &st), 0);
+	return st;
+}
+
+/* Opens id with tok[0, n), stores what is not cached, checks every byte;
+ * returns the tokens that were attached. */
+static uint64_t serve(tkv_runtime *rt, uint64_t id, const uint32_t *tok, uint64_t n,
+		      const tkv_seq_opts *opts)
+{
+	uint64_t cached = ~0ull;
+	cr_assert_eq(tkv_seq_open_tokens(rt, id, tok, n, opts, &cached), 0, "%s", tkv_last_error());
+	cr_assert_eq(cached % BT, 0);
+	cr_assert_leq(cached, n);
+	store(rt, id, tok, cached, n);
+	check(rt, id, tok, n);
+	return cached;
+}
+
+static const uint32_t P1[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
+static const uint32_t P2[] = {1, 2, 3, 4, 5, 6, 7, 8, 90, 91, 92, 93, 94};
+
+Test(cache, attach_publish_close_reattach)
+{
+	tkv_config c = config("model-a", false);
+	tkv_runtime *rt = open_rt(&c);
+	cr_assert_eq(serve(rt, 1, P1, 14, NULL), 0, "empty cache");
+	tkv_stats st = stats(rt);
+	cr_assert_eq(st.cache_published, 3, "three full blocks of 14 tokens");
+	cr_assert_eq(st.cache_lookups, 1);
+	cr_assert_eq(st.cache_lookup_blocks, 3);
+	/* a live sequence's blocks are shared right away */
+	cr_assert_eq(serve(rt, 2, P1, 14, NULL), 12);
+	cr_assert_eq(stats(rt).cache_hit_blocks_hot, 3);
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	cr_assert_eq(tkv_seq_close(rt, 2), 0);
+	/* closed: the published blocks stay as entries */
+	st = stats(rt);
+	cr_assert_eq(st.cache_entries_hot, 3);
+	cr_assert_eq(st.open_sequences, 0);
+	/* a prompt sharing two blocks gets exactly those */
+	cr_assert_eq(serve(rt, 3, P2, 13, NULL), 8);
+	cr_assert_eq(tkv_seq_close(rt, 3), 0);
+	tkv_close(rt);
+}
+
+Test(cache, append_tokens_publishes_generated_blocks)
+{
+	tkv_config c = config("model-a", false);
+	tkv_runtime *rt = open_rt(&c);
+	/* prompt of 6 tokens, then 6 generated: KV stored before the ids */
+	cr_assert_eq(serve(rt, 1, P1, 6, NULL), 0);
+	cr_assert_eq(stats(rt).cache_published, 1);
+	store(rt, 1, P1, 6, 12);
+	cr_assert_eq(stats(rt).cache_published, 1, "ids of tokens 6..11 not known yet");
+	cr_assert_eq(tkv_seq_append_tokens(rt, 1, P1 + 6, 6), 0);
+	cr_assert_eq(stats(rt).cache_published, 3, "the producer side published both");
+	cr_assert_eq(serve(rt, 2, P1, 14, NULL), 12);
+	tkv_close(rt);
+}
+
+Test(cache, no_publish_flag_and_plain_open)
+{
+	tkv_config c = config("model-a", false);
+	tkv_runtime *rt = open_rt(&c);
+	tkv_seq_opts o = {.struct_size = sizeof(o), .flags = TKV_SEQ_NO_PUBLISH};
+	cr_assert_eq(serve(rt, 1, P1, 14, &o), 0);
+	cr_assert_eq(tkv_seq_open(rt, 2), 0);
+	store(rt, 2, P1, 0, 14);
+	cr_assert_eq(stats(rt).cache_published, 0);
+	cr_assert_eq(serve(rt, 3, P1, 14, NULL), 0, "nothing was published");
+	cr_assert_eq(serve(rt, 4, P1, 14, &o), 12, "an opted-out sequence still attaches");
+	tkv_close(rt);
+}
+
+Test(cache, salt_isolates_tenants)
+{
+	tkv_config c = config("model-a", false);
+	tkv_runtime *rt = open_rt(&c);
+	tkv_seq_opts a = {.struct_size = sizeof(a), .salt = "tenant-a", .salt_len = 8};
+	tkv_seq_opts b = {.struct_size = sizeof(b), .salt = "tenant-b", .salt_len = 8};
+	cr_assert_eq(serve(rt, 1, P1, 14, &a), 0);
+	cr_assert_eq(serve(rt, 2, P1, 14, NULL), 0, "no salt never matches a salt");
+	cr_assert_eq(serve(rt, 3, P1, 14, &b), 0, "another salt never matches");
+	cr_assert_eq(serve(rt, 4, P1, 14, &a), 12, "the same salt matches");
+	tkv_close(rt);
+}
+
+Test(cache, lookup_has_no_side_effects)
+{
+	tkv_config c = config("model-a", false);
+	tkv_runtime *rt = open_rt(&c);
+	serve(rt, 1, P1, 14, NULL);
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	tkv_cache_match m = {.struct_size = sizeof(m)};
+	cr_assert_eq(tkv_cache_lookup(rt, P2, 13, NULL, &m), 0);
+	cr_assert_eq(m.tokens, 8);
+	cr_assert_eq(m.hot_blocks, 2);
+	cr_assert_eq(m.cold_blocks, 0);
+	tkv_stats st = stats(rt);
+	cr_assert_eq(st.open_sequences, 0);
+	cr_assert_eq(st.cache_entries_hot, 3);
+	tkv_close(rt);
+	tkv_config nc = config(NULL, false);
+	rt = open_rt(&nc);
+	cr_assert_eq(tkv_cache_lookup(rt, P1, 14, NULL, &m), -EINVAL, "no model_id, no cache");
+	tkv_close(rt);
+}
+
+/* Every key is the same: only the token ids tell blocks apart. */
+static tkv__key constant_hash(const void *bytes, size_t len)
+{
+	(void)bytes;
+	(void)len;
+	return (tkv__key){42, 42};
+}
+
+Test(cache, forced_collisions_never_hit_another_prompt)
+{
+	tkv__key_set_test_hash(constant_hash);
+	tkv_config c = config("model-a", false);
+	tkv_runtime *rt = open_rt(&c);
+	static const uint32_t Q[] = {100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1100, 1200};
+	cr_assert_eq(serve(rt, 1, P1, 12, NULL), 0);
+	cr_assert_eq(serve(rt, 2, Q, 12, NULL), 0, "same keys, other tokens: a miss");
+	cr_assert_eq(stats(rt).cache_published, 6, "both chains are entries");
+	cr_assert_eq(serve(rt, 3, Q, 12, NULL), 12);
+	cr_assert_eq(serve(rt, 4, P1, 12, NULL), 12);
+	tkv_close(rt);
+	tkv__key_set_test_hash(NULL);
+}
+
+Test(cache, same_block_computed_twice_is_kept_once)
+{
+	tkv_config c = config("model-a", false);
+	tkv_runtime *rt = open_rt(&c);
+	uint64_t cached;
+	cr_assert_eq(tkv_seq_open_tokens(rt, 1, P1, 12, NULL, &cached), 0);
+	cr_assert_eq(tkv_seq_open_tokens(rt, 2, P1, 12, NULL, &cached), 0);
+	cr_assert_eq(cached, 0, "nothing published yet");
+	store(rt, 1, P1, 0, 12);
+	store(rt, 2, P1, 0, 12);
+	tkv_stats st = stats(rt);
+	cr_assert_eq(st.cache_published, 3);
+	cr_assert_eq(st.cache_deduplicated, 3);
+	check(rt, 1, P1, 12);
+	check(rt, 2, P1, 12);
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	cr_assert_eq(tkv_seq_close(rt, 2), 0);
+	cr_assert_eq(stats(rt).cache_entries_hot, 3, "one copy stays");
+	cr_assert_eq(stats(rt).hot_blocks_used, 3 * LAYERS, "the duplicate was freed");
+	tkv_close(rt);
+}
+
+Test(cache, drop_keeps_referenced_blocks)
+{
+	tkv_config c = config("model-a", false);
+	tkv_runtime *rt = open_rt(&c);
+	serve(rt, 1, P1, 14, NULL);
+	serve(rt, 2, P2, 13, NULL); /* shares 2 blocks with 1, publishes 1 */
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	/* block 2 of P1 is unreferenced now; blocks 0-1 are P2's too */
+	cr_assert_eq(tkv_cache_drop(rt), 1);
+	check(rt, 2, P2, 13);
+	cr_assert_eq(tkv_seq_close(rt, 2), 0);
+	cr_assert_eq(tkv_cache_drop(rt), 3);
+	tkv_stats st = stats(rt);
+	cr_assert_eq(st.cache_entries_hot, 0);
+	cr_assert_eq(st.cache_dropped_other, 4);
+	cr_assert_eq(st.hot_blocks_used, 0);
+	tkv_close(rt);
+}
+
+Test(cache, full_ram_drops_unreferenced_instead_of_refusing)
+{
+	tkv_config c = config("model-a", false);
+	c.hot_bytes = 16 * LAYERS * BT * ROW * 2; /* 16 blocks of all layers */
+	tkv_runtime *rt = open_rt(&c);
+	uint32_t tok[32];
+	for (uint64_t id = 1; id <= 10; id++) {
+		for (uint32_t i = 0; i < 32; i++)
+			tok[i] = (uint32_t)(id * 1000 + i);
+		cr_assert_eq(serve(rt, id, tok, 32, NULL), 0);
+		cr_assert_eq(tkv_seq_close(rt, id), 0);
+	}
+	tkv_stats st = stats(rt);
+	cr_assert_gt(st.cache_dropped_hot, 0);
+	cr_assert_eq(st.enospc_events, 0);
+	/* the most recent prompt is still cached */
+	cr_assert_eq(serve(rt, 11, tok, 32, NULL), 32);
+	tkv_close(rt);
+}
+
+Test(cache, truncate_copies_a_shared_block)
+{
+	tkv_config c = config("model-a", false);
+	tkv_runtime *rt = open_rt(&c);
+	serve(rt, 1, P1, 12, NULL);
+	cr_assert_eq(serve(rt, 2, P1, 12, NULL), 12);
+	/* speculative decoding rejects tokens 6..11 of sequence 2 */
+	cr_assert_eq(tkv_seq_truncate(rt, 2, 6), 0);
+	uint32_t other[12];
+	memcpy(other, P1, sizeof(other));
+	for (int i = 6; i < 12; i++)
+		other[i] = 7000 + (uint32_t)i;
+	cr_assert_eq(tkv_seq_append_tokens(rt, 2, other + 6, 6), 0);
+	store(rt, 2, other, 6, 12);
+	check(rt, 2, other, 12);
+	check(rt, 1, P1, 12); /* the shared blocks were never written */
+	cr_assert_eq(serve(rt, 3, P1, 12, NULL), 12, "the cache still has P1");
+	cr_assert_eq(tkv_seq_truncate(rt, 2, 13), -EINVAL);
+	tkv_close(rt);
+}
+
+Test(cache, fork_shares_full_blocks_and_copies_the_last)
+{
+	tkv_config c = config("model-a", false);
+	tkv_runtime *rt = open_rt(&c);
+	serve(rt, 1, P1, 10, NULL);
+	uint64_t before = stats(rt).hot_blocks_used;
+	cr_assert_eq(tkv_seq_fork(rt, 1, 2), 0);
+	cr_assert_eq(stats(rt).hot_blocks_used, before + LAYERS, "only the partial block copied");
+	check(rt, 2, P1, 10);
+	/* the two samples diverge */
+	uint32_t a[14], b[14];
+	memcpy(a, P1, sizeof(a));
+	memcpy(b, P1, sizeof(b));
+	for (int i = 10; i < 14; i++) {
+		a[i] = 8000 + (uint32_t)i;
+		b[i] = 9000 + (uint32_t)i;
+	}
+	cr_assert_eq(tkv_seq_append_tokens(rt, 1, a + 10, 4), 0);
+	cr_assert_eq(tkv_seq_append_tokens(rt, 2, b + 10, 4), 0);
+	store(rt, 1, a, 10, 14);
+	store(rt, 2, b, 10, 14);
+	check(rt, 1, a, 14);
+	check(rt, 2, b, 14);
+	cr_assert_eq(tkv_seq_fork(rt, 1, 2), -EEXIST);
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	check(rt, 2, b, 14);
+	tkv_close(rt);
+}
+
+Test(cache, restart_keeps_the_cache, .init = make_dir, .fini = remove_dir)
+{
+	tkv_config c = config("model-a", true);
+	c.hot_low_pct = 1; /* evict everything the evictor is asked for */
+	tkv_runtime *rt = open_rt(&c);
+	serve(rt, 1, P1, 14, NULL);
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	tkv_close(rt); /* hot blocks are lost; records were written? not yet */
+	/* nothing reached the cold tier (the hot tier never filled): a miss */
+	rt = open_rt(&c);
+	cr_assert_eq(stats(rt).cache_recovered, 0);
+	/* fill the hot tier past its high watermark so the blocks go cold */
+	c.hot_bytes = 8 * LAYERS * BT * ROW * 2;
+	tkv_close(rt);
+	rt = open_rt(&c);
+	uint32_t tok[40];
+	for (uint64_t id = 1; id <= 4; id++) {
+		for (uint32_t i = 0; i < 40; i++)
+			tok[i] = (uint32_t)(id * 100 + i);
+		serve(rt, id, tok, 40, NULL);
+		cr_assert_eq(tkv_seq_close(rt, id), 0);
+	}
+	tkv_stats st = stats(rt);
+	cr_assert_gt(st.cache_entries_cold, 0, "evicted cache blocks");
+	tkv_close(rt);
+	rt = open_rt(&c);
+	st = stats(rt);
+	cr_assert_gt(st.cache_recovered, 0);
+	/* some prompt's first blocks are back, from the cold tier */
+	uint64_t hits = 0;
+	for (uint64_t id = 1; id <= 4; id++) {
+		for (uint32_t i = 0; i < 40; i++)
+			tok[i] = (uint32_t)(id * 100 + i);
+		hits += serve(rt, 10 + id, tok, 40, NULL);
+	}
+	cr_assert_gt(hits, 0);
+	cr_assert_gt(stats(rt).cache_hit_blocks_cold, 0);
+	tkv_close(rt);
+	/* another model on the same directory matches nothing */
+	tkv_config other = c;
+	other.model_id = "model-b";
+	rt = open_rt(&other);
+	for (uint32_t i = 0; i < 40; i++)
+		tok[i] = (uint32_t)(100 + i);
+	cr_assert_eq(serve(rt, 1, tok, 40, NULL), 0);
+	tkv_close(rt);
+}
+
+Test(cache, reserved_id_and_bad_arguments)
+{
+	tkv_config c = config("model-a", false);
+	tkv_runtime *rt = open_rt(&c);
+	cr_assert_eq(tkv_seq_open(rt, UINT64_MAX), -EINVAL);
+	cr_assert_eq(tkv_seq_open_tokens(rt, 1, NULL, 3, NULL, NULL), -EINVAL);
+	tkv_seq_opts o = {.struct_size = sizeof(o), .salt = NULL, .salt_len = 4};
+	cr_assert_eq(tkv_seq_open_tokens(rt, 1, P1, 3, &o, NULL), -EINVAL);
+	o = (tkv_seq_opts){.struct_size = sizeof(o), .flags = 0x80};
+	cr_assert_eq(tkv_seq_open_tokens(rt, 1, P1, 3, &o, NULL), -EINVAL);
+	cr_assert_eq(stats(rt).open_sequences, 0, "nothing changed");
+	tkv_close(rt);
+	c.model_id = "";
+	tkv_runtime *bad = NULL;
+	cr_assert_eq(tkv_open(&c, &bad), -EINVAL);
+	cr_assert(strstr(tkv_last_error(), "model_id"));
+}
