@@ -36,4 +36,8 @@
 #include "tiers/cold.h"
 #include "tiers/evictor.h"
 
+/* cache_attach.c: the block key chain alone (tkv__key_chain), the limit an
+ * attach is compared with: hashing the prompt, which any cache must do. */
+#include "tiers/block_key.h"
+
 #endif

@@ -34,6 +34,9 @@ static const scenario scenarios[] = {
 	 bench_evict_main},
 	{"ring", "ns per descriptor through ck_ring SPSC vs MPSC (why the runtime uses MPSC)",
 	 bench_ring_main},
+	{"cache", "prefix cache: ns per block to attach a cached prefix of 1..4096 blocks, "
+		  "and of a miss, vs hashing the prompt",
+	 bench_cache_main},
 	{"kernels", "GB/s of every copy kernel (regular and streaming) and of glibc memcpy, "
 		    "4 KiB..64 MiB, 1 and 2 threads; measures the stream threshold",
 	 bench_kernels_main},

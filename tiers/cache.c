@@ -423,8 +423,12 @@ static uint32_t *token_slot(const tkv__seq *s, uint32_t bt, uint64_t pos)
 void tkv__seq_tokens_copy(const tkv__seq *s, uint32_t block_tokens, uint64_t pos, size_t n,
 			  uint32_t *out)
 {
-	for (size_t i = 0; i < n; i++)
-		out[i] = *token_slot(s, block_tokens, pos + i);
+	for (uint64_t p = pos, end = pos + n; p < end;) {
+		uint64_t run = block_tokens - p % block_tokens;
+		run = run < end - p ? run : end - p;
+		memcpy(out + (p - pos), token_slot(s, block_tokens, p), run * sizeof(uint32_t));
+		p += run;
+	}
 }
 
 tkv__key tkv__seq_key(const tkv__seq *s, uint64_t b)
@@ -443,14 +447,16 @@ static int reserve_block(tkv__seq *s, uint32_t bt, uint64_t b)
 	if (!tkv__chunk_locate(b, &k, &off))
 		return -ENOMEM;
 	size_t n = (size_t)TKV__CHUNK0 << k;
+	/* Not zeroed: only ids below `known` and keys below `keyed` are read
+	 * (zeroing a long prompt's chunks cost more than hashing it). */
 	if (!s->tok.chunks[k]) {
-		uint32_t *t = calloc(n * bt, sizeof(uint32_t));
+		uint32_t *t = malloc(n * bt * sizeof(uint32_t));
 		if (!t)
 			return -ENOMEM;
 		ck_pr_store_ptr(&s->tok.chunks[k], t); /* published by `keyed` */
 	}
 	if (!s->tok.keys[k]) {
-		void *kk = calloc(n, sizeof(tkv__key));
+		void *kk = malloc(n * sizeof(tkv__key));
 		if (!kk)
 			return -ENOMEM;
 		ck_pr_store_ptr(&s->tok.keys[k], kk);
@@ -466,18 +472,22 @@ int tkv__seq_tokens_append(tkv__cache *c, tkv__seq *s, const uint32_t *tokens, s
 	for (uint64_t b = known / bt; n && b <= (end - 1) / bt; b++)
 		if (reserve_block(s, bt, b))
 			return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		*token_slot(s, bt, known + i) = tokens[i];
+	/* a block's ids are contiguous in its chunk: copy block by block */
+	for (uint64_t p = known; p < end;) {
+		uint64_t run = bt - p % bt < end - p ? bt - p % bt : end - p;
+		memcpy(token_slot(s, bt, p), tokens + (p - known), run * sizeof(uint32_t));
+		p += run;
+	}
 	uint64_t keyed = s->tok.keyed, full = end / bt;
+	tkv__key prev = keyed ? tkv__seq_key(s, keyed - 1) : (tkv__key){0, 0};
 	for (uint64_t b = keyed; b < full; b++) {
-		uint32_t tok[bt];
-		tkv__seq_tokens_copy(s, bt, b * bt, bt, tok);
+		const uint32_t *tok = token_slot(s, bt, b * bt);
 		unsigned k;
 		uint64_t off;
 		tkv__chunk_locate(b, &k, &off);
-		((tkv__key *)s->tok.keys[k])[off] =
-			b == 0 ? tkv__key_first(c->ns, s->tok.salt, s->tok.salt_len, tok, bt)
-			       : tkv__key_next(tkv__seq_key(s, b - 1), tok, bt);
+		prev = b == 0 ? tkv__key_first(c->ns, s->tok.salt, s->tok.salt_len, tok, bt)
+			      : tkv__key_next(prev, tok, bt);
+		((tkv__key *)s->tok.keys[k])[off] = prev;
 	}
 	/* Release: the ids and keys before the counts that publish them. */
 	ck_pr_fence_release();
