@@ -429,3 +429,24 @@ Test(cache, reserved_id_and_bad_arguments)
 	cr_assert_eq(tkv_open(&c, &bad), -EINVAL);
 	cr_assert(strstr(tkv_last_error(), "model_id"));
 }
+
+/* A cold directory written before the cache (format 1) is refused with a
+ * message, not misread (its records have no key, and a smaller header). */
+Test(cache, format_1_cold_directory_is_refused, .init = make_dir, .fini = remove_dir)
+{
+	tkv_config c = config(NULL, true);
+	tkv_runtime *rt = open_rt(&c);
+	tkv_close(rt);
+	char path[128];
+	snprintf(path, sizeof(path), "%s/manifest", dir);
+	FILE *f = fopen(path, "r+b");
+	cr_assert_not_null(f);
+	uint32_t v1 = 1;
+	cr_assert_eq(fseek(f, 8, SEEK_SET), 0);
+	cr_assert_eq(fwrite(&v1, 4, 1, f), 1);
+	fclose(f);
+	rt = (tkv_runtime *)&c;
+	cr_assert_eq(tkv_open(&c, &rt), -EPROTONOSUPPORT);
+	cr_assert_null(rt);
+	cr_assert(strstr(tkv_last_error(), "format 1"), "%s", tkv_last_error());
+}

@@ -156,3 +156,37 @@ Test(cold_record, known_layer_crcs_are_used_as_given)
 	cr_assert_not(tkv__cold_layer_ok(&f.l, crc(), tkv__cold_record_layer(&f.l, f.rec, 2), got[2]));
 	free(f.rec);
 }
+
+/* Format 2: a cache block's key and token ids round-trip, and every bit of
+ * them is under the header CRC (a record is matched to a prompt by them). */
+Test(cold_record, cache_key_and_tokens_round_trip_and_are_checked)
+{
+	fixture f;
+	make(&f, 3);
+	uint32_t tok[8] = {1, 2, 3, 0xffffffffu, 5, 6, 7, 8}, back[8];
+	f.id.flags = TKV__COLD_REC_CACHE;
+	f.id.key_hi = 0x0123456789abcdefull;
+	f.id.key_lo = 0xfedcba9876543210ull;
+	f.id.tokens = tok;
+	tkv__cold_record_seal(&f.l, crc(), &f.id, f.rec, NULL, f.crcs);
+	tkv__cold_rec_id got;
+	cr_assert_eq(tkv__cold_record_check(&f.l, crc(), f.rec, f.id.store_id, &got, NULL), 0);
+	cr_assert_eq(got.flags, TKV__COLD_REC_CACHE);
+	cr_assert_eq(got.key_hi, f.id.key_hi);
+	cr_assert_eq(got.key_lo, f.id.key_lo);
+	tkv__cold_record_tokens(&f.l, f.rec, back);
+	cr_assert_eq(memcmp(back, tok, sizeof(tok)), 0);
+	size_t ext = TKV__COLD_REC_FIXED + 4 * 3, end = ext + 16 + 4 * 8;
+	for (size_t bit = ext * 8; bit < end * 8; bit++) {
+		f.rec[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+		cr_assert_eq(tkv__cold_record_check(&f.l, crc(), f.rec, f.id.store_id, NULL, NULL),
+			     -TKV_ECORRUPT, "bit %zu of key/tokens not covered", bit);
+		f.rec[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+	}
+	/* an unknown flag is a writer bug, not a record */
+	f.id.flags = 2;
+	tkv__cold_record_seal(&f.l, crc(), &f.id, f.rec, NULL, f.crcs);
+	cr_assert_eq(tkv__cold_record_check(&f.l, crc(), f.rec, f.id.store_id, NULL, NULL),
+		     -TKV_ECORRUPT);
+	free(f.rec);
+}
