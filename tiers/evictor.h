@@ -104,8 +104,8 @@ typedef struct tkv__evictor {
 	/* prefetch thread and its queue */
 	pthread_t pf_thread;
 	bool pf_started, pf_stop;
-	pthread_mutex_t pf_lock;
-	pthread_cond_t pf_cond;
+	pthread_mutex_t pf_lock; /* the queue and pf_stop */
+	tkv__wake pf_wake;       /* the idle prefetch thread sleeps here */
 	tkv__prefetch_req *pf_q;
 	uint32_t pf_head, pf_tail, pf_cap;
 	uint32_t pf_inflight; /* prefetch thread only */

@@ -250,16 +250,40 @@ static void pf_request(tkv__evictor *ev, const tkv__prefetch_req *r)
 	tkv__seq_put(s);
 }
 
-static bool pf_pop(tkv__evictor *ev, tkv__prefetch_req *r, bool idle)
+static bool pf_take(tkv__evictor *ev, tkv__prefetch_req *r)
 {
 	pthread_mutex_lock(&ev->pf_lock);
-	while (idle && ev->pf_head == ev->pf_tail && !ev->pf_stop)
-		pthread_cond_wait(&ev->pf_cond, &ev->pf_lock);
 	bool got = ev->pf_head != ev->pf_tail;
 	if (got)
 		*r = ev->pf_q[ev->pf_head++ % ev->pf_cap];
 	pthread_mutex_unlock(&ev->pf_lock);
 	return got;
+}
+
+static bool pf_idle(tkv__evictor *ev)
+{
+	pthread_mutex_lock(&ev->pf_lock);
+	bool idle = ev->pf_head == ev->pf_tail && !ev->pf_stop;
+	pthread_mutex_unlock(&ev->pf_lock);
+	return idle;
+}
+
+/* Takes a request; with `idle` (no read in flight), sleeps on pf_wake until
+ * one is queued or stop is set (base/wake.h: the queue and the stop flag are
+ * the condition, re-checked after announcing ourselves). */
+static bool pf_pop(tkv__evictor *ev, tkv__prefetch_req *r, bool idle)
+{
+	for (;;) {
+		if (pf_take(ev, r))
+			return true;
+		if (!idle || !pf_idle(ev))
+			return false;
+		uint32_t t = tkv__wake_prepare(&ev->pf_wake);
+		if (pf_idle(ev))
+			tkv__wake_wait(&ev->pf_wake, t, 0);
+		else
+			tkv__wake_cancel(&ev->pf_wake);
+	}
 }
 
 static void *prefetch_main(void *arg)
@@ -287,7 +311,6 @@ int tkv__prefetch_start(tkv__evictor *ev)
 	if (!ev->pf_q)
 		return tkv__fail(-ENOMEM, "open: prefetch queue");
 	pthread_mutex_init(&ev->pf_lock, NULL);
-	pthread_cond_init(&ev->pf_cond, NULL);
 	int rc = pthread_create(&ev->pf_thread, NULL, prefetch_main, ev);
 	if (rc)
 		return tkv__fail(-rc, "open: cannot start the prefetch thread");
@@ -302,12 +325,11 @@ void tkv__prefetch_stop(tkv__evictor *ev)
 	if (ev->pf_started) {
 		pthread_mutex_lock(&ev->pf_lock);
 		ev->pf_stop = true;
-		pthread_cond_signal(&ev->pf_cond);
 		pthread_mutex_unlock(&ev->pf_lock);
+		tkv__wake_signal(&ev->pf_wake);
 		pthread_join(ev->pf_thread, NULL);
 	}
 	pthread_mutex_destroy(&ev->pf_lock);
-	pthread_cond_destroy(&ev->pf_cond);
 	free(ev->pf_q);
 	ev->pf_q = NULL;
 }
@@ -317,10 +339,10 @@ int tkv__prefetch_enqueue(tkv__evictor *ev, uint64_t seq_id, uint64_t first, uin
 	tkv__prefetch_req r = {seq_id, first, n};
 	pthread_mutex_lock(&ev->pf_lock);
 	bool full = ev->pf_tail - ev->pf_head >= ev->pf_cap;
-	if (!full) {
+	if (!full)
 		ev->pf_q[ev->pf_tail++ % ev->pf_cap] = r;
-		pthread_cond_signal(&ev->pf_cond);
-	}
 	pthread_mutex_unlock(&ev->pf_lock);
+	if (!full)
+		tkv__wake_signal(&ev->pf_wake);
 	return full ? tkv__fail(-EAGAIN, "prefetch: queue full (%u requests)", ev->pf_cap) : 0;
 }
