@@ -28,6 +28,13 @@
  * worker signals after every batch it copies and a producer after every
  * push, and almost always nobody sleeps.
  *
+ * Users: worker idle (runtime/worker.c), ticket completion (one per layer,
+ * runtime/completion.c), the evictor (tiers/evictor.c), hot-tier space
+ * (tiers/hot.c), promotion waiters and the idle prefetch thread
+ * (tiers/promote.c). The one mutex + condition variable left is the
+ * bench-only mutex queue (runtime/queue_mutex.c): it is the baseline the
+ * lock-free ring is measured against, so it keeps the textbook design.
+ *
  * Wake-ups are for everyone announced on that event count; a protocol that
  * wants fewer wake-ups uses more event counts (one per layer for tickets,
  * runtime/completion.c) or a target (the layer's lowest awaited position).
