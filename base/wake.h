@@ -31,9 +31,10 @@
  * Users: worker idle (runtime/worker.c), ticket completion (one per layer,
  * runtime/completion.c), the evictor (tiers/evictor.c), hot-tier space
  * (tiers/hot.c), promotion waiters and the idle prefetch thread
- * (tiers/promote.c). The one mutex + condition variable left is the
- * bench-only mutex queue (runtime/queue_mutex.c): it is the baseline the
- * lock-free ring is measured against, so it keeps the textbook design.
+ * (tiers/promote.c). Two mutex + condition variable pairs remain on
+ * purpose: the bench-only mutex queue (runtime/queue_mutex.c), the baseline
+ * the lock-free ring is measured against, and the trace writer thread
+ * (base/trace.c), which naps flush_ms between passes whatever happens.
  *
  * Wake-ups are for everyone announced on that event count; a protocol that
  * wants fewer wake-ups uses more event counts (one per layer for tickets,

@@ -296,9 +296,9 @@ typedef struct tkv_seq_opts {
  * *cached_tokens (may be NULL) gets how many tokens are already stored (a
  * multiple of block_tokens, <= n_tokens): the engine stores from there, for
  * every layer. opts may be NULL. Without config.model_id this is
- * tkv_seq_open plus the token ids (nothing is attached or published).
- * Unlike tkv_seq_open it does not re-attach cold records a previous run
- * left under this id. -EEXIST, -EINVAL (NULL tokens with n_tokens > 0, bad
+ * tkv_seq_open without the token ids (nothing is kept, attached or
+ * published). Unlike tkv_seq_open it does not re-attach cold records a
+ * previous run left under this id. -EEXIST, -EINVAL (NULL tokens with n_tokens > 0, bad
  * opts, reserved id), -ENOMEM. */
 TKV_API int tkv_seq_open_tokens(tkv_runtime *rt, uint64_t seq_id, const uint32_t *tokens,
 				size_t n_tokens, const tkv_seq_opts *opts,
@@ -331,18 +331,21 @@ TKV_API int64_t tkv_cache_drop(tkv_runtime *rt);
 
 /* Cuts a sequence back to its first n_tokens tokens (speculative decoding
  * rejecting drafted tokens): positions and known token ids past n_tokens
- * are forgotten, blocks wholly past it let go. A block the cut lands in is
- * copied first if it is shared or published, so no shared block is ever
- * written. Waits for the sequence's pending stores. -ENOENT, -EINVAL
- * (n_tokens past what every layer stored), -EBUSY (a view is held),
- * -ENOMEM, -ENOSPC. Same thread rule as tkv_store. */
+ * are forgotten, blocks wholly past it let go. The block the cut lands in
+ * (if any) is copied into a block of the sequence's own first, so no shared
+ * block is ever written. Waits for the sequence's pending stores and for
+ * reads and prefetches of it in progress; reads and views that start
+ * meanwhile fail with -EBUSY. -ENOENT, -EINVAL (n_tokens past what every
+ * layer stored), -EBUSY (a view is held), -ENOMEM, -ENOSPC. Same thread
+ * rule as tkv_store. */
 TKV_API int tkv_seq_truncate(tkv_runtime *rt, uint64_t seq_id, uint64_t n_tokens);
 
 /* Opens new_id as a copy of seq_id (parallel sampling): every full block
- * is shared (zero-copy), the partial last block is copied, token ids are
- * copied. Waits for seq_id's pending stores. -ENOENT, -EEXIST, -EINVAL
- * (layers at different lengths), -ENOMEM, -ENOSPC. Same thread rule as
- * tkv_store for seq_id. */
+ * that is in the prefix cache (a prompt opened with its token ids, with
+ * config.model_id) is shared zero-copy; every other block, the partial
+ * last one included, is copied; token ids are copied. Waits for seq_id's
+ * pending stores. -ENOENT, -EEXIST, -EINVAL (layers at different lengths),
+ * -ENOMEM, -ENOSPC. Same thread rule as tkv_store for seq_id. */
 TKV_API int tkv_seq_fork(tkv_runtime *rt, uint64_t seq_id, uint64_t new_id);
 
 /* ---- Store -------------------------------------------------------------- */

@@ -43,6 +43,11 @@ static int range_ready(tkv_runtime *rt, const char *what, uint64_t seq_id, uint3
 	if (!s)
 		return tkv__fail(-ENOENT, "%s: sequence %llu is not open", what,
 				 (unsigned long long)seq_id);
+	if (tkv__seq_editing(s)) {
+		tkv__seq_put(s);
+		return tkv__fail(-EBUSY, "%s: sequence %llu is being truncated", what,
+				 (unsigned long long)seq_id);
+	}
 	tkv__layer *l = &s->layers[layer];
 	uint64_t stored = ck_pr_load_64(&l->next_pos);
 	if (end > stored) {

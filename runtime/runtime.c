@@ -78,7 +78,7 @@ static void drop_seq(void *ctx, tkv__seq *s)
  * enough: tests/evictor.c full_hot_tier_waits_for_copies_in_progress), so
  * compare what producers have enqueued (the ring's p_tail, a running count)
  * with what the worker has finished (`batches`, bumped after the copy and
- * its tkv__evictor_block_full). The mutex queue (a bench baseline) keeps no
+ * its tkv__unit_block_full). The mutex queue (a bench baseline) keeps no
  * such count: it never reports copies pending. */
 static bool copies_pending(void *ctx)
 {
@@ -96,7 +96,12 @@ static bool copies_pending(void *ctx)
 static tkv__seq *seq_lookup(void *ctx, uint64_t id)
 {
 	tkv_runtime *rt = ctx;
-	return tkv__seq_get(&rt->seqs, id);
+	tkv__seq *s = tkv__seq_get(&rt->seqs, id);
+	if (s && tkv__seq_editing(s)) {
+		tkv__seq_put(s); /* its units are being swapped: skip it */
+		return NULL;
+	}
+	return s;
 }
 
 static int open_cold_tier(tkv_runtime *rt, const tkv__open_opts *opts)

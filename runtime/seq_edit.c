@@ -6,17 +6,19 @@
  * into a fresh unit of the sequence's own.
  *
  * Names. A unit's cold record is named by the unit (block_store.h); a
- * sequence's own blocks are named (id, b). Units truncate lets go of lose
- * their records at once (writes in flight cancelled), so the blocks the
- * sequence stores again under the same names never meet an old record. The
- * copy of the block the cut lands in is named (id, TKV__COW_BLOCK | n), n a
- * runtime-wide counter, because the unit it replaces may still be in the
- * evictor's hands: never a real block index, so a restarted runtime
- * re-attaching the sequence's records stops before it (tkv_seq_open
- * recovers blocks 0.. up to the first gap). A fork's copies belong to the
- * new id: (new_id, b).
+ * sequence's own blocks are named (id, b). A unit truncate lets go of may
+ * live on a little (the evictor may be writing it) while the sequence
+ * stores that block again under the same name: the newer record wins (the
+ * larger seqno), and the old unit removes only its own record when it dies
+ * (rec_seqno), never the new one. The copy of the block the cut lands in is
+ * named (id, TKV__COW_BLOCK | n), n a process-wide counter, so that it never
+ * shares a name with the unit it replaces while both live: never a real
+ * block index, so a restarted runtime re-attaching the sequence's records
+ * stops before it (tkv_seq_open recovers blocks 0.. up to the first gap).
+ * A fork's copies belong to the new id: (new_id, b).
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +29,7 @@
 
 #define TKV__COW_BLOCK (1ull << 62)
 
-static uint64_t cow_counter; /* names of truncate's copies (atomic) */
+static uint64_t cow_counter; /* names of truncate's copies (atomic; process-wide) */
 
 
 /* Every layer's stored length if they agree, else UINT64_MAX. */
@@ -108,15 +110,11 @@ static void set_length(tkv__seq *s, uint64_t n)
 	}
 }
 
-/* Drops the table's reference to a unit truncate removed; a unit of the
- * sequence's own loses its record first (see "Names" above). */
+/* Drops the table's reference to a unit truncate removed (see "Names"). */
 static void let_go(tkv_runtime *rt, tkv__unit *u)
 {
-	if (!u)
-		return;
-	if (rt->ev && ck_pr_load_32(&u->published) != TKV__PUB_YES)
-		tkv__evictor_forget_record(rt->ev, u);
-	tkv__unit_put(&rt->tiers, u);
+	if (u)
+		tkv__unit_put(&rt->tiers, u);
 }
 
 static int truncate_locked(tkv_runtime *rt, tkv__seq *s, uint64_t n)
@@ -164,7 +162,17 @@ int tkv_seq_truncate(tkv_runtime *rt, uint64_t seq_id, uint64_t n_tokens)
 		return tkv__fail(-ENOENT, "seq_truncate: sequence %llu is not open",
 				 (unsigned long long)seq_id);
 	tkv__seq_drain(s);
+	/* E2: readers and prefetch of s back off from here on; wait for the
+	 * ones in progress (their references) to finish. Ours is the one
+	 * left. */
+	ck_pr_store_32(&s->editing, 1);
+	ck_pr_fence_memory();
+	while (ck_pr_load_32(&s->refs) > 1)
+		sched_yield();
+	ck_pr_fence_acquire(); /* their accesses before our swaps */
 	rc = truncate_locked(rt, s, n_tokens);
+	ck_pr_fence_release(); /* the swapped table before readers return */
+	ck_pr_store_32(&s->editing, 0);
 	tkv__seq_put(s);
 	return rc;
 }

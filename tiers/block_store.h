@@ -30,8 +30,9 @@
  * reference and the sequence can be freed.
  *
  * Unit references (refs): one per table that holds the unit, plus one per
- * thread holding it across I/O (the evictor while it writes, prefetch while
- * it reads). The last reference of an unpublished unit frees it in every
+ * thread holding it across I/O without a table (the evictor while it
+ * writes; prefetch and readers hold a sequence reference instead, whose
+ * table holds the unit). The last reference of an unpublished unit frees it in every
  * tier (tiers/units.h); a published unit with no reference stays, as an
  * unreferenced cache entry, until the cache drops it (refs := DEAD, only
  * from 0). tkv__unit_tryref refuses both a dead unit and an unpublished one
@@ -45,6 +46,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <ck_pr.h>
 
 #include "base/wake.h"
 #include "tierkv.h"
@@ -88,6 +91,9 @@ struct tkv__cache_ent;
 typedef struct tkv__unit {
 	tkv__policy_node node; /* first member: node <-> unit by cast */
 	uint64_t rec_seq, rec_block; /* the name of its cold record */
+	uint64_t rec_seqno;   /* the seqno of its durable record (0: none yet):
+			       * it removes only that one, never a newer
+			       * record under the same name (tiers/units.c) */
 	uint32_t refs;        /* see above (atomic) */
 	uint32_t layers_full; /* layers whose block is complete (atomic) */
 	uint32_t state;       /* TKV__UNIT_* (atomic) */
@@ -147,6 +153,8 @@ typedef struct tkv__seq {
 	uint32_t refs;         /* API calls using it now (atomic) */
 	uint32_t pins;         /* blocks pinned by views, all layers (atomic) */
 	uint32_t closing;      /* 1 while seq_close runs (atomic; see tkv__seq_pin) */
+	uint32_t editing;      /* 1 while truncate swaps units (atomic): readers
+				* and prefetch back off (runtime/seq_edit.c) */
 	uint32_t n_layers;
 	tkv__layer *layers;    /* n_layers, cache-line aligned */
 	tkv__unit **units[TKV__NCHUNKS]; /* chunk k: 64 << k unit pointers,
@@ -193,6 +201,17 @@ static inline tkv__block *tkv__seq_block(const tkv__seq *s, uint32_t layer, uint
 /* Drops a reference taken by a lookup (runtime/seq_table.h) or by a thread
  * that holds the sequence across I/O. */
 void tkv__seq_put(tkv__seq *s);
+
+/* After taking a reference: true if truncate is swapping the sequence's
+ * units, and the caller must let go. E1 (a full fence after the reference)
+ * pairs with E2 in runtime/seq_edit.c (editing set, full fence, references
+ * counted): either truncate waits for this reference, or this sees
+ * `editing`. */
+static inline bool tkv__seq_editing(tkv__seq *s)
+{
+	ck_pr_fence_memory(); /* E1 */
+	return ck_pr_load_32(&s->editing) != 0;
+}
 
 /* Adds n pins for a view; false (and no pins) if the sequence is closing. */
 bool tkv__seq_pin(tkv__seq *s, uint32_t n);

@@ -177,15 +177,28 @@ static void lru_unlink(tkv__cache *c, tkv__cache_ent *e)
 	e->in_lru = false;
 }
 
-void tkv__cache_unreferenced(tkv__cache *c, tkv__unit *u)
+/* To the tail of the unreferenced list (lru lock held). */
+static void lru_append(tkv__cache *c, tkv__cache_ent *e)
 {
-	tkv__cache_ent *e = u->ce;
-	pthread_mutex_lock(&c->lru_lock);
 	lru_unlink(c, e); /* unreferenced again: to the tail */
 	e->lprev = c->lru_tail;
 	*(c->lru_tail ? &c->lru_tail->lnext : &c->lru_head) = e;
 	c->lru_tail = e;
 	e->in_lru = true;
+}
+
+void tkv__cache_unreferenced(tkv__cache *c, tkv__unit *u)
+{
+	pthread_mutex_lock(&c->lru_lock);
+	lru_append(c, u->ce);
+	pthread_mutex_unlock(&c->lru_lock);
+}
+
+void tkv__cache_put(tkv__cache *c, tkv__unit *u)
+{
+	pthread_mutex_lock(&c->lru_lock);
+	if (tkv__unit_unref(u))
+		lru_append(c, u->ce);
 	pthread_mutex_unlock(&c->lru_lock);
 }
 
@@ -352,9 +365,11 @@ skip:
 /* The W side: called once per unit, when its last layer is stored. */
 void tkv__cache_unit_full(tkv__cache *c, tkv__seq *s, tkv__unit *u, uint64_t b)
 {
-	/* P1 (units.c: the layers_full fetch-and-add, a full barrier) before
-	 * this load; pairs with P2 below. */
-	if (s->tok.cache && b < ck_pr_load_64(&s->tok.keyed))
+	/* after P1 (units.c); pairs with P2 below. Acquire: the ids and keys
+	 * below `keyed` before we read them. */
+	uint64_t keyed = ck_pr_load_64(&s->tok.keyed);
+	ck_pr_fence_acquire();
+	if (s->tok.cache && b < keyed)
 		publish(c, s, u, b);
 }
 
@@ -499,13 +514,13 @@ int tkv__seq_tokens_append(tkv__cache *c, tkv__seq *s, const uint32_t *tokens, s
 /* ---- recovery and stats ------------------------------------------------- */
 
 /* One cold cache record -> an unreferenced, cold-only entry. */
-static int recover_one(tkv__cache *c, tkv__cold *cold, uint64_t id)
+static int recover_one(tkv__cache *c, tkv__cold *cold, uint64_t id, uint64_t seqno)
 {
 	uint32_t tok[c->block_tokens];
 	tkv__key k;
 	int rc = tkv__cold_read_ext(cold, TKV__CACHE_SEQ, id, &k.hi, &k.lo, tok);
 	if (rc) {
-		tkv__cold_remove(cold, TKV__CACHE_SEQ, id);
+		tkv__cold_remove_if(cold, TKV__CACHE_SEQ, id, seqno);
 		ck_pr_inc_64(&c->dropped_other);
 		return rc == -ENOMEM ? rc : 0;
 	}
@@ -516,6 +531,7 @@ static int recover_one(tkv__cache *c, tkv__cold *cold, uint64_t id)
 		return -ENOMEM;
 	}
 	u->layers_full = c->n_layers;
+	u->rec_seqno = seqno;
 	u->cold = 1;
 	u->published = TKV__PUB_YES;
 	u->refs = 0;
@@ -545,7 +561,7 @@ int tkv__cache_recover(tkv__cache *c, tkv__cold *cold)
 	n = tkv__cold_list_seq(cold, TKV__CACHE_SEQ, info, n);
 	int rc = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
-		rc = recover_one(c, cold, info[i].block);
+		rc = recover_one(c, cold, info[i].block, info[i].seqno);
 		if (info[i].block >= c->next_id)
 			c->next_id = info[i].block + 1;
 	}

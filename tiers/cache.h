@@ -119,6 +119,9 @@ static inline tkv__cold_ext tkv__cache_ext(const tkv__unit *u)
 /* Hooks from units.c (see there). */
 void tkv__cache_ent_free(tkv__unit *u);
 void tkv__cache_unreferenced(tkv__cache *c, tkv__unit *u);
+/* Drops a reference to a published unit; the last one makes it an
+ * unreferenced entry, atomically with respect to drops (lru lock). */
+void tkv__cache_put(tkv__cache *c, tkv__unit *u);
 void tkv__cache_unit_full(tkv__cache *c, tkv__seq *s, tkv__unit *u, uint64_t b);
 
 /* The producer's side of a sequence's tokens (block_store.h tkv__seq_tokens):

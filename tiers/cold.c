@@ -254,6 +254,11 @@ int tkv__cold_remove(tkv__cold *c, uint64_t seq, uint64_t block)
 	return tkv__cold_index_remove(c->idx, seq, block) ? 0 : -ENOENT;
 }
 
+int tkv__cold_remove_if(tkv__cold *c, uint64_t seq, uint64_t block, uint64_t seqno)
+{
+	return tkv__cold_index_remove_if(c->idx, seq, block, seqno) ? 0 : -ENOENT;
+}
+
 int64_t tkv__cold_remove_seq(tkv__cold *c, uint64_t seq)
 {
 	return (int64_t)tkv__cold_index_remove_seq(c->idx, seq);

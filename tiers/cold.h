@@ -89,6 +89,7 @@ typedef struct tkv__cold_done {
 	void *user;        /* as passed to *_submit */
 	int status;        /* 0, or -errno (see the submit functions) */
 	uint32_t n_tokens; /* reads: valid tokens in the block */
+	uint64_t seqno;    /* writes with status 0: the durable record's seqno */
 } tkv__cold_done;
 
 typedef struct tkv__cold_stats {
@@ -257,6 +258,11 @@ bool tkv__cold_lookup(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t *n_to
 /* Any thread. Removes the record of (seq, block) (also cancels a write in
  * flight for it). 0, or -ENOENT if there was no durable record. */
 int tkv__cold_remove(tkv__cold *c, uint64_t seq, uint64_t block);
+/* Any thread. Removes the record of (seq, block) only if it is the one
+ * with this seqno (a write in flight with it included): a holder of an old
+ * record never removes a newer one written under the same name. 0, or
+ * -ENOENT. seqno 0: any, as tkv__cold_remove. */
+int tkv__cold_remove_if(tkv__cold *c, uint64_t seq, uint64_t block, uint64_t seqno);
 /* Any thread. Removes every record of seq; returns how many (>= 0). */
 int64_t tkv__cold_remove_seq(tkv__cold *c, uint64_t seq);
 /* Any thread. The durable blocks of seq in increasing block order (after a

@@ -29,6 +29,7 @@ typedef struct tkv__cold_wreq {
 	tkv__cold_ioreq io; /* first: the I/O layer hands back &io */
 	tkv__cold_ent *ent;
 	void *user;
+	uint64_t seqno; /* the record's, for the completion */
 	int status;
 	int stage;
 	struct tkv__cold_wreq *next; /* free / written / syncing / done lists */

@@ -382,8 +382,10 @@ bool tkv__cold_index_lookup(tkv__cold_index *x, uint64_t seq, uint64_t block, ui
 	return e != NULL;
 }
 
-/* Unlinks the entries of seq for which `all` or block == `block`. */
-static size_t remove_where(tkv__cold_index *x, uint64_t seq, bool all, uint64_t block)
+/* Unlinks the entries of seq for which `all` or block == `block` (and, if
+ * seqno is not 0, seqno matches). */
+static size_t remove_where(tkv__cold_index *x, uint64_t seq, bool all, uint64_t block,
+			   uint64_t seqno)
 {
 	stripe *s = stripe_of(x, seq);
 	tkv__cold_ent *dead = NULL;
@@ -393,7 +395,7 @@ static size_t remove_where(tkv__cold_index *x, uint64_t seq, bool all, uint64_t 
 	q = *seq_slot(s, seq);
 	for (tkv__cold_ent *e = q ? q->head : NULL, *nx; e; e = nx) {
 		nx = e->snext; /* read first: unlinking may free the node q */
-		if (all || e->block == block) {
+		if (all || (e->block == block && (!seqno || e->seqno == seqno))) {
 			n += e->state == ENT_LIVE;
 			unlink_ent(x, s, e, &dead);
 		}
@@ -405,12 +407,17 @@ static size_t remove_where(tkv__cold_index *x, uint64_t seq, bool all, uint64_t 
 
 int tkv__cold_index_remove(tkv__cold_index *x, uint64_t seq, uint64_t block)
 {
-	return (int)remove_where(x, seq, false, block);
+	return (int)remove_where(x, seq, false, block, 0);
+}
+
+int tkv__cold_index_remove_if(tkv__cold_index *x, uint64_t seq, uint64_t block, uint64_t seqno)
+{
+	return (int)remove_where(x, seq, false, block, seqno);
 }
 
 size_t tkv__cold_index_remove_seq(tkv__cold_index *x, uint64_t seq)
 {
-	return remove_where(x, seq, true, 0);
+	return remove_where(x, seq, true, 0, 0);
 }
 
 static int cmp_block(const void *a, const void *b)

@@ -97,6 +97,7 @@ bool tkv__cold_index_lookup(tkv__cold_index *x, uint64_t seq, uint64_t block,
  * number of LIVE entries removed (0 or 1). */
 int tkv__cold_index_remove(tkv__cold_index *x, uint64_t seq, uint64_t block);
 /* Unlinks every entry of seq; returns the number of LIVE entries removed. */
+int tkv__cold_index_remove_if(tkv__cold_index *x, uint64_t seq, uint64_t block, uint64_t seqno);
 size_t tkv__cold_index_remove_seq(tkv__cold_index *x, uint64_t seq);
 
 /* The LIVE blocks of seq, in increasing block order: fills up to max

@@ -215,7 +215,7 @@ int tkv__cold_read_reap(tkv__cold *c, tkv__cold_done *done, int max, bool wait)
 		if (!io)
 			break;
 		rc = complete(c, r->ent, r->layer, r->dst, r->bounce, io->res, io->len, r->t0);
-		done[n++] = (tkv__cold_done){r->user, rc, rc == 0 ? r->ent->n_tokens : 0};
+		done[n++] = (tkv__cold_done){r->user, rc, rc == 0 ? r->ent->n_tokens : 0, 0};
 		tkv__cold_index_unpin(c->idx, r->ent);
 		r->ent = NULL;
 		r->bounce = NULL;

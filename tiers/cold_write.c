@@ -246,6 +246,7 @@ int tkv__cold_write_submit_ext(tkv__cold *c, uint64_t seq, uint64_t block, uint3
 		return 0;
 	}
 	id.seqno = c->next_seqno++;
+	r->seqno = id.seqno;
 	r->ent = tkv__cold_ent_new(c->idx, seq, block, id.seqno, seg, slot, n_tokens, NULL);
 	if (r->ent)
 		tkv__cold_record_seal(&c->lay, c->crc, &id, buf, layer_crc, r->ent->crc);
@@ -281,7 +282,7 @@ int tkv__cold_write_reap(tkv__cold *c, tkv__cold_done *done, int max, bool wait)
 		c->w_done = r->next;
 		if (!c->w_done)
 			c->w_done_tail = NULL;
-		done[n++] = (tkv__cold_done){r->user, r->status, 0};
+		done[n++] = (tkv__cold_done){r->user, r->status, 0, r->status ? 0 : r->seqno};
 		r->stage = W_FREE;
 		r->next = c->w_free;
 		c->w_free = r;

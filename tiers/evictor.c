@@ -53,10 +53,14 @@ static tkv__unit *unit_of(tkv__policy_node *n)
 	return (tkv__unit *)n; /* node is the unit's first member */
 }
 
+/* A unit the policy cannot take (out of memory growing it) stays hot
+ * until its holders let go: counted, never silent. */
 static void policy_insert(tkv__evictor *ev, tkv__unit *u)
 {
 	if (ev->pol_ops->insert(ev->pol, &u->node) == 0)
 		ck_pr_store_32(&u->in_policy, 1);
+	else
+		ck_pr_inc_64(&ev->unit_nomem);
 }
 
 /* Asks the evictor thread for a pass even below the high watermark. */
@@ -76,7 +80,7 @@ void tkv__evictor_unit_full(tkv__evictor *ev, tkv__unit *u)
 
 void tkv__evictor_forget_record(tkv__evictor *ev, tkv__unit *u)
 {
-	tkv__cold_remove(ev->cold, u->rec_seq, u->rec_block);
+	tkv__cold_remove_if(ev->cold, u->rec_seq, u->rec_block, u->rec_seqno);
 	kick(ev); /* housekeeping frees the slot */
 }
 
@@ -93,7 +97,8 @@ void tkv__evictor_forget(tkv__evictor *ev, tkv__unit *u)
 		ck_pr_store_32(&u->in_policy, 0);
 	}
 	if (ck_pr_load_32(&u->cold)) {
-		tkv__cold_remove(ev->cold, u->rec_seq, u->rec_block);
+		/* only its own record: a newer unit may hold the name now */
+		tkv__cold_remove_if(ev->cold, u->rec_seq, u->rec_block, u->rec_seqno);
 		/* the slot is freed by the writer thread's housekeeping: wake it
 		 * so the space comes back now rather than at the next eviction */
 		kick(ev);
@@ -240,6 +245,8 @@ static int finish(tkv__evictor *ev, const tkv__cold_done *d)
 	evict_job *job = d->user;
 	tkv__unit *u = job->unit;
 	if (d->status == 0) {
+		u->rec_seqno = d->seqno; /* published to others by cold = 1 */
+		ck_pr_fence_release();
 		ck_pr_store_32(&u->cold, 1);
 		ck_pr_inc_64(&ev->evicted_blocks);
 		ck_pr_add_64(&ev->evicted_bytes, tkv__cold_record_bytes(ev->cold));
@@ -477,16 +484,19 @@ int tkv__evictor_seq_open(tkv__evictor *ev, tkv__seq *s)
 	 * refill the gap with another history. Delete them now, or a later
 	 * re-open would splice the old blocks after the new ones. */
 	for (size_t i = nb; i < n_info; i++)
-		tkv__cold_remove(ev->cold, s->id, info[i].block);
-	free(info);
+		tkv__cold_remove_if(ev->cold, s->id, info[i].block, info[i].seqno);
 	for (uint64_t b = 0; b < nb; b++) {
 		tkv__unit *u = tkv__seq_unit_make(s, b);
-		if (!u)
+		if (!u) {
+			free(info);
 			return tkv__fail(-ENOMEM, "seq_open: cold blocks of %llu",
 					 (unsigned long long)s->id);
+		}
 		u->layers_full = s->n_layers;
+		u->rec_seqno = info[b].seqno;
 		u->cold = 1;
 	}
+	free(info);
 	uint64_t tokens = nb * ev->env.cfg->block_tokens;
 	for (uint32_t l = 0; l < s->n_layers; l++) {
 		s->layers[l].next_pos = tokens;

@@ -33,9 +33,10 @@
  * evicted memory; the prefetch thread alone submits asynchronous reads;
  * readers promote synchronously on their own thread. The policy and the
  * prefetch queue have their own mutexes, never held across I/O and never
- * while taking another lock. The evictor holds a sequence reference from
- * the moment it picks a unit until that unit's write completes, so
- * tkv_seq_close waits for (or cancels) in-flight writes before freeing.
+ * while taking another lock. The evictor holds a unit reference from the
+ * moment it picks a unit until that unit's write completes, so the unit
+ * outlives the sequences that held it (tiers/units.h); tkv_seq_close
+ * cancels the closed id's writes in flight (tkv__evictor_forget_seq).
  */
 #ifndef TKV_TIERS_EVICTOR_H
 #define TKV_TIERS_EVICTOR_H
@@ -120,7 +121,7 @@ typedef struct tkv__evictor {
 	/* counters (atomic) */
 	uint64_t evicted_blocks __attribute__((aligned(64)));
 	uint64_t evicted_bytes, promoted_blocks, promoted_bytes, promote_ns;
-	uint64_t unit_nomem; /* units that could not be made evictable (ENOMEM) */
+	uint64_t unit_nomem; /* units the policy could not take (ENOMEM) */
 	uint32_t inflight;
 } tkv__evictor;
 

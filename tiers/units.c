@@ -27,11 +27,13 @@ void tkv__unit_destroy(const tkv__tiers *t, tkv__unit *u)
 
 void tkv__unit_put(const tkv__tiers *t, tkv__unit *u)
 {
-	if (!tkv__unit_unref(u))
-		return;
+	/* A published unit stays published (YES is final), so this is read
+	 * while our reference keeps it alive. Its last reference is dropped
+	 * under the cache's list lock: a drop (refs 0 -> DEAD under the same
+	 * lock) cannot free it between our decrement and its relinking. */
 	if (ck_pr_load_32(&u->published) == TKV__PUB_YES)
-		tkv__cache_unreferenced(t->cache, u);
-	else
+		tkv__cache_put(t->cache, u);
+	else if (tkv__unit_unref(u))
 		tkv__unit_destroy(t, u);
 }
 
@@ -42,6 +44,10 @@ void tkv__unit_block_full(const tkv__tiers *t, tkv__seq *s, tkv__unit *u, uint64
 	 * also a full barrier: P1 of the publish handshake (cache.c). */
 	if (ck_pr_faa_32(&u->layers_full, 1) + 1 != u->n_layers)
 		return;
+	/* P1: the completed unit before the cache's load of the sequence's
+	 * keyed count (cache.c, P2 is the producer's mirror image). A full
+	 * fence: ck's fetch-and-add is not one on every architecture. */
+	ck_pr_fence_memory();
 	/* Publish first: a unit the evictor has not seen yet cannot be in the
 	 * middle of a write, so its record will be a cache record. */
 	if (t->cache)
