@@ -10,6 +10,9 @@
 #ifndef TKV_BENCH_INTERNALS_H
 #define TKV_BENCH_INTERNALS_H
 
+/* report.c: the library's one growable array (results kept for JSON/CSV). */
+#include "base/array.h"
+
 /* main.c: the library's one byte-size parser (bench options such as
  * --hot 256M parse exactly like the TKV_STREAM_THRESHOLD knob). */
 #include "base/size.h"

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "bench/internals.h"
 
 const bench_geometry bench_geometries[] = {
 	{"llama3-8b", 32, 8, 128},
@@ -48,16 +49,12 @@ void bench_report_free(bench_report *r)
 
 void bench_report_add(bench_report *r, const bench_result *res)
 {
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? 2 * r->cap : 64;
-		bench_result *n = realloc(r->results, cap * sizeof(*n));
-		if (!n) {
-			fprintf(stderr, "tierkv-bench: out of memory keeping results\n");
-			return;
-		}
-		r->results = n;
-		r->cap = cap;
+	bench_result *n = tkv__array_grow(r->results, &r->cap, r->n + 1, sizeof(*n));
+	if (!n) {
+		fprintf(stderr, "tierkv-bench: out of memory keeping results\n");
+		return;
 	}
+	r->results = n;
 	r->results[r->n++] = *res;
 }
 
