@@ -137,8 +137,12 @@ static int open_cache(tkv_runtime *rt)
 	int rc = tkv__cache_open(&rt->tiers, ns, c->n_layers, c->block_tokens,
 				 rt->geo.block_bytes, &rt->cache);
 	rt->tiers.cache = rt->cache;
-	if (!rc && rt->ev)
+	bool same = false;
+	if (!rc && rt->ev && !(rc = tkv__cache_bind_dir(c->cold_dir, c->model_id, &same))) {
+		if (!same) /* another model's records: nothing could match them */
+			tkv__cold_remove_seq(rt->ev->cold, TKV__CACHE_SEQ);
 		rc = tkv__cache_recover(rt->cache, rt->ev->cold);
+	}
 	return rc;
 }
 

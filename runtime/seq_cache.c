@@ -52,7 +52,8 @@ static int64_t attach_prefix(tkv_runtime *rt, tkv__seq *s, const uint32_t *token
 		free(units);
 		return -ENOMEM;
 	}
-	size_t m = tkv__cache_lookup(rt->cache, keys, tokens, nb, units, NULL, true);
+	tkv__key salt_id = {s->tok.salt_id_hi, s->tok.salt_id_lo};
+	size_t m = tkv__cache_lookup(rt->cache, keys, tokens, nb, salt_id, units, NULL, true);
 	int rc = 0;
 	for (size_t b = 0; b < m; b++) {
 		if (rc || (rc = tkv__seq_unit_set(s, b, units[b])))
@@ -74,6 +75,9 @@ static int64_t attach_prefix(tkv_runtime *rt, tkv__seq *s, const uint32_t *token
 
 static int set_salt(tkv__seq *s, const tkv_seq_opts *o)
 {
+	tkv__key id = tkv__key_salt_id(o->salt, o->salt_len);
+	s->tok.salt_id_hi = id.hi;
+	s->tok.salt_id_lo = id.lo;
 	if (!o->salt_len)
 		return 0;
 	if (!(s->tok.salt = malloc(o->salt_len)))
@@ -162,7 +166,8 @@ int tkv_cache_lookup(tkv_runtime *rt, const uint32_t *tokens, size_t n_tokens,
 		return tkv__fail(-ENOMEM, "cache_lookup: out of memory");
 	tkv__key_chain(tkv__cache_ns(rt->cache), opts->salt, opts->salt_len, tokens, bt, nb, keys);
 	tkv__cache_match m;
-	tkv__cache_lookup(rt->cache, keys, tokens, nb, NULL, &m, true);
+	tkv__cache_lookup(rt->cache, keys, tokens, nb, tkv__key_salt_id(opts->salt, opts->salt_len),
+			  NULL, &m, true);
 	free(keys);
 	tkv_cache_match full = {sizeof(full), m.blocks * bt, m.hot, m.cold};
 	tkv__struct_put(out, &full, sizeof(full));

@@ -181,6 +181,8 @@ int tkv_seq_truncate(tkv_runtime *rt, uint64_t seq_id, uint64_t n_tokens)
 static int copy_tokens(tkv_runtime *rt, const tkv__seq *s, tkv__seq *y)
 {
 	y->tok.cache = s->tok.cache;
+	y->tok.salt_id_hi = s->tok.salt_id_hi;
+	y->tok.salt_id_lo = s->tok.salt_id_lo;
 	if (!rt->cache || !s->tok.known)
 		return 0;
 	if (s->tok.salt_len) {

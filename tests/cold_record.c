@@ -68,7 +68,7 @@ static void make(fixture *f, uint32_t layers)
 		for (size_t b = 0; b < f->l.block_bytes; b++)
 			p[b] = (unsigned char)(b * 31 + i * 7 + 1);
 	}
-	f->id = (tkv__cold_rec_id){0xabcdef01, 77, 0x1122334455667788ull, 9, 5, 0, 0, 0, NULL};
+	f->id = (tkv__cold_rec_id){0xabcdef01, 77, 0x1122334455667788ull, 9, 5, 0, 0, 0, 0, 0, NULL};
 	tkv__cold_record_seal(&f->l, crc(), &f->id, f->rec, NULL, f->crcs);
 }
 
@@ -167,6 +167,8 @@ Test(cold_record, cache_key_and_tokens_round_trip_and_are_checked)
 	f.id.flags = TKV__COLD_REC_CACHE;
 	f.id.key_hi = 0x0123456789abcdefull;
 	f.id.key_lo = 0xfedcba9876543210ull;
+	f.id.parent_hi = 0x1111222233334444ull;
+	f.id.parent_lo = 0x5555666677778888ull;
 	f.id.tokens = tok;
 	tkv__cold_record_seal(&f.l, crc(), &f.id, f.rec, NULL, f.crcs);
 	tkv__cold_rec_id got;
@@ -174,9 +176,11 @@ Test(cold_record, cache_key_and_tokens_round_trip_and_are_checked)
 	cr_assert_eq(got.flags, TKV__COLD_REC_CACHE);
 	cr_assert_eq(got.key_hi, f.id.key_hi);
 	cr_assert_eq(got.key_lo, f.id.key_lo);
+	cr_assert_eq(got.parent_hi, f.id.parent_hi);
+	cr_assert_eq(got.parent_lo, f.id.parent_lo);
 	tkv__cold_record_tokens(&f.l, f.rec, back);
 	cr_assert_eq(memcmp(back, tok, sizeof(tok)), 0);
-	size_t ext = TKV__COLD_REC_FIXED + 4 * 3, end = ext + 16 + 4 * 8;
+	size_t ext = TKV__COLD_REC_FIXED + 4 * 3, end = ext + 32 + 4 * 8;
 	for (size_t bit = ext * 8; bit < end * 8; bit++) {
 		f.rec[bit / 8] ^= (unsigned char)(1u << (bit % 8));
 		cr_assert_eq(tkv__cold_record_check(&f.l, crc(), f.rec, f.id.store_id, NULL, NULL),

@@ -147,6 +147,18 @@ static tkv__key sink_digest(key_sink *s)
 	return (tkv__key){.hi = h.high64, .lo = h.low64};
 }
 
+tkv__key tkv__key_salt_id(const void *salt, size_t salt_len)
+{
+	if (salt == NULL || salt_len == 0)
+		return (tkv__key){0, 0};
+	XXH3_state_t st;
+	XXH3_128bits_reset(&st);
+	XXH3_128bits_update(&st, "tierkv/salt/v1", 14);
+	XXH3_128bits_update(&st, salt, salt_len);
+	XXH128_hash_t h = XXH3_128bits_digest(&st);
+	return (tkv__key){.hi = h.high64, .lo = h.low64 | 1}; /* never {0, 0} */
+}
+
 tkv__key tkv__key_namespace(const char *model_id, uint32_t n_layers, uint32_t n_kv_heads,
 			    uint32_t head_dim, tkv_dtype dtype, uint32_t block_tokens)
 {

@@ -82,6 +82,16 @@ tkv__key tkv__key_next(tkv__key prev, const uint32_t *tokens, uint32_t n_tokens)
 void tkv__key_chain(tkv__key ns, const void *salt, size_t salt_len, const uint32_t *tokens,
 		    uint32_t block_tokens, size_t n_blocks, tkv__key *out);
 
+/*
+ * The identity of a tenant salt for the prefix cache's exact match (not a
+ * block key): {0, 0} for no salt, else XXH3-128 of "tierkv/salt/v1" || salt
+ * with the low bit set. It never goes through the test hash: a test that
+ * forces every block key to collide still sees tenants apart. Not part of
+ * docs/KEY_FORMAT.md (it never leaves the process except inside a cold
+ * record's parent field, tiers/cold_record.h).
+ */
+tkv__key tkv__key_salt_id(const void *salt, size_t salt_len);
+
 static inline bool tkv__key_eq(tkv__key a, tkv__key b)
 {
 	return ((a.hi ^ b.hi) | (a.lo ^ b.lo)) == 0;

@@ -104,6 +104,8 @@ typedef struct tkv__unit {
 	uint32_t published;   /* TKV__PUB_* (atomic) */
 	uint32_t n_layers;
 	struct tkv__cache_ent *ce; /* key, tokens, index links once published */
+	uint64_t dup_of;      /* deduplicated: the entry id of the cached block
+			       * it equals (the parent of its successors) */
 	tkv__block blocks[];  /* n_layers */
 } tkv__unit;
 
@@ -133,6 +135,8 @@ typedef struct tkv__seq_tokens {
 			     * release; workers acquire before publishing) */
 	void *salt;         /* the tenant salt of key_0, copied; may be NULL */
 	size_t salt_len;
+	uint64_t salt_id_hi, salt_id_lo; /* tkv__key_salt_id(salt): block 0's
+					  * parent in the cache (cache.h) */
 	bool cache;         /* blocks of this sequence may be published */
 } tkv__seq_tokens;
 

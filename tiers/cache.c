@@ -6,9 +6,12 @@
 #include "tiers/cache.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ck_pr.h>
 
@@ -82,11 +85,14 @@ static bool same_tokens(const tkv__cache *c, const tkv__cache_ent *e, const uint
 	return memcmp(e->tokens, tokens, (size_t)c->block_tokens * sizeof(uint32_t)) == 0;
 }
 
-/* The live entry with this key and these exact tokens; stripe lock held. */
-static tkv__cache_ent *find(tkv__cache *c, stripe *s, tkv__key k, const uint32_t *tokens)
+/* The live entry with this key, these exact tokens and this parent (see
+ * "Entries" in cache.h); stripe lock held. */
+static tkv__cache_ent *find(tkv__cache *c, stripe *s, tkv__key k, const uint32_t *tokens,
+			    tkv__key parent)
 {
 	for (tkv__cache_ent *e = *bucket_of(s, k); e; e = e->hnext)
-		if (tkv__key_eq(e->key, k) && same_tokens(c, e, tokens) &&
+		if (tkv__key_eq(e->key, k) && tkv__key_eq(e->parent, parent) &&
+		    same_tokens(c, e, tokens) &&
 		    ck_pr_load_32(&e->unit->refs) != TKV__UNIT_DEAD)
 			return e;
 	return NULL;
@@ -118,6 +124,7 @@ int tkv__cache_open(const tkv__tiers *t, tkv__key ns, uint32_t n_layers, uint32_
 	c->n_layers = n_layers;
 	c->block_tokens = block_tokens;
 	c->block_bytes = block_bytes;
+	c->next_id = 1; /* 0 is "no entry" in a parent */
 	pthread_mutex_init(&c->lru_lock, NULL);
 	for (int i = 0; i < N_STRIPES; i++) {
 		pthread_mutex_init(&c->st[i].lock, NULL);
@@ -151,12 +158,14 @@ tkv__key tkv__cache_ns(const tkv__cache *c)
 
 /* ---- entries and the unreferenced list ---------------------------------- */
 
-static tkv__cache_ent *ent_new(tkv__cache *c, tkv__key k, const uint32_t *tokens)
+static tkv__cache_ent *ent_new(tkv__cache *c, tkv__key k, tkv__key parent,
+			       const uint32_t *tokens)
 {
 	tkv__cache_ent *e = calloc(1, sizeof(*e) + (size_t)c->block_tokens * sizeof(uint32_t));
 	if (!e)
 		return NULL;
 	e->key = k;
+	e->parent = parent;
 	memcpy(e->tokens, tokens, (size_t)c->block_tokens * sizeof(uint32_t));
 	return e;
 }
@@ -301,6 +310,38 @@ uint64_t tkv__cache_reclaim_cold(tkv__cache *c, uint64_t n)
 /* ---- publishing --------------------------------------------------------- */
 
 /*
+ * The parent of block b of s (cache.h, "Entries"): the salt's identity for
+ * block 0; for b > 0 the entry id of the cache entry block b - 1 is or
+ * equals. false if block b - 1 is in no entry (not published, or publishing
+ * was skipped). A block b - 1 someone is publishing right now (CLAIMED) is
+ * waited for: blocks complete in order, so that wait is short.
+ */
+static bool parent_of(const tkv__seq *s, uint64_t b, tkv__key *parent)
+{
+	if (b == 0) {
+		*parent = (tkv__key){s->tok.salt_id_hi, s->tok.salt_id_lo};
+		return true;
+	}
+	tkv__unit *pu = tkv__seq_unit(s, b - 1);
+	if (!pu)
+		return false;
+	uint32_t pub;
+	for (int spins = 0;
+	     (pub = ck_pr_load_32(&pu->published)) == TKV__PUB_CLAIMED &&
+	     ck_pr_load_32(&pu->state) == TKV__UNIT_PUBLISHING && spins < 100000;
+	     spins++)
+		ck_pr_stall();
+	ck_pr_fence_acquire(); /* rec_block / dup_of written before */
+	if (pub == TKV__PUB_YES) {
+		*parent = (tkv__key){0, pu->rec_block};
+		return true;
+	}
+	uint64_t dup = ck_pr_load_64(&pu->dup_of);
+	*parent = (tkv__key){0, dup};
+	return dup != 0;
+}
+
+/*
  * Publishes unit u (block b of s, complete, tokens and key known), once:
  * the claim CAS on `published` (NONE -> CLAIMED -> YES) settles a
  * race between the worker and the producer. The unit must be HOT (not
@@ -319,19 +360,24 @@ static void publish(tkv__cache *c, tkv__seq *s, tkv__unit *u, uint64_t b)
 	}
 	uint32_t tok[c->block_tokens];
 	tkv__seq_tokens_copy(s, c->block_tokens, b * c->block_tokens, c->block_tokens, tok);
-	tkv__key k = tkv__seq_key(s, b);
+	tkv__key k = tkv__seq_key(s, b), parent;
 	tkv__cache_ent *e = NULL;
 	bool plain_record = ck_pr_load_32(&u->cold);
 	if (plain_record && !all_hot(u))
 		goto skip; /* its only copy of some layer is the plain record */
-	if (!(e = ent_new(c, k, tok)))
+	if (!parent_of(s, b, &parent))
+		goto skip; /* the block before it is in no entry: a broken chain */
+	if (!(e = ent_new(c, k, parent, tok)))
 		goto skip;
 	stripe *st = stripe_of(c, k);
 	pthread_mutex_lock(&st->lock);
-	if (find(c, st, k, tok)) {
+	tkv__cache_ent *same = find(c, st, k, tok, parent);
+	if (same) {
+		u->dup_of = same->unit->rec_block; /* its successors' parent */
 		pthread_mutex_unlock(&st->lock);
 		free(e);
 		ck_pr_inc_64(&c->deduplicated);
+		ck_pr_fence_release(); /* dup_of before the state others read */
 		ck_pr_store_32(&u->state, TKV__UNIT_HOT);
 		return;
 	}
@@ -389,17 +435,20 @@ void tkv__cache_tokens_known(tkv__cache *c, tkv__seq *s, uint64_t first, uint64_
 /* ---- lookups ------------------------------------------------------------ */
 
 size_t tkv__cache_lookup(tkv__cache *c, const tkv__key *keys, const uint32_t *tokens,
-			 size_t n_blocks, tkv__unit **out, tkv__cache_match *m, bool count)
+			 size_t n_blocks, tkv__key salt_id, tkv__unit **out, tkv__cache_match *m,
+			 bool count)
 {
 	size_t i = 0;
 	tkv__cache_match got = {0, 0, 0};
+	tkv__key parent = salt_id;
 	for (; i < n_blocks; i++) {
 		const uint32_t *tok = tokens + i * c->block_tokens;
 		stripe *st = stripe_of(c, keys[i]);
 		pthread_mutex_lock(&st->lock);
-		tkv__cache_ent *e = find(c, st, keys[i], tok);
+		tkv__cache_ent *e = find(c, st, keys[i], tok, parent);
 		bool hit = e && (!out || tkv__unit_tryref(e->unit));
 		if (hit) {
+			parent = (tkv__key){0, e->unit->rec_block};
 			/* under the lock: a dropped unit leaves the index first */
 			if (all_hot(e->unit))
 				got.hot++;
@@ -517,15 +566,16 @@ int tkv__seq_tokens_append(tkv__cache *c, tkv__seq *s, const uint32_t *tokens, s
 static int recover_one(tkv__cache *c, tkv__cold *cold, uint64_t id, uint64_t seqno)
 {
 	uint32_t tok[c->block_tokens];
-	tkv__key k;
-	int rc = tkv__cold_read_ext(cold, TKV__CACHE_SEQ, id, &k.hi, &k.lo, tok);
+	tkv__cold_ext ext = {0, 0, 0, 0, NULL};
+	int rc = tkv__cold_read_ext(cold, TKV__CACHE_SEQ, id, &ext, tok);
+	tkv__key k = {ext.key_hi, ext.key_lo}, parent = {ext.parent_hi, ext.parent_lo};
 	if (rc) {
 		tkv__cold_remove_if(cold, TKV__CACHE_SEQ, id, seqno);
 		ck_pr_inc_64(&c->dropped_other);
 		return rc == -ENOMEM ? rc : 0;
 	}
 	tkv__unit *u = tkv__unit_new(c->n_layers, TKV__CACHE_SEQ, id);
-	tkv__cache_ent *e = u ? ent_new(c, k, tok) : NULL;
+	tkv__cache_ent *e = u && rc == 0 ? ent_new(c, k, parent, tok) : NULL;
 	if (!e) {
 		free(u);
 		return -ENOMEM;
@@ -603,4 +653,44 @@ void tkv__cache_stats_get(tkv__cache *c, tkv__cache_stats *st)
 			}
 		pthread_mutex_unlock(&s->lock);
 	}
+}
+
+/* ---- the model a cold directory's cache records belong to -------------- */
+
+/* Reads <dir>/cache-model into buf (NUL-terminated); false if absent or
+ * unreadable. */
+static bool read_model(const char *path, char *buf, size_t cap)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, cap - 1, f);
+	bool ok = !ferror(f);
+	fclose(f);
+	buf[n] = '\0';
+	return ok;
+}
+
+int tkv__cache_bind_dir(const char *dir, const char *model_id, bool *same)
+{
+	char path[4096], tmp[4096], have[1100];
+	if (snprintf(path, sizeof(path), "%s/cache-model", dir) >= (int)sizeof(path) ||
+	    snprintf(tmp, sizeof(tmp), "%s/cache-model.tmp", dir) >= (int)sizeof(tmp))
+		return tkv__fail(-ENAMETOOLONG, "open: cold_dir path too long");
+	*same = read_model(path, have, sizeof(have)) && strcmp(have, model_id) == 0;
+	if (*same)
+		return 0;
+	/* temp + fsync + rename: a crash leaves the old file or the new one */
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	size_t len = strlen(model_id);
+	int rc = fd < 0 ? -errno : 0;
+	if (!rc && (write(fd, model_id, len) != (ssize_t)len || fsync(fd)))
+		rc = errno ? -errno : -EIO;
+	if (fd >= 0)
+		close(fd);
+	if (!rc && rename(tmp, path))
+		rc = -errno;
+	return rc ? tkv__fail(rc, "open: cannot record the cache's model id in %s: %s", path,
+			      strerror(-rc))
+		  : 0;
 }

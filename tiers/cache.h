@@ -4,10 +4,19 @@
  * zero-copy by every sequence with that prefix, kept while unreferenced as
  * long as space allows, dropped (never refused) when space runs out.
  *
- * Entries. A cache entry is a published unit (block_store.h) plus its key
- * and its block_tokens token ids (tkv__cache_ent). The index maps key ->
- * entries (a chain: different token ids may share a key only by a hash
- * collision, and a match always compares the ids). Entries live in every
+ * Entries. A cache entry is a published unit (block_store.h) plus its key,
+ * its block_tokens token ids and its parent (tkv__cache_ent). The index maps
+ * key -> entries (a chain: different blocks share a key only by a hash
+ * collision). A match compares the key, the token ids AND the parent: for
+ * block 0 the identity of the tenant salt (tkv__key_salt_id, a real hash
+ * even when tests force keys to collide), for block i > 0 the entry id of
+ * the entry matched for block i - 1. So block i matches only a block that
+ * followed exactly the same chain of entries, i.e. the same token prefix,
+ * whatever the keys do. Entry ids come from a counter that is never reused
+ * (recovered from the records at open), so a dropped parent's id is never
+ * taken by another block. The namespace (model id) is exact too: a cold
+ * directory remembers the model id its cache records belong to
+ * (runtime/runtime.c) and a runtime with another one drops them. Entries live in every
  * tier like any unit: hot blocks, a cold record named (TKV__CACHE_SEQ,
  * entry id) carrying key and tokens (cold_record.h), both, or (on a miss
  * in both) nowhere, and then they are gone.
@@ -54,6 +63,7 @@ typedef struct tkv__cache tkv__cache;
 
 typedef struct tkv__cache_ent {
 	tkv__key key;
+	tkv__key parent;                     /* see "Entries" */
 	struct tkv__cache_ent *hnext;        /* index chain (stripe lock) */
 	struct tkv__cache_ent *lprev, *lnext; /* unreferenced list (lru lock) */
 	bool in_lru;
@@ -89,11 +99,13 @@ int tkv__cache_recover(tkv__cache *c, tkv__cold *cold);
 tkv__key tkv__cache_ns(const tkv__cache *c);
 
 /* Looks blocks 0.. of a chain up (keys[i] and the ids of block i at
- * tokens + i * block_tokens), stopping at the first miss. With out, takes
+ * tokens + i * block_tokens, after the salt with identity salt_id), stopping
+ * at the first miss. With out, takes
  * a reference on each matched unit into out[i]; without, only counts.
  * Counts the lookup in the stats when `count`. Returns the blocks matched. */
 size_t tkv__cache_lookup(tkv__cache *c, const tkv__key *keys, const uint32_t *tokens,
-			 size_t n_blocks, tkv__unit **out, tkv__cache_match *m, bool count);
+			 size_t n_blocks, tkv__key salt_id, tkv__unit **out, tkv__cache_match *m,
+			 bool count);
 
 /* Producer: the tokens of s now cover blocks [first, end) with keys; each
  * of them whose unit is complete is published (the P side). */
@@ -110,10 +122,19 @@ uint64_t tkv__cache_reclaim_cold(tkv__cache *c, uint64_t n);
 
 void tkv__cache_stats_get(tkv__cache *c, tkv__cache_stats *st);
 
+/* Makes cold directory `dir` remember that its cache records belong to
+ * model_id (a file cache-model, replaced atomically); *same says whether
+ * it already did. When it did not, the caller drops the cache records
+ * there: they belong to another model (or to none known), and comparing
+ * the model id exactly here is what keeps namespaces apart even if two
+ * namespace digests collided. 0 or a negative errno with a message. */
+int tkv__cache_bind_dir(const char *dir, const char *model_id, bool *same);
+
 /* For the evictor: the key and tokens a cache block's record carries. */
 static inline tkv__cold_ext tkv__cache_ext(const tkv__unit *u)
 {
-	return (tkv__cold_ext){u->ce->key.hi, u->ce->key.lo, u->ce->tokens};
+	return (tkv__cold_ext){u->ce->key.hi, u->ce->key.lo, u->ce->parent.hi, u->ce->parent.lo,
+			       u->ce->tokens};
 }
 
 /* Hooks from units.c (see there). */

@@ -196,7 +196,8 @@ int tkv__cold_write_submit_crc(tkv__cold *c, uint64_t seq, uint64_t block, uint3
  * (cold_record.h, flags bit 0): its key and its block_tokens token ids. */
 typedef struct tkv__cold_ext {
 	uint64_t key_hi, key_lo;
-	const uint32_t *tokens; /* block_tokens ids; copied before return */
+	uint64_t parent_hi, parent_lo; /* cold_record.h, "parent" */
+	const uint32_t *tokens;        /* block_tokens ids; copied before return */
 } tkv__cold_ext;
 
 /* Writer thread only. As write_submit_crc; ext NULL writes a plain record,
@@ -209,8 +210,8 @@ int tkv__cold_write_submit_ext(tkv__cold *c, uint64_t seq, uint64_t block, uint3
  * cache block's, its key and token ids (tokens: block_tokens entries).
  * 0, -ENOENT (no record, or not a cache block's), -TKV_ECORRUPT (the header
  * fails its check: the record is removed and counted), -EIO. */
-int tkv__cold_read_ext(tkv__cold *c, uint64_t seq, uint64_t block, uint64_t *key_hi,
-		       uint64_t *key_lo, uint32_t *tokens);
+int tkv__cold_read_ext(tkv__cold *c, uint64_t seq, uint64_t block, tkv__cold_ext *ext,
+		       uint32_t *tokens);
 
 /* Writer thread only. Moves up to max finished writes to done[] and returns
  * their number (0 if none). With wait, blocks until at least one is

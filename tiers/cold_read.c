@@ -239,8 +239,8 @@ void tkv__cold_read_fini(tkv__cold *c)
 	c->rreqs = NULL;
 }
 
-int tkv__cold_read_ext(tkv__cold *c, uint64_t seq, uint64_t block, uint64_t *key_hi,
-		       uint64_t *key_lo, uint32_t *tokens)
+int tkv__cold_read_ext(tkv__cold *c, uint64_t seq, uint64_t block, tkv__cold_ext *ext,
+		       uint32_t *tokens)
 {
 	tkv__cold_ent *e = tkv__cold_index_pin(c->idx, seq, block);
 	if (!e)
@@ -264,8 +264,7 @@ int tkv__cold_read_ext(tkv__cold *c, uint64_t seq, uint64_t block, uint64_t *key
 	if (rc == 0 && !(id.flags & TKV__COLD_REC_CACHE))
 		rc = -ENOENT;
 	if (rc == 0) {
-		*key_hi = id.key_hi;
-		*key_lo = id.key_lo;
+		*ext = (tkv__cold_ext){id.key_hi, id.key_lo, id.parent_hi, id.parent_lo, NULL};
 		tkv__cold_record_tokens(&c->lay, hdr, tokens);
 	}
 	free(hdr);

@@ -42,9 +42,14 @@ static size_t off_key(const tkv__cold_layout *l)
 	return OFF_TABLE + 4u * (size_t)l->n_layers;
 }
 
-static size_t off_tokens(const tkv__cold_layout *l)
+static size_t off_parent(const tkv__cold_layout *l)
 {
 	return off_key(l) + 16;
+}
+
+static size_t off_tokens(const tkv__cold_layout *l)
+{
+	return off_parent(l) + 16;
 }
 
 static size_t header_used(const tkv__cold_layout *l)
@@ -99,7 +104,7 @@ int tkv__cold_layout_init(tkv__cold_layout *l, uint32_t n_layers, uint32_t n_kv_
 	l->dtype = dtype;
 	l->block_bytes = derived;
 	l->slice_stride = round_up(derived, TKV__COLD_ALIGN);
-	l->header_bytes = round_up(TKV__COLD_REC_FIXED + 4ull * n_layers + 16 + 4ull * block_tokens,
+	l->header_bytes = round_up(TKV__COLD_REC_FIXED + 4ull * n_layers + 32 + 4ull * block_tokens,
 				   TKV__COLD_ALIGN);
 	l->payload_bytes = derived * n_layers;
 	rec = l->header_bytes + l->slice_stride * n_layers;
@@ -146,6 +151,8 @@ void tkv__cold_record_seal(const tkv__cold_layout *l, tkv__crc_fn crc, const tkv
 	if (id->flags & TKV__COLD_REC_CACHE) {
 		put64(h, off_key(l), id->key_hi);
 		put64(h, off_key(l) + 8, id->key_lo);
+		put64(h, off_parent(l), id->parent_hi);
+		put64(h, off_parent(l) + 8, id->parent_lo);
 		for (uint32_t t = 0; id->tokens && t < l->block_tokens; t++)
 			put32(h, off_tokens(l) + 4u * t, id->tokens[t]);
 	}
@@ -196,6 +203,8 @@ int tkv__cold_record_check(const tkv__cold_layout *l, tkv__crc_fn crc, const voi
 		id->flags = get32(hdr, OFF_FLAGS);
 		id->key_hi = get64(hdr, off_key(l));
 		id->key_lo = get64(hdr, off_key(l) + 8);
+		id->parent_hi = get64(hdr, off_parent(l));
+		id->parent_lo = get64(hdr, off_parent(l) + 8);
 		id->tokens = NULL;
 	}
 	if (layer_crc)

@@ -44,10 +44,14 @@
  *   E      16  cache key        E = 104 + 4*L: the block's 128-bit key
  *                               (docs/KEY_FORMAT.md), hi then lo, as
  *                               le64; zero unless flag bit 0
- *   E+16  4*B  token ids        the block's block_tokens token ids (le32);
+ *   E+16   16  parent           what the block follows (tiers/cache.h): for
+ *                               block 0 its salt's identity, else {0, the
+ *                               entry id of the cache block before it};
+ *                               le64 hi then lo; zero unless flag bit 0
+ *   E+32  4*B  token ids        the block's block_tokens token ids (le32);
  *                               zero unless flag bit 0
  *
- * The header CRC covers [0, E + 16 + 4*B) minus its own 4 bytes, so a cache
+ * The header CRC covers [0, E + 32 + 4*B) minus its own 4 bytes, so a cache
  * block's key and tokens are as protected as its payload: a record is only
  * ever matched to a prompt by comparing those token ids.
  *
@@ -106,6 +110,7 @@ typedef struct tkv__cold_rec_id {
 	uint32_t n_tokens;
 	uint32_t flags;           /* TKV__COLD_REC_CACHE */
 	uint64_t key_hi, key_lo;  /* cache blocks */
+	uint64_t parent_hi, parent_lo;
 	const uint32_t *tokens;   /* seal: block_tokens ids of a cache block, or
 				   * NULL (zeros); check does not set it (use
 				   * tkv__cold_record_tokens) */

@@ -219,11 +219,13 @@ int tkv__cold_write_submit_ext(tkv__cold *c, uint64_t seq, uint64_t block, uint3
 			       void *buf, const uint32_t *layer_crc, const tkv__cold_ext *ext,
 			       void *user)
 {
-	tkv__cold_rec_id id = {c->segs.store_id, 0, seq, block, n_tokens, 0, 0, 0, NULL};
+	tkv__cold_rec_id id = {c->segs.store_id, 0, seq, block, n_tokens, 0, 0, 0, 0, 0, NULL};
 	if (ext) {
 		id.flags = TKV__COLD_REC_CACHE;
 		id.key_hi = ext->key_hi;
 		id.key_lo = ext->key_lo;
+		id.parent_hi = ext->parent_hi;
+		id.parent_lo = ext->parent_lo;
 		id.tokens = ext->tokens;
 	}
 	tkv__cold_wreq *r;
