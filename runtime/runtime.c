@@ -140,7 +140,8 @@ static int open_cache(tkv_runtime *rt)
 	bool same = false;
 	if (!rc && rt->ev && !(rc = tkv__cache_bind_dir(c->cold_dir, c->model_id, &same))) {
 		if (!same) /* another model's records: nothing could match them */
-			tkv__cold_remove_seq(rt->ev->cold, TKV__CACHE_SEQ);
+			tkv__cache_count_dropped(rt->cache,
+						 tkv__cold_remove_seq(rt->ev->cold, TKV__CACHE_SEQ));
 		rc = tkv__cache_recover(rt->cache, rt->ev->cold);
 	}
 	return rc;

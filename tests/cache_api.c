@@ -84,40 +84,48 @@ Test(cache_api, model_id_namespaces_one_cold_dir_and_restart, .init = make_dir,
 	wait_all_cold(rt, 4);
 	tkv_close(rt);
 
-	/* model B on the same directory: it recovers A's records but never
-	 * matches them; it computes its own */
+	/* model B on the same directory: the directory remembers model A
+	 * (cache-model), so B drops A's records (counted) and computes its own */
 	tkv_config cb = cold_cache_config("model-B");
 	rt = open_rt(&cb);
 	tkv_stats st = ckv_stats(rt);
-	cr_assert_eq(st.cache_recovered, 4);
+	cr_assert_eq(st.cache_recovered, 0);
+	cr_assert_eq(st.cache_dropped_other, 4);
 	cr_assert_eq(tkv_cache_lookup(rt, t, n, NULL, &m), 0);
 	cr_assert_eq(m.tokens, 0, "model B matched model A's KV");
 	cr_assert_eq(run_prompt(rt, 1, t, n, NULL, 'B', &eb), 0);
 	cr_assert_eq(ckv_check_all(rt, 1, &eb, BT), 0);
 	cr_assert_eq(tkv_seq_close(rt, 1), 0);
-	wait_all_cold(rt, 8);
+	wait_all_cold(rt, 4); /* B's own 4: A's were dropped */
 	st = ckv_stats(rt);
 	cr_assert_eq(st.cache_hit_blocks_hot + st.cache_hit_blocks_cold, 0);
 	tkv_close(rt);
 
-	/* model A again: both models' records come back; A hits all of its
-	 * own, from the cold tier, byte-identical to what it stored */
-	rt = open_rt(&ca);
+	/* model B restarted: its own records come back; it hits all of them,
+	 * from the cold tier, byte-identical to what it stored */
+	rt = open_rt(&cb);
 	st = ckv_stats(rt);
-	cr_assert_eq(st.cache_recovered, 8);
-	cr_assert_eq(st.cache_entries_cold, 8);
+	cr_assert_eq(st.cache_recovered, 4);
+	cr_assert_eq(st.cache_entries_cold, 4);
 	cr_assert_eq(tkv_cache_lookup(rt, t, n, NULL, &m), 0);
 	cr_assert_eq(m.tokens, n);
 	cr_assert_eq(m.cold_blocks, 4);
 	cr_assert_eq(m.hot_blocks, 0);
-	cr_assert_eq(run_prompt(rt, 1, t, n, NULL, 'A', &ea2), n);
+	cr_assert_eq(run_prompt(rt, 1, t, n, NULL, 'B', &ea2), n);
 	st = ckv_stats(rt);
 	cr_assert_eq(st.cache_hit_blocks_cold, 8, "4 by the lookup, 4 by the open");
 	cr_assert_eq(st.cache_hit_blocks_hot, 0);
-	cr_assert_eq(ckv_check_all(rt, 1, &ea, BT), 0, "model A's bytes after the restart");
+	cr_assert_eq(ckv_check_all(rt, 1, &eb, BT), 0, "model B's bytes after the restart");
 	cr_assert_gt(ckv_stats(rt).promoted_blocks, 0);
 	cr_assert_eq(ckv_stats(rt).corrupt_records, 0);
 	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	tkv_close(rt);
+
+	/* model A again: B's records go; A's were dropped when B came */
+	rt = open_rt(&ca);
+	cr_assert_eq(ckv_stats(rt).cache_recovered, 0);
+	cr_assert_eq(tkv_cache_lookup(rt, t, n, NULL, &m), 0);
+	cr_assert_eq(m.tokens, 0, "model A matched model B's KV");
 	tkv_close(rt);
 	ckv_expect_free(&ea);
 	ckv_expect_free(&eb);

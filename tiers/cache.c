@@ -694,3 +694,9 @@ int tkv__cache_bind_dir(const char *dir, const char *model_id, bool *same)
 			      strerror(-rc))
 		  : 0;
 }
+
+void tkv__cache_count_dropped(tkv__cache *c, int64_t n)
+{
+	if (n > 0)
+		ck_pr_add_64(&c->dropped_other, (uint64_t)n);
+}

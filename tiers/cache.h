@@ -129,6 +129,8 @@ void tkv__cache_stats_get(tkv__cache *c, tkv__cache_stats *st);
  * the model id exactly here is what keeps namespaces apart even if two
  * namespace digests collided. 0 or a negative errno with a message. */
 int tkv__cache_bind_dir(const char *dir, const char *model_id, bool *same);
+/* Counts n entries dropped outside the cache's own paths (cache_dropped_other). */
+void tkv__cache_count_dropped(tkv__cache *c, int64_t n);
 
 /* For the evictor: the key and tokens a cache block's record carries. */
 static inline tkv__cold_ext tkv__cache_ext(const tkv__unit *u)
