@@ -19,8 +19,8 @@ typedef struct bench_geometry {
 	uint32_t n_layers, n_kv_heads, head_dim;
 } bench_geometry;
 
-/* NULL if unknown; names as in FACTS.md: llama3-8b, llama3-70b, mistral-7b,
- * qwen2.5-7b. */
+/* NULL if unknown; the names of bench_geometries: llama3-8b, llama3-70b,
+ * mistral-7b, qwen2.5-7b. */
 const bench_geometry *bench_geometry_find(const char *name);
 extern const bench_geometry bench_geometries[];
 

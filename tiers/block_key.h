@@ -26,11 +26,10 @@
  *   never another prompt's KV.
  *
  * Cost: inputs up to 1 KiB (block_tokens up to about 240) are gathered on
- * the stack and hashed in one call; longer ones are streamed, which is as
- * fast past 1 KiB (XXH3-128 alone, measured: 92 B one-shot 12 ns vs
- * streamed 34 ns; 1 KiB 130 vs 139 ns; 16 KiB 1.30 vs 1.26 us). A whole
- * key, chained over 4096 blocks: about 32 ns per block of 16 tokens, 120 ns
- * of 256, 300 ns of 1024. Nothing allocates and nothing can fail.
+ * the stack and hashed in one call (one-shot is much faster than streaming
+ * for short inputs); longer ones are streamed, which is as fast past 1 KiB
+ * (figures: docs/MEASUREMENTS.md, "Block keys"). Nothing allocates and
+ * nothing can fail.
  *
  * Thread safety: every function is pure and may run on any number of
  * threads at once, except tkv__key_set_test_hash (see there).
