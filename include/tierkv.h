@@ -205,8 +205,7 @@ typedef struct tkv_config {
 	 * tokens are published, keyed by this id, the geometry, dtype,
 	 * block_tokens, an optional per-sequence salt and the exact token
 	 * prefix (docs/KEY_FORMAT.md), and reused by every later sequence with
-	 * the same prefix, across restarts when the cold tier keeps them.
-	 * The sequence id UINT64_MAX is reserved then (the cache's records). */
+	 * the same prefix, across restarts when the cold tier keeps them. */
 	const char *model_id;
 } tkv_config;
 
@@ -249,8 +248,9 @@ TKV_API void tkv_close(tkv_runtime *rt);
 
 /* ---- Sequences ---------------------------------------------------------- */
 
-/* Opens sequence `seq_id` (the engine's request id; any 64-bit value) with
- * no tokens. -EEXIST if it is already open. */
+/* Opens sequence `seq_id` (the engine's request id; any 64-bit value but
+ * UINT64_MAX, which names the records of cached and shared blocks) with no
+ * tokens. -EEXIST if it is already open, -EINVAL for UINT64_MAX. */
 TKV_API int tkv_seq_open(tkv_runtime *rt, uint64_t seq_id);
 
 /* Waits for the sequence's pending stores, then lets go of its blocks:
@@ -341,11 +341,12 @@ TKV_API int64_t tkv_cache_drop(tkv_runtime *rt);
 TKV_API int tkv_seq_truncate(tkv_runtime *rt, uint64_t seq_id, uint64_t n_tokens);
 
 /* Opens new_id as a copy of seq_id (parallel sampling): every full block
- * that is in the prefix cache (a prompt opened with its token ids, with
- * config.model_id) is shared zero-copy; every other block, the partial
- * last one included, is copied; token ids are copied. Waits for seq_id's
- * pending stores. -ENOENT, -EEXIST, -EINVAL (layers at different lengths),
- * -ENOMEM, -ENOSPC. Same thread rule as tkv_store for seq_id. */
+ * is shared zero-copy (a full block the evictor is writing at that moment,
+ * or whose only copy of a layer is on SSD under seq_id's name, is copied
+ * instead); the partial last block is copied; token ids are copied. Waits
+ * for seq_id's pending stores. -ENOENT, -EEXIST, -EINVAL (layers at
+ * different lengths), -ENOMEM, -ENOSPC. Same thread rule as tkv_store for
+ * seq_id. */
 TKV_API int tkv_seq_fork(tkv_runtime *rt, uint64_t seq_id, uint64_t new_id);
 
 /* ---- Store -------------------------------------------------------------- */

@@ -262,8 +262,10 @@ void tkv_close(tkv_runtime *rt)
 
 int tkv__seq_id_check(const tkv_runtime *rt, uint64_t seq_id, const char *what)
 {
-	if (rt->cache && seq_id == TKV__CACHE_SEQ)
-		return tkv__fail(-EINVAL, "%s: sequence id %llu is reserved for the prefix cache",
+	(void)rt; /* reserved in every runtime, cache or not */
+	if (seq_id == TKV__CACHE_SEQ)
+		return tkv__fail(-EINVAL, "%s: sequence id %llu is reserved (it names the "
+				 "records of cached and shared blocks)",
 				 what, (unsigned long long)seq_id);
 	return 0;
 }

@@ -169,8 +169,8 @@ void tkv__test_pause(struct tkv_runtime *rt, bool paused);
 /* An API call's runtime check: -EINVAL for NULL, -EBADF while closing. */
 int tkv__rt_check(const struct tkv_runtime *rt);
 
-/* -EINVAL (with a message naming `what`) for an id the runtime reserves:
- * TKV__CACHE_SEQ while the prefix cache is on. */
+/* -EINVAL (with a message naming `what`) for the id the runtime reserves:
+ * TKV__CACHE_SEQ (UINT64_MAX), the name of cached and shared blocks' records. */
 int tkv__seq_id_check(const struct tkv_runtime *rt, uint64_t seq_id, const char *what);
 
 /* Makes a sequence visible (runtime.c): inserts it into the table, or

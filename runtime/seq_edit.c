@@ -15,7 +15,9 @@
  * shares a name with the unit it replaces while both live: never a real
  * block index, so a restarted runtime re-attaching the sequence's records
  * stops before it (tkv_seq_open recovers blocks 0.. up to the first gap).
- * A fork's copies belong to the new id: (new_id, b).
+ * A fork shares every full block; a block two sequences share gets an
+ * anonymous name (make_shareable). The fork's copy of the partial last
+ * block belongs to the new id: (new_id, b).
  */
 #include <errno.h>
 #include <sched.h>
@@ -30,6 +32,14 @@
 #define TKV__COW_BLOCK (1ull << 62)
 
 static uint64_t cow_counter; /* names of truncate's copies (atomic; process-wide) */
+static uint64_t anon_counter; /* names of shared private blocks (atomic) */
+
+/* Anonymous names live beside the cache's records: never a cache entry id
+ * (those count up from 1), listed and removed with them at open when they
+ * are not cache records (a restarted runtime has no sequence to give them
+ * to), and never removed by a sequence's close. */
+#define TKV__ANON_SEQ TKV__CACHE_SEQ
+#define TKV__ANON_BLOCK (1ull << 63)
 
 
 /* Every layer's stored length if they agree, else UINT64_MAX. */
@@ -200,9 +210,49 @@ static int copy_tokens(tkv_runtime *rt, const tkv__seq *s, tkv__seq *y)
 	return rc;
 }
 
-/* Fills y's table from s: cache entries shared (a reference each), every
- * other block copied (a private block may be written by its owner's
- * truncate later, and its cold record is named by its owner). */
+static bool all_layers_hot(const tkv__unit *u)
+{
+	for (uint32_t l = 0; l < u->n_layers; l++)
+		if (!ck_pr_load_ptr((void **)&u->blocks[l].mem))
+			return false;
+	return true;
+}
+
+/*
+ * A full block two sequences share must not be named after either of them
+ * (closing one removes every record named after its id): a private one gets
+ * an anonymous name, (TKV__ANON_SEQ, TKV__ANON_BLOCK | n), first. Cache
+ * entries have names of their own already. Done under the PUBLISHING state
+ * so the evictor cannot be writing it meanwhile; false (the caller copies
+ * the block instead) when the evictor has it, or when its only copy of some
+ * layer is a record under the old name.
+ */
+static bool make_shareable(tkv_runtime *rt, tkv__unit *u)
+{
+	if (ck_pr_load_32(&u->published) == TKV__PUB_YES || u->rec_seq == TKV__ANON_SEQ)
+		return true;
+	if (!ck_pr_cas_32(&u->state, TKV__UNIT_HOT, TKV__UNIT_PUBLISHING))
+		return false;
+	bool ok = true;
+	if (ck_pr_load_32(&u->cold)) {
+		ok = rt->ev && all_layers_hot(u);
+		if (ok) {
+			tkv__evictor_forget_record(rt->ev, u);
+			ck_pr_store_32(&u->cold, 0);
+		}
+	}
+	if (ok) {
+		u->rec_seq = TKV__ANON_SEQ;
+		u->rec_block = TKV__ANON_BLOCK | ck_pr_faa_64(&anon_counter, 1);
+		u->rec_seqno = 0;
+	}
+	ck_pr_fence_release(); /* the new name before the evictor's CAS */
+	ck_pr_store_32(&u->state, TKV__UNIT_HOT);
+	return ok;
+}
+
+/* Fills y's table from s: every full block shared (a reference each; made
+ * shareable first), the partial last block copied. */
 static int fill_fork(tkv_runtime *rt, tkv__seq *s, tkv__seq *y, uint64_t len)
 {
 	const uint32_t bt = rt->cfg.block_tokens;
@@ -210,7 +260,7 @@ static int fill_fork(tkv_runtime *rt, tkv__seq *s, tkv__seq *y, uint64_t len)
 		tkv__unit *u = tkv__seq_unit(s, b), *nu;
 		bool full = (b + 1) * bt <= len;
 		int rc;
-		if (full && u && ck_pr_load_32(&u->published) == TKV__PUB_YES) {
+		if (full && u && make_shareable(rt, u)) {
 			tkv__unit_ref(u); /* s's table holds it: it cannot go */
 			nu = u;
 		} else if ((rc = copy_unit(rt, s, b, y->id, b, full, &nu))) {

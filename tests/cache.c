@@ -343,6 +343,7 @@ Test(cache, fork_shares_full_blocks_and_copies_the_last)
 	uint64_t before = stats(rt).hot_blocks_used;
 	cr_assert_eq(tkv_seq_fork(rt, 1, 2), 0);
 	cr_assert_eq(stats(rt).hot_blocks_used, before + LAYERS, "only the partial block copied");
+	cr_assert_eq(tkv_seq_open(rt, UINT64_MAX), -EINVAL, "reserved");
 	check(rt, 2, P1, 10);
 	/* the two samples diverge */
 	uint32_t a[14], b[14];
@@ -449,4 +450,33 @@ Test(cache, format_1_cold_directory_is_refused, .init = make_dir, .fini = remove
 	cr_assert_eq(tkv_open(&c, &rt), -EPROTONOSUPPORT);
 	cr_assert_null(rt);
 	cr_assert(strstr(tkv_last_error(), "format 1"), "%s", tkv_last_error());
+}
+
+/* Without the cache, full blocks are private: a fork shares them anyway
+ * (zero-copy), and closing either sequence first leaves the other whole,
+ * even with its shared blocks evicted to the cold tier. */
+Test(cache, fork_shares_private_blocks_across_close, .init = make_dir, .fini = remove_dir)
+{
+	tkv_config c = config(NULL, true);
+	c.hot_bytes = 12 * LAYERS * BT * ROW * 2;
+	c.hot_low_pct = 1;
+	tkv_runtime *rt = open_rt(&c);
+	uint32_t tok[40];
+	for (uint32_t i = 0; i < 40; i++)
+		tok[i] = 500 + i;
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	store(rt, 1, tok, 0, 18);
+	uint64_t before = stats(rt).hot_blocks_used;
+	cr_assert_eq(tkv_seq_fork(rt, 1, 2), 0);
+	cr_assert_eq(stats(rt).hot_blocks_used, before + LAYERS, "4 full blocks shared");
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	/* push the shared blocks out to the cold tier */
+	cr_assert_eq(tkv_seq_open(rt, 3), 0);
+	store(rt, 3, tok, 0, 40);
+	cr_assert_gt(stats(rt).evicted_blocks, 0);
+	check(rt, 2, tok, 18);
+	cr_assert_eq(tkv_seq_fork(rt, 2, 4), 0);
+	cr_assert_eq(tkv_seq_close(rt, 2), 0);
+	check(rt, 4, tok, 18);
+	tkv_close(rt);
 }
