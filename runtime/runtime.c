@@ -139,9 +139,10 @@ static int open_cache(tkv_runtime *rt)
 	rt->tiers.cache = rt->cache;
 	bool same = false;
 	if (!rc && rt->ev && !(rc = tkv__cache_bind_dir(c->cold_dir, c->model_id, &same))) {
-		if (!same) /* another model's records: nothing could match them */
+		if (!same) /* another model's (or unsure) records: drop them */
 			tkv__cache_count_dropped(rt->cache,
 						 tkv__cold_remove_seq(rt->ev->cold, TKV__CACHE_SEQ));
+		rt->cache_dir_dirty = !same;
 		rc = tkv__cache_recover(rt->cache, rt->ev->cold);
 	}
 	return rc;
@@ -182,9 +183,13 @@ static void teardown(tkv_runtime *rt)
 	tkv__workers_stop(rt);
 	/* Records of sequences still open stay in the cold tier for a restart;
 	 * their hot blocks are freed with the sequences below. */
+	bool had_cold = rt->ev != NULL;
 	tkv__evictor_close(rt->ev);
 	rt->ev = NULL;
 	rt->tiers.ev = NULL;
+	/* every removal of the other model's cache records is durable now */
+	if (had_cold && rt->cache && rt->cache_dir_dirty)
+		(void)tkv__cache_seal_dir(rt->cfg.cold_dir, rt->cfg.model_id);
 	if (rt->seqs_ready)
 		tkv__seq_table_fini(&rt->seqs, drop_seq, rt);
 	/* Without the evictor, freeing units leaves cold records alone: the

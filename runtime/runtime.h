@@ -104,6 +104,7 @@ struct tkv_runtime {
 	tkv__evictor *ev;    /* NULL without a cold tier */
 	tkv__cache *cache;   /* NULL without config.model_id */
 	char *model_id;      /* the runtime's copy of cfg.model_id */
+	bool cache_dir_dirty; /* cold_dir's cache-model to seal at close */
 	tkv__tiers tiers;    /* {&hot, ev, cache}: units.h */
 
 	uint64_t ring_full_events __attribute__((aligned(64)));

@@ -480,3 +480,43 @@ Test(cache, fork_shares_private_blocks_across_close, .init = make_dir, .fini = r
 	check(rt, 4, tok, 18);
 	tkv_close(rt);
 }
+
+/* A run that switched the directory to another model and did not close
+ * cleanly leaves cache-model "dirty": the next run trusts none of the cache
+ * records (the old model's removals may not have reached the disk). */
+Test(cache, dirty_model_file_drops_every_cache_record, .init = make_dir, .fini = remove_dir)
+{
+	tkv_config c = config("model-a", true);
+	c.hot_bytes = 8 * LAYERS * BT * ROW * 2;
+	c.hot_low_pct = 1;
+	tkv_runtime *rt = open_rt(&c);
+	uint32_t tok[40];
+	for (uint64_t id = 1; id <= 3; id++) {
+		for (uint32_t i = 0; i < 40; i++)
+			tok[i] = (uint32_t)(id * 100 + i);
+		serve(rt, id, tok, 40, NULL);
+		cr_assert_eq(tkv_seq_close(rt, id), 0);
+	}
+	uint64_t cold = stats(rt).cache_entries_cold;
+	cr_assert_gt(cold, 0);
+	tkv_close(rt);
+	char path[128];
+	snprintf(path, sizeof(path), "%s/cache-model", dir);
+	FILE *f = fopen(path, "r");
+	char buf[64] = "";
+	cr_assert_not_null(f);
+	cr_assert_gt(fread(buf, 1, sizeof(buf) - 1, f), 0);
+	fclose(f);
+	cr_assert_str_eq(buf, "clean\nmodel-a", "a clean close seals the directory");
+	rt = open_rt(&c);
+	cr_assert_eq(stats(rt).cache_recovered, cold);
+	tkv_close(rt);
+	f = fopen(path, "w");
+	fputs("dirty\nmodel-a", f);
+	fclose(f);
+	rt = open_rt(&c);
+	tkv_stats st = stats(rt);
+	cr_assert_eq(st.cache_recovered, 0);
+	cr_assert_eq(st.cache_dropped_other, cold);
+	tkv_close(rt);
+}

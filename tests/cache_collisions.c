@@ -8,10 +8,9 @@
  *  - other_tokens_never_hit: prompts with different tokens never match.
  *  - chain_never_crosses_prefixes, salt_still_isolates,
  *    model_id_still_isolates_after_restart: a block with the same tokens
- *    but another prefix, tenant or model must not match either. These
- *    three FAIL against the library as of 59ddecd: an entry keeps only its
- *    own block's token ids (tiers/cache.c, find/same_tokens), nothing that
- *    ties it to the prefix, salt or namespace before it.
+ *    but another prefix, tenant or model must not match either. (They
+ *    failed when an entry kept only its own block's token ids; a match now
+ *    also compares the entry's parent, tiers/cache.h "Entries".)
  *
  * Every read-back is byte-exact (tests/cache_helpers.h): a wrong hit reads
  * another prompt's bytes.

@@ -389,6 +389,7 @@ static void publish(tkv__cache *c, tkv__seq *s, tkv__unit *u, uint64_t b)
 	u->ce = e;
 	u->rec_seq = TKV__CACHE_SEQ;
 	u->rec_block = ck_pr_faa_64(&c->next_id, 1);
+	u->rec_seqno = 0; /* no record under the new name yet */
 	tkv__cache_ent **bk = bucket_of(st, k);
 	e->hnext = *bk;
 	/* Release: the entry and the unit's new name before lookups see it. */
@@ -612,7 +613,9 @@ int tkv__cache_recover(tkv__cache *c, tkv__cold *cold)
 	int rc = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
 		rc = recover_one(c, cold, info[i].block, info[i].seqno);
-		if (info[i].block >= c->next_id)
+		/* anonymous names (1 << 63 | n, runtime/seq_edit.c) are not
+		 * entry ids: they are removed above and must not move ids */
+		if (info[i].block < (1ull << 62) && info[i].block >= c->next_id)
 			c->next_id = info[i].block + 1;
 	}
 	free(info);
@@ -671,28 +674,51 @@ static bool read_model(const char *path, char *buf, size_t cap)
 	return ok;
 }
 
-int tkv__cache_bind_dir(const char *dir, const char *model_id, bool *same)
+/* Writes "<state>\n<model_id>" to <dir>/cache-model: temp + fsync +
+ * rename, so a crash leaves the old file or the new one. */
+static int write_model(const char *dir, const char *state, const char *model_id)
 {
-	char path[4096], tmp[4096], have[1100];
+	char path[4096], tmp[4096];
 	if (snprintf(path, sizeof(path), "%s/cache-model", dir) >= (int)sizeof(path) ||
 	    snprintf(tmp, sizeof(tmp), "%s/cache-model.tmp", dir) >= (int)sizeof(tmp))
-		return tkv__fail(-ENAMETOOLONG, "open: cold_dir path too long");
-	*same = read_model(path, have, sizeof(have)) && strcmp(have, model_id) == 0;
-	if (*same)
-		return 0;
-	/* temp + fsync + rename: a crash leaves the old file or the new one */
+		return tkv__fail(-ENAMETOOLONG, "cold_dir path too long");
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	size_t len = strlen(model_id);
 	int rc = fd < 0 ? -errno : 0;
-	if (!rc && (write(fd, model_id, len) != (ssize_t)len || fsync(fd)))
-		rc = errno ? -errno : -EIO;
-	if (fd >= 0)
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!rc && !f)
+		rc = -errno;
+	if (f) {
+		if (fprintf(f, "%s\n%s", state, model_id) < 0 || fflush(f) || fsync(fd))
+			rc = errno ? -errno : -EIO;
+		fclose(f);
+	} else if (fd >= 0) {
 		close(fd);
+	}
 	if (!rc && rename(tmp, path))
 		rc = -errno;
-	return rc ? tkv__fail(rc, "open: cannot record the cache's model id in %s: %s", path,
+	return rc ? tkv__fail(rc, "cannot record the cache's model id in %s: %s", path,
 			      strerror(-rc))
 		  : 0;
+}
+
+int tkv__cache_bind_dir(const char *dir, const char *model_id, bool *same)
+{
+	char path[4096], have[1100], want[1100];
+	if (snprintf(path, sizeof(path), "%s/cache-model", dir) >= (int)sizeof(path))
+		return tkv__fail(-ENAMETOOLONG, "open: cold_dir path too long");
+	snprintf(want, sizeof(want), "clean\n%s", model_id);
+	*same = read_model(path, have, sizeof(have)) && strcmp(have, want) == 0;
+	if (*same)
+		return 0;
+	/* Until this run closes cleanly the records of the model before may
+	 * still be on disk (a removal is durable only at the cold tier's next
+	 * sync): a crash before then must not let them be read as ours. */
+	return write_model(dir, "dirty", model_id);
+}
+
+int tkv__cache_seal_dir(const char *dir, const char *model_id)
+{
+	return write_model(dir, "clean", model_id);
 }
 
 void tkv__cache_count_dropped(tkv__cache *c, int64_t n)

@@ -129,6 +129,11 @@ void tkv__cache_stats_get(tkv__cache *c, tkv__cache_stats *st);
  * the model id exactly here is what keeps namespaces apart even if two
  * namespace digests collided. 0 or a negative errno with a message. */
 int tkv__cache_bind_dir(const char *dir, const char *model_id, bool *same);
+/* After the cold tier closed cleanly (every removal durable): marks the
+ * directory's cache records as model_id's and trustworthy. Until then a
+ * directory whose model changed stays marked "dirty", and a crash makes
+ * the next run drop every cache record it finds. */
+int tkv__cache_seal_dir(const char *dir, const char *model_id);
 /* Counts n entries dropped outside the cache's own paths (cache_dropped_other). */
 void tkv__cache_count_dropped(tkv__cache *c, int64_t n);
 
