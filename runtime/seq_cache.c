@@ -161,14 +161,17 @@ int tkv_cache_lookup(tkv_runtime *rt, const uint32_t *tokens, size_t n_tokens,
 		return rc;
 	const uint32_t bt = rt->cfg.block_tokens;
 	size_t nb = n_tokens / bt;
-	tkv__key *keys = malloc((nb ? nb : 1) * sizeof(*keys));
+	/* short prompts (the common router question) need no allocation */
+	tkv__key small[64];
+	tkv__key *keys = nb <= 64 ? small : malloc(nb * sizeof(*keys));
 	if (!keys)
 		return tkv__fail(-ENOMEM, "cache_lookup: out of memory");
 	tkv__key_chain(tkv__cache_ns(rt->cache), opts->salt, opts->salt_len, tokens, bt, nb, keys);
 	tkv__cache_match m;
 	tkv__cache_lookup(rt->cache, keys, tokens, nb, tkv__key_salt_id(opts->salt, opts->salt_len),
 			  NULL, &m, true);
-	free(keys);
+	if (keys != small)
+		free(keys);
 	tkv_cache_match full = {sizeof(full), m.blocks * bt, m.hot, m.cold};
 	tkv__struct_put(out, &full, sizeof(full));
 	return 0;
