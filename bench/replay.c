@@ -59,7 +59,8 @@ typedef struct ropts {
 	double speed, hot_frac, restart_at;
 	double caps[16];
 	int n_caps;
-	bool hot_only, split;
+	bool hot_only, split, sync;
+	tkv_policy policy;
 	size_t limit;
 } ropts;
 
@@ -143,6 +144,10 @@ static int parse(int argc, char **argv, ropts *o)
 				o->caps[o->n_caps++] = c;
 				s = end + (*end == ',');
 			}
+		} else if (OPT("--durability")) {
+			o->sync = !strcmp(v, "sync");
+		} else if (OPT("--policy")) {
+			o->policy = !strcmp(v, "lru") ? TKV_POLICY_LRU : TKV_POLICY_S3FIFO;
 		} else if (!strcmp(a, "--hot-only")) {
 			o->split = false;
 		} else if (!strcmp(a, "--split-only")) {
@@ -194,6 +199,10 @@ static void add_stats(tkv_stats *acc, const tkv_stats *s)
 	acc->cache_dropped_other += s->cache_dropped_other;
 	acc->cache_recovered += s->cache_recovered;
 	acc->cache_published += s->cache_published;
+	acc->evicted_blocks += s->evicted_blocks;
+	acc->promoted_blocks += s->promoted_blocks;
+	acc->enospc_events += s->enospc_events;
+	acc->io_errors_enospc += s->io_errors_enospc;
 }
 
 /* Rows [0, n) of a block whose chain is `node`, for one layer. */
@@ -438,6 +447,8 @@ static int run_point(const replay_trace *t, const ropts *o, uint64_t hot_blocks,
 	R.cfg.n_workers = o->layers < 2 ? o->layers : 2;
 	R.cfg.pin_workers = false;
 	R.cfg.model_id = "tierkv-bench/replay";
+	R.cfg.policy = o->policy;
+	R.cfg.durability = o->sync ? TKV_DURABLE_SYNC : TKV_DURABLE_NONE;
 	if (cold_blocks) {
 		R.cfg.cold_dir = cold_dir;
 		R.cfg.cold_bytes = cold_blocks * block_bytes;
@@ -495,6 +506,12 @@ static int run_point(const replay_trace *t, const ropts *o, uint64_t hot_blocks,
 	pt->prompt_tokens = prompt_tokens;
 	pt->dropped = st.cache_dropped_hot + st.cache_dropped_cold + st.cache_dropped_other;
 	pt->recovered = st.cache_recovered;
+	pt->dropped_hot = st.cache_dropped_hot;
+	pt->dropped_cold = st.cache_dropped_cold;
+	pt->evicted_blocks = st.evicted_blocks;
+	pt->promoted_blocks = st.promoted_blocks;
+	pt->enospc = st.enospc_events;
+	pt->io_enospc = st.io_errors_enospc;
 	pt->seconds = secs;
 	pt->requests_per_s = (double)t->n_req / secs;
 	pt->layer_tokens_per_s = (double)R.layer_tokens / secs;

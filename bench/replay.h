@@ -71,6 +71,7 @@ typedef struct replay_point {
 	double hit_ratio, hot_hit_ratio, cold_hit_ratio, ideal_hit_ratio, lru_hit_ratio;
 	uint64_t wrong_bytes, checked_bytes, errors, requests, prefill_tokens_saved,
 		prompt_tokens, dropped, recovered;
+	uint64_t dropped_hot, dropped_cold, evicted_blocks, promoted_blocks, enospc, io_enospc;
 	double seconds, requests_per_s, layer_tokens_per_s, open_p50_ns, open_p99_ns;
 	double restart_at;
 	uint32_t threads;

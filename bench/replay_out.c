@@ -55,6 +55,12 @@ void replay_table_row(const replay_point *p)
 	X(errors, "%llu", (unsigned long long)p->errors)                                       \
 	X(dropped_blocks, "%llu", (unsigned long long)p->dropped)                              \
 	X(recovered_blocks, "%llu", (unsigned long long)p->recovered)                          \
+	X(dropped_hot, "%llu", (unsigned long long)p->dropped_hot)                             \
+	X(dropped_cold, "%llu", (unsigned long long)p->dropped_cold)                           \
+	X(evicted_blocks, "%llu", (unsigned long long)p->evicted_blocks)                       \
+	X(promoted_layer_blocks, "%llu", (unsigned long long)p->promoted_blocks)               \
+	X(enospc_events, "%llu", (unsigned long long)p->enospc)                                \
+	X(io_errors_enospc, "%llu", (unsigned long long)p->io_enospc)                          \
 	X(requests, "%llu", (unsigned long long)p->requests)                                   \
 	X(threads, "%u", p->threads)                                                           \
 	X(seconds, "%.4f", p->seconds)                                                         \
