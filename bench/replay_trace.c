@@ -254,6 +254,9 @@ int replay_trace_load(replay_trace *t, const char *path, size_t limit)
 	uint64_t azure_id = 0;
 	while ((limit == 0 || t->n_req < limit) && getline(&line, &len, f) > 0) {
 		lineno++;
+		size_t ll = strlen(line);
+		while (ll > 0 && (line[ll - 1] == '\n' || line[ll - 1] == '\r'))
+			line[--ll] = '\0';
 		const char *s = line;
 		while (isspace((unsigned char)*s))
 			s++;
