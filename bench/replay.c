@@ -45,6 +45,7 @@
 #include <time.h>
 
 #include "bench/bench.h"
+#include "bench/internals.h"
 #include "bench/replay.h"
 #include "bench/report.h"
 #include "bench/scratch.h"
@@ -187,6 +188,18 @@ typedef struct run {
 	tkv_stats before; /* stats of runtimes closed by a restart */
 	int failed;
 } run;
+
+/* Bytes of one cold record of this geometry (header + every layer's slice,
+ * 4 KiB aligned): the cold tier is sized in records so that its capacity in
+ * blocks is what the point says (a 16 KiB block is a 20 KiB record here). */
+static uint64_t replay_record_bytes(const ropts *o)
+{
+	tkv__cold_layout l;
+	if (tkv__cold_layout_init(&l, o->layers, o->heads, o->dim, o->dtype, REPLAY_BT, 0))
+		return (uint64_t)o->layers * REPLAY_BT * 2 * o->heads * o->dim *
+		       tkv_dtype_size(o->dtype);
+	return l.record_bytes;
+}
 
 static void add_stats(tkv_stats *acc, const tkv_stats *s)
 {
@@ -442,6 +455,7 @@ static int run_point(const replay_trace *t, const ropts *o, uint64_t hot_blocks,
 	R.cfg.dtype = o->dtype;
 	R.cfg.block_tokens = REPLAY_BT;
 	R.row = (size_t)o->heads * o->dim * tkv_dtype_size(o->dtype);
+	uint64_t rec_bytes = replay_record_bytes(o);
 	const uint64_t block_bytes = (uint64_t)o->layers * REPLAY_BT * 2 * R.row;
 	R.cfg.hot_bytes = hot_blocks * block_bytes;
 	R.cfg.n_workers = o->layers < 2 ? o->layers : 2;
@@ -451,7 +465,7 @@ static int run_point(const replay_trace *t, const ropts *o, uint64_t hot_blocks,
 	R.cfg.durability = o->sync ? TKV_DURABLE_SYNC : TKV_DURABLE_NONE;
 	if (cold_blocks) {
 		R.cfg.cold_dir = cold_dir;
-		R.cfg.cold_bytes = cold_blocks * block_bytes;
+		R.cfg.cold_bytes = cold_blocks * rec_bytes; /* records, not payload */
 	}
 	if (o->restart_at >= 0 && cold_blocks)
 		R.restart = (size_t)(o->restart_at * (double)t->n_req);
@@ -552,6 +566,13 @@ int bench_replay_main(int argc, char **argv)
 	       REPLAY_BT, REPLAY_SCALE, REPLAY_SCALE, o.geometry, o.layers, o.heads, o.dim,
 	       bench_dtype_name(o.dtype), (unsigned long long)token_bytes,
 	       (unsigned long long)block_bytes);
+	tkv_config dc;
+	tkv_config_default(&dc);
+	printf("# sizes: hot = capacity x hot-frac blocks x %llu bytes; cold = the rest in "
+	       "cold records of %llu bytes (header + 4 KiB-aligned layer slices); the hot tier "
+	       "evicts from %u%% to %u%% of hot_bytes (library defaults)\n",
+	       (unsigned long long)block_bytes, (unsigned long long)replay_record_bytes(&o),
+	       dc.hot_high_pct, dc.hot_low_pct);
 	printf("# working set: %llu blocks = %.1f MiB (%u distinct prompt prefix blocks + %llu "
 	       "output blocks that fill up); %zu prompt block references; ideal hit ratio "
 	       "%.4f\n",

@@ -3,7 +3,8 @@
  * and CSV (one object/row per point, the same fields), and replay.png: hit
  * ratio against capacity (fraction of the working set) for tierkv hot+cold
  * and hot only, with the trace's ideal and the exact LRU of the same
- * capacity as lines, drawn by gnuplot like bench/plots.c (the data and the
+ * capacity as lines, drawn by gnuplot like bench/plots.c (the data, replay-split.dat
+ * and replay-hot.dat, and the
  * script stay beside it: `gnuplot DIR/replay.gp` redraws it).
  */
 #include <errno.h>
@@ -117,22 +118,23 @@ int replay_write_csv(const replay_point *pts, size_t n, const char *path)
 int replay_plot(const replay_point *pts, size_t n, const char *dir)
 {
 	char path[4200];
-	snprintf(path, sizeof(path), "%s/replay.dat", dir);
-	FILE *f = fopen(path, "w");
-	if (!f)
-		return -errno;
-	/* index 0: split runs, index 1: hot only; columns cap hit ideal lru */
+	/* replay-split.dat: hot+cold runs, replay-hot.dat: hot only;
+	 * columns capacity_frac hit_ratio ideal lru */
+	static const char *const dat[2] = {"replay-split.dat", "replay-hot.dat"};
 	for (int hot_only = 0; hot_only < 2; hot_only++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, dat[hot_only]);
+		FILE *f = fopen(path, "w");
+		if (!f)
+			return -errno;
 		fprintf(f, "# %s: capacity_frac hit_ratio ideal lru\n",
 			hot_only ? "hot only" : "hot+cold");
 		for (size_t i = 0; i < n; i++)
 			if ((pts[i].hot_frac >= 1.0) == (hot_only == 1))
 				fprintf(f, "%.4f %.6f %.6f %.6f\n", pts[i].capacity_frac,
 					pts[i].hit_ratio, pts[i].ideal_hit_ratio, pts[i].lru_hit_ratio);
-		fputs("\n\n", f);
+		if (fclose(f))
+			return -errno;
 	}
-	if (fclose(f))
-		return -errno;
 	snprintf(path, sizeof(path), "%s/replay.gp", dir);
 	FILE *g = fopen(path, "w");
 	if (!g)
@@ -141,21 +143,34 @@ int replay_plot(const replay_point *pts, size_t n, const char *dir)
 	for (size_t i = 0; i < n; i++)
 		if (pts[i].hot_frac < 1.0)
 			hf = pts[i].hot_frac;
+	bool have[2] = {false, false};
+	for (size_t i = 0; i < n; i++)
+		have[pts[i].hot_frac >= 1.0] = true;
 	fprintf(g,
 		"set terminal pngcairo size 900,560 noenhanced\n"
 		"set output '%s/replay.png'\n"
 		"set title 'tierkv-bench replay %s: prefix-cache hit ratio vs capacity'\n"
 		"set xlabel 'capacity (fraction of the working set)'\n"
-		"set ylabel 'hit ratio (prompt blocks)'\nset grid\nset key bottom right\n"
-		"set yrange [0:1]\nset logscale x 2\n"
-		"plot '%s/replay.dat' index 0 using 1:2 with linespoints lw 2 pt 7 "
-		"title 'tierkv, hot+cold (hot %.2f)', "
-		"'' index 1 using 1:2 with linespoints lw 2 pt 5 title 'tierkv, hot only', "
-		"'' index 0 using 1:4 with linespoints dt 2 lw 2 title 'exact LRU, same blocks', "
-		"'' index 1 using 1:4 with linespoints dt 2 lw 2 notitle, "
-		"'' index 0 using 1:3 with lines dt 3 lw 2 lc rgb 'black' title 'ideal (unlimited)', "
-		"'' index 1 using 1:3 with lines dt 3 lw 2 lc rgb 'black' notitle\n",
-		dir, n ? pts[0].trace : "", dir, hf);
+		"set ylabel 'hit ratio (prompt blocks)'\nset grid\nset key top left\n"
+		"set yrange [0:*]\nset logscale x 2\nplot ",
+		dir, n ? pts[0].trace : "");
+	const char *sep = "";
+	for (int i = 0; i < 2; i++) {
+		if (!have[i])
+			continue;
+		char title[64];
+		snprintf(title, sizeof(title), i ? "tierkv, hot only" : "tierkv, hot+cold (hot %.2f)",
+			 hf);
+		fprintf(g,
+			"%s'%s/%s' using 1:2 with linespoints lw 2 pt %d title '%s', "
+			"'' using 1:4 with linespoints dt 2 lw 2 lc rgb 'gray40' %s, "
+			"'' using 1:3 with lines dt 3 lw 2 lc rgb 'black' %s",
+			sep, dir, dat[i], i ? 5 : 7, title,
+			sep[0] ? "notitle" : "title 'exact LRU, same blocks'",
+			sep[0] ? "notitle" : "title 'ideal (unlimited cache)'");
+		sep = ", ";
+	}
+	fputs("\n", g);
 	if (fclose(g))
 		return -errno;
 	char cmd[4300];
