@@ -3,9 +3,9 @@
  * and CSV (one object/row per point, the same fields), and replay.png: hit
  * ratio against capacity (fraction of the working set) for tierkv hot+cold
  * and hot only, with the trace's ideal and the exact LRU of the same
- * capacity as lines, drawn by gnuplot like bench/plots.c (the data, replay-split.dat
- * and replay-hot.dat, and the
- * script stay beside it: `gnuplot DIR/replay.gp` redraws it).
+ * capacity as lines, drawn by gnuplot like bench/plots.c (the data,
+ * replay-split.dat and replay-hot.dat, and the script stay beside it:
+ * `gnuplot DIR/replay.gp` redraws it).
  */
 #include <errno.h>
 #include <stdio.h>
