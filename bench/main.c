@@ -37,6 +37,9 @@ static const scenario scenarios[] = {
 	{"cache", "prefix cache: ns per block to attach a cached prefix of 1..4096 blocks, "
 		  "and of a miss, vs hashing the prompt",
 	 bench_cache_main},
+	{"replay", "replay a Mooncake/Azure serving trace (FILE): prefix-cache hit ratio vs "
+		   "capacity against the trace's ideal and an exact LRU, every reused byte checked",
+	 bench_replay_main},
 	{"kernels", "GB/s of every copy kernel (regular and streaming) and of glibc memcpy, "
 		    "4 KiB..64 MiB, 1 and 2 threads; measures the stream threshold",
 	 bench_kernels_main},

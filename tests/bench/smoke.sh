@@ -137,4 +137,41 @@ grep -q "tracing cost" "$out/trace.txt" || fail "--trace did not report its cost
 grep -q copy "$out/summary.txt" || fail "trace summary has no copy stage"
 "$trace_tool" "$out/run.trace" --json "$out/run.json"
 grep -q '"traceEvents"' "$out/run.json" || fail "trace JSON lacks traceEvents"
-echo "bench-smoke: OK ($objs results, plots and trace checked)"
+# The replay scenario on a slice of the Mooncake trace (~6 s): one capacity
+# below the working set and one above, hot+cold (restarted halfway) and hot
+# only; every reused byte must be right and, above the working set, the hot
+# only run must hit exactly the trace's ideal.
+trace_file=$(dirname "$0")/../data/mooncake_synthetic_trace.jsonl
+"$bench" replay "$trace_file" --requests 400 --capacity 0.25,1.5 --restart-at 0.5 \
+	--dir "$out" --out "$out" >"$out/replay.txt"
+for f in replay.json replay.csv replay.png; do
+	[[ -s $out/$f ]] || fail "replay: $f missing or empty"
+done
+python3 - "$out/replay.json" "$out/replay.csv" <<'EOF2' || fail "replay.json / replay.csv: see above"
+import csv, json, sys
+r = json.load(open(sys.argv[1]))
+rows = list(csv.DictReader(open(sys.argv[2], newline="")))
+errs = []
+if len(r) != 4 or len(rows) != 4:
+    errs.append("expected 4 replay points, JSON %d CSV %d" % (len(r), len(rows)))
+for p in r:
+    for k in ("scenario", "trace", "capacity_frac", "hot_frac", "hit_ratio", "hot_hit_ratio",
+              "cold_hit_ratio", "ideal_hit_ratio", "lru_hit_ratio", "wrong_bytes", "requests",
+              "seconds"):
+        if k not in p:
+            errs.append("replay point lacks %s" % k)
+    if p.get("scenario") != "replay" or p.get("requests") != 400:
+        errs.append("bad scenario/requests: %r" % p)
+    if p.get("wrong_bytes") != 0 or p.get("errors") != 0 or not p.get("checked_bytes"):
+        errs.append("wrong_bytes %r errors %r checked %r" % (p.get("wrong_bytes"), p.get("errors"), p.get("checked_bytes")))
+    if not 0 <= p["hit_ratio"] <= p["ideal_hit_ratio"] + 1e-9:
+        errs.append("hit_ratio %r above the ideal %r" % (p["hit_ratio"], p["ideal_hit_ratio"]))
+    if abs(p["hot_hit_ratio"] + p["cold_hit_ratio"] - p["hit_ratio"]) > 1e-5:
+        errs.append("hot + cold hit ratios != hit_ratio")
+    if p["capacity_frac"] >= 1 and p["hot_frac"] == 1 and p["hit_ratio"] != p["ideal_hit_ratio"]:
+        errs.append("hot only above the working set: hit %r != ideal %r" % (p["hit_ratio"], p["ideal_hit_ratio"]))
+for e in errs:
+    print("bench-smoke: " + e, file=sys.stderr)
+sys.exit(1 if errs else 0)
+EOF2
+echo "bench-smoke: OK ($objs results, plots and trace checked; replay checked)"
