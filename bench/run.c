@@ -198,6 +198,26 @@ static int write_outputs(const run_options *o, const bench_report *rep)
 	return rc;
 }
 
+/* The prefix cache on real traffic: the first 800 requests of the Mooncake
+ * trace kept with the tests (tests/data/, found from the repository root,
+ * where the README runs the main job), at a quarter of the working set and
+ * all of it. A whole trace: tierkv-bench replay FILE (bench/README.md). */
+#define REPLAY_TRACE "tests/data/mooncake_synthetic_trace.jsonl"
+static int replay_slice(const char *out_dir)
+{
+	if (access(REPLAY_TRACE, R_OK) != 0) {
+		printf("\n# replay skipped: %s not found (run from the repository root, or "
+		       "tierkv-bench replay FILE)\n", REPLAY_TRACE);
+		return 0;
+	}
+	printf("\n# prefix cache on the Mooncake trace (a slice; whole trace: tierkv-bench "
+	       "replay FILE)\n");
+	fflush(stdout);
+	char *argv[] = {"replay", REPLAY_TRACE, "--requests", "800", "--capacity", "0.25,1",
+			"--out", (char *)out_dir, NULL};
+	return bench_replay_main(8, argv);
+}
+
 int bench_default_main(int argc, char **argv)
 {
 	run_options o;
@@ -230,5 +250,7 @@ int bench_default_main(int argc, char **argv)
 	if (!rc)
 		rc = write_outputs(&o, &rep);
 	bench_report_free(&rep);
+	if (!rc && o.evict) /* the full default run, not --no-evict smoke runs */
+		rc = replay_slice(o.out_dir);
 	return rc ? 1 : 0;
 }
