@@ -10,6 +10,10 @@
 #ifndef TKV_BENCH_INTERNALS_H
 #define TKV_BENCH_INTERNALS_H
 
+/* replay: the library's one integer mixer, for synthetic token ids and KV rows
+ * that are functions of the trace (bench/replay_content.h). */
+#include "base/hash.h"
+
 /* report.c: the library's one growable array (results kept for JSON/CSV). */
 #include "base/array.h"
 

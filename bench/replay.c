@@ -9,7 +9,7 @@
  * of each block's hash id, so equal ids give equal tokens; Azure prompts
  * unique) and the expected KV of every prompt row (a function of the
  * block's exact prefix chain, its layer, row and K/V: tests/cache_helpers.h
- * ckv_row); tkv_seq_open_tokens (timed: the open-with-prefix call); store
+ * replay_row); tkv_seq_open_tokens (timed: the open-with-prefix call); store
  * the rest of the prompt, every layer, in prefill batches of
  * --prefill-batch tokens; tkv_seq_sync; read back every attached block of
  * every layer (tkv_read) and compare it byte for byte (wrong_bytes counts
@@ -49,7 +49,7 @@
 #include "bench/replay.h"
 #include "bench/report.h"
 #include "bench/scratch.h"
-#include "tests/cache_helpers.h"
+#include "bench/replay_content.h"
 #include "tierkv.h"
 
 typedef struct ropts {
@@ -223,9 +223,9 @@ static void fill_rows(unsigned char *k, unsigned char *v, uint32_t node, uint32_
 		      uint32_t n, size_t row)
 {
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t h = kvp_mix((uint64_t)node * REPLAY_BT + i + 1);
-		ckv_row(k + (size_t)i * row, h, layer, 0, row);
-		ckv_row(v + (size_t)i * row, h, layer, 1, row);
+		uint64_t h = tkv__mix64((uint64_t)node * REPLAY_BT + i + 1);
+		replay_row(k + (size_t)i * row, h, layer, 0, row);
+		replay_row(v + (size_t)i * row, h, layer, 1, row);
 	}
 }
 
@@ -259,7 +259,7 @@ static void restart(run *R)
 	while (R->done < R->restart)
 		pthread_cond_wait(&R->cv, &R->mu);
 	pthread_mutex_unlock(&R->mu);
-	tkv_stats st = ckv_stats(R->rt);
+	tkv_stats st = replay_stats(R->rt);
 	add_stats(&R->before, &st);
 	tkv_close(R->rt);
 	R->rt = NULL;
@@ -494,7 +494,7 @@ static int run_point(const replay_trace *t, const ropts *o, uint64_t hot_blocks,
 	double secs = (double)(bench_now_ns() - R.t0_ns) / 1e9;
 	tkv_stats st = {0};
 	if (R.rt) {
-		tkv_stats s = ckv_stats(R.rt);
+		tkv_stats s = replay_stats(R.rt);
 		pt->hot_bytes = s.hot_bytes_capacity;
 		pt->cold_bytes = s.cold_bytes_capacity;
 		add_stats(&st, &s);

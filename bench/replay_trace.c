@@ -38,7 +38,7 @@
 #include <time.h>
 
 #include "bench/replay.h"
-#include "tests/kv_pattern.h"
+#include "bench/replay_content.h"
 
 
 
@@ -46,12 +46,12 @@ uint32_t replay_prompt_token(uint64_t id, uint32_t i)
 {
 	/* a bijection of (id, i) for id < 2^59, truncated: 16 ids colliding
 	 * in all 16 tokens is ~2^-512 */
-	return (uint32_t)kvp_mix((id << 4 | i) ^ 0x5a5a000000000000ull);
+	return (uint32_t)tkv__mix64((id << 4 | i) ^ 0x5a5a000000000000ull);
 }
 
 uint32_t replay_output_token(size_t request, uint32_t i)
 {
-	return (uint32_t)kvp_mix(((uint64_t)request << 24 | i) ^ 0x7700000000000000ull) ^ 1u;
+	return (uint32_t)tkv__mix64(((uint64_t)request << 24 | i) ^ 0x7700000000000000ull) ^ 1u;
 }
 
 /* ---- growable arrays ---- */
@@ -206,7 +206,7 @@ static void trie_free(trie *tr)
 static uint32_t trie_get(trie *tr, uint32_t parent, uint64_t id, uint32_t *count, bool *made)
 {
 	uint64_t p = (uint64_t)parent + 2; /* parent UINT32_MAX: root */
-	for (size_t i = kvp_mix(p * 0x9e3779b97f4a7c15ull ^ kvp_mix(id)) & tr->mask;;
+	for (size_t i = tkv__mix64(p * 0x9e3779b97f4a7c15ull ^ tkv__mix64(id)) & tr->mask;;
 	     i = (i + 1) & tr->mask) {
 		if (tr->par[i] == p && tr->id[i] == id) {
 			*made = false;
