@@ -35,6 +35,7 @@
 
 #include "tests/cache_helpers.h"
 #include "tierkv.h"
+#include "tests/trace_file.h"
 
 #define TRACE_NAME "mooncake_synthetic_trace.jsonl"
 
@@ -51,36 +52,9 @@ typedef struct trace {
 	bool whole;
 } trace;
 
-static FILE *open_in(char *path, size_t size, const char *dir, int dir_len, const char *suffix)
-{
-	int n = snprintf(path, size, "%.*s%s", dir_len, dir, suffix);
-	return n > 0 && (size_t)n < size ? fopen(path, "r") : NULL;
-}
-
-/* As tests/policy.c: the shared/ folder beside the repository, found from
- * this source file, else up from the working directory. */
 static FILE *open_trace(char *path, size_t size)
 {
-	const char *file_slash = strrchr(__FILE__, '/');
-	FILE *f = NULL;
-	/* tests/data/ first: the copy kept with the tests (PROVENANCE.md) */
-	if (file_slash != NULL)
-		f = open_in(path, size, __FILE__, (int)(file_slash - __FILE__),
-			    "/data/" TRACE_NAME);
-	if (f == NULL && file_slash != NULL)
-		f = open_in(path, size, __FILE__, (int)(file_slash - __FILE__),
-			    "/../../shared/traces/" TRACE_NAME);
-	char dir[PATH_MAX];
-	if (f != NULL || getcwd(dir, sizeof(dir)) == NULL)
-		return f;
-	for (int up = 0; up < 8 && f == NULL; up++) {
-		f = open_in(path, size, dir, (int)strlen(dir), "/shared/traces/" TRACE_NAME);
-		char *slash = strrchr(dir, '/');
-		if (slash == NULL || slash == dir)
-			break;
-		*slash = '\0';
-	}
-	return f;
+	return trace_open(TRACE_NAME, path, size);
 }
 
 static bool trace_load(trace *t, char *path, size_t path_size, size_t limit)

@@ -20,6 +20,7 @@
 #include "tiers/policy_ghost.h"
 #include "tiers/policy_impl.h"
 #include "tierkv.h"
+#include "tests/trace_file.h"
 
 static const tkv__policy_ops *const all_policies[] = {&tkv__policy_lru, &tkv__policy_s3fifo};
 #define N_POLICIES (sizeof(all_policies) / sizeof(all_policies[0]))
@@ -561,38 +562,9 @@ typedef struct trace {
 	bool whole; /* every request read (no TKV_POLICY_REPLAY_REQUESTS cut) */
 } trace;
 
-/* Opens dir/suffix if the path fits. */
-static FILE *open_in(char *path, size_t size, const char *dir, int dir_len, const char *suffix)
-{
-	int n = snprintf(path, size, "%.*s%s", dir_len, dir, suffix);
-	return n > 0 && (size_t)n < size ? fopen(path, "r") : NULL;
-}
-
-/* The shared/ folder sits beside the repository (CI and dev trees alike):
- * look next to this source file's repository, then up from the working
- * directory (ctest runs in build/<preset>/tests). */
 static FILE *open_trace(char *path, size_t size)
 {
-	const char *file_slash = strrchr(__FILE__, '/'); /* .../repo/tests/policy.c */
-	FILE *f = NULL;
-	/* tests/data/ first: the copy kept with the tests (PROVENANCE.md) */
-	if (file_slash != NULL)
-		f = open_in(path, size, __FILE__, (int)(file_slash - __FILE__),
-			    "/data/" TRACE_NAME);
-	if (f == NULL && file_slash != NULL)
-		f = open_in(path, size, __FILE__, (int)(file_slash - __FILE__),
-			    "/../../shared/traces/" TRACE_NAME);
-	char dir[PATH_MAX];
-	if (f != NULL || getcwd(dir, sizeof(dir)) == NULL)
-		return f;
-	for (int up = 0; up < 8 && f == NULL; up++) {
-		f = open_in(path, size, dir, (int)strlen(dir), "/shared/traces/" TRACE_NAME);
-		char *slash = strrchr(dir, '/');
-		if (slash == NULL || slash == dir)
-			break;
-		*slash = '\0';
-	}
-	return f;
+	return trace_open(TRACE_NAME, path, size);
 }
 
 static void trace_push(trace *t, size_t *cap, uint32_t id, uint32_t tokens)
