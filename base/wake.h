@@ -61,8 +61,6 @@ typedef struct tkv__wake {
 	uint32_t waiters; /* announced waiters (prepare .. wait/cancel) */
 } tkv__wake;
 
-#define TKV__WAKE_INIT {0, 0}
-
 /* Announces a waiter; returns the ticket to pass to tkv__wake_wait. The
  * caller must re-check its condition after this (see above). */
 uint32_t tkv__wake_prepare(tkv__wake *w);

@@ -265,9 +265,8 @@ void tkv_close(tkv_runtime *rt)
 	free(rt);
 }
 
-int tkv__seq_id_check(const tkv_runtime *rt, uint64_t seq_id, const char *what)
+int tkv__seq_id_check(uint64_t seq_id, const char *what)
 {
-	(void)rt; /* reserved in every runtime, cache or not */
 	if (seq_id == TKV__CACHE_SEQ)
 		return tkv__fail(-EINVAL, "%s: sequence id %llu is reserved (it names the "
 				 "records of cached and shared blocks)",
@@ -295,7 +294,7 @@ int tkv__seq_insert(tkv_runtime *rt, tkv__seq *s)
 int tkv_seq_open(tkv_runtime *rt, uint64_t seq_id)
 {
 	int rc = tkv__rt_check(rt);
-	if (rc || (rc = tkv__seq_id_check(rt, seq_id, "seq_open")))
+	if (rc || (rc = tkv__seq_id_check(seq_id, "seq_open")))
 		return rc;
 	tkv__seq *s = tkv__seq_new(seq_id, rt->cfg.n_layers);
 	if (!s)

@@ -172,7 +172,7 @@ int tkv__rt_check(const struct tkv_runtime *rt);
 
 /* -EINVAL (with a message naming `what`) for the id the runtime reserves:
  * TKV__CACHE_SEQ (UINT64_MAX), the name of cached and shared blocks' records. */
-int tkv__seq_id_check(const struct tkv_runtime *rt, uint64_t seq_id, const char *what);
+int tkv__seq_id_check(uint64_t seq_id, const char *what);
 
 /* Makes a sequence visible (runtime.c): inserts it into the table, or
  * frees it and fails (-EEXIST, -ENOMEM) with a message. */

@@ -91,7 +91,7 @@ int tkv_seq_open_tokens(tkv_runtime *rt, uint64_t seq_id, const uint32_t *tokens
 			size_t n_tokens, const tkv_seq_opts *opts, uint64_t *cached_tokens)
 {
 	int rc = tkv__rt_check(rt);
-	if (rc || (rc = tkv__seq_id_check(rt, seq_id, "seq_open_tokens")))
+	if (rc || (rc = tkv__seq_id_check(seq_id, "seq_open_tokens")))
 		return rc;
 	if (!tokens && n_tokens)
 		return tkv__fail(-EINVAL, "seq_open_tokens: NULL tokens");

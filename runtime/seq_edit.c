@@ -278,7 +278,7 @@ static int fill_fork(tkv_runtime *rt, tkv__seq *s, tkv__seq *y, uint64_t len)
 int tkv_seq_fork(tkv_runtime *rt, uint64_t seq_id, uint64_t new_id)
 {
 	int rc = tkv__rt_check(rt);
-	if (rc || (rc = tkv__seq_id_check(rt, new_id, "seq_fork")))
+	if (rc || (rc = tkv__seq_id_check(new_id, "seq_fork")))
 		return rc;
 	tkv__seq *s = tkv__seq_get(&rt->seqs, seq_id);
 	if (!s)

@@ -520,3 +520,31 @@ Test(cache, dirty_model_file_drops_every_cache_record, .init = make_dir, .fini =
 	cr_assert_eq(st.cache_dropped_other, cold);
 	tkv_close(rt);
 }
+
+/* A runtime without model_id removes the cache records a previous run left
+ * (README, cold tier): nothing could match or drop them. */
+Test(cache, cacheless_run_removes_cache_records, .init = make_dir, .fini = remove_dir)
+{
+	tkv_config c = config("model-a", true);
+	c.hot_bytes = 8 * LAYERS * BT * ROW * 2;
+	c.hot_low_pct = 1;
+	tkv_runtime *rt = open_rt(&c);
+	uint32_t tok[40];
+	for (uint64_t id = 1; id <= 3; id++) {
+		for (uint32_t i = 0; i < 40; i++)
+			tok[i] = (uint32_t)(id * 100 + i);
+		serve(rt, id, tok, 40, NULL);
+		cr_assert_eq(tkv_seq_close(rt, id), 0);
+	}
+	tkv_close(rt);
+	rt = open_rt(&c);
+	cr_assert_gt(stats(rt).cache_recovered, 0);
+	tkv_close(rt);
+	tkv_config plain = config(NULL, true);
+	plain.hot_bytes = c.hot_bytes;
+	rt = open_rt(&plain);
+	tkv_close(rt);
+	rt = open_rt(&c);
+	cr_assert_eq(stats(rt).cache_recovered, 0, "the cache-less run left cache records");
+	tkv_close(rt);
+}

@@ -7,12 +7,16 @@
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <criterion/criterion.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/error.h"
 #include "runtime/runtime.h"
 #include "tests/kv_pattern.h"
 #include "tools/trace/trace_read.h"
@@ -461,4 +465,59 @@ Test(runtime, workers_follow_topology_and_pinning)
 		cr_assert_eq(st.workers[i].cpu, -1, "pin_workers = false leaves worker %u free", i);
 	tkv_close(rt);
 	rmdir(root);
+}
+
+/* The library never prints (tierkv.h): an environment knob it ignores is
+ * reported in tkv_stats.env_warning (each test is its own process, so the
+ * knob is read fresh here), and a valid one leaves it NULL. */
+Test(runtime, ignored_env_knob_is_in_stats)
+{
+	setenv("TKV_MAX_ISA", "sse9", 1);
+	tkv_config c = small_config();
+	tkv_runtime *rt = open_small(&c);
+	tkv_stats st = {.struct_size = sizeof(st)};
+	cr_assert_eq(tkv_stats_get(rt, &st), 0);
+	cr_assert_not_null(st.env_warning);
+	cr_assert(strstr(st.env_warning, "TKV_MAX_ISA=\"sse9\""), "%s", st.env_warning);
+	tkv_close(rt);
+}
+
+Test(runtime, valid_env_knob_leaves_no_warning)
+{
+	setenv("TKV_MAX_ISA", "scalar", 1);
+	tkv_config c = small_config();
+	tkv_runtime *rt = open_small(&c);
+	tkv_stats st = {.struct_size = sizeof(st)};
+	cr_assert_eq(tkv_stats_get(rt, &st), 0);
+	cr_assert_null(st.env_warning);
+	tkv_close(rt);
+}
+
+/* tkv_close cannot fail; a trace it could not finish writing is left in
+ * tkv_last_error() (tierkv.h). The file is capped at its size after open
+ * (RLIMIT_FSIZE, SIGXFSZ ignored), so every later write of it fails. */
+Test(runtime, unwritable_trace_is_reported_by_close)
+{
+	char path[] = "/tmp/tierkv-trace-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	tkv_config c = small_config();
+	c.trace_path = path;
+	tkv_runtime *rt = open_small(&c);
+	struct stat sb;
+	cr_assert_eq(stat(path, &sb), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	struct rlimit lim = {(rlim_t)sb.st_size, (rlim_t)sb.st_size};
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	unsigned char k[64 * 4] = {0};
+	for (uint32_t l = 0; l < c.n_layers; l++)
+		cr_assert_eq(tkv_store(rt, 1, l, 0, 1, k, k, 0, NULL), 0);
+	cr_assert_eq(tkv_seq_sync(rt, 1), 0);
+	tkv__clear_error();
+	tkv_close(rt);
+	cr_assert(strstr(tkv_last_error(), "trace"), "close left no message for the lost trace: "
+		  "'%s'", tkv_last_error());
+	unlink(path);
 }

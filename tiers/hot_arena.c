@@ -140,12 +140,3 @@ void tkv__arena_free(tkv__arena *a, void *p)
 	a->free_head = p;
 	pthread_mutex_unlock(&a->lock);
 }
-
-const char *tkv__arena_backend(void)
-{
-#ifdef TKV_SANITIZER_ALLOC
-	return "aligned_alloc per block (sanitizer build)";
-#else
-	return "jemalloc block pool";
-#endif
-}

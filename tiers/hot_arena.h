@@ -55,7 +55,5 @@ void tkv__arena_destroy(tkv__arena *a);
 void *tkv__arena_alloc(tkv__arena *a);
 /* Gives a block from tkv__arena_alloc back to its pool. Any thread. */
 void tkv__arena_free(tkv__arena *a, void *p);
-/* "jemalloc block pool" or "aligned_alloc per block (sanitizer build)". */
-const char *tkv__arena_backend(void);
 
 #endif
