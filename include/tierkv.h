@@ -124,6 +124,12 @@ typedef enum tkv_policy {
 } tkv_policy;
 
 /* When a cold record counts as written (and its hot block may be freed). */
+/* When blocks are written to the shared tier (tkv_config.shared_write). */
+typedef enum tkv_shared_write {
+	TKV_SHARED_WRITE_ON_DROP = 0, /* when dropped from the last local tier */
+	TKV_SHARED_WRITE_THROUGH = 1, /* when published */
+} tkv_shared_write;
+
 typedef enum tkv_durability {
 	/* fdatasync once per batch of records (default): a record reported
 	 * durable survives a crash or power loss. */
@@ -207,6 +213,39 @@ typedef struct tkv_config {
 	 * prefix (docs/KEY_FORMAT.md), and reused by every later sequence with
 	 * the same prefix, across restarts when the cold tier keeps them. */
 	const char *model_id;
+
+	/*
+	 * The shared tier: cached blocks in a Redis Cluster (or one standalone
+	 * Redis/Valkey server) that many serving nodes share, below the cold
+	 * tier. Off unless shared_enabled; then model_id and shared_seeds are
+	 * required (-EINVAL). Only published cache blocks go there, one key per
+	 * block ("tkv1:<namespace>:<block key>", spread over every master);
+	 * a value is a self-checking record (geometry, key, token ids, CRC32C
+	 * per layer) and anything fetched is verified before use: a nil, a
+	 * wrong length, a failed CRC or other token ids is a miss, counted
+	 * (tkv_stats.shared_*), never data. The cluster never makes a call
+	 * fail: a node down, a timeout, CLUSTERDOWN, TRYAGAIN, LOADING or OOM
+	 * is a miss or a dropped write, counted, and a call waits for it at
+	 * most shared_timeout_ms per network round (redirections add rounds,
+	 * at most 5). Unreachable seeds at open are not an error.
+	 *
+	 * Reads: tkv_seq_open_tokens continues a prefix that ends locally in
+	 * the shared tier (pipelined, stopping at the first missing block) and
+	 * attaches what it fetched like a local hit; tkv_cache_lookup counts
+	 * the blocks the cluster holds (EXISTS, unverified).
+	 * Writes (asynchronous, SET NX so a block already there is not sent
+	 * again as a replacement, at most 64 MiB queued; beyond that a block
+	 * is not written, counted in shared_writes_dropped):
+	 * TKV_SHARED_WRITE_ON_DROP (default) when a block leaves this node's
+	 * last local tier for space; TKV_SHARED_WRITE_THROUGH when it is
+	 * published (every block, at once: more traffic, and each publish
+	 * copies the block once more).
+	 */
+	bool shared_enabled;
+	const char *shared_seeds;           /* "host:port[,host:port...]", read at open */
+	uint32_t shared_timeout_ms;         /* per network round; 0: 500, at most 60000 */
+	uint32_t shared_connect_timeout_ms; /* 0: 200, at most 60000 */
+	tkv_shared_write shared_write;      /* default TKV_SHARED_WRITE_ON_DROP */
 } tkv_config;
 
 /* Fills *cfg with the defaults above (Llama-3-8B geometry in f32, blocks of
@@ -318,6 +357,9 @@ typedef struct tkv_cache_match {
 	uint64_t tokens;      /* out: matched tokens (whole blocks) */
 	uint64_t hot_blocks;  /* out: of the matched blocks, those in RAM */
 	uint64_t cold_blocks; /* out: those only on SSD */
+	/* Added after the first released layout. */
+	uint64_t shared_blocks; /* out: blocks after the local ones that the
+				 * shared tier holds (unverified; in tokens) */
 } tkv_cache_match;
 /* Looks the prompt up like tkv_seq_open_tokens would. -EINVAL (no
  * model_id, NULL arguments). Any thread. */
@@ -549,6 +591,31 @@ typedef struct tkv_stats {
 	uint64_t cache_dropped_cold;     /* ... for SSD space */
 	uint64_t cache_dropped_other;    /* tkv_cache_drop, unreadable records */
 	uint64_t cache_recovered;        /* entries rebuilt from the cold tier */
+
+	/* Shared tier (all 0 without one). Blocks are whole blocks. */
+	uint64_t cache_hit_blocks_shared; /* blocks attached from the shared tier */
+	uint64_t shared_fetch_blocks;     /* blocks asked of the cluster */
+	uint64_t shared_fetch_hits;       /* fetched and verified */
+	uint64_t shared_fetch_misses;     /* absent, or the cluster failed */
+	uint64_t shared_fetch_corrupt;    /* present but failed verification */
+	uint64_t shared_writes_queued;    /* blocks handed to the writer */
+	uint64_t shared_writes_stored;    /* SET NX stored them */
+	uint64_t shared_writes_existed;   /* the cluster had them already */
+	uint64_t shared_writes_failed;    /* the cluster failed the write */
+	uint64_t shared_writes_dropped;   /* not written: queue full or no memory */
+	uint64_t shared_bytes_sent;       /* values */
+	uint64_t shared_bytes_received;
+	uint64_t shared_err_timeout;      /* commands that timed out */
+	uint64_t shared_err_conn;         /* connection refused, reset, lost */
+	uint64_t shared_err_down;         /* skipped: node marked down */
+	uint64_t shared_err_busy;         /* TRYAGAIN, LOADING, CLUSTERDOWN */
+	uint64_t shared_err_oom;          /* OOM (server full, noeviction) */
+	uint64_t shared_err_other;        /* other error replies, redirect limit, too big */
+	uint64_t shared_moved;            /* -MOVED redirections followed */
+	uint64_t shared_ask;              /* -ASK redirections followed */
+	uint64_t shared_map_refreshes;
+	uint32_t shared_nodes_up;
+	uint32_t shared_nodes_down;
 } tkv_stats;
 
 /* A snapshot of the counters (each read atomically; not a consistent cut

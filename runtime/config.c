@@ -101,6 +101,25 @@ static int check_cold(const tkv_config *c)
 	return 0;
 }
 
+static int check_shared(const tkv_config *c)
+{
+	int rc;
+	if (!c->shared_enabled)
+		return 0;
+	if (!c->model_id)
+		return tkv__fail(-EINVAL, "config.shared_enabled: the shared tier holds prefix-cache "
+				 "blocks: set config.model_id");
+	if (!c->shared_seeds || !c->shared_seeds[0])
+		return tkv__fail(-EINVAL, "config.shared_seeds: the shared tier needs at least one "
+				 "\"host:port\" address");
+	if ((rc = check_range("shared_timeout_ms", c->shared_timeout_ms, 0, 60000)) ||
+	    (rc = check_range("shared_connect_timeout_ms", c->shared_connect_timeout_ms, 0, 60000)))
+		return rc;
+	if (c->shared_write != TKV_SHARED_WRITE_ON_DROP && c->shared_write != TKV_SHARED_WRITE_THROUGH)
+		return tkv__fail(-EINVAL, "config.shared_write: unknown policy %d", (int)c->shared_write);
+	return 0;
+}
+
 static int validate(const tkv_config *c, tkv__geometry *g)
 {
 	int rc;
@@ -127,6 +146,8 @@ static int validate(const tkv_config *c, tkv__geometry *g)
 	if (c->model_id && (!c->model_id[0] || strnlen(c->model_id, 1025) > 1024))
 		return tkv__fail(-EINVAL, "config.model_id: must be NULL (no prefix cache) or a "
 				 "non-empty string of at most 1024 bytes");
+	if ((rc = check_shared(c)))
+		return rc;
 	return check_cold(c) ? -EINVAL : derive_geometry(c, g);
 }
 

@@ -125,6 +125,63 @@ static void prefix_cache(out *o, const tkv_stats *st)
 		    *(const uint64_t *)((const char *)st + m[i].off));
 }
 
+/* The shared tier's counters and gauges (all 0 without one). */
+static void shared_tier(out *o, const tkv_stats *st)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} m[] = {
+#define M(n, t, h, f) {n, t, h, offsetof(tkv_stats, f)}
+		M("cache_hit_blocks_shared_total", "counter",
+		  "Blocks attached from the shared tier.", cache_hit_blocks_shared),
+		M("shared_fetch_blocks_total", "counter", "Blocks asked of the shared tier.",
+		  shared_fetch_blocks),
+		M("shared_fetch_hits_total", "counter", "Blocks fetched and verified.",
+		  shared_fetch_hits),
+		M("shared_fetch_misses_total", "counter",
+		  "Fetches that found no block or failed (see the error counters).",
+		  shared_fetch_misses),
+		M("shared_fetch_corrupt_total", "counter",
+		  "Fetched values that failed verification (never used).", shared_fetch_corrupt),
+		M("shared_writes_queued_total", "counter", "Blocks handed to the shared-tier writer.",
+		  shared_writes_queued),
+		M("shared_writes_stored_total", "counter", "Blocks the shared tier stored.",
+		  shared_writes_stored),
+		M("shared_writes_existed_total", "counter", "Blocks the shared tier already held.",
+		  shared_writes_existed),
+		M("shared_writes_failed_total", "counter", "Writes the shared tier failed.",
+		  shared_writes_failed),
+		M("shared_writes_dropped_total", "counter",
+		  "Blocks not written: queue full or out of memory.", shared_writes_dropped),
+		M("shared_bytes_sent_total", "counter", "Value bytes sent to the shared tier.",
+		  shared_bytes_sent),
+		M("shared_bytes_received_total", "counter", "Value bytes received from the shared tier.",
+		  shared_bytes_received),
+		M("shared_errors_timeout_total", "counter", "Shared-tier commands that timed out.",
+		  shared_err_timeout),
+		M("shared_errors_connection_total", "counter",
+		  "Shared-tier connections refused, reset or lost.", shared_err_conn),
+		M("shared_errors_node_down_total", "counter",
+		  "Shared-tier commands skipped: node marked down.", shared_err_down),
+		M("shared_errors_busy_total", "counter", "TRYAGAIN, LOADING or CLUSTERDOWN replies.",
+		  shared_err_busy),
+		M("shared_errors_oom_total", "counter", "OOM replies (server full).", shared_err_oom),
+		M("shared_errors_other_total", "counter",
+		  "Other error replies, redirection limit, values too big.", shared_err_other),
+		M("shared_moved_total", "counter", "MOVED redirections followed.", shared_moved),
+		M("shared_ask_total", "counter", "ASK redirections followed.", shared_ask),
+		M("shared_map_refreshes_total", "counter", "Slot map refreshes.",
+		  shared_map_refreshes),
+#undef M
+	};
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		one(o, m[i].name, m[i].type, m[i].help,
+		    *(const uint64_t *)((const char *)st + m[i].off));
+	one(o, "shared_nodes_up", "gauge", "Shared-tier nodes reachable.", st->shared_nodes_up);
+	one(o, "shared_nodes_down", "gauge", "Shared-tier nodes marked down.", st->shared_nodes_down);
+}
+
 int64_t tkv_metrics_prometheus(tkv_runtime *rt, char *buf, size_t len)
 {
 	tkv_stats *st = malloc(sizeof(*st)); /* ~8 KiB: not on the caller's stack */
@@ -153,6 +210,7 @@ int64_t tkv_metrics_prometheus(tkv_runtime *rt, char *buf, size_t len)
 	    st->pin_failures);
 	cold_tier(&o, st);
 	prefix_cache(&o, st);
+	shared_tier(&o, st);
 	free(st);
 	if (buf && len)
 		buf[o.used < len ? o.used : len - 1] = '\0';

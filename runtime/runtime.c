@@ -148,6 +148,25 @@ static int open_cache(tkv_runtime *rt)
 	return rc;
 }
 
+/* The shared tier below the cache (needs the cache: config checked that). */
+static int open_shared(tkv_runtime *rt)
+{
+	const tkv_config *c = &rt->cfg;
+	tkv__shared_tier_cfg sc = {
+		.client = {.seeds = c->shared_seeds,
+			   .connect_timeout_ms = c->shared_connect_timeout_ms,
+			   .op_timeout_ms = c->shared_timeout_ms},
+		.ns = tkv__cache_ns(rt->cache),
+		.crc = rt->kern->crc32c,
+	};
+	int rc = tkv__cold_layout_init(&sc.layout, c->n_layers, c->n_kv_heads, c->head_dim,
+				       c->dtype, c->block_tokens, rt->geo.block_bytes);
+	if (rc || (rc = tkv__shared_tier_open(&sc, &rt->shared)))
+		return rc;
+	tkv__cache_set_shared(rt->cache, rt->shared, c->shared_write == TKV_SHARED_WRITE_THROUGH);
+	return 0;
+}
+
 static int open_workers(tkv_runtime *rt)
 {
 	tkv__topology *t = calloc(1, sizeof(*t)); /* ~4 KiB: not on the stack */
@@ -197,6 +216,9 @@ static void teardown(tkv_runtime *rt)
 	tkv__cache_close(rt->cache);
 	rt->cache = NULL;
 	rt->tiers.cache = NULL;
+	/* after the cache: blocks dropped until now may still be queued for it */
+	tkv__shared_tier_close(rt->shared);
+	rt->shared = NULL;
 	tkv__workers_free(rt);
 	tkv__hot_close(&rt->hot);
 }
@@ -238,6 +260,8 @@ int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, tkv_runtime 
 		}
 		rt->cfg.model_id = rt->model_id;
 		if ((rc = open_cache(rt)))
+			goto fail;
+		if (rt->cfg.shared_enabled && (rc = open_shared(rt)))
 			goto fail;
 	}
 	*out = rt;

@@ -36,6 +36,7 @@
 #include "tiers/cache.h"
 #include "tiers/evictor.h"
 #include "tiers/hot.h"
+#include "tiers/shared_tier.h"
 #include "tiers/units.h"
 
 /* What a producer pushes: a description of the batch, never its data. */
@@ -103,6 +104,7 @@ struct tkv_runtime {
 	tkv__hot hot;        /* capacity and the workers' block pools */
 	tkv__evictor *ev;    /* NULL without a cold tier */
 	tkv__cache *cache;   /* NULL without config.model_id */
+	tkv__shared_tier *shared; /* NULL without config.shared_enabled */
 	char *model_id;      /* the runtime's copy of cfg.model_id */
 	bool cache_dir_dirty; /* cold_dir's cache-model to seal at close */
 	tkv__tiers tiers;    /* {&hot, ev, cache}: units.h */

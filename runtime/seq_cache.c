@@ -5,6 +5,7 @@
  * itself (index, publishing, drops) is tiers/cache.c.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,76 @@ static tkv__key *keys_of(const tkv__seq *s, uint64_t nb)
 	return k;
 }
 
+enum { SHARED_WINDOW_BYTES = 32 << 20 }; /* fetched per round, at most */
+
+/* A new unit holding a fetched record's layers in hot blocks, or NULL when
+ * the hot tier has no room even after the evictor and cache drops. */
+static tkv__unit *unit_from_record(tkv_runtime *rt, void *rec)
+{
+	const uint32_t nl = rt->cfg.n_layers;
+	if (tkv__reserve_hot(rt, nl, 0))
+		return NULL;
+	tkv__unit *u = tkv__unit_new(nl, TKV__CACHE_SEQ, 0);
+	if (!u) {
+		tkv__hot_release(&rt->hot, nl);
+		return NULL;
+	}
+	uint32_t l = 0;
+	for (; l < nl; l++) {
+		void *mem = tkv__hot_alloc(&rt->hot, l);
+		if (!mem)
+			break;
+		memcpy(mem, tkv__shared_tier_layer(rt->shared, rec, l), rt->geo.block_bytes);
+		u->blocks[l].mem = mem;
+	}
+	if (l < nl) { /* frees the blocks it has and releases all nl */
+		tkv__hot_release(&rt->hot, nl - l);
+		tkv__unit_destroy(&rt->tiers, u);
+		return NULL;
+	}
+	return u;
+}
+
+/*
+ * Continues a lookup that matched blocks [0, from) locally in the shared
+ * tier: fetches blocks from..nb-1 in windows (pipelined, verified), stops
+ * at the first that is not a verified hit, and makes each one a cache
+ * entry (tkv__cache_adopt) with a reference into units[]. Returns the
+ * blocks now matched (>= from). Never fails: whatever goes wrong is a miss.
+ */
+static size_t fetch_shared(tkv_runtime *rt, const tkv__key *keys, const uint32_t *tokens,
+			   size_t from, size_t nb, tkv__key salt_id, tkv__unit **units)
+{
+	const uint32_t bt = rt->cfg.block_tokens;
+	size_t rec = tkv__shared_tier_record_bytes(rt->shared), window = SHARED_WINDOW_BYTES / rec;
+	window = window < 1 ? 1 : window > 64 ? 64 : window;
+	void *bufs[64] = {0};
+	size_t got = from;
+	while (got < nb) {
+		size_t n = nb - got < window ? nb - got : window, have = 0;
+		while (have < n && (bufs[have] || (bufs[have] = tkv__shared_tier_buf_raw(rt->shared))))
+			have++;
+		size_t ok = tkv__shared_tier_fetch(rt->shared, keys + got, tokens + got * bt, have,
+						   bufs);
+		size_t adopted = 0;
+		for (; adopted < ok; adopted++) {
+			size_t b = got + adopted;
+			tkv__key parent = b == 0 ? salt_id : (tkv__key){0, units[b - 1]->rec_block};
+			tkv__unit *u = unit_from_record(rt, bufs[adopted]);
+			if (!u || !(u = tkv__cache_adopt(rt->cache, u, keys[b], parent,
+							 tokens + b * bt)))
+				break;
+			units[b] = u;
+		}
+		got += adopted;
+		if (adopted < n)
+			break;
+	}
+	for (size_t i = 0; i < window; i++)
+		tkv__shared_tier_buf_free(rt->shared, bufs[i]);
+	return got;
+}
+
 /* Attaches the cached prefix of s's known tokens; returns blocks attached
  * or -ENOMEM. */
 static int64_t attach_prefix(tkv_runtime *rt, tkv__seq *s, const uint32_t *tokens)
@@ -54,6 +125,8 @@ static int64_t attach_prefix(tkv_runtime *rt, tkv__seq *s, const uint32_t *token
 	}
 	tkv__key salt_id = {s->tok.salt_id_hi, s->tok.salt_id_lo};
 	size_t m = tkv__cache_lookup(rt->cache, keys, tokens, nb, salt_id, units, NULL, true);
+	if (rt->shared && m < nb)
+		m = fetch_shared(rt, keys, tokens, m, nb, salt_id, units);
 	int rc = 0;
 	for (size_t b = 0; b < m; b++) {
 		if (rc || (rc = tkv__seq_unit_set(s, b, units[b])))
@@ -156,8 +229,8 @@ int tkv_cache_lookup(tkv_runtime *rt, const uint32_t *tokens, size_t n_tokens,
 	if (!opts)
 		opts = &no_opts;
 	if ((rc = check_opts(opts, "cache_lookup")) ||
-	    (rc = tkv__struct_check(out, sizeof(*out), sizeof(*out), TKV__STRUCT_OUT,
-				    "tkv_cache_match")))
+	    (rc = tkv__struct_check(out, offsetof(tkv_cache_match, shared_blocks), sizeof(*out),
+				    TKV__STRUCT_OUT, "tkv_cache_match")))
 		return rc;
 	const uint32_t bt = rt->cfg.block_tokens;
 	size_t nb = n_tokens / bt;
@@ -170,9 +243,17 @@ int tkv_cache_lookup(tkv_runtime *rt, const uint32_t *tokens, size_t n_tokens,
 	tkv__cache_match m;
 	tkv__cache_lookup(rt->cache, keys, tokens, nb, tkv__key_salt_id(opts->salt, opts->salt_len),
 			  NULL, &m, true);
+	uint64_t shared = 0;
+	while (rt->shared && m.blocks + shared < nb) {
+		size_t ask = nb - m.blocks - shared, got;
+		ask = ask < 64 ? ask : 64;
+		shared += got = tkv__shared_tier_present(rt->shared, keys + m.blocks + shared, ask);
+		if (got < ask)
+			break; /* the first absent block ends the prefix */
+	}
 	if (keys != small)
 		free(keys);
-	tkv_cache_match full = {sizeof(full), m.blocks * bt, m.hot, m.cold};
+	tkv_cache_match full = {sizeof(full), (m.blocks + shared) * bt, m.hot, m.cold, shared};
 	tkv__struct_put(out, &full, sizeof(full));
 	return 0;
 }

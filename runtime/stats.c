@@ -35,6 +35,36 @@ static void cache_stats(tkv__cache *c, tkv_stats *out)
 	out->cache_dropped_cold = cs.dropped_cold;
 	out->cache_dropped_other = cs.dropped_other;
 	out->cache_recovered = cs.recovered;
+	out->cache_hit_blocks_shared = cs.hit_blocks_shared;
+}
+
+static void shared_stats(tkv__shared_tier *t, tkv_stats *out)
+{
+	tkv__shared_tier_stats s;
+	tkv__shared_tier_stats_get(t, &s);
+	out->shared_fetch_blocks = s.fetch_blocks;
+	out->shared_fetch_hits = s.fetch_hits;
+	out->shared_fetch_misses = s.fetch_misses;
+	out->shared_fetch_corrupt = s.fetch_corrupt;
+	out->shared_writes_queued = s.writes_queued;
+	out->shared_writes_stored = s.writes_stored;
+	out->shared_writes_existed = s.writes_existed;
+	out->shared_writes_failed = s.writes_failed;
+	out->shared_writes_dropped = s.writes_dropped;
+	out->shared_bytes_sent = s.client.bytes_sent;
+	out->shared_bytes_received = s.client.bytes_received;
+	out->shared_err_timeout = s.client.err_timeout;
+	out->shared_err_conn = s.client.err_conn;
+	out->shared_err_down = s.client.err_down;
+	out->shared_err_busy = s.client.err_busy;
+	out->shared_err_oom = s.client.err_oom;
+	out->shared_err_other = s.client.err_proto + s.client.err_redirect_limit +
+				s.client.err_too_big;
+	out->shared_moved = s.client.moved;
+	out->shared_ask = s.client.ask;
+	out->shared_map_refreshes = s.client.map_refreshes;
+	out->shared_nodes_up = s.client.nodes_up;
+	out->shared_nodes_down = s.client.nodes_down;
 }
 
 static void fill(tkv_runtime *rt, tkv_stats *out)
@@ -67,6 +97,8 @@ static void fill(tkv_runtime *rt, tkv_stats *out)
 	out->env_warning = tkv__kernels_env_note();
 	if (rt->cache)
 		cache_stats(rt->cache, out);
+	if (rt->shared)
+		shared_stats(rt->shared, out);
 }
 
 int tkv_stats_get(tkv_runtime *rt, tkv_stats *out)

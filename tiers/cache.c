@@ -17,6 +17,7 @@
 
 #include "base/error.h"
 #include "tiers/evictor.h"
+#include "tiers/shared_tier.h"
 
 #define N_STRIPES 64
 
@@ -37,11 +38,15 @@ struct tkv__cache {
 	pthread_mutex_t lru_lock __attribute__((aligned(64)));
 	tkv__cache_ent *lru_head, *lru_tail; /* head: unreferenced longest */
 
+	tkv__shared_tier *shared; /* NULL without a shared tier */
+	bool write_through;       /* write to it at publish, not at drop */
+
 	uint64_t next_id __attribute__((aligned(64))); /* cold record names */
 	/* counters (atomic) */
 	uint64_t lookups, lookup_blocks, hit_hot, hit_cold;
 	uint64_t published, deduplicated, publish_skipped;
 	uint64_t dropped_hot, dropped_cold, dropped_other, recovered;
+	uint64_t hit_shared, offered_shared;
 };
 
 /* ---- index -------------------------------------------------------------- */
@@ -259,11 +264,48 @@ static size_t take_victims(tkv__cache *c, enum want want, tkv__unit **victims, s
 	return n;
 }
 
-/* Frees dropped units in every tier; returns the hot blocks they held. */
-static uint64_t destroy_victims(tkv__cache *c, tkv__unit **victims, size_t n, uint64_t *ctr)
+/*
+ * A block leaving this node for space goes to the shared tier, unless it
+ * is known to be there (fetched from it, or written at publish). Its bytes
+ * come from RAM when every layer is there, else from its cold record (a
+ * synchronous read: this runs on the evictor, or on a store that found the
+ * hot tier full, which is rare and costs less than losing the block). A
+ * block that cannot be read, or finds the write queue full, is not offered:
+ * counted by the shared tier, and the drop goes on (a cache never refuses).
+ */
+static void offer_shared(tkv__cache *c, tkv__unit *u)
+{
+	if (!c->shared || c->write_through || u->ce->in_shared)
+		return;
+	void *buf = tkv__shared_tier_buf(c->shared);
+	if (!buf)
+		return;
+	bool ok = all_hot(u);
+	tkv__cold *cold = c->tiers->ev ? c->tiers->ev->cold : NULL;
+	if (ok) {
+		for (uint32_t l = 0; l < c->n_layers; l++)
+			memcpy(tkv__shared_tier_layer(c->shared, buf, l), u->blocks[l].mem,
+			       c->block_bytes);
+	} else if (cold && ck_pr_load_32(&u->cold)) {
+		ok = tkv__cold_read_record(cold, u->rec_seq, u->rec_block, buf, NULL) == 0;
+	}
+	if (!ok) {
+		tkv__shared_tier_buf_unused(c->shared, buf);
+		return;
+	}
+	tkv__shared_tier_put(c->shared, u->ce->key, u->ce->tokens, buf);
+	ck_pr_inc_64(&c->offered_shared);
+}
+
+/* Frees dropped units in every tier; returns the hot blocks they held.
+ * for_space: dropped to make room (offered to the shared tier first). */
+static uint64_t destroy_victims(tkv__cache *c, tkv__unit **victims, size_t n, uint64_t *ctr,
+				bool for_space)
 {
 	uint64_t hot = 0;
 	for (size_t i = 0; i < n; i++) {
+		if (for_space)
+			offer_shared(c, victims[i]);
 		for (uint32_t l = 0; l < victims[i]->n_layers; l++)
 			hot += victims[i]->blocks[l].mem != NULL;
 		tkv__unit_destroy(c->tiers, victims[i]);
@@ -280,7 +322,7 @@ uint64_t tkv__cache_drop_all(tkv__cache *c)
 	uint64_t total = 0;
 	size_t n;
 	while ((n = take_victims(c, WANT_ANY, v, BATCH)) > 0) {
-		destroy_victims(c, v, n, &c->dropped_other);
+		destroy_victims(c, v, n, &c->dropped_other, false);
 		total += n;
 	}
 	return total;
@@ -294,7 +336,7 @@ uint64_t tkv__cache_reclaim_hot(tkv__cache *c, uint64_t blocks)
 		size_t n = take_victims(c, WANT_HOT, v, 4);
 		if (!n)
 			break;
-		freed += destroy_victims(c, v, n, &c->dropped_hot);
+		freed += destroy_victims(c, v, n, &c->dropped_hot, true);
 	}
 	return freed;
 }
@@ -303,11 +345,25 @@ uint64_t tkv__cache_reclaim_cold(tkv__cache *c, uint64_t n)
 {
 	tkv__unit *v[BATCH];
 	size_t got = take_victims(c, WANT_COLD, v, n < BATCH ? n : BATCH);
-	destroy_victims(c, v, got, &c->dropped_cold);
+	destroy_victims(c, v, got, &c->dropped_cold, true);
 	return got;
 }
 
 /* ---- publishing --------------------------------------------------------- */
+
+/* Write-through: a copy of the block to the shared tier's queue, made while
+ * the unit is PUBLISHING (the evictor cannot take its layers away). */
+static void write_through(tkv__cache *c, tkv__unit *u)
+{
+	void *buf = tkv__shared_tier_buf(c->shared);
+	if (!buf)
+		return; /* queue full: counted there */
+	for (uint32_t l = 0; l < c->n_layers; l++)
+		memcpy(tkv__shared_tier_layer(c->shared, buf, l), u->blocks[l].mem, c->block_bytes);
+	tkv__shared_tier_put(c->shared, u->ce->key, u->ce->tokens, buf);
+	u->ce->in_shared = true;
+	ck_pr_inc_64(&c->offered_shared);
+}
 
 /*
  * The parent of block b of s (cache.h, "Entries"): the salt's identity for
@@ -400,6 +456,8 @@ static void publish(tkv__cache *c, tkv__seq *s, tkv__unit *u, uint64_t b)
 	ck_pr_store_32(&u->published, TKV__PUB_YES);
 	pthread_mutex_unlock(&st->lock);
 	ck_pr_inc_64(&c->published);
+	if (c->write_through)
+		write_through(c, u);
 	/* Release: the new record name before the evictor's CAS from HOT. */
 	ck_pr_fence_release();
 	ck_pr_store_32(&u->state, TKV__UNIT_HOT);
@@ -472,6 +530,56 @@ size_t tkv__cache_lookup(tkv__cache *c, const tkv__key *keys, const uint32_t *to
 	if (m)
 		*m = got;
 	return i;
+}
+
+/* ---- blocks from the shared tier --------------------------------------- */
+
+void tkv__cache_set_shared(tkv__cache *c, tkv__shared_tier *st, bool write_through)
+{
+	c->shared = st;
+	c->write_through = st && write_through;
+}
+
+tkv__unit *tkv__cache_adopt(tkv__cache *c, tkv__unit *u, tkv__key key, tkv__key parent,
+			    const uint32_t *tokens)
+{
+	tkv__cache_ent *e = ent_new(c, key, parent, tokens);
+	if (!e) {
+		tkv__unit_destroy(c->tiers, u);
+		return NULL;
+	}
+	e->in_shared = true;
+	stripe *st = stripe_of(c, key);
+	pthread_mutex_lock(&st->lock);
+	tkv__cache_ent *same = find(c, st, key, tokens, parent);
+	if (same && tkv__unit_tryref(same->unit)) {
+		tkv__unit *have = same->unit;
+		pthread_mutex_unlock(&st->lock);
+		free(e);
+		tkv__unit_destroy(c->tiers, u);
+		ck_pr_inc_64(&c->hit_shared);
+		return have;
+	}
+	e->unit = u;
+	u->ce = e;
+	u->rec_seq = TKV__CACHE_SEQ;
+	u->rec_block = ck_pr_faa_64(&c->next_id, 1);
+	u->rec_seqno = 0;
+	u->layers_full = c->n_layers;
+	u->refs = 1; /* the caller's */
+	u->published = TKV__PUB_YES;
+	tkv__cache_ent **bk = bucket_of(st, key);
+	e->hnext = *bk;
+	ck_pr_fence_release(); /* the entry and the unit before lookups see it */
+	*bk = e;
+	st->count++;
+	maybe_grow(st);
+	pthread_mutex_unlock(&st->lock);
+	ck_pr_inc_64(&c->hit_shared);
+	/* evictable like any full unit: it may go to the cold tier */
+	if (c->tiers->ev)
+		tkv__evictor_unit_full(c->tiers->ev, u);
+	return u;
 }
 
 /* ---- a sequence's tokens and keys ------------------------------------- */
@@ -636,6 +744,8 @@ void tkv__cache_stats_get(tkv__cache *c, tkv__cache_stats *st)
 	st->dropped_cold = ck_pr_load_64(&c->dropped_cold);
 	st->dropped_other = ck_pr_load_64(&c->dropped_other);
 	st->recovered = ck_pr_load_64(&c->recovered);
+	st->hit_blocks_shared = ck_pr_load_64(&c->hit_shared);
+	st->offered_shared = ck_pr_load_64(&c->offered_shared);
 	/* Tier occupancy by walking the index: entries cannot be freed while
 	 * their stripe is locked (a drop unlinks first). */
 	for (int i = 0; i < N_STRIPES; i++) {

@@ -67,6 +67,7 @@ typedef struct tkv__cache_ent {
 	struct tkv__cache_ent *hnext;        /* index chain (stripe lock) */
 	struct tkv__cache_ent *lprev, *lnext; /* unreferenced list (lru lock) */
 	bool in_lru;
+	bool in_shared;                      /* known to be in the shared tier */
 	tkv__unit *unit;
 	uint32_t tokens[];                   /* block_tokens ids */
 } tkv__cache_ent;
@@ -82,6 +83,8 @@ typedef struct tkv__cache_stats {
 	uint64_t published, deduplicated, publish_skipped;
 	uint64_t entries_hot, entries_cold, bytes_hot, bytes_cold;
 	uint64_t dropped_hot, dropped_cold, dropped_other, recovered;
+	uint64_t hit_blocks_shared; /* blocks attached from the shared tier */
+	uint64_t offered_shared;    /* blocks handed to the shared tier's writer */
 } tkv__cache_stats;
 
 /* A cache over the runtime's tiers (t must outlive it) for the namespace
@@ -94,6 +97,25 @@ void tkv__cache_close(tkv__cache *c);
  * unreferenced, cold-only entries. Records that do not read back as cache
  * blocks are removed and counted as dropped. 0 or -ENOMEM. */
 int tkv__cache_recover(tkv__cache *c, tkv__cold *cold);
+
+struct tkv__shared_tier;
+/* Gives the cache a shared tier below its local tiers (before any sequence
+ * exists; st outlives the cache): blocks dropped for space are written
+ * there, or, with write_through, every block when it is published. */
+void tkv__cache_set_shared(tkv__cache *c, struct tkv__shared_tier *st, bool write_through);
+
+/*
+ * Makes a cache entry of block i of a chain fetched from the shared tier:
+ * u is a new unit (every layer in RAM and counted in the hot tier,
+ * layers_full = n_layers, in no table), key and tokens the block's, parent
+ * the entry the lookup matched for block i - 1 (or the salt's identity for
+ * block 0). Returns the entry's unit with a reference for the caller: u,
+ * now published and evictable, or, if an equal entry appeared meanwhile
+ * (another sequence fetched or computed it), that one, and u is freed.
+ * NULL: out of memory (u freed).
+ */
+tkv__unit *tkv__cache_adopt(tkv__cache *c, tkv__unit *u, tkv__key key, tkv__key parent,
+			    const uint32_t *tokens);
 
 /* The namespace key every chain starts from. */
 tkv__key tkv__cache_ns(const tkv__cache *c);
