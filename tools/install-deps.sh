@@ -10,6 +10,8 @@ pkgs=(
 	libjemalloc-dev    # per-worker hot-tier arenas
 	libcriterion-dev   # unit tests
 	liburing-dev       # cold-tier async I/O
+	libhiredis-dev     # shared tier: the Redis protocol under our cluster client (tiers/shared_*.c)
+	redis-server redis-tools  # shared-tier tests: real cluster and standalone servers on loopback
 	libxxhash-dev      # prefix-cache block keys: XXH3-128, seedless (docs/KEY_FORMAT.md)
 	python3-xxhash     # tests/key_vectors.py: independent check of the key test vectors
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static  # NEON kernels under qemu

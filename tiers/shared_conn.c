@@ -1,0 +1,250 @@
+/*
+ * shared_conn.c - one connection to one node (a "link"), owned by one
+ * thread: connect with a timeout, send pipelined commands, read replies.
+ *
+ * hiredis parses the replies; the sending is ours, for two reasons:
+ *   - SIGPIPE: hiredis writes with write(2), so a node that closed the
+ *     connection would kill an embedder that did not ignore SIGPIPE; a
+ *     library must not touch the process's signal handling, and
+ *     sendmsg(MSG_NOSIGNAL) avoids the signal instead.
+ *   - copies: redisAppendCommandArgv formats the command (one copy of the
+ *     value) and appends it to the output buffer (a second), and every
+ *     partial write moves the rest of that buffer down (sdsrange); a SET of
+ *     a 4 MiB value would be copied several times. Here a value is sent
+ *     straight from the caller's memory by an iovec.
+ * The reading side keeps hiredis's reader but replaces its createString:
+ * a GET's bulk string is copied once, from the reader's buffer into the
+ * op's buffer, instead of into a reply object the caller would copy again;
+ * a value longer than the op's buffer is not copied at all.
+ *
+ * Both directions use the socket timeouts set by redisSetTimeout
+ * (SO_RCVTIMEO/SO_SNDTIMEO = op_timeout_ms), so no single read or write
+ * waits longer; after any error the caller closes the link, so a reply that
+ * arrives late is never read as the answer to a later command.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "base/array.h"
+#include "tiers/shared_impl.h"
+
+struct tkv__shared_seg {
+	const void *ext; /* NULL: bytes at hdr + off */
+	size_t off, len;
+};
+
+char tkv__shared_hit_mark, tkv__shared_toobig_mark;
+
+static bool is_mark(const void *p)
+{
+	return p == &tkv__shared_hit_mark || p == &tkv__shared_toobig_mark;
+}
+
+/* hiredis gives every task the reader's privdata: the link. */
+static void *create_string(const redisReadTask *task, char *str, size_t len)
+{
+	tkv__shared_link *l = task->privdata;
+	tkv__shared_op *op = l->sink;
+	if (!op || task->parent || task->type != REDIS_REPLY_STRING)
+		return l->orig->createString(task, str, len);
+	op->len = len;
+	if (len > op->cap)
+		return &tkv__shared_toobig_mark;
+	if (len)
+		memcpy(op->buf, str, len);
+	return &tkv__shared_hit_mark;
+}
+
+void tkv__shared_reply_free(void *reply)
+{
+	if (reply && !is_mark(reply))
+		freeReplyObject(reply);
+}
+
+static struct timeval tv_of_ns(uint64_t ns)
+{
+	return (struct timeval){(time_t)(ns / 1000000000u), (suseconds_t)(ns % 1000000000u / 1000u)};
+}
+
+int tkv__shared_link_open(tkv__shared *s, tkv__shared_link *l, uint16_t node)
+{
+	const tkv__shared_node *n = &s->nodes[node];
+	redisContext *ctx = redisConnectWithTimeout(n->host, n->port, tv_of_ns(s->connect_timeout_ns));
+	if (!ctx)
+		return -ENOMEM;
+	if (ctx->err) {
+		int err = ctx->err == REDIS_ERR_IO && errno == ETIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
+		redisFree(ctx);
+		return err;
+	}
+	if (redisSetTimeout(ctx, tv_of_ns(s->op_timeout_ns)) != REDIS_OK) {
+		redisFree(ctx);
+		return -ECONNRESET;
+	}
+	l->orig = ctx->reader->fn;
+	l->fns = *l->orig;
+	l->fns.createString = create_string;
+	l->fns.freeObject = tkv__shared_reply_free;
+	ctx->reader->fn = &l->fns;
+	ctx->reader->privdata = l;
+	l->ctx = ctx;
+	l->sink = NULL;
+	l->hdr_len = l->n_segs = 0;
+	TKV__SHARED_COUNT(s, conns_opened, 1);
+	return 0;
+}
+
+void tkv__shared_link_close(tkv__shared *s, tkv__shared_link *l, bool on_error)
+{
+	if (!l->ctx)
+		return;
+	redisFree(l->ctx);
+	l->ctx = NULL;
+	l->hdr_len = l->n_segs = 0;
+	if (on_error)
+		TKV__SHARED_COUNT(s, conns_closed_on_error, 1);
+}
+
+void tkv__shared_link_free(tkv__shared_link *l)
+{
+	if (l->ctx)
+		redisFree(l->ctx);
+	free(l->hdr);
+	free(l->segs);
+	memset(l, 0, sizeof(*l));
+}
+
+static int put_seg(tkv__shared_link *l, const void *ext, size_t off, size_t len)
+{
+	void *t = tkv__array_grow(l->segs, &l->segs_cap, l->n_segs + 1, sizeof(*l->segs));
+	if (!t)
+		return -ENOMEM;
+	l->segs = t;
+	struct tkv__shared_seg *last = l->n_segs ? &l->segs[l->n_segs - 1] : NULL;
+	if (!ext && last && !last->ext && last->off + last->len == off) {
+		last->len += len; /* consecutive header bytes: one iovec */
+		return 0;
+	}
+	l->segs[l->n_segs++] = (struct tkv__shared_seg){ext, off, len};
+	return 0;
+}
+
+static int put_hdr(tkv__shared_link *l, const void *p, size_t n)
+{
+	void *t = tkv__array_grow(l->hdr, &l->hdr_cap, l->hdr_len + n, 1);
+	if (!t)
+		return -ENOMEM;
+	l->hdr = t;
+	memcpy(l->hdr + l->hdr_len, p, n);
+	l->hdr_len += n;
+	return put_seg(l, NULL, l->hdr_len - n, n);
+}
+
+static int put_fmt(tkv__shared_link *l, char kind, size_t n)
+{
+	char b[32];
+	int k = snprintf(b, sizeof(b), "%c%zu\r\n", kind, n);
+	return put_hdr(l, b, (size_t)k);
+}
+
+int tkv__shared_link_add(tkv__shared_link *l, int argc, const char *const *argv,
+			 const size_t *lens, int ext)
+{
+	int rc = put_fmt(l, '*', (size_t)argc);
+	for (int i = 0; i < argc && rc == 0; i++) {
+		rc = put_fmt(l, '$', lens[i]);
+		if (rc == 0 && lens[i])
+			rc = i == ext ? put_seg(l, argv[i], 0, lens[i]) : put_hdr(l, argv[i], lens[i]);
+		if (rc == 0)
+			rc = put_hdr(l, "\r\n", 2);
+	}
+	return rc;
+}
+
+/* Sends iov[0..n), all of it, advancing the array past what was sent. */
+static int send_all(int fd, struct iovec *iov, size_t n)
+{
+	while (n) {
+		struct msghdr m = {.msg_iov = iov, .msg_iovlen = n < IOV_MAX ? n : IOV_MAX};
+		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -ECONNRESET;
+		}
+		while (n && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++, n--;
+		}
+		if (n) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+int tkv__shared_link_flush(tkv__shared_link *l)
+{
+	size_t n = l->n_segs;
+	if (n == 0)
+		return 0;
+	struct iovec *iov = malloc(n * sizeof(*iov));
+	if (!iov)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct tkv__shared_seg *g = &l->segs[i];
+		iov[i].iov_base = g->ext ? (void *)g->ext : l->hdr + g->off;
+		iov[i].iov_len = g->len;
+	}
+	int rc = send_all(l->ctx->fd, iov, n);
+	free(iov);
+	l->hdr_len = l->n_segs = 0;
+	return rc;
+}
+
+int tkv__shared_link_read(tkv__shared_link *l, tkv__shared_op *sink, void **reply)
+{
+	*reply = NULL;
+	l->sink = sink;
+	int rc = redisGetReply(l->ctx, reply);
+	int e = errno;
+	l->sink = NULL;
+	if (rc == REDIS_OK && *reply)
+		return 0;
+	switch (l->ctx->err) {
+	case REDIS_ERR_IO:
+		return e == EAGAIN || e == EWOULDBLOCK ? -ETIMEDOUT : -ECONNRESET;
+	case REDIS_ERR_EOF:
+		return -ECONNRESET;
+	case REDIS_ERR_OOM:
+		return -ENOMEM;
+	default:
+		return -EPROTO;
+	}
+}
+
+redisReply *tkv__shared_query(tkv__shared *s, uint16_t node, int argc, const char *const *argv)
+{
+	tkv__shared_link l = {0};
+	size_t lens[8];
+	void *r = NULL;
+	if (argc > 8 || tkv__shared_link_open(s, &l, node) != 0)
+		goto out;
+	for (int i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	if (tkv__shared_link_add(&l, argc, argv, lens, -1) != 0 || tkv__shared_link_flush(&l) != 0 ||
+	    tkv__shared_link_read(&l, NULL, &r) != 0) {
+		tkv__shared_reply_free(r);
+		r = NULL;
+	}
+out:
+	tkv__shared_link_free(&l);
+	return r;
+}
