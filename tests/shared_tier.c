@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -433,4 +434,74 @@ Test(shared_tier, config_is_checked)
 	/* off: the seeds are not even looked at */
 	c.shared_enabled = false;
 	cr_assert_eq(tkv_config_validate(&c), 0);
+}
+
+/* ---- a node killed in the middle of a run ------------------------------- */
+
+/* Node 1 stores 8 blocks in a private cluster; the master holding block 3
+ * is killed; node 2 attaches exactly the blocks before the first one that
+ * lived there, byte-exact, counts the failure, and its own write-through
+ * writes to the dead master fail and are counted, without a hang. */
+Test(shared_tier, a_killed_master_costs_only_its_blocks)
+{
+	char *seeds = private_start("kill", "cluster", "3");
+	char model[128];
+	fresh_model(model, sizeof(model), "kill");
+	const size_t nb = 8, n = nb * BT;
+	cr_assert_eq(run_node(seeds, model, 4000, n, 'k', "through"), 0);
+	uint32_t *t = tokens_from(4000, n);
+
+	/* which master holds each block (it alone answers EXISTS with 1) */
+	int ports[3], owner[8];
+	const char *p = seeds;
+	for (int i = 0; i < 3; i++) {
+		ports[i] = atoi(strchr(p, ':') + 1);
+		p = strchr(p, ',') ? strchr(p, ',') + 1 : p;
+	}
+	for (size_t b = 0; b < nb; b++) {
+		char key[128];
+		block_key_name(model, t, b, key, sizeof(key));
+		owner[b] = -1;
+		for (int i = 0; i < 3; i++)
+			if (strcmp(sh("redis-cli -p %d EXISTS %s", ports[i], key), "1") == 0)
+				owner[b] = i;
+		cr_assert_geq(owner[b], 0, "block %zu is on no master", b);
+	}
+	int dead = owner[3];
+	size_t expect = 0;
+	while (owner[expect] != dead)
+		expect++;
+	pid_t pid = server_pid(ports[dead]);
+	cr_assert_eq(kill(pid, SIGKILL), 0);
+	for (int i = 0; i < 200 && kill(pid, 0) == 0; i++)
+		usleep(10000);
+
+	tkv_config c = shared_config(model, seeds, 64);
+	c.shared_write = TKV_SHARED_WRITE_THROUGH;
+	tkv_runtime *rt = open_rt(&c);
+	ckv_expect e;
+	double t0 = now_s();
+	cr_assert_eq(run_prompt(rt, 1, t, n, NULL, 'k', &e), expect * BT);
+	cr_assert_lt(now_s() - t0, 20.0, "a dead master hung the call");
+	cr_assert_eq(ckv_check_all(rt, 1, &e, BT), 0);
+	tkv_stats st = ckv_stats(rt);
+	cr_assert_eq(st.cache_hit_blocks_shared, expect);
+	cr_assert_geq(st.shared_err_conn + st.shared_err_down + st.shared_err_timeout, 1);
+	/* the blocks it computed are written through: the dead master's fail */
+	for (int i = 0; i < 10000; i++, usleep(1000)) {
+		st = ckv_stats(rt);
+		if (st.shared_writes_stored + st.shared_writes_existed + st.shared_writes_failed ==
+		    st.shared_writes_queued)
+			break;
+	}
+	cr_assert_eq(st.shared_writes_queued, nb - expect);
+	size_t on_dead = 0;
+	for (size_t b = expect; b < nb; b++)
+		on_dead += owner[b] == dead;
+	cr_assert_eq(st.shared_writes_failed, on_dead);
+	tkv_close(rt);
+	private_stop("kill");
+	ckv_expect_free(&e);
+	free(t);
+	free(seeds);
 }
