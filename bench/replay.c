@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench/bench.h"
 #include "bench/internals.h"
@@ -63,6 +64,9 @@ typedef struct ropts {
 	bool hot_only, split, sync;
 	tkv_policy policy;
 	size_t limit;
+	const char *shared;  /* seeds of a Redis Cluster: also run nodes sharing it */
+	uint32_t nodes;      /* serving nodes in the shared runs */
+	int shared_write;    /* 0: both policies, else 1 + tkv_shared_write */
 } ropts;
 
 static void usage(FILE *f)
@@ -73,12 +77,16 @@ static void usage(FILE *f)
 		"         [--requests N] [--geometry NAME | --layers N --heads N --dim N]\n"
 		"         [--dtype f32|bf16|f16] [--prefill-batch N] [--decode-batch N]\n"
 		"         [--dir DIR] [--json FILE] [--csv FILE] [--out DIR]\n"
+		"         [--shared HOST:PORT[,...] [--nodes N] [--shared-write drop|through]]\n"
 		"  FILE: a Mooncake JSON-lines or Azure CSV trace (detected from the content).\n"
 		"  Defaults: 2 threads, as fast as possible, capacity 0.1,0.25,0.5,1 of the\n"
 		"  working set, hot-frac 0.5 (plus a hot-only run of each), 2 layers x 1 kv\n"
 		"  head x head_dim 64 f32, block 16 tokens (one 512-token trace block = one\n"
 		"  cache block), prefill batch 256, decode batch 1. --out DIR writes\n"
-		"  replay.json, replay.csv and replay.png. Method: bench/replay.c.\n");
+		"  replay.json, replay.csv and replay.png. Method: bench/replay.c.\n"
+		"  --shared: after each capacity's one-node runs, the trace split round-robin\n"
+		"  over N runtimes (default 2) of the same per-node sizes that share the Redis\n"
+		"  Cluster (or server) at those seeds, once per write policy (default: both).\n");
 }
 
 static int parse(int argc, char **argv, ropts *o)
@@ -86,7 +94,7 @@ static int parse(int argc, char **argv, ropts *o)
 	*o = (ropts){.threads = 2, .layers = 2, .heads = 1, .dim = 64, .prefill = 256,
 		     .decode = 1, .dtype = TKV_DTYPE_F32, .geometry = "replay-small",
 		     .hot_frac = 0.5, .restart_at = -1, .caps = {0.1, 0.25, 0.5, 1}, .n_caps = 4,
-		     .hot_only = true, .split = true};
+		     .hot_only = true, .split = true, .nodes = 2};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name) (!strcmp(a, name) && v && (i++, 1))
@@ -149,6 +157,14 @@ static int parse(int argc, char **argv, ropts *o)
 			o->sync = !strcmp(v, "sync");
 		} else if (OPT("--policy")) {
 			o->policy = !strcmp(v, "lru") ? TKV_POLICY_LRU : TKV_POLICY_S3FIFO;
+		} else if (OPT("--shared")) {
+			o->shared = v;
+		} else if (OPT("--nodes")) {
+			o->nodes = (uint32_t)strtoul(v, NULL, 10);
+		} else if (OPT("--shared-write")) {
+			o->shared_write = !strcmp(v, "through") ? 1 + TKV_SHARED_WRITE_THROUGH
+					  : !strcmp(v, "drop")  ? 1 + TKV_SHARED_WRITE_ON_DROP
+								: -1;
 		} else if (!strcmp(a, "--hot-only")) {
 			o->split = false;
 		} else if (!strcmp(a, "--split-only")) {
@@ -163,7 +179,8 @@ static int parse(int argc, char **argv, ropts *o)
 	}
 	if (!o->file || o->threads == 0 || o->threads > 256 || o->n_caps == 0 ||
 	    o->hot_frac <= 0 || o->hot_frac > 1 || o->prefill == 0 || o->decode == 0 ||
-	    o->layers == 0 || o->heads == 0 || o->dim == 0 || o->restart_at >= 1) {
+	    o->layers == 0 || o->heads == 0 || o->dim == 0 || o->restart_at >= 1 ||
+	    o->nodes < 1 || o->nodes > REPLAY_MAX_NODES || o->shared_write < 0) {
 		usage(stderr);
 		return -1;
 	}
@@ -177,7 +194,10 @@ typedef struct run {
 	const ropts *o;
 	tkv_config cfg;
 	size_t row; /* bytes of one K (or V) row */
-	tkv_runtime *rt;
+	tkv_runtime *rt; /* node 0, the only one without the shared tier */
+	tkv_runtime *nodes[REPLAY_MAX_NODES]; /* request r goes to nodes[r % n_nodes] */
+	uint32_t n_nodes;
+	tkv_stats node_st[REPLAY_MAX_NODES];
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	size_t next, turn, done, restart;
@@ -207,6 +227,15 @@ static void add_stats(tkv_stats *acc, const tkv_stats *s)
 	acc->cache_lookup_blocks += s->cache_lookup_blocks;
 	acc->cache_hit_blocks_hot += s->cache_hit_blocks_hot;
 	acc->cache_hit_blocks_cold += s->cache_hit_blocks_cold;
+	acc->cache_hit_blocks_shared += s->cache_hit_blocks_shared;
+	acc->shared_fetch_corrupt += s->shared_fetch_corrupt;
+	acc->shared_fetch_misses += s->shared_fetch_misses;
+	acc->shared_writes_queued += s->shared_writes_queued;
+	acc->shared_writes_stored += s->shared_writes_stored;
+	acc->shared_writes_dropped += s->shared_writes_dropped;
+	acc->shared_writes_failed += s->shared_writes_failed;
+	acc->shared_err_timeout += s->shared_err_timeout;
+	acc->shared_err_conn += s->shared_err_conn;
 	acc->cache_dropped_hot += s->cache_dropped_hot;
 	acc->cache_dropped_cold += s->cache_dropped_cold;
 	acc->cache_dropped_other += s->cache_dropped_other;
@@ -270,6 +299,29 @@ static void restart(run *R)
 	}
 }
 
+/*
+ * Shared runs: the blocks this node queued for the cluster are written
+ * before the next request opens (bounded: 1 s). Replayed as fast as
+ * possible, requests follow each other in microseconds, while in the trace
+ * they are milliseconds apart, longer than a block write takes: without
+ * this the split runs would measure the writer's lag, not the cache.
+ */
+static void settle_shared(tkv_runtime *rt)
+{
+	if (!rt->shared)
+		return;
+	uint64_t until = bench_now_ns() + 1000000000u;
+	for (;;) {
+		tkv__shared_tier_stats s;
+		tkv__shared_tier_stats_get(rt->shared, &s);
+		if (s.writes_stored + s.writes_existed + s.writes_failed >= s.writes_queued ||
+		    bench_now_ns() > until)
+			return;
+		struct timespec ts = {0, 20000};
+		nanosleep(&ts, NULL);
+	}
+}
+
 static void request(run *R, tbuf *b, size_t r)
 {
 	const replay_trace *t = R->t;
@@ -307,7 +359,7 @@ static void request(run *R, tbuf *b, size_t r)
 	wait_turn(R, r);
 	if (r == R->restart)
 		restart(R);
-	tkv_runtime *rt = R->rt;
+	tkv_runtime *rt = R->n_nodes > 1 ? R->nodes[r % R->n_nodes] : R->rt;
 	uint64_t errors = 0, wrong = 0, checked = 0, cached = 0, stored = 0;
 	uint64_t t0 = bench_now_ns();
 	int rc = rt ? tkv_seq_open_tokens(rt, seq, b->tok, n, NULL, &cached) : -EBADF;
@@ -334,6 +386,8 @@ static void request(run *R, tbuf *b, size_t r)
 	int open_rc = rc;
 	if (rc == 0 && tkv_seq_sync(rt, seq))
 		errors++;
+	if (R->n_nodes > 1)
+		settle_shared(rt);
 	/* the next request may open now: our prompt blocks are published */
 	pthread_mutex_lock(&R->mu);
 	R->turn = r + 1;
@@ -445,7 +499,8 @@ static int cmp_u64(const void *a, const void *b)
 
 /* One point: hot_blocks in RAM, cold_blocks on SSD under cold_dir (0: none). */
 static int run_point(const replay_trace *t, const ropts *o, uint64_t hot_blocks,
-		     uint64_t cold_blocks, const char *cold_dir, replay_point *pt)
+		     uint64_t cold_blocks, const char *cold_dir, uint32_t n_nodes,
+		     tkv_shared_write policy, const char *model, replay_point *pt)
 {
 	run R = {.t = t, .o = o, .restart = SIZE_MAX};
 	tkv_config_default(&R.cfg);
@@ -472,13 +527,34 @@ static int run_point(const replay_trace *t, const ropts *o, uint64_t hot_blocks,
 	R.open_ns = calloc(t->n_req, sizeof(*R.open_ns));
 	if (!R.open_ns)
 		return -ENOMEM;
-	if (tkv_open(&R.cfg, &R.rt)) {
-		fprintf(stderr, "tierkv-bench replay: open (hot %llu blocks, cold %llu): %s\n",
-			(unsigned long long)hot_blocks, (unsigned long long)cold_blocks,
-			tkv_last_error());
-		free(R.open_ns);
-		return -EINVAL;
+	R.n_nodes = n_nodes;
+	if (n_nodes > 1) {
+		/* a namespace of its own: the cluster outlives this run */
+		R.cfg.model_id = model;
+		R.cfg.shared_enabled = true;
+		R.cfg.shared_seeds = o->shared;
+		R.cfg.shared_write = policy;
+		R.restart = SIZE_MAX;
 	}
+	/* the runtime keeps cfg.cold_dir (it seals the directory at close) */
+	static char node_dirs[REPLAY_MAX_NODES][4300];
+	for (uint32_t i = 0; i < n_nodes; i++) {
+		if (cold_blocks && n_nodes > 1) {
+			snprintf(node_dirs[i], sizeof(node_dirs[i]), "%s-n%u", cold_dir, i);
+			R.cfg.cold_dir = node_dirs[i];
+		}
+		if (tkv_open(&R.cfg, &R.nodes[i])) {
+			fprintf(stderr, "tierkv-bench replay: open (hot %llu blocks, cold %llu%s): "
+					"%s\n", (unsigned long long)hot_blocks,
+				(unsigned long long)cold_blocks, n_nodes > 1 ? ", shared" : "",
+				tkv_last_error());
+			for (uint32_t j = 0; j < i; j++)
+				tkv_close(R.nodes[j]);
+			free(R.open_ns);
+			return -EINVAL;
+		}
+	}
+	R.rt = R.nodes[0];
 	pthread_mutex_init(&R.mu, NULL);
 	pthread_cond_init(&R.cv, NULL);
 	pthread_t th[256];
@@ -493,7 +569,21 @@ static int run_point(const replay_trace *t, const ropts *o, uint64_t hot_blocks,
 		pthread_join(th[i], NULL);
 	double secs = (double)(bench_now_ns() - R.t0_ns) / 1e9;
 	tkv_stats st = {0};
-	if (R.rt) {
+	if (n_nodes > 1) {
+		for (uint32_t i = 0; i < n_nodes; i++) {
+			tkv_stats s = replay_stats(R.nodes[i]);
+			pt->hot_bytes = s.hot_bytes_capacity; /* per node */
+			pt->cold_bytes = s.cold_bytes_capacity;
+			add_stats(&st, &s);
+			double lb = (double)(s.cache_lookup_blocks ? s.cache_lookup_blocks : 1);
+			pt->node_hit_ratio[i] = (double)(s.cache_hit_blocks_hot + s.cache_hit_blocks_cold +
+							 s.cache_hit_blocks_shared) / lb;
+			pt->node_shared_hit_ratio[i] = (double)s.cache_hit_blocks_shared / lb;
+			tkv_close(R.nodes[i]);
+			if (cold_blocks)
+				bench_scratch_remove(node_dirs[i]);
+		}
+	} else if (R.rt) {
 		tkv_stats s = replay_stats(R.rt);
 		pt->hot_bytes = s.hot_bytes_capacity;
 		pt->cold_bytes = s.cold_bytes_capacity;
@@ -501,6 +591,10 @@ static int run_point(const replay_trace *t, const ropts *o, uint64_t hot_blocks,
 		tkv_close(R.rt);
 	}
 	add_stats(&st, &R.before);
+	pt->nodes = n_nodes;
+	pt->hit_shared = st.cache_hit_blocks_shared;
+	pt->shared_corrupt = st.shared_fetch_corrupt;
+	pt->shared_write_failures = st.shared_writes_failed + st.shared_writes_dropped;
 	pthread_mutex_destroy(&R.mu);
 	pthread_cond_destroy(&R.cv);
 
@@ -509,9 +603,10 @@ static int run_point(const replay_trace *t, const ropts *o, uint64_t hot_blocks,
 	pt->hit_hot = st.cache_hit_blocks_hot;
 	pt->hit_cold = st.cache_hit_blocks_cold;
 	double lb = (double)(st.cache_lookup_blocks ? st.cache_lookup_blocks : 1);
-	pt->hit_ratio = (double)(pt->hit_hot + pt->hit_cold) / lb;
+	pt->hit_ratio = (double)(pt->hit_hot + pt->hit_cold + pt->hit_shared) / lb;
 	pt->hot_hit_ratio = (double)pt->hit_hot / lb;
 	pt->cold_hit_ratio = (double)pt->hit_cold / lb;
+	pt->shared_hit_ratio = (double)pt->hit_shared / lb;
 	pt->wrong_bytes = R.wrong_bytes;
 	pt->checked_bytes = R.checked_bytes;
 	pt->errors = R.errors + (R.rt ? 0 : 1);
@@ -597,7 +692,7 @@ int bench_replay_main(int argc, char **argv)
 		printf("# cold tier: %s (%s%s)\n", scratch, bench_fs_name(fs),
 		       bench_fs_is_ram(fs) ? ", RAM: not a disk" : "");
 	}
-	size_t max_pts = (size_t)o.n_caps * 2;
+	size_t max_pts = (size_t)o.n_caps * 4;
 	replay_point *pts = calloc(max_pts, sizeof(*pts));
 	size_t n_pts = 0;
 	uint64_t wrong = 0, errors = 0;
@@ -607,9 +702,17 @@ int bench_replay_main(int argc, char **argv)
 		cap = cap < 2 ? 2 : cap;
 		double ideal = (double)t.ideal_hits / (double)(t.n_blocks ? t.n_blocks : 1);
 		double lru = (double)replay_lru_hits(&t, cap) / (double)(t.n_blocks ? t.n_blocks : 1);
-		for (int mode = 0; mode < 2; mode++) {
-			bool split = mode == 0;
-			if ((split && !need_cold) || (!split && !o.hot_only))
+		double one_node = -1; /* this capacity's one-node hit ratio, for the shared run */
+		for (int mode = 0; mode < 4; mode++) {
+			/* 0: hot+cold, one node; 1: hot only; 2, 3: nodes sharing a
+			 * cluster, writing on drop / through, each with mode 0's sizes
+			 * (mode 1's without a cold tier) */
+			bool shared = mode >= 2, split = mode == 0 || (shared && need_cold);
+			tkv_shared_write policy = mode == 3 ? TKV_SHARED_WRITE_THROUGH
+							    : TKV_SHARED_WRITE_ON_DROP;
+			if ((mode == 0 && !need_cold) || (mode == 1 && !o.hot_only) ||
+			    (shared && (!o.shared || o.nodes < 2 ||
+					(o.shared_write && o.shared_write != 1 + (int)policy))))
 				continue;
 			uint64_t hot = split ? (uint64_t)(o.hot_frac * (double)cap + 0.5) : cap;
 			hot = hot < o.layers ? o.layers : hot;
@@ -623,8 +726,16 @@ int bench_replay_main(int argc, char **argv)
 			p->capacity_blocks = cap;
 			p->ideal_hit_ratio = ideal;
 			p->lru_hit_ratio = lru;
-			if ((rc = run_point(&t, &o, hot, cold_b, cold, p)))
+			char model[128];
+			snprintf(model, sizeof(model), "tierkv-bench/replay/%d-%llu-%d", (int)getpid(),
+				 (unsigned long long)bench_now_ns(), c);
+			p->one_node_hit_ratio = shared ? one_node : -1;
+			p->shared_write = policy;
+			if ((rc = run_point(&t, &o, hot, cold_b, cold, shared ? o.nodes : 1, policy,
+					    model, p)))
 				break;
+			if (mode == (need_cold ? 0 : 1))
+				one_node = p->hit_ratio;
 			if (cold_b)
 				bench_scratch_remove(cold);
 			if (!split || cold_b == 0)

@@ -16,6 +16,7 @@
  * blocks the same way) is ONE cache block of REPLAY_BT tokens, the last
  * partial trace block a full cache block too: token counts are scaled down
  * REPLAY_SCALE = 512 / REPLAY_BT times (output lengths: ceil(len / 32)). */
+enum { REPLAY_MAX_NODES = 8 }; /* runtimes sharing a cluster in one run */
 enum { REPLAY_TRACE_BLOCK = 512, REPLAY_BT = 16, REPLAY_SCALE = REPLAY_TRACE_BLOCK / REPLAY_BT };
 
 typedef enum replay_format { REPLAY_MOONCAKE, REPLAY_AZURE } replay_format;
@@ -75,6 +76,14 @@ typedef struct replay_point {
 	double seconds, requests_per_s, layer_tokens_per_s, open_p50_ns, open_p99_ns;
 	double restart_at;
 	uint32_t threads;
+	/* shared runs (nodes > 1): the trace split round-robin over nodes, each
+	 * with hot_bytes and cold_bytes, sharing one cluster */
+	uint32_t nodes;
+	int shared_write; /* tkv_shared_write of a shared run */
+	uint64_t hit_shared, shared_corrupt, shared_write_failures;
+	double shared_hit_ratio;
+	double node_hit_ratio[REPLAY_MAX_NODES], node_shared_hit_ratio[REPLAY_MAX_NODES];
+	double one_node_hit_ratio; /* same capacity, one node, no cluster; -1: n/a */
 } replay_point;
 
 void replay_table_header(void);

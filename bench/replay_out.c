@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 
 #include "bench/replay.h"
+#include "tierkv.h"
 
 void replay_table_header(void)
 {
@@ -33,6 +34,19 @@ void replay_table_row(const replay_point *p)
 	       p->requests_per_s, p->layer_tokens_per_s, p->open_p50_ns / 1e3,
 	       p->open_p99_ns / 1e3, (unsigned long long)p->wrong_bytes,
 	       (unsigned long long)p->errors, p->restart_at >= 0 ? "  (restarted)" : "");
+	if (p->nodes > 1) {
+		printf("       ^ %u nodes sharing the cluster (writing %s), each with the sizes above: "
+		       "shared_hit %.4f; per node (hit / of which shared):",
+		       p->nodes, p->shared_write == TKV_SHARED_WRITE_THROUGH ? "through" : "on drop",
+		       p->shared_hit_ratio);
+		for (uint32_t i = 0; i < p->nodes && i < REPLAY_MAX_NODES; i++)
+			printf(" %.4f/%.4f", p->node_hit_ratio[i], p->node_shared_hit_ratio[i]);
+		printf("; one node with the whole trace: %.4f (%+.4f); corrupt %llu, writes not "
+		       "stored %llu\n",
+		       p->one_node_hit_ratio, p->hit_ratio - p->one_node_hit_ratio,
+		       (unsigned long long)p->shared_corrupt,
+		       (unsigned long long)p->shared_write_failures);
+	}
 }
 
 #define FIELDS(X)                                                                            \
@@ -69,7 +83,16 @@ void replay_table_row(const replay_point *p)
 	X(layer_tokens_per_s, "%.1f", p->layer_tokens_per_s)                                   \
 	X(open_p50_ns, "%.0f", p->open_p50_ns)                                                 \
 	X(open_p99_ns, "%.0f", p->open_p99_ns)                                                 \
-	X(restart_at, "%.4f", p->restart_at)
+	X(restart_at, "%.4f", p->restart_at)                                                   \
+	X(nodes, "%u", p->nodes)                                                               \
+	X(shared_write_through, "%d", p->nodes > 1 && p->shared_write == TKV_SHARED_WRITE_THROUGH) \
+	X(shared_hit_ratio, "%.6f", p->shared_hit_ratio)                                       \
+	X(hit_blocks_shared, "%llu", (unsigned long long)p->hit_shared)                        \
+	X(shared_corrupt, "%llu", (unsigned long long)p->shared_corrupt)                       \
+	X(shared_writes_not_stored, "%llu", (unsigned long long)p->shared_write_failures)      \
+	X(one_node_hit_ratio, "%.6f", p->one_node_hit_ratio)                                   \
+	X(node0_hit_ratio, "%.6f", p->nodes > 1 ? p->node_hit_ratio[0] : p->hit_ratio)         \
+	X(node1_hit_ratio, "%.6f", p->nodes > 1 ? p->node_hit_ratio[1] : -1.0)
 
 int replay_write_json(const replay_point *pts, size_t n, const char *path)
 {
@@ -115,21 +138,28 @@ int replay_write_csv(const replay_point *pts, size_t n, const char *path)
 	return fclose(f) ? -errno : 0;
 }
 
+/* 0: hot+cold, 1: hot only, 2: several nodes sharing a cluster */
+static int point_kind(const replay_point *p)
+{
+	return p->nodes > 1 ? 2 + (p->shared_write == TKV_SHARED_WRITE_THROUGH) : p->hot_frac >= 1.0;
+}
+
 int replay_plot(const replay_point *pts, size_t n, const char *dir)
 {
 	char path[4200];
 	/* replay-split.dat: hot+cold runs, replay-hot.dat: hot only;
 	 * columns capacity_frac hit_ratio ideal lru */
-	static const char *const dat[2] = {"replay-split.dat", "replay-hot.dat"};
-	for (int hot_only = 0; hot_only < 2; hot_only++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, dat[hot_only]);
+	static const char *const dat[4] = {"replay-split.dat", "replay-hot.dat",
+					   "replay-shared-drop.dat", "replay-shared-through.dat"};
+	for (int kind = 0; kind < 4; kind++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, dat[kind]);
 		FILE *f = fopen(path, "w");
 		if (!f)
 			return -errno;
 		fprintf(f, "# %s: capacity_frac hit_ratio ideal lru\n",
-			hot_only ? "hot only" : "hot+cold");
+			kind == 1 ? "hot only" : kind >= 2 ? "nodes sharing a cluster" : "hot+cold");
 		for (size_t i = 0; i < n; i++)
-			if ((pts[i].hot_frac >= 1.0) == (hot_only == 1))
+			if (point_kind(&pts[i]) == kind)
 				fprintf(f, "%.4f %.6f %.6f %.6f\n", pts[i].capacity_frac,
 					pts[i].hit_ratio, pts[i].ideal_hit_ratio, pts[i].lru_hit_ratio);
 		if (fclose(f))
@@ -140,12 +170,16 @@ int replay_plot(const replay_point *pts, size_t n, const char *dir)
 	if (!g)
 		return -errno;
 	double hf = 0;
-	for (size_t i = 0; i < n; i++)
+	uint32_t nodes = 0;
+	for (size_t i = 0; i < n; i++) {
 		if (pts[i].hot_frac < 1.0)
 			hf = pts[i].hot_frac;
-	bool have[2] = {false, false};
+		if (pts[i].nodes > 1)
+			nodes = pts[i].nodes;
+	}
+	bool have[4] = {false, false, false, false};
 	for (size_t i = 0; i < n; i++)
-		have[pts[i].hot_frac >= 1.0] = true;
+		have[point_kind(&pts[i])] = true;
 	fprintf(g,
 		"set terminal pngcairo size 900,560 noenhanced\n"
 		"set output '%s/replay.png'\n"
@@ -155,17 +189,21 @@ int replay_plot(const replay_point *pts, size_t n, const char *dir)
 		"set yrange [0:*]\nset logscale x 2\nplot ",
 		dir, n ? pts[0].trace : "");
 	const char *sep = "";
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 4; i++) {
 		if (!have[i])
 			continue;
-		char title[64];
-		snprintf(title, sizeof(title), i ? "tierkv, hot only" : "tierkv, hot+cold (hot %.2f)",
-			 hf);
+		char title[96];
+		if (i >= 2)
+			snprintf(title, sizeof(title), "tierkv, %u nodes sharing a cluster, write %s",
+				 nodes, i == 3 ? "through" : "on drop");
+		else
+			snprintf(title, sizeof(title),
+				 i ? "tierkv, hot only" : "tierkv, hot+cold (hot %.2f)", hf);
 		fprintf(g,
 			"%s'%s/%s' using 1:2 with linespoints lw 2 pt %d title '%s', "
 			"'' using 1:4 with linespoints dt 2 lw 2 lc rgb 'gray40' %s, "
 			"'' using 1:3 with lines dt 3 lw 2 lc rgb 'black' %s",
-			sep, dir, dat[i], i ? 5 : 7, title,
+			sep, dir, dat[i], i >= 2 ? 7 + 2 * i : i ? 5 : 7, title,
 			sep[0] ? "notitle" : "title 'exact LRU, same blocks'",
 			sep[0] ? "notitle" : "title 'ideal (unlimited cache)'");
 		sep = ", ";
