@@ -127,6 +127,31 @@ static int expected(const tkv_stats *st, want *w)
 	n = add(w, n, st->cache_dropped_cold, "tierkv_cache_dropped_cold_total", 0);
 	n = add(w, n, st->cache_dropped_other, "tierkv_cache_dropped_other_total", 0);
 	n = add(w, n, st->cache_recovered, "tierkv_cache_recovered_total", 0);
+	/* shared tier (runtime/metrics.c shared_tier; all 0 here: no cluster,
+	 * tests/shared_tier.c checks values from a real one) */
+	n = add(w, n, st->cache_hit_blocks_shared, "tierkv_cache_hit_blocks_shared_total", 0);
+	n = add(w, n, st->shared_fetch_blocks, "tierkv_shared_fetch_blocks_total", 0);
+	n = add(w, n, st->shared_fetch_hits, "tierkv_shared_fetch_hits_total", 0);
+	n = add(w, n, st->shared_fetch_misses, "tierkv_shared_fetch_misses_total", 0);
+	n = add(w, n, st->shared_fetch_corrupt, "tierkv_shared_fetch_corrupt_total", 0);
+	n = add(w, n, st->shared_writes_queued, "tierkv_shared_writes_queued_total", 0);
+	n = add(w, n, st->shared_writes_stored, "tierkv_shared_writes_stored_total", 0);
+	n = add(w, n, st->shared_writes_existed, "tierkv_shared_writes_existed_total", 0);
+	n = add(w, n, st->shared_writes_failed, "tierkv_shared_writes_failed_total", 0);
+	n = add(w, n, st->shared_writes_dropped, "tierkv_shared_writes_dropped_total", 0);
+	n = add(w, n, st->shared_bytes_sent, "tierkv_shared_bytes_sent_total", 0);
+	n = add(w, n, st->shared_bytes_received, "tierkv_shared_bytes_received_total", 0);
+	n = add(w, n, st->shared_err_timeout, "tierkv_shared_errors_timeout_total", 0);
+	n = add(w, n, st->shared_err_conn, "tierkv_shared_errors_connection_total", 0);
+	n = add(w, n, st->shared_err_down, "tierkv_shared_errors_node_down_total", 0);
+	n = add(w, n, st->shared_err_busy, "tierkv_shared_errors_busy_total", 0);
+	n = add(w, n, st->shared_err_oom, "tierkv_shared_errors_oom_total", 0);
+	n = add(w, n, st->shared_err_other, "tierkv_shared_errors_other_total", 0);
+	n = add(w, n, st->shared_moved, "tierkv_shared_moved_total", 0);
+	n = add(w, n, st->shared_ask, "tierkv_shared_ask_total", 0);
+	n = add(w, n, st->shared_map_refreshes, "tierkv_shared_map_refreshes_total", 0);
+	n = add(w, n, st->shared_nodes_up, "tierkv_shared_nodes_up", 0);
+	n = add(w, n, st->shared_nodes_down, "tierkv_shared_nodes_down", 0);
 	return n;
 }
 
@@ -230,7 +255,7 @@ Test(metrics, prometheus_text_parses_and_matches_stats)
 	cr_assert_neq(st.workers[0].tokens_stored, st.workers[1].tokens_stored);
 	cr_assert_neq(st.workers[0].batches, st.workers[1].batches);
 	cr_assert(st.hot_bytes_used > 0 && st.hot_bytes_used < st.hot_bytes_capacity);
-	want w[3 * 2 + 8 + 14 + 15];
+	want w[3 * 2 + 8 + 14 + 15 + 23];
 	int n = expected(&st, w);
 	expect_samples_match(text, w, n);
 	check_text(text);

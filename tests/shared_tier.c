@@ -111,6 +111,14 @@ static void shared_between_processes(const char *mode)
 	cr_assert_eq(st.cache_hit_blocks_shared, 6);
 	cr_assert_eq(st.shared_fetch_hits, 6);
 	cr_assert_eq(st.shared_fetch_corrupt, 0);
+	cr_assert_eq(st.shared_nodes_up, 3, "nodes up %u", st.shared_nodes_up);
+	cr_assert_geq(st.shared_bytes_received, 6 * 3 * 4096);
+	/* the Prometheus text says the same */
+	char text[65536];
+	cr_assert_lt(tkv_metrics_prometheus(rt, text, sizeof(text)), (int64_t)sizeof(text));
+	cr_assert_not_null(strstr(text, "\ntierkv_shared_fetch_hits_total 6\n"));
+	cr_assert_not_null(strstr(text, "\ntierkv_cache_hit_blocks_shared_total 6\n"));
+	cr_assert_not_null(strstr(text, "\ntierkv_shared_nodes_up 3\n"));
 	/* now local: a third sequence attaches them from RAM, not the cluster */
 	ckv_expect e3;
 	cr_assert_eq(run_prompt(rt, 3, t, n, NULL, 'm', &e3), 6 * BT);
