@@ -163,3 +163,29 @@ Test(struct_size, view_newer_layout_works_tail_untouched)
 	free(buf);
 	tkv_close(rt);
 }
+
+/* tkv_cache_match (filled only): shared_blocks came after the first layout.
+ * An older caller's struct is filled up to its size, the rest untouched. */
+#define MATCH_V1_SIZE offsetof(tkv_cache_match, shared_blocks)
+
+Test(struct_size, cache_match_older_layout_gets_only_its_fields)
+{
+	tkv_config c = small_config();
+	c.model_id = "struct-size";
+	tkv_runtime *rt = NULL;
+	cr_assert_eq(tkv_open(&c, &rt), 0, "%s", tkv_last_error());
+	uint32_t tokens[64] = {0};
+	unsigned char *buf = malloc(sizeof(tkv_cache_match) + TAIL);
+	memset(buf, SENTINEL, sizeof(tkv_cache_match) + TAIL);
+	((tkv_cache_match *)buf)->struct_size = MATCH_V1_SIZE;
+	cr_assert_eq(tkv_cache_lookup(rt, tokens, 64, NULL, (tkv_cache_match *)buf), 0, "%s",
+		     tkv_last_error());
+	cr_assert_eq(((tkv_cache_match *)buf)->tokens, 0);
+	cr_assert_eq(((tkv_cache_match *)buf)->hot_blocks, 0);
+	for (size_t i = MATCH_V1_SIZE; i < sizeof(tkv_cache_match) + TAIL; i++)
+		cr_assert_eq(buf[i], SENTINEL, "byte %zu past the caller's struct written", i);
+	((tkv_cache_match *)buf)->struct_size = MATCH_V1_SIZE - 1;
+	cr_assert_eq(tkv_cache_lookup(rt, tokens, 64, NULL, (tkv_cache_match *)buf), -EINVAL);
+	free(buf);
+	tkv_close(rt);
+}
