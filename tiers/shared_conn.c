@@ -221,22 +221,6 @@ int tkv__shared_link_flush(tkv__shared_link *l)
 	return rc;
 }
 
-/* recv into p until n bytes came; 0, -ETIMEDOUT (SO_RCVTIMEO) or -ECONNRESET. */
-static int recv_all(int fd, char *p, size_t n)
-{
-	while (n) {
-		ssize_t k = recv(fd, p, n, 0);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return k == 0 ? -ECONNRESET
-			       : errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -ECONNRESET;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /* Appends what the socket has (up to 16 KiB, at least one byte) to the
  * reader's buffer, as redisBufferRead does. */
 static int feed(tkv__shared_link *l)
@@ -267,6 +251,38 @@ static int bulk_header(const redisReader *r, const char *nl, size_t *len)
 	}
 	*len = v;
 	return 1;
+}
+
+/*
+ * Receives the rest of a value (n bytes to p) and of its "\r\n" (crlf,
+ * `have` bytes of it already there) with a third iovec for whatever follows
+ * on the socket (the next replies), which goes to the reader: as few recvs
+ * as hiredis's 16 KiB reads (an exact-length recv per value would double
+ * them for values of a few 16 KiB), and none of the value's bytes staged.
+ * 0, -ETIMEDOUT (SO_RCVTIMEO), -ECONNRESET or -ENOMEM.
+ */
+static int recv_rest(tkv__shared_link *l, char *p, size_t n, char *crlf, size_t have)
+{
+	char tail[16384];
+	while (n || have < 2) {
+		struct iovec iov[3] = {{p, n}, {crlf + have, 2 - have}, {tail, sizeof(tail)}};
+		struct msghdr m = {.msg_iov = iov, .msg_iovlen = 3};
+		ssize_t k = recvmsg(l->ctx->fd, &m, 0);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k == 0 ? -ECONNRESET
+			       : errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -ECONNRESET;
+		size_t got = (size_t)k, a = got < n ? got : n;
+		p += a, n -= a, got -= a;
+		size_t b = got < 2 - have ? got : 2 - have;
+		have += b, got -= b;
+		/* the kernel fills the iovecs in order: bytes in tail means the
+		 * value and its CRLF are complete */
+		if (got && redisReaderFeed(l->ctx->reader, tail, got) != REDIS_OK)
+			return -ENOMEM;
+	}
+	return 0;
 }
 
 /*
@@ -303,9 +319,7 @@ static int read_bulk_direct(tkv__shared_link *l, tkv__shared_op *op, void **repl
 	sdsrange(r->buf, (int)(start + take), -1);
 	r->pos = 0;
 	r->len = sdslen(r->buf);
-	int rc = pay < vlen ? recv_all(l->ctx->fd, (char *)op->buf + pay, vlen - pay) : 0;
-	if (!rc && take - pay < 2)
-		rc = recv_all(l->ctx->fd, crlf + (take - pay), 2 - (take - pay));
+	int rc = recv_rest(l, (char *)op->buf + pay, vlen - pay, crlf, take - pay);
 	if (rc)
 		return rc;
 	if (crlf[0] != '\r' || crlf[1] != '\n')
