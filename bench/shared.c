@@ -423,9 +423,10 @@ static int tier_rep(ctx *c, int rep, sfig *put, sfig *get, uint64_t *errs)
 		put->tier_cpu[rep] = cpu_per_gb(n, len, c1 - c0);
 		get->tier_cpu[rep] = cpu_per_gb(n, len, c3 - c2);
 	}
-	for (size_t i = 0; i < n && !rc; i++) /* the tier's key names, to delete */
+	/* delete what it wrote, also after a failed pass */
+	for (size_t i = 0; keys && i < n; i++)
 		tkv__shared_tier_key_name(st, keys[i], c->names + i * (KEY_LEN + 1), KEY_LEN + 1);
-	if (!rc && shraw_del(c->raw, c->names, KEY_LEN, n))
+	if (keys && shraw_del(c->raw, c->names, KEY_LEN, n))
 		rc = -1;
 	for (size_t i = 0; bufs && i < n; i++) /* put ones are NULL by now */
 		if (bufs[i])
