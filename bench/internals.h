@@ -47,4 +47,12 @@
  * attach is compared with: hashing the prompt, which any cache must do. */
 #include "tiers/block_key.h"
 
+/* shared.c: the shared tier itself (tkv__shared_tier_put/fetch, timed
+ * without a runtime around it) and the shape of its traffic (write batch,
+ * fetch window, key length); shared_raw.c: the client's slot function and
+ * window rule, so the raw hiredis baseline sends each key to the master
+ * owning it and pipelines exactly as deep. */
+#include "tiers/shared_tier.h"
+#include "tiers/shared_client.h"
+
 #endif

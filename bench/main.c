@@ -40,6 +40,9 @@ static const scenario scenarios[] = {
 	{"replay", "replay a Mooncake/Azure serving trace (FILE): prefix-cache hit ratio vs "
 		   "capacity against the trace's ideal and an exact LRU, every reused byte checked",
 	 bench_replay_main},
+	{"shared", "shared tier (--seeds HOST:PORT of a Redis Cluster): put/get GB/s vs same-run "
+		   "raw pipelined hiredis SET/GET of equal values",
+	 bench_shared_main},
 	{"kernels", "GB/s of every copy kernel (regular and streaming) and of glibc memcpy, "
 		    "4 KiB..64 MiB, 1 and 2 threads; measures the stream threshold",
 	 bench_kernels_main},

@@ -86,7 +86,7 @@ static void set_defaults(tkv__shared *s, const tkv__shared_cfg *cfg)
 	c->op_timeout_ms = c->op_timeout_ms ? c->op_timeout_ms : 500;
 	c->max_redirects = c->max_redirects ? c->max_redirects : 5;
 	c->backoff_ms = c->backoff_ms ? c->backoff_ms : 100;
-	c->max_inflight_bytes = c->max_inflight_bytes ? c->max_inflight_bytes : 8u << 20;
+	c->max_inflight_bytes = c->max_inflight_bytes ? c->max_inflight_bytes : TKV__SHARED_INFLIGHT_DEFAULT;
 	c->seeds = s->seeds_copy;
 	s->connect_timeout_ns = c->connect_timeout_ms * 1000000ull;
 	s->op_timeout_ns = c->op_timeout_ms * 1000000ull;
@@ -156,7 +156,7 @@ void tkv__shared_conn_free(tkv__shared_conn *c)
 
 static uint64_t op_cost(enum cmd cmd, const tkv__shared_op *op)
 {
-	uint64_t b = op->key_len + 64;
+	uint64_t b = op->key_len + TKV__SHARED_CMD_OVERHEAD;
 	return b + (cmd == CMD_GET ? op->cap : cmd == CMD_SET_NX ? op->len : 0);
 }
 
@@ -326,6 +326,8 @@ static bool read_one(struct batch *b, struct group *g)
 	op->status = reply_status(s, b->cmd, r, g->node, rt, &bad);
 	tkv__shared_reply_free(r);
 	g->next_read++;
+	if (b->cmd == CMD_GET && op->status == 0 && op->on_hit)
+		op->on_hit(op, op->arg);
 	if (bad)
 		fail_group(b, g, -ECONNRESET, false);
 	return !bad;

@@ -46,8 +46,16 @@ typedef struct tkv__shared_cfg {
 	uint32_t backoff_ms;         /* first retry delay of a down node; 0: 100 */
 	uint64_t max_inflight_bytes; /* bytes of commands + expected replies
 				      * pipelined to one node before reading
-				      * replies; 0: 8 MiB */
+				      * replies; 0: TKV__SHARED_INFLIGHT_DEFAULT */
 } tkv__shared_cfg;
+
+/* The window rule (public so a baseline can pipeline the same way,
+ * bench/shared.c): a command costs key_len + TKV__SHARED_CMD_OVERHEAD plus
+ * its value (SET) or the buffer its reply may fill (GET); commands are
+ * added to a node's window while the sum stays <= max_inflight_bytes (the
+ * first always goes), then the window is sent and its replies read. */
+#define TKV__SHARED_INFLIGHT_DEFAULT (8ull << 20)
+#define TKV__SHARED_CMD_OVERHEAD 64u
 
 /* One command of a batch. The caller fills the inputs; the call sets status
  * (and len for a get). */
@@ -71,6 +79,16 @@ typedef struct tkv__shared_op {
 	 *           -EPROTO (any other error reply or an unexpected reply type)
 	 */
 	int status;
+	/*
+	 * get, optional: called by the batch call, in its thread, as soon as
+	 * this op's value is in buf (status 0), before later replies are read.
+	 * Lets the caller check a value while it is still in cache and while
+	 * the servers go on sending (a record's CRC after the whole batch came
+	 * back read it all again from memory: measured with bench shared). It
+	 * must not call into this conn. NULL: none.
+	 */
+	void (*on_hit)(struct tkv__shared_op *op, void *arg);
+	void *arg;
 } tkv__shared_op;
 
 /* Counters, monotonic since open (nodes_up/nodes_down: now). */

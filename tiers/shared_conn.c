@@ -12,10 +12,15 @@
  *     partial write moves the rest of that buffer down (sdsrange); a SET of
  *     a 4 MiB value would be copied several times. Here a value is sent
  *     straight from the caller's memory by an iovec.
- * The reading side keeps hiredis's reader but replaces its createString:
- * a GET's bulk string is copied once, from the reader's buffer into the
- * op's buffer, instead of into a reply object the caller would copy again;
- * a value longer than the op's buffer is not copied at all.
+ * The reading side keeps hiredis's reader for everything but a GET's value
+ * (read_bulk_direct): at a reply boundary, a "$<len>" bulk string that fits
+ * the op's buffer is received straight into it (what the reader already
+ * buffered is copied), instead of 16 KiB at a time into a staging buffer,
+ * appended to the reader's buffer, then copied out. Any other reply goes
+ * through hiredis, whose createString is replaced so that a GET's value is
+ * still copied only once, into the op's buffer (never into a reply object
+ * the caller would copy again), and a value longer than that buffer is not
+ * copied at all. The reader keeps its buffer between replies (maxbuf 0).
  *
  * Both directions use the socket timeouts set by redisSetTimeout
  * (SO_RCVTIMEO/SO_SNDTIMEO = op_timeout_ms), so no single read or write
@@ -30,6 +35,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+
+#include <hiredis/sds.h>
 
 #include "base/array.h"
 #include "tiers/shared_impl.h"
@@ -87,6 +94,11 @@ int tkv__shared_link_open(tkv__shared *s, tkv__shared_link *l, uint16_t node)
 		redisFree(ctx);
 		return -ECONNRESET;
 	}
+	/* Keep the reader's buffer between replies: by default hiredis frees it
+	 * whenever it is empty with more than 16 KiB unused, i.e. after every
+	 * large value, and grows it again (page faults, reallocs) for the next:
+	 * measured (bench shared) as a large share of a multi-MiB GET's time. */
+	ctx->reader->maxbuf = 0;
 	l->orig = ctx->reader->fn;
 	l->fns = *l->orig;
 	l->fns.createString = create_string;
@@ -209,9 +221,122 @@ int tkv__shared_link_flush(tkv__shared_link *l)
 	return rc;
 }
 
+/* Appends what the socket has (up to 16 KiB, at least one byte) to the
+ * reader's buffer, as redisBufferRead does. */
+static int feed(tkv__shared_link *l)
+{
+	char tmp[16384];
+	ssize_t k;
+	do
+		k = recv(l->ctx->fd, tmp, sizeof(tmp), 0);
+	while (k < 0 && errno == EINTR);
+	if (k <= 0)
+		return k == 0 ? -ECONNRESET
+		       : errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -ECONNRESET;
+	return redisReaderFeed(l->ctx->reader, tmp, (size_t)k) == REDIS_OK ? 0 : -ENOMEM;
+}
+
+/* "$<len>\r\n" at the reader's cursor: 1 and *len, or 0 when it is
+ * something else (nil, an error, another type: hiredis's job). */
+static int bulk_header(const redisReader *r, const char *nl, size_t *len)
+{
+	const char *h = r->buf + r->pos;
+	if (nl - h < 3 || h[0] != '$' || nl[-1] != '\r')
+		return 0;
+	size_t v = 0;
+	for (const char *d = h + 1; d < nl - 1; d++) {
+		if (*d < '0' || *d > '9' || v > (SIZE_MAX - 9) / 10)
+			return 0;
+		v = v * 10 + (size_t)(*d - '0');
+	}
+	*len = v;
+	return 1;
+}
+
+/*
+ * Receives the rest of a value (n bytes to p) and of its "\r\n" (crlf,
+ * `have` bytes of it already there) with a third iovec for whatever follows
+ * on the socket (the next replies), which goes to the reader: as few recvs
+ * as hiredis's 16 KiB reads (an exact-length recv per value would double
+ * them for values of a few 16 KiB), and none of the value's bytes staged.
+ * 0, -ETIMEDOUT (SO_RCVTIMEO), -ECONNRESET or -ENOMEM.
+ */
+static int recv_rest(tkv__shared_link *l, char *p, size_t n, char *crlf, size_t have)
+{
+	char tail[16384];
+	while (n || have < 2) {
+		struct iovec iov[3] = {{p, n}, {crlf + have, 2 - have}, {tail, sizeof(tail)}};
+		struct msghdr m = {.msg_iov = iov, .msg_iovlen = 3};
+		ssize_t k = recvmsg(l->ctx->fd, &m, 0);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k == 0 ? -ECONNRESET
+			       : errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -ECONNRESET;
+		size_t got = (size_t)k, a = got < n ? got : n;
+		p += a, n -= a, got -= a;
+		size_t b = got < 2 - have ? got : 2 - have;
+		have += b, got -= b;
+		/* the kernel fills the iovecs in order: bytes in tail means the
+		 * value and its CRLF are complete */
+		if (got && redisReaderFeed(l->ctx->reader, tail, got) != REDIS_OK)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * A GET's value straight into the op's buffer: what the reader already
+ * holds is copied, the rest is received into place, so a multi-MiB value
+ * is not copied from a 16 KiB staging buffer into the reader's (grown)
+ * buffer and from there into the op's, as hiredis would (measured with
+ * bench shared: those two copies were most of a fetch's CPU time besides
+ * the CRC). Only for a plain bulk string that fits, at a reply boundary;
+ * anything else (nil, an error reply, a value too long) is left to
+ * hiredis. 1: done (*reply is the hit mark); 0: not handled, nothing
+ * consumed; < 0: the link failed (the caller closes it).
+ */
+static int read_bulk_direct(tkv__shared_link *l, tkv__shared_op *op, void **reply)
+{
+	redisReader *r = l->ctx->reader;
+	const char *nl;
+	while (!(r->len > r->pos && (nl = memchr(r->buf + r->pos, '\n', r->len - r->pos)))) {
+		if (r->err || r->ridx != -1 || r->len - r->pos > 32)
+			return 0; /* mid-reply, or not a header line */
+		int rc = feed(l);
+		if (rc)
+			return rc;
+	}
+	size_t vlen;
+	if (r->err || r->ridx != -1 || !bulk_header(r, nl, &vlen) || vlen > op->cap)
+		return 0;
+	size_t start = (size_t)(nl + 1 - r->buf), avail = r->len - start;
+	size_t take = avail < vlen + 2 ? avail : vlen + 2, pay = take < vlen ? take : vlen;
+	char crlf[2];
+	memcpy(op->buf, r->buf + start, pay);
+	memcpy(crlf, r->buf + start + pay, take - pay);
+	/* consumed: drop it from the reader's buffer as hiredis does */
+	sdsrange(r->buf, (int)(start + take), -1);
+	r->pos = 0;
+	r->len = sdslen(r->buf);
+	int rc = recv_rest(l, (char *)op->buf + pay, vlen - pay, crlf, take - pay);
+	if (rc)
+		return rc;
+	if (crlf[0] != '\r' || crlf[1] != '\n')
+		return -EPROTO;
+	op->len = vlen;
+	*reply = &tkv__shared_hit_mark;
+	return 1;
+}
+
 int tkv__shared_link_read(tkv__shared_link *l, tkv__shared_op *sink, void **reply)
 {
 	*reply = NULL;
+	if (sink) {
+		int rc = read_bulk_direct(l, sink, reply);
+		if (rc)
+			return rc > 0 ? 0 : rc;
+	}
 	l->sink = sink;
 	int rc = redisGetReply(l->ctx, reply);
 	int e = errno;

@@ -17,8 +17,8 @@
 #include "base/error.h"
 
 enum {
-	KEY_NAME_LEN = 5 + 32 + 1 + 32, /* "tkv1:" ns ":" key */
-	WRITE_BATCH = 16,               /* records per pipelined SET NX batch */
+	KEY_NAME_LEN = TKV__SHARED_TIER_KEY_NAME_LEN,
+	WRITE_BATCH = TKV__SHARED_TIER_WRITE_BATCH, /* records per pipelined SET NX batch */
 };
 
 /* A block waiting to be written. */
@@ -277,7 +277,26 @@ static bool believe(tkv__shared_tier *st, const void *buf, size_t len, tkv__key 
 	return true;
 }
 
-enum { FETCH_MAX = 64 }; /* ops per client call; callers window above this */
+enum { FETCH_MAX = TKV__SHARED_TIER_FETCH_MAX }; /* ops per client call; callers window above this */
+
+/* A fetch in progress: each hit is verified as soon as it is read (the
+ * client's on_hit), while the record is still in cache and the servers
+ * are sending the next ones, not after the whole batch. */
+typedef struct fetch {
+	tkv__shared_tier *st;
+	const tkv__key *keys;
+	const uint32_t *tokens;
+	tkv__shared_op *ops;
+	bool believed[FETCH_MAX];
+} fetch;
+
+static void verify_hit(tkv__shared_op *op, void *arg)
+{
+	fetch *f = arg;
+	size_t i = (size_t)(op - f->ops);
+	f->believed[i] = believe(f->st, op->buf, op->len, f->keys[i],
+				 f->tokens + i * f->st->lay.block_tokens);
+}
 
 size_t tkv__shared_tier_fetch(tkv__shared_tier *st, const tkv__key *keys, const uint32_t *tokens,
 			      size_t n, void **bufs)
@@ -290,21 +309,22 @@ size_t tkv__shared_tier_fetch(tkv__shared_tier *st, const tkv__key *keys, const 
 		return 0;
 	char names[FETCH_MAX][KEY_NAME_LEN + 1];
 	tkv__shared_op ops[FETCH_MAX];
+	fetch f = {.st = st, .keys = keys, .tokens = tokens, .ops = ops};
 	for (size_t i = 0; i < n; i++) {
 		tkv__shared_tier_key_name(st, keys[i], names[i], sizeof(names[i]));
 		ops[i] = (tkv__shared_op){.key = names[i], .key_len = KEY_NAME_LEN,
-					  .buf = bufs[i], .cap = st->lay.record_bytes};
+					  .buf = bufs[i], .cap = st->lay.record_bytes,
+					  .on_hit = verify_hit, .arg = &f};
 	}
 	tkv__shared_get(conn, ops, n);
 	conn_put(st, conn);
 	size_t ok = 0;
-	const uint32_t bt = st->lay.block_tokens;
 	for (; ok < n; ok++) {
 		if (ops[ok].status != 0) {
 			ck_pr_inc_64(&st->fetch_misses);
 			break;
 		}
-		if (!believe(st, bufs[ok], ops[ok].len, keys[ok], tokens + ok * bt)) {
+		if (!f.believed[ok]) {
 			ck_pr_inc_64(&st->fetch_corrupt);
 			break;
 		}

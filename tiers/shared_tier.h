@@ -44,6 +44,16 @@
 
 typedef struct tkv__shared_tier tkv__shared_tier;
 
+/* The shape of the tier's traffic, public so a baseline can copy it
+ * (bench/shared.c): the writer sends SET NX in batches of WRITE_BATCH
+ * records, a fetch GETs at most FETCH_MAX blocks in one pipelined batch,
+ * and every key name is KEY_NAME_LEN bytes. */
+enum {
+	TKV__SHARED_TIER_WRITE_BATCH = 16,
+	TKV__SHARED_TIER_FETCH_MAX = 64,
+	TKV__SHARED_TIER_KEY_NAME_LEN = 5 + 32 + 1 + 32, /* "tkv1:" ns ":" key */
+};
+
 typedef struct tkv__shared_tier_cfg {
 	tkv__shared_cfg client;
 	tkv__key ns;              /* the prefix cache's namespace */

@@ -7,7 +7,8 @@
 # order, wrong_bytes 0 wherever present; no NaN or infinity); results.csv
 # parses with one row per JSON result holding the same values; the plots
 # are PNG files; then `--trace FILE` writes a trace that tierkv-trace
-# summarizes and converts to JSON. Not a benchmark: the ranges only catch
+# summarizes and converts to JSON; `shared` without --seeds refuses with a
+# hint (it needs a server; no server here). Not a benchmark: the ranges only catch
 # broken output (a zero, a negative, a ratio of a wrong pair), never a
 # slow run. Needs python3 (json and csv from its standard library).
 # Usage: smoke.sh BENCH TRACE_TOOL
@@ -174,4 +175,14 @@ for e in errs:
     print("bench-smoke: " + e, file=sys.stderr)
 sys.exit(1 if errs else 0)
 EOF2
-echo "bench-smoke: OK ($objs results, plots and trace checked; replay checked)"
+# The shared scenario measures against a Redis server, so without --seeds
+# it must refuse (exit status 2) and say how to start one; it never runs
+# in the default job.
+set +e
+"$bench" shared >"$out/shared.txt" 2>&1
+st=$?
+set -e
+[[ $st == 2 ]] || fail "shared without --seeds exited $st, not 2"
+grep -q -- "--seeds HOST:PORT" "$out/shared.txt" && grep -q "servers.sh cluster" "$out/shared.txt" ||
+	fail "shared without --seeds does not say how to start a server: $(cat "$out/shared.txt")"
+echo "bench-smoke: OK ($objs results, plots and trace checked; replay checked; shared refuses without a server)"
