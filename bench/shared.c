@@ -256,13 +256,11 @@ static double gbps(size_t n, size_t bytes, uint64_t ns)
 	return ns ? (double)n * (double)bytes / (double)ns : 0;
 }
 
-/* Blocks per fetch, the runtime's rule (runtime/seq_cache.c fetch_shared:
- * at most 32 MiB of records per round, at most a fetch's 64 blocks): the
- * raw GET pipelines the same batches. */
+/* Blocks per fetch, the runtime's rule (tkv__shared_tier_fetch_window):
+ * the raw GET pipelines the same batches. */
 static size_t fetch_window(size_t record_bytes)
 {
-	size_t w = (32u << 20) / record_bytes;
-	return w < 1 ? 1 : w > TKV__SHARED_TIER_FETCH_MAX ? TKV__SHARED_TIER_FETCH_MAX : w;
+	return tkv__shared_tier_fetch_window(record_bytes);
 }
 
 /* ---- one raw repeat ---- */

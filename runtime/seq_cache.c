@@ -41,8 +41,6 @@ static tkv__key *keys_of(const tkv__seq *s, uint64_t nb)
 	return k;
 }
 
-enum { SHARED_WINDOW_BYTES = 32 << 20 }; /* fetched per round, at most */
-
 /* A new unit holding a fetched record's layers in hot blocks, or NULL when
  * the hot tier has no room even after the evictor and cache drops. */
 static tkv__unit *unit_from_record(tkv_runtime *rt, void *rec)
@@ -82,9 +80,8 @@ static size_t fetch_shared(tkv_runtime *rt, const tkv__key *keys, const uint32_t
 			   size_t from, size_t nb, tkv__key salt_id, tkv__unit **units)
 {
 	const uint32_t bt = rt->cfg.block_tokens;
-	size_t rec = tkv__shared_tier_record_bytes(rt->shared), window = SHARED_WINDOW_BYTES / rec;
-	window = window < 1 ? 1 : window > 64 ? 64 : window;
-	void *bufs[64] = {0};
+	size_t window = tkv__shared_tier_fetch_window(tkv__shared_tier_record_bytes(rt->shared));
+	void *bufs[TKV__SHARED_TIER_FETCH_MAX] = {0};
 	size_t got = from;
 	while (got < nb) {
 		size_t n = nb - got < window ? nb - got : window, have = 0;

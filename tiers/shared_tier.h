@@ -54,6 +54,15 @@ enum {
 	TKV__SHARED_TIER_KEY_NAME_LEN = 5 + 32 + 1 + 32, /* "tkv1:" ns ":" key */
 };
 
+/* Blocks one fetch asks for when a prefix continues in the cluster: at most
+ * 32 MiB of records per round (so a long prompt does not pull hundreds of
+ * MiB before the first block is checked), at most FETCH_MAX, at least 1. */
+static inline size_t tkv__shared_tier_fetch_window(size_t record_bytes)
+{
+	size_t w = ((size_t)32 << 20) / record_bytes;
+	return w < 1 ? 1 : w > TKV__SHARED_TIER_FETCH_MAX ? TKV__SHARED_TIER_FETCH_MAX : w;
+}
+
 typedef struct tkv__shared_tier_cfg {
 	tkv__shared_cfg client;
 	tkv__key ns;              /* the prefix cache's namespace */
