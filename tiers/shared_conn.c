@@ -17,21 +17,29 @@
  * op's buffer, instead of into a reply object the caller would copy again;
  * a value longer than the op's buffer is not copied at all.
  *
- * Both directions use the socket timeouts set by redisSetTimeout
- * (SO_RCVTIMEO/SO_SNDTIMEO = op_timeout_ms), so no single read or write
- * waits longer; after any error the caller closes the link, so a reply that
- * arrives late is never read as the answer to a later command.
+ * Deadlines, not socket timeouts: the socket is non-blocking (hiredis's
+ * REDIS_BLOCK flag cleared, so its read treats EAGAIN as "no data yet"),
+ * and this file polls with the time left until the caller's deadline only
+ * when nothing can be sent or read. SO_RCVTIMEO/SO_SNDTIMEO (redisSetTimeout)
+ * restart on every partial transfer, so a 64 MiB SET to a stopped server
+ * waited twice its timeout; a deadline holds whatever trickles. After any
+ * error the caller closes the link, so a reply that arrives late is never
+ * read as the answer to a later command.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "base/array.h"
+#include "base/clock.h"
 #include "tiers/shared_impl.h"
 
 struct tkv__shared_seg {
@@ -83,10 +91,12 @@ int tkv__shared_link_open(tkv__shared *s, tkv__shared_link *l, uint16_t node)
 		redisFree(ctx);
 		return err;
 	}
-	if (redisSetTimeout(ctx, tv_of_ns(s->op_timeout_ns)) != REDIS_OK) {
+	int fl = fcntl(ctx->fd, F_GETFL);
+	if (fl < 0 || fcntl(ctx->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
 		redisFree(ctx);
 		return -ECONNRESET;
 	}
+	ctx->flags &= ~REDIS_BLOCK;
 	l->orig = ctx->reader->fn;
 	l->fns = *l->orig;
 	l->fns.createString = create_string;
@@ -117,6 +127,7 @@ void tkv__shared_link_free(tkv__shared_link *l)
 		redisFree(l->ctx);
 	free(l->hdr);
 	free(l->segs);
+	free(l->rbuf);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -167,16 +178,38 @@ int tkv__shared_link_add(tkv__shared_link *l, int argc, const char *const *argv,
 	return rc;
 }
 
+/* Waits until fd is ready for events or deadline passes: 0 or -ETIMEDOUT. */
+static int wait_fd(int fd, short events, uint64_t deadline_ns)
+{
+	for (;;) {
+		uint64_t now = tkv__now_ns();
+		if (now >= deadline_ns)
+			return -ETIMEDOUT;
+		struct pollfd p = {.fd = fd, .events = events};
+		int ms = (int)((deadline_ns - now + 999999) / 1000000);
+		int rc = poll(&p, 1, ms);
+		if (rc > 0)
+			return 0; /* ready, or an error the next call reports */
+		if (rc == 0 || errno != EINTR)
+			return rc == 0 ? -ETIMEDOUT : -ECONNRESET;
+	}
+}
+
 /* Sends iov[0..n), all of it, advancing the array past what was sent. */
-static int send_all(int fd, struct iovec *iov, size_t n)
+static int send_all(int fd, struct iovec *iov, size_t n, uint64_t deadline_ns)
 {
 	while (n) {
 		struct msghdr m = {.msg_iov = iov, .msg_iovlen = n < IOV_MAX ? n : IOV_MAX};
-		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -ECONNRESET;
+			int rc = 0;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				rc = wait_fd(fd, POLLOUT, deadline_ns);
+			else if (errno != EINTR)
+				rc = -ECONNRESET;
+			if (rc)
+				return rc;
+			continue;
 		}
 		while (n && (size_t)w >= iov->iov_len) {
 			w -= (ssize_t)iov->iov_len;
@@ -190,7 +223,7 @@ static int send_all(int fd, struct iovec *iov, size_t n)
 	return 0;
 }
 
-int tkv__shared_link_flush(tkv__shared_link *l)
+int tkv__shared_link_flush(tkv__shared_link *l, uint64_t deadline_ns)
 {
 	size_t n = l->n_segs;
 	if (n == 0)
@@ -203,24 +236,16 @@ int tkv__shared_link_flush(tkv__shared_link *l)
 		iov[i].iov_base = g->ext ? (void *)g->ext : l->hdr + g->off;
 		iov[i].iov_len = g->len;
 	}
-	int rc = send_all(l->ctx->fd, iov, n);
+	int rc = send_all(l->ctx->fd, iov, n, deadline_ns);
 	free(iov);
 	l->hdr_len = l->n_segs = 0;
 	return rc;
 }
 
-int tkv__shared_link_read(tkv__shared_link *l, tkv__shared_op *sink, void **reply)
+static int ctx_error(const redisContext *ctx)
 {
-	*reply = NULL;
-	l->sink = sink;
-	int rc = redisGetReply(l->ctx, reply);
-	int e = errno;
-	l->sink = NULL;
-	if (rc == REDIS_OK && *reply)
-		return 0;
-	switch (l->ctx->err) {
+	switch (ctx->err) {
 	case REDIS_ERR_IO:
-		return e == EAGAIN || e == EWOULDBLOCK ? -ETIMEDOUT : -ECONNRESET;
 	case REDIS_ERR_EOF:
 		return -ECONNRESET;
 	case REDIS_ERR_OOM:
@@ -228,6 +253,50 @@ int tkv__shared_link_read(tkv__shared_link *l, tkv__shared_op *sink, void **repl
 	default:
 		return -EPROTO;
 	}
+}
+
+/* Feeds the reader with what the socket holds: 1 read, 0 nothing yet
+ * (EAGAIN), or negative errno. hiredis's own redisBufferRead reads 16 KiB
+ * at a time; a 4 MiB value then costs 256 reads, and as many polls when
+ * the server is slower than this thread. */
+static int feed(tkv__shared_link *l)
+{
+	if (!l->rbuf && !(l->rbuf = malloc(TKV__SHARED_RBUF)))
+		return -ENOMEM;
+	ssize_t n;
+	do
+		n = read(l->ctx->fd, l->rbuf, TKV__SHARED_RBUF);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -ECONNRESET;
+	if (n == 0)
+		return -ECONNRESET; /* the server closed the connection */
+	return redisReaderFeed(l->ctx->reader, l->rbuf, (size_t)n) == REDIS_OK ? 1 : -ENOMEM;
+}
+
+int tkv__shared_link_read(tkv__shared_link *l, tkv__shared_op *sink, void **reply,
+			  uint64_t deadline_ns)
+{
+	redisContext *ctx = l->ctx;
+	int rc = 0;
+	*reply = NULL;
+	l->sink = sink;
+	for (;;) {
+		if (redisGetReplyFromReader(ctx, reply) != REDIS_OK) {
+			rc = ctx_error(ctx);
+			break;
+		}
+		if (*reply)
+			break;
+		rc = feed(l);
+		if (rc == 0)
+			rc = wait_fd(ctx->fd, POLLIN, deadline_ns);
+		if (rc < 0)
+			break;
+		rc = 0;
+	}
+	l->sink = NULL;
+	return rc;
 }
 
 redisReply *tkv__shared_query(tkv__shared *s, uint16_t node, int argc, const char *const *argv)
@@ -239,8 +308,9 @@ redisReply *tkv__shared_query(tkv__shared *s, uint16_t node, int argc, const cha
 		goto out;
 	for (int i = 0; i < argc; i++)
 		lens[i] = strlen(argv[i]);
-	if (tkv__shared_link_add(&l, argc, argv, lens, -1) != 0 || tkv__shared_link_flush(&l) != 0 ||
-	    tkv__shared_link_read(&l, NULL, &r) != 0) {
+	uint64_t deadline = tkv__now_ns() + s->op_timeout_ns;
+	if (tkv__shared_link_add(&l, argc, argv, lens, -1) != 0 ||
+	    tkv__shared_link_flush(&l, deadline) != 0 || tkv__shared_link_read(&l, NULL, &r, deadline) != 0) {
 		tkv__shared_reply_free(r);
 		r = NULL;
 	}
