@@ -523,3 +523,40 @@ Test(shared_client, threads_each_with_their_own_conn)
 	tkv__shared_close(s);
 	free(seeds);
 }
+
+Test(shared_client, unexpected_reply_is_eproto_and_closes_the_connection)
+{
+	/* A key holding a list: GET answers -WRONGTYPE, which this client
+	 * never expects; nothing read after it on that connection is trusted. */
+	char *seeds = fixture_seeds("standalone");
+	char key[64];
+	snprintf(key, sizeof(key), "%s:list", prefix);
+	sh("redis-cli -p %d rpush %s x >/dev/null", first_port(seeds), key);
+	tkv__shared *s = open_client(seeds, 2000);
+	tkv__shared_conn *c = tkv__shared_conn_new(s);
+	char other[64];
+	snprintf(other, sizeof(other), "%s:after-list", prefix);
+	unsigned char v[100], b[100];
+	fill_value(v, sizeof(v), other, 6);
+	tkv__shared_op ops[2] = {key_op(key), key_op(other)};
+	ops[1].val = v, ops[1].len = sizeof(v);
+	cr_assert_eq(tkv__shared_set_nx(c, &ops[1], 1, 0), 1);
+	ops[0].buf = b, ops[0].cap = sizeof(b);
+	ops[1] = key_op(other);
+	ops[1].buf = b, ops[1].cap = sizeof(b);
+	cr_assert_eq(tkv__shared_get(c, ops, 2), 0);
+	cr_assert_eq(ops[0].status, -EPROTO);
+	cr_assert_eq(ops[1].status, -ECONNRESET, "pipelined behind the bad reply: not trusted");
+	tkv__shared_stats st;
+	tkv__shared_get_stats(s, &st);
+	cr_assert_eq(st.err_proto, 1);
+	cr_assert_eq(st.conns_closed_on_error, 1);
+	cr_assert_eq(st.nodes_down, 0, "the node answered: it is not down");
+	/* A new connection, in step again. */
+	ops[1].status = 1;
+	cr_assert_eq(tkv__shared_get(c, &ops[1], 1), 1);
+	cr_assert(ops[1].len == sizeof(v) && memcmp(b, v, sizeof(v)) == 0);
+	tkv__shared_conn_free(c);
+	tkv__shared_close(s);
+	free(seeds);
+}
