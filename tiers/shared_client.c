@@ -159,10 +159,12 @@ void tkv__shared_conn_free(tkv__shared_conn *c)
 
 /* --- one command --- */
 
+/* What an op adds to the bytes in flight: its value (a get's buffer size,
+ * the most its reply can bring). Keys and protocol bytes are left out so
+ * that the default 8 MiB holds two 4 MiB values, not one. */
 static uint64_t op_cost(enum cmd cmd, const tkv__shared_op *op)
 {
-	uint64_t b = op->key_len + 64;
-	return b + (cmd == CMD_GET ? op->cap : cmd == CMD_SET_NX ? op->len : 0);
+	return cmd == CMD_GET ? op->cap : cmd == CMD_SET_NX ? op->len : 0;
 }
 
 static int add_cmd(tkv__shared_link *l, enum cmd cmd, const tkv__shared_op *op, bool ask,

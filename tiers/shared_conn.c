@@ -12,10 +12,14 @@
  *     partial write moves the rest of that buffer down (sdsrange); a SET of
  *     a 4 MiB value would be copied several times. Here a value is sent
  *     straight from the caller's memory by an iovec.
- * The reading side keeps hiredis's reader but replaces its createString:
- * a GET's bulk string is copied once, from the reader's buffer into the
- * op's buffer, instead of into a reply object the caller would copy again;
- * a value longer than the op's buffer is not copied at all.
+ * The reading side keeps hiredis's reader for every reply but one kind: a
+ * GET's value (a bulk string that fits the op's buffer, when that buffer
+ * is at least TKV__SHARED_DIRECT_MIN) is read from the socket straight into
+ * the op's buffer, after a small read for its header; a raw hiredis GET
+ * copies it three times (a 16 KiB stack buffer, the reader's buffer, a
+ * reply object). Other replies go through the reader, whose createString
+ * we replace so a small GET value is copied once, from the reader's buffer
+ * into the op's buffer, and a value longer than the buffer not at all.
  *
  * Deadlines, not socket timeouts: the socket is non-blocking (hiredis's
  * REDIS_BLOCK flag cleared, so its read treats EAGAIN as "no data yet"),
@@ -255,17 +259,16 @@ static int ctx_error(const redisContext *ctx)
 	}
 }
 
-/* Feeds the reader with what the socket holds: 1 read, 0 nothing yet
- * (EAGAIN), or negative errno. hiredis's own redisBufferRead reads 16 KiB
- * at a time; a 4 MiB value then costs 256 reads, and as many polls when
- * the server is slower than this thread. */
-static int feed(tkv__shared_link *l)
+/* Feeds the reader with up to max bytes of what the socket holds: 1 read,
+ * 0 nothing yet (EAGAIN), or negative errno. hiredis's own redisBufferRead
+ * reads 16 KiB at a time: a 4 MiB value would cost 256 reads. */
+static int feed(tkv__shared_link *l, size_t max)
 {
 	if (!l->rbuf && !(l->rbuf = malloc(TKV__SHARED_RBUF)))
 		return -ENOMEM;
 	ssize_t n;
 	do
-		n = read(l->ctx->fd, l->rbuf, TKV__SHARED_RBUF);
+		n = read(l->ctx->fd, l->rbuf, max < TKV__SHARED_RBUF ? max : TKV__SHARED_RBUF);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -ECONNRESET;
@@ -274,26 +277,115 @@ static int feed(tkv__shared_link *l)
 	return redisReaderFeed(l->ctx->reader, l->rbuf, (size_t)n) == REDIS_OK ? 1 : -ENOMEM;
 }
 
+/* feed, then wait when nothing came: 0 or negative errno. */
+static int feed_or_wait(tkv__shared_link *l, size_t max, uint64_t deadline_ns)
+{
+	int rc = feed(l, max);
+	if (rc == 0)
+		rc = wait_fd(l->ctx->fd, POLLIN, deadline_ns);
+	return rc < 0 ? rc : 0;
+}
+
+/* Between two replies: nothing of the next one parsed yet. (After a
+ * reply ends exactly at the end of the buffer, hiredis has already set up
+ * its first task, with no type read.) */
+static bool at_reply_start(const redisReader *r)
+{
+	return r->ridx == -1 || (r->ridx == 0 && r->rstack[0].type < 0);
+}
+
+/* The "$<len>\r\n" header at the reader's position: 1 and *len, or 0 when
+ * the reply is anything else (hiredis then parses it), or negative errno. */
+static int bulk_header(tkv__shared_link *l, size_t *len, size_t *hdr, uint64_t deadline_ns)
+{
+	redisReader *r = l->ctx->reader;
+	for (;;) {
+		const char *p = r->buf + r->pos;
+		size_t have = r->len - r->pos;
+		const char *nl = have ? memchr(p, '\n', have) : NULL;
+		if (have && p[0] != '$')
+			return 0;
+		if (nl) {
+			size_t v = 0, i = 1;
+			for (; p + i < nl - 1 && p[i] >= '0' && p[i] <= '9' && i < 20; i++)
+				v = v * 10 + (size_t)(p[i] - '0');
+			if (i == 1 || p + i != nl - 1 || *(nl - 1) != '\r')
+				return 0; /* $-1 (nil) or malformed: hiredis decides */
+			*len = v, *hdr = (size_t)(nl - p) + 1;
+			return 1;
+		}
+		if (have > 24)
+			return 0;
+		/* A small read: the header, and as little of the value as may
+		 * be, so the value goes from the socket to the op's buffer. */
+		int rc = feed_or_wait(l, 64, deadline_ns);
+		if (rc)
+			return rc;
+	}
+}
+
+/* Reads a GET's bulk string straight into op->buf, bypassing the reader's
+ * buffer: 1 done (*reply is the hit mark), 0 not a bulk string that fits
+ * (hiredis parses it), or negative errno (the link is then unusable). */
+static int read_direct(tkv__shared_link *l, tkv__shared_op *op, void **reply, uint64_t deadline_ns)
+{
+	redisReader *r = l->ctx->reader;
+	size_t len, hdr;
+	if (!at_reply_start(r))
+		return 0;
+	int rc = bulk_header(l, &len, &hdr, deadline_ns);
+	if (rc <= 0)
+		return rc;
+	if (len > op->cap)
+		return 0; /* hiredis reads it past and marks it too long */
+	size_t inbuf = r->len - r->pos - hdr, got = inbuf < len ? inbuf : len;
+	memcpy(op->buf, r->buf + r->pos + hdr, got);
+	r->pos += hdr + got;
+	rc = 0;
+	while (got < len) {
+		ssize_t n = read(l->ctx->fd, (char *)op->buf + got, len - got);
+		if (n > 0)
+			got += (size_t)n;
+		else if (n == 0)
+			return -ECONNRESET;
+		else if (errno == EAGAIN || errno == EWOULDBLOCK)
+			rc = wait_fd(l->ctx->fd, POLLIN, deadline_ns);
+		else if (errno != EINTR)
+			return -ECONNRESET;
+		if (rc)
+			return rc;
+	}
+	/* The CRLF after the value, with the next reply's header if it came. */
+	while (r->len - r->pos < 2)
+		if ((rc = feed_or_wait(l, 64, deadline_ns)) != 0)
+			return rc;
+	if (r->buf[r->pos] != '\r' || r->buf[r->pos + 1] != '\n')
+		return -EPROTO;
+	r->pos += 2;
+	op->len = len;
+	*reply = &tkv__shared_hit_mark;
+	return 1;
+}
+
 int tkv__shared_link_read(tkv__shared_link *l, tkv__shared_op *sink, void **reply,
 			  uint64_t deadline_ns)
 {
 	redisContext *ctx = l->ctx;
 	int rc = 0;
 	*reply = NULL;
+	if (sink && sink->cap >= TKV__SHARED_DIRECT_MIN) {
+		rc = read_direct(l, sink, reply, deadline_ns);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+	}
 	l->sink = sink;
 	for (;;) {
 		if (redisGetReplyFromReader(ctx, reply) != REDIS_OK) {
 			rc = ctx_error(ctx);
 			break;
 		}
-		if (*reply)
+		if (*reply || (rc = feed_or_wait(l, TKV__SHARED_RBUF, deadline_ns)) != 0)
 			break;
-		rc = feed(l);
-		if (rc == 0)
-			rc = wait_fd(ctx->fd, POLLIN, deadline_ns);
-		if (rc < 0)
-			break;
-		rc = 0;
 	}
 	l->sink = NULL;
 	return rc;

@@ -42,6 +42,7 @@ enum {
 	TKV__SHARED_NO_NODE = 0xffff,
 	TKV__SHARED_BACKOFF_MAX = 32, /* x backoff_ms */
 	TKV__SHARED_RBUF = 256 << 10, /* bytes per read(2) of replies */
+	TKV__SHARED_DIRECT_MIN = 16 << 10, /* GET buffers read into directly */
 };
 
 typedef struct tkv__shared_node {

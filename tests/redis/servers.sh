@@ -123,6 +123,7 @@ stop_all() {
 cmd=${1:-}
 dir=${2:-}
 [[ -n $cmd && -n $dir ]] || die "usage: servers.sh setup|cleanup|cluster|standalone|stop DIR ..."
+dir=$(realpath -m "$dir") # redis-server changes directory before it reads --dir
 shift 2
 case $cmd in
 setup)
@@ -143,8 +144,13 @@ cleanup | stop) stop_all "$dir" ;;
 cluster)
 	n=${1:-3}
 	shift
+	stop_all "$dir"
+	rm -rf "$dir" # a node that kept its nodes.conf refuses to join a new cluster
 	start_cluster "$dir" "$n" "$@" || { stop_all "$dir"; exit 1; }
 	;;
-standalone) start_standalone "$dir" "$@" || { stop_all "$dir"; exit 1; } ;;
+standalone)
+	stop_all "$dir"
+	rm -rf "$dir"
+	start_standalone "$dir" "$@" || { stop_all "$dir"; exit 1; } ;;
 *) die "unknown command $cmd" ;;
 esac
