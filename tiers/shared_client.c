@@ -294,8 +294,12 @@ static void send_window(struct batch *b, struct group *g)
 		uint64_t cost = op_cost(b->cmd, &b->ops[i]);
 		if (bytes && bytes + cost > max)
 			break;
-		if (add_cmd(l, b->cmd, &b->ops[i], b->c->route[i].ask, b->ttl) != 0)
-			break; /* out of memory: send what is queued */
+		if (add_cmd(l, b->cmd, &b->ops[i], b->c->route[i].ask, b->ttl) != 0) {
+			/* Out of memory, maybe halfway through a command: send
+			 * nothing of this window. */
+			fail_group(b, g, -ENOMEM, false);
+			return;
+		}
 		bytes += cost;
 		g->next_send++;
 	}

@@ -330,7 +330,7 @@ static int bulk_header(tkv__shared_link *l, size_t *len, size_t *hdr, uint64_t d
 static int read_direct(tkv__shared_link *l, tkv__shared_op *op, void **reply, uint64_t deadline_ns)
 {
 	redisReader *r = l->ctx->reader;
-	size_t len, hdr;
+	size_t len = 0, hdr = 0;
 	if (!at_reply_start(r))
 		return 0;
 	int rc = bulk_header(l, &len, &hdr, deadline_ns);
@@ -362,6 +362,13 @@ static int read_direct(tkv__shared_link *l, tkv__shared_op *op, void **reply, ui
 	if (r->buf[r->pos] != '\r' || r->buf[r->pos + 1] != '\n')
 		return -EPROTO;
 	r->pos += 2;
+	/* hiredis drops consumed bytes only when it parses a reply; replies
+	 * read here would grow its buffer by every header. */
+	if (r->pos >= 1024) {
+		sdsrange(r->buf, (int)r->pos, -1);
+		r->pos = 0;
+		r->len = sdslen(r->buf);
+	}
 	op->len = len;
 	*reply = &tkv__shared_hit_mark;
 	return 1;

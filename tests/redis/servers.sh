@@ -23,7 +23,9 @@ set -uo pipefail
 
 die() { echo "servers.sh: $*" >&2; exit 1; }
 
-port_free() { [[ -z $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
+# Nothing listens on port $1: a connection to it is refused. (bash's
+# /dev/tcp, not ss: a bare Debian image has no iproute2.)
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # Starts one redis-server in DIR; prints its port. Args: DIR BUS(0|1) ARGS...
 start_one() {
@@ -130,7 +132,7 @@ setup)
 	stop_all "$dir"
 	rm -rf "$dir"
 	mkdir -p "$dir"
-	for prog in redis-server redis-cli ss; do
+	for prog in redis-server redis-cli; do
 		if ! command -v "$prog" >/dev/null; then
 			echo "$prog not installed (tools/install-deps.sh)" >"$dir/unavailable"
 			exit 0
