@@ -150,6 +150,8 @@ Test(shared_faults, killed_master_fails_fast_and_the_others_keep_working, .fini 
 		n_victim += on_victim[i];
 	}
 	cr_assert(n_victim > 0 && n_victim < N_KILL, "%d keys on the victim", n_victim);
+	tkv__shared_stats before;
+	tkv__shared_get_stats(s, &before);
 	cr_assert_eq(kill(server_pid(victim), SIGKILL), 0);
 
 	/* Two passes: the first meets the dead connection, the second only
@@ -177,6 +179,9 @@ Test(shared_faults, killed_master_fails_fast_and_the_others_keep_working, .fini 
 	}
 	cr_assert_eq(st.nodes_down, 1);
 	cr_assert_eq(st.nodes_up, 2);
+	/* A node marked down makes the map stale; a live node refreshed it
+	 * (the dead one is skipped while down). */
+	cr_assert_gt(st.map_refreshes, before.map_refreshes);
 	cr_assert_geq(st.err_conn + st.conns_closed_on_error, 1, "the dead connection was seen");
 	/* Sets on the live masters still work too: a key in a live slot. */
 	for (int i = 0; i < N_KILL; i++) {
