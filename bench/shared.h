@@ -23,7 +23,7 @@ uint32_t shraw_masters(const shraw *r);
  * (key_len + 1)), the way the shared tier pipelines them: in batches of
  * `batch` keys, each batch's keys grouped by the master owning their
  * slot, every group sent in windows
- * bounded by `inflight` bytes (TKV__SHARED_CMD_OVERHEAD rule), every
+ * bounded by `inflight` value bytes (the client's rule, shared_client.h), every
  * group's window sent before any reply is read. SET sends "SET key value
  * NX" of vals[i] (len bytes); GET checks that each reply is a string of len
  * bytes. Returns the values that came back right (n on success) or -1 on a

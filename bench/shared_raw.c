@@ -187,7 +187,7 @@ static int send_window(pass *p, master *m)
 	uint64_t bytes = 0;
 	while (m->sent < m->n_ops) {
 		size_t i = m->ops[m->sent];
-		uint64_t cost = p->key_len + TKV__SHARED_CMD_OVERHEAD + p->len;
+		uint64_t cost = p->len; /* the client's rule: value bytes only */
 		if (bytes && bytes + cost > p->inflight)
 			break;
 		const char *argv[4] = {p->vals ? "SET" : "GET", name_of(p, i),

@@ -523,3 +523,87 @@ Test(shared_client, threads_each_with_their_own_conn)
 	tkv__shared_close(s);
 	free(seeds);
 }
+
+Test(shared_client, unexpected_reply_is_eproto_and_closes_the_connection)
+{
+	/* A key holding a list: GET answers -WRONGTYPE, which this client
+	 * never expects; nothing read after it on that connection is trusted. */
+	char *seeds = fixture_seeds("standalone");
+	char key[64];
+	snprintf(key, sizeof(key), "%s:list", prefix);
+	sh("redis-cli -p %d rpush %s x >/dev/null", first_port(seeds), key);
+	tkv__shared *s = open_client(seeds, 2000);
+	tkv__shared_conn *c = tkv__shared_conn_new(s);
+	char other[64];
+	snprintf(other, sizeof(other), "%s:after-list", prefix);
+	unsigned char v[100], b[100];
+	fill_value(v, sizeof(v), other, 6);
+	tkv__shared_op ops[2] = {key_op(key), key_op(other)};
+	ops[1].val = v, ops[1].len = sizeof(v);
+	cr_assert_eq(tkv__shared_set_nx(c, &ops[1], 1, 0), 1);
+	ops[0].buf = b, ops[0].cap = sizeof(b);
+	ops[1] = key_op(other);
+	ops[1].buf = b, ops[1].cap = sizeof(b);
+	cr_assert_eq(tkv__shared_get(c, ops, 2), 0);
+	cr_assert_eq(ops[0].status, -EPROTO);
+	cr_assert_eq(ops[1].status, -ECONNRESET, "pipelined behind the bad reply: not trusted");
+	tkv__shared_stats st;
+	tkv__shared_get_stats(s, &st);
+	cr_assert_eq(st.err_proto, 1);
+	cr_assert_eq(st.conns_closed_on_error, 1);
+	cr_assert_eq(st.nodes_down, 0, "the node answered: it is not down");
+	/* A new connection, in step again. */
+	ops[1].status = 1;
+	cr_assert_eq(tkv__shared_get(c, &ops[1], 1), 1);
+	cr_assert(ops[1].len == sizeof(v) && memcmp(b, v, sizeof(v)) == 0);
+	tkv__shared_conn_free(c);
+	tkv__shared_close(s);
+	free(seeds);
+}
+
+Test(shared_client, too_long_values_in_a_pipeline_keep_it_in_step)
+{
+	/* Big buffers take the direct read (value from socket into the
+	 * buffer); a value longer than its buffer falls back to the reader,
+	 * which skips it. Interleaved, every op must still get its own key. */
+	char *seeds = fixture_seeds("standalone");
+	tkv__shared *s = open_client(seeds, 2000);
+	tkv__shared_conn *c = tkv__shared_conn_new(s);
+	enum { N = 12, LEN = 200000 };
+	char keys[N][64];
+	unsigned char *v = malloc(LEN), *b[N];
+	tkv__shared_op ops[N];
+	for (int i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "%s:pipe:%d", prefix, i);
+		fill_value(v, LEN - (size_t)i, keys[i], 8);
+		ops[i] = key_op(keys[i]);
+		ops[i].val = v, ops[i].len = LEN - (size_t)i;
+		cr_assert_eq(tkv__shared_set_nx(c, &ops[i], 1, 0), 1);
+		b[i] = malloc(LEN);
+	}
+	for (int i = 0; i < N; i++) {
+		ops[i] = key_op(keys[i]);
+		/* every third buffer is one byte short */
+		ops[i].buf = b[i], ops[i].cap = LEN - (size_t)i - (i % 3 == 0);
+	}
+	cr_assert_eq(tkv__shared_get(c, ops, N), N - 4);
+	for (int i = 0; i < N; i++) {
+		if (i % 3 == 0) {
+			cr_assert_eq(ops[i].status, -EMSGSIZE, "op %d", i);
+			continue;
+		}
+		fill_value(v, LEN - (size_t)i, keys[i], 8);
+		cr_assert_eq(ops[i].status, 0, "op %d: %d", i, ops[i].status);
+		cr_assert(ops[i].len == LEN - (size_t)i && memcmp(b[i], v, ops[i].len) == 0, "op %d", i);
+	}
+	tkv__shared_stats st;
+	tkv__shared_get_stats(s, &st);
+	cr_assert_eq(st.err_too_big, 4);
+	cr_assert_eq(st.conns_closed_on_error, 0);
+	for (int i = 0; i < N; i++)
+		free(b[i]);
+	free(v);
+	tkv__shared_conn_free(c);
+	tkv__shared_close(s);
+	free(seeds);
+}

@@ -11,6 +11,11 @@
  * leave an op pending, routed to the named node, for the next round; at
  * most max_redirects + 1 rounds run.
  *
+ * Time: sending a window to a node, and reading its replies, each have
+ * op_timeout_ms, counted from when this thread starts on that node's
+ * window; so a batch waits op_timeout_ms for each node that stalls (it is
+ * then down), not for each op.
+ *
  * Any failure of a link (timeout, reset, a reply that does not fit its
  * command) closes it: its unanswered ops take the error, and the replies
  * that may still come are never read. A timeout or a reset also marks the
@@ -154,10 +159,12 @@ void tkv__shared_conn_free(tkv__shared_conn *c)
 
 /* --- one command --- */
 
+/* What an op adds to the bytes in flight: its value (a get's buffer size,
+ * the most its reply can bring). Keys and protocol bytes are left out so
+ * that the default 8 MiB holds two 4 MiB values, not one. */
 static uint64_t op_cost(enum cmd cmd, const tkv__shared_op *op)
 {
-	uint64_t b = op->key_len + TKV__SHARED_CMD_OVERHEAD;
-	return b + (cmd == CMD_GET ? op->cap : cmd == CMD_SET_NX ? op->len : 0);
+	return cmd == CMD_GET ? op->cap : cmd == CMD_SET_NX ? op->len : 0;
 }
 
 static int add_cmd(tkv__shared_link *l, enum cmd cmd, const tkv__shared_op *op, bool ask,
@@ -287,18 +294,22 @@ static void send_window(struct batch *b, struct group *g)
 		uint64_t cost = op_cost(b->cmd, &b->ops[i]);
 		if (bytes && bytes + cost > max)
 			break;
-		if (add_cmd(l, b->cmd, &b->ops[i], b->c->route[i].ask, b->ttl) != 0)
-			break; /* out of memory: send what is queued */
+		if (add_cmd(l, b->cmd, &b->ops[i], b->c->route[i].ask, b->ttl) != 0) {
+			/* Out of memory, maybe halfway through a command: send
+			 * nothing of this window. */
+			fail_group(b, g, -ENOMEM, false);
+			return;
+		}
 		bytes += cost;
 		g->next_send++;
 	}
-	int rc = tkv__shared_link_flush(l);
+	int rc = tkv__shared_link_flush(l, tkv__now_ns() + b->c->s->op_timeout_ns);
 	if (rc)
 		fail_group(b, g, rc, rc != -ENOMEM);
 }
 
 /* Reads one op's replies (ASKING's first); false when the group failed. */
-static bool read_one(struct batch *b, struct group *g)
+static bool read_one(struct batch *b, struct group *g, uint64_t deadline)
 {
 	tkv__shared *s = b->c->s;
 	tkv__shared_link *l = &b->c->links[g->node];
@@ -308,7 +319,7 @@ static bool read_one(struct batch *b, struct group *g)
 	void *r;
 	int rc;
 	if (rt->ask) {
-		rc = tkv__shared_link_read(l, NULL, &r);
+		rc = tkv__shared_link_read(l, NULL, &r, deadline);
 		bool ok = rc == 0 && ((redisReply *)r)->type == REDIS_REPLY_STATUS;
 		tkv__shared_reply_free(r);
 		if (!ok) {
@@ -317,7 +328,7 @@ static bool read_one(struct batch *b, struct group *g)
 		}
 		rt->ask = 0; /* ASK holds for this one command only */
 	}
-	rc = tkv__shared_link_read(l, b->cmd == CMD_GET ? op : NULL, &r);
+	rc = tkv__shared_link_read(l, b->cmd == CMD_GET ? op : NULL, &r, deadline);
 	if (rc) {
 		fail_group(b, g, rc, rc == -ETIMEDOUT || rc == -ECONNRESET);
 		return false;
@@ -390,8 +401,11 @@ static void run_round(struct batch *b, size_t n)
 				send_window(b, &b->c->groups[k]);
 		for (uint32_t k = 0; k < ng; k++) {
 			struct group *g = &b->c->groups[k];
+			/* From when this thread starts waiting for this node: a
+			 * node read after a slow one still has its full time. */
+			uint64_t deadline = tkv__now_ns() + b->c->s->op_timeout_ns;
 			while (!g->done && g->next_read < g->next_send)
-				if (!read_one(b, g))
+				if (!read_one(b, g, deadline))
 					break;
 			g->done = g->done || g->next_read == g->end;
 			busy = busy || !g->done;

@@ -44,18 +44,18 @@ typedef struct tkv__shared_cfg {
 	uint32_t op_timeout_ms;      /* per command batch; 0: 500 */
 	uint32_t max_redirects;      /* 0: 5 */
 	uint32_t backoff_ms;         /* first retry delay of a down node; 0: 100 */
-	uint64_t max_inflight_bytes; /* bytes of commands + expected replies
+	uint64_t max_inflight_bytes; /* value bytes (SET values, GET buffers)
 				      * pipelined to one node before reading
 				      * replies; 0: TKV__SHARED_INFLIGHT_DEFAULT */
 } tkv__shared_cfg;
 
 /* The window rule (public so a baseline can pipeline the same way,
- * bench/shared.c): a command costs key_len + TKV__SHARED_CMD_OVERHEAD plus
- * its value (SET) or the buffer its reply may fill (GET); commands are
- * added to a node's window while the sum stays <= max_inflight_bytes (the
- * first always goes), then the window is sent and its replies read. */
+ * bench/shared.c): a command costs its value (SET) or the buffer its reply
+ * may fill (GET), keys and protocol bytes left out so the default holds two
+ * 4 MiB values; commands are added to a node's window while the sum stays
+ * <= max_inflight_bytes (the first always goes), then the window is sent
+ * and its replies read. */
 #define TKV__SHARED_INFLIGHT_DEFAULT (8ull << 20)
-#define TKV__SHARED_CMD_OVERHEAD 64u
 
 /* One command of a batch. The caller fills the inputs; the call sets status
  * (and len for a get). */

@@ -12,33 +12,38 @@
  *     partial write moves the rest of that buffer down (sdsrange); a SET of
  *     a 4 MiB value would be copied several times. Here a value is sent
  *     straight from the caller's memory by an iovec.
- * The reading side keeps hiredis's reader for everything but a GET's value
- * (read_bulk_direct): at a reply boundary, a "$<len>" bulk string that fits
- * the op's buffer is received straight into it (what the reader already
- * buffered is copied), instead of 16 KiB at a time into a staging buffer,
- * appended to the reader's buffer, then copied out. Any other reply goes
- * through hiredis, whose createString is replaced so that a GET's value is
- * still copied only once, into the op's buffer (never into a reply object
- * the caller would copy again), and a value longer than that buffer is not
- * copied at all. The reader keeps its buffer between replies (maxbuf 0).
+ * The reading side keeps hiredis's reader for every reply but one kind: a
+ * GET's value (a bulk string that fits the op's buffer, when that buffer
+ * is at least TKV__SHARED_DIRECT_MIN) is read from the socket straight into
+ * the op's buffer, after a small read for its header; a raw hiredis GET
+ * copies it three times (a 16 KiB stack buffer, the reader's buffer, a
+ * reply object). Other replies go through the reader, whose createString
+ * we replace so a small GET value is copied once, from the reader's buffer
+ * into the op's buffer, and a value longer than the buffer not at all.
  *
- * Both directions use the socket timeouts set by redisSetTimeout
- * (SO_RCVTIMEO/SO_SNDTIMEO = op_timeout_ms), so no single read or write
- * waits longer; after any error the caller closes the link, so a reply that
- * arrives late is never read as the answer to a later command.
+ * Deadlines, not socket timeouts: the socket is non-blocking (hiredis's
+ * REDIS_BLOCK flag cleared, so its read treats EAGAIN as "no data yet"),
+ * and this file polls with the time left until the caller's deadline only
+ * when nothing can be sent or read. SO_RCVTIMEO/SO_SNDTIMEO (redisSetTimeout)
+ * restart on every partial transfer, so a 64 MiB SET to a stopped server
+ * waited twice its timeout; a deadline holds whatever trickles. After any
+ * error the caller closes the link, so a reply that arrives late is never
+ * read as the answer to a later command.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-
-#include <hiredis/sds.h>
+#include <unistd.h>
 
 #include "base/array.h"
+#include "base/clock.h"
 #include "tiers/shared_impl.h"
 
 struct tkv__shared_seg {
@@ -90,15 +95,12 @@ int tkv__shared_link_open(tkv__shared *s, tkv__shared_link *l, uint16_t node)
 		redisFree(ctx);
 		return err;
 	}
-	if (redisSetTimeout(ctx, tv_of_ns(s->op_timeout_ns)) != REDIS_OK) {
+	int fl = fcntl(ctx->fd, F_GETFL);
+	if (fl < 0 || fcntl(ctx->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
 		redisFree(ctx);
 		return -ECONNRESET;
 	}
-	/* Keep the reader's buffer between replies: by default hiredis frees it
-	 * whenever it is empty with more than 16 KiB unused, i.e. after every
-	 * large value, and grows it again (page faults, reallocs) for the next:
-	 * measured (bench shared) as a large share of a multi-MiB GET's time. */
-	ctx->reader->maxbuf = 0;
+	ctx->flags &= ~REDIS_BLOCK;
 	l->orig = ctx->reader->fn;
 	l->fns = *l->orig;
 	l->fns.createString = create_string;
@@ -129,6 +131,7 @@ void tkv__shared_link_free(tkv__shared_link *l)
 		redisFree(l->ctx);
 	free(l->hdr);
 	free(l->segs);
+	free(l->rbuf);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -179,16 +182,38 @@ int tkv__shared_link_add(tkv__shared_link *l, int argc, const char *const *argv,
 	return rc;
 }
 
+/* Waits until fd is ready for events or deadline passes: 0 or -ETIMEDOUT. */
+static int wait_fd(int fd, short events, uint64_t deadline_ns)
+{
+	for (;;) {
+		uint64_t now = tkv__now_ns();
+		if (now >= deadline_ns)
+			return -ETIMEDOUT;
+		struct pollfd p = {.fd = fd, .events = events};
+		int ms = (int)((deadline_ns - now + 999999) / 1000000);
+		int rc = poll(&p, 1, ms);
+		if (rc > 0)
+			return 0; /* ready, or an error the next call reports */
+		if (rc == 0 || errno != EINTR)
+			return rc == 0 ? -ETIMEDOUT : -ECONNRESET;
+	}
+}
+
 /* Sends iov[0..n), all of it, advancing the array past what was sent. */
-static int send_all(int fd, struct iovec *iov, size_t n)
+static int send_all(int fd, struct iovec *iov, size_t n, uint64_t deadline_ns)
 {
 	while (n) {
 		struct msghdr m = {.msg_iov = iov, .msg_iovlen = n < IOV_MAX ? n : IOV_MAX};
-		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -ECONNRESET;
+			int rc = 0;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				rc = wait_fd(fd, POLLOUT, deadline_ns);
+			else if (errno != EINTR)
+				rc = -ECONNRESET;
+			if (rc)
+				return rc;
+			continue;
 		}
 		while (n && (size_t)w >= iov->iov_len) {
 			w -= (ssize_t)iov->iov_len;
@@ -202,7 +227,7 @@ static int send_all(int fd, struct iovec *iov, size_t n)
 	return 0;
 }
 
-int tkv__shared_link_flush(tkv__shared_link *l)
+int tkv__shared_link_flush(tkv__shared_link *l, uint64_t deadline_ns)
 {
 	size_t n = l->n_segs;
 	if (n == 0)
@@ -215,137 +240,16 @@ int tkv__shared_link_flush(tkv__shared_link *l)
 		iov[i].iov_base = g->ext ? (void *)g->ext : l->hdr + g->off;
 		iov[i].iov_len = g->len;
 	}
-	int rc = send_all(l->ctx->fd, iov, n);
+	int rc = send_all(l->ctx->fd, iov, n, deadline_ns);
 	free(iov);
 	l->hdr_len = l->n_segs = 0;
 	return rc;
 }
 
-/* Appends what the socket has (up to 16 KiB, at least one byte) to the
- * reader's buffer, as redisBufferRead does. */
-static int feed(tkv__shared_link *l)
+static int ctx_error(const redisContext *ctx)
 {
-	char tmp[16384];
-	ssize_t k;
-	do
-		k = recv(l->ctx->fd, tmp, sizeof(tmp), 0);
-	while (k < 0 && errno == EINTR);
-	if (k <= 0)
-		return k == 0 ? -ECONNRESET
-		       : errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -ECONNRESET;
-	return redisReaderFeed(l->ctx->reader, tmp, (size_t)k) == REDIS_OK ? 0 : -ENOMEM;
-}
-
-/* "$<len>\r\n" at the reader's cursor: 1 and *len, or 0 when it is
- * something else (nil, an error, another type: hiredis's job). */
-static int bulk_header(const redisReader *r, const char *nl, size_t *len)
-{
-	const char *h = r->buf + r->pos;
-	if (nl - h < 3 || h[0] != '$' || nl[-1] != '\r')
-		return 0;
-	size_t v = 0;
-	for (const char *d = h + 1; d < nl - 1; d++) {
-		if (*d < '0' || *d > '9' || v > (SIZE_MAX - 9) / 10)
-			return 0;
-		v = v * 10 + (size_t)(*d - '0');
-	}
-	*len = v;
-	return 1;
-}
-
-/*
- * Receives the rest of a value (n bytes to p) and of its "\r\n" (crlf,
- * `have` bytes of it already there) with a third iovec for whatever follows
- * on the socket (the next replies), which goes to the reader: as few recvs
- * as hiredis's 16 KiB reads (an exact-length recv per value would double
- * them for values of a few 16 KiB), and none of the value's bytes staged.
- * 0, -ETIMEDOUT (SO_RCVTIMEO), -ECONNRESET or -ENOMEM.
- */
-static int recv_rest(tkv__shared_link *l, char *p, size_t n, char *crlf, size_t have)
-{
-	char tail[16384];
-	while (n || have < 2) {
-		struct iovec iov[3] = {{p, n}, {crlf + have, 2 - have}, {tail, sizeof(tail)}};
-		struct msghdr m = {.msg_iov = iov, .msg_iovlen = 3};
-		ssize_t k = recvmsg(l->ctx->fd, &m, 0);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return k == 0 ? -ECONNRESET
-			       : errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -ECONNRESET;
-		size_t got = (size_t)k, a = got < n ? got : n;
-		p += a, n -= a, got -= a;
-		size_t b = got < 2 - have ? got : 2 - have;
-		have += b, got -= b;
-		/* the kernel fills the iovecs in order: bytes in tail means the
-		 * value and its CRLF are complete */
-		if (got && redisReaderFeed(l->ctx->reader, tail, got) != REDIS_OK)
-			return -ENOMEM;
-	}
-	return 0;
-}
-
-/*
- * A GET's value straight into the op's buffer: what the reader already
- * holds is copied, the rest is received into place, so a multi-MiB value
- * is not copied from a 16 KiB staging buffer into the reader's (grown)
- * buffer and from there into the op's, as hiredis would (measured with
- * bench shared: those two copies were most of a fetch's CPU time besides
- * the CRC). Only for a plain bulk string that fits, at a reply boundary;
- * anything else (nil, an error reply, a value too long) is left to
- * hiredis. 1: done (*reply is the hit mark); 0: not handled, nothing
- * consumed; < 0: the link failed (the caller closes it).
- */
-static int read_bulk_direct(tkv__shared_link *l, tkv__shared_op *op, void **reply)
-{
-	redisReader *r = l->ctx->reader;
-	const char *nl;
-	while (!(r->len > r->pos && (nl = memchr(r->buf + r->pos, '\n', r->len - r->pos)))) {
-		if (r->err || r->ridx != -1 || r->len - r->pos > 32)
-			return 0; /* mid-reply, or not a header line */
-		int rc = feed(l);
-		if (rc)
-			return rc;
-	}
-	size_t vlen;
-	if (r->err || r->ridx != -1 || !bulk_header(r, nl, &vlen) || vlen > op->cap)
-		return 0;
-	size_t start = (size_t)(nl + 1 - r->buf), avail = r->len - start;
-	size_t take = avail < vlen + 2 ? avail : vlen + 2, pay = take < vlen ? take : vlen;
-	char crlf[2];
-	memcpy(op->buf, r->buf + start, pay);
-	memcpy(crlf, r->buf + start + pay, take - pay);
-	/* consumed: drop it from the reader's buffer as hiredis does */
-	sdsrange(r->buf, (int)(start + take), -1);
-	r->pos = 0;
-	r->len = sdslen(r->buf);
-	int rc = recv_rest(l, (char *)op->buf + pay, vlen - pay, crlf, take - pay);
-	if (rc)
-		return rc;
-	if (crlf[0] != '\r' || crlf[1] != '\n')
-		return -EPROTO;
-	op->len = vlen;
-	*reply = &tkv__shared_hit_mark;
-	return 1;
-}
-
-int tkv__shared_link_read(tkv__shared_link *l, tkv__shared_op *sink, void **reply)
-{
-	*reply = NULL;
-	if (sink) {
-		int rc = read_bulk_direct(l, sink, reply);
-		if (rc)
-			return rc > 0 ? 0 : rc;
-	}
-	l->sink = sink;
-	int rc = redisGetReply(l->ctx, reply);
-	int e = errno;
-	l->sink = NULL;
-	if (rc == REDIS_OK && *reply)
-		return 0;
-	switch (l->ctx->err) {
+	switch (ctx->err) {
 	case REDIS_ERR_IO:
-		return e == EAGAIN || e == EWOULDBLOCK ? -ETIMEDOUT : -ECONNRESET;
 	case REDIS_ERR_EOF:
 		return -ECONNRESET;
 	case REDIS_ERR_OOM:
@@ -353,6 +257,145 @@ int tkv__shared_link_read(tkv__shared_link *l, tkv__shared_op *sink, void **repl
 	default:
 		return -EPROTO;
 	}
+}
+
+/* Feeds the reader with up to max bytes of what the socket holds: 1 read,
+ * 0 nothing yet (EAGAIN), or negative errno. hiredis's own redisBufferRead
+ * reads 16 KiB at a time: a 4 MiB value would cost 256 reads. */
+static int feed(tkv__shared_link *l, size_t max)
+{
+	if (!l->rbuf && !(l->rbuf = malloc(TKV__SHARED_RBUF)))
+		return -ENOMEM;
+	ssize_t n;
+	do
+		n = read(l->ctx->fd, l->rbuf, max < TKV__SHARED_RBUF ? max : TKV__SHARED_RBUF);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -ECONNRESET;
+	if (n == 0)
+		return -ECONNRESET; /* the server closed the connection */
+	return redisReaderFeed(l->ctx->reader, l->rbuf, (size_t)n) == REDIS_OK ? 1 : -ENOMEM;
+}
+
+/* feed, then wait when nothing came: 0 or negative errno. */
+static int feed_or_wait(tkv__shared_link *l, size_t max, uint64_t deadline_ns)
+{
+	int rc = feed(l, max);
+	if (rc == 0)
+		rc = wait_fd(l->ctx->fd, POLLIN, deadline_ns);
+	return rc < 0 ? rc : 0;
+}
+
+/* Between two replies: nothing of the next one parsed yet. (After a
+ * reply ends exactly at the end of the buffer, hiredis has already set up
+ * its first task, with no type read.) */
+static bool at_reply_start(const redisReader *r)
+{
+	return r->ridx == -1 || (r->ridx == 0 && r->rstack[0].type < 0);
+}
+
+/* The "$<len>\r\n" header at the reader's position: 1 and *len, or 0 when
+ * the reply is anything else (hiredis then parses it), or negative errno. */
+static int bulk_header(tkv__shared_link *l, size_t *len, size_t *hdr, uint64_t deadline_ns)
+{
+	redisReader *r = l->ctx->reader;
+	for (;;) {
+		const char *p = r->buf + r->pos;
+		size_t have = r->len - r->pos;
+		const char *nl = have ? memchr(p, '\n', have) : NULL;
+		if (have && p[0] != '$')
+			return 0;
+		if (nl) {
+			size_t v = 0, i = 1;
+			for (; p + i < nl - 1 && p[i] >= '0' && p[i] <= '9' && i < 20; i++)
+				v = v * 10 + (size_t)(p[i] - '0');
+			if (i == 1 || p + i != nl - 1 || *(nl - 1) != '\r')
+				return 0; /* $-1 (nil) or malformed: hiredis decides */
+			*len = v, *hdr = (size_t)(nl - p) + 1;
+			return 1;
+		}
+		if (have > 24)
+			return 0;
+		/* A small read: the header, and as little of the value as may
+		 * be, so the value goes from the socket to the op's buffer. */
+		int rc = feed_or_wait(l, 64, deadline_ns);
+		if (rc)
+			return rc;
+	}
+}
+
+/* Reads a GET's bulk string straight into op->buf, bypassing the reader's
+ * buffer: 1 done (*reply is the hit mark), 0 not a bulk string that fits
+ * (hiredis parses it), or negative errno (the link is then unusable). */
+static int read_direct(tkv__shared_link *l, tkv__shared_op *op, void **reply, uint64_t deadline_ns)
+{
+	redisReader *r = l->ctx->reader;
+	size_t len = 0, hdr = 0;
+	if (!at_reply_start(r))
+		return 0;
+	int rc = bulk_header(l, &len, &hdr, deadline_ns);
+	if (rc <= 0)
+		return rc;
+	if (len > op->cap)
+		return 0; /* hiredis reads it past and marks it too long */
+	size_t inbuf = r->len - r->pos - hdr, got = inbuf < len ? inbuf : len;
+	memcpy(op->buf, r->buf + r->pos + hdr, got);
+	r->pos += hdr + got;
+	rc = 0;
+	while (got < len) {
+		ssize_t n = read(l->ctx->fd, (char *)op->buf + got, len - got);
+		if (n > 0)
+			got += (size_t)n;
+		else if (n == 0)
+			return -ECONNRESET;
+		else if (errno == EAGAIN || errno == EWOULDBLOCK)
+			rc = wait_fd(l->ctx->fd, POLLIN, deadline_ns);
+		else if (errno != EINTR)
+			return -ECONNRESET;
+		if (rc)
+			return rc;
+	}
+	/* The CRLF after the value, with the next reply's header if it came. */
+	while (r->len - r->pos < 2)
+		if ((rc = feed_or_wait(l, 64, deadline_ns)) != 0)
+			return rc;
+	if (r->buf[r->pos] != '\r' || r->buf[r->pos + 1] != '\n')
+		return -EPROTO;
+	r->pos += 2;
+	/* hiredis drops consumed bytes only when it parses a reply; replies
+	 * read here would grow its buffer by every header. */
+	if (r->pos >= 1024) {
+		sdsrange(r->buf, (int)r->pos, -1);
+		r->pos = 0;
+		r->len = sdslen(r->buf);
+	}
+	op->len = len;
+	*reply = &tkv__shared_hit_mark;
+	return 1;
+}
+
+int tkv__shared_link_read(tkv__shared_link *l, tkv__shared_op *sink, void **reply,
+			  uint64_t deadline_ns)
+{
+	redisContext *ctx = l->ctx;
+	int rc = 0;
+	*reply = NULL;
+	if (sink && sink->cap >= TKV__SHARED_DIRECT_MIN) {
+		rc = read_direct(l, sink, reply, deadline_ns);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+	}
+	l->sink = sink;
+	for (;;) {
+		if (redisGetReplyFromReader(ctx, reply) != REDIS_OK) {
+			rc = ctx_error(ctx);
+			break;
+		}
+		if (*reply || (rc = feed_or_wait(l, TKV__SHARED_RBUF, deadline_ns)) != 0)
+			break;
+	}
+	l->sink = NULL;
+	return rc;
 }
 
 redisReply *tkv__shared_query(tkv__shared *s, uint16_t node, int argc, const char *const *argv)
@@ -364,8 +407,9 @@ redisReply *tkv__shared_query(tkv__shared *s, uint16_t node, int argc, const cha
 		goto out;
 	for (int i = 0; i < argc; i++)
 		lens[i] = strlen(argv[i]);
-	if (tkv__shared_link_add(&l, argc, argv, lens, -1) != 0 || tkv__shared_link_flush(&l) != 0 ||
-	    tkv__shared_link_read(&l, NULL, &r) != 0) {
+	uint64_t deadline = tkv__now_ns() + s->op_timeout_ns;
+	if (tkv__shared_link_add(&l, argc, argv, lens, -1) != 0 ||
+	    tkv__shared_link_flush(&l, deadline) != 0 || tkv__shared_link_read(&l, NULL, &r, deadline) != 0) {
 		tkv__shared_reply_free(r);
 		r = NULL;
 	}

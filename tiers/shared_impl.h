@@ -41,6 +41,8 @@ enum {
 	TKV__SHARED_HOST_MAX = 256, /* with its NUL */
 	TKV__SHARED_NO_NODE = 0xffff,
 	TKV__SHARED_BACKOFF_MAX = 32, /* x backoff_ms */
+	TKV__SHARED_RBUF = 256 << 10, /* bytes per read(2) of replies */
+	TKV__SHARED_DIRECT_MIN = 16 << 10, /* GET buffers read into directly */
 };
 
 typedef struct tkv__shared_node {
@@ -101,6 +103,7 @@ typedef struct tkv__shared_link {
 	size_t hdr_len, hdr_cap;
 	struct tkv__shared_seg *segs;
 	size_t n_segs, segs_cap;
+	char *rbuf; /* TKV__SHARED_RBUF bytes, for reads */
 } tkv__shared_link;
 
 /* Replies that are not hiredis objects: a GET value already in its op. */
@@ -114,12 +117,14 @@ void tkv__shared_link_free(tkv__shared_link *l);
  * are copied. 0 or -ENOMEM. */
 int tkv__shared_link_add(tkv__shared_link *l, int argc, const char *const *argv,
 			 const size_t *lens, int ext);
-/* Sends the queued commands. 0, -ETIMEDOUT, -ECONNRESET, -ENOMEM. */
-int tkv__shared_link_flush(tkv__shared_link *l);
-/* Reads the next reply; a bulk string goes into sink's buffer when sink is
- * not NULL. *reply: a redisReply (free with tkv__shared_reply_free) or a
- * mark. 0, -ETIMEDOUT, -ECONNRESET, -EPROTO. */
-int tkv__shared_link_read(tkv__shared_link *l, tkv__shared_op *sink, void **reply);
+/* Sends the queued commands by deadline_ns (tkv__now_ns clock).
+ * 0, -ETIMEDOUT, -ECONNRESET, -ENOMEM. */
+int tkv__shared_link_flush(tkv__shared_link *l, uint64_t deadline_ns);
+/* Reads the next reply by deadline_ns; a bulk string goes into sink's
+ * buffer when sink is not NULL. *reply: a redisReply (free with
+ * tkv__shared_reply_free) or a mark. 0, -ETIMEDOUT, -ECONNRESET, -EPROTO. */
+int tkv__shared_link_read(tkv__shared_link *l, tkv__shared_op *sink, void **reply,
+			  uint64_t deadline_ns);
 void tkv__shared_reply_free(void *reply);
 /* One command on a connection of its own (map refresh); NULL on failure. */
 redisReply *tkv__shared_query(tkv__shared *s, uint16_t node, int argc, const char *const *argv);

@@ -3,9 +3,10 @@
  * SHARDS (CLUSTER SLOTS when that fails) and node health. Concurrency: see
  * shared_impl.h.
  *
- * A refresh asks the known nodes in turn (seeds first among them, starting
- * one further each time so a dead node is not always asked first), skipping
- * nodes marked down, and takes the first complete answer. A node that says
+ * A refresh asks the known nodes in turn (starting one further each time,
+ * so a dead node is not always asked first), skipping nodes marked down,
+ * and takes the first complete answer; it stops asking once it has waited
+ * connect_timeout_ms + op_timeout_ms, the most one node can cost. A node that says
  * "cluster support disabled" is a standalone server: it owns every slot.
  * A shard without a master leaves its slots unowned; ops on them fail fast
  * with -EHOSTDOWN until a refresh finds one.
@@ -281,8 +282,10 @@ static int refresh(tkv__shared *s)
 	if (!owner)
 		return -ENOMEM;
 	uint32_t n = tkv__shared_node_count(s), start = s->refresh_rr++;
+	/* One node's worth of waiting: a refresh runs on some op's thread. */
+	uint64_t deadline = tkv__now_ns() + s->connect_timeout_ns + s->op_timeout_ns;
 	int rc = -EHOSTDOWN;
-	for (uint32_t k = 0; k < n && rc != 0; k++) {
+	for (uint32_t k = 0; k < n && rc != 0 && tkv__now_ns() < deadline; k++) {
 		uint16_t node = (uint16_t)((start + k) % n);
 		if (tkv__shared_node_is_down(s, node, tkv__now_ns()))
 			continue;

@@ -23,7 +23,9 @@ set -uo pipefail
 
 die() { echo "servers.sh: $*" >&2; exit 1; }
 
-port_free() { [[ -z $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
+# Nothing listens on port $1: a connection to it is refused. (bash's
+# /dev/tcp, not ss: a bare Debian image has no iproute2.)
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # Starts one redis-server in DIR; prints its port. Args: DIR BUS(0|1) ARGS...
 start_one() {
@@ -123,13 +125,14 @@ stop_all() {
 cmd=${1:-}
 dir=${2:-}
 [[ -n $cmd && -n $dir ]] || die "usage: servers.sh setup|cleanup|cluster|standalone|stop DIR ..."
+dir=$(realpath -m "$dir") # redis-server changes directory before it reads --dir
 shift 2
 case $cmd in
 setup)
 	stop_all "$dir"
 	rm -rf "$dir"
 	mkdir -p "$dir"
-	for prog in redis-server redis-cli ss; do
+	for prog in redis-server redis-cli; do
 		if ! command -v "$prog" >/dev/null; then
 			echo "$prog not installed (tools/install-deps.sh)" >"$dir/unavailable"
 			exit 0
@@ -143,8 +146,13 @@ cleanup | stop) stop_all "$dir" ;;
 cluster)
 	n=${1:-3}
 	shift
+	stop_all "$dir"
+	rm -rf "$dir" # a node that kept its nodes.conf refuses to join a new cluster
 	start_cluster "$dir" "$n" "$@" || { stop_all "$dir"; exit 1; }
 	;;
-standalone) start_standalone "$dir" "$@" || { stop_all "$dir"; exit 1; } ;;
+standalone)
+	stop_all "$dir"
+	rm -rf "$dir"
+	start_standalone "$dir" "$@" || { stop_all "$dir"; exit 1; } ;;
 *) die "unknown command $cmd" ;;
 esac
