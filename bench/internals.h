@@ -47,4 +47,9 @@
  * attach is compared with: hashing the prompt, which any cache must do. */
 #include "tiers/block_key.h"
 
+/* replay: how many cache entries have lost their parent entry
+ * (tkv__cache_orphans), sampled to explain a hit ratio below the LRU
+ * reference: an orphan holds capacity no lookup can use. */
+#include "tiers/cache.h"
+
 #endif

@@ -549,6 +549,10 @@ typedef struct tkv_stats {
 	uint64_t cache_dropped_cold;     /* ... for SSD space */
 	uint64_t cache_dropped_other;    /* tkv_cache_drop, unreadable records */
 	uint64_t cache_recovered;        /* entries rebuilt from the cold tier */
+	/* Entries with every layer in RAM AND a cold record (counted in both
+	 * cache_entries_hot and cache_entries_cold): copies that hold the
+	 * space of two blocks for one. */
+	uint64_t cache_entries_hot_cold;
 } tkv_stats;
 
 /* A snapshot of the counters (each read atomically; not a consistent cut

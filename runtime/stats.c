@@ -35,6 +35,7 @@ static void cache_stats(tkv__cache *c, tkv_stats *out)
 	out->cache_dropped_cold = cs.dropped_cold;
 	out->cache_dropped_other = cs.dropped_other;
 	out->cache_recovered = cs.recovered;
+	out->cache_entries_hot_cold = cs.entries_hot_cold;
 }
 
 static void fill(tkv_runtime *rt, tkv_stats *out)

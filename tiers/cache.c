@@ -15,6 +15,7 @@
 
 #include <ck_pr.h>
 
+#include "base/array.h"
 #include "base/error.h"
 #include "tiers/evictor.h"
 
@@ -651,11 +652,52 @@ void tkv__cache_stats_get(tkv__cache *c, tkv__cache_stats *st)
 				st->bytes_hot += hot * c->block_bytes;
 				if (ck_pr_load_32((uint32_t *)&u->cold)) {
 					st->entries_cold++;
+					st->entries_hot_cold += hot == u->n_layers;
 					st->bytes_cold += c->n_layers * c->block_bytes;
 				}
 			}
 		pthread_mutex_unlock(&s->lock);
 	}
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+uint64_t tkv__cache_orphans(tkv__cache *c)
+{
+	uint64_t *ids = NULL, orphans = 0;
+	size_t n = 0, cap = 0;
+	for (int i = 0; i < N_STRIPES; i++) {
+		stripe *s = &c->st[i];
+		pthread_mutex_lock(&s->lock);
+		for (size_t b = 0; b < s->n_buckets; b++)
+			for (tkv__cache_ent *e = s->buckets[b]; e; e = e->hnext) {
+				uint64_t *t = tkv__array_grow(ids, &cap, n + 1, sizeof(*ids));
+				if (!t)
+					continue;
+				ids = t;
+				ids[n++] = e->unit->rec_block;
+			}
+		pthread_mutex_unlock(&s->lock);
+	}
+	qsort(ids, n, sizeof(*ids), cmp_id);
+	for (int i = 0; i < N_STRIPES && ids; i++) {
+		stripe *s = &c->st[i];
+		pthread_mutex_lock(&s->lock);
+		for (size_t b = 0; b < s->n_buckets; b++)
+			for (tkv__cache_ent *e = s->buckets[b]; e; e = e->hnext) {
+				uint64_t p = e->parent.lo;
+				/* block 0's parent is the salt identity: {0, 0} or hi != 0 */
+				orphans += e->parent.hi == 0 && p != 0 &&
+					   !bsearch(&p, ids, n, sizeof(*ids), cmp_id);
+			}
+		pthread_mutex_unlock(&s->lock);
+	}
+	free(ids);
+	return orphans;
 }
 
 /* ---- the model a cold directory's cache records belong to -------------- */

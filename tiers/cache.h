@@ -80,7 +80,7 @@ typedef struct tkv__cache_match {
 typedef struct tkv__cache_stats {
 	uint64_t lookups, lookup_blocks, hit_blocks_hot, hit_blocks_cold;
 	uint64_t published, deduplicated, publish_skipped;
-	uint64_t entries_hot, entries_cold, bytes_hot, bytes_cold;
+	uint64_t entries_hot, entries_cold, entries_hot_cold, bytes_hot, bytes_cold;
 	uint64_t dropped_hot, dropped_cold, dropped_other, recovered;
 } tkv__cache_stats;
 
@@ -121,6 +121,10 @@ uint64_t tkv__cache_reclaim_hot(tkv__cache *c, uint64_t blocks);
 uint64_t tkv__cache_reclaim_cold(tkv__cache *c, uint64_t n);
 
 void tkv__cache_stats_get(tkv__cache *c, tkv__cache_stats *st);
+/* Diagnostic (the replay bench): entries whose parent entry is gone, which
+ * no lookup can ever match again (their chain is broken for good: entry ids
+ * are never reused). O(entries), allocates; not for the serving path. */
+uint64_t tkv__cache_orphans(tkv__cache *c);
 
 /* Makes cold directory `dir` remember that its cache records belong to
  * model_id (a file cache-model, replaced atomically); *same says whether
