@@ -553,6 +553,10 @@ typedef struct tkv_stats {
 	 * cache_entries_hot and cache_entries_cold): copies that hold the
 	 * space of two blocks for one. */
 	uint64_t cache_entries_hot_cold;
+	/* Cache records given up when their block came back to RAM whole:
+	 * the tiers hold a cache block once, not twice (not a drop: the
+	 * block stays cached, in RAM). */
+	uint64_t cache_records_released;
 } tkv_stats;
 
 /* A snapshot of the counters (each read atomically; not a consistent cut

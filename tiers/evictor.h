@@ -122,6 +122,7 @@ typedef struct tkv__evictor {
 	uint64_t evicted_blocks __attribute__((aligned(64)));
 	uint64_t evicted_bytes, promoted_blocks, promoted_bytes, promote_ns;
 	uint64_t unit_nomem; /* units the policy could not take (ENOMEM) */
+	uint64_t records_released; /* cache records given up on promotion */
 	uint32_t inflight;
 } tkv__evictor;
 
