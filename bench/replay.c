@@ -62,6 +62,7 @@ typedef struct ropts {
 	int n_caps;
 	bool hot_only, split, sync;
 	tkv_policy policy;
+	uint32_t high_pct, low_pct; /* 0: the library's defaults */
 	size_t limit;
 } ropts;
 
@@ -72,6 +73,7 @@ static void usage(FILE *f)
 		"         [--hot-frac F] [--hot-only | --split-only] [--restart-at F]\n"
 		"         [--requests N] [--geometry NAME | --layers N --heads N --dim N]\n"
 		"         [--dtype f32|bf16|f16] [--prefill-batch N] [--decode-batch N]\n"
+		"         [--watermarks HIGH,LOW] [--policy s3fifo|lru] [--durability none|sync]\n"
 		"         [--dir DIR] [--json FILE] [--csv FILE] [--out DIR]\n"
 		"  FILE: a Mooncake JSON-lines or Azure CSV trace (detected from the content).\n"
 		"  Defaults: 2 threads, as fast as possible, capacity 0.1,0.25,0.5,1 of the\n"
@@ -145,6 +147,10 @@ static int parse(int argc, char **argv, ropts *o)
 				o->caps[o->n_caps++] = c;
 				s = end + (*end == ',');
 			}
+		} else if (OPT("--watermarks")) {
+			if (sscanf(v, "%u,%u", &o->high_pct, &o->low_pct) != 2 ||
+			    o->low_pct > o->high_pct || o->high_pct > 100 || o->low_pct == 0)
+				return -1;
 		} else if (OPT("--durability")) {
 			o->sync = !strcmp(v, "sync");
 		} else if (OPT("--policy")) {
@@ -489,6 +495,10 @@ static int run_point(const replay_trace *t, const ropts *o, uint64_t hot_blocks,
 	R.cfg.pin_workers = false;
 	R.cfg.model_id = "tierkv-bench/replay";
 	R.cfg.policy = o->policy;
+	if (o->high_pct) {
+		R.cfg.hot_high_pct = o->high_pct;
+		R.cfg.hot_low_pct = o->low_pct;
+	}
 	R.cfg.durability = o->sync ? TKV_DURABLE_SYNC : TKV_DURABLE_NONE;
 	if (cold_blocks) {
 		R.cfg.cold_dir = cold_dir;
@@ -602,9 +612,10 @@ int bench_replay_main(int argc, char **argv)
 	tkv_config_default(&dc);
 	printf("# sizes: hot = capacity x hot-frac blocks x %llu bytes; cold = the rest in "
 	       "cold records of %llu bytes (header + 4 KiB-aligned layer slices); the hot tier "
-	       "evicts from %u%% to %u%% of hot_bytes (library defaults)\n",
+	       "evicts from %u%% to %u%% of hot_bytes (%s)\n",
 	       (unsigned long long)block_bytes, (unsigned long long)replay_record_bytes(&o),
-	       dc.hot_high_pct, dc.hot_low_pct);
+	       o.high_pct ? o.high_pct : dc.hot_high_pct, o.high_pct ? o.low_pct : dc.hot_low_pct,
+	       o.high_pct ? "--watermarks" : "library defaults");
 	printf("# working set: %llu blocks = %.1f MiB (%u distinct prompt prefix blocks + %llu "
 	       "output blocks that fill up); %zu prompt block references; ideal hit ratio "
 	       "%.4f\n",
