@@ -17,20 +17,21 @@
 
 void replay_table_header(void)
 {
-	printf("%6s %5s %9s %9s %8s %8s %8s %8s %8s %6s %6s %6s %6s %9s %8s %11s %9s %9s %6s %5s\n",
+	printf("%6s %5s %9s %9s %8s %8s %8s %8s %8s %6s %6s %6s %6s %9s %8s %11s %9s %9s %6s "
+	       "%5s\n",
 	       "cap", "hot", "hot MiB", "cold MiB", "hit", "hot_hit", "cold_hit", "ideal", "lru",
-	       "held", "lru_hd", "both", "orphan", "saved", "req/s", "layer-tok/s", "open p50", "open p99", "wrong",
-	       "err");
+	       "held", "lru_hd", "both", "orphan", "saved", "req/s", "layer-tok/s", "open p50",
+	       "open p99", "wrong", "err");
 }
 
 void replay_table_row(const replay_point *p)
 {
-	printf("%6.3g %5.2f %9.1f %9.1f %8.4f %8.4f %8.4f %8.4f %8.4f %6.3f %6.3f %6.3f %6.3f %8.2f%% %8.0f "
-	       "%11.0f %7.1fus %7.1fus %6llu %5llu%s\n",
+	printf("%6.3g %5.2f %9.1f %9.1f %8.4f %8.4f %8.4f %8.4f %8.4f %6.3f %6.3f %6.3f %6.3f "
+	       "%8.2f%% %8.0f %11.0f %7.1fus %7.1fus %6llu %5llu%s\n",
 	       p->capacity_frac, p->hot_frac, (double)p->hot_bytes / 1048576.0,
 	       (double)p->cold_bytes / 1048576.0, p->hit_ratio, p->hot_hit_ratio,
-	       p->cold_hit_ratio, p->ideal_hit_ratio, p->lru_hit_ratio, p->held_mean, p->lru_held_mean, p->both_mean,
-	       p->orphan_mean,
+	       p->cold_hit_ratio, p->ideal_hit_ratio, p->lru_hit_ratio, p->held_mean,
+	       p->lru_held_mean, p->both_mean, p->orphan_mean,
 	       100.0 * (double)p->prefill_tokens_saved / (double)(p->prompt_tokens ? p->prompt_tokens : 1),
 	       p->requests_per_s, p->layer_tokens_per_s, p->open_p50_ns / 1e3,
 	       p->open_p99_ns / 1e3, (unsigned long long)p->wrong_bytes,

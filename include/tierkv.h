@@ -524,7 +524,8 @@ typedef struct tkv_stats {
 	const char *env_warning;
 	/* Silent drops, counted: complete units that could not be made
 	 * evictable for lack of memory (they stay hot until their sequence
-	 * closes); removed cold records whose slot could not be queued for
+	 * closes; cache blocks that could not be made droppable stay until
+	 * tkv_close); removed cold records whose slot could not be queued for
 	 * reuse for lack of memory (the slot stays taken until a restart);
 	 * header-zeroing writes of removed records that failed (the slot is
 	 * reused anyway; recovery tells records apart by their seqno). */

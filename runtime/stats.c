@@ -36,6 +36,9 @@ static void cache_stats(tkv__cache *c, tkv_stats *out)
 	out->cache_dropped_other = cs.dropped_other;
 	out->cache_recovered = cs.recovered;
 	out->cache_entries_hot_cold = cs.entries_hot_cold;
+	/* cache entries the drop policy could not take stay until close, as
+	 * units the evictor's policy could not take stay hot: one counter */
+	out->units_unevictable += cs.undroppable;
 }
 
 static void fill(tkv_runtime *rt, tkv_stats *out)

@@ -1,6 +1,6 @@
 /*
  * cache.c - the prefix cache (design in cache.h): the key -> entry index,
- * publishing, lookups, the unreferenced list and drops, recovery from the
+ * publishing, lookups, the drop tree and its policy, recovery from the
  * cold tier, and a sequence's token ids and keys.
  */
 #include "tiers/cache.h"
@@ -191,7 +191,7 @@ tkv__key tkv__cache_ns(const tkv__cache *c)
 	return c->ns;
 }
 
-/* ---- entries and the unreferenced list ---------------------------------- */
+/* ---- entries and the drop tree ------------------------------------------ */
 
 static tkv__cache_ent *ent_new(tkv__cache *c, tkv__key k, tkv__key parent,
 			       const uint32_t *tokens)
@@ -213,8 +213,8 @@ static tkv__cache_ent *ent_of(tkv__policy_node *n)
 
 /* Into the drop policy if no entry follows e (tree lock held). `old`: at
  * the eviction end, next in line unless `used` (its last follower was just
- * dropped; policy.h insert_old); else as a new block. An entry the policy cannot take (the LRU heap out of
- * memory) stays until close: counted. */
+ * dropped; policy.h insert_old); else as a new block. An entry the policy
+ * cannot take (the LRU heap out of memory) stays until close: counted. */
 static void pol_enter(tkv__cache *c, tkv__cache_ent *e, bool old, bool used)
 {
 	if (e->in_pol || e->children)
@@ -274,9 +274,15 @@ void tkv__cache_ent_free(tkv__cache *c, tkv__unit *u)
 
 void tkv__cache_put(tkv__cache *c, tkv__unit *u)
 {
+	/* The last holder of a block whole in RAM lets its cold copy go
+	 * (tiers/promote.c). Our reference keeps the unit alive meanwhile; a
+	 * lookup attaching it at the same time only means the record goes
+	 * while that sequence reads the block, from RAM. At teardown tiers->ev
+	 * is NULL: records stay for the next run. */
+	if (c->tiers->ev && ck_pr_load_32(&u->refs) == 1)
+		tkv__evictor_release_record(c->tiers->ev, u);
 	/* No list to relink: whether an entry may be dropped is decided at
 	 * the drop, by its refs (CAS 0 -> DEAD) and its followers. */
-	(void)c;
 	(void)tkv__unit_unref(u);
 }
 
@@ -818,6 +824,7 @@ void tkv__cache_stats_get(tkv__cache *c, tkv__cache_stats *st)
 	st->dropped_cold = ck_pr_load_64(&c->dropped_cold);
 	st->dropped_other = ck_pr_load_64(&c->dropped_other);
 	st->recovered = ck_pr_load_64(&c->recovered);
+	st->undroppable = ck_pr_load_64(&c->undroppable);
 	/* Tier occupancy by walking the index: entries cannot be freed while
 	 * their stripe is locked (a drop unlinks first). */
 	for (int i = 0; i < N_STRIPES; i++) {

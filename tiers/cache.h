@@ -54,7 +54,7 @@
  * when the hot tier is full and the evictor cannot help
  * (tkv__cache_reclaim_hot), any when the cold tier refuses a write for
  * space (tkv__cache_reclaim_cold: the tiers hold one cache, a cache block
- * being in RAM or on SSD, tiers/promote.c), or all of them
+ * at rest in RAM or on SSD, tiers/promote.c), or all of them
  * (tkv__cache_drop_all, leaves first, then what they followed). A drop
  * takes the unit's refs from 0 to DEAD by CAS (in the policy's eligible(),
  * under its lock), so an entry being attached (refs 0 -> 1 under the index
@@ -114,6 +114,7 @@ typedef struct tkv__cache_stats {
 	uint64_t published, deduplicated, publish_skipped;
 	uint64_t entries_hot, entries_cold, entries_hot_cold, bytes_hot, bytes_cold;
 	uint64_t dropped_hot, dropped_cold, dropped_other, recovered;
+	uint64_t undroppable; /* entries the drop policy could not take (ENOMEM) */
 } tkv__cache_stats;
 
 /* A cache over the runtime's tiers (t must outlive it) for the namespace
