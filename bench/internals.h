@@ -54,5 +54,9 @@
  * owning it and pipelines exactly as deep. */
 #include "tiers/shared_tier.h"
 #include "tiers/shared_client.h"
+/* replay: how many cache entries have lost their parent entry
+ * (tkv__cache_orphans), sampled to explain a hit ratio below the LRU
+ * reference: an orphan holds capacity no lookup can use. */
+#include "tiers/cache.h"
 
 #endif

@@ -63,6 +63,7 @@ typedef struct ropts {
 	int n_caps;
 	bool hot_only, split, sync;
 	tkv_policy policy;
+	uint32_t high_pct, low_pct; /* 0: the library's defaults */
 	size_t limit;
 	const char *shared;  /* seeds of a Redis Cluster: also run nodes sharing it */
 	uint32_t nodes;      /* serving nodes in the shared runs */
@@ -76,6 +77,7 @@ static void usage(FILE *f)
 		"         [--hot-frac F] [--hot-only | --split-only] [--restart-at F]\n"
 		"         [--requests N] [--geometry NAME | --layers N --heads N --dim N]\n"
 		"         [--dtype f32|bf16|f16] [--prefill-batch N] [--decode-batch N]\n"
+		"         [--watermarks HIGH,LOW] [--policy s3fifo|lru] [--durability none|sync]\n"
 		"         [--dir DIR] [--json FILE] [--csv FILE] [--out DIR]\n"
 		"         [--shared HOST:PORT[,...] [--nodes N] [--shared-write drop|through]]\n"
 		"  FILE: a Mooncake JSON-lines or Azure CSV trace (detected from the content).\n"
@@ -153,6 +155,10 @@ static int parse(int argc, char **argv, ropts *o)
 				o->caps[o->n_caps++] = c;
 				s = end + (*end == ',');
 			}
+		} else if (OPT("--watermarks")) {
+			if (sscanf(v, "%u,%u", &o->high_pct, &o->low_pct) != 2 ||
+			    o->low_pct > o->high_pct || o->high_pct > 100 || o->low_pct == 0)
+				return -1;
 		} else if (OPT("--durability")) {
 			o->sync = !strcmp(v, "sync");
 		} else if (OPT("--policy")) {
@@ -206,8 +212,28 @@ typedef struct run {
 	/* summed by the threads under mu */
 	uint64_t wrong_bytes, checked_bytes, errors, saved_tokens, layer_tokens;
 	tkv_stats before; /* stats of runtimes closed by a restart */
+	/* What the cache held, sampled every SAMPLE_EVERY requests (under mu):
+	 * distinct entries (hot, cold or both) and entries in both tiers. */
+	uint64_t samples, held_sum, both_sum, held_max, orphan_sum;
 	int failed;
 } run;
+
+/* Sampling walks the cache index (tkv_stats_get): every 64 requests keeps
+ * its cost under 1% of a run while giving ~60 samples for the Mooncake
+ * trace. */
+enum { SAMPLE_EVERY = 64 };
+
+/* Under R->mu, with the runtime open: one sample of what the cache holds. */
+static void sample_held(run *R)
+{
+	tkv_stats s = replay_stats(R->rt);
+	uint64_t held = s.cache_entries_hot + s.cache_entries_cold - s.cache_entries_hot_cold;
+	R->samples++;
+	R->held_sum += held;
+	R->both_sum += s.cache_entries_hot_cold;
+	R->held_max = held > R->held_max ? held : R->held_max;
+	R->orphan_sum += R->rt->cache ? tkv__cache_orphans(R->rt->cache) : 0;
+}
 
 /* Bytes of one cold record of this geometry (header + every layer's slice,
  * 4 KiB aligned): the cold tier is sized in records so that its capacity in
@@ -287,16 +313,21 @@ static void restart(run *R)
 	pthread_mutex_lock(&R->mu);
 	while (R->done < R->restart)
 		pthread_cond_wait(&R->cv, &R->mu);
+	tkv_runtime *old = R->rt;
+	R->rt = NULL; /* no sample of a runtime being closed */
 	pthread_mutex_unlock(&R->mu);
-	tkv_stats st = replay_stats(R->rt);
+	tkv_stats st = replay_stats(old);
 	add_stats(&R->before, &st);
-	tkv_close(R->rt);
-	R->rt = NULL;
-	if (tkv_open(&R->cfg, &R->rt)) {
+	tkv_close(old);
+	tkv_runtime *rt = NULL;
+	if (tkv_open(&R->cfg, &rt)) {
 		fprintf(stderr, "tierkv-bench replay: reopen after restart: %s\n",
 			tkv_last_error());
-		R->rt = NULL;
+		rt = NULL;
 	}
+	pthread_mutex_lock(&R->mu);
+	R->rt = rt;
+	pthread_mutex_unlock(&R->mu);
 }
 
 /*
@@ -441,6 +472,8 @@ static void request(run *R, tbuf *b, size_t r)
 	R->saved_tokens += open_rc == 0 ? cached : 0;
 	R->layer_tokens += stored;
 	R->done++;
+	if (R->done % SAMPLE_EVERY == 0 && R->rt)
+		sample_held(R);
 	pthread_cond_broadcast(&R->cv);
 	pthread_mutex_unlock(&R->mu);
 }
@@ -517,6 +550,10 @@ static int run_point(const replay_trace *t, const ropts *o, uint64_t hot_blocks,
 	R.cfg.pin_workers = false;
 	R.cfg.model_id = "tierkv-bench/replay";
 	R.cfg.policy = o->policy;
+	if (o->high_pct) {
+		R.cfg.hot_high_pct = o->high_pct;
+		R.cfg.hot_low_pct = o->low_pct;
+	}
 	R.cfg.durability = o->sync ? TKV_DURABLE_SYNC : TKV_DURABLE_NONE;
 	if (cold_blocks) {
 		R.cfg.cold_dir = cold_dir;
@@ -628,6 +665,11 @@ static int run_point(const replay_trace *t, const ropts *o, uint64_t hot_blocks,
 	pt->open_p50_ns = (double)R.open_ns[(t->n_req - 1) / 2];
 	pt->open_p99_ns = (double)R.open_ns[(size_t)((double)(t->n_req - 1) * 0.99)];
 	pt->restart_at = R.restart != SIZE_MAX ? o->restart_at : -1;
+	uint64_t ns = R.samples ? R.samples : 1;
+	pt->held_mean = (double)R.held_sum / (double)ns / (double)pt->capacity_blocks;
+	pt->held_max = (double)R.held_max / (double)pt->capacity_blocks;
+	pt->both_mean = (double)R.both_sum / (double)ns / (double)pt->capacity_blocks;
+	pt->orphan_mean = (double)R.orphan_sum / (double)ns / (double)pt->capacity_blocks;
 	pt->threads = o->threads;
 	free(R.open_ns);
 	return R.failed;
@@ -665,9 +707,10 @@ int bench_replay_main(int argc, char **argv)
 	tkv_config_default(&dc);
 	printf("# sizes: hot = capacity x hot-frac blocks x %llu bytes; cold = the rest in "
 	       "cold records of %llu bytes (header + 4 KiB-aligned layer slices); the hot tier "
-	       "evicts from %u%% to %u%% of hot_bytes (library defaults)\n",
+	       "evicts from %u%% to %u%% of hot_bytes (%s)\n",
 	       (unsigned long long)block_bytes, (unsigned long long)replay_record_bytes(&o),
-	       dc.hot_high_pct, dc.hot_low_pct);
+	       o.high_pct ? o.high_pct : dc.hot_high_pct, o.high_pct ? o.low_pct : dc.hot_low_pct,
+	       o.high_pct ? "--watermarks" : "library defaults");
 	printf("# working set: %llu blocks = %.1f MiB (%u distinct prompt prefix blocks + %llu "
 	       "output blocks that fill up); %zu prompt block references; ideal hit ratio "
 	       "%.4f\n",
@@ -701,7 +744,9 @@ int bench_replay_main(int argc, char **argv)
 		uint64_t cap = (uint64_t)(o.caps[c] * (double)ws + 0.5);
 		cap = cap < 2 ? 2 : cap;
 		double ideal = (double)t.ideal_hits / (double)(t.n_blocks ? t.n_blocks : 1);
-		double lru = (double)replay_lru_hits(&t, cap) / (double)(t.n_blocks ? t.n_blocks : 1);
+		double lru_held = 0;
+		double lru = (double)replay_lru_hits(&t, cap, SAMPLE_EVERY, &lru_held) /
+			     (double)(t.n_blocks ? t.n_blocks : 1);
 		double one_node = -1; /* this capacity's one-node hit ratio, for the shared run */
 		for (int mode = 0; mode < 4; mode++) {
 			/* 0: hot+cold, one node; 1: hot only; 2, 3: nodes sharing a
@@ -731,6 +776,7 @@ int bench_replay_main(int argc, char **argv)
 				 (unsigned long long)bench_now_ns(), c);
 			p->one_node_hit_ratio = shared ? one_node : -1;
 			p->shared_write = policy;
+			p->lru_held_mean = lru_held;
 			if ((rc = run_point(&t, &o, hot, cold_b, cold, shared ? o.nodes : 1, policy,
 					    model, p)))
 				break;

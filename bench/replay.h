@@ -56,8 +56,11 @@ void replay_trace_free(replay_trace *t);
 
 /* Exact LRU of `capacity` blocks over the same block references (prompt
  * blocks, then the request's output blocks that fill up); returns hit
- * blocks (prefix order: a prompt's hits stop at its first missing block). */
-uint64_t replay_lru_hits(const replay_trace *t, uint64_t capacity);
+ * blocks (prefix order: a prompt's hits stop at its first missing block).
+ * With every > 0, *held_mean is the mean of the blocks it held after each
+ * every-th request, over capacity (sampled as the run samples tierkv). */
+uint64_t replay_lru_hits(const replay_trace *t, uint64_t capacity, uint32_t every,
+			 double *held_mean);
 
 /* Token i of a prompt block with this id, and of a request's output. */
 uint32_t replay_prompt_token(uint64_t id, uint32_t i);
@@ -75,6 +78,11 @@ typedef struct replay_point {
 	uint64_t dropped_hot, dropped_cold, evicted_blocks, promoted_blocks, enospc, io_enospc;
 	double seconds, requests_per_s, layer_tokens_per_s, open_p50_ns, open_p99_ns;
 	double restart_at;
+	/* Cache entries held (hot, cold or both: distinct blocks), mean and
+	 * max over the run, and entries in both tiers, as fractions of
+	 * capacity_blocks (the LRU reference holds capacity_blocks once full). */
+	double held_mean, held_max, both_mean, lru_held_mean;
+	double orphan_mean; /* entries whose parent entry is gone (same scale) */
 	uint32_t threads;
 	/* shared runs (nodes > 1): the trace split round-robin over nodes, each
 	 * with hot_bytes and cold_bytes, sharing one cluster */

@@ -18,18 +18,21 @@
 
 void replay_table_header(void)
 {
-	printf("%6s %5s %9s %9s %8s %8s %8s %8s %8s %9s %8s %11s %9s %9s %6s %5s\n", "cap",
-	       "hot", "hot MiB", "cold MiB", "hit", "hot_hit", "cold_hit", "ideal", "lru",
-	       "saved", "req/s", "layer-tok/s", "open p50", "open p99", "wrong", "err");
+	printf("%6s %5s %9s %9s %8s %8s %8s %8s %8s %6s %6s %6s %6s %9s %8s %11s %9s %9s %6s "
+	       "%5s\n",
+	       "cap", "hot", "hot MiB", "cold MiB", "hit", "hot_hit", "cold_hit", "ideal", "lru",
+	       "held", "lru_hd", "both", "orphan", "saved", "req/s", "layer-tok/s", "open p50",
+	       "open p99", "wrong", "err");
 }
 
 void replay_table_row(const replay_point *p)
 {
-	printf("%6.3g %5.2f %9.1f %9.1f %8.4f %8.4f %8.4f %8.4f %8.4f %8.2f%% %8.0f %11.0f %7.1fus "
-	       "%7.1fus %6llu %5llu%s\n",
+	printf("%6.3g %5.2f %9.1f %9.1f %8.4f %8.4f %8.4f %8.4f %8.4f %6.3f %6.3f %6.3f %6.3f "
+	       "%8.2f%% %8.0f %11.0f %7.1fus %7.1fus %6llu %5llu%s\n",
 	       p->capacity_frac, p->hot_frac, (double)p->hot_bytes / 1048576.0,
 	       (double)p->cold_bytes / 1048576.0, p->hit_ratio, p->hot_hit_ratio,
-	       p->cold_hit_ratio, p->ideal_hit_ratio, p->lru_hit_ratio,
+	       p->cold_hit_ratio, p->ideal_hit_ratio, p->lru_hit_ratio, p->held_mean,
+	       p->lru_held_mean, p->both_mean, p->orphan_mean,
 	       100.0 * (double)p->prefill_tokens_saved / (double)(p->prompt_tokens ? p->prompt_tokens : 1),
 	       p->requests_per_s, p->layer_tokens_per_s, p->open_p50_ns / 1e3,
 	       p->open_p99_ns / 1e3, (unsigned long long)p->wrong_bytes,
@@ -92,7 +95,12 @@ void replay_table_row(const replay_point *p)
 	X(shared_writes_not_stored, "%llu", (unsigned long long)p->shared_write_failures)      \
 	X(one_node_hit_ratio, "%.6f", p->one_node_hit_ratio)                                   \
 	X(node0_hit_ratio, "%.6f", p->nodes > 1 ? p->node_hit_ratio[0] : p->hit_ratio)         \
-	X(node1_hit_ratio, "%.6f", p->nodes > 1 ? p->node_hit_ratio[1] : -1.0)
+	X(node1_hit_ratio, "%.6f", p->nodes > 1 ? p->node_hit_ratio[1] : -1.0) \
+	X(held_mean, "%.4f", p->held_mean)                                                     \
+	X(held_max, "%.4f", p->held_max)                                                       \
+	X(both_mean, "%.4f", p->both_mean)                                                     \
+	X(lru_held_mean, "%.4f", p->lru_held_mean)                                             \
+	X(orphan_mean, "%.4f", p->orphan_mean)
 
 int replay_write_json(const replay_point *pts, size_t n, const char *path)
 {

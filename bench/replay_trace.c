@@ -436,8 +436,10 @@ static void lru_touch(lru *l, uint32_t x)
 	}
 }
 
-uint64_t replay_lru_hits(const replay_trace *t, uint64_t capacity)
+uint64_t replay_lru_hits(const replay_trace *t, uint64_t capacity, uint32_t every,
+			 double *held_mean)
 {
+	uint64_t held_sum = 0, samples = 0;
 	lru l = {.head = UINT32_MAX, .tail = UINT32_MAX, .cap = capacity};
 	size_t n = t->n_nodes ? t->n_nodes : 1;
 	l.prev = malloc(n * sizeof(*l.prev));
@@ -457,8 +459,14 @@ uint64_t replay_lru_hits(const replay_trace *t, uint64_t capacity)
 			lru_touch(&l, nodes[j]);
 		for (uint32_t b = 0; b < q->out_tokens / REPLAY_BT; b++)
 			lru_touch(&l, q->out_node + b);
+		if (every && (r + 1) % every == 0) {
+			held_sum += l.size;
+			samples++;
+		}
 	}
 out:
+	if (held_mean)
+		*held_mean = samples ? (double)held_sum / (double)samples / (double)capacity : 0;
 	free(l.prev);
 	free(l.next);
 	free(l.in);

@@ -566,7 +566,8 @@ typedef struct tkv_stats {
 	const char *env_warning;
 	/* Silent drops, counted: complete units that could not be made
 	 * evictable for lack of memory (they stay hot until their sequence
-	 * closes); removed cold records whose slot could not be queued for
+	 * closes; cache blocks that could not be made droppable stay until
+	 * tkv_close); removed cold records whose slot could not be queued for
 	 * reuse for lack of memory (the slot stays taken until a restart);
 	 * header-zeroing writes of removed records that failed (the slot is
 	 * reused anyway; recovery tells records apart by their seqno). */
@@ -591,6 +592,14 @@ typedef struct tkv_stats {
 	uint64_t cache_dropped_cold;     /* ... for SSD space */
 	uint64_t cache_dropped_other;    /* tkv_cache_drop, unreadable records */
 	uint64_t cache_recovered;        /* entries rebuilt from the cold tier */
+	/* Entries with every layer in RAM AND a cold record (counted in both
+	 * cache_entries_hot and cache_entries_cold): copies that hold the
+	 * space of two blocks for one. */
+	uint64_t cache_entries_hot_cold;
+	/* Cache records given up when their block came back to RAM whole:
+	 * the tiers hold a cache block once, not twice (not a drop: the
+	 * block stays cached, in RAM). */
+	uint64_t cache_records_released;
 
 	/* Shared tier (all 0 without one). Blocks are whole blocks. */
 	uint64_t cache_hit_blocks_shared; /* blocks attached from the shared tier */

@@ -134,8 +134,15 @@ static int open_cache(tkv_runtime *rt)
 	const tkv_config *c = &rt->cfg;
 	tkv__key ns = tkv__key_namespace(c->model_id, c->n_layers, c->n_kv_heads, c->head_dim,
 					 c->dtype, c->block_tokens);
+	/* The drop policy is the configured one; it is sized (ghost) for the
+	 * blocks both tiers hold. */
+	size_t unit_bytes = (size_t)c->n_layers * rt->geo.block_bytes;
+	size_t expected = (size_t)(c->hot_bytes / unit_bytes) +
+			  (size_t)(c->cold_dir ? c->cold_bytes / unit_bytes : 0);
 	int rc = tkv__cache_open(&rt->tiers, ns, c->n_layers, c->block_tokens,
-				 rt->geo.block_bytes, &rt->cache);
+				 rt->geo.block_bytes,
+				 c->policy == TKV_POLICY_LRU ? &tkv__policy_lru : &tkv__policy_s3fifo,
+				 expected, &rt->cache);
 	rt->tiers.cache = rt->cache;
 	bool same = false;
 	if (!rc && rt->ev && !(rc = tkv__cache_bind_dir(c->cold_dir, c->model_id, &same))) {

@@ -95,7 +95,7 @@ static size_t fetch_shared(tkv_runtime *rt, const tkv__key *keys, const uint32_t
 			tkv__key parent = b == 0 ? salt_id : (tkv__key){0, units[b - 1]->rec_block};
 			tkv__unit *u = unit_from_record(rt, bufs[adopted]);
 			if (!u || !(u = tkv__cache_adopt(rt->cache, u, keys[b], parent,
-							 tokens + b * bt)))
+							 b ? units[b - 1] : NULL, tokens + b * bt)))
 				break;
 			units[b] = u;
 		}

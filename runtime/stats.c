@@ -35,6 +35,10 @@ static void cache_stats(tkv__cache *c, tkv_stats *out)
 	out->cache_dropped_cold = cs.dropped_cold;
 	out->cache_dropped_other = cs.dropped_other;
 	out->cache_recovered = cs.recovered;
+	out->cache_entries_hot_cold = cs.entries_hot_cold;
+	/* cache entries the drop policy could not take stay until close, as
+	 * units the evictor's policy could not take stay hot: one counter */
+	out->units_unevictable += cs.undroppable;
 	out->cache_hit_blocks_shared = cs.hit_blocks_shared;
 }
 

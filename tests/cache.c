@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include "tierkv.h"
+#include "runtime/runtime.h"  /* rt->cache */
 #include "tiers/block_key.h" /* tkv__key_set_test_hash */
+#include "tiers/cache.h"     /* tkv__cache_orphans */
 
 enum { LAYERS = 2, HEADS = 1, DIM = 8, BT = 4, ROW = HEADS * DIM * 4 };
 
@@ -362,6 +364,79 @@ Test(cache, fork_shares_full_blocks_and_copies_the_last)
 	cr_assert_eq(tkv_seq_fork(rt, 1, 2), -EEXIST);
 	cr_assert_eq(tkv_seq_close(rt, 1), 0);
 	check(rt, 2, b, 14);
+	tkv_close(rt);
+}
+
+/* RAM full of one cached prompt's chain: the chain is dropped from its end,
+ * so what stays still matches (a dropped first block would leave the rest
+ * unmatchable, holding RAM for nothing: an entry whose parent is gone). */
+Test(cache, drops_a_chain_from_its_end)
+{
+	tkv_config c = config("model-a", false);
+	c.hot_bytes = 16 * LAYERS * BT * ROW * 2; /* 16 blocks of all layers */
+	tkv_runtime *rt = open_rt(&c);
+	uint32_t a[32], b[40];
+	for (uint32_t i = 0; i < 32; i++)
+		a[i] = 5000 + i;
+	for (uint32_t i = 0; i < 40; i++)
+		b[i] = 9000 + i;
+	cr_assert_eq(serve(rt, 1, a, 32, NULL), 0); /* 8 blocks */
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	cr_assert_eq(serve(rt, 2, b, 40, NULL), 0); /* 10 more: 2+ of a's go */
+	cr_assert_gt(stats(rt).cache_dropped_hot, 0);
+	cr_assert_eq(tkv__cache_orphans(rt->cache), 0, "an entry outlived its parent");
+	tkv_cache_match m = {.struct_size = sizeof(m)};
+	cr_assert_eq(tkv_cache_lookup(rt, a, 32, NULL, &m), 0);
+	cr_assert_geq(m.tokens, 4 * BT, "a's first blocks were dropped");
+	cr_assert_lt(m.tokens, 32);
+	cr_assert_eq(tkv_seq_close(rt, 2), 0);
+	/* a's first blocks serve it again, byte-identical */
+	cr_assert_eq(serve(rt, 3, a, 32, NULL), m.tokens);
+	cr_assert_eq(tkv__cache_orphans(rt->cache), 0);
+	tkv_close(rt);
+}
+
+/* A cache block that came back to RAM whole gives up its cold record when
+ * its last holder lets go (exclusive tiers: one slot per block, not two);
+ * when it is evicted again a new record is written, and every byte reads
+ * back. */
+Test(cache, promoted_block_gives_up_its_record, .init = make_dir, .fini = remove_dir)
+{
+	tkv_config c = config("model-a", true);
+	c.hot_bytes = 16 * LAYERS * BT * ROW * 2; /* 16 blocks of all layers */
+	c.hot_high_pct = 2; /* the evictor moves every complete block */
+	c.hot_low_pct = 1;
+	tkv_runtime *rt = open_rt(&c);
+	uint32_t p[16];
+	for (uint32_t i = 0; i < 16; i++)
+		p[i] = 300 + i;
+	cr_assert_eq(serve(rt, 1, p, 16, NULL), 0);
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	for (int i = 0; i < 20000 && (stats(rt).cache_entries_cold < 4 ||
+				      stats(rt).cache_entries_hot > 0); i++)
+		usleep(1000);
+	cr_assert_eq(stats(rt).cache_entries_cold, 4);
+	tkv_close(rt);
+	/* a hot tier that never evicts: the 4 recovered blocks come back to
+	 * RAM when read, and give up their records at the close */
+	c.hot_bytes = 1 << 20;
+	c.hot_high_pct = 80;
+	c.hot_low_pct = 60;
+	rt = open_rt(&c);
+	tkv_stats st = stats(rt);
+	cr_assert_eq(st.cache_recovered, 4);
+	cr_assert_eq(serve(rt, 2, p, 16, NULL), 16); /* reads every layer: promotes */
+	st = stats(rt);
+	cr_assert_eq(st.cache_entries_hot_cold, 4, "held by seq 2: both copies");
+	cr_assert_eq(st.cache_records_released, 0);
+	cr_assert_eq(tkv_seq_close(rt, 2), 0);
+	st = stats(rt);
+	cr_assert_eq(st.cache_records_released, 4, "promoted blocks kept their records");
+	cr_assert_eq(st.cache_entries_hot_cold, 0);
+	cr_assert_eq(st.cache_entries_cold, 0);
+	cr_assert_eq(st.cache_entries_hot, 4);
+	cr_assert_eq(serve(rt, 3, p, 16, NULL), 16);
+	cr_assert_eq(tkv_seq_close(rt, 3), 0);
 	tkv_close(rt);
 }
 

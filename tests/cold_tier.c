@@ -180,6 +180,48 @@ Test(cold_tier, unaligned_geometry_round_trip)
 	tkv__cold_close(c);
 }
 
+/* A record removed with drop_if (a cache block dropped for space) frees its
+ * slot without the header-zeroing write: the next open finds it again,
+ * intact. One removed with remove_if does not come back. */
+Test(cold_tier, drop_if_frees_the_slot_and_keeps_the_header)
+{
+	tkv__cold *c = open_small(4, false);
+	void *buf = tkv__cold_buf_alloc(c);
+	tkv__cold_stats st;
+	for (uint64_t k = 0; k < 4; k++) {
+		cold_fill(c, buf, LAYERS, 7, k, 0);
+		cr_assert_eq(cold_write_sync(c, 7, k, 16, buf), 0);
+	}
+	cr_assert_eq(tkv__cold_drop_if(c, 7, 1, 0), 0);
+	cr_assert_eq(tkv__cold_drop_if(c, 7, 1, 0), -ENOENT);
+	cr_assert_eq(tkv__cold_remove_if(c, 7, 2, 0), 0);
+	cr_assert_not(tkv__cold_lookup(c, 7, 1, NULL), "dropped: gone from the index");
+	(void)tkv__cold_write_reap(c, NULL, 0, false); /* the writer frees both slots */
+	tkv__cold_stats_get(c, &st);
+	cr_assert_eq(st.records_live, 2);
+	cr_assert_eq(st.bytes_used, 2 * st.record_bytes, "both slots free again");
+	tkv__cold_close(c);
+	c = open_small(4, false);
+	cr_assert(tkv__cold_lookup(c, 7, 1, NULL), "drop_if zeroed the header");
+	cr_assert_not(tkv__cold_lookup(c, 7, 2, NULL), "remove_if left the header");
+	unsigned char *dst = aligned_alloc(4096, tkv__cold_block_bytes(c));
+	cr_assert_eq(tkv__cold_read_layer(c, 7, 1, 1, dst, NULL), 0, "%s", tkv_last_error());
+	cr_assert(cold_layer_is(c, dst, 7, 1, 1, 0));
+	/* a full tier reuses a dropped slot: the new record replaces it */
+	cr_assert_eq(tkv__cold_drop_if(c, 7, 1, 0), 0);
+	cold_fill(c, buf, LAYERS, 8, 0, 1);
+	cr_assert_eq(cold_write_sync(c, 8, 0, 16, buf), 0);
+	cold_fill(c, buf, LAYERS, 8, 1, 1);
+	cr_assert_eq(cold_write_sync(c, 8, 1, 16, buf), 0);
+	tkv__cold_close(c);
+	c = open_small(4, false);
+	cr_assert_not(tkv__cold_lookup(c, 7, 1, NULL), "overwritten by a new record");
+	cr_assert(tkv__cold_lookup(c, 8, 1, NULL));
+	free(dst);
+	tkv__cold_buf_free(c, buf);
+	tkv__cold_close(c);
+}
+
 Test(cold_tier, lookup_list_overwrite_remove)
 {
 	tkv__cold *c = open_small(64, false);

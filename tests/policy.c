@@ -124,6 +124,48 @@ Test(policy, double_insert_is_eexist_and_remove_of_absent_is_noop)
 	}
 }
 
+/* insert_old: the next pick meets the node first and takes it, unless it
+ * was used (S3-FIFO: it moves to M instead; LRU: its own last access says
+ * where it goes). The prefix cache relies on it to drop a chain from its
+ * end in one go (tiers/cache.c). */
+Test(policy, insert_old_is_picked_next_unless_used)
+{
+	for (size_t k = 0; k < N_POLICIES; k++) {
+		const tkv__policy_ops *ops = all_policies[k];
+		tkv__policy_node n[6];
+		init_nodes(n, 6);
+		tkv__policy *p = make(ops, 6);
+		insert_all(ops, p, n, 4);
+		cr_assert_eq(ops->insert_old(p, &n[4], false), 0);
+		cr_assert_eq(ops->insert_old(p, &n[4], false), -EEXIST, "%s", ops->name);
+		cr_assert_eq(ops->pick(p, always, NULL), &n[4], "%s: not next", ops->name);
+		ops->destroy(p);
+	}
+	/* S3-FIFO: a used one survives the next pick (to M), an unused one not */
+	tkv__policy_node n[6];
+	init_nodes(n, 6);
+	tkv__policy *p = make(&tkv__policy_s3fifo, 6);
+	insert_all(&tkv__policy_s3fifo, p, n, 4);
+	cr_assert_eq(tkv__policy_s3fifo.insert_old(p, &n[4], true), 0);
+	tkv__policy_node *v = tkv__policy_s3fifo.pick(p, always, NULL);
+	cr_assert_neq(v, &n[4], "a used node was picked first");
+	cr_assert_eq(n[4].where, TKV__PQ_MAIN);
+	tkv__policy_s3fifo.destroy(p);
+	/* LRU: keyed by its own last access, not a new tick */
+	init_nodes(n, 6);
+	p = make(&tkv__policy_lru, 6);
+	tkv__policy_lru.access(p, &n[5]); /* n[5] used before anything else */
+	insert_all(&tkv__policy_lru, p, n, 4);
+	tkv__policy_lru.access(p, &n[4]); /* n[4] used after every insert */
+	cr_assert_eq(tkv__policy_lru.insert_old(p, &n[5], true), 0);
+	cr_assert_eq(tkv__policy_lru.insert_old(p, &n[4], true), 0);
+	cr_assert_eq(tkv__policy_lru.pick(p, always, NULL), &n[5]);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(tkv__policy_lru.pick(p, always, NULL), &n[i], "pick %d", i);
+	cr_assert_eq(tkv__policy_lru.pick(p, always, NULL), &n[4]);
+	tkv__policy_lru.destroy(p);
+}
+
 Test(policy, destroy_releases_nodes_for_another_policy)
 {
 	tkv__policy_node n[10];

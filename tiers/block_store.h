@@ -106,6 +106,8 @@ typedef struct tkv__unit {
 	struct tkv__cache_ent *ce; /* key, tokens, index links once published */
 	uint64_t dup_of;      /* deduplicated: the entry id of the cached block
 			       * it equals (the parent of its successors) */
+	struct tkv__cache_ent *dup_ce; /* that entry: it follows it, so the
+			       * entry is not dropped while this unit lives */
 	tkv__block blocks[];  /* n_layers */
 } tkv__unit;
 

@@ -1,6 +1,6 @@
 /*
  * cache.c - the prefix cache (design in cache.h): the key -> entry index,
- * publishing, lookups, the unreferenced list and drops, recovery from the
+ * publishing, lookups, the drop tree and its policy, recovery from the
  * cold tier, and a sequence's token ids and keys.
  */
 #include "tiers/cache.h"
@@ -15,11 +15,19 @@
 
 #include <ck_pr.h>
 
+#include "base/array.h"
 #include "base/error.h"
 #include "tiers/evictor.h"
 #include "tiers/shared_tier.h"
 
 #define N_STRIPES 64
+
+/* S3-FIFO's small queue share in the drop policy, which holds chain ends
+ * only (cache.h, "Dropping"). Measured on the whole Mooncake trace, hot
+ * only, hit ratio at 0.1 / 0.25 of the working set (exact LRU: 0.2630 /
+ * 0.4447): 10% 0.2262 / 0.4178, 30% 0.2504 / 0.4351, 50% 0.2616 / 0.4517,
+ * 60% 0.2662 / 0.4554, 80% 0.2614 / 0.4580 (bench/README.md). */
+#define DROP_SMALL_PERCENT 60
 
 typedef struct stripe {
 	pthread_mutex_t lock;
@@ -35,8 +43,13 @@ struct tkv__cache {
 	size_t block_bytes;
 	stripe st[N_STRIPES];
 
-	pthread_mutex_t lru_lock __attribute__((aligned(64)));
-	tkv__cache_ent *lru_head, *lru_tail; /* head: unreferenced longest */
+	/* Drops (cache.h, "Dropping"): the policy holds the entries no other
+	 * entry follows; the tree lock guards every entry's pent, children and
+	 * in_pol, and membership changes (it is taken before the policy's). */
+	const tkv__policy_ops *pol_ops;
+	tkv__policy *pol;
+	pthread_mutex_t tree_lock __attribute__((aligned(64)));
+	bool closing; /* close: entries are freed without touching others */
 
 	tkv__shared_tier *shared; /* NULL without a shared tier */
 	bool write_through;       /* write to it at publish, not at drop */
@@ -46,6 +59,8 @@ struct tkv__cache {
 	uint64_t lookups, lookup_blocks, hit_hot, hit_cold;
 	uint64_t published, deduplicated, publish_skipped;
 	uint64_t dropped_hot, dropped_cold, dropped_other, recovered;
+	uint64_t undroppable; /* entries the drop policy could not take (ENOMEM) */
+	uint64_t uses __attribute__((aligned(64))); /* attaching lookups (last_use ticks) */
 	uint64_t hit_shared, offered_shared;
 };
 
@@ -117,7 +132,8 @@ static void unlink_ent(tkv__cache *c, tkv__cache_ent *e)
 }
 
 int tkv__cache_open(const tkv__tiers *t, tkv__key ns, uint32_t n_layers, uint32_t block_tokens,
-		    size_t block_bytes, tkv__cache **out)
+		    size_t block_bytes, const tkv__policy_ops *policy, size_t expected_entries,
+		    tkv__cache **out)
 {
 	*out = NULL;
 	tkv__cache *c = aligned_alloc(64, sizeof(*c));
@@ -130,7 +146,15 @@ int tkv__cache_open(const tkv__tiers *t, tkv__key ns, uint32_t n_layers, uint32_
 	c->block_tokens = block_tokens;
 	c->block_bytes = block_bytes;
 	c->next_id = 1; /* 0 is "no entry" in a parent */
-	pthread_mutex_init(&c->lru_lock, NULL);
+	pthread_mutex_init(&c->tree_lock, NULL);
+	c->pol_ops = policy;
+	if (!(c->pol = policy->create(expected_entries))) {
+		pthread_mutex_destroy(&c->tree_lock);
+		free(c);
+		return tkv__fail(-ENOMEM, "open: prefix cache drop policy");
+	}
+	if (policy == &tkv__policy_s3fifo)
+		tkv__policy_s3fifo_small_share(c->pol, DROP_SMALL_PERCENT);
 	for (int i = 0; i < N_STRIPES; i++) {
 		pthread_mutex_init(&c->st[i].lock, NULL);
 		c->st[i].n_buckets = 16;
@@ -148,11 +172,22 @@ void tkv__cache_close(tkv__cache *c)
 	if (!c)
 		return;
 	tkv__cache_drop_all(c);
+	/* Left: entries the policy could not take (out of memory in the LRU
+	 * heap, counted) or still referenced by a broken caller; free them
+	 * without their followers' bookkeeping. */
+	c->closing = true;
 	for (int i = 0; i < N_STRIPES; i++) {
-		free(c->st[i].buckets);
-		pthread_mutex_destroy(&c->st[i].lock);
+		stripe *s = &c->st[i];
+		for (size_t b = 0; s->buckets && b < s->n_buckets; b++)
+			for (tkv__cache_ent *e = s->buckets[b], *next; e; e = next) {
+				next = e->hnext;
+				tkv__unit_destroy(c->tiers, e->unit);
+			}
+		free(s->buckets);
+		pthread_mutex_destroy(&s->lock);
 	}
-	pthread_mutex_destroy(&c->lru_lock);
+	c->pol_ops->destroy(c->pol);
+	pthread_mutex_destroy(&c->tree_lock);
 	free(c);
 }
 
@@ -161,7 +196,7 @@ tkv__key tkv__cache_ns(const tkv__cache *c)
 	return c->ns;
 }
 
-/* ---- entries and the unreferenced list ---------------------------------- */
+/* ---- entries and the drop tree ------------------------------------------ */
 
 static tkv__cache_ent *ent_new(tkv__cache *c, tkv__key k, tkv__key parent,
 			       const uint32_t *tokens)
@@ -169,51 +204,91 @@ static tkv__cache_ent *ent_new(tkv__cache *c, tkv__key k, tkv__key parent,
 	tkv__cache_ent *e = calloc(1, sizeof(*e) + (size_t)c->block_tokens * sizeof(uint32_t));
 	if (!e)
 		return NULL;
+	tkv__policy_node_init(&e->pnode, k.lo); /* the ghost remembers blocks by key */
 	e->key = k;
 	e->parent = parent;
 	memcpy(e->tokens, tokens, (size_t)c->block_tokens * sizeof(uint32_t));
 	return e;
 }
 
-void tkv__cache_ent_free(tkv__unit *u)
+static tkv__cache_ent *ent_of(tkv__policy_node *n)
 {
-	free(u->ce);
-	u->ce = NULL;
+	return (tkv__cache_ent *)n; /* pnode is the entry's first member */
 }
 
-static void lru_unlink(tkv__cache *c, tkv__cache_ent *e)
+/* Into the drop policy if no entry follows e (tree lock held). `old`: at
+ * the eviction end, next in line unless `used` (its last follower was just
+ * dropped; policy.h insert_old); else as a new block. An entry the policy
+ * cannot take (the LRU heap out of memory) stays until close: counted. */
+static void pol_enter(tkv__cache *c, tkv__cache_ent *e, bool old, bool used)
 {
-	if (!e->in_lru)
+	if (e->in_pol || e->children)
 		return;
-	*(e->lprev ? &e->lprev->lnext : &c->lru_head) = e->lnext;
-	*(e->lnext ? &e->lnext->lprev : &c->lru_tail) = e->lprev;
-	e->lprev = e->lnext = NULL;
-	e->in_lru = false;
+	int rc = old ? c->pol_ops->insert_old(c->pol, &e->pnode, used)
+		     : c->pol_ops->insert(c->pol, &e->pnode);
+	if (rc == 0)
+		e->in_pol = true;
+	else
+		ck_pr_inc_64(&c->undroppable);
 }
 
-/* To the tail of the unreferenced list (lru lock held). */
-static void lru_append(tkv__cache *c, tkv__cache_ent *e)
+/* Out of the drop policy (tree lock held): a pick can no longer take it. */
+static void pol_leave(tkv__cache *c, tkv__cache_ent *e)
 {
-	lru_unlink(c, e); /* unreferenced again: to the tail */
-	e->lprev = c->lru_tail;
-	*(c->lru_tail ? &c->lru_tail->lnext : &c->lru_head) = e;
-	c->lru_tail = e;
-	e->in_lru = true;
+	if (!e->in_pol)
+		return;
+	c->pol_ops->remove(c->pol, &e->pnode);
+	e->in_pol = false;
 }
 
-void tkv__cache_unreferenced(tkv__cache *c, tkv__unit *u)
+/* e gains / loses a follower: an entry (or a deduplicated copy) whose
+ * parent it is. Tree lock held. */
+static void follow(tkv__cache *c, tkv__cache_ent *e)
 {
-	pthread_mutex_lock(&c->lru_lock);
-	lru_append(c, u->ce);
-	pthread_mutex_unlock(&c->lru_lock);
+	if (e->children++ == 0)
+		pol_leave(c, e);
+}
+
+/* `last` is the follower that goes: e was used on its own if a lookup
+ * matched it after last's newest match (a prompt that stopped at e). */
+static void unfollow(tkv__cache *c, tkv__cache_ent *e, const tkv__cache_ent *last)
+{
+	if (--e->children == 0)
+		pol_enter(c, e, true,
+			  ck_pr_load_64(&e->last_use) > ck_pr_load_64((uint64_t *)&last->last_use));
+}
+
+void tkv__cache_ent_free(tkv__cache *c, tkv__unit *u)
+{
+	tkv__cache_ent *e = u->ce, *dup = u->dup_ce;
+	if (c && (e || dup) && !c->closing) {
+		pthread_mutex_lock(&c->tree_lock);
+		if (e) {
+			pol_leave(c, e); /* a victim is out already: no-op */
+			if (e->pent)
+				unfollow(c, e->pent, e);
+		}
+		if (dup) /* u is no entry: dup was not used "without it" */
+			unfollow(c, dup, dup);
+		pthread_mutex_unlock(&c->tree_lock);
+	}
+	free(e);
+	u->ce = NULL;
+	u->dup_ce = NULL;
 }
 
 void tkv__cache_put(tkv__cache *c, tkv__unit *u)
 {
-	pthread_mutex_lock(&c->lru_lock);
-	if (tkv__unit_unref(u))
-		lru_append(c, u->ce);
-	pthread_mutex_unlock(&c->lru_lock);
+	/* The last holder of a block whole in RAM lets its cold copy go
+	 * (tiers/promote.c). Our reference keeps the unit alive meanwhile; a
+	 * lookup attaching it at the same time only means the record goes
+	 * while that sequence reads the block, from RAM. At teardown tiers->ev
+	 * is NULL: records stay for the next run. */
+	if (c->tiers->ev && ck_pr_load_32(&u->refs) == 1)
+		tkv__evictor_release_record(c->tiers->ev, u);
+	/* No list to relink: whether an entry may be dropped is decided at
+	 * the drop, by its refs (CAS 0 -> DEAD) and its followers. */
+	(void)tkv__unit_unref(u);
 }
 
 static bool holds_hot(const tkv__unit *u)
@@ -234,33 +309,36 @@ static bool all_hot(const tkv__unit *u)
 
 enum want { WANT_ANY, WANT_HOT, WANT_COLD };
 
+/* The policy's eligible(), under its lock: may this entry go now? It holds
+ * what `want` asks for and nobody references it: refs 0 -> DEAD, so no
+ * lookup can take it any more. */
+static bool droppable(void *ctx, tkv__policy_node *n)
+{
+	enum want want = *(const enum want *)ctx;
+	tkv__unit *u = ent_of(n)->unit;
+	if (want == WANT_HOT && !holds_hot(u))
+		return false;
+	if (want == WANT_COLD && !ck_pr_load_32(&u->cold))
+		return false;
+	return ck_pr_cas_32(&u->refs, 0, TKV__UNIT_DEAD);
+}
+
 /*
- * Takes up to max entries off the unreferenced list (oldest first) that
- * hold what `want` asks for and nobody references: each one's refs goes
- * 0 -> DEAD, so no lookup can take it any more, and it leaves the index.
- * Entries found referenced leave the list (they rejoin when unreferenced).
- * Returns how many were put into victims[].
+ * Takes up to max victims in the drop policy's order (cache.h, "Dropping"):
+ * entries no other entry follows, that hold what `want` asks for and that
+ * nobody references; each leaves the index. Returns how many were put into
+ * victims[].
  */
 static size_t take_victims(tkv__cache *c, enum want want, tkv__unit **victims, size_t max)
 {
 	size_t n = 0;
-	pthread_mutex_lock(&c->lru_lock);
-	for (tkv__cache_ent *e = c->lru_head, *next; e && n < max; e = next) {
-		next = e->lnext;
-		tkv__unit *u = e->unit;
-		if (want == WANT_HOT && !holds_hot(u))
-			continue;
-		if (want == WANT_COLD && !ck_pr_load_32(&u->cold))
-			continue;
-		if (!ck_pr_cas_32(&u->refs, 0, TKV__UNIT_DEAD)) {
-			lru_unlink(c, e);
-			continue;
-		}
-		lru_unlink(c, e);
-		unlink_ent(c, e); /* lock order: lru -> stripe */
-		victims[n++] = u;
+	while (n < max) {
+		tkv__policy_node *p = c->pol_ops->pick(c->pol, droppable, &want);
+		if (!p)
+			break;
+		unlink_ent(c, ent_of(p));
+		victims[n++] = ent_of(p)->unit;
 	}
-	pthread_mutex_unlock(&c->lru_lock);
 	return n;
 }
 
@@ -343,8 +421,11 @@ uint64_t tkv__cache_reclaim_hot(tkv__cache *c, uint64_t blocks)
 
 uint64_t tkv__cache_reclaim_cold(tkv__cache *c, uint64_t n)
 {
+	/* The policy's victims in whichever tier: hot and cold hold one cache
+	 * (a block is in one of them, tiers/promote.c), and a hot victim
+	 * spares the evictor the write that needed the space. */
 	tkv__unit *v[BATCH];
-	size_t got = take_victims(c, WANT_COLD, v, n < BATCH ? n : BATCH);
+	size_t got = take_victims(c, WANT_ANY, v, n < BATCH ? n : BATCH);
 	destroy_victims(c, v, got, &c->dropped_cold, true);
 	return got;
 }
@@ -368,12 +449,16 @@ static void write_through(tkv__cache *c, tkv__unit *u)
 /*
  * The parent of block b of s (cache.h, "Entries"): the salt's identity for
  * block 0; for b > 0 the entry id of the cache entry block b - 1 is or
- * equals. false if block b - 1 is in no entry (not published, or publishing
- * was skipped). A block b - 1 someone is publishing right now (CLAIMED) is
- * waited for: blocks complete in order, so that wait is short.
+ * equals, and that entry in *pent (NULL for block 0). false if block b - 1
+ * is in no entry (not published, or publishing was skipped). A block b - 1
+ * someone is publishing right now (CLAIMED) is waited for: blocks complete
+ * in order, so that wait is short. *pent stays alive while s holds block
+ * b - 1: its table references that entry's unit, or a deduplicated copy
+ * that follows it (dup_ce).
  */
-static bool parent_of(const tkv__seq *s, uint64_t b, tkv__key *parent)
+static bool parent_of(const tkv__seq *s, uint64_t b, tkv__key *parent, tkv__cache_ent **pent)
 {
+	*pent = NULL;
 	if (b == 0) {
 		*parent = (tkv__key){s->tok.salt_id_hi, s->tok.salt_id_lo};
 		return true;
@@ -387,14 +472,48 @@ static bool parent_of(const tkv__seq *s, uint64_t b, tkv__key *parent)
 	     ck_pr_load_32(&pu->state) == TKV__UNIT_PUBLISHING && spins < 100000;
 	     spins++)
 		ck_pr_stall();
-	ck_pr_fence_acquire(); /* rec_block / dup_of written before */
+	ck_pr_fence_acquire(); /* rec_block, ce / dup_of, dup_ce written before */
 	if (pub == TKV__PUB_YES) {
 		*parent = (tkv__key){0, pu->rec_block};
+		*pent = pu->ce;
 		return true;
 	}
 	uint64_t dup = ck_pr_load_64(&pu->dup_of);
 	*parent = (tkv__key){0, dup};
+	*pent = pu->dup_ce;
 	return dup != 0;
+}
+
+/*
+ * A block computed twice: u equals entry `same` (found under stripe st's
+ * lock, which keeps it from being freed: a drop unlinks it first). u
+ * follows it, as a child would, so it is not dropped while u lives and u's
+ * successors can name it as their parent. false if it is being dropped.
+ * Lock order: stripe -> tree -> policy.
+ */
+static bool follow_copy(tkv__cache *c, tkv__unit *u, tkv__cache_ent *same)
+{
+	pthread_mutex_lock(&c->tree_lock);
+	pol_leave(c, same); /* no pick can take it from here on */
+	bool alive = ck_pr_load_32(&same->unit->refs) != TKV__UNIT_DEAD;
+	if (alive) {
+		follow(c, same);
+		u->dup_ce = same;
+		u->dup_of = same->unit->rec_block;
+	}
+	pthread_mutex_unlock(&c->tree_lock);
+	return alive;
+}
+
+/* A new entry e, following pent (NULL: block 0), joins the drop tree. */
+static void tree_add(tkv__cache *c, tkv__cache_ent *e, tkv__cache_ent *pent)
+{
+	pthread_mutex_lock(&c->tree_lock);
+	e->pent = pent;
+	if (pent)
+		follow(c, pent);
+	pol_enter(c, e, false, false);
+	pthread_mutex_unlock(&c->tree_lock);
 }
 
 /*
@@ -417,11 +536,11 @@ static void publish(tkv__cache *c, tkv__seq *s, tkv__unit *u, uint64_t b)
 	uint32_t tok[c->block_tokens];
 	tkv__seq_tokens_copy(s, c->block_tokens, b * c->block_tokens, c->block_tokens, tok);
 	tkv__key k = tkv__seq_key(s, b), parent;
-	tkv__cache_ent *e = NULL;
+	tkv__cache_ent *e = NULL, *pent;
 	bool plain_record = ck_pr_load_32(&u->cold);
 	if (plain_record && !all_hot(u))
 		goto skip; /* its only copy of some layer is the plain record */
-	if (!parent_of(s, b, &parent))
+	if (!parent_of(s, b, &parent, &pent))
 		goto skip; /* the block before it is in no entry: a broken chain */
 	if (!(e = ent_new(c, k, parent, tok)))
 		goto skip;
@@ -429,11 +548,12 @@ static void publish(tkv__cache *c, tkv__seq *s, tkv__unit *u, uint64_t b)
 	pthread_mutex_lock(&st->lock);
 	tkv__cache_ent *same = find(c, st, k, tok, parent);
 	if (same) {
-		u->dup_of = same->unit->rec_block; /* its successors' parent */
+		/* its successors' parent (0 and skipped: the copy is dying) */
+		bool dup = follow_copy(c, u, same);
 		pthread_mutex_unlock(&st->lock);
 		free(e);
-		ck_pr_inc_64(&c->deduplicated);
-		ck_pr_fence_release(); /* dup_of before the state others read */
+		ck_pr_inc_64(dup ? &c->deduplicated : &c->publish_skipped);
+		ck_pr_fence_release(); /* dup_of, dup_ce before the state others read */
 		ck_pr_store_32(&u->state, TKV__UNIT_HOT);
 		return;
 	}
@@ -455,6 +575,7 @@ static void publish(tkv__cache *c, tkv__seq *s, tkv__unit *u, uint64_t b)
 	maybe_grow(st);
 	ck_pr_store_32(&u->published, TKV__PUB_YES);
 	pthread_mutex_unlock(&st->lock);
+	tree_add(c, e, pent); /* not droppable before: s references u */
 	ck_pr_inc_64(&c->published);
 	if (c->write_through)
 		write_through(c, u);
@@ -500,6 +621,8 @@ size_t tkv__cache_lookup(tkv__cache *c, const tkv__key *keys, const uint32_t *to
 	size_t i = 0;
 	tkv__cache_match got = {0, 0, 0};
 	tkv__key parent = salt_id;
+	/* one tick per attaching lookup: its matches were used together */
+	uint64_t use = out ? ck_pr_faa_64(&c->uses, 1) + 1 : 0;
 	for (; i < n_blocks; i++) {
 		const uint32_t *tok = tokens + i * c->block_tokens;
 		stripe *st = stripe_of(c, keys[i]);
@@ -513,8 +636,11 @@ size_t tkv__cache_lookup(tkv__cache *c, const tkv__key *keys, const uint32_t *to
 				got.hot++;
 			else
 				got.cold++;
-			if (out)
+			if (out) { /* a use: the drop policy counts it */
 				out[i] = e->unit;
+				c->pol_ops->access(c->pol, &e->pnode);
+				ck_pr_store_64(&e->last_use, use);
+			}
 		}
 		pthread_mutex_unlock(&st->lock);
 		if (!hit)
@@ -541,7 +667,7 @@ void tkv__cache_set_shared(tkv__cache *c, tkv__shared_tier *st, bool write_throu
 }
 
 tkv__unit *tkv__cache_adopt(tkv__cache *c, tkv__unit *u, tkv__key key, tkv__key parent,
-			    const uint32_t *tokens)
+			    tkv__unit *prev, const uint32_t *tokens)
 {
 	tkv__cache_ent *e = ent_new(c, key, parent, tokens);
 	if (!e) {
@@ -549,11 +675,14 @@ tkv__unit *tkv__cache_adopt(tkv__cache *c, tkv__unit *u, tkv__key key, tkv__key 
 		return NULL;
 	}
 	e->in_shared = true;
+	/* attached now, like a lookup's hit (the drop policy's "used") */
+	uint64_t use = ck_pr_faa_64(&c->uses, 1) + 1;
 	stripe *st = stripe_of(c, key);
 	pthread_mutex_lock(&st->lock);
 	tkv__cache_ent *same = find(c, st, key, tokens, parent);
 	if (same && tkv__unit_tryref(same->unit)) {
 		tkv__unit *have = same->unit;
+		ck_pr_store_64(&same->last_use, use);
 		pthread_mutex_unlock(&st->lock);
 		free(e);
 		tkv__unit_destroy(c->tiers, u);
@@ -561,6 +690,7 @@ tkv__unit *tkv__cache_adopt(tkv__cache *c, tkv__unit *u, tkv__key key, tkv__key 
 		return have;
 	}
 	e->unit = u;
+	e->last_use = use;
 	u->ce = e;
 	u->rec_seq = TKV__CACHE_SEQ;
 	u->rec_block = ck_pr_faa_64(&c->next_id, 1);
@@ -575,6 +705,8 @@ tkv__unit *tkv__cache_adopt(tkv__cache *c, tkv__unit *u, tkv__key key, tkv__key 
 	st->count++;
 	maybe_grow(st);
 	pthread_mutex_unlock(&st->lock);
+	/* it follows prev's entry, which the caller's reference keeps alive */
+	tree_add(c, e, prev ? prev->ce : NULL);
 	ck_pr_inc_64(&c->hit_shared);
 	/* evictable like any full unit: it may go to the cold tier */
 	if (c->tiers->ev)
@@ -671,9 +803,12 @@ int tkv__seq_tokens_append(tkv__cache *c, tkv__seq *s, const uint32_t *tokens, s
 
 /* ---- recovery and stats ------------------------------------------------- */
 
-/* One cold cache record -> an unreferenced, cold-only entry. */
-static int recover_one(tkv__cache *c, tkv__cold *cold, uint64_t id, uint64_t seqno)
+/* One cold cache record -> an unreferenced, cold-only entry (*out; NULL
+ * if the record was not a readable cache block). */
+static int recover_one(tkv__cache *c, tkv__cold *cold, uint64_t id, uint64_t seqno,
+		       tkv__cache_ent **out)
 {
+	*out = NULL;
 	uint32_t tok[c->block_tokens];
 	tkv__cold_ext ext = {0, 0, 0, 0, NULL};
 	int rc = tkv__cold_read_ext(cold, TKV__CACHE_SEQ, id, &ext, tok);
@@ -704,9 +839,59 @@ static int recover_one(tkv__cache *c, tkv__cold *cold, uint64_t id, uint64_t seq
 	st->count++;
 	maybe_grow(st);
 	pthread_mutex_unlock(&st->lock);
-	tkv__cache_unreferenced(c, u);
+	*out = e;
 	ck_pr_inc_64(&c->recovered);
 	return 0;
+}
+
+/* Block 0's parent is the salt's identity: {0, 0} without a salt, else a
+ * hash with its low bit set, never an entry id {0, id >= 1}... except by
+ * a 2^-64 chance that only makes an entry look like an orphan. */
+static bool is_root(const tkv__cache_ent *e)
+{
+	return e->parent.hi != 0 || e->parent.lo == 0;
+}
+
+static int cmp_ent_id(const void *a, const void *b)
+{
+	uint64_t x = (*(tkv__cache_ent *const *)a)->unit->rec_block;
+	uint64_t y = (*(tkv__cache_ent *const *)b)->unit->rec_block;
+	return x < y ? -1 : x > y;
+}
+
+/* The entry with this id among ents sorted by id, or NULL. */
+static tkv__cache_ent *find_id(tkv__cache_ent **ents, size_t n, uint64_t id)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint64_t m = ents[mid]->unit->rec_block;
+		if (m == id)
+			return ents[mid];
+		if (m < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Recovered entries (sorted by id here) find the entries they follow by
+ * the parent id their record carries, then the ones nothing follows join
+ * the drop policy, oldest id first. An entry whose parent record is gone
+ * can never match again: it goes first. */
+static void link_recovered(tkv__cache *c, tkv__cache_ent **ents, size_t n)
+{
+	qsort(ents, n, sizeof(*ents), cmp_ent_id);
+	pthread_mutex_lock(&c->tree_lock);
+	for (size_t i = 0; i < n; i++) {
+		tkv__cache_ent *e = ents[i];
+		if (!is_root(e) && (e->pent = find_id(ents, n, e->parent.lo)))
+			follow(c, e->pent);
+	}
+	for (size_t i = 0; i < n; i++)
+		pol_enter(c, ents[i], !is_root(ents[i]) && !ents[i]->pent, false);
+	pthread_mutex_unlock(&c->tree_lock);
 }
 
 int tkv__cache_recover(tkv__cache *c, tkv__cold *cold)
@@ -718,14 +903,23 @@ int tkv__cache_recover(tkv__cache *c, tkv__cold *cold)
 	if (!info)
 		return tkv__fail(-ENOMEM, "open: recovering the prefix cache");
 	n = tkv__cold_list_seq(cold, TKV__CACHE_SEQ, info, n);
+	tkv__cache_ent **ents = calloc(n, sizeof(*ents));
+	if (!ents) {
+		free(info);
+		return tkv__fail(-ENOMEM, "open: recovering the prefix cache");
+	}
 	int rc = 0;
+	size_t m = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
-		rc = recover_one(c, cold, info[i].block, info[i].seqno);
+		rc = recover_one(c, cold, info[i].block, info[i].seqno, &ents[m]);
+		m += ents[m] != NULL;
 		/* anonymous names (1 << 63 | n, runtime/seq_edit.c) are not
 		 * entry ids: they are removed above and must not move ids */
 		if (info[i].block < (1ull << 62) && info[i].block >= c->next_id)
 			c->next_id = info[i].block + 1;
 	}
+	link_recovered(c, ents, m);
+	free(ents);
 	free(info);
 	return rc ? tkv__fail(rc, "open: recovering the prefix cache: out of memory") : 0;
 }
@@ -746,6 +940,7 @@ void tkv__cache_stats_get(tkv__cache *c, tkv__cache_stats *st)
 	st->recovered = ck_pr_load_64(&c->recovered);
 	st->hit_blocks_shared = ck_pr_load_64(&c->hit_shared);
 	st->offered_shared = ck_pr_load_64(&c->offered_shared);
+	st->undroppable = ck_pr_load_64(&c->undroppable);
 	/* Tier occupancy by walking the index: entries cannot be freed while
 	 * their stripe is locked (a drop unlinks first). */
 	for (int i = 0; i < N_STRIPES; i++) {
@@ -761,11 +956,52 @@ void tkv__cache_stats_get(tkv__cache *c, tkv__cache_stats *st)
 				st->bytes_hot += hot * c->block_bytes;
 				if (ck_pr_load_32((uint32_t *)&u->cold)) {
 					st->entries_cold++;
+					st->entries_hot_cold += hot == u->n_layers;
 					st->bytes_cold += c->n_layers * c->block_bytes;
 				}
 			}
 		pthread_mutex_unlock(&s->lock);
 	}
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+uint64_t tkv__cache_orphans(tkv__cache *c)
+{
+	uint64_t *ids = NULL, orphans = 0;
+	size_t n = 0, cap = 0;
+	for (int i = 0; i < N_STRIPES; i++) {
+		stripe *s = &c->st[i];
+		pthread_mutex_lock(&s->lock);
+		for (size_t b = 0; b < s->n_buckets; b++)
+			for (tkv__cache_ent *e = s->buckets[b]; e; e = e->hnext) {
+				uint64_t *t = tkv__array_grow(ids, &cap, n + 1, sizeof(*ids));
+				if (!t)
+					continue;
+				ids = t;
+				ids[n++] = e->unit->rec_block;
+			}
+		pthread_mutex_unlock(&s->lock);
+	}
+	qsort(ids, n, sizeof(*ids), cmp_id);
+	for (int i = 0; i < N_STRIPES && ids; i++) {
+		stripe *s = &c->st[i];
+		pthread_mutex_lock(&s->lock);
+		for (size_t b = 0; b < s->n_buckets; b++)
+			for (tkv__cache_ent *e = s->buckets[b]; e; e = e->hnext) {
+				uint64_t p = e->parent.lo;
+				/* block 0's parent is the salt identity: {0, 0} or hi != 0 */
+				orphans += e->parent.hi == 0 && p != 0 &&
+					   !bsearch(&p, ids, n, sizeof(*ids), cmp_id);
+			}
+		pthread_mutex_unlock(&s->lock);
+	}
+	free(ids);
+	return orphans;
 }
 
 /* ---- the model a cold directory's cache records belong to -------------- */

@@ -30,19 +30,43 @@
  * already cached is not published again (deduplicated, counted): the
  * sequence keeps its own copy until it closes, the cache keeps one.
  *
- * Dropping. A published unit whose last reference goes joins the tail of
- * the unreferenced list (least recently unreferenced first). Space is made
- * by dropping from its head: entries holding hot blocks when the hot tier
- * is full and the evictor cannot help (tkv__cache_reclaim_hot), entries
- * holding cold records when the cold tier refuses a write for space
- * (tkv__cache_reclaim_cold), or all of them (tkv__cache_drop_all). A drop
- * takes the unit's refs from 0 to DEAD by CAS, so an entry being attached
- * (refs 0 -> 1 under the index lock) is never dropped, and a dropped one is
- * never attached. Referenced entries are never dropped.
+ * Dropping. Entries form a tree: each follows its parent entry (pent), and
+ * counts the entries (and deduplicated copies) that follow it (children).
+ * Only an entry nothing follows may be dropped: a block whose parent is
+ * gone can never match again (entry ids are never reused), so dropping a
+ * chain's start first would leave the rest holding space for nothing. The
+ * replay of the Mooncake trace measured that: with the least recently
+ * unreferenced entry dropped first, hot and cold dropping independently,
+ * up to 32% of the capacity held such orphans (bench/README.md).
  *
- * Locks: index stripes, the unreferenced list (lru), each a leaf except
- * lru -> stripe (a drop unlinks the entry from both). No lock is held while
- * a dropped unit is freed in the tiers (policy lock, cold tier).
+ * Which of the droppable entries goes is the configured policy's choice
+ * (S3-FIFO by default, or LRU; tiers/policy.h), in a policy of its own
+ * holding exactly the entries nothing follows: an entry enters it when
+ * published, leaves it when an entry follows it, and comes back when the
+ * last one that followed it is dropped, at the eviction end (insert_old)
+ * unless a lookup used it after that follower's newest use: so a chain
+ * nobody uses goes in one run from its end, as in an LRU where a prefix
+ * is always touched with its continuation. Lookups that attach count as
+ * uses (access). S3-FIFO's small queue gets 60% here instead of 10%: each
+ * node stands for a chain's end, not one block (measured, cache.c).
+ *
+ * Space is made by dropping the policy's victims: ones holding hot blocks
+ * when the hot tier is full and the evictor cannot help
+ * (tkv__cache_reclaim_hot), any when the cold tier refuses a write for
+ * space (tkv__cache_reclaim_cold: the tiers hold one cache, a cache block
+ * at rest in RAM or on SSD, tiers/promote.c), or all of them
+ * (tkv__cache_drop_all, leaves first, then what they followed). A drop
+ * takes the unit's refs from 0 to DEAD by CAS (in the policy's eligible(),
+ * under its lock), so an entry being attached (refs 0 -> 1 under the index
+ * lock) is never dropped, and a dropped one is never attached. Referenced
+ * entries are never dropped.
+ *
+ * Locks: index stripes, then the tree lock (pent, children, in_pol and
+ * policy membership), then the drop policy's lock (a leaf). Publishing
+ * takes the stripe, and for a deduplicated block the tree lock inside it;
+ * a drop picks (policy lock), then unlinks the entry (stripe lock), then
+ * frees it with no cache lock held, taking the tree lock to let go of its
+ * parent (which may re-enter the policy).
  */
 #ifndef TKV_TIERS_CACHE_H
 #define TKV_TIERS_CACHE_H
@@ -62,11 +86,19 @@
 typedef struct tkv__cache tkv__cache;
 
 typedef struct tkv__cache_ent {
+	tkv__policy_node pnode;              /* first: the drop policy's node */
 	tkv__key key;
 	tkv__key parent;                     /* see "Entries" */
 	struct tkv__cache_ent *hnext;        /* index chain (stripe lock) */
-	struct tkv__cache_ent *lprev, *lnext; /* unreferenced list (lru lock) */
-	bool in_lru;
+	/* The drop tree (tree lock): the entry this one follows (NULL for
+	 * block 0, or a recovered entry whose parent record is gone), how many
+	 * entries and deduplicated copies follow this one, and whether it is
+	 * in the drop policy (iff children == 0, unless the policy was out of
+	 * memory). */
+	struct tkv__cache_ent *pent;
+	uint32_t children;
+	bool in_pol;
+	uint64_t last_use; /* atomic: tick of the newest lookup that attached it */
 	bool in_shared;                      /* known to be in the shared tier */
 	tkv__unit *unit;
 	uint32_t tokens[];                   /* block_tokens ids */
@@ -81,8 +113,9 @@ typedef struct tkv__cache_match {
 typedef struct tkv__cache_stats {
 	uint64_t lookups, lookup_blocks, hit_blocks_hot, hit_blocks_cold;
 	uint64_t published, deduplicated, publish_skipped;
-	uint64_t entries_hot, entries_cold, bytes_hot, bytes_cold;
+	uint64_t entries_hot, entries_cold, entries_hot_cold, bytes_hot, bytes_cold;
 	uint64_t dropped_hot, dropped_cold, dropped_other, recovered;
+	uint64_t undroppable; /* entries the drop policy could not take (ENOMEM) */
 	uint64_t hit_blocks_shared; /* blocks attached from the shared tier */
 	uint64_t offered_shared;    /* blocks handed to the shared tier's writer */
 } tkv__cache_stats;
@@ -90,7 +123,8 @@ typedef struct tkv__cache_stats {
 /* A cache over the runtime's tiers (t must outlive it) for the namespace
  * ns (block_key.h). block_bytes: one layer's block. 0 or -ENOMEM. */
 int tkv__cache_open(const tkv__tiers *t, tkv__key ns, uint32_t n_layers, uint32_t block_tokens,
-		    size_t block_bytes, tkv__cache **out);
+		    size_t block_bytes, const tkv__policy_ops *policy, size_t expected_entries,
+		    tkv__cache **out);
 /* Frees every entry; every sequence must be gone. NULL: no-op. */
 void tkv__cache_close(tkv__cache *c);
 /* Rebuilds the index from the cold tier's cache records (a restart):
@@ -109,13 +143,15 @@ void tkv__cache_set_shared(tkv__cache *c, struct tkv__shared_tier *st, bool writ
  * u is a new unit (every layer in RAM and counted in the hot tier,
  * layers_full = n_layers, in no table), key and tokens the block's, parent
  * the entry the lookup matched for block i - 1 (or the salt's identity for
- * block 0). Returns the entry's unit with a reference for the caller: u,
- * now published and evictable, or, if an equal entry appeared meanwhile
+ * block 0) and prev that entry's unit (NULL for block 0; the caller holds
+ * a reference on it), which the new entry follows in the drop tree.
+ * Returns the entry's unit with a reference for the caller: u, now
+ * published and evictable, or, if an equal entry appeared meanwhile
  * (another sequence fetched or computed it), that one, and u is freed.
  * NULL: out of memory (u freed).
  */
 tkv__unit *tkv__cache_adopt(tkv__cache *c, tkv__unit *u, tkv__key key, tkv__key parent,
-			    const uint32_t *tokens);
+			    tkv__unit *prev, const uint32_t *tokens);
 
 /* The namespace key every chain starts from. */
 tkv__key tkv__cache_ns(const tkv__cache *c);
@@ -143,6 +179,10 @@ uint64_t tkv__cache_reclaim_hot(tkv__cache *c, uint64_t blocks);
 uint64_t tkv__cache_reclaim_cold(tkv__cache *c, uint64_t n);
 
 void tkv__cache_stats_get(tkv__cache *c, tkv__cache_stats *st);
+/* Diagnostic (the replay bench): entries whose parent entry is gone, which
+ * no lookup can ever match again (their chain is broken for good: entry ids
+ * are never reused). O(entries), allocates; not for the serving path. */
+uint64_t tkv__cache_orphans(tkv__cache *c);
 
 /* Makes cold directory `dir` remember that its cache records belong to
  * model_id (a file cache-model, replaced atomically); *same says whether
@@ -167,8 +207,9 @@ static inline tkv__cold_ext tkv__cache_ext(const tkv__unit *u)
 }
 
 /* Hooks from units.c (see there). */
-void tkv__cache_ent_free(tkv__unit *u);
-void tkv__cache_unreferenced(tkv__cache *c, tkv__unit *u);
+/* Frees u's entry (if any) and lets go of the entries u or its entry
+ * followed (c may be NULL when u has neither). */
+void tkv__cache_ent_free(tkv__cache *c, tkv__unit *u);
 /* Drops a reference to a published unit; the last one makes it an
  * unreferenced entry, atomically with respect to drops (lru lock). */
 void tkv__cache_put(tkv__cache *c, tkv__unit *u);

@@ -206,7 +206,7 @@ void tkv__cold_bounce_put(tkv__cold *c, void *b)
 void tkv__cold_retire(void *ctx, tkv__cold_ent *e)
 {
 	tkv__cold *c = ctx;
-	tkv__cold_dead d = {e->seg, e->slot};
+	tkv__cold_dead d = {e->seg, e->slot, e->keep_header};
 	tkv__cold_ent_free(e);
 	pthread_mutex_lock(&c->retire_lock);
 	tkv__cold_dead *t = tkv__array_grow(c->dead, &c->cap_dead, c->n_dead + 1, sizeof(*t));
@@ -233,6 +233,10 @@ void tkv__cold_drain_dead(tkv__cold *c)
 		}
 		d = c->dead[--c->n_dead];
 		pthread_mutex_unlock(&c->retire_lock);
+		if (d.keep) { /* harmless if recovered: no write (cold.h) */
+			tkv__cold_segs_free(&c->segs, d.seg, d.slot);
+			continue;
+		}
 		n = tkv__cold_io_rw(c->hooks, TKV__COLD_OP_INVALIDATE, c->segs.seg[d.seg].fd, d.seg,
 				    c->zero_hdr, c->lay.header_bytes, tkv__cold_slot_off(c, d.slot));
 		if (n != (ssize_t)c->lay.header_bytes)
@@ -256,7 +260,12 @@ int tkv__cold_remove(tkv__cold *c, uint64_t seq, uint64_t block)
 
 int tkv__cold_remove_if(tkv__cold *c, uint64_t seq, uint64_t block, uint64_t seqno)
 {
-	return tkv__cold_index_remove_if(c->idx, seq, block, seqno) ? 0 : -ENOENT;
+	return tkv__cold_index_remove_if(c->idx, seq, block, seqno, false) ? 0 : -ENOENT;
+}
+
+int tkv__cold_drop_if(tkv__cold *c, uint64_t seq, uint64_t block, uint64_t seqno)
+{
+	return tkv__cold_index_remove_if(c->idx, seq, block, seqno, true) ? 0 : -ENOENT;
 }
 
 int64_t tkv__cold_remove_seq(tkv__cold *c, uint64_t seq)

@@ -46,9 +46,11 @@ typedef struct tkv__cold_rreq {
 	struct tkv__cold_rreq *next;
 } tkv__cold_rreq;
 
-/* A slot waiting for its header to be zeroed before reuse. */
+/* A slot waiting to be reused, its header zeroed first unless `keep`
+ * (tkv__cold_drop_if). */
 typedef struct tkv__cold_dead {
 	uint32_t seg, slot;
+	bool keep;
 } tkv__cold_dead;
 
 /* Counters any thread reads; writers use ck_pr atomics. */

@@ -385,7 +385,7 @@ bool tkv__cold_index_lookup(tkv__cold_index *x, uint64_t seq, uint64_t block, ui
 /* Unlinks the entries of seq for which `all` or block == `block` (and, if
  * seqno is not 0, seqno matches). */
 static size_t remove_where(tkv__cold_index *x, uint64_t seq, bool all, uint64_t block,
-			   uint64_t seqno)
+			   uint64_t seqno, bool keep_header)
 {
 	stripe *s = stripe_of(x, seq);
 	tkv__cold_ent *dead = NULL;
@@ -397,6 +397,9 @@ static size_t remove_where(tkv__cold_index *x, uint64_t seq, bool all, uint64_t 
 		nx = e->snext; /* read first: unlinking may free the node q */
 		if (all || (e->block == block && (!seqno || e->seqno == seqno))) {
 			n += e->state == ENT_LIVE;
+			/* only a durable record: a cancelled write's slot may
+			 * hold a torn header, zeroed as usual */
+			e->keep_header = keep_header && e->state == ENT_LIVE;
 			unlink_ent(x, s, e, &dead);
 		}
 	}
@@ -407,17 +410,18 @@ static size_t remove_where(tkv__cold_index *x, uint64_t seq, bool all, uint64_t 
 
 int tkv__cold_index_remove(tkv__cold_index *x, uint64_t seq, uint64_t block)
 {
-	return (int)remove_where(x, seq, false, block, 0);
+	return (int)remove_where(x, seq, false, block, 0, false);
 }
 
-int tkv__cold_index_remove_if(tkv__cold_index *x, uint64_t seq, uint64_t block, uint64_t seqno)
+int tkv__cold_index_remove_if(tkv__cold_index *x, uint64_t seq, uint64_t block, uint64_t seqno,
+			      bool keep_header)
 {
-	return (int)remove_where(x, seq, false, block, seqno);
+	return (int)remove_where(x, seq, false, block, seqno, keep_header);
 }
 
 size_t tkv__cold_index_remove_seq(tkv__cold_index *x, uint64_t seq)
 {
-	return remove_where(x, seq, true, 0, 0);
+	return remove_where(x, seq, true, 0, 0, false);
 }
 
 static int cmp_block(const void *a, const void *b)

@@ -41,6 +41,9 @@ typedef struct tkv__cold_ent {
 	uint32_t refs;
 	uint8_t state;  /* ENT_PENDING / ENT_LIVE, see cold_index.c */
 	bool linked;
+	/* Removed as a record whose resurrection is harmless (remove_if with
+	 * keep_header): its slot is reused without zeroing its header. */
+	bool keep_header;
 	struct tkv__cold_ent *hnext;        /* key-hash chain; retire-list link once unlinked */
 	struct tkv__cold_ent *sprev, *snext; /* per-sequence list */
 	uint32_t crc[];                     /* n_layers layer CRCs */
@@ -96,8 +99,11 @@ bool tkv__cold_index_lookup(tkv__cold_index *x, uint64_t seq, uint64_t block,
 /* Unlinks the entries of (seq, block), pending ones included. Returns the
  * number of LIVE entries removed (0 or 1). */
 int tkv__cold_index_remove(tkv__cold_index *x, uint64_t seq, uint64_t block);
+/* As remove, only the entry with this seqno (0: any). keep_header marks a
+ * LIVE entry it removes (see tkv__cold_ent.keep_header). */
+int tkv__cold_index_remove_if(tkv__cold_index *x, uint64_t seq, uint64_t block, uint64_t seqno,
+			      bool keep_header);
 /* Unlinks every entry of seq; returns the number of LIVE entries removed. */
-int tkv__cold_index_remove_if(tkv__cold_index *x, uint64_t seq, uint64_t block, uint64_t seqno);
 size_t tkv__cold_index_remove_seq(tkv__cold_index *x, uint64_t seq);
 
 /* The LIVE blocks of seq, in increasing block order: fills up to max

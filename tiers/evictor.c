@@ -97,8 +97,13 @@ void tkv__evictor_forget(tkv__evictor *ev, tkv__unit *u)
 		ck_pr_store_32(&u->in_policy, 0);
 	}
 	if (ck_pr_load_32(&u->cold)) {
-		/* only its own record: a newer unit may hold the name now */
-		tkv__cold_remove_if(ev->cold, u->rec_seq, u->rec_block, u->rec_seqno);
+		/* only its own record: a newer unit may hold the name now. A
+		 * dropped cache block's record is immutable and harmless if a
+		 * restart finds it again: no header-zeroing write for it. */
+		if (ck_pr_load_32(&u->published) == TKV__PUB_YES)
+			tkv__cold_drop_if(ev->cold, u->rec_seq, u->rec_block, u->rec_seqno);
+		else
+			tkv__cold_remove_if(ev->cold, u->rec_seq, u->rec_block, u->rec_seqno);
 		/* the slot is freed by the writer thread's housekeeping: wake it
 		 * so the space comes back now rather than at the next eviction */
 		kick(ev);
@@ -528,6 +533,7 @@ void tkv__evictor_stats(tkv__evictor *ev, tkv_stats *st)
 	st->cold_io_uring = cs.io_uring;
 	st->cold_direct_io = cs.direct_io;
 	st->units_unevictable = ck_pr_load_64(&ev->unit_nomem);
+	st->cache_records_released = ck_pr_load_64(&ev->records_released);
 	st->cold_slots_leaked = cs.retire_dropped;
 	st->cold_invalidate_errors = cs.invalidate_errors;
 }

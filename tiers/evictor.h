@@ -122,6 +122,7 @@ typedef struct tkv__evictor {
 	uint64_t evicted_blocks __attribute__((aligned(64)));
 	uint64_t evicted_bytes, promoted_blocks, promoted_bytes, promote_ns;
 	uint64_t unit_nomem; /* units the policy could not take (ENOMEM) */
+	uint64_t records_released; /* cache records given up on promotion */
 	uint32_t inflight;
 } tkv__evictor;
 
@@ -172,6 +173,12 @@ void tkv__block_unpin(tkv__seq *s, uint32_t layer, uint64_t b);
  * At close a sequence's units just lose the table's reference
  * (tiers/units.h): the last reference of each removes its record. */
 int tkv__evictor_seq_open(tkv__evictor *ev, tkv__seq *s);
+
+/* The last holder of published unit u is letting go (tiers/cache.c): if
+ * every layer is in RAM, its cold record goes (tkv__cold_drop_if), so the
+ * block is in one tier, not two; the evictor writes a new one when it
+ * picks the unit. The caller still holds its reference. Any thread. */
+void tkv__evictor_release_record(tkv__evictor *ev, tkv__unit *u);
 
 /* Fills the cold-tier fields of *st. */
 void tkv__evictor_stats(tkv__evictor *ev, tkv_stats *st);

@@ -44,6 +44,18 @@ void tkv__plist_push_head(tkv__plist *l, tkv__policy_node *n)
 	l->len++;
 }
 
+void tkv__plist_push_tail(tkv__plist *l, tkv__policy_node *n)
+{
+	n->next = NULL;
+	n->prev = l->tail;
+	if (l->tail != NULL)
+		l->tail->next = n;
+	else
+		l->head = n;
+	l->tail = n;
+	l->len++;
+}
+
 void tkv__plist_unlink(tkv__plist *l, tkv__policy_node *n)
 {
 	if (n->prev != NULL)

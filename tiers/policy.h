@@ -100,6 +100,15 @@ typedef struct tkv__policy_ops {
 	 * re-enters. 0; -EEXIST if the node is already in; -ENOMEM if the LRU
 	 * heap could not grow (the node is then not in: the unit stays hot). */
 	int (*insert)(tkv__policy *p, tkv__policy_node *n);
+	/* As insert, but n enters at the eviction end: the next pick meets it
+	 * first and takes it unless `used` (S3-FIFO: S's tail with one hit,
+	 * or none; LRU: keyed by its own last access, no new tick, so `used`
+	 * is what its tick says). For the prefix cache, whose drop policy
+	 * holds only blocks no other block follows: when the last block
+	 * following one is dropped, that one is next in line unless it was
+	 * used without it, as in an LRU where a prefix is always touched with
+	 * its continuation. */
+	int (*insert_old)(tkv__policy *p, tkv__policy_node *n, bool used);
 	/* The unit is gone or no longer evictable. No-op if the node is not in. */
 	void (*remove)(tkv__policy *p, tkv__policy_node *n);
 	/* A hit (read or view of the unit); any thread; lock-free, never blocks.
@@ -115,6 +124,12 @@ typedef struct tkv__policy_ops {
 } tkv__policy_ops;
 
 extern const tkv__policy_ops tkv__policy_lru, tkv__policy_s3fifo;
+
+/* S3-FIFO only: S's share of the units it holds, in percent (1..99;
+ * default 10, the paper's). The prefix cache's drop policy holds one node
+ * per chain end rather than one per block, and a chain end must stay long
+ * enough for a request to come back to its chain: it uses 60 (cache.c). */
+void tkv__policy_s3fifo_small_share(tkv__policy *p, unsigned percent);
 
 /* The policy named `name` ("lru", "s3fifo"); NULL if unknown or NULL. */
 const tkv__policy_ops *tkv__policy_find(const char *name);

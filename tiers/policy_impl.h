@@ -36,6 +36,7 @@ typedef struct tkv__plist {
 } tkv__plist;
 
 void tkv__plist_push_head(tkv__plist *l, tkv__policy_node *n);
+void tkv__plist_push_tail(tkv__plist *l, tkv__policy_node *n);
 void tkv__plist_unlink(tkv__plist *l, tkv__policy_node *n);
 
 #endif

@@ -176,6 +176,26 @@ static int lru_insert(tkv__policy *p, tkv__policy_node *n)
 	return err;
 }
 
+/* Keyed by the node's own last access: no tick, so it goes before every
+ * node used since. */
+static int lru_insert_old(tkv__policy *p, tkv__policy_node *n, bool used)
+{
+	(void)used; /* its last access says it */
+	lru *l = lru_of(p);
+	int err = 0;
+	pthread_mutex_lock(&l->lock);
+	if (n->where != TKV__PQ_NONE)
+		err = tkv__fail(-EEXIST, "policy lru: node already in a policy");
+	else if (l->n == l->cap)
+		err = heap_grow(l);
+	if (err == 0) {
+		heap_push(l, ck_pr_load_64(&n->last_access), n);
+		n->where = TKV__PQ_LRU;
+	}
+	pthread_mutex_unlock(&l->lock);
+	return err;
+}
+
 static void lru_remove(tkv__policy *p, tkv__policy_node *n)
 {
 	lru *l = lru_of(p);
@@ -244,6 +264,7 @@ const tkv__policy_ops tkv__policy_lru = {
 	.create = lru_create,
 	.destroy = lru_destroy,
 	.insert = lru_insert,
+	.insert_old = lru_insert_old,
 	.remove = lru_remove,
 	.access = lru_access,
 	.pick = lru_pick,

@@ -21,7 +21,7 @@
 #include "tiers/policy_impl.h"
 
 #define S3_FREQ_MAX 3       /* 2-bit counter */
-#define S3_SMALL_PERCENT 10 /* S's share of the units */
+#define S3_SMALL_PERCENT 10 /* S's share of the units (default) */
 #define S3_GHOST_PERCENT 90 /* G remembers as many keys as M holds units */
 #define S3_GHOST_MIN 16
 
@@ -30,6 +30,7 @@ typedef struct s3 {
 	pthread_mutex_t lock;
 	tkv__plist small, main; /* lock */
 	tkv__ghost ghost;       /* lock */
+	unsigned small_pct;     /* S's share of the units, percent */
 } s3;
 
 static s3 *s3_of(tkv__policy *p)
@@ -56,6 +57,7 @@ static tkv__policy *s3_create(size_t expected_units)
 		return NULL;
 	}
 	s->base.ops = &tkv__policy_s3fifo;
+	s->small_pct = S3_SMALL_PERCENT;
 	pthread_mutex_init(&s->lock, NULL);
 	return &s->base;
 }
@@ -95,6 +97,25 @@ static int s3_insert(tkv__policy *p, tkv__policy_node *n)
 		ck_pr_store_32(&n->freq, 0);
 		n->where = tkv__ghost_take(&s->ghost, n->key) ? TKV__PQ_MAIN : TKV__PQ_SMALL;
 		tkv__plist_push_head(queue_of(s, n->where), n);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
+/* S's tail: a used node moves to M at the next pick, another is that
+ * pick's victim. */
+static int s3_insert_old(tkv__policy *p, tkv__policy_node *n, bool used)
+{
+	s3 *s = s3_of(p);
+	int err = 0;
+	pthread_mutex_lock(&s->lock);
+	if (n->where != TKV__PQ_NONE) {
+		err = tkv__fail(-EEXIST, "policy s3fifo: node already in a policy");
+	} else {
+		/* Ordering: none needed (a hint, see s3_access). */
+		ck_pr_store_32(&n->freq, used ? 1 : 0);
+		n->where = TKV__PQ_SMALL;
+		tkv__plist_push_tail(&s->small, n);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return err;
@@ -199,7 +220,7 @@ static tkv__policy_node *s3_pick(tkv__policy *p, tkv__policy_eligible_fn eligibl
 	pthread_mutex_lock(&s->lock);
 	size_t units = s->small.len + s->main.len;
 	size_t budget = 4 * units + 4;
-	if (s->small.len * 100 < units * S3_SMALL_PERCENT)
+	if (s->small.len * 100 < units * s->small_pct)
 		victim = evict_main(s, eligible, ctx, &budget);
 	if (victim == NULL)
 		victim = evict_small(s, eligible, ctx, &budget);
@@ -209,11 +230,20 @@ static tkv__policy_node *s3_pick(tkv__policy *p, tkv__policy_eligible_fn eligibl
 	return victim;
 }
 
+void tkv__policy_s3fifo_small_share(tkv__policy *p, unsigned percent)
+{
+	s3 *s = s3_of(p);
+	pthread_mutex_lock(&s->lock);
+	s->small_pct = percent < 1 ? 1 : percent > 99 ? 99 : percent;
+	pthread_mutex_unlock(&s->lock);
+}
+
 const tkv__policy_ops tkv__policy_s3fifo = {
 	.name = "s3fifo",
 	.create = s3_create,
 	.destroy = s3_destroy,
 	.insert = s3_insert,
+	.insert_old = s3_insert_old,
 	.remove = s3_remove,
 	.access = s3_access,
 	.pick = s3_pick,

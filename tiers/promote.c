@@ -26,6 +26,51 @@
  */
 enum { PF_QUEUE = 256, PF_REAP = 1 };
 
+/*
+ * Exclusive tiers for cache blocks: a published unit whose every layer is
+ * back in RAM gives up its cold record when its last holder lets go
+ * (tkv__cache_put), so the block holds one slot of the total capacity
+ * instead of two (a hot copy and a cold copy). The replay bench measured
+ * the cost of keeping both: up to 12% of the capacity (bench/README.md).
+ * When the evictor picks the unit again it writes a new record (KV is
+ * immutable once published, so the content is the same). Not at
+ * promotion: while a sequence reads the block layer by layer, the record
+ * lets the evictor free the unit without a write between two layers' views
+ * (a hot tier smaller than one layer's view of a sequence depends on it:
+ * cache.cacheless_run_removes_cache_records under TSan). Plain units keep
+ * their record: freeing them again costs no write, and their capacity is
+ * not the cache's to optimize.
+ *
+ * Ownership: the PUBLISHING state (CAS from HOT) keeps the evictor out
+ * (its eligible() CASes HOT -> WRITING) while `cold` changes, exactly as
+ * the cache's publish() does. All layers in RAM means no reader is loading
+ * any of them from the record. The record goes with tkv__cold_drop_if: no
+ * header-zeroing write, since finding this block again at a restart would
+ * be correct.
+ */
+void tkv__evictor_release_record(tkv__evictor *ev, tkv__unit *u)
+{
+	if (ck_pr_load_32(&u->published) != TKV__PUB_YES || !ck_pr_load_32(&u->cold))
+		return;
+	/* pinned: the evictor just kept it hot for a reader (free_unit); its
+	 * record is the one it just wrote, and will free it soon */
+	for (uint32_t l = 0; l < u->n_layers; l++)
+		if (!ck_pr_load_ptr(&u->blocks[l].mem) || ck_pr_load_32(&u->blocks[l].pins))
+			return;
+	if (!ck_pr_cas_32(&u->state, TKV__UNIT_HOT, TKV__UNIT_PUBLISHING))
+		return; /* the evictor (or another layer's promotion) has it */
+	if (ck_pr_load_32(&u->cold)) {
+		tkv__cold_drop_if(ev->cold, u->rec_seq, u->rec_block, u->rec_seqno);
+		u->rec_seqno = 0;
+		ck_pr_store_32(&u->cold, 0);
+		ck_pr_inc_64(&ev->records_released);
+	}
+	/* Release: cold = 0 before the evictor's CAS from HOT (it would
+	 * otherwise free the blocks without writing a record). */
+	ck_pr_fence_release();
+	ck_pr_store_32(&u->state, TKV__UNIT_HOT);
+}
+
 static void publish(tkv__evictor *ev, tkv__unit *u, tkv__block *blk, void *mem)
 {
 	/* Release: the verified rows before the pointer readers acquire. */

@@ -21,7 +21,7 @@ void tkv__unit_destroy(const tkv__tiers *t, tkv__unit *u)
 		}
 	}
 	tkv__hot_release(t->hot, freed);
-	tkv__cache_ent_free(u);
+	tkv__cache_ent_free(t->cache, u);
 	tkv__unit_free(u);
 }
 
