@@ -22,6 +22,7 @@ int bench_default_main(int argc, char **argv); /* run.c: the README's main job *
 int bench_evict_main(int argc, char **argv);   /* evict.c: eviction/promotion vs raw O_DIRECT */
 int bench_cache_main(int argc, char **argv);   /* cache_attach.c: prefix attach cost */
 int bench_replay_main(int argc, char **argv);  /* replay.c: a serving trace through the cache */
+int bench_producers_main(int argc, char **argv); /* producers.c: 1..64 engine threads */
 
 /* ---- helpers (main.c) ---- */
 
