@@ -42,9 +42,12 @@ typedef struct bench_result {
 	 * with everything fitting in the hot tier. */
 	double evict_gbps, raw_write_gbps, write_ratio;
 	double promote_gbps, raw_read_gbps, read_ratio;
+	/* the second promotion reference: raw read + CRC32C on one thread */
+	double raw_read_crc_gbps, read_crc_ratio;
 	double p50_ns, p99_ns, p999_ns;
 	double p50_ns_no_evict, p99_ns_no_evict, p999_ns_no_evict;
 	double p99_ratio; /* p99_ns / p99_ns_no_evict */
+	uint64_t blocked_stores, blocked_stores_no_evict; /* stores that had to wait */
 	/* scenario "producers" only: engine threads, the queue ("ring" or
 	 * "mutex"), median throughput over the 1-thread median of the same
 	 * queue, the GB/s spread over `reps` runs, store-call and per-batch
