@@ -12,6 +12,7 @@
  * long prefill is not woken by every batch of it, nor by other layers.
  */
 #include <errno.h>
+#include <sched.h>
 
 #include <ck_pr.h>
 
@@ -133,9 +134,15 @@ void tkv__seq_drain(tkv__seq *s)
 		tkv__layer *l = &s->layers[i];
 		uint64_t end = ck_pr_load_64(&l->next_pos);
 		tkv__wait_done(l, end);
-		/* the worker is a few instructions from C3 now */
-		while (ck_pr_load_64(&l->retired_pos) < end)
-			ck_pr_stall();
+		/* The worker is a few instructions from C3 now, unless it was
+		 * preempted there (more engine threads than cores): after a
+		 * short spin, give the core away instead of spinning a slice. */
+		for (unsigned spins = 0; ck_pr_load_64(&l->retired_pos) < end; spins++) {
+			if (spins < 64)
+				ck_pr_stall();
+			else
+				sched_yield();
+		}
 		ck_pr_fence_acquire(); /* pairs with C3 */
 	}
 }
