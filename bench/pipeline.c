@@ -401,8 +401,9 @@ int bench_pipeline_main(int argc, char **argv)
 	bench_report_init(&rep, bench_pipeline_planned(&o));
 	printf("# tierkv-bench pipeline: %s (%u layers x %u KV heads x %u dims), hot tier %llu MiB,\n"
 	       "# up to %d sequences per point, 1 engine thread storing, best of %d after a warm-up.\n"
-	       "# limit = best of glibc memcpy and streaming copy, same source, same footprint,\n"
-	       "# with as many threads as workers, measured now. GB/s = 1e9 bytes of K+V copied/s.\n",
+	       "# limit = better of glibc memcpy and the runtime's streaming copy, same source,\n"
+	       "# huge-page footprint as large as the hot tier, as many threads as workers, best\n"
+	       "# of as many timings, before and after each point. GB/s = 1e9 bytes of K+V/s.\n",
 	       o.geometry->name, o.geometry->n_layers, o.geometry->n_kv_heads, o.geometry->head_dim,
 	       (unsigned long long)(o.hot_bytes >> 20), N_SEQS, o.reps);
 	fflush(stdout);
