@@ -107,10 +107,9 @@ static void *thread_main(void *arg)
 	int rc = tk ? 0 : -ENOMEM;
 	for (uint32_t s = p->t; s < r->seqs && !rc; s += r->T)
 		rc = store_seq(r, p->t, (uint64_t)s + 1, tk);
-	if (rc && !r->error) {
-		r->error = rc; /* first error wins; read after join */
+	/* the first error wins (read after the joins) */
+	if (rc && __atomic_exchange_n(&r->error, rc, __ATOMIC_RELAXED) == 0)
 		fprintf(stderr, "tierkv-bench producers: %s\n", tkv_last_error());
-	}
 	free(tk);
 	return NULL;
 }
@@ -202,7 +201,8 @@ static int open_rt(const prod_options *o, tkv__queue_kind q, uint64_t hot, tkv_r
 	c.dtype = o->dtype;
 	c.hot_bytes = hot;
 	c.n_workers = o->workers;
-	c.trace_path = "";
+	/* --trace: the ring runtime only (one file; tierkv-trace reads it) */
+	c.trace_path = o->trace && q == TKV__QUEUE_RING ? o->trace : "";
 	tkv__open_opts opts = {.queue = q};
 	int rc = tkv__open_ex(&c, &opts, rt);
 	if (rc)
@@ -370,11 +370,13 @@ static void usage(FILE *f)
 		"usage: tierkv-bench producers [--threads LIST] [--seqs N] [--reps N]\n"
 		"                              [--workers N] [--queue ring|mutex|both]\n"
 		"                              [--geometry NAME] [--dtype f32|bf16] [--json FILE]\n"
+		"                              [--trace FILE]\n"
 		"  T engine threads (default 1,2,4,8,16,32,64) store the same total work\n"
 		"  (--seqs sequences, default 128, of 64 tokens, every layer) into a RAM-only\n"
 		"  runtime and wait on their tickets per batch: aggregate throughput, ratio to\n"
 		"  1 thread, store-call and ticket-wait p50/p99, CPU seconds per GB, for the\n"
-		"  ck ring pipeline and the mutex-queue baseline. --reps: median of N (3).\n");
+		"  ring pipeline and the mutex-queue baseline. --reps: median of N (3).\n"
+		"  --trace FILE traces the ring runtime (tools/trace/tierkv-trace FILE).\n");
 }
 
 static int parse_list(const char *s, prod_options *o)
@@ -410,7 +412,8 @@ static int parse(int argc, char **argv, prod_options *o)
 		{"reps", required_argument, NULL, 'r'},    {"workers", required_argument, NULL, 'w'},
 		{"queue", required_argument, NULL, 'q'},   {"geometry", required_argument, NULL, 'g'},
 		{"dtype", required_argument, NULL, 'd'},   {"json", required_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+		{"trace", required_argument, NULL, 'T'},   {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	bench_producers_defaults(o);
 	for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
@@ -432,6 +435,7 @@ static int parse(int argc, char **argv, prod_options *o)
 			break;
 		case 'd': o->dtype = !strcmp(optarg, "f32") ? TKV_DTYPE_F32 : TKV_DTYPE_BF16; break;
 		case 'j': o->json = optarg; break;
+		case 'T': o->trace = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}

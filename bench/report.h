@@ -110,6 +110,7 @@ typedef struct bench_producers_opts {
 	int reps;                        /* interleaved runs per point, median kept */
 	bool ring, mutex;                /* which queues */
 	const char *json;
+	const char *trace; /* NULL: untraced; else the ring runtime's trace file */
 } bench_producers_opts;
 /* The defaults of `tierkv-bench producers`. */
 void bench_producers_defaults(bench_producers_opts *o);

@@ -22,9 +22,9 @@
 /* Polls before sleeping. A ticket's wait is usually a copy of hundreds of
  * KiB (tens to hundreds of us), far longer than a sleep and wake-up, so a
  * long spin saves little and costs the core a worker needs: with 2048
- * pauses (the value before issue 11) `tierkv-bench producers` at 1 engine
- * thread on 2 cores spent 0.58-0.72 CPU s per GB stored, with 128 0.35
- * (docs/MEASUREMENTS.md). */
+ * pauses (~60 us; the value before issue 11) `tierkv-bench producers` at
+ * 1 engine thread on 2 cores spent 0.58-0.72 CPU s per GB stored, with
+ * 128 (~4 us) 0.35 (docs/MEASUREMENTS.md). */
 enum { WAIT_SPINS = 128 };
 
 static bool reached(const tkv__layer *l, uint64_t end)
