@@ -165,6 +165,11 @@ static int raw_run(int fd, bool write, uint64_t n, size_t len, unsigned qd, unsi
 			free_slot[n_free++] = (unsigned)tag;
 			done++;
 			since_sync++;
+			/* With a checksum per block, refill after each one (as the
+			 * prefetch thread does, tiers/promote.c PF_REAP), so the
+			 * device is not left idle while a burst is verified. */
+			if (crc)
+				break;
 		}
 	}
 	out->ns = bench_now_ns() - t0;

@@ -17,8 +17,9 @@
  * no I/O). No gather, no CRC: it is the limit, not a second implementation.
  * With crc_read set, a second read pass follows in which the thread that
  * reaps the completions also computes the CRC32C of each block (the
- * runtime's own CRC kernel) before reusing its buffer: what one promotion
- * thread that verifies every layer could reach on this disk at best, a
+ * runtime's own CRC kernel) before reusing its buffer, one completion at a
+ * time with a refill after each (as the prefetch thread reaps): what one
+ * promotion thread that verifies every layer could reach on this disk, a
  * second reference for promotion beside the raw read.
  *
  * Buffers: one fresh anonymous mapping per pass, 2 MiB aligned, filled with
