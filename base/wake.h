@@ -31,9 +31,9 @@
  * Users: worker idle (runtime/worker.c), ticket completion (one per layer,
  * runtime/completion.c), the evictor (tiers/evictor.c), hot-tier space
  * (tiers/hot.c), promotion waiters and the idle prefetch thread
- * (tiers/promote.c). Two mutex + condition variable pairs remain on
- * purpose: the bench-only mutex queue (runtime/queue_mutex.c), the baseline
- * the lock-free ring is measured against, and the trace writer thread
+ * (tiers/promote.c). The bench-only mutex queue (runtime/queue_mutex.c)
+ * sleeps here too, so the baseline shares the ring's idle policy. One mutex
+ * + condition variable pair remains on purpose: the trace writer thread
  * (base/trace.c), which naps flush_ms between passes whatever happens.
  *
  * Wake-ups are for everyone announced on that event count; a protocol that

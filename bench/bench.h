@@ -23,6 +23,7 @@ int bench_evict_main(int argc, char **argv);   /* evict.c: eviction/promotion vs
 int bench_cache_main(int argc, char **argv);   /* cache_attach.c: prefix attach cost */
 int bench_replay_main(int argc, char **argv);  /* replay.c: a serving trace through the cache */
 int bench_shared_main(int argc, char **argv);  /* shared.c: shared tier vs raw hiredis */
+int bench_producers_main(int argc, char **argv); /* producers.c: 1..64 engine threads */
 
 /* ---- helpers (main.c) ---- */
 

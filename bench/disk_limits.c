@@ -15,6 +15,7 @@
 #include <liburing.h>
 
 #include "bench/bench.h"
+#include "bench/internals.h"
 
 #define TAG_SYNC UINT64_MAX
 
@@ -77,8 +78,9 @@ static void bufs_free(io_bufs *io)
 
 /* Without io_uring: one synchronous I/O at a time. */
 static int run_sync(int fd, bool write, uint64_t n, size_t len, unsigned qd, unsigned sync_every,
-		    void **bufs, bench_disk_io *out)
+		    void **bufs, tkv__crc_fn crc, bench_disk_io *out)
 {
+	uint32_t sum = 0;
 	int rc = 0;
 	uint64_t t0 = bench_now_ns();
 	for (uint64_t i = 0; i < n && !rc; i++) {
@@ -86,6 +88,8 @@ static int run_sync(int fd, bool write, uint64_t n, size_t len, unsigned qd, uns
 				  : pread(fd, bufs[i % qd], len, (off_t)(i * len));
 		if (r != (ssize_t)len)
 			rc = r < 0 ? -errno : -EIO;
+		else if (crc)
+			sum ^= crc(0, bufs[i % qd], len);
 		else if (write && sync_every && (i + 1) % sync_every == 0 && fdatasync(fd))
 			rc = -errno;
 	}
@@ -93,6 +97,7 @@ static int run_sync(int fd, bool write, uint64_t n, size_t len, unsigned qd, uns
 		rc = -errno;
 	out->ns = bench_now_ns() - t0;
 	out->bytes = n * len;
+	out->crc = sum;
 	return rc;
 }
 
@@ -100,13 +105,14 @@ static int run_sync(int fd, bool write, uint64_t n, size_t len, unsigned qd, uns
  * writes fdatasync after every sync_every completions (0: never) and at the
  * end. */
 static int raw_run(int fd, bool write, uint64_t n, size_t len, unsigned qd, unsigned sync_every,
-		   void **bufs, bench_disk_io *out)
+		   void **bufs, tkv__crc_fn crc, bench_disk_io *out)
 {
 	struct io_uring ring;
 	int rc = 0;
+	uint32_t sum = 0;
 	out->uring = io_uring_queue_init(qd + 1, &ring, 0) == 0;
 	if (!out->uring)
-		return run_sync(fd, write, n, len, qd, sync_every, bufs, out);
+		return run_sync(fd, write, n, len, qd, sync_every, bufs, crc, out);
 	uint64_t t0 = bench_now_ns();
 	unsigned *free_slot = malloc(qd * sizeof(*free_slot)), n_free = qd;
 	if (!free_slot) {
@@ -154,13 +160,21 @@ static int raw_run(int fd, bool write, uint64_t n, size_t len, unsigned qd, unsi
 			}
 			if (res != (int)len)
 				rc = res < 0 ? res : -EIO;
+			else if (crc) /* verified before the buffer is reused */
+				sum ^= crc(0, bufs[tag], len);
 			free_slot[n_free++] = (unsigned)tag;
 			done++;
 			since_sync++;
+			/* With a checksum per block, refill after each one (as the
+			 * prefetch thread does, tiers/promote.c PF_REAP), so the
+			 * device is not left idle while a burst is verified. */
+			if (crc)
+				break;
 		}
 	}
 	out->ns = bench_now_ns() - t0;
 	out->bytes = done * len;
+	out->crc = sum;
 	/* on error, let what is in flight finish before the buffers go */
 	while (rc && n_free < qd) {
 		struct io_uring_cqe *cqe;
@@ -193,7 +207,7 @@ static int write_pass(const bench_disk_job *j, bench_disk_io *w)
 		rc = bufs_alloc(&bufs, j->write_depth, j->write_bytes, j);
 	if (!rc)
 		rc = raw_run(fd, true, j->n_writes, j->write_bytes, j->write_depth, j->sync_every,
-			     bufs.b, w);
+			     bufs.b, NULL, w);
 	bufs_free(&bufs);
 	close(fd);
 	if (rc)
@@ -201,14 +215,14 @@ static int write_pass(const bench_disk_job *j, bench_disk_io *w)
 	return rc;
 }
 
-static int read_pass(const bench_disk_job *j, bench_disk_io *r)
+static int read_pass(const bench_disk_job *j, tkv__crc_fn crc, bench_disk_io *r)
 {
 	io_bufs bufs = {0};
 	int fd = raw_open(j->path, O_RDONLY, &r->direct), rc;
 	if (fd < 0)
 		rc = fd;
 	else if (!(rc = bufs_alloc(&bufs, j->read_depth, j->read_bytes, j)))
-		rc = raw_run(fd, false, j->n_reads, j->read_bytes, j->read_depth, 0, bufs.b, r);
+		rc = raw_run(fd, false, j->n_reads, j->read_bytes, j->read_depth, 0, bufs.b, crc, r);
 	bufs_free(&bufs);
 	if (fd >= 0)
 		close(fd);
@@ -221,7 +235,9 @@ int bench_disk_pass(const bench_disk_job *job, bench_disk_io *w, bench_disk_io *
 {
 	int rc = write_pass(job, w);
 	if (!rc && job->n_reads)
-		rc = read_pass(job, r);
+		rc = read_pass(job, NULL, r);
+	if (!rc && job->n_reads && job->crc_read)
+		rc = read_pass(job, tkv__kernels_get(TKV_ISA_AUTO)->crc32c, job->crc_read);
 	unlink(job->path);
 	return rc;
 }

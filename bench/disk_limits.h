@@ -15,6 +15,12 @@
  * if asked, it reads the same file back sequentially, n_reads of read_bytes
  * with read_depth in flight (written data: reading unwritten extents costs
  * no I/O). No gather, no CRC: it is the limit, not a second implementation.
+ * With crc_read set, a second read pass follows in which the thread that
+ * reaps the completions also computes the CRC32C of each block (the
+ * runtime's own CRC kernel) before reusing its buffer, one completion at a
+ * time with a refill after each (as the prefetch thread reaps): what one
+ * promotion thread that verifies every layer could reach on this disk, a
+ * second reference for promotion beside the raw read.
  *
  * Buffers: one fresh anonymous mapping per pass, 2 MiB aligned, filled with
  * source data before the clock starts. huge asks for transparent huge pages
@@ -44,11 +50,13 @@ typedef struct bench_disk_job {
 	bool huge;                 /* huge-page-advised buffers, see above */
 	const unsigned char *src;  /* what the buffers are filled with */
 	size_t src_bytes;
+	struct bench_disk_io *crc_read; /* NULL, or where the read + CRC32C pass goes */
 } bench_disk_job;
 
 typedef struct bench_disk_io {
 	uint64_t bytes, ns;
 	bool direct, uring; /* O_DIRECT, io_uring were used */
+	uint32_t crc;       /* crc_read pass: XOR of the blocks' CRCs (keeps the work) */
 } bench_disk_io;
 
 /* Runs the write pass into *w and, if job->n_reads, the read pass into *r.

@@ -58,7 +58,7 @@ static void path_in(const evict_plan *p, const char *name, char *out, size_t len
  * in the scratch directory; then, if r, reads it back one layer slice per
  * read (promotion's I/O size and depth). huge: huge-page-advised buffers. */
 static int raw_pass(const evict_plan *p, const char *name, bool huge, bench_disk_io *w,
-		    bench_disk_io *r)
+		    bench_disk_io *r, bench_disk_io *rcrc)
 {
 	char path[PATH_MAX + 32];
 	path_in(p, name, path, sizeof(path));
@@ -74,6 +74,7 @@ static int raw_pass(const evict_plan *p, const char *name, bool huge, bench_disk
 		.huge = huge,
 		.src = p->src,
 		.src_bytes = EVICT_SRC_BYTES,
+		.crc_read = r ? rcrc : NULL,
 	};
 	return bench_disk_pass(&j, w, r);
 }
@@ -134,7 +135,7 @@ typedef struct paced_result {
 
 /* Phases 4 and 5: the paced store sequence into a fresh runtime. */
 static int paced_run(const evict_plan *p, const char *name, uint64_t hot, uint64_t cold_bytes,
-		     uint64_t interval_ns, paced_result *out)
+		     uint64_t interval_ns, uint64_t max_units, paced_result *out)
 {
 	char cold[PATH_MAX + 32];
 	path_in(p, name, cold, sizeof(cold));
@@ -146,9 +147,12 @@ static int paced_run(const evict_plan *p, const char *name, uint64_t hot, uint64
 	const uint64_t hot_blocks = c.hot_bytes / p->lay.block_bytes;
 	uint64_t warm = evict_units_below_high(p, c.hot_bytes);
 	if (!(rc = evict_warm_up(rt, p, warm < p->units ? warm : p->units)) &&
-	    !(rc = evict_open_seqs(rt, p)))
+	    !(rc = evict_open_seqs(rt, p))) {
+		out->sr.max_units = max_units;
+		out->sr.count_blocked = true;
 		rc = evict_store_all(rt, p, interval_ns, hot_blocks * c.hot_high_pct / 100, false,
 				     &out->sr);
+	}
 	if (!rc)
 		rc = evict_stats(rt, &out->st);
 	evict_close_seqs(rt, p, 0, p->n_seqs);
@@ -221,6 +225,10 @@ static int fit_plan(evict_plan *p, uint64_t hot, uint64_t *avail)
 		fprintf(stderr, "tierkv-bench evict: %llu MiB free in %s, not enough for a %llu MiB "
 				"hot tier's working set; halving it\n",
 			(unsigned long long)(*avail >> 20), p->root, (unsigned long long)(hot >> 20));
+		/* in the results too: a smaller hot tier changes every figure */
+		printf("# WARNING: %llu MiB free in %s: hot tier halved from %llu MiB (leftover "
+		       "scratch directories are listed on stderr)\n",
+		       (unsigned long long)(*avail >> 20), p->root, (unsigned long long)(hot >> 20));
 		hot /= 2;
 	}
 	if (!rc && p->cold_bytes + (64ull << 20) > *avail) {
@@ -276,7 +284,7 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	       SAT_LOW_PCT < p.high_pct ? (unsigned)SAT_LOW_PCT : p.low_pct);
 	fflush(stdout);
 
-	bench_disk_io w1 = {0}, r1 = {0}, w2 = {0}, r2 = {0}, w3 = {0};
+	bench_disk_io w1 = {0}, r1 = {0}, w2 = {0}, r2 = {0}, w3 = {0}, c1 = {0}, c2 = {0};
 	sat_result sat;
 	memset(&sat, 0, sizeof(sat));
 	const unsigned reps = o->reps;
@@ -289,23 +297,35 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	uint64_t pe_evicted = 0, pn_evicted = 0;
 
 	if (!rc)
-		rc = raw_pass(&p, "raw-1", true, &w1, &r1);
+		rc = raw_pass(&p, "raw-1", true, &w1, &r1, &c1);
 	if (!rc)
 		rc = saturated_run(&p, &sat);
 	if (!rc)
-		rc = raw_pass(&p, "raw-2", true, &w2, &r2);
+		rc = raw_pass(&p, "raw-2", true, &w2, &r2, &c2);
 	if (!rc) /* information: buffers like the evictor's staging buffers */
-		rc = raw_pass(&p, "raw-3", false, &w3, NULL);
+		rc = raw_pass(&p, "raw-3", false, &w3, NULL, NULL);
 	/* the limits bracket the run; the better of the two is the limit */
 	double raw_w = bench_disk_gbps(&w1) > bench_disk_gbps(&w2) ? bench_disk_gbps(&w1)
 								 : bench_disk_gbps(&w2);
 	double raw_r = bench_disk_gbps(&r1) > bench_disk_gbps(&r2) ? bench_disk_gbps(&r1)
 								 : bench_disk_gbps(&r2);
+	double raw_rc = bench_disk_gbps(&c1) > bench_disk_gbps(&c2) ? bench_disk_gbps(&c1)
+								  : bench_disk_gbps(&c2);
+	/* Paced against what the evictor drained in phase 2 (its window
+	 * rate), not the raw write: pacing past the evictor's rate measures
+	 * backpressure, not interference. */
+	const uint64_t sat_window = sat.t_idle > sat.sr.t_high ? sat.t_idle - sat.sr.t_high : 0;
+	const double ev_rate = gbps(sat.st.evicted_bytes, sat_window);
 	uint64_t interval = 0;
-	if (!rc && o->pace > 0)
-		interval = (uint64_t)((double)p.lay.record_bytes / (o->pace * raw_w));
-	/* no eviction: everything below the high watermark, plus a unit */
-	uint64_t big_hot = ((p.units + 2) * p.lay.payload_bytes * 100 + p.high_pct - 1) / p.high_pct;
+	if (!rc && o->pace > 0 && ev_rate > 0)
+		interval = (uint64_t)((double)p.lay.record_bytes / (o->pace * ev_rate));
+	/* No eviction: the same hot tier (so the same copy kernel and the same
+	 * warm block pool), and only the units that fit under its high
+	 * watermark after the warm-up's: the first part of the same store
+	 * sequence. */
+	uint64_t fit = evict_units_below_high(&p, p.hot_bytes);
+	uint64_t noevict_units = fit > 1 ? fit - 1 : 1;
+	uint64_t blocked_e = 0, blocked_n = 0;
 	/* alternating which goes first, so a drift does not favour one side */
 	for (unsigned k = 0; k < 2 * reps && !rc; k++) {
 		bool evicting = (k % 2) == ((k / 2) % 2);
@@ -313,10 +333,11 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 		memset(&pr, 0, sizeof(pr));
 		bench_lat *into = evicting ? &pe : &pn;
 		pr.sr.lat.ns = into->ns + into->n;
-		rc = evicting ? paced_run(&p, "cold-paced", p.hot_bytes, p.cold_bytes, interval, &pr)
-			      : paced_run(&p, "cold-noevict", big_hot, 8 * p.lay.record_bytes,
-					  interval, &pr);
+		rc = evicting ? paced_run(&p, "cold-paced", p.hot_bytes, p.cold_bytes, interval, 0, &pr)
+			      : paced_run(&p, "cold-noevict", p.hot_bytes, p.cold_bytes, interval,
+					  noevict_units, &pr);
 		into->n += pr.sr.lat.n;
+		*(evicting ? &blocked_e : &blocked_n) += pr.sr.blocked_stores;
 		*(evicting ? &pe_evicted : &pn_evicted) += pr.st.evicted_blocks;
 	}
 	bench_scratch_remove(p.root);
@@ -356,6 +377,8 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	r.promote_gbps = prom;
 	r.raw_read_gbps = raw_r;
 	r.read_ratio = raw_r > 0 ? prom / raw_r : 0;
+	r.raw_read_crc_gbps = raw_rc;
+	r.read_crc_ratio = raw_rc > 0 ? prom / raw_rc : 0;
 	r.p50_ns = pe.p50;
 	r.p99_ns = pe.p99;
 	r.p999_ns = pe.p999;
@@ -363,6 +386,8 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	r.p99_ns_no_evict = pn.p99;
 	r.p999_ns_no_evict = pn.p999;
 	r.p99_ratio = pn.p99 > 0 ? pe.p99 / pn.p99 : 0;
+	r.blocked_stores = blocked_e;
+	r.blocked_stores_no_evict = blocked_n;
 	r.lat_hist = lat_hists[slot][0];
 	r.lat_hist_no_evict = lat_hists[slot][1];
 	r.lat_buckets = BENCH_LAT_BUCKETS;
@@ -391,6 +416,9 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	printf("raw read  (%u in flight, %s/read):  #1 %6.2f GB/s  #2 %6.2f GB/s  -> limit %6.2f GB/s\n",
 	       p.rq_depth, bench_fmt_bytes(p.lay.slice_stride, b1), bench_disk_gbps(&r1),
 	       bench_disk_gbps(&r2), raw_r);
+	printf("raw read + CRC32C of every block on the reaping thread (one verifying thread's "
+	       "best):\n                                  #1 %6.2f GB/s  #2 %6.2f GB/s  -> %6.2f GB/s\n",
+	       bench_disk_gbps(&c1), bench_disk_gbps(&c2), raw_rc);
 	printf("eviction: %llu records (%llu MiB) in %.1f ms from the high watermark to idle: "
 	       "%6.2f GB/s  ratio %.3f  (target >= 0.80)\n",
 	       (unsigned long long)es->evicted_blocks,
@@ -409,6 +437,7 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	       "ratio %.3f  (target >= 0.80)\n",
 	       (unsigned long long)sat.pr.blocks, (unsigned long long)(sat.pr.bytes >> 20),
 	       sat.pr.rounds, (double)sat.pr.ns / 1e6, prom, r.read_ratio);
+	printf("  ratio to raw read + CRC32C on one thread: %.3f\n", r.read_crc_ratio);
 	printf("  read back and compared: %llu blocks, %llu differ%s\n",
 	       (unsigned long long)sat.pr.verified_blocks, (unsigned long long)sat.pr.bad_blocks,
 	       sat.pr.bad_blocks ? "  <-- DATA MISMATCH" : "");
@@ -418,16 +447,21 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 		       (unsigned long long)es->io_errors_enospc,
 		       (unsigned long long)es->corrupt_records);
 	if (interval)
-		printf("store latency, paced at %.2f of raw write (one unit = %u stores every %.0f "
-		       "us, %.2f GB/s of records);\n",
+		printf("store latency, paced at %.2f of the evictor's phase-2 rate (one unit = %u "
+		       "stores every %.0f us, %.2f GB/s of records); same hot tier both sides, the "
+		       "no-eviction runs store the first %llu units (all under the high watermark);\n",
 		       o->pace, p.lay.n_layers, (double)interval / 1e3,
-		       gbps(p.lay.record_bytes, interval));
+		       gbps(p.lay.record_bytes, interval), (unsigned long long)noevict_units);
 	else
 		printf("store latency, unpaced;\n");
 	printf("  %u runs of each kind, alternating, %llu stores pooled per kind:\n", reps,
 	       (unsigned long long)pe.n);
 	print_lat("with eviction (4x hot)", &pe);
-	print_lat("without eviction (all fits hot)", &pn);
+	print_lat("without eviction (fits hot)", &pn);
+	printf("  stores that had to wait (TKV_STORE_NONBLOCK got -EAGAIN first): with eviction "
+	       "%llu of %llu, without %llu of %llu\n",
+	       (unsigned long long)blocked_e, (unsigned long long)pe.n,
+	       (unsigned long long)blocked_n, (unsigned long long)pn.n);
 	printf("  p99 ratio %.2f  (target <= 1.5); the eviction runs evicted %llu records, the "
 	       "others %llu\n",
 	       r.p99_ratio, (unsigned long long)pe_evicted, (unsigned long long)pn_evicted);

@@ -54,6 +54,12 @@ typedef struct evict_plan {
 
 /* What the store loop saw. */
 typedef struct evict_store_run {
+	/* inputs: stop after max_units units (0: the whole working set); try
+	 * every store with TKV_STORE_NONBLOCK first and count the -EAGAINs
+	 * (then store blocking; the sample covers both calls) */
+	uint64_t max_units;
+	bool count_blocked;
+	uint64_t blocked_stores; /* stores that had to wait (hot tier or ring full) */
 	bench_lat lat;
 	uint64_t t0, t_high, t_end;     /* t_high: 0 if never past the watermark */
 	uint64_t blocked_ns_after_high; /* sum of store times after t_high */

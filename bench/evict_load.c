@@ -163,15 +163,26 @@ int evict_store_all(tkv_runtime *rt, const evict_plan *p, uint64_t interval_ns,
 	sr->t0 = deadline = bench_now_ns();
 	sr->t_high = 0;
 	sr->blocked_ns_after_high = 0;
+	sr->blocked_stores = 0;
+	uint64_t unit = 0;
 	for (uint32_t step = 0; step < p->blocks_per_seq; step++) {
-		for (uint32_t s = 0; s < p->n_seqs; s++) {
+		for (uint32_t s = 0; s < p->n_seqs; s++, unit++) {
+			if (sr->max_units && unit >= sr->max_units)
+				goto done;
 			if (interval_ns)
 				pace(&deadline, interval_ns);
 			for (uint32_t l = 0; l < L; l++, i++) {
 				const unsigned char *k = src_of(p, step, s, l);
 				uint64_t a = bench_now_ns();
-				int rc = tkv_store(rt, s + 1, l, (uint64_t)step * EVICT_BATCH,
-						   EVICT_BATCH, k, k + p->batch_bytes, 0, NULL);
+				int rc = -EAGAIN;
+				if (sr->count_blocked &&
+				    (rc = tkv_store(rt, s + 1, l, (uint64_t)step * EVICT_BATCH,
+						    EVICT_BATCH, k, k + p->batch_bytes,
+						    TKV_STORE_NONBLOCK, NULL)) == -EAGAIN)
+					sr->blocked_stores++;
+				if (rc == -EAGAIN)
+					rc = tkv_store(rt, s + 1, l, (uint64_t)step * EVICT_BATCH,
+						       EVICT_BATCH, k, k + p->batch_bytes, 0, NULL);
 				uint64_t b = bench_now_ns();
 				if (rc) {
 					fprintf(stderr, "tierkv-bench evict: store: %s\n",
@@ -192,6 +203,7 @@ int evict_store_all(tkv_runtime *rt, const evict_plan *p, uint64_t interval_ns,
 			}
 		}
 	}
+done:
 	sr->lat.n = i;
 	sr->t_end = bench_now_ns();
 	for (uint32_t s = 0; s < p->n_seqs; s++)

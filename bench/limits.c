@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "bench/bench.h"
 #include "bench/internals.h"
@@ -188,16 +189,26 @@ unsigned char *bench_source_buffer(size_t bytes)
 	return p;
 }
 
-int bench_measure_copy_limits(const unsigned char *src, size_t src_bytes, size_t footprint,
-			      uint32_t threads, size_t chunk, double seconds, int reps,
-			      bench_copy_limits *out)
+unsigned char *bench_huge_buffer(size_t bytes)
 {
-	unsigned char *dst;
-	if (!out || threads == 0)
-		return -EINVAL;
-	if (posix_memalign((void **)&dst, 4096, footprint ? footprint : 1) != 0)
-		return -ENOMEM;
-	memset(dst, 0, footprint); /* fault the pages in before timing */
+	const size_t huge = (size_t)2 << 20;
+	size_t len = (bytes + huge - 1) / huge * huge;
+	unsigned char *p;
+	if (!len || posix_memalign((void **)&p, huge, len) != 0)
+		return NULL;
+	/* Like the hot tier's slabs (tiers/hot_arena.c): before the first
+	 * touch, so the pages can be huge from the start. */
+	(void)madvise(p, len, MADV_HUGEPAGE);
+	memset(p, 0, len); /* fault the pages in before timing */
+	return p;
+}
+
+/* The measurement of bench_measure_copy_limits into a caller's buffer;
+ * all_isas false: only the streaming kernel the runtime itself picks. */
+static int measure_into(unsigned char *dst, const unsigned char *src, size_t src_bytes,
+			size_t footprint, uint32_t threads, size_t chunk, double seconds, int reps,
+			bool all_isas, bench_copy_limits *out)
+{
 
 	bench_copy_job job = {
 		.fn = bench_libc_memcpy,
@@ -222,6 +233,8 @@ int bench_measure_copy_limits(const unsigned char *src, size_t src_bytes, size_t
 		const tkv__kernels *k = tkv__kernels_for((tkv_isa)isa);
 		if (!k || k->copy_stream == k->copy) /* no streaming stores at this level */
 			continue;
+		if (!all_isas && k != tkv__kernels_get(TKV_ISA_AUTO))
+			continue;
 		job.fn = k->copy_stream;
 		if ((g = bench_copy_gbps(&job)) < 0) {
 			rc = (int)g;
@@ -234,8 +247,36 @@ int bench_measure_copy_limits(const unsigned char *src, size_t src_bytes, size_t
 	}
 	out->best_gbps = out->memcpy_gbps > out->stream_gbps ? out->memcpy_gbps : out->stream_gbps;
 out:
+	return rc;
+}
+
+int bench_measure_copy_limits(const unsigned char *src, size_t src_bytes, size_t footprint,
+			      uint32_t threads, size_t chunk, double seconds, int reps,
+			      bench_copy_limits *out)
+{
+	if (!out || threads == 0)
+		return -EINVAL;
+	unsigned char *dst = bench_huge_buffer(footprint);
+	if (!dst)
+		return -ENOMEM;
+	int rc = measure_into(dst, src, src_bytes, footprint, threads, chunk, seconds, reps, true,
+			      out);
 	free(dst);
 	return rc;
+}
+
+double bench_point_limit_gbps(unsigned char *dst, const unsigned char *src, size_t src_bytes,
+			      size_t footprint, uint32_t threads, int reps)
+{
+	bench_copy_limits l;
+	int rc = measure_into(dst, src, src_bytes, footprint, threads, BENCH_LIMIT_CHUNK, 0.05, reps,
+			      false, &l);
+	if (rc != 0) {
+		fprintf(stderr, "tierkv-bench: copy limit (%u threads, %zu-byte footprint): %s\n",
+			threads, footprint, tkv_strerror(rc));
+		return 0;
+	}
+	return l.best_gbps;
 }
 
 double bench_copy_limit_gbps(const unsigned char *src, size_t src_bytes, size_t footprint,

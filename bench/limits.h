@@ -65,9 +65,9 @@ typedef struct bench_copy_limits {
 /*
  * Measures memcpy and every streaming kernel copying `chunk`-byte pieces of
  * src[0, src_bytes) into a destination footprint of `footprint` bytes (split
- * between the threads; allocated and pre-faulted here, so page faults are
- * not timed) with `threads` threads, `seconds` per repetition, best of
- * `reps`. 0, or a negative errno (-ENOMEM, -EINVAL: a slice smaller than a
+ * between the threads; allocated here with bench_huge_buffer, huge pages
+ * like the hot tier's, pre-faulted so page faults are not timed) with
+ * `threads` threads, `seconds` per repetition, best of `reps`. 0, or a negative errno (-ENOMEM, -EINVAL: a slice smaller than a
  * chunk).
  */
 int bench_measure_copy_limits(const unsigned char *src, size_t src_bytes, size_t footprint,
@@ -79,6 +79,20 @@ int bench_measure_copy_limits(const unsigned char *src, size_t src_bytes, size_t
  * message on stderr). */
 double bench_copy_limit_gbps(const unsigned char *src, size_t src_bytes, size_t footprint,
 			     uint32_t threads);
+
+/* The limit of one pipeline point, measured next to it: the max of glibc
+ * memcpy and the streaming kernel the runtime picks (tkv__kernels_get:
+ * the one its workers use for a hot tier past the stream threshold), each
+ * best of `reps` (the point's own repetitions) of 0.05 s, `threads` threads,
+ * into dst[0, footprint): a bench_huge_buffer, huge pages like the hot
+ * tier's slabs, kept across points so it stays faulted in. 0 on failure. */
+double bench_point_limit_gbps(unsigned char *dst, const unsigned char *src, size_t src_bytes,
+			      size_t footprint, uint32_t threads, int reps);
+
+/* `bytes` rounded up to 2 MiB, 2 MiB-aligned, MADV_HUGEPAGE before the
+ * first touch (as tiers/hot_arena.c does for the hot tier's slabs), then
+ * zeroed so every page is faulted in; free() it. NULL when out of memory. */
+unsigned char *bench_huge_buffer(size_t bytes);
 
 /* A source buffer of `bytes` filled with non-zero, non-repeating data
  * (page-faulted in), 4096-byte aligned; free() it. NULL when out of memory. */

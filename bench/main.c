@@ -32,6 +32,10 @@ static const scenario scenarios[] = {
 	{"evict", "eviction and promotion GB/s vs same-run raw O_DIRECT write/read, and store "
 		  "latency p50/p99/p999 with and without eviction",
 	 bench_evict_main},
+	{"producers", "1..64 engine threads storing the same total work (RAM only): aggregate "
+		      "throughput, ratio to 1 thread, store/wait p50/p99, CPU s per GB, ring vs "
+		      "mutex queue",
+	 bench_producers_main},
 	{"ring", "ns per descriptor through ck_ring SPSC vs MPSC (why the runtime uses MPSC)",
 	 bench_ring_main},
 	{"cache", "prefix cache: ns per block to attach a cached prefix of 1..4096 blocks, "

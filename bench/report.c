@@ -77,6 +77,8 @@ void bench_report_table(const bench_report *r, FILE *f)
 		"dtype", "workers", "batch", "layer-tok/s", "GB/s", "limit", "ratio", "vs naive");
 	for (size_t i = 0; i < r->n; i++) {
 		const bench_result *x = &r->results[i];
+		if (!strcmp(x->scenario, "producers"))
+			continue; /* its own table (producers.c) */
 		char speedup[16] = "        -";
 		if (x->speedup > 0)
 			snprintf(speedup, sizeof(speedup), "%8.1fx", x->speedup);
@@ -106,12 +108,26 @@ int bench_report_json(const bench_report *r, const char *path)
 			fprintf(f,
 				", \"evict_gbps\": %.4f, \"raw_write_gbps\": %.4f, \"write_ratio\": %.4f"
 				", \"promote_gbps\": %.4f, \"raw_read_gbps\": %.4f, \"read_ratio\": %.4f"
+				", \"raw_read_crc_gbps\": %.4f, \"read_crc_ratio\": %.4f"
 				", \"p50_ns\": %.0f, \"p99_ns\": %.0f, \"p999_ns\": %.0f"
 				", \"p50_ns_no_evict\": %.0f, \"p99_ns_no_evict\": %.0f"
-				", \"p999_ns_no_evict\": %.0f, \"p99_ratio\": %.4f",
+				", \"p999_ns_no_evict\": %.0f, \"p99_ratio\": %.4f"
+				", \"blocked_stores\": %llu, \"blocked_stores_no_evict\": %llu",
 				x->evict_gbps, x->raw_write_gbps, x->write_ratio, x->promote_gbps,
-				x->raw_read_gbps, x->read_ratio, x->p50_ns, x->p99_ns, x->p999_ns,
-				x->p50_ns_no_evict, x->p99_ns_no_evict, x->p999_ns_no_evict, x->p99_ratio);
+				x->raw_read_gbps, x->read_ratio, x->raw_read_crc_gbps, x->read_crc_ratio,
+				x->p50_ns, x->p99_ns, x->p999_ns,
+				x->p50_ns_no_evict, x->p99_ns_no_evict, x->p999_ns_no_evict, x->p99_ratio,
+				(unsigned long long)x->blocked_stores,
+				(unsigned long long)x->blocked_stores_no_evict);
+		if (!strcmp(x->scenario, "producers"))
+			fprintf(f,
+				", \"threads\": %u, \"queue\": \"%s\", \"ratio_to_1\": %.4f"
+				", \"gbps_min\": %.4f, \"gbps_max\": %.4f, \"reps\": %d"
+				", \"store_p50_ns\": %.0f, \"store_p99_ns\": %.0f"
+				", \"wait_p50_ns\": %.0f, \"wait_p99_ns\": %.0f, \"cpu_s_per_gb\": %.4f",
+				x->threads, x->queue, x->ratio_to_1, x->gbps_lo, x->gbps_hi, x->reps,
+				x->store_p50_ns, x->store_p99_ns, x->wait_p50_ns, x->wait_p99_ns,
+				x->cpu_s_per_gb);
 		fprintf(f, "}%s\n", i + 1 < r->n ? "," : "");
 	}
 	fputs("]\n", f);

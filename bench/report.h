@@ -42,9 +42,21 @@ typedef struct bench_result {
 	 * with everything fitting in the hot tier. */
 	double evict_gbps, raw_write_gbps, write_ratio;
 	double promote_gbps, raw_read_gbps, read_ratio;
+	/* the second promotion reference: raw read + CRC32C on one thread */
+	double raw_read_crc_gbps, read_crc_ratio;
 	double p50_ns, p99_ns, p999_ns;
 	double p50_ns_no_evict, p99_ns_no_evict, p999_ns_no_evict;
 	double p99_ratio; /* p99_ns / p99_ns_no_evict */
+	uint64_t blocked_stores, blocked_stores_no_evict; /* stores that had to wait */
+	/* scenario "producers" only: engine threads, the queue ("ring" or
+	 * "mutex"), median throughput over the 1-thread median of the same
+	 * queue, the GB/s spread over `reps` runs, store-call and per-batch
+	 * ticket-wait percentiles, process CPU seconds per GB stored */
+	uint32_t threads;
+	const char *queue;
+	double ratio_to_1, gbps_lo, gbps_hi;
+	int reps;
+	double store_p50_ns, store_p99_ns, wait_p50_ns, wait_p99_ns, cpu_s_per_gb;
 	/* latency histograms for plots (log2 ns buckets); NULL if none */
 	const uint64_t *lat_hist, *lat_hist_no_evict;
 	uint32_t lat_buckets;
@@ -88,6 +100,22 @@ int bench_pipeline_sweep(const pipeline_options *o, bench_report *rep);
 int bench_pipeline_point(const bench_geometry *geo, tkv_dtype dtype, uint32_t workers,
 			 uint32_t batch, uint64_t hot_bytes, int reps, const char *trace_path,
 			 bench_result *r);
+
+/* ---- many engine threads (producers.c) ---- */
+typedef struct bench_producers_opts {
+	const bench_geometry *geo;
+	tkv_dtype dtype;
+	uint32_t threads[32], n_threads; /* engine thread counts, in run order */
+	uint32_t seqs, workers;          /* total sequences per run; runtime workers */
+	int reps;                        /* interleaved runs per point, median kept */
+	bool ring, mutex;                /* which queues */
+	const char *json;
+	const char *trace; /* NULL: untraced; else the ring runtime's trace file */
+} bench_producers_opts;
+/* The defaults of `tierkv-bench producers`. */
+void bench_producers_defaults(bench_producers_opts *o);
+/* Runs the scenario, prints its table, adds one result per (queue, T). */
+int bench_producers(const bench_producers_opts *o, bench_report *rep);
 
 /* ---- plots (plots.c) ---- */
 /* Writes DIR/throughput.png (GB/s vs batch per worker count, dtype, with

@@ -3,7 +3,11 @@
  * the ring topologies the runtime could use, measured on this machine:
  *  - spsc: one producer, one consumer, ck_ring SPSC (the per-producer design);
  *  - mpsc: one producer, one consumer, ck_ring MPSC (the runtime's choice);
- *  - mpsc-2p: two producers into one MPSC ring (contention on the CAS).
+ *  - mpsc-2p: two producers into one MPSC ring (contention on the CAS);
+ *  - dring, dring-2p: the runtime's own ring (runtime/desc_ring.h: per-slot
+ *    publication, no producer waits for another), one and two producers;
+ *  - mutex, mutex-2p: the bench's mutex-queue baseline itself
+ *    (runtime/queue_mutex.c: a push per lock, up to 16 taken per lock).
  * Each moves the runtime's own descriptor type by value. Reported: ns per
  * item end to end (producer push to consumer pop, pipelined), which is the
  * per-batch queue cost the runtime pays on top of its copy.
@@ -12,18 +16,27 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <ck_pr.h>
+#include <ck_ring.h>
 
 #include "bench/bench.h"
 #include "bench/internals.h"
 
+CK_RING_PROTOTYPE(tkv__desc, tkv__desc)
+
+typedef enum ring_kind { CK_SPSC, CK_MPSC, DRING, MUTEX } ring_kind;
+
 typedef struct ring_bench {
 	ck_ring_t ring;
 	tkv__desc *slots;
+	tkv__dring dring;
+	tkv__dring_slot *dslots;
+	tkv__worker *mq; /* MUTEX: a worker with only its queue set up */
 	uint64_t items_per_producer;
 	uint32_t producers;
-	bool mpsc;
+	ring_kind kind;
 	uint32_t go;
 } ring_bench;
 
@@ -35,7 +48,13 @@ static void *producer_main(void *arg)
 		ck_pr_stall();
 	for (uint64_t i = 0; i < b->items_per_producer; i++) {
 		d.pos = i;
-		if (b->mpsc)
+		if (b->kind == DRING)
+			while (!tkv__dring_push_mp(&b->dring, &d))
+				ck_pr_stall();
+		else if (b->kind == MUTEX)
+			while (!tkv__mq_push(b->mq, &d))
+				ck_pr_stall();
+		else if (b->kind == CK_MPSC)
 			while (!ck_ring_enqueue_mpsc_tkv__desc(&b->ring, b->slots, &d))
 				ck_pr_stall();
 		else
@@ -46,11 +65,24 @@ static void *producer_main(void *arg)
 }
 
 /* ns per item, consumer side, for one configuration. */
-static double run(bool mpsc, uint32_t producers, uint64_t items)
+static double run(ring_kind kind, uint32_t producers, uint64_t items)
 {
-	ring_bench b = {.items_per_producer = items / producers, .producers = producers, .mpsc = mpsc};
+	ring_bench b = {.items_per_producer = items / producers, .producers = producers, .kind = kind};
 	b.slots = calloc(1024, sizeof(*b.slots));
+	b.dslots = aligned_alloc(64, 1024 * sizeof(*b.dslots));
+	memset(b.dslots, 0, 1024 * sizeof(*b.dslots));
 	ck_ring_init(&b.ring, 1024);
+	tkv__dring_init(&b.dring, b.dslots, 1024);
+	struct tkv_runtime *frt = calloc(1, sizeof(*frt));
+	b.mq = aligned_alloc(64, sizeof(*b.mq));
+	memset(b.mq, 0, sizeof(*b.mq));
+	frt->cfg.ring_slots = 1024;
+	b.mq->rt = frt;
+	pthread_mutex_init(&b.mq->mq_lock, NULL);
+	if (tkv__mq_init(b.mq))
+		fprintf(stderr, "tierkv-bench ring: out of memory\n");
+	tkv__desc batch[16];
+	uint32_t in_batch = 0, next_in_batch = 0;
 	pthread_t th[2];
 	for (uint32_t i = 0; i < producers; i++)
 		pthread_create(&th[i], NULL, producer_main, &b);
@@ -59,8 +91,15 @@ static double run(bool mpsc, uint32_t producers, uint64_t items)
 	uint64_t t0 = bench_now_ns();
 	ck_pr_store_32(&b.go, 1);
 	while (got < total) {
-		bool ok = mpsc ? ck_ring_dequeue_mpsc_tkv__desc(&b.ring, b.slots, &d)
-			       : ck_ring_dequeue_spsc_tkv__desc(&b.ring, b.slots, &d);
+		if (kind == MUTEX && next_in_batch == in_batch) {
+			in_batch = tkv__mq_pop_batch(b.mq, batch, 16);
+			next_in_batch = 0;
+		}
+		bool ok = kind == MUTEX ? (next_in_batch < in_batch ? (d = batch[next_in_batch++], true)
+								    : false)
+			  : kind == DRING    ? tkv__dring_pop_sc(&b.dring, &d)
+			  : kind == CK_MPSC ? ck_ring_dequeue_mpsc_tkv__desc(&b.ring, b.slots, &d)
+					    : ck_ring_dequeue_spsc_tkv__desc(&b.ring, b.slots, &d);
 		if (ok) {
 			sum += d.pos;
 			got++;
@@ -72,6 +111,10 @@ static double run(bool mpsc, uint32_t producers, uint64_t items)
 	for (uint32_t i = 0; i < producers; i++)
 		pthread_join(th[i], NULL);
 	free(b.slots);
+	free(b.dslots);
+	tkv__mq_fini(b.mq);
+	free(b.mq);
+	free(frt);
 	if (sum == 0)
 		fprintf(stderr, "tierkv-bench ring: nothing moved\n");
 	return ns;
@@ -93,17 +136,19 @@ int bench_ring_main(int argc, char **argv)
 	}
 	struct {
 		const char *name;
-		bool mpsc;
+		ring_kind kind;
 		uint32_t producers;
-	} cases[] = {{"spsc", false, 1}, {"mpsc", true, 1}, {"mpsc-2p", true, 2}};
-	printf("# tierkv-bench ring: %llu descriptors of %zu bytes through a 1024-slot ck_ring,\n"
+	} cases[] = {{"spsc", CK_SPSC, 1}, {"mpsc", CK_MPSC, 1}, {"mpsc-2p", CK_MPSC, 2},
+		     {"dring", DRING, 1},  {"dring-2p", DRING, 2}, {"mutex", MUTEX, 1},
+		     {"mutex-2p", MUTEX, 2}};
+	printf("# tierkv-bench ring: %llu descriptors of %zu bytes through a 1024-slot ring,\n"
 	       "# best of %d; ns per item = consumer wall time / items (pipelined)\n",
 	       (unsigned long long)items, sizeof(tkv__desc), reps);
 	printf("%-10s %10s\n", "topology", "ns/item");
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		double best = 0;
 		for (int r = 0; r < reps; r++) {
-			double ns = run(cases[c].mpsc, cases[c].producers, items);
+			double ns = run(cases[c].kind, cases[c].producers, items);
 			if (best == 0 || ns < best)
 				best = ns;
 		}

@@ -5,20 +5,27 @@
  * A ticket is (sequence, layer, end position): a layer's batches are copied
  * in acceptance order (runtime.h), so "done_pos >= end" means this store and
  * every earlier one to the layer are readable. Nothing is allocated per
- * store. Waiters spin a little (most batches finish within microseconds),
- * then sleep on their layer's event count (base/wake.h). A waiter also
+ * store. Waiters spin a little (a batch of a few tokens finishes within
+ * microseconds), then sleep on their layer's event count (base/wake.h). A waiter also
  * lowers the layer's wait_min to the position it needs, and the worker
  * signals only when done_pos reaches it: a thread waiting for the end of a
  * long prefill is not woken by every batch of it, nor by other layers.
  */
 #include <errno.h>
+#include <sched.h>
 
 #include <ck_pr.h>
 
 #include "base/error.h"
 #include "runtime/runtime.h"
 
-enum { WAIT_SPINS = 2048 };
+/* Polls before sleeping. A ticket's wait is usually a copy of hundreds of
+ * KiB (tens to hundreds of us), far longer than a sleep and wake-up, so a
+ * long spin saves little and costs the core a worker needs: with 2048
+ * pauses (~60 us; the value before issue 11) `tierkv-bench producers` at
+ * 1 engine thread on 2 cores spent 0.58-0.72 CPU s per GB stored, with
+ * 128 (~4 us) 0.35 (docs/MEASUREMENTS.md). */
+enum { WAIT_SPINS = 128 };
 
 static bool reached(const tkv__layer *l, uint64_t end)
 {
@@ -127,9 +134,15 @@ void tkv__seq_drain(tkv__seq *s)
 		tkv__layer *l = &s->layers[i];
 		uint64_t end = ck_pr_load_64(&l->next_pos);
 		tkv__wait_done(l, end);
-		/* the worker is a few instructions from C3 now */
-		while (ck_pr_load_64(&l->retired_pos) < end)
-			ck_pr_stall();
+		/* The worker is a few instructions from C3 now, unless it was
+		 * preempted there (more engine threads than cores): after a
+		 * short spin, give the core away instead of spinning a slice. */
+		for (unsigned spins = 0; ck_pr_load_64(&l->retired_pos) < end; spins++) {
+			if (spins < 64)
+				ck_pr_stall();
+			else
+				sched_yield();
+		}
 		ck_pr_fence_acquire(); /* pairs with C3 */
 	}
 }

@@ -76,8 +76,9 @@ static void drop_seq(void *ctx, tkv__seq *s)
  * get victims soon, so a full hot tier is not final. A descriptor a worker
  * has dequeued but is still copying counts too (an empty ring is not
  * enough: tests/evictor.c full_hot_tier_waits_for_copies_in_progress), so
- * compare what producers have enqueued (the ring's p_tail, a running count)
- * with what the worker has finished (`batches`, bumped after the copy and
+ * compare what producers have claimed (the ring's head, a running count
+ * that includes a claim whose descriptor is still being written) with
+ * what the worker has finished (`batches`, bumped after the copy and
  * its tkv__unit_block_full). The mutex queue (a bench baseline) keeps no
  * such count: it never reports copies pending. */
 static bool copies_pending(void *ctx)
@@ -87,7 +88,7 @@ static bool copies_pending(void *ctx)
 		return false;
 	for (uint32_t i = 0; i < rt->n_workers; i++) {
 		tkv__worker *w = &rt->workers[i];
-		if (ck_pr_load_uint(&w->ring.p_tail) != (unsigned)ck_pr_load_64(&w->batches))
+		if (tkv__dring_claimed(&w->ring) != ck_pr_load_64(&w->batches))
 			return true;
 	}
 	return false;

@@ -2,7 +2,8 @@
  * runtime.h - the runtime object shared by the producer API, the workers and
  * the readers.
  *
- * Ring topology: one MPSC ck_ring per worker, any engine thread producing.
+ * Ring topology: one MPSC ring per worker (desc_ring.h), any engine thread
+ * producing.
  * Why not SPSC rings per registered producer: tickets complete by position
  * (a layer's done_pos), which is only sound if a layer's batches are copied
  * in the order they were accepted. The API lets an engine hand a sequence
@@ -13,7 +14,8 @@
  * the producer index per batch, never per token; `tierkv-bench ring`
  * measured no extra cost over SPSC with one producer (both are dominated by
  * cross-core cache misses), and a clear cost only when two producers
- * contend on one ring (docs/MEASUREMENTS.md).
+ * contend on one ring (docs/MEASUREMENTS.md). Producers never wait for
+ * each other (desc_ring.h: why not ck_ring's MPSC enqueue).
  *
  * Lock order: seq_table shard lock -> nothing (no other lock is taken while
  * one is held, and no lock is held while waiting for a worker or for I/O;
@@ -26,10 +28,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <ck_ring.h>
-
 #include "base/trace.h"
 #include "base/wake.h"
+#include "runtime/desc_ring.h"
 #include "kernels/kernels.h"
 #include "runtime/config.h"
 #include "runtime/seq_table.h"
@@ -39,22 +40,10 @@
 #include "tiers/shared_tier.h"
 #include "tiers/units.h"
 
-/* What a producer pushes: a description of the batch, never its data. */
-typedef struct tkv__desc {
-	tkv__seq *seq;
-	const unsigned char *k;
-	const unsigned char *v;
-	uint64_t pos;
-	uint32_t n_tokens;
-	uint32_t layer;
-} tkv__desc;
-
-CK_RING_PROTOTYPE(tkv__desc, tkv__desc)
-
 typedef struct tkv__worker {
-	/* Ring: ck_ring pads its producer and consumer indexes apart. */
-	ck_ring_t ring;
-	tkv__desc *slots;
+	/* Ring (desc_ring.h): head and tail on their own cache lines. */
+	tkv__dring ring;
+	tkv__dring_slot *slots;
 
 	/* The idle worker sleeps here; producers signal after each push (a
 	 * fence and a load unless it sleeps: base/wake.h). */
@@ -67,9 +56,9 @@ typedef struct tkv__worker {
 
 	/* The bench-only mutex queue (queue_mutex.c); unused with the ring. */
 	pthread_mutex_t mq_lock __attribute__((aligned(64)));
-	pthread_cond_t mq_not_empty, mq_not_full;
-	uint32_t mq_head, mq_tail;
-	bool mq_stop;
+	tkv__desc *mq_slots;
+	uint32_t mq_head, mq_tail; /* written under mq_lock; tail also read racily */
+	bool mq_ready;             /* mq_lock initialized */
 
 	struct tkv_runtime *rt __attribute__((aligned(64)));
 	tkv__trace_buf *tb; /* the worker's trace buffer; NULL when off */
@@ -158,12 +147,14 @@ typedef struct tkv__open_opts {
 } tkv__open_opts;
 int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, struct tkv_runtime **out);
 
-/* The mutex queue (queue_mutex.c). */
-void tkv__mq_init(tkv__worker *w);
+/* The mutex queue (queue_mutex.c): the same contract as the ring's push
+ * and pop (desc_ring.h), behind one mutex. */
+int tkv__mq_init(tkv__worker *w);
 void tkv__mq_fini(tkv__worker *w);
-int tkv__mq_push(tkv__worker *w, const tkv__desc *d, bool nonblock, uint64_t *full_events);
-bool tkv__mq_pop(tkv__worker *w, tkv__desc *d);
-void tkv__mq_stop(tkv__worker *w);
+bool tkv__mq_push(tkv__worker *w, const tkv__desc *d);
+/* Takes up to max descriptors in order under one lock; returns how many. */
+uint32_t tkv__mq_pop_batch(tkv__worker *w, tkv__desc *out, uint32_t max);
+bool tkv__mq_idle(tkv__worker *w);
 
 /* Test seam: while paused, workers leave their rings alone, so tests can
  * fill a ring deterministically. Not for production use. */

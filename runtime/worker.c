@@ -1,8 +1,9 @@
 /*
  * worker.c - the worker threads: each drains its ring in order, copies each
  * batch into the hot blocks of the layers it owns, then publishes the layer's
- * done_pos. Idle workers spin briefly (a store usually follows a store) and
- * then sleep on their event count (base/wake.h), so an idle runtime uses no CPU (invariant 6).
+ * done_pos. Idle workers spin briefly (a store usually follows a store),
+ * then yield the CPU a few times, then sleep on their event count
+ * (base/wake.h), so an idle runtime uses no CPU (invariant 6).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,9 +19,20 @@
 #include "runtime/runtime.h"
 #include "runtime/topology.h"
 
-/* Empty polls before sleeping: long enough to cover the gap between an
- * engine's back-to-back stores, short enough to be invisible when idle. */
-enum { IDLE_SPINS = 4096 };
+/*
+ * Idle policy, the same for the ring and the bench's mutex queue: IDLE_SPINS
+ * empty polls with a pause (~4 us here, a pause being ~30 ns on this Zen 4:
+ * covers the gap between an engine's back-to-back stores), then
+ * IDLE_YIELDS polls each after sched_yield, then
+ * sleep until a producer's kick. The worker is pinned, so the threads it
+ * competes with are the engine threads on its own core, the very ones that
+ * would give it work: before issue 11 it spun 4096 pauses (~120 us) before
+ * sleeping, and with more engine threads than cores those spins, on both
+ * cores after every batch, were time the producers did not get. A yield
+ * hands the core to a runnable producer at once and returns at once when
+ * there is none, so a lone engine thread still finds its worker awake.
+ */
+enum { IDLE_SPINS = 128, IDLE_YIELDS = 16, MQ_BATCH = 16 };
 
 static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 {
@@ -79,20 +91,37 @@ static void process(tkv__worker *w, const tkv__desc *d)
 	tkv__layer_complete(l, d->pos + d->n_tokens);
 }
 
-static bool ring_empty(tkv__worker *w)
+/* Nothing to take now: an empty queue, or (ring) a claimed slot whose
+ * producer has not published it yet; its kick after publishing wakes us. */
+static bool queue_idle(tkv__worker *w)
 {
-	return ck_ring_size(&w->ring) == 0;
+	return w->rt->queue == TKV__QUEUE_MUTEX ? tkv__mq_idle(w) : tkv__dring_idle(&w->ring);
 }
 
-/* Sleeps until a producer pushes or stop is set (base/wake.h: the ring
+/* Sleeps until a producer pushes or stop is set (base/wake.h: the queue
  * and stop are the condition, re-checked after announcing ourselves). */
 static void idle_sleep(tkv__worker *w)
 {
 	uint32_t t = tkv__wake_prepare(&w->idle);
-	if (ring_empty(w) && !ck_pr_load_32(&w->rt->stop))
+	if (queue_idle(w) && !ck_pr_load_32(&w->rt->stop))
 		tkv__wake_wait(&w->idle, t, 0);
 	else
 		tkv__wake_cancel(&w->idle);
+}
+
+/* One step of the idle policy after `idle` empty polls; the next count. */
+static unsigned idle_step(tkv__worker *w, unsigned idle)
+{
+	if (idle < IDLE_SPINS) {
+		ck_pr_stall();
+		return idle + 1;
+	}
+	if (idle < IDLE_SPINS + IDLE_YIELDS) {
+		sched_yield();
+		return idle + 1;
+	}
+	idle_sleep(w);
+	return 0;
 }
 
 void tkv__test_pause(struct tkv_runtime *rt, bool paused)
@@ -112,14 +141,30 @@ static void register_trace(tkv__worker *w)
 	w->tb = tkv__tracer_thread(w->rt->tracer, name);
 }
 
-/* The bench's mutex-queue baseline: same copy path, blocking queue. */
+/* The bench's mutex-queue baseline: the same loop as worker_main, but
+ * draining up to MQ_BATCH descriptors per lock acquisition. */
 static void *worker_main_mutex(void *arg)
 {
 	tkv__worker *w = arg;
-	tkv__desc d;
+	tkv__desc d[MQ_BATCH];
+	unsigned idle = 0;
 	register_trace(w);
-	while (tkv__mq_pop(w, &d))
-		process(w, &d);
+	for (;;) {
+		if (CK_CC_UNLIKELY(ck_pr_load_32(&w->rt->paused))) {
+			usleep(100);
+			continue;
+		}
+		uint32_t n = tkv__mq_pop_batch(w, d, MQ_BATCH);
+		for (uint32_t i = 0; i < n; i++)
+			process(w, &d[i]);
+		if (n) {
+			idle = 0;
+			continue;
+		}
+		if (ck_pr_load_32(&w->rt->stop))
+			break;
+		idle = idle_step(w, idle);
+	}
 	return NULL;
 }
 
@@ -134,7 +179,7 @@ static void *worker_main(void *arg)
 			usleep(100);
 			continue;
 		}
-		if (ck_ring_dequeue_mpsc_tkv__desc(&w->ring, w->slots, &d)) {
+		if (tkv__dring_pop_sc(&w->ring, &d)) {
 			process(w, &d);
 			idle = 0;
 			continue;
@@ -143,12 +188,7 @@ static void *worker_main(void *arg)
 		 * accepted store. */
 		if (ck_pr_load_32(&w->rt->stop))
 			break;
-		if (++idle < IDLE_SPINS) {
-			ck_pr_stall();
-			continue;
-		}
-		idle_sleep(w);
-		idle = 0;
+		idle = idle_step(w, idle);
 	}
 	return NULL;
 }
@@ -158,11 +198,15 @@ static int start_one(struct tkv_runtime *rt, tkv__worker *w, uint32_t i, int cpu
 	w->rt = rt;
 	w->index = i;
 	w->cpu = -1;
-	w->slots = calloc(rt->cfg.ring_slots, sizeof(*w->slots));
+	w->slots = aligned_alloc(64, rt->cfg.ring_slots * sizeof(*w->slots));
 	if (!w->slots)
 		return tkv__fail(-ENOMEM, "open: ring of %u slots", rt->cfg.ring_slots);
-	ck_ring_init(&w->ring, rt->cfg.ring_slots);
-	tkv__mq_init(w);
+	memset(w->slots, 0, rt->cfg.ring_slots * sizeof(*w->slots)); /* nothing published */
+	tkv__dring_init(&w->ring, w->slots, rt->cfg.ring_slots);
+	pthread_mutex_init(&w->mq_lock, NULL);
+	w->mq_ready = true;
+	if (rt->queue == TKV__QUEUE_MUTEX && tkv__mq_init(w))
+		return tkv__fail(-ENOMEM, "open: queue of %u slots", rt->cfg.ring_slots);
 	int rc = pthread_create(&w->thread, NULL,
 			    rt->queue == TKV__QUEUE_MUTEX ? worker_main_mutex : worker_main, w);
 	if (rc)
@@ -207,8 +251,6 @@ void tkv__workers_stop(struct tkv_runtime *rt)
 		if (!w->started)
 			continue;
 		tkv__wake_signal(&w->idle); /* stop is set: the condition */
-		if (rt->queue == TKV__QUEUE_MUTEX)
-			tkv__mq_stop(w);
 		pthread_join(w->thread, NULL);
 	}
 }
@@ -218,7 +260,8 @@ void tkv__workers_free(struct tkv_runtime *rt)
 	if (!rt->workers)
 		return;
 	for (uint32_t i = 0; i < rt->n_workers; i++) {
-		tkv__mq_fini(&rt->workers[i]);
+		if (rt->workers[i].mq_ready)
+			tkv__mq_fini(&rt->workers[i]);
 		free(rt->workers[i].slots);
 	}
 	free(rt->workers);

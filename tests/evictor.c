@@ -442,7 +442,7 @@ Test(evictor, full_hot_tier_waits_for_copies_in_progress, .init = make_dir,
 	cr_assert_eq(tkv_store(rt, 1, LAYERS - 1, 0, TOK, k, v, 0, NULL), 0, "%s",
 		     tkv_last_error());
 	tkv__worker *w = &rt->workers[(LAYERS - 1) % rt->n_workers];
-	while (ck_ring_size(&w->ring) || ck_pr_load_32(&slow_copy_armed))
+	while (tkv__dring_size(&w->ring) || ck_pr_load_32(&slow_copy_armed))
 		usleep(100);
 	/* full, nothing evictable yet, rings empty, a copy in progress */
 	cr_assert_eq(tkv_seq_open(rt, 2), 0);

@@ -97,11 +97,24 @@ for r in results:
         pr = number(r, "p99_ratio", 0)
         if pr is not None and None not in (p[1], q[1]) and abs(pr - p[1] / q[1]) > 1e-3 * pr:
             bad("evict p99_ratio = %r but p99_ns / p99_ns_no_evict = %r" % (pr, p[1] / q[1]))
+    elif r.get("scenario") == "producers":
+        number(r, "threads", 0, 1 << 20, integer=True)
+        number(r, "ratio_to_1", 0, 1000)
+        if r.get("queue") not in ("ring", "mutex"):
+            bad("producers queue = %r" % (r.get("queue"),))
+        for a, b in (("store_p50_ns", "store_p99_ns"), ("wait_p50_ns", "wait_p99_ns")):
+            x, y = number(r, a, 0, integer=True), number(r, b, 0, integer=True)
+            if None not in (x, y) and x > y:
+                bad("producers %s > %s" % (a, b))
+        number(r, "cpu_s_per_gb", 0)
+        lo, hi = number(r, "gbps_min", 0), number(r, "gbps_max", 0)
+        if None not in (lo, hi) and not lo <= r["gbps"] <= hi:
+            bad("producers gbps %r outside its spread [%r, %r]" % (r["gbps"], lo, hi))
     else:
         s = number(r, "speedup_vs_naive", 0)
         if r.get("scenario") == "naive" and s != 1:
             bad("naive speedup_vs_naive = %r, not 1" % (s,))
-for want in ("pipeline", "naive", "mutex-queue", "evict"):
+for want in ("pipeline", "naive", "mutex-queue", "producers", "evict"):
     if want not in scenarios:
         bad("no %s result" % want)
 

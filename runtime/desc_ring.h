@@ -1,0 +1,139 @@
+/*
+ * desc_ring.h - the worker's descriptor ring: bounded, multi-producer,
+ * single-consumer, descriptors stored by value, and no producer ever waits
+ * for another one.
+ *
+ * Why not ck_ring's MPSC enqueue (used until issue 11): after its CAS on
+ * p_head a ck producer copies its entry, then spins until p_tail reaches
+ * its claimed position, i.e. until every earlier producer has committed.
+ * With more storing threads than cores a producer preempted between claim
+ * and commit leaves every later producer of that ring spinning for whole
+ * time slices, and those spinners take the CPU the preempted one needs:
+ * `tierkv-bench producers` measured 16 engine threads on 2 cores at 0.005
+ * of the 1-thread throughput in one run in three (docs/MEASUREMENTS.md).
+ *
+ * Here each slot carries its own `ready` word: a producer claims a position
+ * with one CAS on `head`, copies its descriptor, and publishes the slot by
+ * storing ready = pos + 1. It never looks at other producers' slots. The
+ * consumer takes positions in claim order and treats a claimed but
+ * unpublished slot like an empty ring: it goes idle (spin, then sleep on
+ * its event count), and the late producer's kick after publishing wakes it.
+ * A preempted producer so delays only its own worker's later batches, and
+ * burns no CPU while it waits to run. Claim order is acceptance order, so a
+ * layer's batches are still copied in the order they were accepted
+ * (runtime.h says why that matters).
+ *
+ * Capacity is slots - 1, as with ck_ring (the documented `ring_slots`):
+ * a position is claimed only while head - tail < slots - 1.
+ *
+ * Memory ordering (names for grep):
+ *   DR1 producer: descriptor stores, then release store of slot.ready
+ *       (tkv__dring_push_mp) / DR2 consumer: load of slot.ready, acquire
+ *       fence, then descriptor loads (tkv__dring_pop_sc). DR1 -> DR2: the
+ *       consumer reads the whole descriptor the producer wrote.
+ *   DR3 consumer: descriptor loads, then release store of tail / DR4
+ *       producer: load of tail, acquire fence before its CAS and its
+ *       descriptor stores. DR3 -> DR4: a producer reuses a slot only after
+ *       the consumer has finished reading it.
+ *
+ * Thread safety: push from any number of threads; pop, empty check and
+ * init from the one consumer (init before any push).
+ */
+#ifndef TKV_RUNTIME_DESC_RING_H
+#define TKV_RUNTIME_DESC_RING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ck_pr.h>
+
+/* What a producer pushes: a description of the batch, never its data. */
+struct tkv__seq;
+typedef struct tkv__desc {
+	struct tkv__seq *seq;
+	const unsigned char *k;
+	const unsigned char *v;
+	uint64_t pos;
+	uint32_t n_tokens;
+	uint32_t layer;
+} tkv__desc;
+
+/* One slot per cache line: neighbouring producers publish without sharing
+ * a line, and the consumer's read of one slot pulls in nothing else. */
+typedef struct tkv__dring_slot {
+	uint64_t ready; /* pos + 1 once the descriptor of pos is in `d` */
+	tkv__desc d;
+} __attribute__((aligned(64))) tkv__dring_slot;
+
+typedef struct tkv__dring {
+	uint64_t head __attribute__((aligned(64))); /* next position to claim (producers) */
+	uint64_t tail __attribute__((aligned(64))); /* next position to take (consumer) */
+	tkv__dring_slot *slots;
+	uint64_t mask;
+} tkv__dring;
+
+/* slots: a power of two >= 4, zeroed memory (ready 0: nothing published;
+ * position 0 needs ready 1, so a zeroed slot never looks published). */
+static inline void tkv__dring_init(tkv__dring *r, tkv__dring_slot *slots, uint32_t n)
+{
+	r->head = r->tail = 0;
+	r->slots = slots;
+	r->mask = n - 1;
+}
+
+/* Claims a position and publishes d in it; false when the ring is full. */
+static inline bool tkv__dring_push_mp(tkv__dring *r, const tkv__desc *d)
+{
+	uint64_t pos = ck_pr_load_64(&r->head);
+	for (;;) {
+		uint64_t tail = ck_pr_load_64(&r->tail);
+		ck_pr_fence_acquire(); /* DR4: pairs with DR3 */
+		if (pos - tail >= r->mask)
+			return false; /* full: slots - 1 descriptors not yet taken */
+		if (ck_pr_cas_64_value(&r->head, pos, pos + 1, &pos))
+			break;
+	}
+	tkv__dring_slot *s = &r->slots[pos & r->mask];
+	s->d = *d;
+	ck_pr_fence_release(); /* DR1: the descriptor before ready */
+	ck_pr_store_64(&s->ready, pos + 1);
+	return true;
+}
+
+/* Takes the next descriptor in claim order; false when it is not published
+ * yet (the ring is empty, or its producer has claimed and not yet written). */
+static inline bool tkv__dring_pop_sc(tkv__dring *r, tkv__desc *out)
+{
+	uint64_t pos = ck_pr_load_64(&r->tail); /* only we write it; atomic for other readers */
+	tkv__dring_slot *s = &r->slots[pos & r->mask];
+	if (ck_pr_load_64(&s->ready) != pos + 1)
+		return false;
+	ck_pr_fence_acquire(); /* DR2: pairs with DR1 */
+	*out = s->d;
+	ck_pr_fence_release(); /* DR3: our reads of the slot before the tail moves */
+	ck_pr_store_64(&r->tail, pos + 1);
+	return true;
+}
+
+/* Consumer: whether pop would find nothing now. */
+static inline bool tkv__dring_idle(const tkv__dring *r)
+{
+	uint64_t pos = ck_pr_load_64((uint64_t *)&r->tail);
+	return ck_pr_load_64((uint64_t *)&r->slots[pos & r->mask].ready) != pos + 1;
+}
+
+/* Positions claimed so far (any thread): every claimed descriptor is
+ * published soon and then copied, so claimed - copied counts the copies
+ * still to come. */
+static inline uint64_t tkv__dring_claimed(const tkv__dring *r)
+{
+	return ck_pr_load_64((uint64_t *)&r->head);
+}
+
+/* Descriptors claimed and not yet taken (any thread; a snapshot). */
+static inline uint64_t tkv__dring_size(const tkv__dring *r)
+{
+	return tkv__dring_claimed(r) - ck_pr_load_64((uint64_t *)&r->tail);
+}
+
+#endif
