@@ -51,6 +51,13 @@ struct tkv__shared_tier {
 	bool stop;
 	pooled *pool;
 	pthread_t writer;
+	/* Spare record buffers (linked through their first bytes), at most
+	 * queue_cap bytes of them: a buffer per block from malloc cost a page
+	 * fault per 4 KiB on every put and fetch, as glibc gave the memory back
+	 * between batches (perf, bench shared: ~10% of a 20 KiB run). */
+	pthread_mutex_t spare_lock;
+	void *spare;
+	uint64_t spare_bytes;
 	bool started;
 
 	/* counters (atomic) */
@@ -101,13 +108,30 @@ static void conn_put(tkv__shared_tier *st, tkv__shared_conn *c)
 
 void *tkv__shared_tier_buf_raw(tkv__shared_tier *st)
 {
-	return aligned_alloc(TKV__COLD_ALIGN, st->lay.record_bytes);
+	pthread_mutex_lock(&st->spare_lock);
+	void *buf = st->spare;
+	if (buf) {
+		memcpy(&st->spare, buf, sizeof(void *));
+		st->spare_bytes -= st->lay.record_bytes;
+	}
+	pthread_mutex_unlock(&st->spare_lock);
+	return buf ? buf : aligned_alloc(TKV__COLD_ALIGN, st->lay.record_bytes);
 }
 
 void tkv__shared_tier_buf_free(tkv__shared_tier *st, void *buf)
 {
-	(void)st;
-	free(buf);
+	if (!buf)
+		return;
+	pthread_mutex_lock(&st->spare_lock);
+	bool keep = st->spare_bytes + st->lay.record_bytes <= st->queue_cap;
+	if (keep) {
+		memcpy(buf, &st->spare, sizeof(void *));
+		st->spare = buf;
+		st->spare_bytes += st->lay.record_bytes;
+	}
+	pthread_mutex_unlock(&st->spare_lock);
+	if (!keep)
+		free(buf);
 }
 
 size_t tkv__shared_tier_record_bytes(const tkv__shared_tier *st)
@@ -123,7 +147,7 @@ void *tkv__shared_tier_layer(const tkv__shared_tier *st, void *buf, uint32_t lay
 void tkv__shared_tier_buf_unused(tkv__shared_tier *st, void *buf)
 {
 	ck_pr_sub_64(&st->queued_bytes, st->lay.record_bytes);
-	free(buf);
+	tkv__shared_tier_buf_free(st, buf);
 }
 
 void *tkv__shared_tier_buf(tkv__shared_tier *st)
@@ -150,7 +174,7 @@ void *tkv__shared_tier_buf(tkv__shared_tier *st)
 static void release_job(tkv__shared_tier *st, job *j)
 {
 	ck_pr_sub_64(&st->queued_bytes, st->lay.record_bytes);
-	free(j->buf);
+	tkv__shared_tier_buf_free(st, j->buf);
 	free(j);
 }
 
@@ -160,7 +184,7 @@ void tkv__shared_tier_put(tkv__shared_tier *st, tkv__key key, const uint32_t *to
 	job *j = malloc(sizeof(*j) + tb);
 	if (!j) {
 		ck_pr_sub_64(&st->queued_bytes, st->lay.record_bytes);
-		free(buf);
+		tkv__shared_tier_buf_free(st, buf);
 		ck_pr_inc_64(&st->writes_dropped);
 		return;
 	}
@@ -377,6 +401,7 @@ int tkv__shared_tier_open(const tkv__shared_tier_cfg *cfg, tkv__shared_tier **ou
 	if (st->queue_cap < st->lay.record_bytes)
 		st->queue_cap = st->lay.record_bytes; /* at least one block in flight */
 	pthread_mutex_init(&st->lock, NULL);
+	pthread_mutex_init(&st->spare_lock, NULL);
 	pthread_cond_init(&st->more, NULL);
 	if ((rc = pthread_create(&st->writer, NULL, writer_main, st))) {
 		tkv__shared_tier_close(st);
@@ -407,7 +432,12 @@ void tkv__shared_tier_close(tkv__shared_tier *st)
 		tkv__shared_conn_free(p->conn);
 		free(p);
 	}
+	for (void *b = st->spare, *next; b; b = next) {
+		memcpy(&next, b, sizeof(void *));
+		free(b);
+	}
 	tkv__shared_close(st->client);
+	pthread_mutex_destroy(&st->spare_lock);
 	pthread_cond_destroy(&st->more);
 	pthread_mutex_destroy(&st->lock);
 	free(st);
