@@ -342,16 +342,34 @@ static int read_direct(tkv__shared_link *l, tkv__shared_op *op, void **reply, ui
 	memcpy(op->buf, r->buf + r->pos + hdr, got);
 	r->pos += hdr + got;
 	rc = 0;
+	/* The rest of the value into place, and in the same recvmsg whatever
+	 * follows it (its CRLF, the next replies) into a tail for the reader:
+	 * one system call per value where a value fits the socket buffer, not
+	 * one for the value and one for the next header (at 20 KiB values the
+	 * extra call made the tier's GET cost 1.3-1.5x raw hiredis's CPU). */
+	if (got < len && !l->rbuf && !(l->rbuf = malloc(TKV__SHARED_RBUF)))
+		return -ENOMEM;
 	while (got < len) {
-		ssize_t n = read(l->ctx->fd, (char *)op->buf + got, len - got);
-		if (n > 0)
-			got += (size_t)n;
-		else if (n == 0)
+		/* a short tail: the CRLF and the next reply's header, not the
+		 * next values (those go to their own buffers directly) */
+		struct iovec iov[2] = {{(char *)op->buf + got, len - got}, {l->rbuf, 64}};
+		struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
+		ssize_t n = recvmsg(l->ctx->fd, &m, 0);
+		if (n > 0) {
+			size_t k = (size_t)n, in_value = k < len - got ? k : len - got;
+			got += in_value;
+			/* the kernel fills the iovecs in order: a tail byte means
+			 * the value is complete */
+			if (k > in_value &&
+			    redisReaderFeed(l->ctx->reader, l->rbuf, k - in_value) != REDIS_OK)
+				return -ENOMEM;
+		} else if (n == 0) {
 			return -ECONNRESET;
-		else if (errno == EAGAIN || errno == EWOULDBLOCK)
+		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			rc = wait_fd(l->ctx->fd, POLLIN, deadline_ns);
-		else if (errno != EINTR)
+		} else if (errno != EINTR) {
 			return -ECONNRESET;
+		}
 		if (rc)
 			return rc;
 	}
