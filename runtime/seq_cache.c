@@ -41,12 +41,29 @@ static tkv__key *keys_of(const tkv__seq *s, uint64_t nb)
 	return k;
 }
 
+/*
+ * Room in the hot tier for one fetched block, without waiting: the space
+ * there is, or what dropping unreferenced cache blocks frees. A fetch never
+ * waits for the evictor (that would make an open wait on SSD writes) and a
+ * fetch that finds no room is not a refused store: it only stops, and the
+ * engine stores those tokens itself, with a store's backpressure.
+ */
+static bool reserve_for_fetch(tkv_runtime *rt, uint64_t blocks)
+{
+	bool ok = tkv__hot_reserve(&rt->hot, blocks) ||
+		  (tkv__cache_reclaim_hot(rt->cache, blocks) > 0 &&
+		   tkv__hot_reserve(&rt->hot, blocks));
+	if (rt->ev) /* past the high watermark: let the evictor start */
+		tkv__evictor_note_usage(rt->ev, tkv__hot_used(&rt->hot));
+	return ok;
+}
+
 /* A new unit holding a fetched record's layers in hot blocks, or NULL when
- * the hot tier has no room even after the evictor and cache drops. */
+ * the hot tier has no room for it now. */
 static tkv__unit *unit_from_record(tkv_runtime *rt, void *rec)
 {
 	const uint32_t nl = rt->cfg.n_layers;
-	if (tkv__reserve_hot(rt, nl, 0))
+	if (!reserve_for_fetch(rt, nl))
 		return NULL;
 	tkv__unit *u = tkv__unit_new(nl, TKV__CACHE_SEQ, 0);
 	if (!u) {

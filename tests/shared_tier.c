@@ -513,3 +513,36 @@ Test(shared_tier, a_killed_master_costs_only_its_blocks)
 	free(t);
 	free(seeds);
 }
+
+/* ---- a fetch into a full hot tier --------------------------------------- */
+
+/* Every hot block is held by a live sequence: the blocks the cluster has
+ * cannot be attached. The open still succeeds at once, attaching nothing,
+ * and it is not counted as a refused store (the engine's own stores of
+ * those tokens get a store's backpressure). */
+Test(shared_tier, a_full_hot_tier_stops_the_fetch_without_failing)
+{
+	const char *seeds = server("cluster");
+	char model[128];
+	fresh_model(model, sizeof(model), "full");
+	cr_assert_eq(run_node(seeds, model, 6000, 4 * BT, 'f', "through"), 0);
+	tkv_config c = shared_config(model, seeds, 4); /* 4 whole blocks */
+	tkv_runtime *rt = open_rt(&c);
+	uint32_t *other = tokens_from(90000, 4 * BT);
+	ckv_expect eo;
+	cr_assert_eq(run_prompt(rt, 1, other, 4 * BT, NULL, 'o', &eo), 0); /* fills it */
+	uint32_t *t = tokens_from(6000, 4 * BT);
+	uint64_t cached = 99;
+	cr_assert_eq(tkv_seq_open_tokens(rt, 2, t, 4 * BT, NULL, &cached), 0, "%s",
+		     tkv_last_error());
+	cr_assert_eq(cached, 0);
+	tkv_stats st = ckv_stats(rt);
+	cr_assert_eq(st.enospc_events, 0, "a fetch counted as a refused store");
+	cr_assert_geq(st.shared_fetch_hits, 1, "the cluster had the blocks");
+	cr_assert_eq(st.cache_hit_blocks_shared, 0);
+	cr_assert_eq(ckv_check_all(rt, 1, &eo, BT), 0, "the live sequence lost bytes");
+	tkv_close(rt);
+	ckv_expect_free(&eo);
+	free(other);
+	free(t);
+}
