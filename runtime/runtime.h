@@ -71,8 +71,8 @@ typedef struct tkv__worker {
 
 /* Which descriptor queue the workers use. Only the bench picks MUTEX. */
 typedef enum tkv__queue_kind {
-	TKV__QUEUE_RING = 0,  /* ck_ring MPSC, the runtime's queue */
-	TKV__QUEUE_MUTEX = 1, /* mutex + condvar, the bench baseline */
+	TKV__QUEUE_RING = 0,  /* desc_ring.h MPSC, the runtime's queue */
+	TKV__QUEUE_MUTEX = 1, /* mutex queue (queue_mutex.c), the bench baseline */
 } tkv__queue_kind;
 
 struct tkv_runtime {
