@@ -82,14 +82,24 @@ static void cold_tier(out *o, const tkv_stats *st)
 	    "Header-zeroing writes of removed records that failed.", st->cold_invalidate_errors);
 }
 
+/* A uint64_t field of tkv_stats exposed as one sample. */
+typedef struct metric_def {
+	const char *name, *type, *help;
+	size_t off;
+} metric_def;
+#define M(n, t, h, f) {n, t, h, offsetof(tkv_stats, f)}
+
+static void table(out *o, const tkv_stats *st, const metric_def *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		one(o, m[i].name, m[i].type, m[i].help,
+		    *(const uint64_t *)((const char *)st + m[i].off));
+}
+
 /* The prefix cache's counters and gauges (all 0 without one). */
 static void prefix_cache(out *o, const tkv_stats *st)
 {
-	static const struct {
-		const char *name, *type, *help;
-		size_t off;
-	} m[] = {
-#define M(n, t, h, f) {n, t, h, offsetof(tkv_stats, f)}
+	static const metric_def m[] = {
 		M("cache_lookups_total", "counter", "Prompts looked up in the prefix cache.",
 		  cache_lookups),
 		M("cache_lookup_blocks_total", "counter", "Full blocks of the prompts looked up.",
@@ -118,21 +128,14 @@ static void prefix_cache(out *o, const tkv_stats *st)
 		  "Entries dropped by tkv_cache_drop or unreadable at recovery.", cache_dropped_other),
 		M("cache_recovered_total", "counter", "Entries rebuilt from the cold tier at open.",
 		  cache_recovered),
-#undef M
 	};
-	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
-		one(o, m[i].name, m[i].type, m[i].help,
-		    *(const uint64_t *)((const char *)st + m[i].off));
+	table(o, st, m, sizeof(m) / sizeof(m[0]));
 }
 
 /* The shared tier's counters and gauges (all 0 without one). */
 static void shared_tier(out *o, const tkv_stats *st)
 {
-	static const struct {
-		const char *name, *type, *help;
-		size_t off;
-	} m[] = {
-#define M(n, t, h, f) {n, t, h, offsetof(tkv_stats, f)}
+	static const metric_def m[] = {
 		M("cache_hit_blocks_shared_total", "counter",
 		  "Blocks attached from the shared tier.", cache_hit_blocks_shared),
 		M("shared_fetch_blocks_total", "counter", "Blocks asked of the shared tier.",
@@ -173,14 +176,12 @@ static void shared_tier(out *o, const tkv_stats *st)
 		M("shared_ask_total", "counter", "ASK redirections followed.", shared_ask),
 		M("shared_map_refreshes_total", "counter", "Slot map refreshes.",
 		  shared_map_refreshes),
-#undef M
 	};
-	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
-		one(o, m[i].name, m[i].type, m[i].help,
-		    *(const uint64_t *)((const char *)st + m[i].off));
+	table(o, st, m, sizeof(m) / sizeof(m[0]));
 	one(o, "shared_nodes_up", "gauge", "Shared-tier nodes reachable.", st->shared_nodes_up);
 	one(o, "shared_nodes_down", "gauge", "Shared-tier nodes marked down.", st->shared_nodes_down);
 }
+#undef M
 
 int64_t tkv_metrics_prometheus(tkv_runtime *rt, char *buf, size_t len)
 {

@@ -14,11 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/cache_config.h"
 #include "tests/cache_helpers.h"
 #include "tierkv.h"
-
-enum { LAYERS = 2, HEADS = 1, DIM = 16, BT = 16 };
-enum { ROW = HEADS * DIM * 4 /* f32 */, UNIT_BYTES = LAYERS * 2 * BT * ROW };
 
 static char dir[64]; /* the cold tier of a test (.init make_dir) */
 
@@ -33,23 +31,6 @@ static inline void remove_dir(void)
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	cr_assert_eq(system(cmd), 0);
-}
-
-/* RAM only, a hot tier of `units` whole blocks (all layers). */
-static inline tkv_config cache_config(const char *model, uint64_t units)
-{
-	tkv_config c;
-	tkv_config_default(&c);
-	c.n_layers = LAYERS;
-	c.n_kv_heads = HEADS;
-	c.head_dim = DIM;
-	c.dtype = TKV_DTYPE_F32;
-	c.block_tokens = BT;
-	c.hot_bytes = units * UNIT_BYTES;
-	c.n_workers = 2;
-	c.pin_workers = false;
-	c.model_id = model;
-	return c;
 }
 
 static inline tkv_runtime *open_rt(const tkv_config *c)

@@ -19,10 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/cache_config.h"
 #include "tests/cache_helpers.h"
 #include "tierkv.h"
-
-enum { LAYERS = 2, HEADS = 1, DIM = 16, BT = 16, ROW = HEADS * DIM * 4 };
 
 static tkv_stats stats(tkv_runtime *rt)
 {
@@ -65,17 +64,7 @@ int main(int argc, char **argv)
 	uint32_t first = (uint32_t)strtoul(argv[3], NULL, 10);
 	size_t n = strtoull(argv[4], NULL, 10);
 	uint64_t seed = strtoull(argv[5], NULL, 10);
-	tkv_config c;
-	tkv_config_default(&c);
-	c.n_layers = LAYERS;
-	c.n_kv_heads = HEADS;
-	c.head_dim = DIM;
-	c.dtype = TKV_DTYPE_F32;
-	c.block_tokens = BT;
-	c.hot_bytes = 8ull * LAYERS * 2 * BT * ROW; /* 8 whole blocks */
-	c.n_workers = 2;
-	c.pin_workers = false;
-	c.model_id = argv[2];
+	tkv_config c = cache_config(argv[2], 8); /* 8 whole blocks */
 	c.shared_enabled = true;
 	c.shared_seeds = argv[1];
 	c.shared_write = through ? TKV_SHARED_WRITE_THROUGH : TKV_SHARED_WRITE_ON_DROP;

@@ -507,6 +507,9 @@ Test(shared_tier, a_killed_master_costs_only_its_blocks)
 	for (size_t b = expect; b < nb; b++)
 		on_dead += owner[b] == dead;
 	cr_assert_eq(st.shared_writes_failed, on_dead);
+	/* the others node 1 had written: SET NX found them and sent nothing new */
+	cr_assert_eq(st.shared_writes_existed, nb - expect - on_dead);
+	cr_assert_eq(st.shared_writes_stored, 0);
 	tkv_close(rt);
 	private_stop("kill");
 	ckv_expect_free(&e);

@@ -303,6 +303,18 @@ static bool believe(tkv__shared_tier *st, const void *buf, size_t len, tkv__key 
 
 enum { FETCH_MAX = TKV__SHARED_TIER_FETCH_MAX }; /* ops per client call; callers window above this */
 
+
+/* ops[i] names block keys[i] (names[i] holds the text), every other field
+ * zero: what a fetch and an EXISTS share. */
+static void name_ops(const tkv__shared_tier *st, const tkv__key *keys, size_t n,
+		     char (*names)[KEY_NAME_LEN + 1], tkv__shared_op *ops)
+{
+	for (size_t i = 0; i < n; i++) {
+		tkv__shared_tier_key_name(st, keys[i], names[i], KEY_NAME_LEN + 1);
+		ops[i] = (tkv__shared_op){.key = names[i], .key_len = KEY_NAME_LEN};
+	}
+}
+
 /* A fetch in progress: each hit is verified as soon as it is read (the
  * client's on_hit), while the record is still in cache and the servers
  * are sending the next ones, not after the whole batch. */
@@ -334,11 +346,12 @@ size_t tkv__shared_tier_fetch(tkv__shared_tier *st, const tkv__key *keys, const 
 	char names[FETCH_MAX][KEY_NAME_LEN + 1];
 	tkv__shared_op ops[FETCH_MAX];
 	fetch f = {.st = st, .keys = keys, .tokens = tokens, .ops = ops};
+	name_ops(st, keys, n, names, ops);
 	for (size_t i = 0; i < n; i++) {
-		tkv__shared_tier_key_name(st, keys[i], names[i], sizeof(names[i]));
-		ops[i] = (tkv__shared_op){.key = names[i], .key_len = KEY_NAME_LEN,
-					  .buf = bufs[i], .cap = st->lay.record_bytes,
-					  .on_hit = verify_hit, .arg = &f};
+		ops[i].buf = bufs[i];
+		ops[i].cap = st->lay.record_bytes;
+		ops[i].on_hit = verify_hit;
+		ops[i].arg = &f;
 	}
 	tkv__shared_get(conn, ops, n);
 	conn_put(st, conn);
@@ -368,10 +381,7 @@ size_t tkv__shared_tier_present(tkv__shared_tier *st, const tkv__key *keys, size
 		return 0;
 	char names[FETCH_MAX][KEY_NAME_LEN + 1];
 	tkv__shared_op ops[FETCH_MAX];
-	for (size_t i = 0; i < n; i++) {
-		tkv__shared_tier_key_name(st, keys[i], names[i], sizeof(names[i]));
-		ops[i] = (tkv__shared_op){.key = names[i], .key_len = KEY_NAME_LEN};
-	}
+	name_ops(st, keys, n, names, ops);
 	tkv__shared_exists(conn, ops, n);
 	conn_put(st, conn);
 	size_t i = 0;
