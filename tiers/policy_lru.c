@@ -155,7 +155,11 @@ static void lru_destroy(tkv__policy *p)
 	free(l);
 }
 
-static int lru_insert(tkv__policy *p, tkv__policy_node *n)
+/* Into the heap. fresh: entering counts as a use (the unit was just
+ * completed or read back), keyed by a new tick, <= last_access after;
+ * else keyed by the node's own last access: no tick, so it goes before
+ * every node used since (insert_old). */
+static int lru_enter(tkv__policy *p, tkv__policy_node *n, bool fresh)
 {
 	lru *l = lru_of(p);
 	int err = 0;
@@ -165,35 +169,29 @@ static int lru_insert(tkv__policy *p, tkv__policy_node *n)
 	else if (l->n == l->cap)
 		err = heap_grow(l);
 	if (err == 0) {
-		/* Entering counts as a use: the unit was just completed or
-		 * read back. Its key is that tick, <= last_access after. */
-		uint64_t t = lru_tick(l);
-		raise_tick(n, t);
-		heap_push(l, t, n);
+		uint64_t key;
+		if (fresh) {
+			key = lru_tick(l);
+			raise_tick(n, key);
+		} else {
+			key = ck_pr_load_64(&n->last_access);
+		}
+		heap_push(l, key, n);
 		n->where = TKV__PQ_LRU;
 	}
 	pthread_mutex_unlock(&l->lock);
 	return err;
 }
 
-/* Keyed by the node's own last access: no tick, so it goes before every
- * node used since. */
+static int lru_insert(tkv__policy *p, tkv__policy_node *n)
+{
+	return lru_enter(p, n, true);
+}
+
 static int lru_insert_old(tkv__policy *p, tkv__policy_node *n, bool used)
 {
 	(void)used; /* its last access says it */
-	lru *l = lru_of(p);
-	int err = 0;
-	pthread_mutex_lock(&l->lock);
-	if (n->where != TKV__PQ_NONE)
-		err = tkv__fail(-EEXIST, "policy lru: node already in a policy");
-	else if (l->n == l->cap)
-		err = heap_grow(l);
-	if (err == 0) {
-		heap_push(l, ck_pr_load_64(&n->last_access), n);
-		n->where = TKV__PQ_LRU;
-	}
-	pthread_mutex_unlock(&l->lock);
-	return err;
+	return lru_enter(p, n, false);
 }
 
 static void lru_remove(tkv__policy *p, tkv__policy_node *n)
