@@ -92,7 +92,7 @@ static int push(tkv_runtime *rt, tkv__worker *w, tkv__desc *d, unsigned flags)
  * -ENOSPC only when the evictor cannot, or there is no cold tier. */
 int tkv__reserve_hot(tkv_runtime *rt, uint64_t blocks, unsigned flags)
 {
-	tkv__space_wait w = {0};
+	tkv__space_wait w = {.blocks = blocks};
 	while (!tkv__hot_reserve(&rt->hot, blocks)) {
 		if (rt->ev && (flags & TKV_STORE_NONBLOCK)) {
 			tkv__evictor_note_usage(rt->ev, rt->geo.hot_blocks);
@@ -102,7 +102,7 @@ int tkv__reserve_hot(tkv_runtime *rt, uint64_t blocks, unsigned flags)
 			/* the evictor cannot make room: unreferenced cache
 			 * blocks in RAM go before a store is refused */
 			if (rt->cache && tkv__cache_reclaim_hot(rt->cache, blocks) > 0) {
-				w = (tkv__space_wait){0};
+				w = (tkv__space_wait){.blocks = blocks};
 				continue;
 			}
 			ck_pr_inc_64(&rt->enospc_events);

@@ -134,8 +134,12 @@ int tkv__evictor_wait_space(tkv__evictor *ev, tkv__space_wait *w)
 		return -ENOSPC;
 	tkv__hot *hot = ev->env.hot;
 	uint32_t t = tkv__wake_prepare(&hot->space);
+	uint64_t want = w->blocks ? w->blocks : 1, cur;
+	while ((cur = ck_pr_load_64(&ev->space_wanted)) < want &&
+	       !ck_pr_cas_64(&ev->space_wanted, cur, want))
+		;
 	kick(ev);
-	if (tkv__hot_used(hot) < hot->capacity) {
+	if (tkv__hot_used(hot) + want <= hot->capacity) {
 		tkv__wake_cancel(&hot->space); /* room appeared: retry now */
 		return 0;
 	}
@@ -291,11 +295,22 @@ static bool over(tkv__evictor *ev, uint64_t limit)
 	return tkv__hot_used(ev->env.hot) > limit;
 }
 
+/* Where a pass stops: the low watermark, or lower if a waiting store
+ * needs more room than that leaves. */
+static uint64_t pass_target(tkv__evictor *ev)
+{
+	uint64_t cap = ev->env.hot->capacity, want = ck_pr_load_64(&ev->space_wanted);
+	want = want < cap ? want : cap;
+	return cap - want < ev->low_blocks ? cap - want : ev->low_blocks;
+}
+
 /* At or past the high watermark (>= so that a 100% watermark still fires
- * when the hot tier is exactly full). */
+ * when the hot tier is exactly full), or too full for a waiting store. */
 static bool need_evict(tkv__evictor *ev)
 {
-	return tkv__hot_used(ev->env.hot) >= ev->high_blocks;
+	uint64_t used = tkv__hot_used(ev->env.hot);
+	return used >= ev->high_blocks ||
+	       used + ck_pr_load_64(&ev->space_wanted) > ev->env.hot->capacity;
 }
 
 /* One pass: evict down to the low watermark. Returns true if it had to stop
@@ -307,9 +322,10 @@ static bool evict_pass(tkv__evictor *ev, unsigned depth)
 	uint64_t t0 = tkv__trace_begin(ev->tb), chosen = 0;
 	/* records in flight free their blocks when durable: count them as
 	 * gone, or the pass overshoots the low watermark by a queue's worth */
+	const uint64_t target = pass_target(ev);
 	while (!stuck && !ck_pr_load_32(&ev->stop) &&
 	       tkv__hot_used(ev->env.hot) >
-		       ev->low_blocks + (uint64_t)ck_pr_load_32(&ev->inflight) * ev->env.cfg->n_layers) {
+		       target + (uint64_t)ck_pr_load_32(&ev->inflight) * ev->env.cfg->n_layers) {
 		if (ck_pr_load_32(&ev->inflight) >= depth) {
 			stuck |= reap(ev, true);
 			continue;
@@ -327,7 +343,9 @@ static bool evict_pass(tkv__evictor *ev, unsigned depth)
 		stuck |= reap(ev, true);
 	tkv__trace_end(ev->tb, TKV__TRACE_EVICT_SELECT, t0, (uint32_t)chosen,
 		       chosen * tkv__cold_record_bytes(ev->cold));
-	return stuck && over(ev, ev->low_blocks);
+	/* the waiters that asked retry now; one still short asks again */
+	ck_pr_store_64(&ev->space_wanted, 0);
+	return stuck && over(ev, target);
 }
 
 /* Sleeps until a pass is needed (high watermark, an ask, stop), or for

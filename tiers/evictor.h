@@ -86,6 +86,9 @@ typedef struct tkv__evictor {
 	const tkv__policy_ops *pol_ops;
 	tkv__policy *pol;
 	uint64_t high_blocks, low_blocks; /* watermarks in hot blocks */
+	/* the largest reservation a waiting store or promotion could not
+	 * make (atomic; 0: none): a pass runs for it below the high mark */
+	uint64_t space_wanted;
 
 	pthread_t thread;
 	bool started;
@@ -150,11 +153,15 @@ void tkv__evictor_forget_seq(tkv__evictor *ev, uint64_t seq_id);
 /* Producer: after reserving hot blocks, wake the evictor past the high
  * watermark. Cheap when below it. */
 void tkv__evictor_note_usage(tkv__evictor *ev, uint64_t used_blocks);
-/* Producer whose reservation failed: wait for the evictor to free space.
- * w starts zeroed and is passed to every retry of one store. 0 when it is
- * worth retrying, -ENOSPC when the evictor cannot free any more (nothing
- * evictable, or the cold tier refuses writes) or after ~2 s. */
+/* Producer whose reservation of `blocks` failed: wait for the evictor to
+ * free that much. w starts as {.blocks = n} and is passed to every retry of
+ * one store. 0 when it is worth retrying, -ENOSPC when the evictor cannot
+ * free any more (nothing evictable, or the cold tier refuses writes) or
+ * after ~2 s. The evictor makes room for `blocks` even below the high
+ * watermark: a batch larger than the headroom would otherwise wait for
+ * nothing (the hot tier under the mark, yet too full for the batch). */
 typedef struct tkv__space_wait {
+	uint64_t blocks;
 	uint64_t t0;
 	uint32_t pass0;
 } tkv__space_wait;

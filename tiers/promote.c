@@ -96,14 +96,14 @@ static void unclaim(tkv__evictor *ev, tkv__block *blk)
  * hot tier is full. */
 static int reserve_one(tkv__evictor *ev)
 {
-	tkv__space_wait w = {0};
+	tkv__space_wait w = {.blocks = 1};
 	while (!tkv__hot_reserve(ev->env.hot, 1)) {
 		if (!tkv__evictor_wait_space(ev, &w))
 			continue;
 		/* unreferenced cache blocks in RAM go before a read fails */
 		tkv__cache *cache = ev->env.tiers->cache;
 		if (cache && tkv__cache_reclaim_hot(cache, 1) > 0) {
-			w = (tkv__space_wait){0};
+			w = (tkv__space_wait){.blocks = 1};
 			continue;
 		}
 		return tkv__fail(-ENOSPC, "promote: hot tier full and nothing evictable");
