@@ -182,8 +182,7 @@ static int make_plan(const evict_opts *o, evict_plan *p)
 	p->rq_depth = cc.read_depth;
 	tkv_config dc;
 	tkv_config_default(&dc);
-	p->high_pct = dc.hot_high_pct;
-	p->low_pct = dc.hot_low_pct;
+	tkv_config_watermarks(&dc, &p->high_pct, &p->low_pct);
 	p->row = (size_t)o->geo->n_kv_heads * o->geo->head_dim * tkv_dtype_size(o->dtype);
 	p->batch_bytes = EVICT_BATCH * p->row;
 	return 0;

@@ -46,7 +46,8 @@ tkv_config evict_config(const evict_plan *p, uint64_t hot, const char *cold_dir,
 	c.hot_bytes = hot;
 	c.cold_dir = cold_dir;
 	c.cold_bytes = cold_bytes;
-	if (low_pct && low_pct < c.hot_high_pct) /* else the default */
+	tkv_config_watermarks(&c, &c.hot_high_pct, &c.hot_low_pct); /* the defaults */
+	if (low_pct && low_pct < c.hot_high_pct)
 		c.hot_low_pct = low_pct;
 	c.durability = p->o->durable ? TKV_DURABLE_SYNC : TKV_DURABLE_NONE;
 	c.trace_path = "";

@@ -705,12 +705,15 @@ int bench_replay_main(int argc, char **argv)
 	       (unsigned long long)block_bytes);
 	tkv_config dc;
 	tkv_config_default(&dc);
+	dc.model_id = "replay"; /* the replay's runtimes have a prefix cache */
+	uint32_t auto_high, auto_low;
+	tkv_config_watermarks(&dc, &auto_high, &auto_low);
 	printf("# sizes: hot = capacity x hot-frac blocks x %llu bytes; cold = the rest in "
 	       "cold records of %llu bytes (header + 4 KiB-aligned layer slices); the hot tier "
 	       "evicts from %u%% to %u%% of hot_bytes (%s)\n",
 	       (unsigned long long)block_bytes, (unsigned long long)replay_record_bytes(&o),
-	       o.high_pct ? o.high_pct : dc.hot_high_pct, o.high_pct ? o.low_pct : dc.hot_low_pct,
-	       o.high_pct ? "--watermarks" : "library defaults");
+	       o.high_pct ? o.high_pct : auto_high, o.high_pct ? o.low_pct : auto_low,
+	       o.high_pct ? "--watermarks" : "library defaults with a prefix cache");
 	printf("# working set: %llu blocks = %.1f MiB (%u distinct prompt prefix blocks + %llu "
 	       "output blocks that fill up); %zu prompt block references; ideal hit ratio "
 	       "%.4f\n",

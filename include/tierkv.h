@@ -191,10 +191,9 @@ typedef struct tkv_config {
 	uint64_t cold_bytes; /* default 4 GiB; at least one record */
 
 	/* Hot-tier watermarks, percent of hot_bytes: the evictor starts when
-	 * usage passes hot_high_pct and stops at hot_low_pct. 1 <= low < high
-	 * <= 100; defaults 80 and 60: the headroom above the high mark absorbs
-	 * bursts while records are written, so stores rarely wait (measured with
-	 * `tierkv-bench evict`: README, "Benchmarks"). */
+	 * usage passes hot_high_pct and stops at hot_low_pct (lower when a
+	 * waiting store needs more room than that). 1 <= low < high <= 100, or
+	 * both 0 (default): automatic, see tkv_config_watermarks. */
 	uint32_t hot_high_pct;
 	uint32_t hot_low_pct;
 
@@ -255,6 +254,15 @@ TKV_API void tkv_config_default(tkv_config *cfg);
 /* Checks every field with overflow-safe arithmetic. Returns 0, or -EINVAL
  * with tkv_last_error() naming the first bad field and its value. */
 TKV_API int tkv_config_validate(const tkv_config *cfg);
+
+/* The watermarks a runtime opened with cfg uses: cfg's own, or when both
+ * are 0 (the default) 80/60 without a prefix cache (the headroom lets bursts
+ * of stores proceed while records are written: `tierkv-bench evict`) and
+ * 100/99 with one (model_id set: RAM is cache capacity, so it stays full
+ * and the evictor makes room as stores need it; a store into a full hot tier
+ * may wait for a record write). cfg is not validated. */
+TKV_API void tkv_config_watermarks(const tkv_config *cfg, uint32_t *high_pct,
+				   uint32_t *low_pct);
 
 /* ---- Runtime ------------------------------------------------------------ */
 

@@ -38,8 +38,8 @@ void tkv_config_default(tkv_config *cfg)
 	cfg->trace_path = NULL;
 	cfg->cold_dir = NULL;
 	cfg->cold_bytes = 4ull << 30;
-	cfg->hot_high_pct = 80;
-	cfg->hot_low_pct = 60;
+	cfg->hot_high_pct = 0; /* automatic: tkv_config_watermarks */
+	cfg->hot_low_pct = 0;
 	cfg->policy = TKV_POLICY_S3FIFO;
 	cfg->durability = TKV_DURABLE_SYNC;
 }
@@ -87,8 +87,13 @@ static int derive_geometry(const tkv_config *c, tkv__geometry *g)
 static int check_cold(const tkv_config *c)
 {
 	int rc;
-	if ((rc = check_range("hot_high_pct", c->hot_high_pct, 2, 100)) ||
-	    (rc = check_range("hot_low_pct", c->hot_low_pct, 1, c->hot_high_pct - 1)))
+	if (!c->hot_high_pct != !c->hot_low_pct)
+		return tkv__fail(-EINVAL, "config.hot_high_pct/hot_low_pct: set both, or both 0 "
+				 "(automatic), not one of them (%u/%u)",
+				 c->hot_high_pct, c->hot_low_pct);
+	if (c->hot_high_pct &&
+	    ((rc = check_range("hot_high_pct", c->hot_high_pct, 2, 100)) ||
+	     (rc = check_range("hot_low_pct", c->hot_low_pct, 1, c->hot_high_pct - 1))))
 		return rc;
 	if (c->policy != TKV_POLICY_S3FIFO && c->policy != TKV_POLICY_LRU)
 		return tkv__fail(-EINVAL, "config.policy: unknown policy %d", (int)c->policy);
@@ -161,7 +166,30 @@ int tkv__config_load(const tkv_config *user, tkv_config *out, tkv__geometry *geo
 	tkv_config_default(out);
 	memcpy(out, user, user->struct_size < sizeof(*out) ? user->struct_size : sizeof(*out));
 	out->struct_size = sizeof(*out);
-	return validate(out, geo ? geo : &scratch);
+	rc = validate(out, geo ? geo : &scratch);
+	if (!rc) /* the evictor reads the resolved values */
+		tkv_config_watermarks(out, &out->hot_high_pct, &out->hot_low_pct);
+	return rc;
+}
+
+/*
+ * Automatic watermarks. Without a prefix cache the hot tier holds live
+ * sequences only, and 20-40% headroom lets bursts of stores proceed while
+ * records are written (`tierkv-bench evict`). With one, RAM is cache
+ * capacity: the headroom would hold nothing, and on the Mooncake replay a
+ * hot+cold cache kept at 60-80% held 0.87-0.90 of its nominal size and lost
+ * 1.4 pt of hit ratio to an exact LRU (bench/README.md, "Replay"). Full, the
+ * evictor makes room as stores need it (tkv__evictor_wait_space).
+ */
+void tkv_config_watermarks(const tkv_config *c, uint32_t *high_pct, uint32_t *low_pct)
+{
+	uint32_t hi = c->hot_high_pct, lo = c->hot_low_pct;
+	if (!hi || !lo) {
+		hi = c->model_id ? 100 : 80;
+		lo = c->model_id ? 99 : 60;
+	}
+	*high_pct = hi;
+	*low_pct = lo;
 }
 
 int tkv_config_validate(const tkv_config *cfg)

@@ -443,6 +443,7 @@ Test(cache, promoted_block_gives_up_its_record, .init = make_dir, .fini = remove
 Test(cache, restart_keeps_the_cache, .init = make_dir, .fini = remove_dir)
 {
 	tkv_config c = config("model-a", true);
+	c.hot_high_pct = 80;
 	c.hot_low_pct = 1; /* evict everything the evictor is asked for */
 	tkv_runtime *rt = open_rt(&c);
 	serve(rt, 1, P1, 14, NULL);
@@ -534,6 +535,7 @@ Test(cache, fork_shares_private_blocks_across_close, .init = make_dir, .fini = r
 {
 	tkv_config c = config(NULL, true);
 	c.hot_bytes = 12 * LAYERS * BT * ROW * 2;
+	c.hot_high_pct = 80;
 	c.hot_low_pct = 1;
 	tkv_runtime *rt = open_rt(&c);
 	uint32_t tok[40];
@@ -563,6 +565,7 @@ Test(cache, dirty_model_file_drops_every_cache_record, .init = make_dir, .fini =
 {
 	tkv_config c = config("model-a", true);
 	c.hot_bytes = 8 * LAYERS * BT * ROW * 2;
+	c.hot_high_pct = 80;
 	c.hot_low_pct = 1;
 	tkv_runtime *rt = open_rt(&c);
 	uint32_t tok[40];
@@ -602,6 +605,7 @@ Test(cache, cacheless_run_removes_cache_records, .init = make_dir, .fini = remov
 {
 	tkv_config c = config("model-a", true);
 	c.hot_bytes = 8 * LAYERS * BT * ROW * 2;
+	c.hot_high_pct = 80;
 	c.hot_low_pct = 1;
 	tkv_runtime *rt = open_rt(&c);
 	uint32_t tok[40];

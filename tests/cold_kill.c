@@ -102,6 +102,7 @@ static tkv_config kill_config(void)
 {
 	tkv_config c = cold_runtime_config(dir, COLD_BYTES);
 	/* evict in bursts of ~10 units: many record writes in flight at once */
+	c.hot_high_pct = 80;
 	c.hot_low_pct = 25;
 	return c;
 }

@@ -32,7 +32,9 @@ static void many_workers(tkv_config *c) { c->n_workers = 100000; }
 static void ring_not_pow2(tkv_config *c) { c->ring_slots = 1000; }
 static void ring_tiny(tkv_config *c) { c->ring_slots = 2; }
 static void high_low_swapped(tkv_config *c) { c->hot_high_pct = 50; c->hot_low_pct = 60; }
-static void high_over(tkv_config *c) { c->hot_high_pct = 101; }
+static void high_over(tkv_config *c) { c->hot_high_pct = 101; c->hot_low_pct = 60; }
+static void only_high(tkv_config *c) { c->hot_high_pct = 90; }
+static void only_low(tkv_config *c) { c->hot_low_pct = 30; }
 static void bad_policy(tkv_config *c) { c->policy = (tkv_policy)9; }
 static void bad_durability(tkv_config *c) { c->durability = (tkv_durability)9; }
 static void empty_cold_dir(tkv_config *c) { c->cold_dir = ""; }
@@ -47,6 +49,7 @@ static const bad_case bad_cases[] = {
 	{"max_isa", bad_isa},          {"n_workers", many_workers},
 	{"ring_slots", ring_not_pow2}, {"ring_slots", ring_tiny},
 	{"hot_low_pct", high_low_swapped}, {"hot_high_pct", high_over},
+	{"hot_low_pct", only_high},        {"hot_high_pct", only_low},
 	{"policy", bad_policy},            {"durability", bad_durability},
 	{"cold_dir", empty_cold_dir},      {"cold_bytes", zero_cold_bytes},
 	{"struct_size", size_zero},
@@ -65,6 +68,30 @@ Test(config, each_bad_field_is_named)
 			  "case %zu: message '%s' does not name %s", i, tkv_last_error(),
 			  bad_cases[i].field);
 	}
+}
+
+/* Both 0 (the default) is automatic: headroom for stores without a prefix
+ * cache, a full hot tier with one; set values are kept as they are. */
+Test(config, watermarks_automatic_unless_set)
+{
+	tkv_config c;
+	tkv_config_default(&c);
+	cr_assert_eq(c.hot_high_pct, 0);
+	cr_assert_eq(c.hot_low_pct, 0);
+	uint32_t hi, lo;
+	tkv_config_watermarks(&c, &hi, &lo);
+	cr_assert_eq(hi, 80);
+	cr_assert_eq(lo, 60);
+	c.model_id = "m";
+	tkv_config_watermarks(&c, &hi, &lo);
+	cr_assert_eq(hi, 100);
+	cr_assert_eq(lo, 99);
+	c.hot_high_pct = 70;
+	c.hot_low_pct = 20;
+	cr_assert_eq(tkv_config_validate(&c), 0, "%s", tkv_last_error());
+	tkv_config_watermarks(&c, &hi, &lo);
+	cr_assert_eq(hi, 70);
+	cr_assert_eq(lo, 20);
 }
 
 Test(config, null_is_einval)
