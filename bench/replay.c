@@ -658,6 +658,8 @@ static int run_point(const replay_trace *t, const ropts *o, uint64_t hot_blocks,
 	pt->promoted_blocks = st.promoted_blocks;
 	pt->enospc = st.enospc_events;
 	pt->io_enospc = st.io_errors_enospc;
+	pt->space_waits = st.hot_space_waits;
+	pt->space_wait_ns = st.hot_space_wait_ns;
 	pt->seconds = secs;
 	pt->requests_per_s = (double)t->n_req / secs;
 	pt->layer_tokens_per_s = (double)R.layer_tokens / secs;

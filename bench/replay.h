@@ -76,6 +76,7 @@ typedef struct replay_point {
 	uint64_t wrong_bytes, checked_bytes, errors, requests, prefill_tokens_saved,
 		prompt_tokens, dropped, recovered;
 	uint64_t dropped_hot, dropped_cold, evicted_blocks, promoted_blocks, enospc, io_enospc;
+	uint64_t space_waits, space_wait_ns; /* tkv_stats hot_space_waits, _wait_ns */
 	double seconds, requests_per_s, layer_tokens_per_s, open_p50_ns, open_p99_ns;
 	double restart_at;
 	/* Cache entries held (hot, cold or both: distinct blocks), mean and

@@ -79,6 +79,8 @@ void replay_table_row(const replay_point *p)
 	X(promoted_layer_blocks, "%llu", (unsigned long long)p->promoted_blocks)               \
 	X(enospc_events, "%llu", (unsigned long long)p->enospc)                                \
 	X(io_errors_enospc, "%llu", (unsigned long long)p->io_enospc)                          \
+	X(hot_space_waits, "%llu", (unsigned long long)p->space_waits)                         \
+	X(hot_space_wait_ms, "%.3f", (double)p->space_wait_ns / 1e6)                           \
 	X(requests, "%llu", (unsigned long long)p->requests)                                   \
 	X(threads, "%u", p->threads)                                                           \
 	X(seconds, "%.4f", p->seconds)                                                         \

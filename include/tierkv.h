@@ -633,6 +633,13 @@ typedef struct tkv_stats {
 	uint64_t shared_map_refreshes;
 	uint32_t shared_nodes_up;
 	uint32_t shared_nodes_down;
+
+	/* Stores and promotions that found the hot tier too full and waited
+	 * for the evictor to write records (with a prefix cache the automatic
+	 * watermarks keep RAM full, so this is how often its room was made on
+	 * demand: tkv_config_watermarks), and their total wait. */
+	uint64_t hot_space_waits;
+	uint64_t hot_space_wait_ns;
 } tkv_stats;
 
 /* A snapshot of the counters (each read atomically; not a consistent cut

@@ -40,6 +40,14 @@ static void one(out *o, const char *name, const char *type, const char *help, ui
 	put(o, "tierkv_%s %llu\n", name, (unsigned long long)v);
 }
 
+/* A counter of nanoseconds, exposed in seconds as Prometheus expects. */
+static void one_seconds(out *o, const char *name, const char *help, uint64_t ns)
+{
+	head(o, name, "counter", help);
+	put(o, "tierkv_%s %llu.%09llu\n", name, (unsigned long long)(ns / 1000000000u),
+	    (unsigned long long)(ns % 1000000000u));
+}
+
 typedef uint64_t (*worker_field)(const tkv_worker_stats *w);
 static uint64_t w_tokens(const tkv_worker_stats *w) { return w->tokens_stored; }
 static uint64_t w_bytes(const tkv_worker_stats *w) { return w->bytes_stored; }
@@ -73,6 +81,9 @@ static void cold_tier(out *o, const tkv_stats *st)
 	one(o, "cold_bytes_used", "gauge", "Bytes of cold-tier records.", st->cold_bytes_used);
 	one(o, "cold_bytes_capacity", "gauge", "Cold-tier capacity in bytes.", st->cold_bytes_capacity);
 	one(o, "evictor_queue_depth", "gauge", "Record writes in flight.", st->evictor_queue_depth);
+	one(o, "hot_space_waits_total", "counter",
+	    "Stores and promotions that waited for the evictor to make room.", st->hot_space_waits);
+	one_seconds(o, "hot_space_wait_seconds_total", "Time they waited.", st->hot_space_wait_ns);
 	one(o, "units_unevictable_total", "counter",
 	    "Complete units that could not be made evictable (out of memory).", st->units_unevictable);
 	one(o, "cold_slots_leaked_total", "counter",

@@ -99,6 +99,7 @@ int tkv__reserve_hot(tkv_runtime *rt, uint64_t blocks, unsigned flags)
 			return tkv__fail(-EAGAIN, "store: hot tier full, evictor behind");
 		}
 		if (!rt->ev || tkv__evictor_wait_space(rt->ev, &w)) {
+			tkv__evictor_wait_end(rt->ev, &w);
 			/* the evictor cannot make room: unreferenced cache
 			 * blocks in RAM go before a store is refused */
 			if (rt->cache && tkv__cache_reclaim_hot(rt->cache, blocks) > 0) {
@@ -111,8 +112,10 @@ int tkv__reserve_hot(tkv_runtime *rt, uint64_t blocks, unsigned flags)
 					 rt->ev ? " and nothing more can be evicted" : "");
 		}
 	}
-	if (rt->ev)
+	if (rt->ev) {
+		tkv__evictor_wait_end(rt->ev, &w);
 		tkv__evictor_note_usage(rt->ev, tkv__hot_used(&rt->hot));
+	}
 	return 0;
 }
 

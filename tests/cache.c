@@ -448,10 +448,13 @@ Test(cache, restart_keeps_the_cache, .init = make_dir, .fini = remove_dir)
 	tkv_runtime *rt = open_rt(&c);
 	serve(rt, 1, P1, 14, NULL);
 	cr_assert_eq(tkv_seq_close(rt, 1), 0);
-	tkv_close(rt); /* hot blocks are lost; records were written? not yet */
-	/* nothing reached the cold tier (the hot tier never filled): a miss */
+	cr_assert_eq(stats(rt).evicted_blocks, 0, "the hot tier never filled");
+	tkv_close(rt); /* writes the cache blocks only RAM held */
 	rt = open_rt(&c);
-	cr_assert_eq(stats(rt).cache_recovered, 0);
+	cr_assert_eq(stats(rt).cache_recovered, 14 / BT);
+	cr_assert_eq(serve(rt, 2, P1, 14, NULL), 14 / BT * BT, "all full blocks, checked");
+	cr_assert_eq(stats(rt).cache_hit_blocks_cold, 14 / BT);
+	cr_assert_eq(tkv_seq_close(rt, 2), 0);
 	/* fill the hot tier past its high watermark so the blocks go cold */
 	c.hot_bytes = 8 * LAYERS * BT * ROW * 2;
 	tkv_close(rt);

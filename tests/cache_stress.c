@@ -232,8 +232,11 @@ static void remove_dir(void)
 	cr_assert_eq(system(cmd), 0);
 }
 
-Test(cache_stress, eight_engines_shared_prefixes_evictor_running, .init = make_dir,
-     .fini = remove_dir, .timeout = 600)
+/* Eight engines on one runtime; high/low 0: the cache's automatic
+ * watermarks (a full hot tier, room made on demand). Returns the stats
+ * before close; everything that must hold whatever the watermarks is
+ * asserted here. */
+static tkv_stats run_engines(uint32_t high, uint32_t low, uint32_t *iters)
 {
 	shared sh = {0};
 	const char *env = getenv("TKV_CACHE_STRESS_ITERS");
@@ -258,6 +261,8 @@ Test(cache_stress, eight_engines_shared_prefixes_evictor_running, .init = make_d
 	c.cold_dir = dir;
 	c.cold_bytes = 16ull << 20;
 	c.model_id = "cache-stress";
+	c.hot_high_pct = high;
+	c.hot_low_pct = low;
 	cr_assert_eq(tkv_open(&c, &sh.rt), 0, "open: %s", tkv_last_error());
 
 	engine es[THREADS];
@@ -295,14 +300,36 @@ Test(cache_stress, eight_engines_shared_prefixes_evictor_running, .init = make_d
 	cr_assert_gt(st.cache_hit_blocks_hot + st.cache_hit_blocks_cold, 0);
 	cr_assert_gt(st.cache_published, 0);
 	cr_assert_gt(st.evicted_blocks, 0, "the evictor ran");
-	if (sh.iters >= 100) {
-		cr_assert_gt(st.cache_hit_blocks_hot, 0);
-		cr_assert_gt(st.cache_hit_blocks_cold, 0, "cache blocks attached from SSD");
-		cr_assert_gt(st.cache_dropped_cold, 0, "the full cold tier dropped cache records");
-	}
 	cr_assert_eq(st.corrupt_records, 0);
 	cr_assert_eq(st.open_sequences, 0);
 	cr_assert_eq(st.pinned_blocks, 0);
 	tkv_close(sh.rt);
 	sem_destroy(&sh.storers);
+	*iters = sh.iters;
+	return st;
+}
+
+/* With headroom the evictor moves blocks out in bulk, so attaches race
+ * promotions from SSD and the full cold tier drops. */
+Test(cache_stress, eight_engines_shared_prefixes_evictor_running, .init = make_dir,
+     .fini = remove_dir, .timeout = 600)
+{
+	uint32_t iters;
+	tkv_stats st = run_engines(80, 60, &iters);
+	if (iters >= 100) {
+		cr_assert_gt(st.cache_hit_blocks_hot, 0);
+		cr_assert_gt(st.cache_hit_blocks_cold, 0, "cache blocks attached from SSD");
+		cr_assert_gt(st.cache_dropped_cold, 0, "the full cold tier dropped cache records");
+	}
+}
+
+/* The cache's automatic watermarks keep the hot tier full: stores and
+ * promotions of eight engines wait for room made on demand. */
+Test(cache_stress, eight_engines_full_hot_tier_room_on_demand, .init = make_dir,
+     .fini = remove_dir, .timeout = 600)
+{
+	uint32_t iters;
+	tkv_stats st = run_engines(0, 0, &iters);
+	if (iters >= 100)
+		cr_assert_gt(st.hot_space_waits, 0, "stores waited for room made on demand");
 }

@@ -485,6 +485,8 @@ Test(evictor, batch_larger_than_free_space_below_high_watermark, .init = make_di
 	cr_assert_eq(tkv_seq_sync(rt, 2), 0);
 	st = stats(rt);
 	cr_assert_gt(st.evicted_blocks, 0, "room made by eviction, not by luck");
+	cr_assert_eq(st.hot_space_waits, 1, "the store waited once for its room");
+	cr_assert_gt(st.hot_space_wait_ns, 0);
 	cr_assert_eq(check_range(rt, 1, 0, FILLED * BT), 0, "%s", tkv_last_error());
 	unsigned char rk[BATCH * BT * ROW], rv[BATCH * BT * ROW], scratch[ROW];
 	cr_assert_eq(tkv_read(rt, 2, 0, 0, BATCH * BT, rk, rv), 0, "%s", tkv_last_error());

@@ -37,7 +37,16 @@ static int parse_sample(const char *line, char *name, size_t nlen, unsigned long
 		return -1;
 	char *end;
 	*value = strtoull(p + 1, &end, 10);
-	return (end == p + 1 || *end != '\0') ? -1 : 0;
+	if (end == p + 1)
+		return -1;
+	if (*end == '.') { /* seconds: whole seconds in *value */
+		const char *frac = ++end;
+		while (*end >= '0' && *end <= '9')
+			end++;
+		if (end == frac)
+			return -1;
+	}
+	return *end != '\0' ? -1 : 0;
 }
 
 static void check_text(char *text)
@@ -108,6 +117,9 @@ static int expected(const tkv_stats *st, want *w)
 	n = add(w, n, st->cold_bytes_used, "tierkv_cold_bytes_used", 0);
 	n = add(w, n, st->cold_bytes_capacity, "tierkv_cold_bytes_capacity", 0);
 	n = add(w, n, st->evictor_queue_depth, "tierkv_evictor_queue_depth", 0);
+	n = add(w, n, st->hot_space_waits, "tierkv_hot_space_waits_total", 0);
+	/* seconds with 9 decimals: the parse below keeps the whole seconds */
+	n = add(w, n, st->hot_space_wait_ns / 1000000000u, "tierkv_hot_space_wait_seconds_total", 0);
 	n = add(w, n, st->units_unevictable, "tierkv_units_unevictable_total", 0);
 	n = add(w, n, st->cold_slots_leaked, "tierkv_cold_slots_leaked_total", 0);
 	n = add(w, n, st->cold_invalidate_errors, "tierkv_cold_invalidate_errors_total", 0);
@@ -255,7 +267,7 @@ Test(metrics, prometheus_text_parses_and_matches_stats)
 	cr_assert_neq(st.workers[0].tokens_stored, st.workers[1].tokens_stored);
 	cr_assert_neq(st.workers[0].batches, st.workers[1].batches);
 	cr_assert(st.hot_bytes_used > 0 && st.hot_bytes_used < st.hot_bytes_capacity);
-	want w[3 * 2 + 8 + 14 + 15 + 23];
+	want w[3 * 2 + 8 + 16 + 15 + 23];
 	int n = expected(&st, w);
 	expect_samples_match(text, w, n);
 	check_text(text);

@@ -147,6 +147,14 @@ int tkv__evictor_wait_space(tkv__evictor *ev, tkv__space_wait *w)
 	return 0;
 }
 
+void tkv__evictor_wait_end(tkv__evictor *ev, const tkv__space_wait *w)
+{
+	if (!ev || !w->t0)
+		return;
+	ck_pr_inc_64(&ev->space_waits);
+	ck_pr_add_64(&ev->space_wait_ns, tkv__now_ns() - w->t0);
+}
+
 /* Under the policy lock: may this unit go now? Takes a unit reference for
  * the evictor when it says yes (so the unit outlives the sequences that
  * hold it while its record is written). */
@@ -208,11 +216,12 @@ static void gather(tkv__evictor *ev, tkv__unit *u, void *buf)
 	}
 }
 
-/* Starts evicting one victim. 1 if a write was submitted or a unit freed,
- * 0 if nothing is eligible, negative errno if the cold tier refused. */
-static int evict_one(tkv__evictor *ev)
+/* Starts evicting one victim the policy offers and `ok` accepts. 1 if a
+ * write was submitted or a unit freed, 0 if nothing is eligible, negative
+ * errno if the cold tier refused. */
+static int evict_one(tkv__evictor *ev, bool (*ok)(void *, tkv__policy_node *))
 {
-	tkv__policy_node *n = ev->pol_ops->pick(ev->pol, eligible, NULL);
+	tkv__policy_node *n = ev->pol_ops->pick(ev->pol, ok, NULL);
 	if (!n)
 		return 0;
 	tkv__unit *u = unit_of(n);
@@ -275,7 +284,7 @@ static int finish(tkv__evictor *ev, const tkv__cold_done *d)
 	/* A full cold tier makes room by dropping unreferenced cache blocks
 	 * (their slots come back with the housekeeping of the next submit):
 	 * then this was not a failure, the unit is retried in this pass. */
-	if (d->status == -ENOSPC && ev->env.tiers->cache &&
+	if (d->status == -ENOSPC && ev->env.tiers->cache && !ev->keeping &&
 	    tkv__cache_reclaim_cold(ev->env.tiers->cache, RECLAIM_COLD) > 0)
 		return 0;
 	return d->status;
@@ -330,7 +339,7 @@ static bool evict_pass(tkv__evictor *ev, unsigned depth)
 			stuck |= reap(ev, true);
 			continue;
 		}
-		int rc = evict_one(ev);
+		int rc = evict_one(ev, eligible);
 		chosen += rc > 0;
 		if (rc <= 0)
 			stuck = ck_pr_load_32(&ev->inflight) == 0 || rc < 0;
@@ -450,6 +459,40 @@ fail:
 	return rc;
 }
 
+/* Under the policy lock: a cache block whose only copy is in RAM. */
+static bool eligible_to_keep(void *ctx, tkv__policy_node *n)
+{
+	tkv__unit *u = unit_of(n);
+	if (ck_pr_load_32(&u->published) != TKV__PUB_YES || ck_pr_load_32(&u->cold))
+		return false;
+	return eligible(ctx, n);
+}
+
+/*
+ * At close, with a prefix cache: the cache blocks only RAM holds are written
+ * to the cold tier while it has free slots, so the next run recovers them
+ * (the automatic watermarks keep RAM full of them: without this a restart
+ * lost a whole hot tier of cache). It never drops a record to make room:
+ * what the cold tier holds was chosen by the drop policy. The first write
+ * that fails (a full cold tier, an I/O error) ends it; the blocks it did
+ * not write are lost as before. The closing thread runs it after the
+ * evictor and prefetch threads stopped, so it is the evictor now.
+ */
+static void keep_cache_blocks(tkv__evictor *ev)
+{
+	ev->keeping = true;
+	bool done = false;
+	while (!done || ck_pr_load_32(&ev->inflight)) {
+		while (!done && ck_pr_load_32(&ev->inflight) < ev->depth) {
+			int rc = evict_one(ev, eligible_to_keep);
+			if (rc <= 0)
+				done = true;
+		}
+		if (ck_pr_load_32(&ev->inflight) && reap(ev, true))
+			done = true;
+	}
+}
+
 /* The owner stops its workers first: nothing marks blocks full any more. */
 void tkv__evictor_close(tkv__evictor *ev)
 {
@@ -461,6 +504,8 @@ void tkv__evictor_close(tkv__evictor *ev)
 		pthread_join(ev->thread, NULL);
 	}
 	tkv__prefetch_stop(ev);
+	if (ev->started && ev->env.tiers->cache)
+		keep_cache_blocks(ev);
 	if (ev->pol)
 		ev->pol_ops->destroy(ev->pol);
 	while (ev->n_bufs)
@@ -552,6 +597,8 @@ void tkv__evictor_stats(tkv__evictor *ev, tkv_stats *st)
 	st->cold_direct_io = cs.direct_io;
 	st->units_unevictable = ck_pr_load_64(&ev->unit_nomem);
 	st->cache_records_released = ck_pr_load_64(&ev->records_released);
+	st->hot_space_waits = ck_pr_load_64(&ev->space_waits);
+	st->hot_space_wait_ns = ck_pr_load_64(&ev->space_wait_ns);
 	st->cold_slots_leaked = cs.retire_dropped;
 	st->cold_invalidate_errors = cs.invalidate_errors;
 }

@@ -120,12 +120,14 @@ typedef struct tkv__evictor {
 	void *bufs[TKV__EVICT_BUFS];
 	uint32_t n_bufs;
 	unsigned depth; /* record writes in flight at most */
+	bool keeping;   /* close: writing cache blocks out, never dropping */
 
 	/* counters (atomic) */
 	uint64_t evicted_blocks __attribute__((aligned(64)));
 	uint64_t evicted_bytes, promoted_blocks, promoted_bytes, promote_ns;
 	uint64_t unit_nomem; /* units the policy could not take (ENOMEM) */
 	uint64_t records_released; /* cache records given up on promotion */
+	uint64_t space_waits, space_wait_ns; /* reservations that waited, and how long */
 	uint32_t inflight;
 } tkv__evictor;
 
@@ -166,6 +168,9 @@ typedef struct tkv__space_wait {
 	uint32_t pass0;
 } tkv__space_wait;
 int tkv__evictor_wait_space(tkv__evictor *ev, tkv__space_wait *w);
+/* After the last tkv__evictor_wait_space of a wait (room found or given up),
+ * before w is reset: counts the wait, if there was one, in the stats. */
+void tkv__evictor_wait_end(tkv__evictor *ev, const tkv__space_wait *w);
 
 /* Reader: pins layer block b of s and returns its memory, promoting it from
  * the cold tier if needed (ev is NULL without a cold tier). The caller holds

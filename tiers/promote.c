@@ -100,6 +100,7 @@ static int reserve_one(tkv__evictor *ev)
 	while (!tkv__hot_reserve(ev->env.hot, 1)) {
 		if (!tkv__evictor_wait_space(ev, &w))
 			continue;
+		tkv__evictor_wait_end(ev, &w);
 		/* unreferenced cache blocks in RAM go before a read fails */
 		tkv__cache *cache = ev->env.tiers->cache;
 		if (cache && tkv__cache_reclaim_hot(cache, 1) > 0) {
@@ -108,6 +109,7 @@ static int reserve_one(tkv__evictor *ev)
 		}
 		return tkv__fail(-ENOSPC, "promote: hot tier full and nothing evictable");
 	}
+	tkv__evictor_wait_end(ev, &w);
 	tkv__evictor_note_usage(ev, tkv__hot_used(ev->env.hot));
 	return 0;
 }
