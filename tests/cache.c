@@ -630,3 +630,65 @@ Test(cache, cacheless_run_removes_cache_records, .init = make_dir, .fini = remov
 	cr_assert_eq(stats(rt).cache_recovered, 0, "the cache-less run left cache records");
 	tkv_close(rt);
 }
+
+/* What a prompt of 8 tokens (2 blocks) with this id matches now. */
+static uint64_t matched(tkv_runtime *rt, uint32_t id)
+{
+	uint32_t tok[8];
+	for (uint32_t i = 0; i < 8; i++)
+		tok[i] = id * 1000 + i;
+	tkv_cache_match m = {.struct_size = sizeof(m)};
+	cr_assert_eq(tkv_cache_lookup(rt, tok, 8, NULL, &m), 0, "%s", tkv_last_error());
+	return m.tokens;
+}
+
+static void serve_ids(tkv_runtime *rt, uint32_t first, uint32_t n)
+{
+	uint32_t tok[8];
+	for (uint32_t id = first; id < first + n; id++) {
+		for (uint32_t i = 0; i < 8; i++)
+			tok[i] = id * 1000 + i;
+		serve(rt, id, tok, 8, NULL);
+		cr_assert_eq(tkv_seq_close(rt, id), 0);
+	}
+}
+
+/* tkv_close writes the cache blocks only RAM holds while the cold tier has
+ * free slots, and never drops a record for them: a second close with the
+ * cold tier full keeps exactly the prompts the first one wrote. */
+Test(cache, close_keeps_ram_blocks_without_dropping_records, .init = make_dir,
+     .fini = remove_dir)
+{
+	enum { N = 64 };
+	tkv_config c = config("model-a", true);
+	c.cold_bytes = 64 << 10; /* a few records: fewer than 2 x N blocks */
+	tkv_runtime *rt = open_rt(&c);
+	serve_ids(rt, 1, N);
+	cr_assert_eq(stats(rt).evicted_blocks, 0, "the hot tier never filled");
+	tkv_close(rt);
+
+	rt = open_rt(&c);
+	uint64_t recovered = stats(rt).cache_recovered;
+	cr_assert_gt(recovered, 0);
+	cr_assert_lt(recovered, 2 * N, "the cold tier filled up");
+	bool kept[N + 1] = {false};
+	uint32_t n_kept = 0;
+	for (uint32_t id = 1; id <= N; id++) {
+		uint64_t t = matched(rt, id);
+		cr_assert(t == 0 || t == 4 || t == 8, "%llu", (unsigned long long)t);
+		kept[id] = t == 8;
+		n_kept += kept[id];
+	}
+	cr_assert_gt(n_kept, 0);
+	serve_ids(rt, 1000, N); /* RAM-only blocks, and no free slot */
+	tkv_close(rt);
+
+	rt = open_rt(&c);
+	cr_assert_eq(stats(rt).cache_recovered, recovered);
+	for (uint32_t id = 1; id <= N; id++)
+		if (kept[id])
+			cr_assert_eq(matched(rt, id), 8, "prompt %u lost its record", id);
+	for (uint32_t id = 1000; id < 1000 + N; id++)
+		cr_assert_eq(matched(rt, id), 0, "prompt %u took a slot", id);
+	tkv_close(rt);
+}
