@@ -386,10 +386,15 @@ static void *evictor_main(void *arg)
 			 * after the pass looked: only a pass that began with no
 			 * copy pending may tell producers to give up. */
 			bool settled = !ev->env.copies_pending(ev->env.ctx);
+			/* Under the high mark a pass only serves a waiting batch
+			 * (space_wanted): finding nothing to evict then does not
+			 * end the wait, as other sequences may still complete
+			 * units; the waiter's 2 s bound does. */
+			bool past_high = tkv__hot_used(ev->env.hot) >= ev->high_blocks;
 			bool stuck = active && evict_pass(ev, depth);
 			active = stuck; /* a pass that was not stuck reached the low mark */
 			ck_pr_store_32(&ev->stuck, stuck);
-			ck_pr_store_32(&ev->stuck_settled, stuck && settled);
+			ck_pr_store_32(&ev->stuck_settled, stuck && settled && past_high);
 			ck_pr_inc_32(&ev->passes); /* after stuck: waiters read both */
 			/* wake producers either way: they retry or give up */
 			tkv__wake_signal(&ev->env.hot->space);
