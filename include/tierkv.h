@@ -285,7 +285,11 @@ TKV_API int tkv_open(const tkv_config *cfg, tkv_runtime **out);
  * evictor and the prefetch thread (record writes in flight complete first),
  * and frees every sequence and hot block. Cold records of sequences still
  * open stay on disk: re-opening those ids after the next tkv_open reads them
- * back (tkv_seq_close deletes a sequence's records). Views must have been
+ * back (tkv_seq_close deletes a sequence's records). With a prefix cache and
+ * a cold tier, the cache blocks only RAM holds are written to the cold tier
+ * while it has free slots (never dropping a record for them), so the next
+ * run recovers them: close then takes up to one write of the hot tier at
+ * disk speed. Views must have been
  * released, and no other call on rt may run concurrently or follow (a call
  * that starts while close runs gets -EBADF, but rt is freed when close
  * returns). tkv_close(NULL) is a no-op. Close cannot fail; the one thing it
