@@ -438,6 +438,9 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	       (unsigned long long)sat.pr.blocks, (unsigned long long)(sat.pr.bytes >> 20),
 	       sat.pr.rounds, (double)sat.pr.ns / 1e6, prom, r.read_ratio);
 	printf("  ratio to raw read + CRC32C on one thread: %.3f\n", r.read_crc_ratio);
+	printf("  checksums verified by the waiting views: %llu of %llu blocks (the prefetch "
+	       "thread did the rest)\n",
+	       (unsigned long long)sat.pr.reader_verified, (unsigned long long)sat.pr.blocks);
 	printf("  read back and compared: %llu blocks, %llu differ%s\n",
 	       (unsigned long long)sat.pr.verified_blocks, (unsigned long long)sat.pr.bad_blocks,
 	       sat.pr.bad_blocks ? "  <-- DATA MISMATCH" : "");

@@ -68,6 +68,7 @@ typedef struct evict_store_run {
 
 typedef struct evict_promote_run {
 	uint64_t bytes, ns, blocks;
+	uint64_t reader_verified; /* blocks whose CRC a waiting view checked */
 	uint32_t rounds;
 	uint64_t verified_blocks, bad_blocks;
 } evict_promote_run;

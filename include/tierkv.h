@@ -625,6 +625,12 @@ typedef struct tkv_stats {
 	uint64_t shared_map_refreshes;
 	uint32_t shared_nodes_up;
 	uint32_t shared_nodes_down;
+
+	/* Of promoted_blocks, those read by tkv_prefetch whose checksum a
+	 * thread waiting for a block (in a view or read) verified instead of
+	 * sleeping; the prefetch thread verified the rest of the prefetched
+	 * ones itself. */
+	uint64_t promote_verified_by_readers;
 } tkv_stats;
 
 /* A snapshot of the counters (each read atomically; not a consistent cut

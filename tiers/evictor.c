@@ -534,6 +534,7 @@ void tkv__evictor_stats(tkv__evictor *ev, tkv_stats *st)
 	st->cold_direct_io = cs.direct_io;
 	st->units_unevictable = ck_pr_load_64(&ev->unit_nomem);
 	st->cache_records_released = ck_pr_load_64(&ev->records_released);
+	st->promote_verified_by_readers = ck_pr_load_64(&ev->pf_helped);
 	st->cold_slots_leaked = cs.retire_dropped;
 	st->cold_invalidate_errors = cs.invalidate_errors;
 }
