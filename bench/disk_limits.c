@@ -165,9 +165,9 @@ static int raw_run(int fd, bool write, uint64_t n, size_t len, unsigned qd, unsi
 			free_slot[n_free++] = (unsigned)tag;
 			done++;
 			since_sync++;
-			/* With a checksum per block, refill after each one (as the
-			 * prefetch thread does, tiers/promote.c PF_REAP), so the
-			 * device is not left idle while a burst is verified. */
+			/* With a checksum per block, refill after each one, so
+			 * the device is not left idle while a burst is verified:
+			 * the best one thread that reads and verifies can do. */
 			if (crc)
 				break;
 		}

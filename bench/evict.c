@@ -326,7 +326,7 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	uint64_t noevict_units = fit > 1 ? fit - 1 : 1;
 	uint64_t blocked_e = 0, blocked_n = 0;
 	/* alternating which goes first, so a drift does not favour one side */
-	for (unsigned k = 0; k < 2 * reps && !rc; k++) {
+	for (unsigned k = 0; k < 2 * reps && !rc && !o->no_latency; k++) {
 		bool evicting = (k % 2) == ((k / 2) % 2);
 		paced_result pr;
 		memset(&pr, 0, sizeof(pr));
@@ -437,6 +437,9 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	       (unsigned long long)sat.pr.blocks, (unsigned long long)(sat.pr.bytes >> 20),
 	       sat.pr.rounds, (double)sat.pr.ns / 1e6, prom, r.read_ratio);
 	printf("  ratio to raw read + CRC32C on one thread: %.3f\n", r.read_crc_ratio);
+	printf("  checksums verified by the waiting views: %llu of %llu blocks (the prefetch "
+	       "thread did the rest)\n",
+	       (unsigned long long)sat.pr.reader_verified, (unsigned long long)sat.pr.blocks);
 	printf("  read back and compared: %llu blocks, %llu differ%s\n",
 	       (unsigned long long)sat.pr.verified_blocks, (unsigned long long)sat.pr.bad_blocks,
 	       sat.pr.bad_blocks ? "  <-- DATA MISMATCH" : "");
@@ -445,6 +448,12 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 		       (unsigned long long)es->io_errors_eio, (unsigned long long)es->io_errors_short,
 		       (unsigned long long)es->io_errors_enospc,
 		       (unsigned long long)es->corrupt_records);
+	if (o->no_latency) {
+		printf("store latency: not measured (--no-latency)\n");
+		fflush(stdout);
+		free(lat_mem);
+		return sat.pr.bad_blocks ? -EIO : 0;
+	}
 	if (interval)
 		printf("store latency, paced at %.2f of the evictor's phase-2 rate (one unit = %u "
 		       "stores every %.0f us, %.2f GB/s of records); same hot tier both sides, the "
@@ -476,7 +485,7 @@ int bench_evict_run(const bench_geometry *geo, tkv_dtype dtype, const char *dir,
 		    uint64_t hot_bytes, bench_report *rep)
 {
 	evict_opts o = {geo ? geo : bench_geometry_find("llama3-8b"), dtype, dir, hot_bytes,
-			DEFAULT_PACE, DEFAULT_REPS, true, NULL};
+			DEFAULT_PACE, DEFAULT_REPS, true, NULL, false};
 	return evict_run(&o, rep);
 }
 
@@ -485,7 +494,8 @@ static void evict_usage(FILE *f)
 	fprintf(f,
 		"usage: tierkv-bench evict [--geometry NAME] [--dtype f32|bf16] [--dir DIR]\n"
 		"                          [--hot-bytes SIZE] [--pace FRACTION]\n"
-		"                          [--durability sync|none] [--reps N] [--json FILE]\n"
+		"                          [--durability sync|none] [--reps N] [--no-latency]\n"
+		"                          [--json FILE]\n"
 		"  Eviction with a working set 4x the hot tier, then promotion of everything\n"
 		"  evicted, against a raw O_DIRECT write/read of the same size in the same\n"
 		"  directory, measured in the same run; producer store latency with and without\n"
@@ -497,7 +507,9 @@ static void evict_usage(FILE *f)
 		"  --pace        latency runs' rate as a fraction of the raw write bandwidth\n"
 		"                (default 0.5; 0: unpaced)\n"
 		"  --durability  sync (default: fdatasync per batch, both sides) or none\n"
-		"  --reps        latency runs of each kind, alternating, samples pooled (default 3)\n");
+		"  --reps        latency runs of each kind, alternating, samples pooled (default 3)\n"
+		"  --no-latency  skip the latency runs (phases 4, 5): eviction and promotion\n"
+		"                against their raw limits only\n");
 }
 
 int bench_evict_main(int argc, char **argv)
@@ -507,10 +519,10 @@ int bench_evict_main(int argc, char **argv)
 		{"dir", required_argument, NULL, 'd'},      {"hot-bytes", required_argument, NULL, 'b'},
 		{"pace", required_argument, NULL, 'p'},     {"durability", required_argument, NULL, 'D'},
 		{"json", required_argument, NULL, 'j'},     {"reps", required_argument, NULL, 'r'},
-		{"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+		{"no-latency", no_argument, NULL, 'L'},     {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
 	};
 	evict_opts o = {bench_geometry_find("llama3-8b"), TKV_DTYPE_F32, NULL, DEFAULT_HOT,
-			DEFAULT_PACE, DEFAULT_REPS, true, NULL};
+			DEFAULT_PACE, DEFAULT_REPS, true, NULL, false};
 	size_t bytes;
 	char *end;
 	for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
@@ -549,6 +561,7 @@ int bench_evict_main(int argc, char **argv)
 			if (*end || o.reps < 1 || o.reps > 100)
 				return fprintf(stderr, "tierkv-bench: --reps takes 1..100\n"), 2;
 			break;
+		case 'L': o.no_latency = true; break;
 		case 'h': evict_usage(stdout); return 0;
 		default: evict_usage(stderr); return 2;
 		}

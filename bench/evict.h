@@ -34,6 +34,7 @@ typedef struct evict_opts {
 	unsigned reps; /* paced runs of each kind */
 	bool durable;  /* TKV_DURABLE_SYNC (and raw fdatasync) */
 	const char *json;
+	bool no_latency; /* phases 1-3 only: the bandwidth figures */
 } evict_opts;
 
 /* Everything a phase needs to know about the load. */
@@ -67,6 +68,7 @@ typedef struct evict_store_run {
 
 typedef struct evict_promote_run {
 	uint64_t bytes, ns, blocks;
+	uint64_t reader_verified; /* blocks whose CRC a waiting view checked */
 	uint32_t rounds;
 	uint64_t verified_blocks, bad_blocks;
 } evict_promote_run;

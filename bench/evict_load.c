@@ -323,6 +323,7 @@ int evict_promote_all(tkv_runtime *rt, const evict_plan *p, evict_promote_run *p
 	const uint64_t hot_blocks = st.hot_bytes_capacity / p->lay.block_bytes;
 	const uint64_t high = hot_blocks * p->high_pct / 100;
 	const uint64_t b0 = st.promoted_bytes, n0 = st.promoted_blocks;
+	const uint64_t h0 = st.promote_verified_by_readers;
 	uint32_t next = 0;
 	memset(pr, 0, sizeof(*pr));
 	while (!rc && next < p->n_seqs) {
@@ -355,6 +356,7 @@ int evict_promote_all(tkv_runtime *rt, const evict_plan *p, evict_promote_run *p
 	if (evict_stats(rt, &st) == 0) {
 		pr->bytes = st.promoted_bytes - b0;
 		pr->blocks = st.promoted_blocks - n0;
+		pr->reader_verified = st.promote_verified_by_readers - h0;
 	}
 	free(blocks);
 	return rc;

@@ -644,6 +644,12 @@ typedef struct tkv_stats {
 	 * demand: tkv_config_watermarks), and their total wait. */
 	uint64_t hot_space_waits;
 	uint64_t hot_space_wait_ns;
+
+	/* Of promoted_blocks, those read by tkv_prefetch whose checksum a
+	 * thread waiting for a block (in a view or read) verified instead of
+	 * sleeping; the prefetch thread verified the rest of the prefetched
+	 * ones itself. */
+	uint64_t promote_verified_by_readers;
 } tkv_stats;
 
 /* A snapshot of the counters (each read atomically; not a consistent cut

@@ -52,13 +52,17 @@ void tkv__arch_kernels(tkv__kernels tab[TKV__ISA_COUNT]);
 /* Reflected Castagnoli polynomial 0x1EDC6F41. */
 #define TKV__CRC32C_POLY 0x82F63B78u
 
-/* Hardware CRC loops run three independent streams of this many bytes and
- * merge them (see crc32c_hw.h); shift[k][b] advances a CRC register over
- * TKV__CRC32C_LANE zero bytes for the register value b << 8k. 1024 measured
+/* Hardware CRC loops run three independent streams of a multiple of this
+ * many bytes and merge them (see crc32c_hw.h); shift[k][b] advances a CRC
+ * register over TKV__CRC32C_LANE zero bytes for the register value b << 8k. 1024 measured
  * best with `tierkv-bench kernels` (docs/MEASUREMENTS.md): shorter lanes
  * lose to the merges on large buffers, longer ones leave 4 KiB buffers
  * (< 3 lanes) on the single stream. */
 #define TKV__CRC32C_LANE 1024
+/* Large buffers run three lanes of up to this many TKV__CRC32C_LANE units,
+ * each prefetched this many bytes ahead (why: crc32c_hw.h). */
+#define TKV__CRC32C_MAX_LANES 32
+#define TKV__CRC32C_PREFETCH 1024
 extern uint32_t tkv__crc32c_slice[8][256];
 extern uint32_t tkv__crc32c_shift[4][256];
 void tkv__crc32c_init(void);

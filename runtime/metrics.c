@@ -72,6 +72,9 @@ static void cold_tier(out *o, const tkv_stats *st)
 	    st->promoted_blocks);
 	one(o, "promoted_bytes_total", "counter", "Bytes read back into the hot tier.",
 	    st->promoted_bytes);
+	one(o, "promote_verified_by_readers_total", "counter",
+	    "Prefetched layer blocks whose checksum a waiting reader verified.",
+	    st->promote_verified_by_readers);
 	one(o, "cold_enospc_total", "counter", "Record writes refused: disk or segments full.",
 	    st->io_errors_enospc);
 	one(o, "cold_eio_total", "counter", "Record writes or reads that failed.", st->io_errors_eio);

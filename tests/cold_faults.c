@@ -274,7 +274,22 @@ Test(cold_faults, sync_failure_only_fails_its_segment)
 	}
 }
 
-static void flip_case(bool async, bool record, bool pw)
+typedef struct finish_job {
+	tkv__cold *c;
+	tkv__cold_rio r;
+	int rc;
+} finish_job;
+
+static void *finish_on_thread(void *arg)
+{
+	finish_job *f = arg;
+	f->rc = tkv__cold_read_finish(f->c, &f->r, NULL);
+	return NULL;
+}
+
+/* async: 0 synchronous read, 1 read_reap, 2 read_reap_io then read_finish
+ * on another thread. */
+static void flip_case(int async, bool record, bool pw)
 {
 	tkv__cold *c = open_f(16, pw);
 	void *buf = tkv__cold_buf_alloc(c), *rec = tkv__cold_buf_alloc(c);
@@ -287,7 +302,18 @@ static void flip_case(bool async, bool record, bool pw)
 	cr_assert_eq(cold_write_sync(c, 4, 1, 16, buf), 0);
 	cold_faults_add(&fs, TKV__COLD_OP_READ, 0, 0, 1, (tkv__cold_fault){.flip_bit = 1 + 8 * (4096 + 777) + 3});
 	memset(dst, 0, 16384);
-	if (async) {
+	if (async == 2) {
+		finish_job f = {c, {0}, 0};
+		pthread_t t;
+		cr_assert_eq(tkv__cold_read_submit(c, 4, 0, record ? TKV__COLD_ALL_LAYERS : 2,
+						   record ? rec : (void *)dst, dst), 0);
+		cr_assert_eq(tkv__cold_read_reap_io(c, &f.r, 1, true), 1);
+		cr_assert_eq(f.r.user, dst);
+		cr_assert(tkv__cold_lookup(c, 4, 0, NULL), "not verified yet: not dropped yet");
+		pthread_create(&t, NULL, finish_on_thread, &f);
+		pthread_join(t, NULL);
+		rc = f.rc;
+	} else if (async) {
 		tkv__cold_done d;
 		cr_assert_eq(tkv__cold_read_submit(c, 4, 0, record ? TKV__COLD_ALL_LAYERS : 2,
 						   record ? rec : (void *)dst, dst), 0);
@@ -317,7 +343,7 @@ static void flip_case(bool async, bool record, bool pw)
 Test(cold_faults, bit_flip_on_read_is_corrupt)
 {
 	for (int pw = 0; pw < 2; pw++)
-		for (int async = 0; async < 2; async++)
+		for (int async = 0; async < 3; async++)
 			for (int record = 0; record < 2; record++)
 				flip_case(async, record, pw);
 }

@@ -108,6 +108,85 @@ Test(cold_tier, round_trip_many_records_both_backends)
 	}
 }
 
+/* What a verifying thread gets: reads reaped unverified by another. */
+typedef struct rio_batch {
+	tkv__cold *c;
+	tkv__cold_rio *r;
+	int n, ok;
+	uint32_t tokens;
+} rio_batch;
+
+static void *finish_all(void *arg)
+{
+	rio_batch *b = arg;
+	for (int i = 0; i < b->n; i++) {
+		uint32_t t = 0;
+		if (tkv__cold_read_finish(b->c, &b->r[i], &t) == 0 && t == b->tokens)
+			b->ok++;
+	}
+	return NULL;
+}
+
+/* read_reap_io hands reads out unverified, frees their slots at once (the
+ * prefetch thread submits read_depth more before any is verified), keeps
+ * the records pinned (a removal waits for the slot), and read_finish on
+ * another thread verifies and counts them; queued reads go to the device
+ * at the reap, without a flush. */
+Test(cold_tier, unverified_reads_finish_on_another_thread)
+{
+	for (int pw = 0; pw < 2; pw++) {
+		tkv__cold *c = open_small(64, pw);
+		size_t bb = tkv__cold_block_bytes(c);
+		enum { N = 64 }; /* the default read_depth */
+		unsigned char *dst = aligned_alloc(4096, 2 * N * bb);
+		tkv__cold_rio r[2 * N];
+		write_many(c, 2, 3, 7);
+		int n = 0;
+		for (int round = 0; round < 2; round++) {
+			for (int i = 0; i < N; i++) {
+				int k = round * N + i;
+				cr_assert_eq(tkv__cold_read_submit(c, 1, 2, (uint32_t)(k % LAYERS),
+								   dst + (size_t)k * bb, (void *)(uintptr_t)k),
+					     0, "round %d read %d", round, i);
+			}
+			cr_assert_eq(tkv__cold_read_submit(c, 1, 2, 0, dst, NULL), -EAGAIN);
+			/* this round's reads come out; the previous round's are
+			 * still unverified and their slots already reused */
+			for (int got = 0; got < N;) {
+				int k = tkv__cold_read_reap_io(c, r + n, 2 * N - n, true);
+				cr_assert_gt(k, 0);
+				got += k;
+				n += k;
+			}
+		}
+		cr_assert_eq(n, 2 * N);
+		tkv__cold_stats st;
+		tkv__cold_stats_get(c, &st);
+		cr_assert_eq(st.reads, 0, "nothing counted before it is verified");
+		cr_assert_eq(st.reads_in_flight, 0);
+		cr_assert_eq(tkv__cold_remove(c, 1, 2), 0);
+		/* verified on two other threads */
+		rio_batch b[2] = {{c, r, N, 0, 3}, {c, r + N, N, 0, 3}};
+		pthread_t t[2];
+		for (int i = 0; i < 2; i++)
+			pthread_create(&t[i], NULL, finish_all, &b[i]);
+		for (int i = 0; i < 2; i++)
+			pthread_join(t[i], NULL);
+		cr_assert_eq(b[0].ok + b[1].ok, 2 * N, "the pins kept the removed record readable");
+		for (int i = 0; i < 2 * N; i++) {
+			int k = (int)(uintptr_t)r[i].user;
+			cr_assert(cold_layer_is(c, dst + (size_t)k * bb, 1, 2, (uint32_t)(k % LAYERS), 7));
+		}
+		tkv__cold_stats_get(c, &st);
+		cr_assert_eq(st.reads, 2 * N);
+		cr_assert_eq(st.corrupt, 0);
+		free(dst);
+		tkv__cold_close(c);
+		cold_rmdir(dir);
+		dir = cold_tmpdir();
+	}
+}
+
 Test(cold_tier, async_reads_per_layer_and_record)
 {
 	tkv__cold *c = open_small(64, false);

@@ -23,6 +23,11 @@
 
 static char dir[64];
 
+/* A geometry with real-sized layer blocks (Llama-3-8B's 8 x 128 f32, 128
+ * KiB), where a checksum takes long enough to be shared. */
+enum { BIG_HEADS = 8, BIG_DIM = 128, BIG_ROW = BIG_HEADS * BIG_DIM * 4 };
+enum { BIG_BLOCK = 2 * BT * BIG_ROW };
+
 static void make_dir(void)
 {
 	strcpy(dir, "/tmp/tierkv-evictor-XXXXXX");
@@ -48,6 +53,8 @@ typedef struct faults {
 	size_t write_short; /* short length for every record write, 0: none */
 	uint32_t flip_reads;/* flip a bit in this many next data reads */
 	uint32_t writes_seen;
+	uint32_t read_delay_us; /* every promotion read completes this late */
+	size_t block;           /* promotion reads' length; 0: BLOCK */
 } faults;
 
 static void inject(void *ctx, tkv__cold_op op, uint32_t seg, uint64_t off, size_t len,
@@ -63,13 +70,16 @@ static void inject(void *ctx, tkv__cold_op op, uint32_t seg, uint64_t off, size_
 		if (s && s < len)
 			f->short_len = s;
 	}
-	if (op == TKV__COLD_OP_READ && len <= BLOCK) { /* promotion reads, not scans */
+	size_t block = x->block ? x->block : BLOCK;
+	if (op == TKV__COLD_OP_READ && len <= block) { /* promotion reads, not scans */
 		uint32_t n = ck_pr_load_32(&x->flip_reads);
 		while (n && !ck_pr_cas_32_value(&x->flip_reads, n, n - 1, &n))
 			;
 		if (n)
 			f->flip_bit = 1 + 12345;
 	}
+	if (op == TKV__COLD_OP_READ && len <= block)
+		f->delay_us = ck_pr_load_32(&x->read_delay_us);
 }
 
 static tkv_runtime *open_with(tkv_config *c, faults *fx)
@@ -208,6 +218,115 @@ Test(evictor, prefetch_promotes_layer_by_layer, .init = make_dir, .fini = remove
 		usleep(1000);
 	cr_assert_gt(stats(rt).promoted_blocks, before);
 	cr_assert_eq(check_range(rt, 1, 0, 8 * BT), 0);
+	tkv_close(rt);
+}
+
+static tkv_config big_config(void)
+{
+	tkv_config c = cold_runtime_config(dir, 128ull << 20);
+	c.n_kv_heads = BIG_HEADS;
+	c.head_dim = BIG_DIM;
+	c.dtype = TKV_DTYPE_F32;
+	c.hot_bytes = (uint64_t)HOT_UNITS * LAYERS * BIG_BLOCK;
+	return c;
+}
+
+/* Stores (big geometry) tokens [0, n_blocks * BT) of every layer of seq. */
+static void big_store(tkv_runtime *rt, uint64_t seq, uint64_t n_blocks)
+{
+	static unsigned char k[BT * BIG_ROW], v[BT * BIG_ROW];
+	for (uint64_t p = 0; p < n_blocks * BT; p += BT)
+		for (uint32_t l = 0; l < LAYERS; l++) {
+			kvp_fill(k, seq, l, p, BT, BIG_ROW, 0);
+			kvp_fill(v, seq, l, p, BT, BIG_ROW, 1);
+			tkv_ticket t;
+			cr_assert_eq(tkv_store(rt, seq, l, p, BT, k, v, 0, &t), 0, "%s",
+				     tkv_last_error());
+			cr_assert_eq(tkv_wait(rt, &t), 0);
+		}
+}
+
+/* Reads every layer block of seq back: 0 if all are right, -TKV_ECORRUPT
+ * counted in *corrupt, any other failure returned. */
+static int big_check(tkv_runtime *rt, uint64_t seq, uint64_t n_blocks, int *corrupt)
+{
+	static unsigned char k[BT * BIG_ROW], v[BT * BIG_ROW], scratch[BIG_ROW];
+	for (uint32_t l = 0; l < LAYERS; l++)
+		for (uint64_t p = 0; p < n_blocks * BT; p += BT) {
+			int rc = tkv_read(rt, seq, l, p, BT, k, v);
+			if (rc == -TKV_ECORRUPT && corrupt) {
+				(*corrupt)++;
+				continue;
+			}
+			if (rc)
+				return rc;
+			if (kvp_check(k, seq, l, p, BT, BIG_ROW, 0, scratch) != -1 ||
+			    kvp_check(v, seq, l, p, BT, BIG_ROW, 1, scratch) != -1)
+				return -99;
+		}
+	return 0;
+}
+
+/* Reads the prefetch thread reaped are verified by readers waiting for
+ * blocks (tkv_stats.promote_verified_by_readers), with the right bytes. The
+ * reads are delayed so that the reader is already waiting when they
+ * complete together; which thread takes which read is a race, so a few
+ * sequences are tried until a reader got one. */
+Test(evictor, waiting_readers_verify_prefetched_blocks, .init = make_dir, .fini = remove_dir)
+{
+	enum { SEQS = 16, BLOCKS = 8 };
+	faults fx = {.block = BIG_BLOCK};
+	tkv_config c = big_config();
+	tkv_runtime *rt = open_with(&c, &fx);
+	for (uint64_t s = 1; s <= SEQS; s++) {
+		cr_assert_eq(tkv_seq_open(rt, s), 0);
+		big_store(rt, s, BLOCKS);
+	}
+	cr_assert_eq(tkv_seq_open(rt, 99), 0);
+	big_store(rt, 99, 2 * HOT_UNITS); /* pushes 1..SEQS out */
+	ck_pr_store_32(&fx.read_delay_us, 20000);
+	uint64_t s = 1;
+	for (; s <= SEQS && stats(rt).promote_verified_by_readers == 0; s++) {
+		cr_assert_eq(tkv_prefetch(rt, s, 0, BLOCKS * BT), 0, "%s", tkv_last_error());
+		usleep(2000); /* the prefetch thread claims and submits */
+		cr_assert_eq(big_check(rt, s, BLOCKS, NULL), 0, "%s", tkv_last_error());
+		cr_assert_eq(tkv_seq_close(rt, s), 0);
+	}
+	tkv_stats st = stats(rt);
+	cr_assert_gt(st.promote_verified_by_readers, 0, "no reader verified in %llu sequences",
+		     (unsigned long long)(s - 1));
+	cr_assert_leq(st.promote_verified_by_readers, st.promoted_blocks);
+	cr_assert_eq(st.corrupt_records, 0);
+	tkv_close(rt);
+}
+
+/* A prefetched read whose checksum fails is never published: every read of
+ * that record's layers reports -TKV_ECORRUPT ("lost"), the others return
+ * the right bytes. */
+Test(evictor, prefetch_corrupt_read_is_reported, .init = make_dir, .fini = remove_dir)
+{
+	enum { BLOCKS = 4 };
+	faults fx = {.block = BIG_BLOCK};
+	tkv_config c = big_config();
+	tkv_runtime *rt = open_with(&c, &fx);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	big_store(rt, 1, BLOCKS);
+	cr_assert_eq(tkv_seq_open(rt, 2), 0);
+	big_store(rt, 2, 2 * HOT_UNITS);
+	ck_pr_store_32(&fx.flip_reads, 1);
+	uint64_t before = stats(rt).promoted_blocks;
+	cr_assert_eq(tkv_prefetch(rt, 1, 0, BLOCKS * BT), 0, "%s", tkv_last_error());
+	/* let the prefetch thread finish (no time limit asserted) */
+	for (int i = 0; i < 5000 && (stats(rt).promoted_blocks - before < LAYERS * BLOCKS - LAYERS ||
+				     stats(rt).corrupt_records == 0);
+	     i++)
+		usleep(1000);
+	cr_assert_eq(stats(rt).corrupt_records, 1, "the flipped prefetch read failed its CRC");
+	int corrupt = 0;
+	cr_assert_eq(big_check(rt, 1, BLOCKS, &corrupt), 0, "%s", tkv_last_error());
+	cr_assert_geq(corrupt, 1, "the corrupt block is reported, not returned");
+	cr_assert_leq(corrupt, LAYERS, "only the layers of one record are lost");
+	cr_assert_eq(stats(rt).corrupt_records, 1);
 	tkv_close(rt);
 }
 

@@ -411,29 +411,39 @@ static bool kc_crc32c_random_vs_reference(kc_why *w)
 }
 
 /* Lengths around multiples of the three-lane block of the hardware loops and
- * of the word size, at every offset within a word. */
+ * of the word size, at every offset within a word: one-lane blocks against
+ * the bitwise oracle, then the long lanes (up to TKV__CRC32C_MAX_LANES units
+ * each, several chunks of them, and the shorter chunk after) against the
+ * scalar reference, which the other checks hold to the oracle. */
 static bool kc_crc32c_lane_boundaries(kc_why *w)
 {
 	kc_crc c[TKV__ISA_COUNT];
 	int nc = kc_crcs(c);
-	const size_t block = 3 * (size_t)TKV__CRC32C_LANE, max = 3 * block + 64;
+	const tkv__crc_fn ref = tkv__kernels_for(TKV_ISA_SCALAR)->crc32c;
+	const size_t block = 3 * (size_t)TKV__CRC32C_LANE, big = TKV__CRC32C_MAX_LANES;
+	const size_t mults[] = {1, 2, 3, big - 1, big, big + 1, 2 * big + 5};
+	const size_t max = (2 * big + 5) * block + 64;
 	uint8_t *buf = malloc(max);
 	if (!buf)
 		return kc_fail(w, "out of memory");
 	kc_fill_source(buf, max);
 
 	bool ok = true;
-	for (size_t mult = 1; ok && mult <= 3; mult++)
-		for (size_t len = mult * block - 9; ok && len <= mult * block + 9; len++)
+	for (size_t k = 0; ok && k < sizeof(mults) / sizeof(mults[0]); k++) {
+		size_t mult = mults[k], d = mult <= 3 ? 9 : 3;
+		for (size_t len = mult * block - d; ok && len <= mult * block + d; len++)
 			for (size_t off = 0; ok && off < 9; off++) {
-				uint32_t want = kc_crc32c_bitwise(0, buf + off, len);
+				uint32_t want = mult <= 3 ? kc_crc32c_bitwise(0, buf + off, len)
+							  : ref(0, buf + off, len);
 				for (int i = 0; ok && i < nc; i++) {
 					uint32_t got = c[i].fn(0, buf + off, len);
 					if (got != want)
-						ok = kc_fail(w, "%s: len=%zu off=%zu: 0x%08X, oracle 0x%08X",
-							     c[i].name, len, off, got, want);
+						ok = kc_fail(w, "%s: len=%zu off=%zu: 0x%08X, %s 0x%08X",
+							     c[i].name, len, off, got,
+							     mult <= 3 ? "oracle" : "reference", want);
 				}
 			}
+	}
 	free(buf);
 	return ok;
 }

@@ -18,8 +18,9 @@
  *   cold.c              open/close, buffers, remove, lookup, stats
  *
  * Threads. One writer thread (the evictor) calls write_submit/write_reap;
- * one prefetch thread (it may be another) calls read_submit/read_reap;
- * every other function may be called from any thread at any time.
+ * one prefetch thread (it may be another) calls read_submit/read_flush/
+ * read_reap/read_reap_io; every other function (read_finish included) may
+ * be called from any thread at any time.
  * No lock is held across I/O: a read pins its index entry, so the slot
  * cannot be reused under it, and performs the I/O with no lock held.
  *
@@ -238,20 +239,59 @@ int tkv__cold_read_record(tkv__cold *c, uint64_t seq, uint64_t block, void *buf,
 			  uint32_t *n_tokens);
 
 /*
- * Prefetch thread only (one thread at a time). Starts an asynchronous read
+ * Prefetch thread only (one thread at a time). Queues an asynchronous read
  * of one layer (dst: block_bytes, any alignment) or, with layer ==
- * TKV__COLD_ALL_LAYERS, of the whole record (dst: a staging buffer). The
- * record is pinned until its completion is reaped, so it cannot be replaced
- * under the read. Returns 0 (one completion will carry `user`; dst must stay
- * valid until then), -ENOENT (no record; no completion), -EINVAL, -EAGAIN
- * (read_depth reads outstanding: reap first). Completion status as
- * read_layer / read_record. Reading each layer as its own request lets a
- * view of layer L complete without waiting for layer L+1.
+ * TKV__COLD_ALL_LAYERS, of the whole record (dst: a staging buffer); queued
+ * reads go to the device together at the next read_flush, read_reap or
+ * read_reap_io (one system call per batch, not per read). The record is
+ * pinned until the read is finished, so it cannot be replaced under the
+ * read. Returns 0 (one completion will carry `user`; dst must stay valid
+ * until then), -ENOENT (no record; no completion), -EINVAL, -EAGAIN
+ * (read_depth reads submitted and not reaped: reap first). Completion
+ * status as read_layer / read_record. Reading each layer as its own request
+ * lets a view of layer L complete without waiting for layer L+1.
  */
 int tkv__cold_read_submit(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t layer,
 			  void *dst, void *user);
-/* Prefetch thread only. As write_reap, for reads. */
+/* Prefetch thread only. Sends the queued reads to the device. */
+void tkv__cold_read_flush(tkv__cold *c);
+/* Prefetch thread only. As write_reap, for reads: each completion is
+ * verified (read_finish) before it is returned. */
 int tkv__cold_read_reap(tkv__cold *c, tkv__cold_done *done, int max, bool wait);
+
+/*
+ * A read whose I/O has completed and whose bytes are NOT verified yet
+ * (read_reap_io). Only `user` is for the caller; the rest is the cold
+ * tier's. Pass it to tkv__cold_read_finish exactly once.
+ */
+typedef struct tkv__cold_rio {
+	void *user;
+	tkv__cold_ent *ent; /* pinned until read_finish */
+	void *dst, *bounce;
+	int64_t res;
+	size_t len;
+	uint64_t t0;
+	uint32_t layer;
+} tkv__cold_rio;
+
+/*
+ * Prefetch thread only. As read_reap, but the reads come out unverified:
+ * up to max of them into out[], returned without checking their CRC, each
+ * record still pinned. Their request slots are free at once, so the
+ * prefetch thread can keep read_depth reads at the device while other
+ * threads verify what it reaped. Nothing in dst may be used before
+ * read_finish returned 0 for it.
+ */
+int tkv__cold_read_reap_io(tkv__cold *c, tkv__cold_rio *out, int max, bool wait);
+/*
+ * Any thread, exactly once per read out of read_reap_io, and before
+ * tkv__cold_close: checks the I/O result and the CRC, copies the bytes out
+ * of a bounce buffer if one was used, counts the read and unpins the
+ * record. Returns as read_layer (-TKV_ECORRUPT: the record is dropped and
+ * counted; dst holds garbage); *n_tokens (may be NULL) gets the block's
+ * token count on success.
+ */
+int tkv__cold_read_finish(tkv__cold *c, tkv__cold_rio *r, uint32_t *n_tokens);
 
 /* Any thread. true if (seq, block) has a durable record; its token count to
  * *n_tokens (may be NULL). */

@@ -1,6 +1,9 @@
 /*
  * cold_read.c - verified reads of the cold tier: synchronous (any thread)
  * and asynchronous (one prefetch thread) reads of one layer or one record.
+ * An asynchronous read's verification may run on another thread than the
+ * one that reaped it (read_reap_io + read_finish): the prefetch thread keeps
+ * the device busy while readers waiting for blocks verify them.
  *
  * Every read pins its index entry first (tkv__cold_index_pin) and unpins it
  * after the data is verified, so the slot cannot be reused and rewritten
@@ -200,29 +203,57 @@ int tkv__cold_read_submit(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t l
 				  .seg = e->seg, .buf = buf, .off = off, .len = len};
 	c->r_out++;
 	ck_pr_inc_64(&c->ctr.reads_in_flight);
+	/* sent with the next flush or reap: one system call for a batch */
 	tkv__cold_ioq_submit(&c->rq, &r->io);
-	tkv__cold_ioq_flush(&c->rq);
 	return 0;
 }
 
-int tkv__cold_read_reap(tkv__cold *c, tkv__cold_done *done, int max, bool wait)
+void tkv__cold_read_flush(tkv__cold *c)
+{
+	tkv__cold_ioq_flush(&c->rq);
+}
+
+int tkv__cold_read_reap_io(tkv__cold *c, tkv__cold_rio *out, int max, bool wait)
 {
 	int n = 0;
 	while (n < max) {
 		tkv__cold_ioreq *io = tkv__cold_ioq_reap(&c->rq, wait && n == 0);
 		tkv__cold_rreq *r = (tkv__cold_rreq *)io; /* io is the first member */
-		int rc;
 		if (!io)
 			break;
-		rc = complete(c, r->ent, r->layer, r->dst, r->bounce, io->res, io->len, r->t0);
-		done[n++] = (tkv__cold_done){r->user, rc, rc == 0 ? r->ent->n_tokens : 0, 0};
-		tkv__cold_index_unpin(c->idx, r->ent);
+		/* The record stays pinned until read_finish; the request slot
+		 * is free for the next submit now. */
+		out[n++] = (tkv__cold_rio){r->user, r->ent, r->dst, r->bounce, io->res, io->len,
+					   r->t0, r->layer};
 		r->ent = NULL;
 		r->bounce = NULL;
 		r->next = c->r_free;
 		c->r_free = r;
 		c->r_out--;
 		ck_pr_dec_64(&c->ctr.reads_in_flight);
+	}
+	return n;
+}
+
+int tkv__cold_read_finish(tkv__cold *c, tkv__cold_rio *r, uint32_t *n_tokens)
+{
+	int rc = complete(c, r->ent, r->layer, r->dst, r->bounce, r->res, r->len, r->t0);
+	if (rc == 0 && n_tokens)
+		*n_tokens = r->ent->n_tokens;
+	tkv__cold_index_unpin(c->idx, r->ent);
+	r->ent = NULL;
+	r->bounce = NULL;
+	return rc;
+}
+
+int tkv__cold_read_reap(tkv__cold *c, tkv__cold_done *done, int max, bool wait)
+{
+	int n = 0;
+	tkv__cold_rio r;
+	while (n < max && tkv__cold_read_reap_io(c, &r, 1, wait && n == 0) == 1) {
+		uint32_t tokens = 0;
+		int rc = tkv__cold_read_finish(c, &r, &tokens);
+		done[n++] = (tkv__cold_done){r.user, rc, tokens, 0};
 	}
 	return n;
 }

@@ -604,6 +604,7 @@ void tkv__evictor_stats(tkv__evictor *ev, tkv_stats *st)
 	st->cache_records_released = ck_pr_load_64(&ev->records_released);
 	st->hot_space_waits = ck_pr_load_64(&ev->space_waits);
 	st->hot_space_wait_ns = ck_pr_load_64(&ev->space_wait_ns);
+	st->promote_verified_by_readers = ck_pr_load_64(&ev->pf_helped);
 	st->cold_slots_leaked = cs.retire_dropped;
 	st->cold_invalidate_errors = cs.invalidate_errors;
 }

@@ -20,8 +20,17 @@
  * record (its own CRC: layer L never waits for layer L+1), and publishes the
  * memory; concurrent readers of the same block wait for the claimant. A CRC
  * failure is returned as -TKV_ECORRUPT (the cold tier drops the record) and
- * nothing is published. tkv_prefetch does the same asynchronously on the
- * prefetch thread, layer by layer.
+ * nothing is published. tkv_prefetch does the same asynchronously, layer by
+ * layer: the prefetch thread keeps up to the cold tier's read_depth reads at
+ * the device (submitted in batches, completions reaped many at a time) and
+ * puts each completed read on a verify list; the CRC check and the publish
+ * are done by whichever thread takes the read from that list: the prefetch
+ * thread between submissions, or a reader waiting in tkv__block_pin for a
+ * block that is being loaded, which verifies instead of sleeping. So on a
+ * fast disk the checksums run on every waiting thread, not one; a block is
+ * published only after its CRC passed, whoever checked it. A reader takes
+ * one read at a time and re-checks its own block after each, so helping
+ * delays it by at most one checksum (~20 us for a 128 KiB block here).
  *
  * Environment. The evictor opens from a tkv__tier_env that its owner (the
  * runtime) fills: the config and geometry, the hot tier, the copy kernel for
@@ -30,10 +39,11 @@
  * It never sees the runtime object, and it has its own stop flag.
  *
  * Threads and locks: the evictor thread alone writes records and frees
- * evicted memory; the prefetch thread alone submits asynchronous reads;
- * readers promote synchronously on their own thread. The policy and the
- * prefetch queue have their own mutexes, never held across I/O and never
- * while taking another lock. The evictor holds a unit reference from the
+ * evicted memory; the prefetch thread alone submits and reaps asynchronous
+ * reads; readers promote synchronously on their own thread, and verify and
+ * publish reaped prefetch reads while they wait. The policy, the prefetch
+ * queue and the verify list have their own mutexes, never held across I/O
+ * or a checksum and never while taking another lock. The evictor holds a unit reference from the
  * moment it picks a unit until that unit's write completes, so the unit
  * outlives the sequences that held it (tiers/units.h); tkv_seq_close
  * cancels the closed id's writes in flight (tkv__evictor_forget_seq).
@@ -112,8 +122,15 @@ typedef struct tkv__evictor {
 	tkv__wake pf_wake;       /* the idle prefetch thread sleeps here */
 	tkv__prefetch_req *pf_q;
 	uint32_t pf_head, pf_tail, pf_cap;
-	uint32_t pf_inflight; /* prefetch thread only */
+	uint32_t pf_inflight; /* reads submitted, not reaped (prefetch thread only) */
 	tkv__trace_buf *pf_tb;
+	/* Reads reaped and not verified yet, oldest first: the prefetch
+	 * thread and readers waiting in tkv__block_pin take them from here
+	 * (promote.c). pf_ver_lock guards the list; it is a leaf lock, never
+	 * held across a verification or while taking another lock. */
+	pthread_mutex_t pf_ver_lock;
+	struct tkv__pf_job *pf_ver_head, *pf_ver_tail;
+	uint32_t pf_ver_n; /* jobs on the list (atomic: peeked without the lock) */
 
 	/* staging buffers kept for reuse (evictor thread only) */
 #define TKV__EVICT_BUFS 32
@@ -128,6 +145,7 @@ typedef struct tkv__evictor {
 	uint64_t unit_nomem; /* units the policy could not take (ENOMEM) */
 	uint64_t records_released; /* cache records given up on promotion */
 	uint64_t space_waits, space_wait_ns; /* reservations that waited, and how long */
+	uint64_t pf_helped; /* prefetch reads verified by waiting readers */
 	uint32_t inflight;
 } tkv__evictor;
 

@@ -17,14 +17,18 @@
 #include "base/error.h"
 
 /*
- * PF_REAP: completions taken per reap. One: each completion is checksummed
- * (a CRC over the whole layer block that O_DIRECT just wrote to memory)
- * and its slot refilled before the next is looked at, so the device
- * always has reads queued. Reaping 64 at once left it idle while all 64 were
- * verified; reaping one measured clearly faster in `tierkv-bench evict`
- * (docs/MEASUREMENTS.md; current figures: README, "Benchmarks").
+ * PF_QUEUE: queued prefetch requests. PF_BATCH: completions taken per reap
+ * (the cold tier's default read_depth), so one pass collects everything the
+ * device finished. Reaping used to verify each completion on the prefetch
+ * thread before the next was looked at, one at a time: a CRC of ~20-40 us
+ * per 128 KiB block, serial, which held promotion to what one thread could
+ * checksum (perf: 57% of that thread's time in the CRC; docs/MEASUREMENTS.md).
+ * Now reaping only moves reads to the verify list, and verification runs on
+ * the prefetch thread and on every waiting reader (evictor.h, "Promotion").
  */
-enum { PF_QUEUE = 256, PF_REAP = 1 };
+enum { PF_QUEUE = 256, PF_BATCH = 64 };
+
+static bool pf_help(tkv__evictor *ev);
 
 /*
  * Exclusive tiers for cache blocks: a published unit whose every layer is
@@ -150,16 +154,23 @@ static int promote_now(tkv__evictor *ev, tkv__unit *u, uint32_t layer, tkv__bloc
 	return 0;
 }
 
-/* Waits while someone else loads blk (or the evictor frees its unit). */
+/* Waits while someone else loads blk (or the evictor frees its unit). A
+ * reaped prefetch read waiting for its CRC (perhaps blk's) is verified here
+ * first: a waiting reader is a free verifier. */
 static void wait_loaded(tkv__evictor *ev, const tkv__block *blk)
 {
+	if (pf_help(ev))
+		return;
 	uint32_t t = tkv__wake_prepare(&ev->loaded);
-	if (ck_pr_load_32((uint32_t *)&blk->loading)) {
+	/* the condition: blk still loading and nothing to verify (the
+	 * prefetch thread signals `loaded` after it adds to the list) */
+	if (ck_pr_load_32((uint32_t *)&blk->loading) && !ck_pr_load_32(&ev->pf_ver_n)) {
 		tkv__wake_wait(&ev->loaded, t, 1000 * 1000);
 		return;
 	}
 	tkv__wake_cancel(&ev->loaded);
-	sched_yield(); /* FREEING: the evictor is a few frees away */
+	if (!ck_pr_load_32((uint32_t *)&blk->loading))
+		sched_yield(); /* FREEING: the evictor is a few frees away */
 }
 
 int tkv__block_pin(tkv__evictor *ev, tkv__seq *s, uint32_t layer, uint64_t b,
@@ -214,45 +225,150 @@ void tkv__block_unpin(tkv__seq *s, uint32_t layer, uint64_t b)
 
 /* ---- prefetch ----------------------------------------------------------- */
 
-typedef struct pf_job {
-	tkv__seq *seq; /* referenced until the read completes (its table
+/* One prefetched layer block, from its claim to its publish (or unclaim). */
+typedef struct tkv__pf_job {
+	tkv__seq *seq; /* referenced until the read is finished (its table
 			* holds the unit) */
 	tkv__unit *unit;
 	uint32_t layer;
 	tkv__block *blk;
 	void *mem;
 	uint64_t t0;
+	tkv__cold_rio rio;         /* the read, once reaped */
+	struct tkv__pf_job *next;  /* on the verify list */
 } pf_job;
 
-static void pf_finish(tkv__evictor *ev, const tkv__cold_done *d)
+/* Appends the chain first..last (n jobs) to the verify list. Prefetch
+ * thread. */
+static void pf_ver_push(tkv__evictor *ev, pf_job *first, pf_job *last, uint32_t n)
 {
-	pf_job *j = d->user;
-	if (d->status == 0) {
+	pthread_mutex_lock(&ev->pf_ver_lock);
+	if (ev->pf_ver_tail)
+		ev->pf_ver_tail->next = first;
+	else
+		ev->pf_ver_head = first;
+	ev->pf_ver_tail = last;
+	ck_pr_add_32(&ev->pf_ver_n, n);
+	pthread_mutex_unlock(&ev->pf_ver_lock);
+}
+
+/* The oldest job on the verify list, or NULL. Any thread. */
+static pf_job *pf_ver_pop(tkv__evictor *ev)
+{
+	if (!ck_pr_load_32(&ev->pf_ver_n)) /* the common case for readers */
+		return NULL;
+	pthread_mutex_lock(&ev->pf_ver_lock);
+	pf_job *j = ev->pf_ver_head;
+	if (j) {
+		ev->pf_ver_head = j->next;
+		if (!ev->pf_ver_head)
+			ev->pf_ver_tail = NULL;
+		ck_pr_dec_32(&ev->pf_ver_n);
+	}
+	pthread_mutex_unlock(&ev->pf_ver_lock);
+	return j;
+}
+
+/* Verifies a reaped read and publishes its block, or gives the block up
+ * (a reader will retry synchronously and report the error). Any thread;
+ * tb is that thread's trace buffer. */
+static void pf_finish(tkv__evictor *ev, pf_job *j, tkv__trace_buf *tb)
+{
+	int rc = tkv__cold_read_finish(ev->cold, &j->rio, NULL);
+	if (rc == 0) {
 		ck_pr_add_64(&ev->promote_ns, tkv__now_ns() - j->t0);
 		publish(ev, j->unit, j->blk, j->mem);
 	} else {
-		/* a reader will retry synchronously and report the error */
+		/* the record is gone: the unit's other cold layers say so
+		 * (promote_now) rather than "not found" */
+		if (rc == -TKV_ECORRUPT)
+			ck_pr_store_32(&j->unit->lost, 1);
 		tkv__hot_free(ev->env.hot, j->layer, j->mem);
 		tkv__hot_release(ev->env.hot, 1);
 		unclaim(ev, j->blk);
 	}
-	tkv__trace_end(ev->pf_tb, TKV__TRACE_PROMOTE, j->t0, (uint32_t)j->unit->rec_seq,
+	tkv__trace_end(tb, TKV__TRACE_PROMOTE, j->t0, (uint32_t)j->unit->rec_seq,
 		       ev->env.geo->block_bytes);
 	tkv__seq_put(j->seq);
 	free(j);
-	ev->pf_inflight--;
 }
 
-static int pf_reap(tkv__evictor *ev, bool wait)
+/* A reader with nothing to do but wait verifies one reaped read. */
+static bool pf_help(tkv__evictor *ev)
 {
-	tkv__cold_done done[PF_REAP];
-	int n = tkv__cold_read_reap(ev->cold, done, PF_REAP, wait);
-	for (int i = 0; i < n; i++)
-		pf_finish(ev, &done[i]);
+	pf_job *j = pf_ver_pop(ev);
+	if (!j)
+		return false;
+	pf_finish(ev, j, tkv__tracer_thread(ev->env.tracer, NULL));
+	ck_pr_inc_64(&ev->pf_helped);
+	return true;
+}
+
+/* Moves the reads the device finished to the verify list and wakes the
+ * readers waiting for blocks, who help verify them. Prefetch thread. */
+static int pf_harvest(tkv__evictor *ev, bool wait)
+{
+	tkv__cold_rio rio[PF_BATCH];
+	int n = tkv__cold_read_reap_io(ev->cold, rio, PF_BATCH, wait);
+	if (n <= 0)
+		return 0;
+	pf_job *first = NULL, *last = NULL;
+	for (int i = 0; i < n; i++) {
+		pf_job *j = rio[i].user;
+		j->rio = rio[i];
+		j->next = NULL;
+		if (last)
+			last->next = j;
+		else
+			first = j;
+		last = j;
+	}
+	ev->pf_inflight -= (uint32_t)n;
+	pf_ver_push(ev, first, last, (uint32_t)n);
+	tkv__wake_signal(&ev->loaded);
 	return n;
 }
 
-/* Submits the read of one layer block if it is cold and unclaimed. */
+/* One step of work while reads are at the device or waiting for their
+ * CRC: send queued reads, collect finished ones, then verify the oldest;
+ * with nothing to verify, wait for the device. Prefetch thread. */
+static void pf_progress(tkv__evictor *ev)
+{
+	tkv__cold_read_flush(ev->cold);
+	pf_harvest(ev, false);
+	pf_job *j = pf_ver_pop(ev);
+	if (j)
+		pf_finish(ev, j, ev->pf_tb);
+	else if (ev->pf_inflight)
+		pf_harvest(ev, true);
+}
+
+/* Reads at the device or reaped and not verified. Only the prefetch thread
+ * adds to either, so once this is false it stays false until it submits
+ * again (readers may still be finishing jobs they took: they need nothing
+ * from this thread). */
+static bool pf_busy(tkv__evictor *ev)
+{
+	return ev->pf_inflight || ck_pr_load_32(&ev->pf_ver_n);
+}
+
+/* Reserves a hot block for a prefetch read. With the hot tier full, first
+ * finishes this thread's own outstanding reads: their blocks become
+ * evictable once published, while unverified ones would sit on their
+ * reservations as the evictor is asked for room they hold. */
+static int pf_reserve(tkv__evictor *ev)
+{
+	while (pf_busy(ev)) {
+		if (tkv__hot_reserve(ev->env.hot, 1)) {
+			tkv__evictor_note_usage(ev, tkv__hot_used(ev->env.hot));
+			return 0;
+		}
+		pf_progress(ev);
+	}
+	return reserve_one(ev);
+}
+
+/* Queues the read of one layer block if it is cold and unclaimed. */
 static void pf_block(tkv__evictor *ev, tkv__seq *s, uint32_t layer, uint64_t b)
 {
 	tkv__unit *u = tkv__seq_unit(s, b);
@@ -260,18 +376,24 @@ static void pf_block(tkv__evictor *ev, tkv__seq *s, uint32_t layer, uint64_t b)
 	if (!blk || ck_pr_load_ptr(&blk->mem) || !ck_pr_cas_32(&blk->loading, 0, 1))
 		return;
 	pf_job *j = malloc(sizeof(*j));
-	if (!j || ck_pr_load_ptr(&blk->mem) || reserve_one(ev)) {
+	if (!j || ck_pr_load_ptr(&blk->mem) || pf_reserve(ev)) {
 		free(j);
 		unclaim(ev, blk);
 		return;
 	}
-	*j = (pf_job){s, u, layer, blk, NULL, tkv__now_ns()};
+	*j = (pf_job){.seq = s, .unit = u, .layer = layer, .blk = blk, .t0 = tkv__now_ns()};
 	j->mem = tkv__hot_alloc(ev->env.hot, layer);
 	int rc = j->mem ? -EAGAIN : -ENOMEM;
+	/* At most PF_BATCH reads wait for their CRC (plus read_depth at the
+	 * device): reading far ahead of verification would hold hot blocks
+	 * nobody can use yet. Each step verifies one. */
+	while (j->mem && ck_pr_load_32(&ev->pf_ver_n) >= PF_BATCH)
+		pf_progress(ev);
+	/* read_depth reads outstanding: make progress (verifying reaped
+	 * reads while the device works on the rest) until a slot frees */
 	while (j->mem && (rc = tkv__cold_read_submit(ev->cold, u->rec_seq, u->rec_block, layer,
-							  j->mem, j)) ==
-				 -EAGAIN)
-		pf_reap(ev, true);
+							  j->mem, j)) == -EAGAIN)
+		pf_progress(ev);
 	if (rc) {
 		tkv__hot_free(ev->env.hot, layer, j->mem);
 		tkv__hot_release(ev->env.hot, 1);
@@ -292,7 +414,9 @@ static void pf_request(tkv__evictor *ev, const tkv__prefetch_req *r)
 	for (uint32_t l = 0; l < s->n_layers && !ck_pr_load_32(&s->closing); l++) {
 		for (uint64_t b = r->first_block; b < r->first_block + r->n_blocks; b++)
 			pf_block(ev, s, l, b);
-		pf_reap(ev, false);
+		/* this layer's reads go to the device now, in one batch */
+		tkv__cold_read_flush(ev->cold);
+		pf_harvest(ev, false);
 	}
 	tkv__seq_put(s);
 }
@@ -315,9 +439,10 @@ static bool pf_idle(tkv__evictor *ev)
 	return idle;
 }
 
-/* Takes a request; with `idle` (no read in flight), sleeps on pf_wake until
- * one is queued or stop is set (base/wake.h: the queue and the stop flag are
- * the condition, re-checked after announcing ourselves). */
+/* Takes a request; with `idle` (no read in flight or waiting for its CRC),
+ * sleeps on pf_wake until one is queued or stop is set (base/wake.h: the
+ * queue and the stop flag are the condition, re-checked after announcing
+ * ourselves). */
 static bool pf_pop(tkv__evictor *ev, tkv__prefetch_req *r, bool idle)
 {
 	for (;;) {
@@ -339,14 +464,14 @@ static void *prefetch_main(void *arg)
 	ev->pf_tb = tkv__tracer_thread(ev->env.tracer, "prefetch");
 	tkv__prefetch_req r;
 	for (;;) {
-		/* Sleep on the queue only when no read is in flight; otherwise
-		 * wait for completions, taking new requests between them. */
-		if (pf_pop(ev, &r, ev->pf_inflight == 0))
+		/* Sleep on the queue only when idle; otherwise keep the reads
+		 * moving, taking new requests between steps. */
+		if (pf_pop(ev, &r, !pf_busy(ev)))
 			pf_request(ev, &r);
-		else if (ev->pf_inflight)
-			pf_reap(ev, true);
+		else if (pf_busy(ev))
+			pf_progress(ev);
 		else
-			break; /* stopped, queue empty, nothing in flight */
+			break; /* stopped, queue empty, nothing outstanding */
 	}
 	return NULL;
 }
@@ -358,6 +483,7 @@ int tkv__prefetch_start(tkv__evictor *ev)
 	if (!ev->pf_q)
 		return tkv__fail(-ENOMEM, "open: prefetch queue");
 	pthread_mutex_init(&ev->pf_lock, NULL);
+	pthread_mutex_init(&ev->pf_ver_lock, NULL);
 	int rc = pthread_create(&ev->pf_thread, NULL, prefetch_main, ev);
 	if (rc)
 		return tkv__fail(-rc, "open: cannot start the prefetch thread");
@@ -377,6 +503,7 @@ void tkv__prefetch_stop(tkv__evictor *ev)
 		pthread_join(ev->pf_thread, NULL);
 	}
 	pthread_mutex_destroy(&ev->pf_lock);
+	pthread_mutex_destroy(&ev->pf_ver_lock);
 	free(ev->pf_q);
 	ev->pf_q = NULL;
 }
