@@ -241,7 +241,9 @@ typedef struct tkv_config {
 	 * copies the block once more).
 	 */
 	bool shared_enabled;
-	const char *shared_seeds;           /* "host:port[,host:port...]", read at open */
+	/* "host:port[,host:port...]", read at open; a host name is resolved
+	 * at each connect within shared_connect_timeout_ms (IPv4 first) */
+	const char *shared_seeds;
 	uint32_t shared_timeout_ms;         /* per network round; 0: 500, at most 60000 */
 	uint32_t shared_connect_timeout_ms; /* 0: 200, at most 60000 */
 	tkv_shared_write shared_write;      /* default TKV_SHARED_WRITE_ON_DROP */

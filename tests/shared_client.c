@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "tests/shared_helpers.h"
+#include "tiers/shared_impl.h" /* tkv__shared_resolve */
 
 #include <pthread.h>
 
@@ -221,6 +222,36 @@ Test(shared_client, round_trip_on_a_standalone_server)
 	cr_assert_eq(st.map_refresh_failures, 0, "cluster support disabled is a map, not a failure");
 	tkv__shared_close(s);
 	free(seeds);
+}
+
+/* A node named by host name is resolved with a deadline (hiredis alone
+ * would wait for the resolver without one), then used like any other. */
+Test(shared_client, seed_by_host_name)
+{
+	char *seeds = fixture_seeds("standalone");
+	const char *port = strrchr(seeds, ':');
+	cr_assert_not_null(port);
+	char named[64];
+	snprintf(named, sizeof(named), "localhost%s", port);
+	round_trip(named, "ln");
+	free(seeds);
+}
+
+Test(shared_client, names_resolve_within_the_deadline)
+{
+	char out[256];
+	cr_assert_eq(tkv__shared_resolve("10.1.2.3", 1, out, sizeof(out)), 0);
+	cr_assert_str_eq(out, "10.1.2.3", "numeric: no lookup, so no deadline to miss");
+	cr_assert_eq(tkv__shared_resolve("::1", 1, out, sizeof(out)), 0);
+	cr_assert_str_eq(out, "::1");
+	cr_assert_eq(tkv__shared_resolve("localhost", 2000000000ull, out, sizeof(out)), 0, "%s",
+		     tkv_last_error());
+	cr_assert_str_eq(out, "127.0.0.1", "IPv4 first");
+	/* .invalid never resolves (RFC 6761): a miss, or the deadline */
+	int rc = tkv__shared_resolve("no-such-node.invalid", 300000000ull, out, sizeof(out));
+	cr_assert(rc == -EHOSTUNREACH || rc == -ETIMEDOUT, "%d", rc);
+	cr_assert_eq(tkv__shared_resolve("", 1, out, sizeof(out)), -EINVAL);
+	cr_assert_eq(tkv__shared_resolve("10.1.2.3", 1, out, 4), -EINVAL, "does not fit");
 }
 
 Test(shared_client, value_longer_than_buffer_is_emsgsize)

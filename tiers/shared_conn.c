@@ -87,7 +87,15 @@ static struct timeval tv_of_ns(uint64_t ns)
 int tkv__shared_link_open(tkv__shared *s, tkv__shared_link *l, uint16_t node)
 {
 	const tkv__shared_node *n = &s->nodes[node];
-	redisContext *ctx = redisConnectWithTimeout(n->host, n->port, tv_of_ns(s->connect_timeout_ns));
+	/* hiredis would resolve a name without any deadline */
+	char addr[TKV__SHARED_HOST_MAX];
+	uint64_t t0 = tkv__now_ns();
+	int rc = tkv__shared_resolve(n->host, s->connect_timeout_ns, addr, sizeof(addr));
+	if (rc)
+		return rc;
+	uint64_t spent = tkv__now_ns() - t0;
+	uint64_t left = spent < s->connect_timeout_ns ? s->connect_timeout_ns - spent : 1000000u;
+	redisContext *ctx = redisConnectWithTimeout(addr, n->port, tv_of_ns(left));
 	if (!ctx)
 		return -ENOMEM;
 	if (ctx->err) {

@@ -110,6 +110,11 @@ typedef struct tkv__shared_link {
 extern char tkv__shared_hit_mark, tkv__shared_toobig_mark;
 
 int tkv__shared_link_open(tkv__shared *s, tkv__shared_link *l, uint16_t node);
+
+/* host (a name or a numeric address) to a numeric address in out, waiting
+ * at most timeout_ns for the resolver (shared_resolve.c): 0, -ETIMEDOUT,
+ * -EHOSTUNREACH (no such name, no address) or -EINVAL. */
+int tkv__shared_resolve(const char *host, uint64_t timeout_ns, char *out, size_t out_len);
 void tkv__shared_link_close(tkv__shared *s, tkv__shared_link *l, bool on_error);
 void tkv__shared_link_free(tkv__shared_link *l);
 /* Queues one command. Argument `ext` (-1: none) is sent without a copy
