@@ -549,3 +549,36 @@ Test(shared_tier, a_full_hot_tier_stops_the_fetch_without_failing)
 	free(other);
 	free(t);
 }
+
+/* Only a drop for space offers a block to the cluster (on-drop policy):
+ * tkv_cache_drop (the model's weights changed, say) and tkv_close write
+ * nothing there, so another node never finds those blocks. */
+Test(shared_tier, cache_drop_and_close_write_nothing_to_the_cluster)
+{
+	const char *seeds = server("cluster");
+	char model[128];
+	fresh_model(model, sizeof(model), "nodrop");
+	const size_t n = 4 * BT;
+	uint32_t *t = tokens_from(300, n);
+	tkv_config c = shared_config(model, seeds, 64);
+	tkv_runtime *rt = open_rt(&c);
+	ckv_expect e;
+	cr_assert_eq(run_prompt(rt, 1, t, n, NULL, 'n', &e), 0);
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	cr_assert_eq(tkv_cache_drop(rt), 4, "%s", tkv_last_error());
+	cr_assert_eq(ckv_stats(rt).shared_writes_queued, 0, "a drop not for space");
+	ckv_expect e2;
+	cr_assert_eq(run_prompt(rt, 2, t, n, NULL, 'n', &e2), 0, "dropped, not cached");
+	ckv_expect_free(&e2);
+	cr_assert_eq(tkv_seq_close(rt, 2), 0);
+	tkv_close(rt);
+	/* another runtime: the cluster has none of them */
+	rt = open_rt(&c);
+	tkv_cache_match m = {.struct_size = sizeof(m)};
+	cr_assert_eq(tkv_cache_lookup(rt, t, n, NULL, &m), 0);
+	cr_assert_eq(m.shared_blocks, 0);
+	cr_assert_eq(m.tokens, 0);
+	tkv_close(rt);
+	ckv_expect_free(&e);
+	free(t);
+}
