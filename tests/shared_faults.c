@@ -8,6 +8,8 @@
  *     key's value, not the late reply to the one that timed out;
  *   - a master killed mid-run: ops on its slots fail, then fail fast with
  *     -EHOSTDOWN; ops on the other masters keep working; counters say so;
+ *   - a master with a replica killed: after the failover every key is a
+ *     hit again, found through a map refresh;
  *   - a full server with noeviction: SET is -ENOMEM and counted.
  */
 #define _GNU_SOURCE
@@ -193,6 +195,58 @@ Test(shared_faults, killed_master_fails_fast_and_the_others_keep_working, .fini 
 		cr_assert_eq(get_one(c, k, 100, 9), 0);
 		break;
 	}
+	tkv__shared_conn_free(c);
+	tkv__shared_close(s);
+	free(seeds);
+}
+
+/* A master with a replica killed: the replica takes over its slots once
+ * the cluster notices (cluster-node-timeout), a map refresh finds it, and
+ * every key is a hit again with its own bytes; in between only misses. */
+Test(shared_faults, failover_to_a_replica_brings_the_keys_back, .fini = stop_private)
+{
+	private_name = "failover";
+	cr_assert_eq(setenv("TKV_REDIS_REPLICAS", "1", 1), 0);
+	char *seeds = private_start(private_name, "cluster", "3 --cluster-node-timeout 1000");
+	unsetenv("TKV_REDIS_REPLICAS");
+	tkv__shared *s = open_client(seeds, 500);
+	tkv__shared_conn *c = tkv__shared_conn_new(s);
+	char keys[N_KILL][32];
+	for (int i = 0; i < N_KILL; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "fo-%d", i);
+		set_one(c, keys[i], KILL_LEN, 5);
+	}
+	/* the master that has key 0, once its replica has everything */
+	int victim = 0;
+	for (const char *p = seeds; p && !victim; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+		int port = first_port(p);
+		if (strcmp(sh("redis-cli -p %d role | head -n 1", port), "master") == 0 &&
+		    strcmp(sh("redis-cli -p %d exists %s", port, keys[0]), "1") == 0)
+			victim = port;
+	}
+	cr_assert_neq(victim, 0);
+	cr_assert_eq(atoi(sh("redis-cli -p %d wait 1 5000", victim)), 1, "replica caught up");
+	tkv__shared_stats before, st;
+	tkv__shared_get_stats(s, &before);
+	cr_assert_eq(kill(server_pid(victim), SIGKILL), 0);
+
+	uint64_t t0 = tkv__now_ns();
+	int hits = 0, rounds = 0;
+	while (hits < N_KILL && ms_since(t0) < 30000) {
+		hits = 0;
+		for (int i = 0; i < N_KILL; i++)
+			hits += get_one(c, keys[i], KILL_LEN, 5) == 0; /* a hit is checked */
+		rounds++;
+		if (hits < N_KILL)
+			sleep_ms(100);
+	}
+	tkv__shared_get_stats(s, &st);
+	cr_log_info("failover: all %d keys back after %llu ms, %d rounds; map refreshes %llu",
+		    N_KILL, (unsigned long long)ms_since(t0), rounds,
+		    (unsigned long long)(st.map_refreshes - before.map_refreshes));
+	cr_assert_eq(hits, N_KILL, "keys back after the failover: %d of %d", hits, N_KILL);
+	cr_assert_gt(rounds, 1, "the failover took a while: misses first");
+	cr_assert_gt(st.map_refreshes, before.map_refreshes);
 	tkv__shared_conn_free(c);
 	tkv__shared_close(s);
 	free(seeds);

@@ -8,6 +8,8 @@
 #   servers.sh cleanup DIR      the ctest fixture (redis_servers_stop): stops
 #                               every server under DIR, private ones included
 #   servers.sh cluster DIR N [redis-server args...]   a private N-master cluster
+#                               (with TKV_REDIS_REPLICAS=1: and a replica of
+#                               each master; seeds then name every node)
 #   servers.sh standalone DIR [redis-server args...]  a private standalone server
 #   servers.sh stop DIR         stops the servers under DIR (by pidfile)
 #
@@ -74,14 +76,14 @@ wait_cluster_ok() {
 }
 
 start_cluster() {
-	local dir=$1 n=$2 i ports=() addrs=()
+	local dir=$1 n=$2 i ports=() addrs=() replicas=${TKV_REDIS_REPLICAS:-0}
 	shift 2
-	for i in $(seq "$n"); do
+	for i in $(seq $((n * (1 + replicas)))); do
 		ports+=("$(start_one "$dir/node$i" 1 --cluster-enabled yes \
 			--cluster-config-file nodes.conf "$@")") || exit 1
 		addrs+=("127.0.0.1:${ports[-1]}")
 	done
-	redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes \
+	redis-cli --cluster create "${addrs[@]}" --cluster-replicas "$replicas" --cluster-yes \
 		>"$dir/create.log" 2>&1 || die "cluster create failed (see $dir/create.log)"
 	wait_cluster_ok "${ports[@]}"
 	(IFS=,; echo "${addrs[*]}") >"$dir/seeds"
