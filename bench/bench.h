@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "tierkv.h" /* tkv_dtype */
+
 /* ---- scenarios ---- */
 int bench_kernels_main(int argc, char **argv);
 int bench_pipeline_main(int argc, char **argv);
@@ -36,6 +38,10 @@ static inline uint64_t bench_now_ns(void)
 
 /* "4096", "64K", "1M", "2G" (binary multiples) -> bytes; 0 or -EINVAL. */
 int bench_parse_bytes(const char *s, size_t *out);
+
+/* "f32", "bf16", "f16" -> the dtype; -EINVAL for anything else (a typo
+ * must not quietly measure f32). */
+int bench_parse_dtype(const char *s, tkv_dtype *out);
 
 /* "4 KiB", "64 MiB", "1000 B": exact binary units where possible. */
 const char *bench_fmt_bytes(size_t n, char buf[24]);

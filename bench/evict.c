@@ -532,11 +532,7 @@ int bench_evict_main(int argc, char **argv)
 				return fprintf(stderr, "tierkv-bench: unknown geometry '%s'\n", optarg), 2;
 			break;
 		case 't':
-			if (!strcmp(optarg, "f32"))
-				o.dtype = TKV_DTYPE_F32;
-			else if (!strcmp(optarg, "bf16"))
-				o.dtype = TKV_DTYPE_BF16;
-			else
+			if (bench_parse_dtype(optarg, &o.dtype) || o.dtype == TKV_DTYPE_F16)
 				return fprintf(stderr, "tierkv-bench: --dtype f32 or bf16\n"), 2;
 			break;
 		case 'd': o.dir = optarg; break;

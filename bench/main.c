@@ -99,6 +99,19 @@ int bench_parse_bytes(const char *s, size_t *out)
 	return tkv__parse_bytes(s, out);
 }
 
+int bench_parse_dtype(const char *s, tkv_dtype *out)
+{
+	if (!strcmp(s, "f32"))
+		*out = TKV_DTYPE_F32;
+	else if (!strcmp(s, "bf16"))
+		*out = TKV_DTYPE_BF16;
+	else if (!strcmp(s, "f16"))
+		*out = TKV_DTYPE_F16;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 const char *bench_fmt_bytes(size_t n, char buf[24])
 {
 	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};

@@ -433,7 +433,10 @@ static int parse(int argc, char **argv, prod_options *o)
 			if (!(o->geo = bench_geometry_find(optarg)))
 				return fprintf(stderr, "tierkv-bench: unknown geometry '%s'\n", optarg), -1;
 			break;
-		case 'd': o->dtype = !strcmp(optarg, "f32") ? TKV_DTYPE_F32 : TKV_DTYPE_BF16; break;
+		case 'd':
+			if (bench_parse_dtype(optarg, &o->dtype) || o->dtype == TKV_DTYPE_F16)
+				return fprintf(stderr, "tierkv-bench producers: --dtype f32 or bf16\n"), -1;
+			break;
 		case 'j': o->json = optarg; break;
 		case 'T': o->trace = optarg; break;
 		case 'h': usage(stdout); exit(0);

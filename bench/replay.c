@@ -132,9 +132,8 @@ static int parse(int argc, char **argv, ropts *o)
 		} else if (OPT("--out")) {
 			o->out = v;
 		} else if (OPT("--dtype")) {
-			o->dtype = !strcmp(v, "bf16")  ? TKV_DTYPE_BF16
-				   : !strcmp(v, "f16") ? TKV_DTYPE_F16
-						       : TKV_DTYPE_F32;
+			if (bench_parse_dtype(v, &o->dtype))
+				return fprintf(stderr, "tierkv-bench replay: --dtype f32, bf16 or f16\n"), -1;
 		} else if (OPT("--geometry")) {
 			const bench_geometry *g = bench_geometry_find(v);
 			if (!g) {

@@ -144,8 +144,8 @@ static int parse(int argc, char **argv, sopts *o)
 		} else if (OPT("--dim")) {
 			o->dim = (uint32_t)strtoul(v, NULL, 10), o->geometry = "custom";
 		} else if (OPT("--dtype")) {
-			o->dtype = !strcmp(v, "bf16") ? TKV_DTYPE_BF16
-				   : !strcmp(v, "f16") ? TKV_DTYPE_F16 : TKV_DTYPE_F32;
+			if (bench_parse_dtype(v, &o->dtype))
+				return fprintf(stderr, "tierkv-bench shared: --dtype f32, bf16 or f16\n"), -1;
 		} else if (OPT("--sizes")) {
 			if (parse_sizes(v, o))
 				return fprintf(stderr, "tierkv-bench shared: bad --sizes %s\n", v), -1;
