@@ -59,14 +59,25 @@ void tkv__arch_kernels(tkv__kernels tab[TKV__ISA_COUNT]);
  * lose to the merges on large buffers, longer ones leave 4 KiB buffers
  * (< 3 lanes) on the single stream. */
 #define TKV__CRC32C_LANE 1024
+/* What is left after the 3 x 1024-byte blocks (up to 3 KiB: an 8 KiB
+ * layer leaves 2 KiB) runs three streams of this many bytes before the
+ * single stream: the 2 KiB tail of an 8 KiB buffer took a third of its
+ * time on one stream. */
+#define TKV__CRC32C_LANE_SMALL 128
 extern uint32_t tkv__crc32c_slice[8][256];
-extern uint32_t tkv__crc32c_shift[4][256];
+extern uint32_t tkv__crc32c_shift[4][256];       /* over TKV__CRC32C_LANE bytes */
+extern uint32_t tkv__crc32c_shift_small[4][256]; /* over TKV__CRC32C_LANE_SMALL */
 void tkv__crc32c_init(void);
+
+static inline uint32_t tkv__crc32c_shift_by(const uint32_t tab[4][256], uint32_t reg)
+{
+	return tab[0][reg & 0xff] ^ tab[1][(reg >> 8) & 0xff] ^ tab[2][(reg >> 16) & 0xff] ^
+	       tab[3][reg >> 24];
+}
 
 static inline uint32_t tkv__crc32c_shift_lane(uint32_t reg)
 {
-	return tkv__crc32c_shift[0][reg & 0xff] ^ tkv__crc32c_shift[1][(reg >> 8) & 0xff] ^
-	       tkv__crc32c_shift[2][(reg >> 16) & 0xff] ^ tkv__crc32c_shift[3][reg >> 24];
+	return tkv__crc32c_shift_by(tkv__crc32c_shift, reg);
 }
 
 /* ---- sanitizer annotations ----

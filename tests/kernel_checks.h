@@ -410,21 +410,25 @@ static bool kc_crc32c_random_vs_reference(kc_why *w)
 	return ok;
 }
 
-/* Lengths around multiples of the three-lane block of the hardware loops and
- * of the word size, at every offset within a word. */
+/* Lengths around multiples of the three-lane blocks of the hardware loops
+ * (the large lanes, the small ones, and one large block followed by small
+ * ones) and of the word size, at every offset within a word. */
 static bool kc_crc32c_lane_boundaries(kc_why *w)
 {
 	kc_crc c[TKV__ISA_COUNT];
 	int nc = kc_crcs(c);
-	const size_t block = 3 * (size_t)TKV__CRC32C_LANE, max = 3 * block + 64;
+	const size_t block = 3 * (size_t)TKV__CRC32C_LANE, small = 3 * (size_t)TKV__CRC32C_LANE_SMALL;
+	const size_t max = 3 * block + 64;
+	const size_t at[] = {block, 2 * block, 3 * block, small, 2 * small, block + small,
+			     block + 2 * small, 2 * block + 3 * small};
 	uint8_t *buf = malloc(max);
 	if (!buf)
 		return kc_fail(w, "out of memory");
 	kc_fill_source(buf, max);
 
 	bool ok = true;
-	for (size_t mult = 1; ok && mult <= 3; mult++)
-		for (size_t len = mult * block - 9; ok && len <= mult * block + 9; len++)
+	for (size_t m = 0; ok && m < sizeof(at) / sizeof(at[0]); m++)
+		for (size_t len = at[m] - 9; ok && len <= at[m] + 9; len++)
 			for (size_t off = 0; ok && off < 9; off++) {
 				uint32_t want = kc_crc32c_bitwise(0, buf + off, len);
 				for (int i = 0; ok && i < nc; i++) {
