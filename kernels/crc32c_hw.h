@@ -10,8 +10,8 @@
  * TKV__HW_REG is what the 64-bit step takes and gives without a
  * conversion: x86's crc32q works on a 64-bit register, and a uint32_t
  * register made gcc zero-extend the result (`mov %eax,%eax`) inside every
- * stream's dependency chain: 4 cycles per step instead of 3, 13.8 GB/s
- * instead of 21 on a cached 64 KiB buffer (EPYC VM, gcc 12 -O2).
+ * stream's dependency chain: 4 cycles per step instead of 3 (a cached
+ * 64 KiB buffer: ~14 GB/s against 19-21, EPYC VM, gcc 12 -O3).
  *
  * Why three streams: the CRC instruction has a latency of about three cycles
  * but can start every cycle, and each step depends on the previous register.

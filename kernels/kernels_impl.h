@@ -75,10 +75,6 @@ static inline uint32_t tkv__crc32c_shift_by(const uint32_t tab[4][256], uint32_t
 	       tab[3][reg >> 24];
 }
 
-static inline uint32_t tkv__crc32c_shift_lane(uint32_t reg)
-{
-	return tkv__crc32c_shift_by(tkv__crc32c_shift, reg);
-}
 
 /* ---- sanitizer annotations ----
  * Vector intrinsics that compile to builtins (non-temporal stores, inline
