@@ -161,11 +161,19 @@ static int put_hdr(tkv__shared_link *l, const void *p, size_t n)
 	return put_seg(l, NULL, l->hdr_len - n, n);
 }
 
+/* "<kind><n>\r\n", by hand: snprintf here (three calls per GET) and in
+ * the key names was ~6% of a 20 KiB get's samples. */
 static int put_fmt(tkv__shared_link *l, char kind, size_t n)
 {
-	char b[32];
-	int k = snprintf(b, sizeof(b), "%c%zu\r\n", kind, n);
-	return put_hdr(l, b, (size_t)k);
+	char b[24];
+	size_t k = sizeof(b);
+	b[--k] = '\n';
+	b[--k] = '\r';
+	do
+		b[--k] = (char)('0' + n % 10);
+	while ((n /= 10) != 0);
+	b[--k] = kind;
+	return put_hdr(l, b + k, sizeof(b) - k);
 }
 
 int tkv__shared_link_add(tkv__shared_link *l, int argc, const char *const *argv,
