@@ -401,6 +401,11 @@ static int tier_rep(ctx *c, int rep, sfig *put, sfig *get, uint64_t *errs)
 		else
 			memcpy(bufs[i], c->vals[i], len); /* the writer seals the header */
 	}
+	/* Untimed: the fetch's connections to every master, as the raw side's
+	 * are made before its passes (an EXISTS of fresh keys, which the
+	 * writer's SET NX does not see). A runtime's pool keeps them. */
+	if (!rc)
+		tkv__shared_tier_present(st, keys, n < TKV__SHARED_TIER_FETCH_MAX ? n : TKV__SHARED_TIER_FETCH_MAX);
 	tkv__shared_tier_stats s;
 	uint64_t t0 = bench_now_ns(), c0 = cpu_ns(), t1 = t0, c1 = c0;
 	if (!rc) {
