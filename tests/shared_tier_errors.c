@@ -10,186 +10,21 @@
  *     does not fit is refused and counted in writes_dropped, and room given
  *     back (a buffer unused, a block written) is taken again.
  *
- * The server is fake_server below: a thread on a loopback port that
- * parses RESP commands and answers every GET/SET/EXISTS with one fixed
- * reply, and CLUSTER with "cluster support disabled" (a standalone server,
- * as the client's map refresh expects).
+ * The server is tests/fake_redis.h's, answering every GET and SET with one
+ * fixed reply.
  */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "kernels/kernels.h"
+#include "tests/fake_redis.h"
 #include "tiers/shared_tier.h"
 
 TestSuite(shared_tier_errors, .timeout = 60);
-
-/* ---- a fake server ------------------------------------------------------ */
-
-enum { MAX_CLIENTS = 16, CLIENT_BUF = 1 << 20 };
-
-typedef struct fake_client {
-	int fd;
-	char *buf;
-	size_t len;
-} fake_client;
-
-typedef struct fake_server {
-	int listen_fd, port;
-	const char *answer; /* to GET, SET, EXISTS: a whole RESP reply */
-	int stop;           /* __atomic: set by the test, read by the thread */
-	uint64_t commands;  /* __atomic: data commands answered */
-	int bad;            /* __atomic: bytes that were no RESP command */
-	pthread_t thread;
-	fake_client c[MAX_CLIENTS];
-} fake_server;
-
-/* Reads "<prefix><n>\r\n" at p (of have bytes): its length, 0 when
- * incomplete, -1 when it is something else; *n the number. (No Criterion
- * assertion in this thread: they belong to the test's own thread.) */
-static long read_line_num(const char *p, size_t have, char prefix, long *n)
-{
-	const char *nl = memchr(p, '\n', have);
-	if (!nl)
-		return 0;
-	if (p[0] != prefix)
-		return -1;
-	*n = strtol(p + 1, NULL, 10);
-	return (long)(nl - p) + 1;
-}
-
-/* One whole command at p: its length (0: incomplete, -1: not RESP);
- * *name its first argument (up to 15 bytes, NUL-terminated). */
-static long parse_command(const char *p, size_t have, char name[16])
-{
-	long argc, len, k = read_line_num(p, have, '*', &argc);
-	if (k <= 0)
-		return k;
-	size_t at = (size_t)k;
-	for (long i = 0; i < argc; i++) {
-		if ((k = read_line_num(p + at, have - at, '$', &len)) <= 0)
-			return k;
-		at += (size_t)k;
-		if (len < 0 || have - at < (size_t)len + 2)
-			return len < 0 ? -1 : 0;
-		if (i == 0) {
-			size_t m = (size_t)len < 15 ? (size_t)len : 15;
-			memcpy(name, p + at, m);
-			name[m] = '\0';
-		}
-		at += (size_t)len + 2;
-	}
-	return (long)at;
-}
-
-static void send_str(int fd, const char *s)
-{
-	size_t n = strlen(s);
-	while (n) {
-		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-		if (w <= 0)
-			return; /* the client went away */
-		s += w, n -= (size_t)w;
-	}
-}
-
-/* Answers every whole command in c's buffer; false when c closed. */
-static bool serve(fake_server *f, fake_client *c)
-{
-	ssize_t r = recv(c->fd, c->buf + c->len, CLIENT_BUF - c->len, 0);
-	if (r <= 0)
-		return false;
-	c->len += (size_t)r;
-	size_t at = 0;
-	long k;
-	char name[16];
-	while ((k = parse_command(c->buf + at, c->len - at, name)) > 0) {
-		at += (size_t)k;
-		if (!strcasecmp(name, "CLUSTER")) {
-			send_str(c->fd, "-ERR This instance has cluster support disabled\r\n");
-		} else {
-			send_str(c->fd, f->answer);
-			__atomic_add_fetch(&f->commands, 1, __ATOMIC_RELAXED);
-		}
-	}
-	memmove(c->buf, c->buf + at, c->len - at);
-	c->len -= at;
-	if (k < 0 || c->len == CLIENT_BUF) { /* not RESP, or larger than the buffer */
-		__atomic_store_n(&f->bad, 1, __ATOMIC_RELAXED);
-		return false;
-	}
-	return true;
-}
-
-static void *fake_main(void *arg)
-{
-	fake_server *f = arg;
-	while (!__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE)) {
-		struct pollfd p[MAX_CLIENTS + 1] = {{.fd = f->listen_fd, .events = POLLIN}};
-		for (int i = 0; i < MAX_CLIENTS; i++)
-			p[i + 1] = (struct pollfd){.fd = f->c[i].fd, .events = POLLIN};
-		if (poll(p, MAX_CLIENTS + 1, 20) <= 0)
-			continue;
-		if (p[0].revents & POLLIN) {
-			int fd = accept(f->listen_fd, NULL, NULL);
-			for (int i = 0; fd >= 0 && i < MAX_CLIENTS; i++)
-				if (f->c[i].fd < 0) {
-					f->c[i] = (fake_client){fd, f->c[i].buf, 0};
-					fd = -1;
-				}
-			if (fd >= 0)
-				close(fd); /* full */
-		}
-		for (int i = 0; i < MAX_CLIENTS; i++)
-			if (f->c[i].fd >= 0 && (p[i + 1].revents & (POLLIN | POLLHUP | POLLERR)) &&
-			    !serve(f, &f->c[i])) {
-				close(f->c[i].fd);
-				f->c[i].fd = -1;
-			}
-	}
-	return NULL;
-}
-
-static void fake_start(fake_server *f, const char *answer)
-{
-	*f = (fake_server){.answer = answer};
-	f->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-	cr_assert_geq(f->listen_fd, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	cr_assert_eq(bind(f->listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(f->listen_fd, 16), 0);
-	socklen_t len = sizeof(a);
-	cr_assert_eq(getsockname(f->listen_fd, (struct sockaddr *)&a, &len), 0);
-	f->port = ntohs(a.sin_port);
-	for (int i = 0; i < MAX_CLIENTS; i++) {
-		f->c[i].fd = -1;
-		cr_assert_not_null(f->c[i].buf = malloc(CLIENT_BUF));
-	}
-	cr_assert_eq(pthread_create(&f->thread, NULL, fake_main, f), 0);
-}
-
-static void fake_stop(fake_server *f)
-{
-	__atomic_store_n(&f->stop, 1, __ATOMIC_RELEASE);
-	pthread_join(f->thread, NULL);
-	cr_assert_eq(f->bad, 0, "the fake server got bytes that were no RESP command");
-	for (int i = 0; i < MAX_CLIENTS; i++) {
-		if (f->c[i].fd >= 0)
-			close(f->c[i].fd);
-		free(f->c[i].buf);
-	}
-	close(f->listen_fd);
-}
 
 /* ---- a shared tier on it ------------------------------------------------ */
 
@@ -245,8 +80,8 @@ static void settle(tkv__shared_tier *st, tkv__shared_tier_stats *s)
  * counts each op under its kind; the connection and the node stay. */
 static void error_reply(const char *answer, bool busy)
 {
-	fake_server f;
-	fake_start(&f, answer);
+	fake_server f = {.answer = answer};
+	fake_start(&f);
 	char seeds[64];
 	tkv__shared_tier *st = open_tier(&f, seeds, 8);
 	tkv__key keys[N];
@@ -319,8 +154,8 @@ Test(shared_tier_errors, oom_is_a_miss_and_a_failed_write)
  * buffer given back unused, or a block written, makes room again. */
 Test(shared_tier_errors, a_full_write_queue_drops_and_counts)
 {
-	fake_server f;
-	fake_start(&f, "+OK\r\n");
+	fake_server f = {.answer = "+OK\r\n"};
+	fake_start(&f);
 	char seeds[64];
 	tkv__shared_tier *st = open_tier(&f, seeds, 2);
 	const uint64_t rec = tkv__shared_tier_record_bytes(st);
