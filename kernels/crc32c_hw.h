@@ -41,7 +41,15 @@ static inline uint64_t tkv__load64(const uint8_t *p)
 
 /* Runs r over *p in blocks of three lanes of `lane` bytes (a constant at
  * each call, so the loop is unrolled for it) while *n holds one; `tab`
- * shifts a register over `lane` zero bytes. Advances *p and *n. */
+ * shifts a register over `lane` zero bytes. Advances *p and *n.
+ *
+ * Each stream asks for its line of the next block (3 * lane ahead) as it
+ * starts a line: on a buffer that is not in cache (a record sealed long
+ * after it was filled, a value read back from memory) the hardware
+ * prefetcher alone kept three interleaved streams at 4.3-4.8 GB/s, with
+ * this 6.5-7.5; on a cached buffer it costs nothing measurable (EPYC VM).
+ * A prefetch past the buffer's end does not fault (lanes are whole
+ * 64-byte lines: kernels_impl.h). */
 static inline uint32_t tkv__crc32c_hw_3way(uint32_t r, const uint8_t **pp, size_t *n, size_t lane,
 					   const uint32_t tab[4][256])
 {
@@ -49,10 +57,16 @@ static inline uint32_t tkv__crc32c_hw_3way(uint32_t r, const uint8_t **pp, size_
 	while (*n >= 3 * lane) {
 		const uint8_t *pb = p + lane, *pc = p + 2 * lane;
 		TKV__HW_REG a = r, b = 0, c = 0;
-		for (size_t i = 0; i < lane; i += 8) {
-			a = TKV__HW_CRC64(a, tkv__load64(p + i));
-			b = TKV__HW_CRC64(b, tkv__load64(pb + i));
-			c = TKV__HW_CRC64(c, tkv__load64(pc + i));
+		for (size_t i = 0; i < lane; i += 64) {
+			uintptr_t ahead = (uintptr_t)p + 3 * lane + i; /* maybe past the end: no pointer */
+			__builtin_prefetch((const void *)ahead);
+			__builtin_prefetch((const void *)(ahead + lane));
+			__builtin_prefetch((const void *)(ahead + 2 * lane));
+			for (size_t j = i; j < i + 64; j += 8) {
+				a = TKV__HW_CRC64(a, tkv__load64(p + j));
+				b = TKV__HW_CRC64(b, tkv__load64(pb + j));
+				c = TKV__HW_CRC64(c, tkv__load64(pc + j));
+			}
 		}
 		r = tkv__crc32c_shift_by(tab, (uint32_t)a) ^ (uint32_t)b;
 		r = tkv__crc32c_shift_by(tab, r) ^ (uint32_t)c;

@@ -64,6 +64,8 @@ void tkv__arch_kernels(tkv__kernels tab[TKV__ISA_COUNT]);
  * single stream: the 2 KiB tail of an 8 KiB buffer took a third of its
  * time on one stream. */
 #define TKV__CRC32C_LANE_SMALL 128
+_Static_assert(TKV__CRC32C_LANE % 64 == 0 && TKV__CRC32C_LANE_SMALL % 64 == 0,
+	       "crc32c_hw.h walks a lane a 64-byte line at a time");
 extern uint32_t tkv__crc32c_slice[8][256];
 extern uint32_t tkv__crc32c_shift[4][256];       /* over TKV__CRC32C_LANE bytes */
 extern uint32_t tkv__crc32c_shift_small[4][256]; /* over TKV__CRC32C_LANE_SMALL */
