@@ -12,7 +12,8 @@
  *   put, each side in turn (which goes first alternates):
  *     raw:    SET NX of the n values in the writer's batches (one thread,
  *             one connection per master);
- *     tierkv: a fresh shared tier (a fresh namespace: NX skips nothing);
+ *     tierkv: the point's shared tier (opened once, a fresh namespace;
+ *             each repeat's block keys are fresh: NX skips nothing);
  *             n filled record buffers queued with tkv__shared_tier_put,
  *             timed until its writer has settled them all;
  *   get, interleaved window by window (which goes first alternates): a
