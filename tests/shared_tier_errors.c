@@ -8,7 +8,8 @@
  *     up, and nothing is handed out as data;
  *   - the write queue's bound: buffers reserve queue room, the one that
  *     does not fit is refused and counted in writes_dropped, and room given
- *     back (a buffer unused, a block written) is taken again.
+ *     back (a buffer unused, a block written) is taken again;
+ *   - key names keep their format.
  *
  * The server is tests/fake_redis.h's, answering every GET and SET with one
  * fixed reply.
@@ -196,6 +197,32 @@ Test(shared_tier_errors, a_full_write_queue_drops_and_counts)
 	cr_assert_eq(s.writes_dropped, 3);
 	tkv__shared_tier_buf_unused(st, a);
 	tkv__shared_tier_buf_unused(st, b);
+	tkv__shared_tier_close(st);
+	fake_stop(&f);
+}
+
+/* Key names are written by hand (no snprintf on the op path); they must
+ * stay what docs/ARCHITECTURE.md ("Values") says, the format other nodes
+ * (and earlier versions) use: tkv1:<ns hi><ns lo>:<key hi><key lo>, in
+ * 16-digit lowercase hex each. */
+Test(shared_tier_errors, key_names_keep_their_format)
+{
+	fake_server f = {.answer = "+OK\r\n"};
+	fake_start(&f);
+	char seeds[64];
+	tkv__shared_tier *st = open_tier(&f, seeds, 2); /* ns {0x1234, 0x5678} */
+	const tkv__key keys[] = {{0, 0}, {0xabc0, 0xdef0}, {UINT64_MAX, 1}, {0x0123456789abcdefull, 0xfedcba9876543210ull}};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		char want[80], got[80];
+		snprintf(want, sizeof(want), "tkv1:%016llx%016llx:%016llx%016llx", 0x1234ull, 0x5678ull,
+			 (unsigned long long)keys[i].hi, (unsigned long long)keys[i].lo);
+		cr_assert_eq(tkv__shared_tier_key_name(st, keys[i], got, sizeof(got)), strlen(want));
+		cr_assert_str_eq(got, want);
+		char cut[10];
+		tkv__shared_tier_key_name(st, keys[i], cut, sizeof(cut)); /* NUL-terminated, cut */
+		cr_assert_eq(strncmp(cut, want, sizeof(cut) - 1), 0);
+		cr_assert_eq(cut[sizeof(cut) - 1], '\0');
+	}
 	tkv__shared_tier_close(st);
 	fake_stop(&f);
 }
