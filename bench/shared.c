@@ -8,17 +8,23 @@
  * A point is one record size: the geometry's (default the replay
  * scenario's small one; --geometry llama3-8b for a real model) and a sweep
  * of sizes (--sizes). Per point: n values (n x record >= --bytes, at least
- * one fetch window), then --reps repeats, each a raw pass and a tierkv
- * pass, alternating which goes first:
- *   raw:    SET NX of the n values in the writer's batches, then GET of them
- *           in the fetch's windows (one thread, one connection per master);
- *   tierkv: a fresh shared tier (a fresh namespace: NX skips nothing);
- *           n filled record buffers queued with tkv__shared_tier_put, timed
- *           until its writer has settled them all; then
- *           tkv__shared_tier_fetch of the same blocks in windows of 64,
- *           every one verified by the tier (and, untimed, byte-compared).
- * Every pass writes fresh keys into what the previous passes left empty:
- * the bench deletes the keys it wrote after each pass (never anything
+ * one fetch window), then --reps repeats. A repeat:
+ *   put, each side in turn (which goes first alternates):
+ *     raw:    SET NX of the n values in the writer's batches (one thread,
+ *             one connection per master);
+ *     tierkv: the point's shared tier (opened once, a fresh namespace;
+ *             each repeat's block keys are fresh: NX skips nothing);
+ *             n filled record buffers queued with tkv__shared_tier_put,
+ *             timed until its writer has settled them all;
+ *   get, interleaved window by window (which goes first alternates): a
+ *     raw GET batch of the window's keys, and a tkv__shared_tier_fetch of
+ *     the same window of blocks, every one verified by the tier (and,
+ *     untimed, byte-compared); each side's time is the sum of its
+ *     windows'. The load of a shared machine swings within a second; a
+ *     pass of each side in turn let it fall on one side and not the
+ *     other (repeat ratios 0.2-2.7 under a load of 6 on 2 cores).
+ * Every repeat writes fresh keys into what the previous ones left empty:
+ * the bench deletes the keys it wrote after each repeat (never anything
  * else: the cluster may be someone's).
  */
 #include <errno.h>
@@ -263,18 +269,30 @@ static size_t fetch_window(size_t record_bytes)
 	return tkv__shared_tier_fetch_window(record_bytes);
 }
 
-/* ---- one raw repeat ---- */
+/* ---- one repeat ---- */
 
 typedef struct ctx {
 	const sopts *o;
 	shraw *raw;
 	spoint *pt;
 	void **vals; /* n values of record_bytes: the blocks both sides move */
-	char *names;
+	char *names; /* the raw side's key names */
+	char *tier_names; /* the tier's (to delete them) */
 	uint64_t seed;
+	tkv__shared_tier *st; /* the point's tier: its connections live across
+				 repeats, as the raw side's do */
 } ctx;
 
-static int raw_rep(ctx *c, int rep, sfig *put, sfig *get, uint64_t *errs)
+/* One repeat's tier side: its n blocks (fresh keys) on the point's tier. */
+typedef struct tside {
+	tkv__shared_tier *st;
+	tkv__key *keys;
+	uint32_t *tokens;
+	void **bufs;               /* put buffers, then NULL (the tier took them) */
+	void *win[TKV__SHARED_TIER_FETCH_MAX]; /* the fetch window's record buffers */
+} tside;
+
+static int raw_put(ctx *c, int rep, sfig *put, uint64_t *errs)
 {
 	const size_t n = c->pt->n, len = c->pt->lay.record_bytes;
 	raw_names(c->names, n, "raw1", tkv__mix_pair(c->seed, (uint64_t)rep));
@@ -282,30 +300,27 @@ static int raw_rep(ctx *c, int rep, sfig *put, sfig *get, uint64_t *errs)
 	long set = shraw_set(c->raw, c->names, KEY_LEN, c->vals, len, n,
 			     TKV__SHARED_TIER_WRITE_BATCH, TKV__SHARED_INFLIGHT_DEFAULT);
 	uint64_t t1 = bench_now_ns(), c1 = cpu_ns();
-	long got = set < 0 ? -1 : shraw_get(c->raw, c->names, KEY_LEN, len, n, fetch_window(len),
-					    TKV__SHARED_INFLIGHT_DEFAULT);
-	uint64_t t2 = bench_now_ns(), c2 = cpu_ns();
-	if (shraw_del(c->raw, c->names, KEY_LEN, n) || set < 0 || got < 0)
+	if (set < 0)
 		return -1;
 	errs[0] += n - (size_t)set;
-	errs[1] += n - (size_t)got;
 	put->raw[rep] = gbps(n, len, t1 - t0);
-	get->raw[rep] = gbps(n, len, t2 - t1);
 	put->raw_cpu[rep] = cpu_per_gb(n, len, c1 - c0);
-	get->raw_cpu[rep] = cpu_per_gb(n, len, c2 - c1);
 	return 0;
 }
 
-/* ---- one tierkv repeat ---- */
-
-static int tier_open(ctx *c, int rep, tkv__shared_tier **st)
+/* The point's tier, opened once: each repeat puts fresh block keys (SET NX
+ * skips nothing), and its writer's and fetch's connections stay open from
+ * one repeat to the next, as the raw side's stay from one pass to the
+ * next (a fresh tier per repeat made the writer put over new connections,
+ * whose send buffers had yet to grow, in every timed put). */
+static int tier_open(ctx *c, tkv__shared_tier **st)
 {
 	const tkv__cold_layout *l = &c->pt->lay;
-	uint64_t s = tkv__mix_pair(c->seed, 1000u + (uint64_t)rep);
+	uint64_t s = tkv__mix_pair(c->seed, 1000u);
 	tkv__shared_tier_cfg cfg = {
 		.client = {.seeds = c->o->seeds, .connect_timeout_ms = c->o->timeout_ms,
 			   .op_timeout_ms = c->o->timeout_ms},
-		.ns = {tkv__mix64(s), tkv__mix64(~s)}, /* fresh: SET NX skips nothing */
+		.ns = {tkv__mix64(s), tkv__mix64(~s)}, /* fresh namespace */
 		.layout = *l,
 		.crc = tkv__kernels_get(TKV_ISA_AUTO)->crc32c,
 		/* room for every block at once: the timed window holds the writer's
@@ -355,82 +370,148 @@ static uint64_t wrong_blocks(const ctx *c, void **bufs, void **vals, size_t hits
 	return wrong;
 }
 
-/* Fetches the n blocks as the runtime does: one window of record buffers
- * (tkv__shared_tier_buf_raw, fresh), reused for every window; each
- * window's blocks byte-compared (untimed: cmp_ns[0] and [1] say how much
- * wall and CPU time that took).
- * Returns the verified hits; *wrong the hits with another payload. */
-static size_t tier_fetch_all(const ctx *c, tkv__shared_tier *st, const tkv__key *keys,
-			     const uint32_t *tokens, uint64_t *wrong, uint64_t *cmp_ns)
-{
-	const size_t n = c->pt->n, win = fetch_window(c->pt->lay.record_bytes);
-	void *bufs[TKV__SHARED_TIER_FETCH_MAX] = {0};
-	size_t hits = 0;
-	for (size_t i = 0; i < n; i += win) {
-		size_t w = n - i < win ? n - i : win, have = 0;
-		while (have < w && (bufs[have] || (bufs[have] = tkv__shared_tier_buf_raw(st))))
-			have++;
-		size_t got = tkv__shared_tier_fetch(st, keys + i, tokens + i * BT, have, bufs);
-		hits += got;
-		uint64_t t = bench_now_ns(), u = cpu_ns();
-		*wrong += wrong_blocks(c, bufs, c->vals + i, got);
-		cmp_ns[0] += bench_now_ns() - t;
-		cmp_ns[1] += cpu_ns() - u;
-	}
-	for (size_t i = 0; i < win; i++)
-		tkv__shared_tier_buf_free(st, bufs[i]);
-	return hits;
-}
-
-static int tier_rep(ctx *c, int rep, sfig *put, sfig *get, uint64_t *errs)
+/* Fills n record buffers with the values under the repeat's fresh keys
+ * (untimed), the fetch's connection made before anything is timed. */
+static int tier_prepare(ctx *c, int rep, tside *t)
 {
 	const size_t n = c->pt->n, len = c->pt->lay.record_bytes;
-	tkv__shared_tier *st;
-	if (tier_open(c, rep, &st))
+	const uint64_t kseed = tkv__mix_pair(c->seed, (uint64_t)rep);
+	*t = (tside){.st = c->st};
+	t->keys = calloc(n, sizeof(*t->keys));
+	t->tokens = calloc(n * BT, sizeof(*t->tokens));
+	t->bufs = calloc(n, sizeof(*t->bufs));
+	if (!t->keys || !t->tokens || !t->bufs)
 		return -1;
-	tkv__key *keys = calloc(n, sizeof(*keys));
-	uint32_t *tokens = calloc(n * BT, sizeof(*tokens));
-	void **bufs = calloc(n, sizeof(*bufs));
-	int rc = keys && tokens && bufs ? 0 : -1;
-	for (size_t i = 0; i < n && !rc; i++) {
-		keys[i] = (tkv__key){tkv__mix_pair(c->seed ^ 1, i), tkv__mix_pair(c->seed ^ 2, i)};
-		for (size_t t = 0; t < BT; t++)
-			tokens[i * BT + t] = (uint32_t)tkv__mix_pair(keys[i].lo, t);
-		if (!(bufs[i] = tkv__shared_tier_buf(st)))
-			rc = -1;
-		else
-			memcpy(bufs[i], c->vals[i], len); /* the writer seals the header */
+	for (size_t i = 0; i < n; i++) {
+		t->keys[i] = (tkv__key){tkv__mix_pair(kseed ^ 1, i), tkv__mix_pair(kseed ^ 2, i)};
+		for (size_t k = 0; k < BT; k++)
+			t->tokens[i * BT + k] = (uint32_t)tkv__mix_pair(t->keys[i].lo, k);
+		if (!(t->bufs[i] = tkv__shared_tier_buf(t->st)))
+			return -1;
+		memcpy(t->bufs[i], c->vals[i], len); /* the writer seals the header */
 	}
+	/* The fetch's connections to every master, as the raw side's are made
+	 * before its passes (an EXISTS of fresh keys, which the writer's SET
+	 * NX does not see; a no-op after the first repeat). A runtime's pool
+	 * keeps them. */
+	tkv__shared_tier_present(t->st, t->keys, n < TKV__SHARED_TIER_FETCH_MAX ? n : TKV__SHARED_TIER_FETCH_MAX);
+	return 0;
+}
+
+static int tier_put(ctx *c, int rep, tside *t, sfig *put, uint64_t *errs)
+{
+	const size_t n = c->pt->n, len = c->pt->lay.record_bytes;
 	tkv__shared_tier_stats s;
-	uint64_t t0 = bench_now_ns(), c0 = cpu_ns(), t1 = t0, c1 = c0;
-	if (!rc) {
-		for (size_t i = 0; i < n; i++)
-			tkv__shared_tier_put(st, keys[i], tokens + i * BT, bufs[i]); /* takes bufs[i] */
-		memset(bufs, 0, n * sizeof(*bufs));
-		rc = wait_settled(st, &s);
-		t1 = bench_now_ns(), c1 = cpu_ns();
-		errs[0] += n - s.writes_stored;
+	tkv__shared_tier_stats_get(t->st, &s);
+	const uint64_t stored = s.writes_stored; /* the tier's counters run on */
+	uint64_t t0 = bench_now_ns(), c0 = cpu_ns();
+	for (size_t i = 0; i < n; i++)
+		tkv__shared_tier_put(t->st, t->keys[i], t->tokens + i * BT, t->bufs[i]); /* takes it */
+	memset(t->bufs, 0, n * sizeof(*t->bufs));
+	int rc = wait_settled(t->st, &s);
+	uint64_t t1 = bench_now_ns(), c1 = cpu_ns();
+	errs[0] += n - (s.writes_stored - stored);
+	put->tier[rep] = gbps(n, len, t1 - t0);
+	put->tier_cpu[rep] = cpu_per_gb(n, len, c1 - c0);
+	return rc;
+}
+
+/* One fetch window of the tier, as the runtime fetches: the window of
+ * record buffers (tkv__shared_tier_buf_raw, fresh), reused for every
+ * window; then, untimed, its blocks byte-compared. Adds its wall and CPU
+ * time to ns[0], ns[1]; returns the verified hits (*wrong: hits with
+ * another payload). */
+static size_t tier_window(const ctx *c, tside *t, size_t first, size_t w, uint64_t *wrong,
+			  uint64_t ns[2])
+{
+	size_t have = 0;
+	while (have < w && (t->win[have] || (t->win[have] = tkv__shared_tier_buf_raw(t->st))))
+		have++;
+	uint64_t t0 = bench_now_ns(), c0 = cpu_ns();
+	size_t got = tkv__shared_tier_fetch(t->st, t->keys + first, t->tokens + first * BT, have, t->win);
+	ns[0] += bench_now_ns() - t0, ns[1] += cpu_ns() - c0;
+	*wrong += wrong_blocks(c, t->win, c->vals + first, got);
+	return got;
+}
+
+/* The same window of the raw side: GET of its keys, one batch. */
+static long raw_window(const ctx *c, size_t first, size_t w, uint64_t ns[2])
+{
+	const size_t len = c->pt->lay.record_bytes;
+	uint64_t t0 = bench_now_ns(), c0 = cpu_ns();
+	long got = shraw_get(c->raw, c->names + first * (KEY_LEN + 1), KEY_LEN, len, w, w,
+			     TKV__SHARED_INFLIGHT_DEFAULT);
+	ns[0] += bench_now_ns() - t0, ns[1] += cpu_ns() - c0;
+	return got;
+}
+
+/* Both sides' gets, window by window in turn (which side goes first
+ * alternates): the machine's load, which here swings within a second,
+ * then weighs on both alike. Each side's figure is the sum of its
+ * windows' times; a window is a whole round trip on either side (the
+ * fetch returns when its window is in and checked, the raw batch when its
+ * replies are read), so interleaving changes neither side's work. */
+static int get_interleaved(ctx *c, int rep, tside *t, sfig *get, uint64_t *errs)
+{
+	const size_t n = c->pt->n, len = c->pt->lay.record_bytes, win = fetch_window(len);
+	uint64_t raw_ns[2] = {0, 0}, tier_ns[2] = {0, 0}, wrong = 0;
+	size_t hits = 0;
+	long raw_got = 0;
+	for (size_t i = 0, k = 0; i < n; i += win, k++) {
+		size_t w = n - i < win ? n - i : win;
+		long g = 0;
+		if ((k + (size_t)rep) % 2 == 0) {
+			g = raw_window(c, i, w, raw_ns);
+			hits += tier_window(c, t, i, w, &wrong, tier_ns);
+		} else {
+			hits += tier_window(c, t, i, w, &wrong, tier_ns);
+			g = raw_window(c, i, w, raw_ns);
+		}
+		if (g < 0)
+			return -1;
+		raw_got += g;
 	}
-	if (!rc) {
-		uint64_t wrong = 0, cmp_ns[2] = {0, 0}, t2 = bench_now_ns(), c2 = cpu_ns();
-		size_t hits = tier_fetch_all(c, st, keys, tokens, &wrong, cmp_ns);
-		uint64_t t3 = bench_now_ns() - cmp_ns[0], c3 = cpu_ns() - cmp_ns[1];
-		errs[1] += n - hits + wrong;
-		put->tier[rep] = gbps(n, len, t1 - t0);
-		get->tier[rep] = gbps(n, len, t3 - t2);
-		put->tier_cpu[rep] = cpu_per_gb(n, len, c1 - c0);
-		get->tier_cpu[rep] = cpu_per_gb(n, len, c3 - c2);
-	}
-	/* delete what it wrote, also after a failed pass */
-	for (size_t i = 0; keys && i < n; i++)
-		tkv__shared_tier_key_name(st, keys[i], c->names + i * (KEY_LEN + 1), KEY_LEN + 1);
-	if (keys && shraw_del(c->raw, c->names, KEY_LEN, n))
+	errs[1] += (n - (size_t)raw_got) + (n - hits + wrong);
+	get->raw[rep] = gbps(n, len, raw_ns[0]);
+	get->tier[rep] = gbps(n, len, tier_ns[0]);
+	get->raw_cpu[rep] = cpu_per_gb(n, len, raw_ns[1]);
+	get->tier_cpu[rep] = cpu_per_gb(n, len, tier_ns[1]);
+	return 0;
+}
+
+/* Deletes what both sides wrote (also after a failed pass), frees the
+ * tier side. */
+static int rep_cleanup(ctx *c, tside *t)
+{
+	const size_t n = c->pt->n;
+	int rc = shraw_del(c->raw, c->names, KEY_LEN, n);
+	for (size_t i = 0; t->st && t->keys && i < n; i++)
+		tkv__shared_tier_key_name(t->st, t->keys[i], c->tier_names + i * (KEY_LEN + 1), KEY_LEN + 1);
+	if (t->st && t->keys && shraw_del(c->raw, c->tier_names, KEY_LEN, n))
 		rc = -1;
-	for (size_t i = 0; bufs && i < n; i++) /* put ones are NULL by now */
-		if (bufs[i])
-			tkv__shared_tier_buf_unused(st, bufs[i]);
-	tkv__shared_tier_close(st);
-	free(keys), free(tokens), free(bufs);
+	for (size_t i = 0; t->bufs && i < n; i++) /* put ones are NULL by now */
+		if (t->bufs[i])
+			tkv__shared_tier_buf_unused(t->st, t->bufs[i]);
+	for (size_t i = 0; i < TKV__SHARED_TIER_FETCH_MAX; i++)
+		tkv__shared_tier_buf_free(t->st, t->win[i]);
+	free(t->keys), free(t->tokens), free(t->bufs);
+	return rc;
+}
+
+/* One repeat: both puts (which side goes first alternates: neither always
+ * runs on a warmer, or more fragmented, server), then both gets
+ * interleaved by window, then the deletes. */
+static int run_rep(ctx *c, int rep, sfig *put, sfig *get, uint64_t *errs)
+{
+	tside t;
+	int rc = tier_prepare(c, rep, &t);
+	if (!rc)
+		rc = rep % 2 == 0 ? raw_put(c, rep, put, errs) || tier_put(c, rep, &t, put, errs)
+				  : tier_put(c, rep, &t, put, errs) || raw_put(c, rep, put, errs);
+	if (!rc)
+		rc = get_interleaved(c, rep, &t, get, errs);
+	if (rep_cleanup(c, &t))
+		rc = -1;
 	return rc;
 }
 
@@ -473,23 +554,21 @@ static srow summarize(const spoint *pt, const char *op, const sfig *f, int reps)
 static int run_point(const sopts *o, shraw *raw, spoint *pt, srow out[2])
 {
 	const size_t n = pt->n, len = pt->lay.record_bytes;
-	ctx c = {o, raw, pt, calloc(n, sizeof(void *)), malloc(n * (KEY_LEN + 1)), run_seed()};
-	int rc = c.vals && c.names ? 0 : -1;
+	ctx c = {o, raw, pt, calloc(n, sizeof(void *)), calloc(n, KEY_LEN + 1),
+		 calloc(n, KEY_LEN + 1), run_seed(), NULL};
+	int rc = c.vals && c.names && c.tier_names ? 0 : -1;
 	for (size_t i = 0; i < n && !rc; i++)
 		if ((c.vals[i] = aligned_alloc(TKV__COLD_ALIGN, len)))
 			fill(c.vals[i], len, tkv__mix_pair(c.seed, i));
 		else
 			rc = -1;
+	if (!rc)
+		rc = tier_open(&c, &c.st);
 	sfig put = {0}, get = {0};
 	uint64_t errs[2] = {0, 0};
-	for (int rep = 0; rep < o->reps && !rc; rep++) {
-		/* alternate the order: neither side always runs on a warmer
-		 * (or more fragmented) server */
-		if (rep % 2 == 0)
-			rc = raw_rep(&c, rep, &put, &get, errs) || tier_rep(&c, rep, &put, &get, errs);
-		else
-			rc = tier_rep(&c, rep, &put, &get, errs) || raw_rep(&c, rep, &put, &get, errs);
-	}
+	for (int rep = 0; rep < o->reps && !rc; rep++)
+		rc = run_rep(&c, rep, &put, &get, errs);
+	tkv__shared_tier_close(c.st);
 	put.errors = errs[0], get.errors = errs[1];
 	if (!rc) {
 		out[0] = summarize(pt, "put", &put, o->reps);
@@ -497,7 +576,7 @@ static int run_point(const sopts *o, shraw *raw, spoint *pt, srow out[2])
 	}
 	for (size_t i = 0; c.vals && i < n; i++)
 		free(c.vals[i]);
-	free(c.vals), free(c.names);
+	free(c.vals), free(c.names), free(c.tier_names);
 	return rc;
 }
 

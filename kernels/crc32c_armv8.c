@@ -7,6 +7,7 @@
  */
 #include <arm_acle.h>
 
+#define TKV__HW_REG uint32_t
 #define TKV__HW_CRC8(reg, byte) __crc32cb((reg), (byte))
 #define TKV__HW_CRC64(reg, word) __crc32cd((reg), (word))
 #include "kernels/crc32c_hw.h"

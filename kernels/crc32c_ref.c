@@ -18,6 +18,7 @@
 
 uint32_t tkv__crc32c_slice[8][256];
 uint32_t tkv__crc32c_shift[4][256];
+uint32_t tkv__crc32c_shift_small[4][256];
 
 /* One byte through the register, bit by bit: the definition itself. */
 static uint32_t byte_step(uint32_t reg)
@@ -25,6 +26,31 @@ static uint32_t byte_step(uint32_t reg)
 	for (int k = 0; k < 8; k++)
 		reg = (reg >> 1) ^ (TKV__CRC32C_POLY & (0u - (reg & 1)));
 	return reg;
+}
+
+/*
+ * tab[k][b]: the register b << 8k advanced over `lane` zero bytes.
+ * Advancing is linear over GF(2), so it is fixed by the images of the 32
+ * one-bit registers; a register is the XOR of the images of its set bits.
+ * Needs slice[0].
+ */
+static void shift_table(int lane, uint32_t tab[4][256])
+{
+	uint32_t basis[32];
+	for (int bit = 0; bit < 32; bit++) {
+		uint32_t r = 1u << bit;
+		for (int i = 0; i < lane; i++)
+			r = (r >> 8) ^ tkv__crc32c_slice[0][r & 0xff];
+		basis[bit] = r;
+	}
+	for (int k = 0; k < 4; k++)
+		for (uint32_t b = 0; b < 256; b++) {
+			uint32_t img = 0;
+			for (int bit = 0; bit < 8; bit++)
+				if (b & (1u << bit))
+					img ^= basis[8 * k + bit];
+			tab[k][b] = img;
+		}
 }
 
 void tkv__crc32c_init(void)
@@ -38,27 +64,8 @@ void tkv__crc32c_init(void)
 			tkv__crc32c_slice[k][b] = (r >> 8) ^ tkv__crc32c_slice[0][r & 0xff];
 		}
 
-	/*
-	 * Advancing the register over L zero bytes is linear over GF(2), so it
-	 * is fixed by the images of the 32 one-bit registers; a register is the
-	 * XOR of the images of its set bits. Split by byte: shift[k][b] is the
-	 * image of b << 8k.
-	 */
-	uint32_t basis[32];
-	for (int bit = 0; bit < 32; bit++) {
-		uint32_t r = 1u << bit;
-		for (int i = 0; i < TKV__CRC32C_LANE; i++)
-			r = (r >> 8) ^ tkv__crc32c_slice[0][r & 0xff];
-		basis[bit] = r;
-	}
-	for (int k = 0; k < 4; k++)
-		for (uint32_t b = 0; b < 256; b++) {
-			uint32_t img = 0;
-			for (int bit = 0; bit < 8; bit++)
-				if (b & (1u << bit))
-					img ^= basis[8 * k + bit];
-			tkv__crc32c_shift[k][b] = img;
-		}
+	shift_table(TKV__CRC32C_LANE, tkv__crc32c_shift);
+	shift_table(TKV__CRC32C_LANE_SMALL, tkv__crc32c_shift_small);
 }
 
 /* Bytes are assembled explicitly (no word loads), so this is correct on any

@@ -7,8 +7,9 @@
  */
 #include <nmmintrin.h>
 
+#define TKV__HW_REG uint64_t
 #define TKV__HW_CRC8(reg, byte) _mm_crc32_u8((reg), (byte))
-#define TKV__HW_CRC64(reg, word) ((uint32_t)_mm_crc32_u64((reg), (word)))
+#define TKV__HW_CRC64(reg, word) _mm_crc32_u64((reg), (word))
 #include "kernels/crc32c_hw.h"
 
 uint32_t tkv__crc32c_sse42(uint32_t crc, const void *buf, size_t n)

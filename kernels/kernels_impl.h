@@ -63,14 +63,22 @@ void tkv__arch_kernels(tkv__kernels tab[TKV__ISA_COUNT]);
  * each prefetched this many bytes ahead (why: crc32c_hw.h). */
 #define TKV__CRC32C_MAX_LANES 32
 #define TKV__CRC32C_PREFETCH 1024
+/* What is left after the 3 x 1024-byte blocks (up to 3 KiB: an 8 KiB
+ * layer leaves 2 KiB) runs three streams of this many bytes before the
+ * single stream: the 2 KiB tail of an 8 KiB buffer took a third of its
+ * time on one stream. */
+#define TKV__CRC32C_LANE_SMALL 128
+_Static_assert(TKV__CRC32C_LANE % 64 == 0 && TKV__CRC32C_LANE_SMALL % 64 == 0,
+	       "crc32c_hw.h walks a lane a 64-byte line at a time");
 extern uint32_t tkv__crc32c_slice[8][256];
-extern uint32_t tkv__crc32c_shift[4][256];
+extern uint32_t tkv__crc32c_shift[4][256];       /* over TKV__CRC32C_LANE bytes */
+extern uint32_t tkv__crc32c_shift_small[4][256]; /* over TKV__CRC32C_LANE_SMALL */
 void tkv__crc32c_init(void);
 
-static inline uint32_t tkv__crc32c_shift_lane(uint32_t reg)
+static inline uint32_t tkv__crc32c_shift_by(const uint32_t tab[4][256], uint32_t reg)
 {
-	return tkv__crc32c_shift[0][reg & 0xff] ^ tkv__crc32c_shift[1][(reg >> 8) & 0xff] ^
-	       tkv__crc32c_shift[2][(reg >> 16) & 0xff] ^ tkv__crc32c_shift[3][reg >> 24];
+	return tab[0][reg & 0xff] ^ tab[1][(reg >> 8) & 0xff] ^ tab[2][(reg >> 16) & 0xff] ^
+	       tab[3][reg >> 24];
 }
 
 /* ---- sanitizer annotations ----

@@ -410,18 +410,23 @@ static bool kc_crc32c_random_vs_reference(kc_why *w)
 	return ok;
 }
 
-/* Lengths around multiples of the three-lane block of the hardware loops and
- * of the word size, at every offset within a word: one-lane blocks against
- * the bitwise oracle, then the long lanes (up to TKV__CRC32C_MAX_LANES units
- * each, several chunks of them, and the shorter chunk after) against the
- * scalar reference, which the other checks hold to the oracle. */
+/* Lengths around multiples of the three-lane blocks of the hardware loops
+ * (one-unit lanes, the long lanes of up to TKV__CRC32C_MAX_LANES units in
+ * several chunks and the shorter chunk after, the small lanes, and large
+ * blocks followed by small ones) and of the word size, at every offset
+ * within a word: up to three blocks against the bitwise oracle, longer ones
+ * against the scalar reference, which the other checks hold to the oracle. */
 static bool kc_crc32c_lane_boundaries(kc_why *w)
 {
 	kc_crc c[TKV__ISA_COUNT];
 	int nc = kc_crcs(c);
 	const tkv__crc_fn ref = tkv__kernels_for(TKV_ISA_SCALAR)->crc32c;
 	const size_t block = 3 * (size_t)TKV__CRC32C_LANE, big = TKV__CRC32C_MAX_LANES;
-	const size_t mults[] = {1, 2, 3, big - 1, big, big + 1, 2 * big + 5};
+	const size_t small = 3 * (size_t)TKV__CRC32C_LANE_SMALL;
+	const size_t at[] = {block,	      2 * block,	   3 * block,
+			     small,	      2 * small,	   block + small,
+			     block + 2 * small, 2 * block + 3 * small, (big - 1) * block,
+			     big * block,     (big + 1) * block,   (2 * big + 5) * block};
 	const size_t max = (2 * big + 5) * block + 64;
 	uint8_t *buf = malloc(max);
 	if (!buf)
@@ -429,18 +434,19 @@ static bool kc_crc32c_lane_boundaries(kc_why *w)
 	kc_fill_source(buf, max);
 
 	bool ok = true;
-	for (size_t k = 0; ok && k < sizeof(mults) / sizeof(mults[0]); k++) {
-		size_t mult = mults[k], d = mult <= 3 ? 9 : 3;
-		for (size_t len = mult * block - d; ok && len <= mult * block + d; len++)
+	for (size_t m = 0; ok && m < sizeof(at) / sizeof(at[0]); m++) {
+		bool oracle = at[m] <= 3 * block;
+		size_t d = oracle ? 9 : 3;
+		for (size_t len = at[m] - d; ok && len <= at[m] + d; len++)
 			for (size_t off = 0; ok && off < 9; off++) {
-				uint32_t want = mult <= 3 ? kc_crc32c_bitwise(0, buf + off, len)
-							  : ref(0, buf + off, len);
+				uint32_t want = oracle ? kc_crc32c_bitwise(0, buf + off, len)
+						       : ref(0, buf + off, len);
 				for (int i = 0; ok && i < nc; i++) {
 					uint32_t got = c[i].fn(0, buf + off, len);
 					if (got != want)
 						ok = kc_fail(w, "%s: len=%zu off=%zu: 0x%08X, %s 0x%08X",
 							     c[i].name, len, off, got,
-							     mult <= 3 ? "oracle" : "reference", want);
+							     oracle ? "oracle" : "reference", want);
 				}
 			}
 	}

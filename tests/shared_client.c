@@ -638,3 +638,71 @@ Test(shared_client, too_long_values_in_a_pipeline_keep_it_in_step)
 	tkv__shared_close(s);
 	free(seeds);
 }
+
+/* One pipelined get of many values whose buffers fit them exactly, so a
+ * recvmsg may receive several at once (the link's ahead entries), with
+ * replies of other shapes in between that must end that (a nil, a value
+ * shorter than its buffer, one longer, one whose buffer is too small for
+ * the direct read): every op still gets its own reply, byte-exact. Run
+ * with values that fit a socket read and values that span several. */
+static void ahead_pass(tkv__shared_conn *c, const char *tag, size_t len)
+{
+	enum { N = 40 };
+	char keys[N][64];
+	size_t vlen[N];
+	unsigned char *v = malloc(len + 64), *b[N];
+	tkv__shared_op ops[N];
+	for (int i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "%s:ahead:%s:%d", prefix, tag, i);
+		vlen[i] = i == 9 ? len - 7 : i == 17 ? len + 5 : i == 25 ? 1000 : len;
+		b[i] = malloc(len + 64);
+		if (i % 11 == 5)
+			continue; /* absent: a nil in the middle */
+		fill_value(v, vlen[i], keys[i], 12);
+		ops[i] = key_op(keys[i]);
+		ops[i].val = v, ops[i].len = vlen[i];
+		cr_assert_eq(tkv__shared_set_nx(c, &ops[i], 1, 0), 1);
+	}
+	for (int rep = 0; rep < 3; rep++) {
+		for (int i = 0; i < N; i++) {
+			ops[i] = key_op(keys[i]);
+			/* 25: a buffer below the direct read's minimum */
+			ops[i].buf = b[i], ops[i].cap = i == 25 ? 1000 : len;
+			memset(b[i], 0xee, len + 64);
+		}
+		tkv__shared_get(c, ops, N);
+		for (int i = 0; i < N; i++) {
+			if (i % 11 == 5) {
+				cr_assert_eq(ops[i].status, -ENOENT, "%s op %d: %d", tag, i, ops[i].status);
+				continue;
+			}
+			if (i == 17) {
+				cr_assert_eq(ops[i].status, -EMSGSIZE, "%s op %d: %d", tag, i, ops[i].status);
+				continue;
+			}
+			fill_value(v, vlen[i], keys[i], 12);
+			cr_assert_eq(ops[i].status, 0, "%s op %d: %d", tag, i, ops[i].status);
+			cr_assert_eq(ops[i].len, vlen[i], "%s op %d", tag, i);
+			cr_assert(memcmp(b[i], v, vlen[i]) == 0, "%s op %d: another reply's bytes", tag, i);
+		}
+	}
+	for (int i = 0; i < N; i++)
+		free(b[i]);
+	free(v);
+}
+
+Test(shared_client, values_received_ahead_keep_every_reply_its_own)
+{
+	char *seeds = fixture_seeds("standalone");
+	tkv__shared *s = open_client(seeds, 2000);
+	tkv__shared_conn *c = tkv__shared_conn_new(s);
+	ahead_pass(c, "20k", 20480);
+	ahead_pass(c, "300k", 300 << 10);
+	tkv__shared_stats st;
+	tkv__shared_get_stats(s, &st);
+	cr_assert_eq(st.conns_closed_on_error, 0);
+	cr_assert_eq(st.err_proto, 0);
+	tkv__shared_conn_free(c);
+	tkv__shared_close(s);
+	free(seeds);
+}

@@ -53,3 +53,36 @@ Test(shared_slot, tag_inside_binary_key)
 	cr_assert_eq(tkv__shared_key_slot(k, sizeof(k)), 3443);
 	cr_assert_neq(tkv__shared_key_slot(k, 1), 3443);
 }
+
+/* The definition, a bit at a time, to check the table-driven CRC against. */
+static uint16_t crc16_bitwise(const unsigned char *p, size_t n)
+{
+	uint16_t crc = 0;
+	for (size_t i = 0; i < n; i++) {
+		crc ^= (uint16_t)(p[i] << 8);
+		for (int b = 0; b < 8; b++)
+			crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
+	}
+	return crc;
+}
+
+Test(shared_slot, table_matches_bitwise_definition)
+{
+	/* every byte value alone (every table entry), then keys of every
+	 * length up to 100 from a fixed pseudo-random stream, none with '{' */
+	unsigned char k[100];
+	for (unsigned b = 0; b < 256; b++) {
+		k[0] = (unsigned char)b;
+		/* a lone '{' opens no tag: the whole key is hashed */
+		cr_assert_eq(tkv__shared_key_slot(k, 1), crc16_bitwise(k, 1) & 16383, "byte %u", b);
+	}
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (size_t len = 0; len <= sizeof(k); len++) {
+		for (size_t i = 0; i < len; i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			k[i] = (unsigned char)(x >> 32) == '{' ? 'z' : (unsigned char)(x >> 32);
+		}
+		cr_assert_eq(tkv__shared_key_slot(k, len), crc16_bitwise(k, len) & 16383, "len %zu",
+			     len);
+	}
+}

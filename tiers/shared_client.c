@@ -308,6 +308,21 @@ static void send_window(struct batch *b, struct group *g)
 		fail_group(b, g, rc, rc != -ENOMEM);
 }
 
+/* The GETs sent after g's next one whose replies follow it with nothing
+ * between (up to the first that needs ASKING): the link may receive
+ * their values along with it. */
+static size_t gets_after(struct batch *b, const struct group *g, tkv__shared_op **next)
+{
+	size_t n = 0;
+	for (uint32_t k = g->next_read + 1; k < g->next_send && n < TKV__SHARED_AHEAD; k++) {
+		uint32_t i = b->c->order[k];
+		if (b->c->route[i].ask)
+			break;
+		next[n++] = &b->ops[i];
+	}
+	return n;
+}
+
 /* Reads one op's replies (ASKING's first); false when the group failed. */
 static bool read_one(struct batch *b, struct group *g, uint64_t deadline)
 {
@@ -319,7 +334,7 @@ static bool read_one(struct batch *b, struct group *g, uint64_t deadline)
 	void *r;
 	int rc;
 	if (rt->ask) {
-		rc = tkv__shared_link_read(l, NULL, &r, deadline);
+		rc = tkv__shared_link_read(l, NULL, NULL, 0, &r, deadline);
 		bool ok = rc == 0 && ((redisReply *)r)->type == REDIS_REPLY_STATUS;
 		tkv__shared_reply_free(r);
 		if (!ok) {
@@ -328,7 +343,9 @@ static bool read_one(struct batch *b, struct group *g, uint64_t deadline)
 		}
 		rt->ask = 0; /* ASK holds for this one command only */
 	}
-	rc = tkv__shared_link_read(l, b->cmd == CMD_GET ? op : NULL, &r, deadline);
+	tkv__shared_op *next[TKV__SHARED_AHEAD];
+	size_t n_next = b->cmd == CMD_GET ? gets_after(b, g, next) : 0;
+	rc = tkv__shared_link_read(l, b->cmd == CMD_GET ? op : NULL, next, n_next, &r, deadline);
 	if (rc) {
 		fail_group(b, g, rc, rc == -ETIMEDOUT || rc == -ECONNRESET);
 		return false;

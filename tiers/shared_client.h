@@ -70,7 +70,10 @@ typedef struct tkv__shared_op {
 	/*
 	 * Result:
 	 *   get:    0 hit (len bytes in buf); -ENOENT nil; -EMSGSIZE value
-	 *           longer than cap (nothing usable in buf)
+	 *           longer than cap (nothing usable in buf). buf may be
+	 *           written whatever the status: a value is received into it
+	 *           before its reply is known to be this op's (when several
+	 *           arrive at once); only a hit's len bytes mean anything
 	 *   set_nx: 0 stored; -EEXIST the key was there (not overwritten)
 	 *   exists: 0 present; -ENOENT absent
 	 *   any:    -ETIMEDOUT, -EHOSTDOWN (node marked down), -ECONNRESET

@@ -43,6 +43,11 @@ enum {
 	TKV__SHARED_BACKOFF_MAX = 32, /* x backoff_ms */
 	TKV__SHARED_RBUF = 256 << 10, /* bytes per read(2) of replies */
 	TKV__SHARED_DIRECT_MIN = 16 << 10, /* GET buffers read into directly */
+	TKV__SHARED_AHEAD = 8, /* GET values one recvmsg may receive beyond the one read */
+	/* and their bytes, at most: a value is verified (on_hit) when its read
+	 * ends, so values received far ahead would be checked after they left
+	 * the cache (half of a 512 KiB L2) */
+	TKV__SHARED_AHEAD_BYTES = 256 << 10,
 };
 
 typedef struct tkv__shared_node {
@@ -104,6 +109,16 @@ typedef struct tkv__shared_link {
 	struct tkv__shared_seg *segs;
 	size_t n_segs, segs_cap;
 	char *rbuf; /* TKV__SHARED_RBUF bytes, for reads */
+	/* GET values whose header (exactly "$<cap>\r\n") and first `got`
+	 * bytes a recvmsg already put in place, in reply order: the next
+	 * reads take them from here (read_direct). Only the last may be
+	 * partial; crlf: its trailing CRLF was consumed too. */
+	struct tkv__shared_ahead {
+		tkv__shared_op *op;
+		size_t got;
+		bool crlf;
+	} ahead[TKV__SHARED_AHEAD];
+	uint32_t n_ahead;
 } tkv__shared_link;
 
 /* Replies that are not hiredis objects: a GET value already in its op. */
@@ -126,10 +141,15 @@ int tkv__shared_link_add(tkv__shared_link *l, int argc, const char *const *argv,
  * 0, -ETIMEDOUT, -ECONNRESET, -ENOMEM. */
 int tkv__shared_link_flush(tkv__shared_link *l, uint64_t deadline_ns);
 /* Reads the next reply by deadline_ns; a bulk string goes into sink's
- * buffer when sink is not NULL. *reply: a redisReply (free with
- * tkv__shared_reply_free) or a mark. 0, -ETIMEDOUT, -ECONNRESET, -EPROTO. */
-int tkv__shared_link_read(tkv__shared_link *l, tkv__shared_op *sink, void **reply,
-			  uint64_t deadline_ns);
+ * buffer when sink is not NULL. next[0..n_next) (may be 0): GETs whose
+ * replies follow sink's on this link, in order, with nothing between
+ * (no ASKING); while their values are receivable they may be received
+ * along with sink's, into their buffers, and the next reads (which must
+ * be for next[0], next[1], ... in turn) find them there. *reply: a
+ * redisReply (free with tkv__shared_reply_free) or a mark. 0, -ETIMEDOUT,
+ * -ECONNRESET, -EPROTO. */
+int tkv__shared_link_read(tkv__shared_link *l, tkv__shared_op *sink, tkv__shared_op *const *next,
+			  size_t n_next, void **reply, uint64_t deadline_ns);
 void tkv__shared_reply_free(void *reply);
 /* One command on a connection of its own (map refresh); NULL on failure. */
 redisReply *tkv__shared_query(tkv__shared *s, uint16_t node, int argc, const char *const *argv);
