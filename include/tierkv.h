@@ -192,8 +192,8 @@ typedef struct tkv_config {
 
 	/* Hot-tier watermarks, percent of hot_bytes: the evictor starts when
 	 * usage passes hot_high_pct and stops at hot_low_pct (lower when a
-	 * waiting store needs more room than that). 1 <= low < high <= 100, or
-	 * both 0 (default): automatic, see tkv_config_watermarks. */
+	 * waiting store needs more room than that). 1 <= low < high <= 100;
+	 * 0 (default) is automatic, see tkv_config_watermarks. */
 	uint32_t hot_high_pct;
 	uint32_t hot_low_pct;
 
@@ -257,12 +257,15 @@ TKV_API void tkv_config_default(tkv_config *cfg);
  * with tkv_last_error() naming the first bad field and its value. */
 TKV_API int tkv_config_validate(const tkv_config *cfg);
 
-/* The watermarks a runtime opened with cfg uses: cfg's own, or when both
- * are 0 (the default) 80/60 without a prefix cache (the headroom lets bursts
- * of stores proceed while records are written: `tierkv-bench evict`) and
- * 100/99 with one (model_id set: RAM is cache capacity, so it stays full
- * and the evictor makes room as stores need it; a store into a full hot tier
- * may wait for a record write). cfg is not validated. */
+/* The watermarks a runtime opened with cfg uses: cfg's own, or for a 0
+ * (the default) the automatic value: 80/60 without a prefix cache (the
+ * headroom lets bursts of stores proceed while records are written:
+ * `tierkv-bench evict`) and 100/99 with one (model_id set: RAM is cache
+ * capacity, so it stays full and the evictor makes room as stores need it;
+ * a store into a full hot tier may wait for a record write). When only one
+ * is set the other is its automatic value, moved to just past the one set
+ * if they would cross (only hot_low_pct = 90 without a cache: 91/90). cfg
+ * is not validated. */
 TKV_API void tkv_config_watermarks(const tkv_config *cfg, uint32_t *high_pct,
 				   uint32_t *low_pct);
 
@@ -284,7 +287,8 @@ typedef struct tkv_runtime tkv_runtime;
 TKV_API int tkv_open(const tkv_config *cfg, tkv_runtime **out);
 
 /* Drains queued stores (their tickets complete), joins the workers, the
- * evictor and the prefetch thread (record writes in flight complete first),
+ * prefetch thread (reads in flight complete; queued tkv_prefetch requests
+ * are dropped) and the evictor (record writes in flight complete first),
  * and frees every sequence and hot block. Cold records of sequences still
  * open stay on disk: re-opening those ids after the next tkv_open reads them
  * back (tkv_seq_close deletes a sequence's records). With a prefix cache and

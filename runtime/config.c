@@ -87,13 +87,11 @@ static int derive_geometry(const tkv_config *c, tkv__geometry *g)
 static int check_cold(const tkv_config *c)
 {
 	int rc;
-	if (!c->hot_high_pct != !c->hot_low_pct)
-		return tkv__fail(-EINVAL, "config.hot_high_pct/hot_low_pct: set both, or both 0 "
-				 "(automatic), not one of them (%u/%u)",
-				 c->hot_high_pct, c->hot_low_pct);
-	if (c->hot_high_pct &&
-	    ((rc = check_range("hot_high_pct", c->hot_high_pct, 2, 100)) ||
-	     (rc = check_range("hot_low_pct", c->hot_low_pct, 1, c->hot_high_pct - 1))))
+	uint32_t hi, lo; /* one of them 0: the automatic value fills it in */
+	tkv_config_watermarks(c, &hi, &lo);
+	if ((c->hot_high_pct || c->hot_low_pct) &&
+	    ((rc = check_range("hot_high_pct", hi, 2, 100)) ||
+	     (rc = check_range("hot_low_pct", lo, 1, hi - 1))))
 		return rc;
 	if (c->policy != TKV_POLICY_S3FIFO && c->policy != TKV_POLICY_LRU)
 		return tkv__fail(-EINVAL, "config.policy: unknown policy %d", (int)c->policy);
@@ -183,10 +181,18 @@ int tkv__config_load(const tkv_config *user, tkv_config *out, tkv__geometry *geo
  */
 void tkv_config_watermarks(const tkv_config *c, uint32_t *high_pct, uint32_t *low_pct)
 {
+	const uint32_t auto_hi = c->model_id ? 100 : 80, auto_lo = c->model_id ? 99 : 60;
 	uint32_t hi = c->hot_high_pct, lo = c->hot_low_pct;
-	if (!hi || !lo) {
-		hi = c->model_id ? 100 : 80;
-		lo = c->model_id ? 99 : 60;
+	/* One set (code written for the old 80/60 defaults, e.g. only the low
+	 * mark lowered): the other keeps its automatic value, moved just past
+	 * the one set if they would cross. */
+	if (!hi && !lo) {
+		hi = auto_hi;
+		lo = auto_lo;
+	} else if (!hi) {
+		hi = lo < auto_hi ? auto_hi : lo + 1;
+	} else if (!lo) {
+		lo = auto_lo < hi ? auto_lo : hi - 1;
 	}
 	*high_pct = hi;
 	*low_pct = lo;

@@ -43,19 +43,21 @@ static tkv__key *keys_of(const tkv__seq *s, uint64_t nb)
 
 /*
  * Room in the hot tier for one fetched block, without waiting: the space
- * there is, or what dropping unreferenced cache blocks frees. A fetch never
- * waits for the evictor (that would make an open wait on SSD writes) and a
- * fetch that finds no room is not a refused store: it only stops, and the
- * engine stores those tokens itself, with a store's backpressure.
+ * there is, or what dropping unreferenced cache blocks frees (offered to
+ * the cluster first, cache.c). A fetch never waits for the evictor (that
+ * would make an open wait on SSD writes) and a fetch that finds no room is
+ * not a refused store: it only stops, and the engine stores those tokens
+ * itself, with a store's backpressure. With a cache the hot tier is kept
+ * full (automatic watermarks), so the evictor is asked for the room too:
+ * the next fetches and stores find it demoted to SSD rather than dropped.
  */
 static bool reserve_for_fetch(tkv_runtime *rt, uint64_t blocks)
 {
-	bool ok = tkv__hot_reserve(&rt->hot, blocks) ||
-		  (tkv__cache_reclaim_hot(rt->cache, blocks) > 0 &&
-		   tkv__hot_reserve(&rt->hot, blocks));
-	if (rt->ev) /* past the high watermark: let the evictor start */
-		tkv__evictor_note_usage(rt->ev, tkv__hot_used(&rt->hot));
-	return ok;
+	if (tkv__hot_reserve(&rt->hot, blocks))
+		return true;
+	if (rt->ev)
+		tkv__evictor_want(rt->ev, blocks);
+	return tkv__cache_reclaim_hot(rt->cache, blocks) > 0 && tkv__hot_reserve(&rt->hot, blocks);
 }
 
 /* A new unit holding a fetched record's layers in hot blocks, or NULL when

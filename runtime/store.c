@@ -93,9 +93,15 @@ static int push(tkv_runtime *rt, tkv__worker *w, tkv__desc *d, unsigned flags)
 int tkv__reserve_hot(tkv_runtime *rt, uint64_t blocks, unsigned flags)
 {
 	tkv__space_wait w = {.blocks = blocks};
+	if (blocks > rt->geo.hot_blocks) {
+		ck_pr_inc_64(&rt->enospc_events);
+		return tkv__fail(-ENOSPC, "store: %llu blocks of one layer are more than the whole "
+				 "hot tier (%llu blocks): store fewer tokens per call",
+				 (unsigned long long)blocks, (unsigned long long)rt->geo.hot_blocks);
+	}
 	while (!tkv__hot_reserve(&rt->hot, blocks)) {
 		if (rt->ev && (flags & TKV_STORE_NONBLOCK)) {
-			tkv__evictor_note_usage(rt->ev, rt->geo.hot_blocks);
+			tkv__evictor_want(rt->ev, blocks); /* the retry finds room */
 			return tkv__fail(-EAGAIN, "store: hot tier full, evictor behind");
 		}
 		if (!rt->ev || tkv__evictor_wait_space(rt->ev, &w)) {

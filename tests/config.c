@@ -33,8 +33,8 @@ static void ring_not_pow2(tkv_config *c) { c->ring_slots = 1000; }
 static void ring_tiny(tkv_config *c) { c->ring_slots = 2; }
 static void high_low_swapped(tkv_config *c) { c->hot_high_pct = 50; c->hot_low_pct = 60; }
 static void high_over(tkv_config *c) { c->hot_high_pct = 101; c->hot_low_pct = 60; }
-static void only_high(tkv_config *c) { c->hot_high_pct = 90; }
-static void only_low(tkv_config *c) { c->hot_low_pct = 30; }
+static void only_high_too_low(tkv_config *c) { c->hot_high_pct = 1; }
+static void only_low_over(tkv_config *c) { c->hot_low_pct = 100; }
 static void bad_policy(tkv_config *c) { c->policy = (tkv_policy)9; }
 static void bad_durability(tkv_config *c) { c->durability = (tkv_durability)9; }
 static void empty_cold_dir(tkv_config *c) { c->cold_dir = ""; }
@@ -49,7 +49,7 @@ static const bad_case bad_cases[] = {
 	{"max_isa", bad_isa},          {"n_workers", many_workers},
 	{"ring_slots", ring_not_pow2}, {"ring_slots", ring_tiny},
 	{"hot_low_pct", high_low_swapped}, {"hot_high_pct", high_over},
-	{"hot_low_pct", only_high},        {"hot_high_pct", only_low},
+	{"hot_high_pct", only_high_too_low}, {"hot_high_pct", only_low_over},
 	{"policy", bad_policy},            {"durability", bad_durability},
 	{"cold_dir", empty_cold_dir},      {"cold_bytes", zero_cold_bytes},
 	{"struct_size", size_zero},
@@ -92,6 +92,25 @@ Test(config, watermarks_automatic_unless_set)
 	tkv_config_watermarks(&c, &hi, &lo);
 	cr_assert_eq(hi, 70);
 	cr_assert_eq(lo, 20);
+	/* one set: the other is automatic, kept from crossing it */
+	c.model_id = NULL;
+	c.hot_high_pct = 0;
+	c.hot_low_pct = 25; /* what code written for the 80/60 defaults did */
+	cr_assert_eq(tkv_config_validate(&c), 0, "%s", tkv_last_error());
+	tkv_config_watermarks(&c, &hi, &lo);
+	cr_assert(hi == 80 && lo == 25, "%u/%u", hi, lo);
+	c.hot_low_pct = 90;
+	tkv_config_watermarks(&c, &hi, &lo);
+	cr_assert(hi == 91 && lo == 90, "%u/%u", hi, lo);
+	c.hot_low_pct = 0;
+	c.hot_high_pct = 50;
+	tkv_config_watermarks(&c, &hi, &lo);
+	cr_assert(hi == 50 && lo == 49, "%u/%u", hi, lo);
+	c.model_id = "m";
+	c.hot_high_pct = 0;
+	c.hot_low_pct = 60;
+	tkv_config_watermarks(&c, &hi, &lo);
+	cr_assert(hi == 100 && lo == 60, "%u/%u", hi, lo);
 }
 
 Test(config, null_is_einval)

@@ -117,9 +117,26 @@ void tkv__evictor_note_usage(tkv__evictor *ev, uint64_t used_blocks)
 		tkv__wake_signal(&ev->wake);
 }
 
+/* Publishes a reservation of `blocks` that did not fit (a CAS max: the
+ * evictor's next pass makes room for the largest one). */
+static void want_space(tkv__evictor *ev, uint64_t blocks)
+{
+	uint64_t want = blocks ? blocks : 1, cur;
+	while ((cur = ck_pr_load_64(&ev->space_wanted)) < want &&
+	       !ck_pr_cas_64(&ev->space_wanted, cur, want))
+		;
+}
+
+void tkv__evictor_want(tkv__evictor *ev, uint64_t blocks)
+{
+	want_space(ev, blocks);
+	kick(ev);
+}
+
 int tkv__evictor_wait_space(tkv__evictor *ev, tkv__space_wait *w)
 {
-	if (!ev)
+	/* closing: the evictor thread is gone or going, nothing frees room */
+	if (!ev || ck_pr_load_32(&ev->stop))
 		return -ENOSPC;
 	uint64_t now = tkv__now_ns();
 	if (!w->t0) {
@@ -134,13 +151,19 @@ int tkv__evictor_wait_space(tkv__evictor *ev, tkv__space_wait *w)
 		return -ENOSPC;
 	tkv__hot *hot = ev->env.hot;
 	uint32_t t = tkv__wake_prepare(&hot->space);
-	uint64_t want = w->blocks ? w->blocks : 1, cur;
-	while ((cur = ck_pr_load_64(&ev->space_wanted)) < want &&
-	       !ck_pr_cas_64(&ev->space_wanted, cur, want))
-		;
-	kick(ev);
+	uint64_t want = w->blocks ? w->blocks : 1;
+	want_space(ev, want);
+	/* A stuck evictor (nothing evictable, or the cold tier refusing)
+	 * retries on its own after its back-off, and sooner when a victim
+	 * appears (tkv__evictor_unit_full): a kick from every re-check here
+	 * would end each back-off at once, and the two threads would spin for
+	 * the whole wait. */
+	if (!ck_pr_load_32(&ev->stuck))
+		kick(ev);
 	if (tkv__hot_used(hot) + want <= hot->capacity) {
 		tkv__wake_cancel(&hot->space); /* room appeared: retry now */
+		/* ours is served: no pass for a demand nobody has any more */
+		ck_pr_cas_64(&ev->space_wanted, want, 0);
 		return 0;
 	}
 	tkv__wake_wait(&hot->space, t, 1000 * 1000); /* re-check every ms */
@@ -503,12 +526,14 @@ void tkv__evictor_close(tkv__evictor *ev)
 {
 	if (!ev)
 		return;
+	/* Prefetch first, while the evictor can still make room for the reads
+	 * it has in flight (its queued requests are dropped: hints). */
+	tkv__prefetch_stop(ev);
 	ck_pr_store_32(&ev->stop, 1);
 	if (ev->started) {
 		tkv__wake_signal(&ev->wake);
 		pthread_join(ev->thread, NULL);
 	}
-	tkv__prefetch_stop(ev);
 	if (ev->started && ev->env.tiers->cache)
 		keep_cache_blocks(ev);
 	if (ev->pol)

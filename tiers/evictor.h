@@ -146,6 +146,10 @@ typedef struct tkv__evictor {
 	uint64_t records_released; /* cache records given up on promotion */
 	uint64_t space_waits, space_wait_ns; /* reservations that waited, and how long */
 	uint64_t pf_helped; /* prefetch reads verified by waiting readers */
+	/* Tests only (atomic): while set, the prefetch thread leaves every
+	 * reaped read to waiting readers, so that readers' verifying can be
+	 * tested without racing a thread that is usually faster. */
+	uint32_t pf_hold_verify;
 	uint32_t inflight;
 } tkv__evictor;
 
@@ -186,6 +190,10 @@ typedef struct tkv__space_wait {
 	uint32_t pass0;
 } tkv__space_wait;
 int tkv__evictor_wait_space(tkv__evictor *ev, tkv__space_wait *w);
+/* A reservation of `blocks` that did not fit and will not wait (a
+ * non-blocking store, a fetch): the evictor makes that room in the
+ * background, even below the high watermark. */
+void tkv__evictor_want(tkv__evictor *ev, uint64_t blocks);
 /* After the last tkv__evictor_wait_space of a wait (room found or given up),
  * before w is reset: counts the wait, if there was one, in the stats. */
 void tkv__evictor_wait_end(tkv__evictor *ev, const tkv__space_wait *w);

@@ -336,11 +336,13 @@ static void pf_progress(tkv__evictor *ev)
 {
 	tkv__cold_read_flush(ev->cold);
 	pf_harvest(ev, false);
-	pf_job *j = pf_ver_pop(ev);
+	pf_job *j = ck_pr_load_32(&ev->pf_hold_verify) ? NULL : pf_ver_pop(ev);
 	if (j)
 		pf_finish(ev, j, ev->pf_tb);
 	else if (ev->pf_inflight)
 		pf_harvest(ev, true);
+	else if (ck_pr_load_32(&ev->pf_ver_n))
+		sched_yield(); /* held for readers (tests) */
 }
 
 /* Reads at the device or reaped and not verified. Only the prefetch thread
@@ -405,13 +407,24 @@ static void pf_block(tkv__evictor *ev, tkv__seq *s, uint32_t layer, uint64_t b)
 	ev->pf_inflight++;
 }
 
+/* Close: queued requests are hints nobody will use; reads in flight are
+ * still harvested. */
+static bool pf_stopping(tkv__evictor *ev)
+{
+	pthread_mutex_lock(&ev->pf_lock);
+	bool stop = ev->pf_stop;
+	pthread_mutex_unlock(&ev->pf_lock);
+	return stop;
+}
+
 /* Layer by layer, so layer 0's blocks are read first. */
 static void pf_request(tkv__evictor *ev, const tkv__prefetch_req *r)
 {
 	tkv__seq *s = ev->env.seq_get(ev->env.ctx, r->seq_id);
 	if (!s)
 		return;
-	for (uint32_t l = 0; l < s->n_layers && !ck_pr_load_32(&s->closing); l++) {
+	for (uint32_t l = 0; l < s->n_layers && !ck_pr_load_32(&s->closing) && !pf_stopping(ev);
+	     l++) {
 		for (uint64_t b = r->first_block; b < r->first_block + r->n_blocks; b++)
 			pf_block(ev, s, l, b);
 		/* this layer's reads go to the device now, in one batch */
@@ -424,7 +437,7 @@ static void pf_request(tkv__evictor *ev, const tkv__prefetch_req *r)
 static bool pf_take(tkv__evictor *ev, tkv__prefetch_req *r)
 {
 	pthread_mutex_lock(&ev->pf_lock);
-	bool got = ev->pf_head != ev->pf_tail;
+	bool got = ev->pf_head != ev->pf_tail && !ev->pf_stop;
 	if (got)
 		*r = ev->pf_q[ev->pf_head++ % ev->pf_cap];
 	pthread_mutex_unlock(&ev->pf_lock);

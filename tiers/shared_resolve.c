@@ -9,6 +9,10 @@
  * at every (re)connect while DNS is slow or down. So a name is resolved on
  * a helper thread and waited for until the deadline; numeric addresses
  * (what Redis Cluster reports by default) pass through without a thread.
+ * A helper that outlives its deadline finishes on its own (the resolver's
+ * own timeout); with DNS down a node's reconnects, one per back-off, can
+ * leave a few of them pending at once. There is no cache of names: a node
+ * that moved is found again at its next connect.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -85,7 +89,10 @@ static void *resolve_main(void *arg)
 static bool is_numeric(const char *host)
 {
 	unsigned char buf[sizeof(struct in6_addr)];
-	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+	/* a scoped IPv6 literal (fe80::1%eth0) is numeric too: inet_pton
+	 * rejects the scope, and resolving it would lose it */
+	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1 ||
+	       (strchr(host, ':') && strchr(host, '%'));
 }
 
 int tkv__shared_resolve(const char *host, uint64_t timeout_ns, char *out, size_t out_len)
