@@ -692,3 +692,21 @@ Test(cache, close_keeps_ram_blocks_without_dropping_records, .init = make_dir,
 		cr_assert_eq(matched(rt, id), 0, "prompt %u took a slot", id);
 	tkv_close(rt);
 }
+
+/* With fewer free cold slots than RAM-only cache blocks, close keeps the
+ * ones the policy would have kept longest: the prompt served last is
+ * recovered whole, the one served first is not. */
+Test(cache, close_keeps_the_most_recent_blocks_first, .init = make_dir, .fini = remove_dir)
+{
+	enum { N = 64 };
+	tkv_config c = config("model-a", true);
+	c.cold_bytes = 64 << 10; /* a few records: fewer than 2 x N blocks */
+	tkv_runtime *rt = open_rt(&c);
+	serve_ids(rt, 1, N);
+	tkv_close(rt);
+	rt = open_rt(&c);
+	cr_assert_lt(stats(rt).cache_recovered, 2 * N, "the cold tier filled up");
+	cr_assert_eq(matched(rt, N), 8, "the last prompt served is kept");
+	cr_assert_eq(matched(rt, 1), 0, "the first prompt served is not");
+	tkv_close(rt);
+}

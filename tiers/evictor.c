@@ -242,12 +242,20 @@ static void gather(tkv__evictor *ev, tkv__unit *u, void *buf)
 /* Starts evicting one victim the policy offers and `ok` accepts. 1 if a
  * write was submitted or a unit freed, 0 if nothing is eligible, negative
  * errno if the cold tier refused. */
+static int write_unit(tkv__evictor *ev, tkv__unit *u);
+
 static int evict_one(tkv__evictor *ev, bool (*ok)(void *, tkv__policy_node *))
 {
 	tkv__policy_node *n = ev->pol_ops->pick(ev->pol, ok, NULL);
-	if (!n)
-		return 0;
-	tkv__unit *u = unit_of(n);
+	return n ? write_unit(ev, unit_of(n)) : 0;
+}
+
+/* Starts writing out u, which eligible() took (WRITING, the evictor's
+ * reference): 1 if a write was submitted or u freed (its record still
+ * durable), negative errno if the cold tier refused (u back in the
+ * policy, the reference dropped). */
+static int write_unit(tkv__evictor *ev, tkv__unit *u)
+{
 	if (ck_pr_load_32(&u->cold)) { /* record still durable: just free */
 		free_unit(ev, u);
 		tkv__unit_put(ev->env.tiers, u);
@@ -496,29 +504,55 @@ static bool eligible_to_keep(void *ctx, tkv__policy_node *n)
 	return eligible(ctx, n);
 }
 
+/* Gives back a unit eligible() took and nobody will write. */
+static void unpick(tkv__evictor *ev, tkv__unit *u)
+{
+	ck_pr_store_32(&u->state, TKV__UNIT_HOT);
+	tkv__unit_put(ev->env.tiers, u);
+}
+
 /*
  * At close, with a prefix cache: the cache blocks only RAM holds are written
  * to the cold tier while it has free slots, so the next run recovers them
  * (the automatic watermarks keep RAM full of them: without this a restart
  * lost a whole hot tier of cache). It never drops a record to make room:
- * what the cold tier holds was chosen by the drop policy. The first write
- * that fails (a full cold tier, an I/O error) ends it; the blocks it did
- * not write are lost as before. The closing thread runs it after the
- * evictor and prefetch threads stopped, so it is the evictor now.
+ * what the cold tier holds was chosen by the drop policy. All candidates
+ * are taken first, in the policy's eviction order, and written last to
+ * first: when there are fewer free slots than candidates, the blocks kept
+ * are the ones the policy would have kept longest. The first write that
+ * fails (a full cold tier, an I/O error) ends it; the blocks it did not
+ * write are lost as before. The closing thread runs it after the evictor
+ * and prefetch threads stopped, so it is the evictor now.
  */
 static void keep_cache_blocks(tkv__evictor *ev)
 {
+	size_t n = 0, cap = 0;
+	tkv__unit **us = NULL;
+	tkv__policy_node *p;
+	while ((p = ev->pol_ops->pick(ev->pol, eligible_to_keep, NULL))) {
+		if (n == cap) {
+			size_t nc = cap ? 2 * cap : 256;
+			tkv__unit **g = realloc(us, nc * sizeof(*g));
+			if (!g) { /* keep what was taken so far */
+				unpick(ev, unit_of(p));
+				break;
+			}
+			us = g, cap = nc;
+		}
+		us[n++] = unit_of(p);
+	}
 	ev->keeping = true;
 	bool done = false;
-	while (!done || ck_pr_load_32(&ev->inflight)) {
-		while (!done && ck_pr_load_32(&ev->inflight) < ev->depth) {
-			int rc = evict_one(ev, eligible_to_keep);
-			if (rc <= 0)
-				done = true;
-		}
+	while (n || ck_pr_load_32(&ev->inflight)) {
+		while (!done && n && ck_pr_load_32(&ev->inflight) < ev->depth)
+			done = write_unit(ev, us[--n]) < 0;
+		if (done)
+			while (n)
+				unpick(ev, us[--n]);
 		if (ck_pr_load_32(&ev->inflight) && reap(ev, true))
 			done = true;
 	}
+	free(us);
 }
 
 /* The owner stops its workers first: nothing marks blocks full any more. */
