@@ -704,3 +704,37 @@ Test(evictor, waiting_on_a_stuck_evictor_does_not_spin, .init = make_dir, .fini 
 	cr_assert_eq(stats(rt).evicted_blocks, 0);
 	tkv_close(rt);
 }
+
+/* Non-blocking stores polling a stuck evictor (nothing evictable): each
+ * -EAGAIN publishes the demand but does not end the evictor's back-off,
+ * so the polling drives a bounded number of passes (it drove one per
+ * call: 5947 for 5947 tries in a second). */
+Test(evictor, nonblocking_polling_does_not_spin_a_stuck_evictor, .init = make_dir,
+     .fini = remove_dir)
+{
+	tkv_config c = cold_config();
+	c.hot_high_pct = 100;
+	c.hot_low_pct = 99;
+	tkv_runtime *rt = open_with(&c, NULL);
+	enum { TOK = (HOT_UNITS - 1) * BT };
+	static unsigned char k[TOK * ROW], v[TOK * ROW];
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	kvp_fill(k, 1, 0, 0, TOK, ROW, 0);
+	kvp_fill(v, 1, 0, 0, TOK, ROW, 1);
+	cr_assert_eq(tkv_store(rt, 1, 0, 0, TOK, k, v, 0, NULL), 0, "%s", tkv_last_error());
+	cr_assert_eq(tkv_seq_sync(rt, 1), 0);
+	static unsigned char k2[50 * BT * ROW], v2[50 * BT * ROW];
+	cr_assert_eq(tkv_seq_open(rt, 2), 0);
+	/* let the evictor find itself stuck once */
+	cr_assert_eq(tkv_store(rt, 2, 1, 0, 50 * BT, k2, v2, TKV_STORE_NONBLOCK, NULL), -EAGAIN);
+	usleep(50000);
+	uint32_t passes0 = ck_pr_load_32(&rt->ev->passes);
+	for (int i = 0; i < 2000; i++) { /* ~0.5 s of polling, as an engine would */
+		cr_assert_eq(tkv_store(rt, 2, 1, 0, 50 * BT, k2, v2, TKV_STORE_NONBLOCK, NULL),
+			     -EAGAIN);
+		usleep(200);
+	}
+	uint32_t passes = ck_pr_load_32(&rt->ev->passes) - passes0;
+	cr_assert_lt(passes, 1000, "%u evictor passes for 2000 polls", passes);
+	tkv_close(rt);
+}

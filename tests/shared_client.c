@@ -246,6 +246,8 @@ Test(shared_client, names_resolve_within_the_deadline)
 	cr_assert_str_eq(out, "::1");
 	cr_assert_eq(tkv__shared_resolve("fe80::1%lo", 1, out, sizeof(out)), 0);
 	cr_assert_str_eq(out, "fe80::1%lo", "a scoped literal keeps its scope");
+	int bad = tkv__shared_resolve("a:%b", 300000000ull, out, sizeof(out));
+	cr_assert(bad == -EHOSTUNREACH || bad == -ETIMEDOUT, "not an address: %d", bad);
 	cr_assert_eq(tkv__shared_resolve("localhost", 2000000000ull, out, sizeof(out)), 0, "%s",
 		     tkv_last_error());
 	cr_assert_str_eq(out, "127.0.0.1", "IPv4 first");

@@ -130,7 +130,10 @@ static void want_space(tkv__evictor *ev, uint64_t blocks)
 void tkv__evictor_want(tkv__evictor *ev, uint64_t blocks)
 {
 	want_space(ev, blocks);
-	kick(ev);
+	/* not a stuck one: see tkv__evictor_wait_space (a caller polling
+	 * with non-blocking stores drove one pass per call) */
+	if (!ck_pr_load_32(&ev->stuck))
+		kick(ev);
 }
 
 int tkv__evictor_wait_space(tkv__evictor *ev, tkv__space_wait *w)

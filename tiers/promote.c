@@ -425,7 +425,11 @@ static void pf_request(tkv__evictor *ev, const tkv__prefetch_req *r)
 		return;
 	for (uint32_t l = 0; l < s->n_layers && !ck_pr_load_32(&s->closing) && !pf_stopping(ev);
 	     l++) {
-		for (uint64_t b = r->first_block; b < r->first_block + r->n_blocks; b++)
+		/* per block too: a block that finds no room may wait for the
+		 * evictor, and close waits for this loop */
+		for (uint64_t b = r->first_block; b < r->first_block + r->n_blocks &&
+						  !ck_pr_load_32(&s->closing) && !pf_stopping(ev);
+		     b++)
 			pf_block(ev, s, l, b);
 		/* this layer's reads go to the device now, in one batch */
 		tkv__cold_read_flush(ev->cold);

@@ -89,10 +89,18 @@ static void *resolve_main(void *arg)
 static bool is_numeric(const char *host)
 {
 	unsigned char buf[sizeof(struct in6_addr)];
+	if (inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1)
+		return true;
 	/* a scoped IPv6 literal (fe80::1%eth0) is numeric too: inet_pton
 	 * rejects the scope, and resolving it would lose it */
-	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1 ||
-	       (strchr(host, ':') && strchr(host, '%'));
+	const char *pct = strchr(host, '%');
+	char addr[INET6_ADDRSTRLEN];
+	size_t len = pct ? (size_t)(pct - host) : 0;
+	if (!pct || len >= sizeof(addr) || !pct[1])
+		return false;
+	memcpy(addr, host, len);
+	addr[len] = '\0';
+	return inet_pton(AF_INET6, addr, buf) == 1;
 }
 
 int tkv__shared_resolve(const char *host, uint64_t timeout_ns, char *out, size_t out_len)
