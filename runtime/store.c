@@ -119,7 +119,8 @@ int tkv__reserve_hot(tkv_runtime *rt, uint64_t blocks, unsigned flags)
 		}
 	}
 	if (rt->ev) {
-		tkv__evictor_wait_end(rt->ev, &w);
+		if (w.t0) /* the common store never waited: no call for it */
+			tkv__evictor_wait_end(rt->ev, &w);
 		tkv__evictor_note_usage(rt->ev, tkv__hot_used(&rt->hot));
 	}
 	return 0;

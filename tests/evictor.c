@@ -578,6 +578,64 @@ Test(evictor, full_hot_tier_waits_for_copies_in_progress, .init = make_dir,
 	tkv_close(rt);
 }
 
+/* ---- room made on demand: a hot tier kept full (100/99) ---------------- */
+
+enum { FILLED = HOT_UNITS - 1, BATCH = 8, STUCK_BATCH = 50 };
+
+static tkv_runtime *open_full_tier(void)
+{
+	tkv_config c = cold_config();
+	c.hot_high_pct = 100;
+	c.hot_low_pct = 99;
+	return open_with(&c, NULL);
+}
+
+/* Sequence 1: FILLED complete units (60 of 64 blocks, all evictable). */
+static void fill_complete(tkv_runtime *rt)
+{
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	cr_assert_eq(store_range(rt, 1, 0, FILLED * BT), 0, "%s", tkv_last_error());
+	cr_assert_eq(tkv_seq_sync(rt, 1), 0);
+}
+
+/* Sequence 1: layer 0 only of FILLED units: none complete, none evictable;
+ * 49 blocks stay free, one short of STUCK_BATCH. */
+static void fill_incomplete(tkv_runtime *rt)
+{
+	enum { TOK = FILLED * BT };
+	static unsigned char k[TOK * ROW], v[TOK * ROW];
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	kvp_fill(k, 1, 0, 0, TOK, ROW, 0);
+	kvp_fill(v, 1, 0, 0, TOK, ROW, 1);
+	cr_assert_eq(tkv_store(rt, 1, 0, 0, TOK, k, v, 0, NULL), 0, "%s", tkv_last_error());
+	cr_assert_eq(tkv_seq_sync(rt, 1), 0);
+}
+
+/* BATCH blocks of layer 0 of sequence 2, as one store with flags. */
+static int store_batch(tkv_runtime *rt, unsigned flags)
+{
+	static unsigned char k[BATCH * BT * ROW], v[BATCH * BT * ROW];
+	kvp_fill(k, 2, 0, 0, BATCH * BT, ROW, 0);
+	kvp_fill(v, 2, 0, 0, BATCH * BT, ROW, 1);
+	return tkv_store(rt, 2, 0, 0, BATCH * BT, k, v, flags, NULL);
+}
+
+static void check_batch(tkv_runtime *rt)
+{
+	static unsigned char k[BATCH * BT * ROW], v[BATCH * BT * ROW];
+	unsigned char scratch[ROW];
+	cr_assert_eq(tkv_read(rt, 2, 0, 0, BATCH * BT, k, v), 0, "%s", tkv_last_error());
+	cr_assert_eq(kvp_check(k, 2, 0, 0, BATCH * BT, ROW, 0, scratch), -1);
+	cr_assert_eq(kvp_check(v, 2, 0, 0, BATCH * BT, ROW, 1, scratch), -1);
+}
+
+/* STUCK_BATCH blocks of layer 1 of sequence 2 (more than is free). */
+static int store_stuck_batch(tkv_runtime *rt, unsigned flags)
+{
+	static unsigned char k[STUCK_BATCH * BT * ROW], v[STUCK_BATCH * BT * ROW];
+	return tkv_store(rt, 2, 1, 0, STUCK_BATCH * BT, k, v, flags, NULL);
+}
+
 /* A batch larger than the free space, with the hot tier under its high
  * watermark: the evictor must make room for it. It once slept (nothing past
  * the mark) while the store re-checked "any room?" and spun, until the 2 s
@@ -585,23 +643,14 @@ Test(evictor, full_hot_tier_waits_for_copies_in_progress, .init = make_dir,
 Test(evictor, batch_larger_than_free_space_below_high_watermark, .init = make_dir,
      .fini = remove_dir)
 {
-	tkv_config c = cold_config();
-	c.hot_high_pct = 100;
-	c.hot_low_pct = 99;
-	tkv_runtime *rt = open_with(&c, NULL);
-	enum { FILLED = HOT_UNITS - 1, BATCH = 8 };
-	cr_assert_eq(tkv_seq_open(rt, 1), 0);
-	cr_assert_eq(store_range(rt, 1, 0, FILLED * BT), 0, "%s", tkv_last_error());
-	cr_assert_eq(tkv_seq_sync(rt, 1), 0);
+	tkv_runtime *rt = open_full_tier();
+	fill_complete(rt);
 	tkv_stats st = stats(rt);
 	cr_assert_eq(st.evicted_blocks, 0, "nothing evicted under a 100%% watermark");
 	cr_assert_eq(st.hot_bytes_used, (uint64_t)FILLED * LAYERS * BLOCK);
 	/* 8 blocks of one layer; 4 free, and 60 of 64 is under the mark */
-	static unsigned char k[BATCH * BT * ROW], v[BATCH * BT * ROW];
 	cr_assert_eq(tkv_seq_open(rt, 2), 0);
-	kvp_fill(k, 2, 0, 0, BATCH * BT, ROW, 0);
-	kvp_fill(v, 2, 0, 0, BATCH * BT, ROW, 1);
-	int rc = tkv_store(rt, 2, 0, 0, BATCH * BT, k, v, 0, NULL);
+	int rc = store_batch(rt, 0);
 	cr_assert_eq(rc, 0, "store got %s: %s", tkv_strerror(rc), tkv_last_error());
 	cr_assert_eq(tkv_seq_sync(rt, 2), 0);
 	st = stats(rt);
@@ -609,10 +658,7 @@ Test(evictor, batch_larger_than_free_space_below_high_watermark, .init = make_di
 	cr_assert_eq(st.hot_space_waits, 1, "the store waited once for its room");
 	cr_assert_gt(st.hot_space_wait_ns, 0);
 	cr_assert_eq(check_range(rt, 1, 0, FILLED * BT), 0, "%s", tkv_last_error());
-	unsigned char rk[BATCH * BT * ROW], rv[BATCH * BT * ROW], scratch[ROW];
-	cr_assert_eq(tkv_read(rt, 2, 0, 0, BATCH * BT, rk, rv), 0, "%s", tkv_last_error());
-	cr_assert_eq(kvp_check(rk, 2, 0, 0, BATCH * BT, ROW, 0, scratch), -1);
-	cr_assert_eq(kvp_check(rv, 2, 0, 0, BATCH * BT, ROW, 1, scratch), -1);
+	check_batch(rt);
 	tkv_close(rt);
 }
 
@@ -622,32 +668,18 @@ Test(evictor, batch_larger_than_free_space_below_high_watermark, .init = make_di
 Test(evictor, nonblocking_batch_larger_than_free_space_gets_room, .init = make_dir,
      .fini = remove_dir)
 {
-	tkv_config c = cold_config();
-	c.hot_high_pct = 100;
-	c.hot_low_pct = 99;
-	tkv_runtime *rt = open_with(&c, NULL);
-	enum { FILLED = HOT_UNITS - 1, BATCH = 8 };
-	cr_assert_eq(tkv_seq_open(rt, 1), 0);
-	cr_assert_eq(store_range(rt, 1, 0, FILLED * BT), 0, "%s", tkv_last_error());
-	cr_assert_eq(tkv_seq_sync(rt, 1), 0);
-	static unsigned char k[BATCH * BT * ROW], v[BATCH * BT * ROW];
+	tkv_runtime *rt = open_full_tier();
+	fill_complete(rt);
 	cr_assert_eq(tkv_seq_open(rt, 2), 0);
-	kvp_fill(k, 2, 0, 0, BATCH * BT, ROW, 0);
-	kvp_fill(v, 2, 0, 0, BATCH * BT, ROW, 1);
 	int rc, tries = 0;
-	while ((rc = tkv_store(rt, 2, 0, 0, BATCH * BT, k, v, TKV_STORE_NONBLOCK, NULL)) ==
-		       -EAGAIN &&
-	       ++tries < 10000)
+	while ((rc = store_batch(rt, TKV_STORE_NONBLOCK)) == -EAGAIN && ++tries < 10000)
 		usleep(1000);
 	cr_assert_eq(rc, 0, "store got %s after %d tries: %s", tkv_strerror(rc), tries,
 		     tkv_last_error());
 	cr_assert_gt(tries, 0, "the first try found no room");
 	cr_assert_eq(tkv_seq_sync(rt, 2), 0);
 	cr_assert_gt(stats(rt).evicted_blocks, 0);
-	unsigned char rk[BATCH * BT * ROW], rv[BATCH * BT * ROW], scratch[ROW];
-	cr_assert_eq(tkv_read(rt, 2, 0, 0, BATCH * BT, rk, rv), 0, "%s", tkv_last_error());
-	cr_assert_eq(kvp_check(rk, 2, 0, 0, BATCH * BT, ROW, 0, scratch), -1);
-	cr_assert_eq(kvp_check(rv, 2, 0, 0, BATCH * BT, ROW, 1, scratch), -1);
+	check_batch(rt);
 	tkv_close(rt);
 }
 
@@ -681,23 +713,11 @@ Test(evictor, store_larger_than_the_hot_tier_is_refused_at_once, .init = make_di
  * stuck evictor, ~150,000 passes in the 2 s. */
 Test(evictor, waiting_on_a_stuck_evictor_does_not_spin, .init = make_dir, .fini = remove_dir)
 {
-	tkv_config c = cold_config();
-	c.hot_high_pct = 100;
-	c.hot_low_pct = 99;
-	tkv_runtime *rt = open_with(&c, NULL);
-	enum { TOK = (HOT_UNITS - 1) * BT };
-	static unsigned char k[TOK * ROW], v[TOK * ROW];
-	cr_assert_eq(tkv_seq_open(rt, 1), 0);
-	/* layer 0 only: 15 incomplete units, none evictable */
-	kvp_fill(k, 1, 0, 0, TOK, ROW, 0);
-	kvp_fill(v, 1, 0, 0, TOK, ROW, 1);
-	cr_assert_eq(tkv_store(rt, 1, 0, 0, TOK, k, v, 0, NULL), 0, "%s", tkv_last_error());
-	cr_assert_eq(tkv_seq_sync(rt, 1), 0);
-	/* 49 free blocks; a batch of 50 for layer 1 */
-	static unsigned char k2[50 * BT * ROW], v2[50 * BT * ROW];
+	tkv_runtime *rt = open_full_tier();
+	fill_incomplete(rt);
 	cr_assert_eq(tkv_seq_open(rt, 2), 0);
 	uint32_t passes0 = ck_pr_load_32(&rt->ev->passes);
-	int rc = tkv_store(rt, 2, 1, 0, 50 * BT, k2, v2, 0, NULL);
+	int rc = store_stuck_batch(rt, 0);
 	uint32_t passes = ck_pr_load_32(&rt->ev->passes) - passes0;
 	cr_assert_eq(rc, -ENOSPC, "%s", tkv_strerror(rc));
 	cr_assert_lt(passes, 1000, "%u evictor passes while one store waited", passes);
@@ -712,26 +732,15 @@ Test(evictor, waiting_on_a_stuck_evictor_does_not_spin, .init = make_dir, .fini 
 Test(evictor, nonblocking_polling_does_not_spin_a_stuck_evictor, .init = make_dir,
      .fini = remove_dir)
 {
-	tkv_config c = cold_config();
-	c.hot_high_pct = 100;
-	c.hot_low_pct = 99;
-	tkv_runtime *rt = open_with(&c, NULL);
-	enum { TOK = (HOT_UNITS - 1) * BT };
-	static unsigned char k[TOK * ROW], v[TOK * ROW];
-	cr_assert_eq(tkv_seq_open(rt, 1), 0);
-	kvp_fill(k, 1, 0, 0, TOK, ROW, 0);
-	kvp_fill(v, 1, 0, 0, TOK, ROW, 1);
-	cr_assert_eq(tkv_store(rt, 1, 0, 0, TOK, k, v, 0, NULL), 0, "%s", tkv_last_error());
-	cr_assert_eq(tkv_seq_sync(rt, 1), 0);
-	static unsigned char k2[50 * BT * ROW], v2[50 * BT * ROW];
+	tkv_runtime *rt = open_full_tier();
+	fill_incomplete(rt);
 	cr_assert_eq(tkv_seq_open(rt, 2), 0);
 	/* let the evictor find itself stuck once */
-	cr_assert_eq(tkv_store(rt, 2, 1, 0, 50 * BT, k2, v2, TKV_STORE_NONBLOCK, NULL), -EAGAIN);
+	cr_assert_eq(store_stuck_batch(rt, TKV_STORE_NONBLOCK), -EAGAIN);
 	usleep(50000);
 	uint32_t passes0 = ck_pr_load_32(&rt->ev->passes);
 	for (int i = 0; i < 2000; i++) { /* ~0.5 s of polling, as an engine would */
-		cr_assert_eq(tkv_store(rt, 2, 1, 0, 50 * BT, k2, v2, TKV_STORE_NONBLOCK, NULL),
-			     -EAGAIN);
+		cr_assert_eq(store_stuck_batch(rt, TKV_STORE_NONBLOCK), -EAGAIN);
 		usleep(200);
 	}
 	uint32_t passes = ck_pr_load_32(&rt->ev->passes) - passes0;

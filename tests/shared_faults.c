@@ -125,6 +125,27 @@ Test(shared_faults, stopped_server_times_out_and_its_late_reply_is_never_taken, 
 
 enum { N_KILL = 60, KILL_LEN = 2000 };
 
+/* N_KILL keys "<prefix>-<i>", set with values of salt. */
+static void set_keys(tkv__shared_conn *c, char keys[N_KILL][32], const char *prefix, uint32_t salt)
+{
+	for (int i = 0; i < N_KILL; i++) {
+		snprintf(keys[i], 32, "%s-%d", prefix, i);
+		set_one(c, keys[i], KILL_LEN, salt);
+	}
+}
+
+/* The port of the master among seeds that holds key (0: none). */
+static int master_of(const char *seeds, const char *key)
+{
+	for (const char *p = seeds; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+		int port = first_port(p);
+		if (strcmp(sh("redis-cli -p %d role | head -n 1", port), "master") == 0 &&
+		    strcmp(sh("redis-cli -p %d exists %s", port, key), "1") == 0)
+			return port;
+	}
+	return 0;
+}
+
 Test(shared_faults, killed_master_fails_fast_and_the_others_keep_working, .fini = stop_private)
 {
 	private_name = "kill";
@@ -134,15 +155,8 @@ Test(shared_faults, killed_master_fails_fast_and_the_others_keep_working, .fini 
 	tkv__shared *s = open_client(seeds, 1000);
 	tkv__shared_conn *c = tkv__shared_conn_new(s);
 	char keys[N_KILL][32];
-	for (int i = 0; i < N_KILL; i++) {
-		snprintf(keys[i], sizeof(keys[i]), "kill-%d", i);
-		set_one(c, keys[i], KILL_LEN, 9);
-	}
-	/* The master of key 0: the node that has it. */
-	int victim = 0;
-	for (const char *p = seeds; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
-		if (strcmp(sh("redis-cli -p %d exists %s", first_port(p), keys[0]), "1") == 0)
-			victim = first_port(p);
+	set_keys(c, keys, "kill", 9);
+	int victim = master_of(seeds, keys[0]);
 	cr_assert_neq(victim, 0);
 	bool on_victim[N_KILL];
 	int n_victim = 0;
@@ -212,18 +226,8 @@ Test(shared_faults, failover_to_a_replica_brings_the_keys_back, .fini = stop_pri
 	tkv__shared *s = open_client(seeds, 500);
 	tkv__shared_conn *c = tkv__shared_conn_new(s);
 	char keys[N_KILL][32];
-	for (int i = 0; i < N_KILL; i++) {
-		snprintf(keys[i], sizeof(keys[i]), "fo-%d", i);
-		set_one(c, keys[i], KILL_LEN, 5);
-	}
-	/* the master that has key 0, once its replica has everything */
-	int victim = 0;
-	for (const char *p = seeds; p && !victim; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
-		int port = first_port(p);
-		if (strcmp(sh("redis-cli -p %d role | head -n 1", port), "master") == 0 &&
-		    strcmp(sh("redis-cli -p %d exists %s", port, keys[0]), "1") == 0)
-			victim = port;
-	}
+	set_keys(c, keys, "fo", 5);
+	int victim = master_of(seeds, keys[0]); /* then its replica must catch up */
 	cr_assert_neq(victim, 0);
 	cr_assert_eq(atoi(sh("redis-cli -p %d wait 1 5000", victim)), 1, "replica caught up");
 	tkv__shared_stats before, st;
