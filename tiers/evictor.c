@@ -48,6 +48,20 @@ static void buf_put(tkv__evictor *ev, void *buf)
 		tkv__cold_buf_free(ev->cold, buf);
 }
 
+/* Open fills the pool, before any thread runs: the first touch of a fresh
+ * buffer (the kernel zeroing its huge pages) cost more than the gather and
+ * the checksum together, and it fell on the first eviction burst, i.e.
+ * when the hot tier first fills under peak load; done in the evictor
+ * thread instead, it overlapped the first stores and slowed both (perf,
+ * bench evict: docs/MEASUREMENTS.md). Best effort: a buffer that cannot be
+ * had now is allocated when needed. */
+static void bufs_prepare(tkv__evictor *ev)
+{
+	void *buf;
+	while (ev->n_bufs < ev->depth && (buf = tkv__cold_buf_alloc(ev->cold)) != NULL)
+		ev->bufs[ev->n_bufs++] = buf;
+}
+
 static tkv__unit *unit_of(tkv__policy_node *n)
 {
 	return (tkv__unit *)n; /* node is the unit's first member */
@@ -479,6 +493,7 @@ int tkv__evictor_open(const tkv__tier_env *env, tkv__evictor **out)
 	int rc = open_cold(ev);
 	if (rc)
 		goto fail;
+	bufs_prepare(ev);
 	ev->pol = ev->pol_ops->create(hot_blocks / env->cfg->n_layers + 1);
 	if (!ev->pol) {
 		rc = tkv__fail(-ENOMEM, "open: eviction policy");
