@@ -49,6 +49,13 @@ typedef struct tkv__worker {
 	 * fence and a load unless it sleeps: base/wake.h). */
 	tkv__wake idle __attribute__((aligned(64)));
 
+	/* Producers that found the queue full sleep here; the worker signals
+	 * once it has drained the queue to half (worker.c, room_check), so a
+	 * full queue costs one sleep and one wake-up per half queue. */
+	tkv__wake room;
+	uint64_t room_next; /* worker only: queue position of the next check */
+	bool room_above;    /* worker only: last check found it over half */
+
 	/* Written only by the worker; read by tkv_stats_get. */
 	uint64_t tokens __attribute__((aligned(64)));
 	uint64_t bytes;

@@ -15,9 +15,14 @@
 #include "base/error.h"
 #include "runtime/runtime.h"
 
-/* Ring-full backoff: spin this long, then sleep with doubling naps up to
- * MAX_NAP_NS. Bounded so a producer reacts within ~1 ms once room appears. */
-enum { FULL_SPIN_NS = 2000, MIN_NAP_NS = 1000, MAX_NAP_NS = 1000000 };
+/* Queue full: spin this long, then sleep until the worker has drained half
+ * the queue (worker.c, room_check). Sleeps are bounded by MAX_NAP_NS so a
+ * closing runtime is noticed without a wake-up of its own. Before, the
+ * producer napped 1 us, 2 us, ... 1 ms and retried: every retry was a
+ * wake-up that preempted the worker sharing its core, and a push as soon as
+ * one slot was free (2 workers, batch 16: the engine waited on a full ring
+ * half of the time, and copies ran at half speed: docs/MEASUREMENTS.md). */
+enum { FULL_SPIN_NS = 2000, MAX_NAP_NS = 1000000 };
 
 uint64_t tkv__blocks_for(uint64_t tokens, uint32_t block_tokens)
 {
@@ -69,22 +74,25 @@ static int push(tkv_runtime *rt, tkv__worker *w, tkv__desc *d, unsigned flags)
 	if (flags & TKV_STORE_NONBLOCK)
 		return tkv__fail(-EAGAIN, "store: worker %u ring full", w->index);
 	tkv__trace_buf *tb = tkv__tracer_thread(rt->tracer, NULL);
-	uint64_t t0 = tkv__now_ns(), nap = MIN_NAP_NS, tt = tkv__trace_begin(tb);
-	for (uint64_t attempts = 1;; attempts++) {
-		if (try_push(rt, w, d)) {
-			tkv__trace_end(tb, TKV__TRACE_RING_WAIT, tt, w->index, attempts);
-			return 0;
-		}
+	uint64_t t0 = tkv__now_ns(), tt = tkv__trace_begin(tb), attempts = 1;
+	for (;; attempts++) {
+		if (try_push(rt, w, d))
+			break;
 		if (ck_pr_load_32(&rt->closing))
 			return tkv__fail(-EBADF, "store: runtime closing");
 		if (tkv__now_ns() - t0 < FULL_SPIN_NS) {
 			ck_pr_stall();
 			continue;
 		}
-		struct timespec ts = {0, (long)nap};
-		nanosleep(&ts, NULL);
-		nap = nap * 2 > MAX_NAP_NS ? MAX_NAP_NS : nap * 2;
+		uint32_t t = tkv__wake_prepare(&w->room);
+		if (try_push(rt, w, d)) {
+			tkv__wake_cancel(&w->room);
+			break;
+		}
+		tkv__wake_wait(&w->room, t, MAX_NAP_NS);
 	}
+	tkv__trace_end(tb, TKV__TRACE_RING_WAIT, tt, w->index, attempts);
+	return 0;
 }
 
 /* Hot capacity for a batch. With a cold tier a full hot tier is waited out

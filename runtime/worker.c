@@ -75,6 +75,38 @@ static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 	}
 }
 
+/* Descriptors still queued (the ring: claimed, not taken; a snapshot). */
+static uint64_t queued(tkv__worker *w)
+{
+	if (w->rt->queue == TKV__QUEUE_MUTEX)
+		return (uint32_t)(ck_pr_load_32(&w->mq_tail) - w->mq_head);
+	return tkv__dring_size(&w->ring);
+}
+
+/*
+ * Wakes producers that sleep on a full queue (store.c, push) once at most
+ * half of it is left. Looked at every eighth of the queue, and when the
+ * worker runs out of work, not after every descriptor: reading the ring's
+ * head pulls the producers' cache line. A producer announces itself and
+ * re-checks for room before sleeping (base/wake.h), and sleeps only on a
+ * full queue, which a later check sees over half: so a sleeping producer is
+ * always woken, at the latest when the queue is empty; its bounded nap
+ * (store.c) is the fallback, not the mechanism.
+ */
+static void room_check(tkv__worker *w, uint64_t taken, bool empty)
+{
+	if (!empty && taken < w->room_next)
+		return;
+	const uint32_t slots = w->rt->cfg.ring_slots;
+	w->room_next = taken + (slots >= 8 ? slots / 8 : 1);
+	if (queued(w) > slots / 2) {
+		w->room_above = true;
+	} else if (w->room_above) {
+		w->room_above = false;
+		tkv__wake_signal(&w->room);
+	}
+}
+
 static void process(tkv__worker *w, const tkv__desc *d)
 {
 	tkv__layer *l = &d->seq->layers[d->layer];
@@ -148,6 +180,7 @@ static void *worker_main_mutex(void *arg)
 	tkv__worker *w = arg;
 	tkv__desc d[MQ_BATCH];
 	unsigned idle = 0;
+	uint64_t taken = 0;
 	register_trace(w);
 	for (;;) {
 		if (CK_CC_UNLIKELY(ck_pr_load_32(&w->rt->paused))) {
@@ -157,6 +190,8 @@ static void *worker_main_mutex(void *arg)
 		uint32_t n = tkv__mq_pop_batch(w, d, MQ_BATCH);
 		for (uint32_t i = 0; i < n; i++)
 			process(w, &d[i]);
+		taken += n;
+		room_check(w, taken, n == 0);
 		if (n) {
 			idle = 0;
 			continue;
@@ -173,6 +208,7 @@ static void *worker_main(void *arg)
 	tkv__worker *w = arg;
 	tkv__desc d;
 	unsigned idle = 0;
+	uint64_t taken = 0;
 	register_trace(w);
 	for (;;) {
 		if (CK_CC_UNLIKELY(ck_pr_load_32(&w->rt->paused))) {
@@ -181,9 +217,12 @@ static void *worker_main(void *arg)
 		}
 		if (tkv__dring_pop_sc(&w->ring, &d)) {
 			process(w, &d);
+			room_check(w, ++taken, false);
 			idle = 0;
 			continue;
 		}
+		if (idle == 0)
+			room_check(w, taken, true);
 		/* Stop only once the ring is drained: close completes every
 		 * accepted store. */
 		if (ck_pr_load_32(&w->rt->stop))
