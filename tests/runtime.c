@@ -337,6 +337,72 @@ Test(runtime, full_ring_eagain_or_backoff)
 	tkv_close(rt);
 }
 
+/* Producers of tiny_ring_producers_all_arrive: seq `seq`, every layer, one
+ * token per store, each synced before its buffers are reused; four of them
+ * on a ring that holds three keep it full. */
+enum { TINY_RING_TOKENS = 96, TINY_RING_PRODUCERS = 4 };
+struct ring_producer {
+	tkv_runtime *rt;
+	const tkv_config *c;
+	uint64_t seq;
+	int rc;
+};
+
+static void *ring_producer_main(void *arg)
+{
+	struct ring_producer *p = arg;
+	size_t rb = row_bytes(p->c);
+	unsigned char *k = malloc(rb), *v = malloc(rb);
+	for (uint32_t pos = 0; pos < TINY_RING_TOKENS && !p->rc; pos++)
+		for (uint32_t l = 0; l < p->c->n_layers && !p->rc; l++) {
+			kvp_fill(k, p->seq, l, pos, 1, rb, 0);
+			kvp_fill(v, p->seq, l, pos, 1, rb, 1);
+			p->rc = tkv_store(p->rt, p->seq, l, pos, 1, k, v, 0, NULL);
+			if (!p->rc) /* the buffers are reused: wait as the header says */
+				p->rc = tkv_seq_sync(p->rt, p->seq);
+		}
+	free(k);
+	free(v);
+	return NULL;
+}
+
+/*
+ * Producers that find the queue full sleep until the worker has drained it
+ * to half (runtime/store.c, runtime/worker.c): several of them on a ring of
+ * 4 slots (every descriptor is a check point there), behind one worker, and
+ * the worker paused at the start so every producer meets a full ring. Each
+ * store must complete, in order, with its bytes intact, and close must not
+ * hang on a sleeping producer.
+ */
+Test(runtime, tiny_ring_producers_all_arrive)
+{
+	tkv_config c = small_config();
+	c.ring_slots = 4;
+	c.n_workers = 1;
+	tkv_runtime *rt = open_small(&c);
+	struct ring_producer p[TINY_RING_PRODUCERS];
+	pthread_t th[TINY_RING_PRODUCERS];
+	tkv__test_pause(rt, true);
+	for (int i = 0; i < TINY_RING_PRODUCERS; i++) {
+		p[i] = (struct ring_producer){rt, &c, (uint64_t)i + 1, 0};
+		cr_assert_eq(tkv_seq_open(rt, p[i].seq), 0);
+		pthread_create(&th[i], NULL, ring_producer_main, &p[i]);
+	}
+	usleep(20000);
+	tkv__test_pause(rt, false);
+	for (int i = 0; i < TINY_RING_PRODUCERS; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_eq(p[i].rc, 0, "producer %d: %s", i, tkv_strerror(p[i].rc));
+	}
+	tkv_stats st = {.struct_size = sizeof(st)};
+	cr_assert_eq(tkv_stats_get(rt, &st), 0);
+	cr_assert_gt(st.ring_full_events, 0, "the producers met a full ring");
+	for (int i = 0; i < TINY_RING_PRODUCERS; i++)
+		for (uint32_t l = 0; l < c.n_layers; l++)
+			expect_read(rt, &c, p[i].seq, l, 0, TINY_RING_TOKENS);
+	tkv_close(rt);
+}
+
 /*
  * Stores accepted while the workers are paused are still in the rings when
  * tkv_close runs: close must copy every one before it returns. The trace,
