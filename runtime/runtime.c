@@ -233,7 +233,7 @@ static void teardown(tkv_runtime *rt)
 
 int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, tkv_runtime **out)
 {
-	static const tkv__open_opts defaults = {TKV__QUEUE_RING, NULL, false};
+	static const tkv__open_opts defaults = {.queue = TKV__QUEUE_RING};
 	if (!opts)
 		opts = &defaults;
 	if (!out)
@@ -244,6 +244,7 @@ int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, tkv_runtime 
 		return tkv__fail(-ENOMEM, "open: runtime");
 	memset(rt, 0, sizeof(*rt));
 	rt->queue = opts->queue;
+	rt->room_nap_ns = opts->room_nap_ns ? opts->room_nap_ns : TKV__ROOM_NAP_NS;
 	int rc = tkv__config_load(cfg, &rt->cfg, &rt->geo);
 	if (rc)
 		goto fail;

@@ -54,7 +54,6 @@ typedef struct tkv__worker {
 	 * full queue costs one sleep and one wake-up per half queue. */
 	tkv__wake room;
 	uint64_t room_next; /* worker only: queue position of the next check */
-	bool room_above;    /* worker only: last check found it over half */
 
 	/* Written only by the worker; read by tkv_stats_get. */
 	uint64_t tokens __attribute__((aligned(64)));
@@ -85,6 +84,7 @@ typedef enum tkv__queue_kind {
 struct tkv_runtime {
 	tkv_config cfg;
 	tkv__queue_kind queue;
+	uint64_t room_nap_ns; /* tkv__open_opts.room_nap_ns, resolved */
 	tkv__geometry geo;
 	const tkv__kernels *kern;
 	tkv__copy_fn hot_copy; /* the copy into hot blocks, chosen at open (runtime.c) */
@@ -147,10 +147,16 @@ uint64_t tkv__blocks_for(uint64_t tokens, uint32_t block_tokens);
 
 /* Internal open options: the bench's mutex-queue baseline and the tests'
  * cold-tier fault seam. */
+/* A producer's longest sleep on a full queue by default (store.c). */
+#define TKV__ROOM_NAP_NS 1000000ull
+
 typedef struct tkv__open_opts {
 	tkv__queue_kind queue;
 	const struct tkv__cold_io *cold_io; /* NULL: real I/O */
 	bool cold_force_pwrite;
+	/* Longest sleep of a producer on a full queue (store.c); 0: 1 ms.
+	 * Tests make it long so that only the worker's wake-up ends it. */
+	uint64_t room_nap_ns;
 } tkv__open_opts;
 int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, struct tkv_runtime **out);
 

@@ -16,13 +16,14 @@
 #include "runtime/runtime.h"
 
 /* Queue full: spin this long, then sleep until the worker has drained half
- * the queue (worker.c, room_check). Sleeps are bounded by MAX_NAP_NS so a
- * closing runtime is noticed without a wake-up of its own. Before, the
+ * the queue (worker.c, room_check). Sleeps are bounded (rt->room_nap_ns,
+ * TKV__ROOM_NAP_NS unless a test asks otherwise) so a closing runtime is
+ * noticed without a wake-up of its own. Before, the
  * producer napped 1 us, 2 us, ... 1 ms and retried: every retry was a
  * wake-up that preempted the worker sharing its core, and a push as soon as
  * one slot was free (2 workers, batch 16: the engine waited on a full ring
  * half of the time, and copies ran at half speed: docs/MEASUREMENTS.md). */
-enum { FULL_SPIN_NS = 2000, MAX_NAP_NS = 1000000 };
+enum { FULL_SPIN_NS = 2000 };
 
 uint64_t tkv__blocks_for(uint64_t tokens, uint32_t block_tokens)
 {
@@ -89,7 +90,7 @@ static int push(tkv_runtime *rt, tkv__worker *w, tkv__desc *d, unsigned flags)
 			tkv__wake_cancel(&w->room);
 			break;
 		}
-		tkv__wake_wait(&w->room, t, MAX_NAP_NS);
+		tkv__wake_wait(&w->room, t, rt->room_nap_ns);
 	}
 	tkv__trace_end(tb, TKV__TRACE_RING_WAIT, tt, w->index, attempts);
 	return 0;

@@ -88,10 +88,10 @@ static uint64_t queued(tkv__worker *w)
  * half of it is left. Looked at every eighth of the queue, and when the
  * worker runs out of work, not after every descriptor: reading the ring's
  * head pulls the producers' cache line. A producer announces itself and
- * re-checks for room before sleeping (base/wake.h), and sleeps only on a
- * full queue, which a later check sees over half: so a sleeping producer is
- * always woken, at the latest when the queue is empty; its bounded nap
- * (store.c) is the fallback, not the mechanism.
+ * re-checks for room before sleeping (base/wake.h), so whichever check
+ * comes after its announcement at half or less wakes it, at the latest the
+ * one when the queue runs dry; the signal is a fence and a load when nobody
+ * sleeps. Its bounded nap (store.c) is the fallback, not the mechanism.
  */
 static void room_check(tkv__worker *w, uint64_t taken, bool empty)
 {
@@ -99,12 +99,8 @@ static void room_check(tkv__worker *w, uint64_t taken, bool empty)
 		return;
 	const uint32_t slots = w->rt->cfg.ring_slots;
 	w->room_next = taken + (slots >= 8 ? slots / 8 : 1);
-	if (queued(w) > slots / 2) {
-		w->room_above = true;
-	} else if (w->room_above) {
-		w->room_above = false;
+	if (queued(w) <= slots / 2)
 		tkv__wake_signal(&w->room);
-	}
 }
 
 static void process(tkv__worker *w, const tkv__desc *d)
@@ -191,7 +187,8 @@ static void *worker_main_mutex(void *arg)
 		for (uint32_t i = 0; i < n; i++)
 			process(w, &d[i]);
 		taken += n;
-		room_check(w, taken, n == 0);
+		if (n || idle == 0)
+			room_check(w, taken, n == 0);
 		if (n) {
 			idle = 0;
 			continue;
