@@ -43,6 +43,21 @@ int bench_parse_bytes(const char *s, size_t *out);
  * must not quietly measure f32). */
 int bench_parse_dtype(const char *s, tkv_dtype *out);
 
+/* Option values, for every scenario's parser: the whole of s must be a
+ * decimal number in [min, max]; otherwise "tierkv-bench WHO: OPT takes ...,
+ * got 'S'" on stderr and -EINVAL, *out unchanged (a typo must not run a
+ * different bench than the one asked for). */
+int bench_opt_u32(const char *who, const char *opt, const char *s, uint32_t min, uint32_t max,
+		  uint32_t *out);
+int bench_opt_u64(const char *who, const char *opt, const char *s, uint64_t min, uint64_t max,
+		  uint64_t *out);
+int bench_opt_int(const char *who, const char *opt, const char *s, int min, int max, int *out);
+int bench_opt_double(const char *who, const char *opt, const char *s, double min, double max,
+		     double *out);
+/* s must be one of names[0..n-1]; *out gets its index. Same message rule. */
+int bench_opt_choice(const char *who, const char *opt, const char *s, const char *const *names,
+		     int n, int *out);
+
 /* "4 KiB", "64 MiB", "1000 B": exact binary units where possible. */
 const char *bench_fmt_bytes(size_t n, char buf[24]);
 

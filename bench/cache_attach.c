@@ -45,11 +45,14 @@ static int parse(int argc, char **argv, opts *o)
 	*o = (opts){.reps = 20, .lens = {1, 16, 256, 4096}, .n_lens = 4};
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
-			o->reps = atoi(argv[++i]);
+			if (bench_opt_int("cache", "--reps", argv[++i], 1, 100000, &o->reps))
+				return -1;
 		} else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
 			o->json = argv[++i];
 		} else if (!strcmp(argv[i], "--max-blocks") && i + 1 < argc) {
-			size_t max = strtoull(argv[++i], NULL, 10);
+			uint64_t max;
+			if (bench_opt_u64("cache", "--max-blocks", argv[++i], 1, 1u << 30, &max))
+				return -1;
 			int k = 0;
 			for (size_t n = 1; n <= max && k < 8; n *= 16)
 				o->lens[k++] = n;

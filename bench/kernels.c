@@ -122,14 +122,19 @@ static int parse_opts(int argc, char **argv, kopts *o)
 		} else if (strcmp(a, "--footprint") == 0) {
 			rc = bench_parse_bytes(v, &o->footprint);
 		} else if (strcmp(a, "--step") == 0) {
-			o->step = (unsigned)atoi(v);
-			rc = o->step == 2 || o->step == 4 ? 0 : -EINVAL;
+			uint32_t step = 0;
+			rc = bench_opt_u32("kernels", a, v, 2, 4, &step);
+			if (!rc && step == 3)
+				rc = -EINVAL;
+			if (!rc)
+				o->step = step;
 		} else if (strcmp(a, "--ms") == 0) {
-			o->seconds = atof(v) / 1000;
-			rc = o->seconds > 0 ? 0 : -EINVAL;
+			double ms;
+			rc = bench_opt_double("kernels", a, v, 0.001, 1e6, &ms);
+			if (!rc)
+				o->seconds = ms / 1000;
 		} else if (strcmp(a, "--reps") == 0) {
-			o->reps = atoi(v);
-			rc = o->reps >= 1 ? 0 : -EINVAL;
+			rc = bench_opt_int("kernels", a, v, 1, 100000, &o->reps);
 		} else if (strcmp(a, "--regime") == 0) {
 			o->regime[0] = strcmp(v, "hot") == 0 || strcmp(v, "both") == 0;
 			o->regime[1] = strcmp(v, "cold") == 0 || strcmp(v, "both") == 0;

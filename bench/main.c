@@ -112,6 +112,70 @@ int bench_parse_dtype(const char *s, tkv_dtype *out)
 	return 0;
 }
 
+int bench_opt_u64(const char *who, const char *opt, const char *s, uint64_t min, uint64_t max,
+		  uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = s && *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
+	if (!s || *s < '0' || *s > '9' || *end || errno || v < min || v > max) {
+		fprintf(stderr, "tierkv-bench %s: %s takes an integer in [%llu, %llu], got '%s'\n",
+			who, opt, (unsigned long long)min, (unsigned long long)max, s ? s : "");
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+int bench_opt_u32(const char *who, const char *opt, const char *s, uint32_t min, uint32_t max,
+		  uint32_t *out)
+{
+	uint64_t v;
+	int rc = bench_opt_u64(who, opt, s, min, max, &v);
+	if (!rc)
+		*out = (uint32_t)v;
+	return rc;
+}
+
+int bench_opt_int(const char *who, const char *opt, const char *s, int min, int max, int *out)
+{
+	uint64_t v;
+	int rc = min >= 0 ? bench_opt_u64(who, opt, s, (uint64_t)min, (uint64_t)max, &v) : -EINVAL;
+	if (!rc)
+		*out = (int)v;
+	return rc;
+}
+
+int bench_opt_double(const char *who, const char *opt, const char *s, double min, double max,
+		     double *out)
+{
+	char *end = NULL;
+	errno = 0;
+	double v = s ? strtod(s, &end) : 0;
+	if (!s || end == s || *end || errno || !(v >= min && v <= max)) {
+		fprintf(stderr, "tierkv-bench %s: %s takes a number in [%g, %g], got '%s'\n", who,
+			opt, min, max, s ? s : "");
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+int bench_opt_choice(const char *who, const char *opt, const char *s, const char *const *names,
+		     int n, int *out)
+{
+	for (int i = 0; i < n; i++)
+		if (s && !strcmp(s, names[i])) {
+			*out = i;
+			return 0;
+		}
+	fprintf(stderr, "tierkv-bench %s: %s takes", who, opt);
+	for (int i = 0; i < n; i++)
+		fprintf(stderr, "%s %s", i ? (i == n - 1 ? " or" : ",") : "", names[i]);
+	fprintf(stderr, ", got '%s'\n", s ? s : "");
+	return -EINVAL;
+}
+
 const char *bench_fmt_bytes(size_t n, char buf[24])
 {
 	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};

@@ -374,8 +374,15 @@ static int parse(int argc, char **argv, pipeline_options *o)
 			if (!(o->geometry = bench_geometry_find(optarg)))
 				return fprintf(stderr, "tierkv-bench: unknown geometry '%s'\n", optarg), -1;
 			break;
-		case 'w': o->max_workers = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'r': o->reps = atoi(optarg); break;
+		case 'w':
+			if (bench_opt_u32("pipeline", "--max-workers", optarg, 1,
+					  TKV_STATS_MAX_WORKERS, &o->max_workers))
+				return -1;
+			break;
+		case 'r':
+			if (bench_opt_int("pipeline", "--reps", optarg, 1, 1000, &o->reps))
+				return -1;
+			break;
 		case 'b':
 			if (bench_parse_bytes(optarg, &bytes))
 				return fprintf(stderr, "tierkv-bench: bad size '%s'\n", optarg), -1;

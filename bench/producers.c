@@ -422,13 +422,28 @@ static int parse(int argc, char **argv, prod_options *o)
 			if (parse_list(optarg, o))
 				return fprintf(stderr, "tierkv-bench: bad --threads '%s'\n", optarg), -1;
 			break;
-		case 's': o->seqs = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'r': o->reps = atoi(optarg); break;
-		case 'w': o->workers = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'q':
-			o->ring = strcmp(optarg, "mutex") != 0;
-			o->mutex = strcmp(optarg, "ring") != 0;
+		case 's':
+			if (bench_opt_u32("producers", "--seqs", optarg, 1, 1u << 20, &o->seqs))
+				return -1;
 			break;
+		case 'r':
+			if (bench_opt_int("producers", "--reps", optarg, 1, 1000, &o->reps))
+				return -1;
+			break;
+		case 'w':
+			if (bench_opt_u32("producers", "--workers", optarg, 1, TKV_STATS_MAX_WORKERS,
+					  &o->workers))
+				return -1;
+			break;
+		case 'q': {
+			static const char *const queues[] = {"both", "ring", "mutex"};
+			int q;
+			if (bench_opt_choice("producers", "--queue", optarg, queues, 3, &q))
+				return -1;
+			o->ring = q != 2;
+			o->mutex = q != 1;
+			break;
+		}
 		case 'g':
 			if (!(o->geo = bench_geometry_find(optarg)))
 				return fprintf(stderr, "tierkv-bench: unknown geometry '%s'\n", optarg), -1;

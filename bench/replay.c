@@ -104,25 +104,37 @@ static int parse(int argc, char **argv, ropts *o)
 			usage(stdout);
 			return 1;
 		} else if (OPT("--threads")) {
-			o->threads = (uint32_t)strtoul(v, NULL, 10);
+			if (bench_opt_u32("replay", a, v, 1, 256, &o->threads))
+				return -1;
 		} else if (OPT("--speed")) {
-			o->speed = strtod(v, NULL);
+			if (bench_opt_double("replay", a, v, 0, 1e9, &o->speed))
+				return -1;
 		} else if (OPT("--hot-frac")) {
-			o->hot_frac = strtod(v, NULL);
+			if (bench_opt_double("replay", a, v, 1e-6, 1, &o->hot_frac))
+				return -1;
 		} else if (OPT("--restart-at")) {
-			o->restart_at = strtod(v, NULL);
+			if (bench_opt_double("replay", a, v, 0, 0.999999, &o->restart_at))
+				return -1;
 		} else if (OPT("--requests")) {
-			o->limit = strtoull(v, NULL, 10);
+			uint64_t n;
+			if (bench_opt_u64("replay", a, v, 0, SIZE_MAX, &n))
+				return -1;
+			o->limit = (size_t)n;
 		} else if (OPT("--layers")) {
-			o->layers = (uint32_t)strtoul(v, NULL, 10);
+			if (bench_opt_u32("replay", a, v, 1, 4096, &o->layers))
+				return -1;
 		} else if (OPT("--heads")) {
-			o->heads = (uint32_t)strtoul(v, NULL, 10);
+			if (bench_opt_u32("replay", a, v, 1, 1024, &o->heads))
+				return -1;
 		} else if (OPT("--dim")) {
-			o->dim = (uint32_t)strtoul(v, NULL, 10);
+			if (bench_opt_u32("replay", a, v, 1, 65536, &o->dim))
+				return -1;
 		} else if (OPT("--prefill-batch")) {
-			o->prefill = (uint32_t)strtoul(v, NULL, 10);
+			if (bench_opt_u32("replay", a, v, 1, 1u << 20, &o->prefill))
+				return -1;
 		} else if (OPT("--decode-batch")) {
-			o->decode = (uint32_t)strtoul(v, NULL, 10);
+			if (bench_opt_u32("replay", a, v, 1, 1u << 20, &o->decode))
+				return -1;
 		} else if (OPT("--dir")) {
 			o->dir = v;
 		} else if (OPT("--json")) {
@@ -146,30 +158,50 @@ static int parse(int argc, char **argv, ropts *o)
 			o->dim = g->head_dim;
 		} else if (OPT("--capacity")) {
 			o->n_caps = 0;
-			for (char *s = (char *)v; *s && o->n_caps < 16;) {
+			for (char *s = (char *)v; *s;) {
 				char *end;
 				double c = strtod(s, &end);
-				if (end == s || c <= 0)
+				if (end == s || !(c > 0 && c <= 1000) || (*end && *end != ',') ||
+				    o->n_caps == 16) {
+					fprintf(stderr, "tierkv-bench replay: --capacity takes up to 16 "
+							"numbers in (0, 1000] separated by commas, got "
+							"'%s'\n", v);
 					return -1;
+				}
 				o->caps[o->n_caps++] = c;
 				s = end + (*end == ',');
 			}
 		} else if (OPT("--watermarks")) {
-			if (sscanf(v, "%u,%u", &o->high_pct, &o->low_pct) != 2 ||
-			    o->low_pct > o->high_pct || o->high_pct > 100 || o->low_pct == 0)
+			char tail;
+			if (sscanf(v, "%u,%u%c", &o->high_pct, &o->low_pct, &tail) != 2 ||
+			    o->low_pct > o->high_pct || o->high_pct > 100 || o->low_pct == 0) {
+				fprintf(stderr, "tierkv-bench replay: --watermarks takes HIGH,LOW "
+						"with 0 < LOW <= HIGH <= 100, got '%s'\n", v);
 				return -1;
+			}
 		} else if (OPT("--durability")) {
-			o->sync = !strcmp(v, "sync");
+			static const char *const durability[] = {"none", "sync"};
+			int d;
+			if (bench_opt_choice("replay", a, v, durability, 2, &d))
+				return -1;
+			o->sync = d == 1;
 		} else if (OPT("--policy")) {
-			o->policy = !strcmp(v, "lru") ? TKV_POLICY_LRU : TKV_POLICY_S3FIFO;
+			static const char *const policies[] = {"s3fifo", "lru"};
+			int pol;
+			if (bench_opt_choice("replay", a, v, policies, 2, &pol))
+				return -1;
+			o->policy = pol ? TKV_POLICY_LRU : TKV_POLICY_S3FIFO;
 		} else if (OPT("--shared")) {
 			o->shared = v;
 		} else if (OPT("--nodes")) {
-			o->nodes = (uint32_t)strtoul(v, NULL, 10);
+			if (bench_opt_u32("replay", a, v, 1, REPLAY_MAX_NODES, &o->nodes))
+				return -1;
 		} else if (OPT("--shared-write")) {
-			o->shared_write = !strcmp(v, "through") ? 1 + TKV_SHARED_WRITE_THROUGH
-					  : !strcmp(v, "drop")  ? 1 + TKV_SHARED_WRITE_ON_DROP
-								: -1;
+			static const char *const writes[] = {"drop", "through"};
+			int wr;
+			if (bench_opt_choice("replay", a, v, writes, 2, &wr))
+				return -1;
+			o->shared_write = 1 + (wr ? TKV_SHARED_WRITE_THROUGH : TKV_SHARED_WRITE_ON_DROP);
 		} else if (!strcmp(a, "--hot-only")) {
 			o->split = false;
 		} else if (!strcmp(a, "--split-only")) {
@@ -182,6 +214,8 @@ static int parse(int argc, char **argv, ropts *o)
 		}
 #undef OPT
 	}
+	if (!o->file)
+		fprintf(stderr, "tierkv-bench replay: a trace FILE is required\n");
 	if (!o->file || o->threads == 0 || o->threads > 256 || o->n_caps == 0 ||
 	    o->hot_frac <= 0 || o->hot_frac > 1 || o->prefill == 0 || o->decode == 0 ||
 	    o->layers == 0 || o->heads == 0 || o->dim == 0 || o->restart_at >= 1 ||

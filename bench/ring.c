@@ -125,11 +125,13 @@ int bench_ring_main(int argc, char **argv)
 	uint64_t items = 20u * 1000 * 1000;
 	int reps = 3;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--items") && i + 1 < argc)
-			items = strtoull(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
-			reps = atoi(argv[++i]);
-		else {
+		if (!strcmp(argv[i], "--items") && i + 1 < argc) {
+			if (bench_opt_u64("ring", "--items", argv[++i], 1, 1ull << 40, &items))
+				return 2;
+		} else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
+			if (bench_opt_int("ring", "--reps", argv[++i], 1, 1000, &reps))
+				return 2;
+		} else {
 			fprintf(stderr, "usage: tierkv-bench ring [--items N] [--reps N]\n");
 			return 2;
 		}

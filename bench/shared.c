@@ -146,11 +146,17 @@ static int parse(int argc, char **argv, sopts *o)
 			o->geometry = g->name;
 			o->layers = g->n_layers, o->heads = g->n_kv_heads, o->dim = g->head_dim;
 		} else if (OPT("--layers")) {
-			o->layers = (uint32_t)strtoul(v, NULL, 10), o->geometry = "custom";
+			if (bench_opt_u32("shared", a, v, 1, 4096, &o->layers))
+				return -1;
+			o->geometry = "custom";
 		} else if (OPT("--heads")) {
-			o->heads = (uint32_t)strtoul(v, NULL, 10), o->geometry = "custom";
+			if (bench_opt_u32("shared", a, v, 1, 1024, &o->heads))
+				return -1;
+			o->geometry = "custom";
 		} else if (OPT("--dim")) {
-			o->dim = (uint32_t)strtoul(v, NULL, 10), o->geometry = "custom";
+			if (bench_opt_u32("shared", a, v, 1, 65536, &o->dim))
+				return -1;
+			o->geometry = "custom";
 		} else if (OPT("--dtype")) {
 			if (bench_parse_dtype(v, &o->dtype))
 				return fprintf(stderr, "tierkv-bench shared: --dtype f32, bf16 or f16\n"), -1;
@@ -161,9 +167,11 @@ static int parse(int argc, char **argv, sopts *o)
 			if (bench_parse_bytes(v, &o->pass_bytes) || !o->pass_bytes)
 				return fprintf(stderr, "tierkv-bench shared: bad --bytes %s\n", v), -1;
 		} else if (OPT("--reps")) {
-			o->reps = atoi(v);
+			if (bench_opt_int("shared", a, v, 1, 64, &o->reps))
+				return -1;
 		} else if (OPT("--timeout-ms")) {
-			o->timeout_ms = (uint32_t)strtoul(v, NULL, 10);
+			if (bench_opt_u32("shared", a, v, 1, 3600000, &o->timeout_ms))
+				return -1;
 		} else if (OPT("--json")) {
 			o->json = v;
 		} else if (OPT("--csv")) {

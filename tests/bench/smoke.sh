@@ -198,4 +198,23 @@ set -e
 [[ $st == 2 ]] || fail "shared without --seeds exited $st, not 2"
 grep -q -- "--seeds HOST:PORT" "$out/shared.txt" && grep -q "servers.sh cluster" "$out/shared.txt" ||
 	fail "shared without --seeds does not say how to start a server: $(cat "$out/shared.txt")"
-echo "bench-smoke: OK ($objs results, plots and trace checked; replay checked; shared refuses without a server)"
+# A mistyped option value is refused with a message naming the option,
+# never read as a default (a typo must not measure something else).
+bad_value() { # expected-option-name, then the bench arguments
+	local want=$1
+	shift
+	set +e
+	"$bench" "$@" >"$out/bad.txt" 2>&1
+	local st=$?
+	set -e
+	[[ $st != 0 ]] || fail "'$*' was accepted"
+	grep -q -- "$want" "$out/bad.txt" || fail "'$*' did not name $want: $(head -c 300 "$out/bad.txt")"
+}
+bad_value --policy replay "$trace_file" --policy lfu
+bad_value --requests replay "$trace_file" --requests 10x
+bad_value --durability replay "$trace_file" --durability fsync
+bad_value --capacity replay "$trace_file" --capacity 0.5,x
+bad_value --reps pipeline --reps 2x
+bad_value --queue producers --queue rin
+bad_value --reps evict --reps 0
+echo "bench-smoke: OK ($objs results, plots and trace checked; replay checked; shared refuses without a server; bad option values refused)"
