@@ -58,6 +58,12 @@ int bench_opt_double(const char *who, const char *opt, const char *s, double min
 int bench_opt_choice(const char *who, const char *opt, const char *s, const char *const *names,
 		     int n, int *out);
 
+/* CPU time, all CPUs summed, that the hypervisor ran something else while
+ * this VM wanted to run ("steal" in /proc/stat), in ms since boot; -1 where
+ * the kernel does not say. A point measured while it grew is not a
+ * measurement of the runtime alone. */
+double bench_steal_ms(void);
+
 /* "4 KiB", "64 MiB", "1000 B": exact binary units where possible. */
 const char *bench_fmt_bytes(size_t n, char buf[24]);
 

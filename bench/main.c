@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench/bench.h"
 #include "bench/internals.h"
@@ -174,6 +175,19 @@ int bench_opt_choice(const char *who, const char *opt, const char *s, const char
 		fprintf(stderr, "%s %s", i ? (i == n - 1 ? " or" : ",") : "", names[i]);
 	fprintf(stderr, ", got '%s'\n", s ? s : "");
 	return -EINVAL;
+}
+
+double bench_steal_ms(void)
+{
+	FILE *f = fopen("/proc/stat", "r");
+	unsigned long long v[8];
+	long hz = sysconf(_SC_CLK_TCK);
+	int n = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+			   &v[3], &v[4], &v[5], &v[6], &v[7])
+		  : 0;
+	if (f)
+		fclose(f);
+	return n == 8 && hz > 0 ? (double)v[7] * 1000.0 / (double)hz : -1;
 }
 
 const char *bench_fmt_bytes(size_t n, char buf[24])

@@ -83,6 +83,23 @@ static uint32_t tokens_per_seq(const tkv_config *c, size_t layer_token_bytes, ui
 	return (uint32_t)(t ? t : batch);
 }
 
+/* A point's figures from its timed repetitions: the best is the point's,
+ * the slowest and fastest its spread; steal since steal0 (just before the
+ * first timed repetition). */
+static void finish_times(bench_result *r, bench_lat *times, uint64_t layer_tokens, size_t row,
+			 double steal0)
+{
+	double steal1 = bench_steal_ms();
+	bench_lat_finish(times, NULL);
+	const double bytes = (double)layer_tokens * 2 * (double)row;
+	r->tokens_per_s = (double)layer_tokens / (times->min / 1e9);
+	r->gbps = bytes / times->min;
+	r->gbps_lo = bytes / times->max;
+	r->gbps_hi = r->gbps;
+	r->reps = (int)times->n;
+	r->steal_ms = steal0 >= 0 && steal1 >= 0 ? steal1 - steal0 : -1;
+}
+
 /* One timed repetition: returns nanoseconds, or 0 on error. */
 static uint64_t run_once(tkv_runtime *rt, const tkv_config *c, const point_run *p, uint32_t tokens,
 		       size_t row)
@@ -141,7 +158,10 @@ static int run_point(const point_run *p, int reps, bench_result *r)
 		return -ENOSPC;
 	}
 	const uint32_t tokens = tokens_per_seq(&c, 2 * row, p->batch, q.n_seqs);
+	double steal0 = 0;
 	for (int i = 0; i <= reps; i++) {
+		if (i == 1)
+			steal0 = bench_steal_ms();
 		uint64_t ns = run_once(rt, &c, &q, tokens, row);
 		if (!ns) {
 			tkv_close(rt);
@@ -152,12 +172,9 @@ static int run_point(const point_run *p, int reps, bench_result *r)
 			times.ns[times.n++] = ns;
 	}
 	tkv_close(rt);
-	bench_lat_finish(&times, NULL);
-	free(times.ns);
-	double best = times.min / 1e9;
 	uint64_t layer_tokens = (uint64_t)q.n_seqs * tokens * c.n_layers;
-	r->tokens_per_s = (double)layer_tokens / best;
-	r->gbps = (double)layer_tokens * 2 * (double)row / best / 1e9;
+	finish_times(r, &times, layer_tokens, row, steal0);
+	free(times.ns);
 	return 0;
 }
 
@@ -215,6 +232,7 @@ static int run_naive(const point_run *p, int reps, bench_result *r)
 		memset(n.blocks[b], 0, n.block_bytes); /* faulted in, untimed */
 	}
 	pthread_mutex_init(&n.lock, NULL);
+	double steal0 = 0;
 	for (int i = 0; i <= reps; i++) {
 		size_t off = 0;
 		uint64_t t0 = bench_now_ns();
@@ -227,17 +245,16 @@ static int run_naive(const point_run *p, int reps, bench_result *r)
 		uint64_t ns = bench_now_ns() - t0;
 		if (i > 0) /* the first one is the warm-up */
 			times.ns[times.n++] = ns ? ns : 1;
+		if (i == 0)
+			steal0 = bench_steal_ms();
 	}
 	for (size_t b = 0; b < nblocks; b++)
 		free(n.blocks[b]);
 	free(n.blocks);
 	pthread_mutex_destroy(&n.lock);
-	bench_lat_finish(&times, NULL);
-	free(times.ns);
-	double best = times.min / 1e9;
 	uint64_t layer_tokens = (uint64_t)n_seqs * tokens * c.n_layers;
-	r->tokens_per_s = (double)layer_tokens / best;
-	r->gbps = (double)layer_tokens * 2 * (double)row / best / 1e9;
+	finish_times(r, &times, layer_tokens, row, steal0);
+	free(times.ns);
 	return 0;
 }
 

@@ -34,6 +34,9 @@ typedef struct bench_result {
 	double limit_gbps;   /* same-run copy limit for `workers` threads */
 	double ratio;        /* gbps / limit_gbps */
 	double speedup;      /* tokens_per_s / the naive baseline's */
+	double steal_ms;     /* pipeline points: CPU time the hypervisor took from this
+			      * machine during the timed repetitions (/proc/stat steal,
+			      * all CPUs); -1 where unknown */
 
 	/* scenario "evict" only (0 elsewhere): eviction and promotion
 	 * bandwidth against a raw O_DIRECT sequential write/read of the same
@@ -54,7 +57,8 @@ typedef struct bench_result {
 	 * ticket-wait percentiles, process CPU seconds per GB stored */
 	uint32_t threads;
 	const char *queue;
-	double ratio_to_1, gbps_lo, gbps_hi;
+	double ratio_to_1, gbps_lo, gbps_hi; /* pipeline points too: the slowest and
+					      * fastest of their timed repetitions */
 	int reps;
 	double store_p50_ns, store_p99_ns, wait_p50_ns, wait_p99_ns, cpu_s_per_gb;
 	/* latency histograms for plots (log2 ns buckets); NULL if none */
