@@ -470,11 +470,16 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	printf("  read back and compared (both runs): %llu blocks, %llu differ%s\n",
 	       (unsigned long long)(sats[0].pr.verified_blocks + sats[1].pr.verified_blocks),
 	       (unsigned long long)bad, bad ? "  <-- DATA MISMATCH" : "");
-	if (es->io_errors_eio || es->io_errors_short || es->io_errors_enospc || es->corrupt_records)
-		printf("  I/O errors: eio %llu short %llu enospc %llu corrupt %llu\n",
-		       (unsigned long long)es->io_errors_eio, (unsigned long long)es->io_errors_short,
-		       (unsigned long long)es->io_errors_enospc,
-		       (unsigned long long)es->corrupt_records);
+	for (int k = 0; k < 2; k++) { /* either run's: the one not kept counts too */
+		const tkv_stats *x = &sats[k].st;
+		if (x->io_errors_eio || x->io_errors_short || x->io_errors_enospc ||
+		    x->corrupt_records)
+			printf("  I/O errors, run #%d: eio %llu short %llu enospc %llu corrupt %llu\n",
+			       k + 1, (unsigned long long)x->io_errors_eio,
+			       (unsigned long long)x->io_errors_short,
+			       (unsigned long long)x->io_errors_enospc,
+			       (unsigned long long)x->corrupt_records);
+	}
 	if (o->no_latency) {
 		printf("store latency: not measured (--no-latency)\n");
 		fflush(stdout);
@@ -551,7 +556,6 @@ int bench_evict_main(int argc, char **argv)
 	evict_opts o = {bench_geometry_find("llama3-8b"), TKV_DTYPE_F32, NULL, DEFAULT_HOT,
 			DEFAULT_PACE, DEFAULT_REPS, true, NULL, false};
 	size_t bytes;
-	char *end;
 	for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
 		switch (c) {
 		case 'g':
@@ -569,9 +573,8 @@ int bench_evict_main(int argc, char **argv)
 			o.hot_bytes = bytes;
 			break;
 		case 'p':
-			o.pace = strtod(optarg, &end);
-			if (*end || o.pace < 0 || o.pace > 10)
-				return fprintf(stderr, "tierkv-bench: --pace takes a fraction in [0, 10]\n"), 2;
+			if (bench_opt_double("evict", "--pace", optarg, 0, 10, &o.pace))
+				return 2;
 			break;
 		case 'D':
 			if (strcmp(optarg, "sync") && strcmp(optarg, "none"))
@@ -580,9 +583,8 @@ int bench_evict_main(int argc, char **argv)
 			break;
 		case 'j': o.json = optarg; break;
 		case 'r':
-			o.reps = (unsigned)strtoul(optarg, &end, 10);
-			if (*end || o.reps < 1 || o.reps > 100)
-				return fprintf(stderr, "tierkv-bench: --reps takes 1..100\n"), 2;
+			if (bench_opt_u32("evict", "--reps", optarg, 1, 100, &o.reps))
+				return 2;
 			break;
 		case 'L': o.no_latency = true; break;
 		case 'h': evict_usage(stdout); return 0;

@@ -122,12 +122,11 @@ static int parse_opts(int argc, char **argv, kopts *o)
 		} else if (strcmp(a, "--footprint") == 0) {
 			rc = bench_parse_bytes(v, &o->footprint);
 		} else if (strcmp(a, "--step") == 0) {
-			uint32_t step = 0;
-			rc = bench_opt_u32("kernels", a, v, 2, 4, &step);
-			if (!rc && step == 3)
-				rc = -EINVAL;
+			static const char *const steps[] = {"2", "4"};
+			int k;
+			rc = bench_opt_choice("kernels", a, v, steps, 2, &k);
 			if (!rc)
-				o->step = step;
+				o->step = k ? 4 : 2;
 		} else if (strcmp(a, "--ms") == 0) {
 			double ms;
 			rc = bench_opt_double("kernels", a, v, 0.001, 1e6, &ms);

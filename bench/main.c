@@ -140,11 +140,16 @@ int bench_opt_u32(const char *who, const char *opt, const char *s, uint32_t min,
 
 int bench_opt_int(const char *who, const char *opt, const char *s, int min, int max, int *out)
 {
-	uint64_t v;
-	int rc = min >= 0 ? bench_opt_u64(who, opt, s, (uint64_t)min, (uint64_t)max, &v) : -EINVAL;
-	if (!rc)
-		*out = (int)v;
-	return rc;
+	char *end = NULL;
+	errno = 0;
+	long long v = s && ((*s >= '0' && *s <= '9') || *s == '-') ? strtoll(s, &end, 10) : 0;
+	if (!end || end == s || *end || errno || v < min || v > max) {
+		fprintf(stderr, "tierkv-bench %s: %s takes an integer in [%d, %d], got '%s'\n", who,
+			opt, min, max, s ? s : "");
+		return -EINVAL;
+	}
+	*out = (int)v;
+	return 0;
 }
 
 int bench_opt_double(const char *who, const char *opt, const char *s, double min, double max,
@@ -152,8 +157,10 @@ int bench_opt_double(const char *who, const char *opt, const char *s, double min
 {
 	char *end = NULL;
 	errno = 0;
-	double v = s ? strtod(s, &end) : 0;
-	if (!s || end == s || *end || errno || !(v >= min && v <= max)) {
+	/* a plain decimal: no leading blanks, sign or hex (strtod takes them) */
+	bool plain = s && ((*s >= '0' && *s <= '9') || *s == '.' || (*s == '-' && min < 0));
+	double v = plain && strchr(s, 'x') == NULL && strchr(s, 'X') == NULL ? strtod(s, &end) : 0;
+	if (!end || end == s || *end || errno || !(v >= min && v <= max)) {
 		fprintf(stderr, "tierkv-bench %s: %s takes a number in [%g, %g], got '%s'\n", who,
 			opt, min, max, s ? s : "");
 		return -EINVAL;

@@ -427,7 +427,7 @@ static int parse(int argc, char **argv, prod_options *o)
 				return -1;
 			break;
 		case 'r':
-			if (bench_opt_int("producers", "--reps", optarg, 1, 1000, &o->reps))
+			if (bench_opt_int("producers", "--reps", optarg, 1, 64, &o->reps))
 				return -1;
 			break;
 		case 'w':

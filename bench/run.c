@@ -63,12 +63,12 @@ static int parse(int argc, char **argv, run_options *o)
 				return fprintf(stderr, "tierkv-bench: unknown geometry '%s'\n", optarg), -1;
 			break;
 		case 'w':
-			if (bench_opt_u32("pipeline", "--max-workers", optarg, 1,
+			if (bench_opt_u32("default run", "--max-workers", optarg, 1,
 					  TKV_STATS_MAX_WORKERS, &o->p.max_workers))
 				return -1;
 			break;
 		case 'r':
-			if (bench_opt_int("pipeline", "--reps", optarg, 1, 1000, &o->p.reps))
+			if (bench_opt_int("default run", "--reps", optarg, 1, 1000, &o->p.reps))
 				return -1;
 			break;
 		case 'b':

@@ -90,12 +90,18 @@ static uint64_t queued(tkv__worker *w)
  * pulls the producers' cache line, and the signal's fence is not free
  * either. Nor when the worker runs dry: at batch 1 that is after nearly
  * every descriptor, and the fence and the head read there cost the 1-worker
- * batch-1 point ~10% (0.53 -> 0.47 of the copy limit). They are not needed:
- * a producer sleeps only after it announced itself and then saw the queue
- * full (base/wake.h), and the worker takes over half a queue after that
- * before it is at half, so a check falls after the announcement, sees the
- * waiter (W1/S1) and signals. The producer's bounded nap (store.c) is a
- * fallback, not the mechanism.
+ * batch-1 point ~10% (0.53 -> 0.47 of the copy limit).
+ *
+ * Why no wake-up is lost. A producer sleeps only after it announced itself
+ * and then saw the queue full (base/wake.h, W1), so every check after the
+ * worker's next pop sees it (S1). The queue held slots - 1 then, so at
+ * least one check comes after that pop. A check that finds more than half
+ * queued leaves over slots/2 descriptors to pop, more than the distance to
+ * the next check (slots/8, or 1; a mutex-queue pop of up to 16 only makes
+ * the next check come earlier), so another check always follows one that
+ * did not signal, and the checks end only at one that did. While other
+ * producers keep every check over half, a sleeper waits out its bounded
+ * nap (store.c) though there is room: fairness, not a lost wake-up.
  */
 static void room_check(tkv__worker *w, uint64_t taken)
 {
