@@ -186,7 +186,11 @@ typedef struct tkv_config {
 	 * segment files of cold_bytes in total and a manifest of the geometry:
 	 * opening it with another geometry fails with -EMEDIUMTYPE. Records of
 	 * sequences left open at tkv_close (or at a crash) stay, and re-opening
-	 * such a sequence id makes them readable again. */
+	 * such a sequence id makes them readable again. With a cold tier,
+	 * tkv_open also allocates and touches the evictor's staging buffers
+	 * (up to 32 records of n_layers x block bytes + 4 KiB: 128 MiB for
+	 * Llama-3-8B f32 at 16 tokens per block), so the first eviction burst
+	 * does not pay for their first touch. */
 	const char *cold_dir;
 	uint64_t cold_bytes; /* default 4 GiB; at least one record */
 
