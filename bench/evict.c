@@ -536,7 +536,7 @@ static void evict_usage(FILE *f)
 		"  --dtype       f32 (default) or bf16\n"
 		"  --dir         where to create the scratch directory (default: /var/tmp, else .)\n"
 		"  --hot-bytes   hot tier (default 256M); the working set is 4x\n"
-		"  --pace        latency runs' rate as a fraction of the raw write bandwidth\n"
+		"  --pace        latency runs' rate as a fraction of the evictor's own rate\n"
 		"                (default 0.5; 0: unpaced)\n"
 		"  --durability  sync (default: fdatasync per batch, both sides) or none\n"
 		"  --reps        latency runs of each kind, alternating, samples pooled (default 3)\n"

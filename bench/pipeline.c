@@ -6,11 +6,14 @@
  *
  * What one point measures: one engine thread stores every layer of S
  * sequences, batch tokens at a time (for each position step: each sequence,
- * each layer, as a forward pass produces them), then syncs every sequence;
- * the time from the first store to the last completion is the point's time.
- * The runtime stays open between repetitions and the sequences are closed
- * and reopened, so the arenas' pages are warm, as in a serving engine that
- * has been running for a while; the first repetition is a discarded warm-up.
+ * each layer, as a forward pass produces them), then syncs every sequence:
+ * one pass, timed from the first store to the last completion. A timed
+ * repetition is as many passes as store MIN_REP_BYTES, their times summed
+ * (the close and reopen of the sequences between passes untimed); the
+ * point is the best repetition, and its spread the slowest and fastest.
+ * The runtime stays open between repetitions, so the arenas' pages are
+ * warm, as in a serving engine that has been running for a while; one
+ * discarded pass warms up.
  *
  * The limit a point is compared with is the better of glibc memcpy and the
  * runtime's streaming copy, copying the same source buffer into a
@@ -113,7 +116,7 @@ static void finish_times(bench_result *r, bench_lat *times, uint64_t layer_token
 	r->steal_ms = steal0 >= 0 && steal1 >= 0 ? steal1 - steal0 : -1;
 }
 
-/* One timed repetition: returns nanoseconds, or 0 on error. */
+/* One timed pass: returns nanoseconds, or 0 on error. */
 static uint64_t run_once(tkv_runtime *rt, const tkv_config *c, const point_run *p, uint32_t tokens,
 		       size_t row)
 {

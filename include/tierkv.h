@@ -443,8 +443,10 @@ typedef struct tkv_ticket {
  * -EINVAL bad layer, NULL buffer, n_tokens == 0, or position not contiguous;
  * -EOVERFLOW sizes overflow; -EAGAIN with TKV_STORE_NONBLOCK when the
  * worker's ring is full, or the hot tier is full and a cold tier exists
- * (without the flag the call backs off, spinning briefly and then sleeping,
- * until the worker or the evictor makes room, for at most ~2 s);
+ * (without the flag the call spins briefly and then sleeps: on a full ring
+ * until it has room, with no time limit (woken when the worker has drained
+ * it to half, and retrying every 1 ms); on a full hot tier until the
+ * evictor makes room, for at most ~2 s);
  * -ENOSPC hot tier full and nothing can be evicted (or no cold tier);
  * -EBADF runtime closing.
  * Thread-safe, with the per-sequence rule above. ticket may be NULL.
