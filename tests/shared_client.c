@@ -16,7 +16,9 @@
 #include "tests/shared_helpers.h"
 #include "tiers/shared_impl.h" /* tkv__shared_resolve */
 
+#include <netdb.h>
 #include <pthread.h>
+#include <unistd.h>
 
 static char prefix[32];
 static void setup(void)
@@ -256,6 +258,90 @@ Test(shared_client, names_resolve_within_the_deadline)
 	cr_assert(rc == -EHOSTUNREACH || rc == -ETIMEDOUT, "%d", rc);
 	cr_assert_eq(tkv__shared_resolve("", 1, out, sizeof(out)), -EINVAL);
 	cr_assert_eq(tkv__shared_resolve("10.1.2.3", 1, out, 4), -EINVAL, "does not fit");
+}
+
+/* A stand-in resolver (tkv__shared_gai_hook): counts its calls and answers
+ * as fake_mode says, after fake_delay_us. */
+enum { FAKE_OK, FAKE_TRY_AGAIN, FAKE_NO_NAME };
+static int fake_mode, fake_calls;
+static unsigned fake_delay_us;
+
+static int fake_gai(const char *host, char *addr, size_t len)
+{
+	(void)host;
+	__atomic_add_fetch(&fake_calls, 1, __ATOMIC_SEQ_CST);
+	usleep(__atomic_load_n(&fake_delay_us, __ATOMIC_SEQ_CST));
+	int mode = __atomic_load_n(&fake_mode, __ATOMIC_SEQ_CST);
+	if (mode == FAKE_TRY_AGAIN)
+		return EAI_AGAIN;
+	if (mode == FAKE_NO_NAME)
+		return EAI_NONAME;
+	snprintf(addr, len, "10.9.8.7");
+	return 0;
+}
+
+static void *resolve_slow_name(void *arg)
+{
+	char *out = arg;
+	if (tkv__shared_resolve("slow.test", 2000000000ull, out, 64))
+		out[0] = '\0';
+	return NULL;
+}
+
+/* Reconnects of many links to one named node ask DNS once: callers join
+ * the lookup under way, and the answer is then used for a while. */
+Test(shared_client, names_resolve_once_for_many_callers)
+{
+	tkv__shared_gai_hook = fake_gai;
+	__atomic_store_n(&fake_delay_us, 100000, __ATOMIC_SEQ_CST);
+	char out[4][64];
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, resolve_slow_name, out[i]), 0);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_str_eq(out[i], "10.9.8.7", "caller %d", i);
+	}
+	cr_assert_eq(__atomic_load_n(&fake_calls, __ATOMIC_SEQ_CST), 1, "one lookup for all");
+	char again[64];
+	cr_assert_eq(tkv__shared_resolve("slow.test", 1000000ull, again, sizeof(again)), 0);
+	cr_assert_str_eq(again, "10.9.8.7");
+	cr_assert_eq(__atomic_load_n(&fake_calls, __ATOMIC_SEQ_CST), 1, "a fresh answer is reused");
+}
+
+/* With DNS slow or failing, a name keeps the address it had; a name DNS
+ * says does not exist is believed at once, and no old address is used. */
+Test(shared_client, names_keep_their_address_while_dns_is_down)
+{
+	tkv__shared_gai_hook = fake_gai;
+	tkv__shared_resolve_ttl_ns = 0; /* ask every time */
+	char out[64];
+	cr_assert_eq(tkv__shared_resolve("node.test", 1000000000ull, out, sizeof(out)), 0);
+	cr_assert_str_eq(out, "10.9.8.7");
+	/* slow: the deadline passes, the last address is used */
+	__atomic_store_n(&fake_mode, FAKE_TRY_AGAIN, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&fake_delay_us, 300000, __ATOMIC_SEQ_CST);
+	memset(out, 0, sizeof(out));
+	cr_assert_eq(tkv__shared_resolve("node.test", 20000000ull, out, sizeof(out)), 0, "%s",
+		     tkv_last_error());
+	cr_assert_str_eq(out, "10.9.8.7");
+	usleep(400000); /* that lookup ends (EAI_AGAIN) */
+	/* failing at once: the same */
+	__atomic_store_n(&fake_delay_us, 0, __ATOMIC_SEQ_CST);
+	memset(out, 0, sizeof(out));
+	cr_assert_eq(tkv__shared_resolve("node.test", 1000000000ull, out, sizeof(out)), 0);
+	cr_assert_str_eq(out, "10.9.8.7");
+	/* no such name: believed, and the old address is forgotten */
+	__atomic_store_n(&fake_mode, FAKE_NO_NAME, __ATOMIC_SEQ_CST);
+	cr_assert_eq(tkv__shared_resolve("node.test", 1000000000ull, out, sizeof(out)),
+		     -EHOSTUNREACH);
+	__atomic_store_n(&fake_mode, FAKE_TRY_AGAIN, __ATOMIC_SEQ_CST);
+	cr_assert_eq(tkv__shared_resolve("node.test", 1000000000ull, out, sizeof(out)),
+		     -EHOSTUNREACH, "nothing to fall back on any more");
+	/* a name never resolved has nothing to fall back on either */
+	__atomic_store_n(&fake_delay_us, 300000, __ATOMIC_SEQ_CST);
+	cr_assert_eq(tkv__shared_resolve("other.test", 20000000ull, out, sizeof(out)),
+		     -ETIMEDOUT);
 }
 
 Test(shared_client, value_longer_than_buffer_is_emsgsize)

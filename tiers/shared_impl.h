@@ -130,6 +130,13 @@ int tkv__shared_link_open(tkv__shared *s, tkv__shared_link *l, uint16_t node);
  * at most timeout_ns for the resolver (shared_resolve.c): 0, -ETIMEDOUT,
  * -EHOSTUNREACH (no such name, no address) or -EINVAL. */
 int tkv__shared_resolve(const char *host, uint64_t timeout_ns, char *out, size_t out_len);
+/* Test seams of the resolver: a stand-in for getaddrinfo (the numeric
+ * address of host into addr, 0 or an EAI_ code; NULL: the system's), and
+ * how long an answer is used without asking again (default 5 s). Set them
+ * before any resolve runs. */
+typedef int (*tkv__shared_gai_fn)(const char *host, char *addr, size_t addr_len);
+extern tkv__shared_gai_fn tkv__shared_gai_hook;
+extern uint64_t tkv__shared_resolve_ttl_ns;
 void tkv__shared_link_close(tkv__shared *s, tkv__shared_link *l, bool on_error);
 void tkv__shared_link_free(tkv__shared_link *l);
 /* Queues one command. Argument `ext` (-1: none) is sent without a copy

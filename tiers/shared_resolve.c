@@ -9,10 +9,20 @@
  * at every (re)connect while DNS is slow or down. So a name is resolved on
  * a helper thread and waited for until the deadline; numeric addresses
  * (what Redis Cluster reports by default) pass through without a thread.
- * A helper that outlives its deadline finishes on its own (the resolver's
- * own timeout); with DNS down a node's reconnects, one per back-off, can
- * leave a few of them pending at once. There is no cache of names: a node
- * that moved is found again at its next connect.
+ *
+ * Names are cached, process-wide (the resolver is), in a small table:
+ *   - an answer younger than RESOLVE_TTL_NS is used without a lookup, so a
+ *     burst of reconnects (every thread's link to a node that restarted)
+ *     asks DNS once;
+ *   - callers that find a lookup of their name under way wait for that one
+ *     instead of starting another, so with DNS down a name has at most one
+ *     helper thread pending, however many reconnects time out;
+ *   - a lookup that times out or fails for a reason other than "no such
+ *     name" (EAI_AGAIN, EAI_FAIL, ...) falls back on the last answer, however
+ *     old: with DNS down, nodes stay reachable at the address they had. A
+ *     node that moved meanwhile fails its connect and is marked down, and
+ *     the value checks (cold_record.h) make a wrong server a miss, never
+ *     wrong bytes. "No such name" is believed at once.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,13 +61,79 @@ static void lookup_put(lookup *q)
 	}
 }
 
-static void *resolve_main(void *arg)
+/* The cache (see the file comment). Slots are reused oldest first. */
+enum { CACHE_SLOTS = 64 };
+#define RESOLVE_TTL_NS (5ull * 1000000000u)
+
+typedef struct cached_name {
+	char host[TKV__SHARED_HOST_MAX]; /* "" : free */
+	char addr[INET6_ADDRSTRLEN];     /* "" : never resolved */
+	uint64_t resolved_ns;            /* when addr was last confirmed */
+	uint64_t used_ns;                /* for reuse of the slot */
+	lookup *pending;                 /* a lookup under way (one reference) */
+} cached_name;
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static cached_name cache[CACHE_SLOTS];
+
+tkv__shared_gai_fn tkv__shared_gai_hook;
+uint64_t tkv__shared_resolve_ttl_ns = RESOLVE_TTL_NS;
+
+static uint64_t now_ns(void)
 {
-	lookup *q = arg;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The slot of host, or a free or the least recently used one (cleared, its
+ * pending lookup let go). cache_lock held. */
+static cached_name *cache_slot(const char *host)
+{
+	cached_name *victim = &cache[0];
+	for (int i = 0; i < CACHE_SLOTS; i++) {
+		if (!strcmp(cache[i].host, host))
+			return &cache[i];
+		if (!cache[i].host[0] || (victim->host[0] && cache[i].used_ns < victim->used_ns))
+			victim = &cache[i];
+	}
+	if (victim->pending)
+		lookup_put(victim->pending);
+	memset(victim, 0, sizeof(*victim));
+	strcpy(victim->host, host);
+	return victim;
+}
+
+/* A finished lookup updates its name's slot, if it is still that slot's. */
+static void cache_done(lookup *q, int gai_rc, const char *addr)
+{
+	pthread_mutex_lock(&cache_lock);
+	for (int i = 0; i < CACHE_SLOTS; i++) {
+		cached_name *c = &cache[i];
+		if (c->pending != q)
+			continue;
+		c->pending = NULL;
+		if (gai_rc == 0) {
+			strcpy(c->addr, addr);
+			c->resolved_ns = now_ns();
+		} else if (gai_rc == EAI_NONAME) {
+			c->addr[0] = '\0'; /* gone: never fall back on it */
+		}
+		lookup_put(q); /* the slot's reference */
+		break;
+	}
+	pthread_mutex_unlock(&cache_lock);
+}
+
+/* getaddrinfo for one stream socket address of host, IPv4 first, as a
+ * numeric string; 0 or an EAI_ code. */
+static int resolve_now(const char *host, char addr[INET6_ADDRSTRLEN])
+{
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *res = NULL;
-	int rc = getaddrinfo(q->host, NULL, &hints, &res);
-	char addr[INET6_ADDRSTRLEN] = "";
+	if (tkv__shared_gai_hook)
+		return tkv__shared_gai_hook(host, addr, INET6_ADDRSTRLEN);
+	int rc = getaddrinfo(host, NULL, &hints, &res);
 	if (rc == 0) {
 		/* IPv4 first: the one address goes to hiredis, which cannot try
 		 * the next, and Redis nodes announce and mostly bind IPv4
@@ -71,17 +147,26 @@ static void *resolve_main(void *arg)
 					: fam == 1 && a->ai_family == AF_INET6
 						? (const void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr
 						: NULL;
-				if (src && inet_ntop(a->ai_family, src, addr, sizeof(addr)))
+				if (src && inet_ntop(a->ai_family, src, addr, INET6_ADDRSTRLEN))
 					rc = 0;
 			}
 		freeaddrinfo(res);
 	}
+	return rc;
+}
+
+static void *resolve_main(void *arg)
+{
+	lookup *q = arg;
+	char addr[INET6_ADDRSTRLEN] = "";
+	int rc = resolve_now(q->host, addr);
 	pthread_mutex_lock(&q->lock);
 	q->gai_rc = rc;
 	memcpy(q->addr, addr, sizeof(addr));
 	q->done = true;
-	pthread_cond_signal(&q->done_cv);
+	pthread_cond_broadcast(&q->done_cv); /* every caller that joined */
 	pthread_mutex_unlock(&q->lock);
+	cache_done(q, rc, addr);
 	lookup_put(q);
 	return NULL;
 }
@@ -103,6 +188,48 @@ static bool is_numeric(const char *host)
 	return inet_pton(AF_INET6, addr, buf) == 1;
 }
 
+/* A new lookup of host on a detached helper thread, into *out with refs
+ * references (the caller's, the slot's, the thread's); 0 or -errno with
+ * the error set. */
+static int lookup_start(const char *host, int refs, lookup **out)
+{
+	lookup *q = calloc(1, sizeof(*q));
+	*out = NULL;
+	if (!q)
+		return tkv__fail(-ENOMEM, "shared: resolving '%s': out of memory", host);
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->done_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	strcpy(q->host, host);
+	q->refs = refs;
+	pthread_attr_t ta;
+	pthread_t th;
+	pthread_attr_init(&ta);
+	pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+	int trc = pthread_create(&th, &ta, resolve_main, q);
+	pthread_attr_destroy(&ta);
+	if (trc != 0) {
+		pthread_mutex_destroy(&q->lock);
+		pthread_cond_destroy(&q->done_cv);
+		free(q);
+		return tkv__fail(-EAGAIN, "shared: resolving '%s': no thread (%s)", host,
+				 strerror(trc));
+	}
+	*out = q;
+	return 0;
+}
+
+static int copy_out(const char *host, const char *addr, char *out, size_t out_len)
+{
+	if (strlen(addr) >= out_len)
+		return tkv__fail(-EINVAL, "shared: address of '%s' does not fit", host);
+	strcpy(out, addr);
+	return 0;
+}
+
 int tkv__shared_resolve(const char *host, uint64_t timeout_ns, char *out, size_t out_len)
 {
 	size_t len = strlen(host);
@@ -114,29 +241,30 @@ int tkv__shared_resolve(const char *host, uint64_t timeout_ns, char *out, size_t
 		memcpy(out, host, len + 1);
 		return 0;
 	}
-	lookup *q = calloc(1, sizeof(*q));
-	if (!q)
-		return tkv__fail(-ENOMEM, "shared: resolving '%s': out of memory", host);
-	pthread_mutex_init(&q->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&q->done_cv, &ca);
-	pthread_condattr_destroy(&ca);
-	memcpy(q->host, host, len + 1);
-	q->refs = 2;
-	pthread_attr_t ta;
-	pthread_t th;
-	pthread_attr_init(&ta);
-	pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
-	int trc = pthread_create(&th, &ta, resolve_main, q);
-	pthread_attr_destroy(&ta);
-	if (trc != 0) {
-		q->refs = 1;
-		lookup_put(q);
-		return tkv__fail(-EAGAIN, "shared: resolving '%s': no thread (%s)", host,
-				 strerror(trc));
+	/* a fresh answer, or the lookup under way, or a new one */
+	char cached[INET6_ADDRSTRLEN] = "";
+	const uint64_t t0 = now_ns();
+	pthread_mutex_lock(&cache_lock);
+	cached_name *c = cache_slot(host);
+	c->used_ns = t0;
+	strcpy(cached, c->addr);
+	if (cached[0] && t0 - c->resolved_ns < tkv__shared_resolve_ttl_ns) {
+		pthread_mutex_unlock(&cache_lock);
+		return copy_out(host, cached, out, out_len);
 	}
+	lookup *q = c->pending;
+	int rc = 0;
+	if (q) {
+		pthread_mutex_lock(&q->lock);
+		q->refs++;
+		pthread_mutex_unlock(&q->lock);
+	} else if (!(rc = lookup_start(host, 3, &q))) {
+		c->pending = q;
+	}
+	pthread_mutex_unlock(&cache_lock);
+	if (rc)
+		return cached[0] ? copy_out(host, cached, out, out_len) : rc;
+
 	struct timespec dl;
 	clock_gettime(CLOCK_MONOTONIC, &dl);
 	uint64_t ns = (uint64_t)dl.tv_nsec + timeout_ns % 1000000000u;
@@ -151,14 +279,15 @@ int tkv__shared_resolve(const char *host, uint64_t timeout_ns, char *out, size_t
 	memcpy(addr, q->addr, sizeof(addr));
 	pthread_mutex_unlock(&q->lock);
 	lookup_put(q);
+	if (done && gai_rc == 0)
+		return copy_out(host, addr, out, out_len);
+	if (done && gai_rc == EAI_NONAME)
+		return tkv__fail(-EHOSTUNREACH, "shared: resolving '%s': %s", host,
+				 gai_strerror(gai_rc));
+	if (cached[0]) /* DNS slow or failing: the address it had */
+		return copy_out(host, cached, out, out_len);
 	if (!done)
 		return tkv__fail(-ETIMEDOUT, "shared: resolving '%s' took longer than %llu ms", host,
 				 (unsigned long long)(timeout_ns / 1000000u));
-	if (gai_rc != 0)
-		return tkv__fail(-EHOSTUNREACH, "shared: resolving '%s': %s", host,
-				 gai_strerror(gai_rc));
-	if (strlen(addr) >= out_len)
-		return tkv__fail(-EINVAL, "shared: address of '%s' does not fit", host);
-	strcpy(out, addr);
-	return 0;
+	return tkv__fail(-EHOSTUNREACH, "shared: resolving '%s': %s", host, gai_strerror(gai_rc));
 }
