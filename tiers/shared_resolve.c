@@ -17,12 +17,16 @@
  *   - callers that find a lookup of their name under way wait for that one
  *     instead of starting another, so with DNS down a name has at most one
  *     helper thread pending, however many reconnects time out;
- *   - a lookup that times out or fails for a reason other than "no such
- *     name" (EAI_AGAIN, EAI_FAIL, ...) falls back on the last answer, however
- *     old: with DNS down, nodes stay reachable at the address they had. A
- *     node that moved meanwhile fails its connect and is marked down, and
- *     the value checks (cold_record.h) make a wrong server a miss, never
- *     wrong bytes. "No such name" is believed at once.
+ *   - a name with a last answer waits at most half of the deadline for a
+ *     new one (the connect needs the rest), and a lookup that times out or
+ *     fails for a reason other than "no such name" (EAI_AGAIN, EAI_FAIL,
+ *     ...) falls back on that answer, however old: with DNS down, nodes
+ *     stay reachable at the address they had. A node that moved meanwhile
+ *     fails its connect and is marked down, and the value checks
+ *     (cold_record.h) make a wrong server a miss, never wrong bytes; the
+ *     risk left is an old address now used by another Redis, which would
+ *     be sent writes (and could answer CLUSTER SHARDS) until DNS answers
+ *     again. "No such name" is believed at once.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -104,10 +108,19 @@ static cached_name *cache_slot(const char *host)
 	return victim;
 }
 
-/* A finished lookup updates its name's slot, if it is still that slot's. */
-static void cache_done(lookup *q, int gai_rc, const char *addr)
+/* A finished lookup: its result to its waiters and to its name's slot (if
+ * it is still that slot's), both under cache_lock, so a caller either joins
+ * it before it is done or finds the slot already updated, never a finished
+ * lookup still pending (it would get the old result). */
+static void lookup_done(lookup *q, int gai_rc, const char *addr)
 {
 	pthread_mutex_lock(&cache_lock);
+	pthread_mutex_lock(&q->lock);
+	q->gai_rc = gai_rc;
+	memcpy(q->addr, addr, sizeof(q->addr));
+	q->done = true;
+	pthread_cond_broadcast(&q->done_cv); /* every caller that joined */
+	pthread_mutex_unlock(&q->lock);
 	for (int i = 0; i < CACHE_SLOTS; i++) {
 		cached_name *c = &cache[i];
 		if (c->pending != q)
@@ -160,13 +173,7 @@ static void *resolve_main(void *arg)
 	lookup *q = arg;
 	char addr[INET6_ADDRSTRLEN] = "";
 	int rc = resolve_now(q->host, addr);
-	pthread_mutex_lock(&q->lock);
-	q->gai_rc = rc;
-	memcpy(q->addr, addr, sizeof(addr));
-	q->done = true;
-	pthread_cond_broadcast(&q->done_cv); /* every caller that joined */
-	pthread_mutex_unlock(&q->lock);
-	cache_done(q, rc, addr);
+	lookup_done(q, rc, addr);
 	lookup_put(q);
 	return NULL;
 }
@@ -189,14 +196,14 @@ static bool is_numeric(const char *host)
 }
 
 /* A new lookup of host on a detached helper thread, into *out with refs
- * references (the caller's, the slot's, the thread's); 0 or -errno with
- * the error set. */
+ * references (the caller's, the slot's, the thread's); 0 or -errno (no
+ * message: the caller may still succeed with the last address). */
 static int lookup_start(const char *host, int refs, lookup **out)
 {
 	lookup *q = calloc(1, sizeof(*q));
 	*out = NULL;
 	if (!q)
-		return tkv__fail(-ENOMEM, "shared: resolving '%s': out of memory", host);
+		return -ENOMEM;
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -215,8 +222,7 @@ static int lookup_start(const char *host, int refs, lookup **out)
 		pthread_mutex_destroy(&q->lock);
 		pthread_cond_destroy(&q->done_cv);
 		free(q);
-		return tkv__fail(-EAGAIN, "shared: resolving '%s': no thread (%s)", host,
-				 strerror(trc));
+		return -trc;
 	}
 	*out = q;
 	return 0;
@@ -263,12 +269,17 @@ int tkv__shared_resolve(const char *host, uint64_t timeout_ns, char *out, size_t
 	}
 	pthread_mutex_unlock(&cache_lock);
 	if (rc)
-		return cached[0] ? copy_out(host, cached, out, out_len) : rc;
+		return cached[0] ? copy_out(host, cached, out, out_len)
+				 : tkv__fail(rc == -ENOMEM ? -ENOMEM : -EAGAIN,
+					     "shared: resolving '%s': cannot start a lookup (%s)",
+					     host, strerror(-rc));
 
+	/* with a last answer to fall back on, leave the connect half the time */
+	const uint64_t wait_ns = cached[0] ? timeout_ns / 2 : timeout_ns;
 	struct timespec dl;
 	clock_gettime(CLOCK_MONOTONIC, &dl);
-	uint64_t ns = (uint64_t)dl.tv_nsec + timeout_ns % 1000000000u;
-	dl.tv_sec += (time_t)(timeout_ns / 1000000000u + ns / 1000000000u);
+	uint64_t ns = (uint64_t)dl.tv_nsec + wait_ns % 1000000000u;
+	dl.tv_sec += (time_t)(wait_ns / 1000000000u + ns / 1000000000u);
 	dl.tv_nsec = (long)(ns % 1000000000u);
 	pthread_mutex_lock(&q->lock);
 	while (!q->done && pthread_cond_timedwait(&q->done_cv, &q->lock, &dl) != ETIMEDOUT)
@@ -288,6 +299,6 @@ int tkv__shared_resolve(const char *host, uint64_t timeout_ns, char *out, size_t
 		return copy_out(host, cached, out, out_len);
 	if (!done)
 		return tkv__fail(-ETIMEDOUT, "shared: resolving '%s' took longer than %llu ms", host,
-				 (unsigned long long)(timeout_ns / 1000000u));
+				 (unsigned long long)(wait_ns / 1000000u));
 	return tkv__fail(-EHOSTUNREACH, "shared: resolving '%s': %s", host, gai_strerror(gai_rc));
 }
