@@ -127,8 +127,8 @@ bool tkv_ticket_done(tkv_runtime *rt, const tkv_ticket *t)
 	return done;
 }
 
-/* Waits for every layer of s to reach what was accepted so far. */
-/* Last layer first: an engine stores layers in forward order and each
+/* Waits for every layer of s to reach what was accepted so far, the last
+ * layer first: an engine stores layers in forward order and each
  * worker copies its queue in order, so once the last layer is done the
  * others mostly are too and the sync sleeps about once per worker. In
  * layer order it slept and was woken once per layer, a futex wake-up on

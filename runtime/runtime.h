@@ -145,11 +145,11 @@ int tkv__reserve_hot(struct tkv_runtime *rt, uint64_t blocks, unsigned flags);
 /* Blocks covering `tokens` (store.c). */
 uint64_t tkv__blocks_for(uint64_t tokens, uint32_t block_tokens);
 
-/* Internal open options: the bench's mutex-queue baseline and the tests'
- * cold-tier fault seam. */
 /* A producer's longest sleep on a full queue by default (store.c). */
 #define TKV__ROOM_NAP_NS 1000000ull
 
+/* Internal open options: the bench's mutex-queue baseline and the tests'
+ * cold-tier fault seam and full-queue nap. */
 typedef struct tkv__open_opts {
 	tkv__queue_kind queue;
 	const struct tkv__cold_io *cold_io; /* NULL: real I/O */

@@ -18,11 +18,11 @@
 /* Queue full: spin this long, then sleep until the worker has drained half
  * the queue (worker.c, room_check). Sleeps are bounded (rt->room_nap_ns,
  * TKV__ROOM_NAP_NS unless a test asks otherwise) so a closing runtime is
- * noticed without a wake-up of its own. Before, the
- * producer napped 1 us, 2 us, ... 1 ms and retried: every retry was a
- * wake-up that preempted the worker sharing its core, and a push as soon as
- * one slot was free (2 workers, batch 16: the engine waited on a full ring
- * half of the time, and copies ran at half speed: docs/MEASUREMENTS.md). */
+ * noticed without a wake-up of its own. Before, the producer napped 1 us,
+ * 2 us, ... 1 ms and retried: every retry was a wake-up that preempted the
+ * worker sharing its core, and a push as soon as one slot was free (2
+ * workers, batch 16: the engine waited on a full ring half of the time,
+ * and copies ran at half speed: docs/MEASUREMENTS.md). */
 enum { FULL_SPIN_NS = 2000 };
 
 uint64_t tkv__blocks_for(uint64_t tokens, uint32_t block_tokens)

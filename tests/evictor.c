@@ -18,6 +18,7 @@
 #include "tests/cold_runtime.h"
 #include "tests/kv_pattern.h"
 #include "tiers/cold.h"
+#include "tiers/evictor.h" /* the staging pool */
 #include "tierkv.h"
 
 
@@ -138,6 +139,20 @@ static tkv_stats stats(tkv_runtime *rt)
 }
 
 /* ---- tests --------------------------------------------------------------- */
+
+/* tkv_open with a cold tier fills the evictor's staging pool (include/
+ * tierkv.h, cold_dir), so the first eviction burst does not allocate and
+ * first-touch its buffers: the pool is full before anything is stored. */
+Test(evictor, open_fills_the_staging_pool, .init = make_dir, .fini = remove_dir)
+{
+	tkv_config c = cold_config();
+	tkv_runtime *rt = open_with(&c, NULL);
+	cr_assert_not_null(rt->ev);
+	cr_assert_gt(rt->ev->depth, 0);
+	cr_assert_eq(rt->ev->n_bufs, rt->ev->depth, "%u of %u staging buffers at open",
+		     rt->ev->n_bufs, rt->ev->depth);
+	tkv_close(rt);
+}
 
 Test(evictor, working_set_four_times_hot_reads_back, .init = make_dir, .fini = remove_dir)
 {

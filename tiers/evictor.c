@@ -48,9 +48,9 @@ static void buf_put(tkv__evictor *ev, void *buf)
 		tkv__cold_buf_free(ev->cold, buf);
 }
 
-/* Open fills the pool, before the evictor thread starts: the first touch of a fresh
- * buffer (the kernel zeroing its huge pages) cost more than the gather and
- * the checksum together, and it fell on the first eviction burst, i.e.
+/* Open fills the pool, before the evictor thread starts: the first touch
+ * of a fresh buffer (the kernel zeroing its huge pages) cost more than the
+ * gather and the checksum together, and it fell on the first eviction burst, i.e.
  * when the hot tier first fills under peak load; done in the evictor
  * thread instead, it overlapped the first stores and slowed both (perf,
  * bench evict: docs/MEASUREMENTS.md). Best effort: a buffer that cannot be

@@ -39,6 +39,7 @@
 
 #include "tiers/shared_impl.h"
 
+#include "base/clock.h"
 #include "base/error.h"
 
 /* One lookup, shared by the caller and the helper thread; whichever lets
@@ -83,13 +84,6 @@ static cached_name cache[CACHE_SLOTS];
 tkv__shared_gai_fn tkv__shared_gai_hook;
 uint64_t tkv__shared_resolve_ttl_ns = RESOLVE_TTL_NS;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* The slot of host, or a free or the least recently used one (cleared, its
  * pending lookup let go). cache_lock held. */
 static cached_name *cache_slot(const char *host)
@@ -128,7 +122,7 @@ static void lookup_done(lookup *q, int gai_rc, const char *addr)
 		c->pending = NULL;
 		if (gai_rc == 0) {
 			strcpy(c->addr, addr);
-			c->resolved_ns = now_ns();
+			c->resolved_ns = tkv__now_ns();
 		} else if (gai_rc == EAI_NONAME) {
 			c->addr[0] = '\0'; /* gone: never fall back on it */
 		}
@@ -249,7 +243,7 @@ int tkv__shared_resolve(const char *host, uint64_t timeout_ns, char *out, size_t
 	}
 	/* a fresh answer, or the lookup under way, or a new one */
 	char cached[INET6_ADDRSTRLEN] = "";
-	const uint64_t t0 = now_ns();
+	const uint64_t t0 = tkv__now_ns();
 	pthread_mutex_lock(&cache_lock);
 	cached_name *c = cache_slot(host);
 	c->used_ns = t0;
