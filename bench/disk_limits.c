@@ -76,20 +76,42 @@ static void bufs_free(io_bufs *io)
 	io->b = NULL;
 }
 
-/* Without io_uring: one synchronous I/O at a time. */
-static int run_sync(int fd, bool write, uint64_t n, size_t len, unsigned qd, unsigned sync_every,
-		    void **bufs, tkv__crc_fn crc, bench_disk_io *out)
+/* Where I/O i goes: sequential pieces of len bytes from piece `first`; or,
+ * with per (slices per record), as a promotion round reads records from
+ * `first` on: in groups of `group` records (a sequence's blocks), slice 0
+ * of each record of the group, then slice 1, ..., then the next group; the
+ * slices laid after each record's skip bytes. */
+typedef struct io_order {
+	uint64_t first;
+	uint32_t per, group;
+	size_t rec_bytes, skip;
+} io_order;
+
+static uint64_t io_off(const io_order *o, uint64_t i, size_t len)
+{
+	if (!o->per)
+		return (o->first + i) * len;
+	const uint64_t in_group = (uint64_t)o->group * o->per, g = i / in_group, k = i % in_group;
+	const uint64_t rec = o->first + g * o->group + k % o->group;
+	return rec * o->rec_bytes + o->skip + (k / o->group) * len;
+}
+
+/* Without io_uring: one synchronous I/O at a time, I/O i into buffer
+ * i % nbuf. */
+static int run_sync(int fd, bool write, const io_order *ord, uint64_t n, size_t len, unsigned nbuf,
+		    unsigned sync_every, void **bufs, tkv__crc_fn crc, bench_disk_io *out)
 {
 	uint32_t sum = 0;
 	int rc = 0;
 	uint64_t t0 = bench_now_ns();
 	for (uint64_t i = 0; i < n && !rc; i++) {
-		ssize_t r = write ? pwrite(fd, bufs[i % qd], len, (off_t)(i * len))
-				  : pread(fd, bufs[i % qd], len, (off_t)(i * len));
+		off_t off = (off_t)io_off(ord, i, len);
+		ssize_t r = write ? pwrite(fd, bufs[i % nbuf], len, off)
+				  : pread(fd, bufs[i % nbuf], len, off);
 		if (r != (ssize_t)len)
 			rc = r < 0 ? -errno : -EIO;
 		else if (crc)
-			sum ^= crc(0, bufs[i % qd], len);
+			sum ^= crc(0, bufs[i % nbuf], len);
 		else if (write && sync_every && (i + 1) % sync_every == 0 && fdatasync(fd))
 			rc = -errno;
 	}
@@ -101,36 +123,45 @@ static int run_sync(int fd, bool write, uint64_t n, size_t len, unsigned qd, uns
 	return rc;
 }
 
-/* n I/Os of len bytes at offsets 0, len, 2 len, ... with up to qd in flight;
- * writes fdatasync after every sync_every completions (0: never) and at the
- * end. */
-static int raw_run(int fd, bool write, uint64_t n, size_t len, unsigned qd, unsigned sync_every,
-		   void **bufs, tkv__crc_fn crc, bench_disk_io *out)
+/* n I/Os of len bytes at the offsets ord gives, with up to qd in flight,
+ * through nbuf >= qd buffers taken in turn (a FIFO: a buffer is reused only
+ * after every other one); writes fdatasync after every sync_every
+ * completions (0: never) and at the end. */
+static int raw_run(int fd, bool write, const io_order *ord, uint64_t n, size_t len, unsigned qd,
+		   unsigned nbuf, unsigned sync_every, void **bufs, tkv__crc_fn crc,
+		   bench_disk_io *out)
 {
 	struct io_uring ring;
 	int rc = 0;
 	uint32_t sum = 0;
 	out->uring = io_uring_queue_init(qd + 1, &ring, 0) == 0;
 	if (!out->uring)
-		return run_sync(fd, write, n, len, qd, sync_every, bufs, crc, out);
+		return run_sync(fd, write, ord, n, len, nbuf, sync_every, bufs, crc, out);
 	uint64_t t0 = bench_now_ns();
-	unsigned *free_slot = malloc(qd * sizeof(*free_slot)), n_free = qd;
-	if (!free_slot) {
+	/* free buffers, oldest first: taken at head, returned at tail */
+	unsigned *free_buf = malloc(nbuf * sizeof(*free_buf)), n_free = nbuf, head = 0;
+	if (!free_buf) {
 		io_uring_queue_exit(&ring);
 		return -ENOMEM;
 	}
-	for (unsigned i = 0; i < qd; i++)
-		free_slot[i] = qd - 1 - i;
+	for (unsigned i = 0; i < nbuf; i++)
+		free_buf[i] = i;
+	unsigned in_flight = 0;
 	uint64_t next = 0, done = 0, since_sync = 0;
 	bool syncing = false;
 	while (!rc && (done < n || syncing || (sync_every && since_sync))) {
 		struct io_uring_sqe *sqe;
-		while (n_free && next < n && (sqe = io_uring_get_sqe(&ring))) {
-			unsigned slot = free_slot[--n_free];
+		while (in_flight < qd && next < n && (sqe = io_uring_get_sqe(&ring))) {
+			unsigned slot = free_buf[head];
+			head = (head + 1) % nbuf;
+			n_free--;
+			in_flight++;
 			if (write)
-				io_uring_prep_write(sqe, fd, bufs[slot], (unsigned)len, next * len);
+				io_uring_prep_write(sqe, fd, bufs[slot], (unsigned)len,
+						    io_off(ord, next, len));
 			else
-				io_uring_prep_read(sqe, fd, bufs[slot], (unsigned)len, next * len);
+				io_uring_prep_read(sqe, fd, bufs[slot], (unsigned)len,
+						   io_off(ord, next, len));
 			io_uring_sqe_set_data64(sqe, slot);
 			next++;
 		}
@@ -162,7 +193,8 @@ static int raw_run(int fd, bool write, uint64_t n, size_t len, unsigned qd, unsi
 				rc = res < 0 ? res : -EIO;
 			else if (crc) /* verified before the buffer is reused */
 				sum ^= crc(0, bufs[tag], len);
-			free_slot[n_free++] = (unsigned)tag;
+			free_buf[(head + n_free++) % nbuf] = (unsigned)tag;
+			in_flight--;
 			done++;
 			since_sync++;
 			/* With a checksum per block, refill after each one, so
@@ -176,15 +208,15 @@ static int raw_run(int fd, bool write, uint64_t n, size_t len, unsigned qd, unsi
 	out->bytes = done * len;
 	out->crc = sum;
 	/* on error, let what is in flight finish before the buffers go */
-	while (rc && n_free < qd) {
+	while (rc && in_flight) {
 		struct io_uring_cqe *cqe;
 		if (io_uring_wait_cqe(&ring, &cqe))
 			break;
 		if (io_uring_cqe_get_data64(cqe) != TAG_SYNC)
-			n_free++;
+			in_flight--;
 		io_uring_cqe_seen(&ring, cqe);
 	}
-	free(free_slot);
+	free(free_buf);
 	io_uring_queue_exit(&ring);
 	return rc;
 }
@@ -206,8 +238,8 @@ static int write_pass(const bench_disk_job *j, bench_disk_io *w)
 	if (!rc)
 		rc = bufs_alloc(&bufs, j->write_depth, j->write_bytes, j);
 	if (!rc)
-		rc = raw_run(fd, true, j->n_writes, j->write_bytes, j->write_depth, j->sync_every,
-			     bufs.b, NULL, w);
+		rc = raw_run(fd, true, &(io_order){0}, j->n_writes, j->write_bytes, j->write_depth,
+			     j->write_depth, j->sync_every, bufs.b, NULL, w);
 	bufs_free(&bufs);
 	close(fd);
 	if (rc)
@@ -218,11 +250,13 @@ static int write_pass(const bench_disk_job *j, bench_disk_io *w)
 static int read_pass(const bench_disk_job *j, tkv__crc_fn crc, bench_disk_io *r)
 {
 	io_bufs bufs = {0};
+	const unsigned nbuf = j->read_buffers > j->read_depth ? j->read_buffers : j->read_depth;
 	int fd = raw_open(j->path, O_RDONLY, &r->direct), rc;
 	if (fd < 0)
 		rc = fd;
-	else if (!(rc = bufs_alloc(&bufs, j->read_depth, j->read_bytes, j)))
-		rc = raw_run(fd, false, j->n_reads, j->read_bytes, j->read_depth, 0, bufs.b, crc, r);
+	else if (!(rc = bufs_alloc(&bufs, nbuf, j->read_bytes, j)))
+		rc = raw_run(fd, false, &(io_order){0}, j->n_reads, j->read_bytes, j->read_depth, nbuf, 0,
+			     bufs.b, crc, r);
 	bufs_free(&bufs);
 	if (fd >= 0)
 		close(fd);
@@ -240,4 +274,79 @@ int bench_disk_pass(const bench_disk_job *job, bench_disk_io *w, bench_disk_io *
 		rc = read_pass(job, tkv__kernels_get(TKV_ISA_AUTO)->crc32c, job->crc_read);
 	unlink(job->path);
 	return rc;
+}
+
+struct bench_disk_reader {
+	bench_disk_job job; /* its path is the file's, removed at close */
+	int fd;
+	io_bufs bufs;
+	unsigned nbuf;
+	bool direct;
+	uint64_t next_rec; /* the next read's record, modulo n_writes */
+};
+
+int bench_disk_reader_open(const bench_disk_job *job, bench_disk_reader **out)
+{
+	bench_disk_io w = {0};
+	bench_disk_reader *rd = calloc(1, sizeof(*rd));
+	if (!rd)
+		return -ENOMEM;
+	rd->job = *job;
+	rd->fd = -1;
+	rd->nbuf = job->read_buffers > job->read_depth ? job->read_buffers : job->read_depth;
+	int rc = job->read_slices ? write_pass(job, &w) : -EINVAL;
+	if (!rc && (rd->fd = raw_open(job->path, O_RDONLY, &rd->direct)) < 0)
+		rc = rd->fd;
+	if (!rc)
+		rc = bufs_alloc(&rd->bufs, rd->nbuf, job->read_bytes, job);
+	if (rc) {
+		fprintf(stderr, "tierkv-bench: raw reader: %s\n", strerror(-rc));
+		bench_disk_reader_close(rd);
+		return rc;
+	}
+	*out = rd;
+	return 0;
+}
+
+int bench_disk_reader_read(bench_disk_reader *rd, uint64_t n, bench_disk_io *acc)
+{
+	const bench_disk_job *j = &rd->job;
+	const uint64_t per = j->read_slices, group = j->read_group ? j->read_group : 1;
+	if (!per || n % (per * group) || j->n_writes % group ||
+	    j->write_bytes < per * j->read_bytes)
+		return -EINVAL;
+	for (uint64_t recs = n / per; recs;) {
+		io_order ord = {.first = rd->next_rec % j->n_writes,
+				.per = (uint32_t)per,
+				.group = (uint32_t)group,
+				.rec_bytes = j->write_bytes,
+				.skip = j->write_bytes - per * j->read_bytes};
+		/* up to the file's end, then from its start */
+		uint64_t m = j->n_writes - ord.first < recs ? j->n_writes - ord.first : recs;
+		bench_disk_io io = {0};
+		int rc = raw_run(rd->fd, false, &ord, m * per, j->read_bytes, j->read_depth,
+				 rd->nbuf, 0, rd->bufs.b, NULL, &io);
+		if (rc) {
+			fprintf(stderr, "tierkv-bench: raw read: %s\n", strerror(-rc));
+			return rc;
+		}
+		acc->bytes += io.bytes;
+		acc->ns += io.ns;
+		acc->direct = rd->direct;
+		acc->uring = io.uring;
+		rd->next_rec += m;
+		recs -= m;
+	}
+	return 0;
+}
+
+void bench_disk_reader_close(bench_disk_reader *rd)
+{
+	if (!rd)
+		return;
+	bufs_free(&rd->bufs);
+	if (rd->fd >= 0)
+		close(rd->fd);
+	unlink(rd->job.path);
+	free(rd);
 }

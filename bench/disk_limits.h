@@ -22,6 +22,15 @@
  * promotion thread that verifies every layer could reach on this disk, a
  * second reference for promotion beside the raw read.
  *
+ * Where reads land: the read passes cycle through read_buffers distinct
+ * buffers, each reused only after all the others (a FIFO of free buffers).
+ * Promotion reads every block into its own hot block, so a round's reads
+ * land in as much distinct memory as the round promotes; a read pass that
+ * reuses read_depth buffers (8 MiB at 64 x 128 KiB) lands in memory the
+ * CPU caches still hold, and on this project's VM that alone moved the
+ * disk's read rate from ~2.5 to ~3.2 GB/s (bench/README.md, "Promotion's
+ * limit"). The caller says how much memory its reads fill.
+ *
  * Buffers: one fresh anonymous mapping per pass, 2 MiB aligned, filled with
  * source data before the clock starts. huge asks for transparent huge pages
  * (MADV_HUGEPAGE), else refuses them (MADV_NOHUGEPAGE). Where the memory an
@@ -47,6 +56,10 @@ typedef struct bench_disk_job {
 	uint64_t n_reads;    /* 0: no read pass */
 	size_t read_bytes;   /* a multiple of 4 KiB */
 	unsigned read_depth;
+	unsigned read_buffers;     /* distinct read buffers (>= read_depth; 0: read_depth) */
+	unsigned read_slices;      /* in-step reader: slices of read_bytes at each record's
+				    * end (after its header) */
+	unsigned read_group;       /* in-step reader: records read slice-major together */
 	bool huge;                 /* huge-page-advised buffers, see above */
 	const unsigned char *src;  /* what the buffers are filled with */
 	size_t src_bytes;
@@ -62,6 +75,23 @@ typedef struct bench_disk_io {
 /* Runs the write pass into *w and, if job->n_reads, the read pass into *r.
  * 0 or a negative errno (message on stderr). */
 int bench_disk_pass(const bench_disk_job *job, bench_disk_io *w, bench_disk_io *r);
+
+/*
+ * A read limit taken in step with what it divides: the caller reads n blocks
+ * raw right next to each piece of its own work, so both see the disk in the
+ * same moments (this VM's disk rate drifts by 1.5x within seconds). open
+ * writes the job's file (untimed: n_writes records of write_bytes) and
+ * sets up read_buffers buffers; each read call times n reads (a multiple
+ * of read_slices x read_group) of the next n / read_slices records,
+ * wrapping around, in a promotion round's order: read_group records at a
+ * time (one sequence's), slice 0 of each, then slice 1, ..., and adds them
+ * to *acc. close removes the file. 0 or a negative errno
+ * (message on stderr).
+ */
+typedef struct bench_disk_reader bench_disk_reader;
+int bench_disk_reader_open(const bench_disk_job *job, bench_disk_reader **out);
+int bench_disk_reader_read(bench_disk_reader *rd, uint64_t n, bench_disk_io *acc);
+void bench_disk_reader_close(bench_disk_reader *rd);
 
 /* 1e9 bytes per second; 0 when nothing was timed. */
 static inline double bench_disk_gbps(const bench_disk_io *io)

@@ -67,9 +67,15 @@ typedef struct evict_store_run {
 } evict_store_run;
 
 typedef struct evict_promote_run {
+	/* input: called right before (after = false) and right after each
+	 * timed round with the round's index and layer blocks (NULL: not
+	 * called); a nonzero return ends the run with it */
+	int (*beside_round)(void *ctx, uint32_t round, uint64_t blocks, bool after);
+	void *ctx;
 	uint64_t bytes, ns, blocks;
 	uint64_t reader_verified; /* blocks whose CRC a waiting view checked */
 	uint32_t rounds;
+	uint64_t max_round_blocks; /* layer blocks of the largest round */
 	uint64_t verified_blocks, bad_blocks;
 } evict_promote_run;
 
@@ -90,6 +96,10 @@ int evict_warm_up(tkv_runtime *rt, const evict_plan *p, uint64_t units);
 int evict_store_all(tkv_runtime *rt, const evict_plan *p, uint64_t interval_ns,
 		    uint64_t high_blocks, bool pause_at_high, evict_store_run *sr);
 uint64_t evict_wait_idle(tkv_runtime *rt, uint64_t low_blocks, uint64_t block_bytes);
+/* Sequences one promotion round reads back (at least 1, at most n_seqs):
+ * as many as fit between used_blocks and the high watermark of a hot tier
+ * of hot_blocks, less a unit of margin, so no eviction runs in a round. */
+uint32_t evict_round_seqs(const evict_plan *p, uint64_t hot_blocks, uint64_t used_blocks);
 int evict_promote_all(tkv_runtime *rt, const evict_plan *p, evict_promote_run *pr);
 
 #define EVICT_IDLE_TIMEOUT_NS (20ull * 1000 * 1000 * 1000)

@@ -306,13 +306,20 @@ static int promote_round(tkv_runtime *rt, const evict_plan *p, uint32_t from, ui
 	return rc;
 }
 
+uint32_t evict_round_seqs(const evict_plan *p, uint64_t hot_blocks, uint64_t used_blocks)
+{
+	const uint64_t high = hot_blocks * p->high_pct / 100, L = p->lay.n_layers;
+	const uint64_t room = high > used_blocks + L ? high - used_blocks - L : 0; /* a unit of margin */
+	const uint64_t k = room / ((uint64_t)p->blocks_per_seq * L);
+	return k < 1 ? 1 : k > p->n_seqs ? p->n_seqs : (uint32_t)k;
+}
+
 /* Reads every cold block back in rounds that fit under the high watermark
  * (so no eviction runs during a round), verifies (untimed), closes the
  * round's sequences to make room. Closes all sequences. */
 int evict_promote_all(tkv_runtime *rt, const evict_plan *p, evict_promote_run *pr)
 {
 	const uint32_t L = p->lay.n_layers;
-	const uint64_t seq_blocks = (uint64_t)p->blocks_per_seq * L;
 	tkv_view_block *blocks = calloc(p->blocks_per_seq, sizeof(*blocks));
 	tkv_stats st;
 	int rc = blocks ? evict_stats(rt, &st) : -ENOMEM;
@@ -321,26 +328,32 @@ int evict_promote_all(tkv_runtime *rt, const evict_plan *p, evict_promote_run *p
 		return rc;
 	}
 	const uint64_t hot_blocks = st.hot_bytes_capacity / p->lay.block_bytes;
-	const uint64_t high = hot_blocks * p->high_pct / 100;
 	const uint64_t b0 = st.promoted_bytes, n0 = st.promoted_blocks;
 	const uint64_t h0 = st.promote_verified_by_readers;
 	uint32_t next = 0;
-	memset(pr, 0, sizeof(*pr));
+	*pr = (evict_promote_run){.beside_round = pr->beside_round, .ctx = pr->ctx};
 	while (!rc && next < p->n_seqs) {
 		if ((rc = evict_stats(rt, &st)))
 			break;
-		uint64_t used = st.hot_bytes_used / p->lay.block_bytes;
-		uint64_t room = high > used + L ? high - used - L : 0; /* a unit of margin */
-		uint32_t k = (uint32_t)(room / seq_blocks);
-		k = k < 1 ? 1 : k > p->n_seqs - next ? p->n_seqs - next : k;
+		uint32_t k = evict_round_seqs(p, hot_blocks, st.hot_bytes_used / p->lay.block_bytes);
+		k = k > p->n_seqs - next ? p->n_seqs - next : k;
+		const uint64_t round_blocks = (uint64_t)k * p->blocks_per_seq * L;
+		if (pr->beside_round &&
+		    (rc = pr->beside_round(pr->ctx, pr->rounds, round_blocks, false)))
+			break;
 		uint64_t t0 = bench_now_ns();
 		rc = promote_round(rt, p, next, next + k, blocks);
 		pr->ns += bench_now_ns() - t0;
-		pr->rounds++;
+		if (round_blocks > pr->max_round_blocks)
+			pr->max_round_blocks = round_blocks;
 		if (rc) {
 			fprintf(stderr, "tierkv-bench evict: promotion: %s\n", tkv_last_error());
 			break;
 		}
+		if (pr->beside_round &&
+		    (rc = pr->beside_round(pr->ctx, pr->rounds, round_blocks, true)))
+			break;
+		pr->rounds++;
 		for (uint32_t s = next; s < next + k && !rc; s++)
 			for (uint32_t l = 0; l < L && !rc; l++) {
 				rc = verify_layer(rt, p, s, l, blocks, &pr->bad_blocks);
