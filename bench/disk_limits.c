@@ -77,12 +77,14 @@ static void bufs_free(io_bufs *io)
 }
 
 /* Where I/O i goes: sequential pieces of len bytes from piece `first`; or,
- * with per (slices per record), as a promotion round reads records from
- * `first` on: in groups of `group` records (a sequence's blocks), slice 0
- * of each record of the group, then slice 1, ..., then the next group; the
+ * with per (slices per record), as a promotion round reads what the
+ * evictor wrote: the file holds n_groups groups (sequences) of `group`
+ * records each, interleaved as the cold tier fills its slots in store order
+ * (record r of group g at g + r * n_groups); from group `first` on, one
+ * group at a time, slice 0 of each of its records, then slice 1, ...; the
  * slices laid after each record's skip bytes. */
 typedef struct io_order {
-	uint64_t first;
+	uint64_t first, n_groups;
 	uint32_t per, group;
 	size_t rec_bytes, skip;
 } io_order;
@@ -91,8 +93,8 @@ static uint64_t io_off(const io_order *o, uint64_t i, size_t len)
 {
 	if (!o->per)
 		return (o->first + i) * len;
-	const uint64_t in_group = (uint64_t)o->group * o->per, g = i / in_group, k = i % in_group;
-	const uint64_t rec = o->first + g * o->group + k % o->group;
+	const uint64_t in_group = (uint64_t)o->group * o->per, k = i % in_group;
+	const uint64_t rec = (k % o->group) * o->n_groups + o->first + i / in_group;
 	return rec * o->rec_bytes + o->skip + (k / o->group) * len;
 }
 
@@ -277,25 +279,33 @@ int bench_disk_pass(const bench_disk_job *job, bench_disk_io *w, bench_disk_io *
 }
 
 struct bench_disk_reader {
-	bench_disk_job job; /* its path is the file's, removed at close */
+	bench_disk_job job;
+	char *path; /* job.path's copy: the file, removed at close */
 	int fd;
 	io_bufs bufs;
-	unsigned nbuf;
+	unsigned nbuf; /* allocated; a read call uses as many as it reads */
 	bool direct;
-	uint64_t next_rec; /* the next read's record, modulo n_writes */
+	uint64_t next_group; /* the next read's group, modulo the file's */
 };
 
 int bench_disk_reader_open(const bench_disk_job *job, bench_disk_reader **out)
 {
 	bench_disk_io w = {0};
+	const uint64_t group = job->read_group ? job->read_group : 1;
 	bench_disk_reader *rd = calloc(1, sizeof(*rd));
 	if (!rd)
 		return -ENOMEM;
 	rd->job = *job;
 	rd->fd = -1;
+	rd->path = strdup(job->path);
+	rd->job.path = rd->path;
 	rd->nbuf = job->read_buffers > job->read_depth ? job->read_buffers : job->read_depth;
-	int rc = job->read_slices ? write_pass(job, &w) : -EINVAL;
-	if (!rc && (rd->fd = raw_open(job->path, O_RDONLY, &rd->direct)) < 0)
+	int rc = !rd->path ? -ENOMEM
+		 : !job->read_slices || !job->n_writes || job->n_writes % group ||
+			   job->write_bytes < (uint64_t)job->read_slices * job->read_bytes
+		 ? -EINVAL
+		 : write_pass(&rd->job, &w);
+	if (!rc && (rd->fd = raw_open(rd->path, O_RDONLY, &rd->direct)) < 0)
 		rc = rd->fd;
 	if (!rc)
 		rc = bufs_alloc(&rd->bufs, rd->nbuf, job->read_bytes, job);
@@ -312,20 +322,24 @@ int bench_disk_reader_read(bench_disk_reader *rd, uint64_t n, bench_disk_io *acc
 {
 	const bench_disk_job *j = &rd->job;
 	const uint64_t per = j->read_slices, group = j->read_group ? j->read_group : 1;
-	if (!per || n % (per * group) || j->n_writes % group ||
-	    j->write_bytes < per * j->read_bytes)
+	const uint64_t n_groups = j->n_writes / group;
+	if (n % (per * group))
 		return -EINVAL;
-	for (uint64_t recs = n / per; recs;) {
-		io_order ord = {.first = rd->next_rec % j->n_writes,
+	/* as many distinct buffers as the reads fill (up to those allocated) */
+	const unsigned nbuf = n < rd->nbuf ? (n > j->read_depth ? (unsigned)n : j->read_depth)
+					   : rd->nbuf;
+	for (uint64_t groups = n / (per * group); groups;) {
+		io_order ord = {.first = rd->next_group % n_groups,
+				.n_groups = n_groups,
 				.per = (uint32_t)per,
 				.group = (uint32_t)group,
 				.rec_bytes = j->write_bytes,
 				.skip = j->write_bytes - per * j->read_bytes};
-		/* up to the file's end, then from its start */
-		uint64_t m = j->n_writes - ord.first < recs ? j->n_writes - ord.first : recs;
+		/* up to the last group, then from the first */
+		uint64_t m = n_groups - ord.first < groups ? n_groups - ord.first : groups;
 		bench_disk_io io = {0};
-		int rc = raw_run(rd->fd, false, &ord, m * per, j->read_bytes, j->read_depth,
-				 rd->nbuf, 0, rd->bufs.b, NULL, &io);
+		int rc = raw_run(rd->fd, false, &ord, m * group * per, j->read_bytes, j->read_depth,
+				 nbuf, 0, rd->bufs.b, NULL, &io);
 		if (rc) {
 			fprintf(stderr, "tierkv-bench: raw read: %s\n", strerror(-rc));
 			return rc;
@@ -334,8 +348,8 @@ int bench_disk_reader_read(bench_disk_reader *rd, uint64_t n, bench_disk_io *acc
 		acc->ns += io.ns;
 		acc->direct = rd->direct;
 		acc->uring = io.uring;
-		rd->next_rec += m;
-		recs -= m;
+		rd->next_group += m;
+		groups -= m;
 	}
 	return 0;
 }
@@ -347,6 +361,8 @@ void bench_disk_reader_close(bench_disk_reader *rd)
 	bufs_free(&rd->bufs);
 	if (rd->fd >= 0)
 		close(rd->fd);
-	unlink(rd->job.path);
+	if (rd->path)
+		unlink(rd->path);
+	free(rd->path);
 	free(rd);
 }

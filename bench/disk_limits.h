@@ -48,7 +48,8 @@
 #include <stdint.h>
 
 typedef struct bench_disk_job {
-	const char *path; /* created (truncated), and removed before returning */
+	const char *path; /* created (truncated), and removed before returning (the
+			   * in-step reader: at its close) */
 	uint64_t n_writes;
 	size_t write_bytes; /* a multiple of 4 KiB */
 	unsigned write_depth;
@@ -56,10 +57,12 @@ typedef struct bench_disk_job {
 	uint64_t n_reads;    /* 0: no read pass */
 	size_t read_bytes;   /* a multiple of 4 KiB */
 	unsigned read_depth;
-	unsigned read_buffers;     /* distinct read buffers (>= read_depth; 0: read_depth) */
+	unsigned read_buffers;     /* distinct read buffers (>= read_depth; 0: read_depth);
+				    * the in-step reader: the most one call may use */
 	unsigned read_slices;      /* in-step reader: slices of read_bytes at each record's
 				    * end (after its header) */
-	unsigned read_group;       /* in-step reader: records read slice-major together */
+	unsigned read_group;       /* in-step reader: records of a group (a sequence),
+				    * read slice-major together; divides n_writes */
 	bool huge;                 /* huge-page-advised buffers, see above */
 	const unsigned char *src;  /* what the buffers are filled with */
 	size_t src_bytes;
@@ -80,13 +83,16 @@ int bench_disk_pass(const bench_disk_job *job, bench_disk_io *w, bench_disk_io *
  * A read limit taken in step with what it divides: the caller reads n blocks
  * raw right next to each piece of its own work, so both see the disk in the
  * same moments (this VM's disk rate drifts by 1.5x within seconds). open
- * writes the job's file (untimed: n_writes records of write_bytes) and
- * sets up read_buffers buffers; each read call times n reads (a multiple
- * of read_slices x read_group) of the next n / read_slices records,
- * wrapping around, in a promotion round's order: read_group records at a
- * time (one sequence's), slice 0 of each, then slice 1, ..., and adds them
- * to *acc. close removes the file. 0 or a negative errno
- * (message on stderr).
+ * writes the job's file (untimed: n_writes records of write_bytes, seen as
+ * n_writes / read_group groups of read_group records, interleaved as the
+ * cold tier lays out a sequence's records: record r of group g is the
+ * file's record g + r * groups) and allocates read_buffers buffers. Each
+ * read call times n reads (a multiple of read_slices x read_group): the
+ * next n / (read_slices x read_group) groups, wrapping around, each read
+ * as a promotion round reads a sequence (slice 0 of each of its records,
+ * then slice 1, ...), into n distinct buffers (at most those allocated,
+ * at least read_depth), and adds them to *acc. close removes the file.
+ * 0 or a negative errno (message on stderr).
  */
 typedef struct bench_disk_reader bench_disk_reader;
 int bench_disk_reader_open(const bench_disk_job *job, bench_disk_reader **out);

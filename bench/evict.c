@@ -6,11 +6,14 @@
  * The method, and why each choice, is in bench/README.md; this file runs its
  * phases in order and reports:
  *
- *   1. raw write #1 + raw read #1      (bench/disk_limits.c)
- *   2. saturated eviction, then promotion, in one runtime (#1)
- *   3. raw write #2 + raw read #2
+ *   0. the file promotion's in-step raw reads read (bench/disk_limits.c)
+ *   1. raw write #1 (a limit) + whole-file raw reads #1 (information)
+ *   2. saturated eviction, then promotion, in one runtime (#1), with a raw
+ *      read next to each promotion round (promotion's limit)
+ *   3. raw write #2 + whole-file raw reads #2
  *   2'. phase 2 again (#2): each side is the better of two, as each limit is
- *   3'. a raw write from 4 KiB-page buffers (information)
+ *   3'. a raw write from 4 KiB-page buffers and a raw read into 64 reused
+ *      buffers (information)
  *   4, 5. paced runs with eviction (working set 4x hot) and without (all fits
  *      hot), --reps of each, alternating E N N E E N, samples pooled
  *
@@ -56,13 +59,12 @@ static void path_in(const evict_plan *p, const char *name, char *out, size_t len
 
 /* ---- raw baselines --------------------------------------------------------- */
 
-/* Layer blocks one promotion round fills: what the read limit's reads land
- * in (disk_limits.h, "Where reads land"). The saturated run leaves the hot
- * tier at its SAT_LOW_PCT watermark when promotion starts. */
-static unsigned round_blocks(const evict_plan *p)
+/* Layer blocks a promotion round fills (disk_limits.h, "Where reads land")
+ * when the hot tier holds used_pct of its blocks at the round's start. */
+static unsigned round_blocks(const evict_plan *p, uint32_t used_pct)
 {
 	const uint64_t hot_blocks = p->hot_bytes / p->lay.block_bytes;
-	return evict_round_seqs(p, hot_blocks, hot_blocks * SAT_LOW_PCT / 100) *
+	return evict_round_seqs(p, hot_blocks, hot_blocks * used_pct / 100) *
 	       p->blocks_per_seq * p->lay.n_layers;
 }
 
@@ -147,7 +149,7 @@ typedef struct sat_result {
 } sat_result;
 
 /* Phase 2: the producer outruns the disk; then everything is read back,
- * each round followed by the same raw read through rd. */
+ * each round next to the same raw read through rd (raw_step_round). */
 static int saturated_run(const evict_plan *p, bench_disk_reader *rd, sat_result *out)
 {
 	char cold[PATH_MAX + 32];
@@ -361,7 +363,11 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 
 	bench_disk_io w1 = {0}, r1 = {0}, w2 = {0}, r2 = {0}, w3 = {0}, c1 = {0}, c2 = {0};
 	bench_disk_io w4 = {0}, r4 = {0};
-	const unsigned span = round_blocks(&p);
+	/* the whole-file passes: a round's blocks when the saturated run
+	 * leaves the hot tier at its SAT_LOW_PCT watermark (the usual case);
+	 * the in-step reader takes as many buffers as each round's blocks,
+	 * up to a round into an empty hot tier */
+	const unsigned span = round_blocks(&p, SAT_LOW_PCT), step_max = round_blocks(&p, 0);
 	sat_result sats[2];
 	memset(sats, 0, sizeof(sats));
 	const unsigned reps = o->reps;
@@ -379,7 +385,7 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	 * the same repeat policy for what is divided as for the divisor. */
 	bench_disk_reader *step_rd = NULL;
 	if (!rc)
-		rc = raw_step_open(&p, span, &step_rd);
+		rc = raw_step_open(&p, step_max, &step_rd);
 	if (!rc)
 		rc = raw_pass(&p, "raw-1", true, span, &w1, &r1, &c1);
 	if (!rc)
@@ -510,12 +516,14 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	       bench_disk_gbps(&w2), raw_w);
 	printf("  (the same with 4 KiB-page buffers, for comparison: %.2f GB/s)\n",
 	       bench_disk_gbps(&w3));
-	printf("raw read  (%u in flight, %s/read, into %u buffers = %llu MiB, one promotion "
-	       "round's):\n  after each promotion round, as many blocks: run #1 %6.2f GB/s  "
-	       "#2 %6.2f GB/s  -> limit %6.2f GB/s\n  whole file, between the runs:  "
-	       "         #1 %6.2f GB/s  #2 %6.2f GB/s\n",
-	       p.rq_depth, bench_fmt_bytes(p.lay.slice_stride, b1), span,
-	       (unsigned long long)((uint64_t)span * p.lay.slice_stride >> 20), step1, step2, raw_r,
+	printf("raw read  (%u in flight, %s/read):\n"
+	       "  next to each promotion round (before even rounds, after odd ones), as many "
+	       "blocks\n  in the round's order into as many buffers (up to %u):\n"
+	       "                                  #1 %6.2f GB/s  #2 %6.2f GB/s  -> limit %6.2f "
+	       "GB/s\n  whole file, sequential, into %u buffers (%llu MiB), between the runs:\n"
+	       "                                  #1 %6.2f GB/s  #2 %6.2f GB/s\n",
+	       p.rq_depth, bench_fmt_bytes(p.lay.slice_stride, b1), step_max, step1, step2, raw_r,
+	       span, (unsigned long long)((uint64_t)span * p.lay.slice_stride >> 20),
 	       bench_disk_gbps(&r1), bench_disk_gbps(&r2));
 	printf("  (the same into %u reused buffers, %llu MiB the caches hold, for comparison: "
 	       "%.2f GB/s)\n",

@@ -10,7 +10,7 @@
  * later run can tell a directory whose run died (SIGKILL, a crash: nothing
  * cleaned up) from one whose run is still going. Before making its own,
  * bench_scratch_make removes the dead ones under the same parent and reports
- * the others: an evict run's leftovers are ~1.3 GiB, and the next run would
+ * the others: an evict run's leftovers are up to ~2.3 GiB, and the next run would
  * otherwise just see less free space and shrink its working set.
  */
 #ifndef TKV_BENCH_SCRATCH_H
