@@ -44,10 +44,13 @@ enum {
 	TKV__SHARED_RBUF = 256 << 10, /* bytes per read(2) of replies */
 	TKV__SHARED_DIRECT_MIN = 16 << 10, /* GET buffers read into directly */
 	TKV__SHARED_AHEAD = 8, /* GET values one recvmsg may receive beyond the one read */
-	/* and their bytes, at most: a value is verified (on_hit) when its read
-	 * ends, so values received far ahead would be checked after they left
-	 * the cache (half of a 512 KiB L2) */
-	TKV__SHARED_AHEAD_BYTES = 256 << 10,
+	/* and their bytes, at most (3 values of 20 KiB; none of 68 KiB or
+	 * more). At 256 KiB a recvmsg took ~3 values of 68 KiB and gets of
+	 * 68-132 KiB values fell to 0.73-0.97 of raw hiredis, each wait for the
+	 * socket ~1.4x longer with as many waits (bench shared, instrumented;
+	 * docs/MEASUREMENTS.md, "Values read ahead"); at 64 KiB: 0.94-1.01,
+	 * and 20 KiB keeps the ~7% CPU that reading ahead saves */
+	TKV__SHARED_AHEAD_BYTES = 64 << 10,
 };
 
 typedef struct tkv__shared_node {
