@@ -80,9 +80,10 @@ static void bufs_free(io_bufs *io)
  * with per (slices per record), as a promotion round reads what the
  * evictor wrote: the file holds n_groups groups (sequences) of `group`
  * records each, interleaved as the cold tier fills its slots in store order
- * (record r of group g at g + r * n_groups); from group `first` on, one
- * group at a time, slice 0 of each of its records, then slice 1, ...; the
- * slices laid after each record's skip bytes. */
+ * (record r of group g at g + r * n_groups); from group `first` on,
+ * wrapping around after the last, one group at a time, slice 0 of each of
+ * its records, then slice 1, ...; the slices laid after each record's skip
+ * bytes. */
 typedef struct io_order {
 	uint64_t first, n_groups;
 	uint32_t per, group;
@@ -94,7 +95,8 @@ static uint64_t io_off(const io_order *o, uint64_t i, size_t len)
 	if (!o->per)
 		return (o->first + i) * len;
 	const uint64_t in_group = (uint64_t)o->group * o->per, k = i % in_group;
-	const uint64_t rec = (k % o->group) * o->n_groups + o->first + i / in_group;
+	const uint64_t g = (o->first + i / in_group) % o->n_groups; /* wraps around */
+	const uint64_t rec = (k % o->group) * o->n_groups + g;
 	return rec * o->rec_bytes + o->skip + (k / o->group) * len;
 }
 
@@ -292,25 +294,31 @@ int bench_disk_reader_open(const bench_disk_job *job, bench_disk_reader **out)
 {
 	bench_disk_io w = {0};
 	const uint64_t group = job->read_group ? job->read_group : 1;
+	if (!job->read_slices || !job->read_depth || !job->n_writes || job->n_writes % group ||
+	    !job->read_bytes || job->read_bytes % 4096 ||
+	    job->write_bytes < (uint64_t)job->read_slices * job->read_bytes) {
+		fprintf(stderr, "tierkv-bench: raw reader: the job does not describe whole groups "
+				"of records of 4 KiB-multiple slices\n");
+		return -EINVAL;
+	}
 	bench_disk_reader *rd = calloc(1, sizeof(*rd));
-	if (!rd)
+	if (!rd || !(rd->path = strdup(job->path))) {
+		free(rd);
 		return -ENOMEM;
+	}
 	rd->job = *job;
-	rd->fd = -1;
-	rd->path = strdup(job->path);
 	rd->job.path = rd->path;
+	rd->fd = -1;
 	rd->nbuf = job->read_buffers > job->read_depth ? job->read_buffers : job->read_depth;
-	int rc = !rd->path ? -ENOMEM
-		 : !job->read_slices || !job->n_writes || job->n_writes % group ||
-			   job->write_bytes < (uint64_t)job->read_slices * job->read_bytes
-		 ? -EINVAL
-		 : write_pass(&rd->job, &w);
+	/* creates the file (close removes it); prints its own errors */
+	int rc = write_pass(&rd->job, &w);
 	if (!rc && (rd->fd = raw_open(rd->path, O_RDONLY, &rd->direct)) < 0)
 		rc = rd->fd;
 	if (!rc)
 		rc = bufs_alloc(&rd->bufs, rd->nbuf, job->read_bytes, job);
 	if (rc) {
-		fprintf(stderr, "tierkv-bench: raw reader: %s\n", strerror(-rc));
+		if (rd->fd != -1) /* after write_pass */
+			fprintf(stderr, "tierkv-bench: raw reader: %s\n", strerror(-rc));
 		bench_disk_reader_close(rd);
 		return rc;
 	}
@@ -322,35 +330,30 @@ int bench_disk_reader_read(bench_disk_reader *rd, uint64_t n, bench_disk_io *acc
 {
 	const bench_disk_job *j = &rd->job;
 	const uint64_t per = j->read_slices, group = j->read_group ? j->read_group : 1;
-	const uint64_t n_groups = j->n_writes / group;
 	if (n % (per * group))
 		return -EINVAL;
 	/* as many distinct buffers as the reads fill (up to those allocated) */
 	const unsigned nbuf = n < rd->nbuf ? (n > j->read_depth ? (unsigned)n : j->read_depth)
 					   : rd->nbuf;
-	for (uint64_t groups = n / (per * group); groups;) {
-		io_order ord = {.first = rd->next_group % n_groups,
-				.n_groups = n_groups,
-				.per = (uint32_t)per,
-				.group = (uint32_t)group,
-				.rec_bytes = j->write_bytes,
-				.skip = j->write_bytes - per * j->read_bytes};
-		/* up to the last group, then from the first */
-		uint64_t m = n_groups - ord.first < groups ? n_groups - ord.first : groups;
-		bench_disk_io io = {0};
-		int rc = raw_run(rd->fd, false, &ord, m * group * per, j->read_bytes, j->read_depth,
-				 nbuf, 0, rd->bufs.b, NULL, &io);
-		if (rc) {
-			fprintf(stderr, "tierkv-bench: raw read: %s\n", strerror(-rc));
-			return rc;
-		}
-		acc->bytes += io.bytes;
-		acc->ns += io.ns;
-		acc->direct = rd->direct;
-		acc->uring = io.uring;
-		rd->next_group += m;
-		groups -= m;
+	const uint64_t n_groups = j->n_writes / group;
+	io_order ord = {.first = rd->next_group % n_groups,
+			.n_groups = n_groups,
+			.per = (uint32_t)per,
+			.group = (uint32_t)group,
+			.rec_bytes = j->write_bytes,
+			.skip = j->write_bytes - per * j->read_bytes};
+	bench_disk_io io = {0};
+	int rc = raw_run(rd->fd, false, &ord, n, j->read_bytes, j->read_depth, nbuf, 0, rd->bufs.b,
+			 NULL, &io);
+	if (rc) {
+		fprintf(stderr, "tierkv-bench: raw read: %s\n", strerror(-rc));
+		return rc;
 	}
+	acc->bytes += io.bytes;
+	acc->ns += io.ns;
+	acc->direct = rd->direct;
+	acc->uring = io.uring;
+	rd->next_group += n / (per * group);
 	return 0;
 }
 

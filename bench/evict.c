@@ -12,7 +12,7 @@
  *      read next to each promotion round (promotion's limit)
  *   3. raw write #2 + whole-file raw reads #2
  *   2'. phase 2 again (#2): each side is the better of two
- *   3''. raw write #3 (eviction's limit is the better of the two passes
+ *   3'. raw write #3 (eviction's limit is the better of the two passes
  *      around the run kept), a raw write from 4 KiB-page buffers and a raw
  *      read into 64 reused buffers (information)
  *   4, 5. paced runs with eviction (working set 4x hot) and without (all fits
@@ -407,7 +407,8 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	const sat_result *ps = &sats[pr_best]; /* promotion's figures */
 	sat_result sat = sats[ev_best];        /* eviction's, the pacing's */
 	/* Eviction's limit: the passes right before and after the run kept
-	 * for eviction (#1: 1 and 2; #2: 2 and 5), the better of the two, so
+	 * for eviction (#1: 1 and 2; #2: 2 and 3, the raw-5 file), the better
+	 * of the two, so
 	 * a drift during the run lowers its ratio, never raises it. (The
 	 * better of all passes compared a run with a moment seconds away: a
 	 * fast first pass before a slow phase set the limit of a run made in
@@ -531,7 +532,8 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	       "  next to each promotion round (before even rounds, after odd ones), as many "
 	       "blocks\n  in the round's order into as many buffers (up to %u):\n"
 	       "                                  #1 %6.2f GB/s  #2 %6.2f GB/s  -> limit %6.2f "
-	       "GB/s\n  whole file, sequential, into %u buffers (%llu MiB), between the runs:\n"
+	       "GB/s\n  whole file, sequential, into %u buffers (%llu MiB), before run #1 and "
+	       "before run #2:\n"
 	       "                                  #1 %6.2f GB/s  #2 %6.2f GB/s\n",
 	       p.rq_depth, bench_fmt_bytes(p.lay.slice_stride, b1), step_max, step1, step2, raw_r,
 	       span, (unsigned long long)((uint64_t)span * p.lay.slice_stride >> 20),

@@ -39,8 +39,11 @@ typedef struct bench_result {
 			      * all CPUs); -1 where unknown */
 
 	/* scenario "evict" only (0 elsewhere): eviction and promotion
-	 * bandwidth against a raw O_DIRECT sequential write/read of the same
-	 * total size on the same directory, measured in the same run; and the
+	 * bandwidth against raw O_DIRECT I/O of the same total size on the
+	 * same directory, measured in the same run (raw_write_gbps: the better
+	 * of the two write passes around the run kept for eviction;
+	 * raw_read_gbps: the better run's raw reads next to its promotion
+	 * rounds; bench/README.md, "The evict scenario"); and the
 	 * producer's store latency with eviction running against the same load
 	 * with everything fitting in the hot tier. */
 	double evict_gbps, raw_write_gbps, write_ratio;

@@ -27,8 +27,9 @@
  * still handed to its op (and checked by on_hit) in reply order. At 20
  * KiB values this cut the kernel's per-call work in the tier's GET from
  * about as much as raw hiredis's (16 KiB reads) to half of it (perf, bench
- * shared); larger values are not read ahead (TKV__SHARED_AHEAD_BYTES). Other replies go through the reader, whose createString
- * we replace so a small GET value is copied once, from the reader's buffer
+ * shared); larger values are not read ahead (TKV__SHARED_AHEAD_BYTES).
+ * Other replies go through the reader, whose createString we replace so a
+ * small GET value is copied once, from the reader's buffer
  * into the op's buffer, and a value longer than the buffer not at all.
  *
  * Deadlines, not socket timeouts: the socket is non-blocking (hiredis's

@@ -45,10 +45,10 @@ enum {
 	TKV__SHARED_DIRECT_MIN = 16 << 10, /* GET buffers read into directly */
 	TKV__SHARED_AHEAD = 8, /* GET values one recvmsg may receive beyond the one read */
 	/* and their bytes, at most (3 values of 20 KiB; none of 68 KiB or
-	 * more). At 256 KiB a recvmsg took ~3 values of 68 KiB and gets of
-	 * 68-132 KiB values fell to 0.73-0.97 of raw hiredis, each wait for the
-	 * socket ~1.4x longer with as many waits (bench shared, instrumented;
-	 * docs/MEASUREMENTS.md, "Values read ahead"); at 64 KiB: 0.94-1.01,
+	 * more). At 256 KiB a recvmsg took ~3 values of 68 KiB and their gets
+	 * fell to 0.72-0.83 of raw hiredis (medians), each wait for the socket
+	 * ~1.4x longer with as many waits (bench shared, instrumented;
+	 * docs/MEASUREMENTS.md, "Values read ahead"); at 64 KiB: 0.94-1.09,
 	 * and 20 KiB keeps the ~7% CPU that reading ahead saves */
 	TKV__SHARED_AHEAD_BYTES = 64 << 10,
 };
