@@ -130,22 +130,25 @@ static int run_sync(int fd, bool write, const io_order *ord, uint64_t n, size_t 
 /* n I/Os of len bytes at the offsets ord gives, with up to qd in flight,
  * through nbuf >= qd buffers taken in turn (a FIFO: a buffer is reused only
  * after every other one); writes fdatasync after every sync_every
- * completions (0: never) and at the end. */
+ * completions (0: never) and at the end. keep: a ring of at least qd + 1
+ * entries kept by the caller across runs, as the cold tier keeps its own
+ * (and with it io_uring's worker pool), or NULL: a ring for this run. */
 static int raw_run(int fd, bool write, const io_order *ord, uint64_t n, size_t len, unsigned qd,
 		   unsigned nbuf, unsigned sync_every, void **bufs, tkv__crc_fn crc,
-		   bench_disk_io *out)
+		   struct io_uring *keep, bench_disk_io *out)
 {
-	struct io_uring ring;
+	struct io_uring own, *rp = keep ? keep : &own;
 	int rc = 0;
 	uint32_t sum = 0;
-	out->uring = io_uring_queue_init(qd + 1, &ring, 0) == 0;
+	out->uring = keep || io_uring_queue_init(qd + 1, &own, 0) == 0;
 	if (!out->uring)
 		return run_sync(fd, write, ord, n, len, nbuf, sync_every, bufs, crc, out);
 	uint64_t t0 = bench_now_ns();
 	/* free buffers, oldest first: taken at head, returned at tail */
 	unsigned *free_buf = malloc(nbuf * sizeof(*free_buf)), n_free = nbuf, head = 0;
 	if (!free_buf) {
-		io_uring_queue_exit(&ring);
+		if (!keep)
+			io_uring_queue_exit(&own);
 		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < nbuf; i++)
@@ -155,7 +158,7 @@ static int raw_run(int fd, bool write, const io_order *ord, uint64_t n, size_t l
 	bool syncing = false;
 	while (!rc && (done < n || syncing || (sync_every && since_sync))) {
 		struct io_uring_sqe *sqe;
-		while (in_flight < qd && next < n && (sqe = io_uring_get_sqe(&ring))) {
+		while (in_flight < qd && next < n && (sqe = io_uring_get_sqe(rp))) {
 			unsigned slot = free_buf[head];
 			head = (head + 1) % nbuf;
 			n_free--;
@@ -171,22 +174,22 @@ static int raw_run(int fd, bool write, const io_order *ord, uint64_t n, size_t l
 		}
 		if (write && sync_every && !syncing &&
 		    (since_sync >= sync_every || (done == n && since_sync)) &&
-		    (sqe = io_uring_get_sqe(&ring))) {
+		    (sqe = io_uring_get_sqe(rp))) {
 			io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
 			io_uring_sqe_set_data64(sqe, TAG_SYNC);
 			syncing = true;
 			since_sync = 0;
 		}
-		int r = io_uring_submit_and_wait(&ring, 1);
+		int r = io_uring_submit_and_wait(rp, 1);
 		if (r < 0 && r != -EINTR) {
 			rc = r;
 			break;
 		}
 		struct io_uring_cqe *cqe;
-		while (io_uring_peek_cqe(&ring, &cqe) == 0) {
+		while (io_uring_peek_cqe(rp, &cqe) == 0) {
 			uint64_t tag = io_uring_cqe_get_data64(cqe);
 			int res = cqe->res;
-			io_uring_cqe_seen(&ring, cqe);
+			io_uring_cqe_seen(rp, cqe);
 			if (tag == TAG_SYNC) {
 				syncing = false;
 				if (res < 0)
@@ -214,14 +217,15 @@ static int raw_run(int fd, bool write, const io_order *ord, uint64_t n, size_t l
 	/* on error, let what is in flight finish before the buffers go */
 	while (rc && in_flight) {
 		struct io_uring_cqe *cqe;
-		if (io_uring_wait_cqe(&ring, &cqe))
+		if (io_uring_wait_cqe(rp, &cqe))
 			break;
 		if (io_uring_cqe_get_data64(cqe) != TAG_SYNC)
 			in_flight--;
-		io_uring_cqe_seen(&ring, cqe);
+		io_uring_cqe_seen(rp, cqe);
 	}
 	free(free_buf);
-	io_uring_queue_exit(&ring);
+	if (!keep)
+		io_uring_queue_exit(&own);
 	return rc;
 }
 
@@ -243,7 +247,7 @@ static int write_pass(const bench_disk_job *j, bench_disk_io *w)
 		rc = bufs_alloc(&bufs, j->write_depth, j->write_bytes, j);
 	if (!rc)
 		rc = raw_run(fd, true, &(io_order){0}, j->n_writes, j->write_bytes, j->write_depth,
-			     j->write_depth, j->sync_every, bufs.b, NULL, w);
+			     j->write_depth, j->sync_every, bufs.b, NULL, NULL, w);
 	bufs_free(&bufs);
 	close(fd);
 	if (rc)
@@ -260,7 +264,7 @@ static int read_pass(const bench_disk_job *j, tkv__crc_fn crc, bench_disk_io *r)
 		rc = fd;
 	else if (!(rc = bufs_alloc(&bufs, nbuf, j->read_bytes, j)))
 		rc = raw_run(fd, false, &(io_order){0}, j->n_reads, j->read_bytes, j->read_depth, nbuf, 0,
-			     bufs.b, crc, r);
+			     bufs.b, crc, NULL, r);
 	bufs_free(&bufs);
 	if (fd >= 0)
 		close(fd);
@@ -287,6 +291,8 @@ struct bench_disk_reader {
 	io_bufs bufs;
 	unsigned nbuf; /* allocated; a read call uses as many as it reads */
 	bool direct;
+	bool uring;            /* ring set up (else each read call tries its own) */
+	struct io_uring ring;  /* kept across read calls, like the cold tier's */
 	uint64_t next_group; /* the next read's group, modulo the file's */
 };
 
@@ -316,6 +322,8 @@ int bench_disk_reader_open(const bench_disk_job *job, bench_disk_reader **out)
 		rc = rd->fd;
 	if (!rc)
 		rc = bufs_alloc(&rd->bufs, rd->nbuf, job->read_bytes, job);
+	if (!rc)
+		rd->uring = io_uring_queue_init(job->read_depth + 1, &rd->ring, 0) == 0;
 	if (rc) {
 		if (rd->fd != -1) /* after write_pass */
 			fprintf(stderr, "tierkv-bench: raw reader: %s\n", strerror(-rc));
@@ -344,7 +352,7 @@ int bench_disk_reader_read(bench_disk_reader *rd, uint64_t n, bench_disk_io *acc
 			.skip = j->write_bytes - per * j->read_bytes};
 	bench_disk_io io = {0};
 	int rc = raw_run(rd->fd, false, &ord, n, j->read_bytes, j->read_depth, nbuf, 0, rd->bufs.b,
-			 NULL, &io);
+			 NULL, rd->uring ? &rd->ring : NULL, &io);
 	if (rc) {
 		fprintf(stderr, "tierkv-bench: raw read: %s\n", strerror(-rc));
 		return rc;
@@ -361,6 +369,8 @@ void bench_disk_reader_close(bench_disk_reader *rd)
 {
 	if (!rd)
 		return;
+	if (rd->uring)
+		io_uring_queue_exit(&rd->ring);
 	bufs_free(&rd->bufs);
 	if (rd->fd >= 0)
 		close(rd->fd);
