@@ -6,10 +6,11 @@
  * The method, and why each choice, is in bench/README.md; this file runs its
  * phases in order and reports:
  *
- *   0. the file promotion's in-step raw reads read (bench/disk_limits.c)
  *   1. raw write #1 (a limit) + whole-file raw reads #1 (information)
- *   2. saturated eviction, then promotion, in one runtime (#1), with a raw
- *      read next to each promotion round (promotion's limit)
+ *   2. saturated eviction; the file of promotion's in-step raw reads,
+ *      written untimed (bench/disk_limits.c); then promotion, in one
+ *      runtime (#1), with a raw read next to each promotion round
+ *      (promotion's limit)
  *   3. raw write #2 + whole-file raw reads #2
  *   2'. phase 2 again (#2): each side is the better of two
  *   3'. raw write #3 (eviction's limit is the better of the two passes
@@ -150,9 +151,13 @@ typedef struct sat_result {
 } sat_result;
 
 /* Phase 2: the producer outruns the disk; then everything is read back,
- * each round next to the same raw read through rd (raw_step_round). */
-static int saturated_run(const evict_plan *p, bench_disk_reader *rd, sat_result *out)
+ * each round next to the same raw read (raw_step_round) of a file written
+ * just before, as the cold records were: this VM's disk reads data written
+ * seconds ago faster than data written a minute ago (bench/README.md,
+ * "Promotion's limit"). */
+static int saturated_run(const evict_plan *p, unsigned step_max, sat_result *out)
 {
+	bench_disk_reader *rd = NULL;
 	char cold[PATH_MAX + 32];
 	path_in(p, "cold-saturated", cold, sizeof(cold));
 	tkv_config c = evict_config(p, p->hot_bytes, cold, p->cold_bytes, SAT_LOW_PCT);
@@ -179,6 +184,9 @@ static int saturated_run(const evict_plan *p, bench_disk_reader *rd, sat_result 
 		out->workers = out->st.n_workers;
 		out->direct = out->st.cold_direct_io;
 		out->uring = out->st.cold_io_uring;
+		rc = raw_step_open(p, step_max, &rd);
+	}
+	if (!rc) {
 		raw_step step = {rd, &out->raw_step};
 		out->pr.beside_round = rd ? raw_step_round : NULL;
 		out->pr.ctx = &step;
@@ -186,6 +194,7 @@ static int saturated_run(const evict_plan *p, bench_disk_reader *rd, sat_result 
 	} else {
 		evict_close_seqs(rt, p, 0, p->n_seqs);
 	}
+	bench_disk_reader_close(rd);
 	tkv_close(rt);
 	bench_scratch_remove(cold);
 	return rc;
@@ -384,18 +393,14 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 
 	/* Limits and runs alternate, and each side keeps the better of its two:
 	 * the same repeat policy for what is divided as for the divisor. */
-	bench_disk_reader *step_rd = NULL;
-	if (!rc)
-		rc = raw_step_open(&p, step_max, &step_rd);
 	if (!rc)
 		rc = raw_pass(&p, "raw-1", true, span, &w1, &r1, &c1);
 	if (!rc)
-		rc = saturated_run(&p, step_rd, &sats[0]);
+		rc = saturated_run(&p, step_max, &sats[0]);
 	if (!rc)
 		rc = raw_pass(&p, "raw-2", true, span, &w2, &r2, &c2);
 	if (!rc)
-		rc = saturated_run(&p, step_rd, &sats[1]);
-	bench_disk_reader_close(step_rd);
+		rc = saturated_run(&p, step_max, &sats[1]);
 	if (!rc) /* the write limit's pass after run #2 */
 		rc = raw_pass(&p, "raw-5", true, 0, &w5, NULL, NULL);
 	if (!rc) /* information: buffers like the evictor's staging buffers */

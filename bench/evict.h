@@ -34,7 +34,7 @@ typedef struct evict_opts {
 	unsigned reps; /* paced runs of each kind */
 	bool durable;  /* TKV_DURABLE_SYNC (and raw fdatasync) */
 	const char *json;
-	bool no_latency; /* phases 0-3' only: the bandwidth figures */
+	bool no_latency; /* phases 1-3' only: the bandwidth figures */
 } evict_opts;
 
 /* Everything a phase needs to know about the load. */
