@@ -131,8 +131,8 @@ static int run_sync(int fd, bool write, const io_order *ord, uint64_t n, size_t 
  * through nbuf >= qd buffers taken in turn (a FIFO: a buffer is reused only
  * after every other one); writes fdatasync after every sync_every
  * completions (0: never) and at the end. keep: a ring of at least qd + 1
- * entries kept by the caller across runs, as the cold tier keeps its own
- * (and with it io_uring's worker pool), or NULL: a ring for this run. */
+ * entries kept by the caller across runs, as the cold tier keeps its own,
+ * or NULL: a ring for this run. */
 static int raw_run(int fd, bool write, const io_order *ord, uint64_t n, size_t len, unsigned qd,
 		   unsigned nbuf, unsigned sync_every, void **bufs, tkv__crc_fn crc,
 		   struct io_uring *keep, bench_disk_io *out)
