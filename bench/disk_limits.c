@@ -144,8 +144,9 @@ static int raw_run(int fd, bool write, const io_order *ord, uint64_t n, size_t l
 	if (!out->uring)
 		return run_sync(fd, write, ord, n, len, nbuf, sync_every, bufs, crc, out);
 	uint64_t t0 = bench_now_ns();
-	/* free buffers, oldest first: taken at head, returned at tail */
-	unsigned *free_buf = malloc(nbuf * sizeof(*free_buf)), n_free = nbuf, head = 0;
+	/* free buffers, oldest first: taken at head, returned after the
+	 * nbuf - in_flight free ones */
+	unsigned *free_buf = malloc(nbuf * sizeof(*free_buf)), head = 0, in_flight = 0;
 	if (!free_buf) {
 		if (!keep)
 			io_uring_queue_exit(&own);
@@ -153,7 +154,6 @@ static int raw_run(int fd, bool write, const io_order *ord, uint64_t n, size_t l
 	}
 	for (unsigned i = 0; i < nbuf; i++)
 		free_buf[i] = i;
-	unsigned in_flight = 0;
 	uint64_t next = 0, done = 0, since_sync = 0;
 	bool syncing = false;
 	while (!rc && (done < n || syncing || (sync_every && since_sync))) {
@@ -161,7 +161,6 @@ static int raw_run(int fd, bool write, const io_order *ord, uint64_t n, size_t l
 		while (in_flight < qd && next < n && (sqe = io_uring_get_sqe(rp))) {
 			unsigned slot = free_buf[head];
 			head = (head + 1) % nbuf;
-			n_free--;
 			in_flight++;
 			if (write)
 				io_uring_prep_write(sqe, fd, bufs[slot], (unsigned)len,
@@ -200,7 +199,7 @@ static int raw_run(int fd, bool write, const io_order *ord, uint64_t n, size_t l
 				rc = res < 0 ? res : -EIO;
 			else if (crc) /* verified before the buffer is reused */
 				sum ^= crc(0, bufs[tag], len);
-			free_buf[(head + n_free++) % nbuf] = (unsigned)tag;
+			free_buf[(head + nbuf - in_flight) % nbuf] = (unsigned)tag;
 			in_flight--;
 			done++;
 			since_sync++;
@@ -255,16 +254,22 @@ static int write_pass(const bench_disk_job *j, bench_disk_io *w)
 	return rc;
 }
 
+/* The distinct buffers a job's reads go through. */
+static unsigned read_buffers_of(const bench_disk_job *j)
+{
+	return j->read_buffers > j->read_depth ? j->read_buffers : j->read_depth;
+}
+
 static int read_pass(const bench_disk_job *j, tkv__crc_fn crc, bench_disk_io *r)
 {
 	io_bufs bufs = {0};
-	const unsigned nbuf = j->read_buffers > j->read_depth ? j->read_buffers : j->read_depth;
+	const unsigned nbuf = read_buffers_of(j);
 	int fd = raw_open(j->path, O_RDONLY, &r->direct), rc;
 	if (fd < 0)
 		rc = fd;
 	else if (!(rc = bufs_alloc(&bufs, nbuf, j->read_bytes, j)))
-		rc = raw_run(fd, false, &(io_order){0}, j->n_reads, j->read_bytes, j->read_depth, nbuf, 0,
-			     bufs.b, crc, NULL, r);
+		rc = raw_run(fd, false, &(io_order){0}, j->n_reads, j->read_bytes, j->read_depth,
+			     nbuf, 0, bufs.b, crc, NULL, r);
 	bufs_free(&bufs);
 	if (fd >= 0)
 		close(fd);
@@ -315,7 +320,7 @@ int bench_disk_reader_open(const bench_disk_job *job, bench_disk_reader **out)
 	rd->job = *job;
 	rd->job.path = rd->path;
 	rd->fd = -1;
-	rd->nbuf = job->read_buffers > job->read_depth ? job->read_buffers : job->read_depth;
+	rd->nbuf = read_buffers_of(job);
 	/* creates the file (close removes it); prints its own errors */
 	int rc = write_pass(&rd->job, &w);
 	if (!rc && (rd->fd = raw_open(rd->path, O_RDONLY, &rd->direct)) < 0)

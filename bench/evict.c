@@ -70,30 +70,39 @@ static unsigned round_blocks(const evict_plan *p, uint32_t used_pct)
 	       p->blocks_per_seq * p->lay.n_layers;
 }
 
-/* Writes `units` records (the evictor's I/O size and depth) to a fresh file
- * in the scratch directory; then, if r, reads it back one layer slice per
- * read (promotion's I/O size and depth) into read_buffers distinct buffers
- * (0: the read depth's). huge: huge-page-advised buffers. */
-static int raw_pass(const evict_plan *p, const char *name, bool huge, unsigned read_buffers,
-		    bench_disk_io *w, bench_disk_io *r, bench_disk_io *rcrc)
+/* A raw job of the plan's shape: `units` records (the evictor's I/O size
+ * and depth) written to path, read back one layer slice per read
+ * (promotion's I/O size and depth) into read_buffers distinct buffers (0:
+ * the read depth's). huge: huge-page-advised buffers. */
+static bench_disk_job raw_job(const evict_plan *p, const char *path, bool huge,
+			      unsigned read_buffers)
 {
-	char path[PATH_MAX + 32];
-	path_in(p, name, path, sizeof(path));
-	bench_disk_job j = {
+	return (bench_disk_job){
 		.path = path,
 		.n_writes = p->units,
 		.write_bytes = p->lay.record_bytes,
 		.write_depth = p->wq_depth,
 		.sync_every = p->o->durable ? p->sync_every : 0,
-		.n_reads = r ? p->units * p->lay.n_layers : 0,
+		.n_reads = p->units * p->lay.n_layers,
 		.read_bytes = p->lay.slice_stride,
 		.read_depth = p->rq_depth,
 		.read_buffers = read_buffers,
 		.huge = huge,
 		.src = p->src,
 		.src_bytes = EVICT_SRC_BYTES,
-		.crc_read = r ? rcrc : NULL,
 	};
+}
+
+/* Writes the job's file to a fresh file in the scratch directory; then, if
+ * r, reads it back (and with rcrc, again with a CRC32C of every block). */
+static int raw_pass(const evict_plan *p, const char *name, bool huge, unsigned read_buffers,
+		    bench_disk_io *w, bench_disk_io *r, bench_disk_io *rcrc)
+{
+	char path[PATH_MAX + 32];
+	path_in(p, name, path, sizeof(path));
+	bench_disk_job j = raw_job(p, path, huge, read_buffers);
+	j.n_reads = r ? j.n_reads : 0;
+	j.crc_read = r ? rcrc : NULL;
 	return bench_disk_pass(&j, w, r);
 }
 
@@ -120,21 +129,10 @@ static int raw_step_open(const evict_plan *p, unsigned read_buffers, bench_disk_
 {
 	char path[PATH_MAX + 32];
 	path_in(p, "raw-step", path, sizeof(path));
-	bench_disk_job j = {
-		.path = path,
-		.n_writes = p->units,
-		.write_bytes = p->lay.record_bytes,
-		.write_depth = p->wq_depth,
-		.n_reads = p->units * p->lay.n_layers,
-		.read_bytes = p->lay.slice_stride,
-		.read_depth = p->rq_depth,
-		.read_buffers = read_buffers,
-		.read_slices = p->lay.n_layers,
-		.read_group = p->blocks_per_seq,
-		.huge = true,
-		.src = p->src,
-		.src_bytes = EVICT_SRC_BYTES,
-	};
+	bench_disk_job j = raw_job(p, path, true, read_buffers);
+	j.sync_every = 0; /* untimed: only its data matters */
+	j.read_slices = p->lay.n_layers;
+	j.read_group = p->blocks_per_seq;
 	return bench_disk_reader_open(&j, rd);
 }
 
@@ -188,7 +186,7 @@ static int saturated_run(const evict_plan *p, unsigned step_max, sat_result *out
 	}
 	if (!rc) {
 		raw_step step = {rd, &out->raw_step};
-		out->pr.beside_round = rd ? raw_step_round : NULL;
+		out->pr.beside_round = raw_step_round;
 		out->pr.ctx = &step;
 		rc = evict_promote_all(rt, p, &out->pr);
 	} else {
@@ -413,11 +411,10 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	sat_result sat = sats[ev_best];        /* eviction's, the pacing's */
 	/* Eviction's limit: the passes right before and after the run kept
 	 * for eviction (#1: 1 and 2; #2: 2 and 3, the raw-5 file), the better
-	 * of the two, so
-	 * a drift during the run lowers its ratio, never raises it. (The
-	 * better of all passes compared a run with a moment seconds away: a
-	 * fast first pass before a slow phase set the limit of a run made in
-	 * that phase.) */
+	 * of the two, so a drift during the run lowers its ratio, never raises
+	 * it. (The better of all passes compared a run with a moment seconds
+	 * away: a fast first pass before a slow phase set the limit of a run
+	 * made in that phase.) */
 	const double wg[3] = {bench_disk_gbps(&w1), bench_disk_gbps(&w2), bench_disk_gbps(&w5)};
 	const double around[2] = {wg[0] > wg[1] ? wg[0] : wg[1], wg[1] > wg[2] ? wg[1] : wg[2]};
 	double raw_w = around[ev_best];
