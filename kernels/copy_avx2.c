@@ -16,9 +16,11 @@
  * instead of two and does not evict the working set. Head and tail (< 64
  * bytes each) use regular stores on exactly their bytes, never overlapping
  * the streamed lines, so no line is both streamed and cached. Below
- * TKV__AVX2_STREAM_MIN it is the regular copy.
+ * TKV__AVX2_STREAM_MIN it is the regular copy. It ends with sfence;
+ * tkv__copy_stream_unfenced_avx2 is the same without it (kernels.h).
  */
 #include <immintrin.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "kernels/copy_x86.h"
@@ -85,15 +87,13 @@ void tkv__copy_avx2(void *restrict dst, const void *restrict src, size_t n)
 	copy_body(dst, src, n);
 }
 
-void tkv__copy_stream_avx2(void *restrict dst, const void *restrict src, size_t n)
+/* The streaming copy without its fence; false when n was too small to
+ * stream (then it was the regular copy, with nothing to fence). */
+static bool stream_body(uint8_t *d, const uint8_t *s, size_t n)
 {
-	uint8_t *d = dst;
-	const uint8_t *s = src;
-
-	TKV__SAN_RANGES(dst, src, n);
 	if (n < TKV__AVX2_STREAM_MIN) {
 		copy_body(d, s, n);
-		return;
+		return false;
 	}
 	/* Stream whole 64-byte lines only: a line written entirely by the
 	 * write-combining buffer goes to memory in one burst. */
@@ -125,6 +125,20 @@ void tkv__copy_stream_avx2(void *restrict dst, const void *restrict src, size_t 
 		n -= 64;
 	}
 	tkv__copy_le64(d, s, n);
+	return true;
+}
+
+void tkv__copy_stream_unfenced_avx2(void *restrict dst, const void *restrict src, size_t n)
+{
+	TKV__SAN_RANGES(dst, src, n);
+	(void)stream_body(dst, src, n);
+}
+
+void tkv__copy_stream_avx2(void *restrict dst, const void *restrict src, size_t n)
+{
+	TKV__SAN_RANGES(dst, src, n);
+	if (!stream_body(dst, src, n))
+		return;
 	/* Non-temporal stores are weakly ordered: without this, a later
 	 * regular store (the caller publishing the block, completing a ticket)
 	 * could become visible to another core before the streamed data. The

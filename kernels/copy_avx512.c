@@ -8,10 +8,12 @@
  * tkv__copy_avx512 stores the first line unaligned, loops on a 64-byte
  * aligned destination and stores the last 256 bytes from the end;
  * tkv__copy_stream_avx512 streams whole aligned lines (vmovntdq zmm) with
- * regular stores on exactly the head and tail bytes, then fences.
+ * regular stores on exactly the head and tail bytes, then fences;
+ * tkv__copy_stream_unfenced_avx512 is the same without the fence (kernels.h).
  * Copies of at most 64 bytes share the AVX2 ladder (copy_x86.h).
  */
 #include <immintrin.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "kernels/copy_x86.h"
@@ -80,15 +82,13 @@ void tkv__copy_avx512(void *restrict dst, const void *restrict src, size_t n)
 	copy_body(dst, src, n);
 }
 
-void tkv__copy_stream_avx512(void *restrict dst, const void *restrict src, size_t n)
+/* The streaming copy without its fence; false when n was too small to
+ * stream (then it was the regular copy, with nothing to fence). */
+static bool stream_body(uint8_t *d, const uint8_t *s, size_t n)
 {
-	uint8_t *d = dst;
-	const uint8_t *s = src;
-
-	TKV__SAN_RANGES(dst, src, n);
 	if (n < TKV__AVX512_STREAM_MIN) {
 		copy_body(d, s, n);
-		return;
+		return false;
 	}
 	/* Stream whole 64-byte lines only (one zmm store fills a line). */
 	size_t head = (size_t)(-(uintptr_t)d & 63);
@@ -113,6 +113,20 @@ void tkv__copy_stream_avx512(void *restrict dst, const void *restrict src, size_
 		n -= 64;
 	}
 	tkv__copy_le64(d, s, n);
+	return true;
+}
+
+void tkv__copy_stream_unfenced_avx512(void *restrict dst, const void *restrict src, size_t n)
+{
+	TKV__SAN_RANGES(dst, src, n);
+	(void)stream_body(dst, src, n);
+}
+
+void tkv__copy_stream_avx512(void *restrict dst, const void *restrict src, size_t n)
+{
+	TKV__SAN_RANGES(dst, src, n);
+	if (!stream_body(dst, src, n))
+		return;
 	/* Non-temporal stores are weakly ordered: without this, a later
 	 * regular store (the caller publishing the block, completing a ticket)
 	 * could become visible to another core before the streamed data. The

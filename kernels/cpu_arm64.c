@@ -30,6 +30,7 @@ void tkv__arch_kernels(tkv__kernels tab[TKV__ISA_COUNT])
 	tab[TKV_ISA_NEON] = (tkv__kernels){
 		.copy = tkv__copy_neon,
 		.copy_stream = tkv__copy_stream_neon,
+		.copy_stream_unfenced = tkv__copy_stream_neon, /* it has no fence to leave out */
 		.crc32c = (hw & HWCAP_CRC32) ? tkv__crc32c_armv8 : tkv__crc32c_ref,
 		.stream_threshold = TKV__ARM64_STREAM_THRESHOLD,
 	};

@@ -75,6 +75,7 @@ void tkv__arch_kernels(tkv__kernels tab[TKV__ISA_COUNT])
 		tab[TKV_ISA_AVX2] = (tkv__kernels){
 			.copy = tkv__copy_avx2,
 			.copy_stream = tkv__copy_stream_avx2,
+			.copy_stream_unfenced = tkv__copy_stream_unfenced_avx2,
 			.crc32c = crc,
 			.stream_threshold = TKV__X86_STREAM_THRESHOLD,
 		};
@@ -82,6 +83,7 @@ void tkv__arch_kernels(tkv__kernels tab[TKV__ISA_COUNT])
 		tab[TKV_ISA_AVX512] = (tkv__kernels){
 			.copy = tkv__copy_avx512,
 			.copy_stream = tkv__copy_stream_avx512,
+			.copy_stream_unfenced = tkv__copy_stream_unfenced_avx512,
 			.crc32c = crc,
 			.stream_threshold = TKV__X86_STREAM_THRESHOLD,
 		};

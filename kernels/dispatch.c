@@ -72,6 +72,7 @@ static void init(void)
 	tables[TKV_ISA_SCALAR] = (tkv__kernels){
 		.copy = tkv__copy_ref,
 		.copy_stream = tkv__copy_ref, /* plain C has no streaming store */
+		.copy_stream_unfenced = tkv__copy_ref,
 		.crc32c = tkv__crc32c_ref,
 		.stream_threshold = SIZE_MAX,
 	};

@@ -30,8 +30,10 @@ uint32_t tkv__crc32c_ref(uint32_t crc, const void *buf, size_t n);
 
 void tkv__copy_avx2(void *restrict dst, const void *restrict src, size_t n);
 void tkv__copy_stream_avx2(void *restrict dst, const void *restrict src, size_t n);
+void tkv__copy_stream_unfenced_avx2(void *restrict dst, const void *restrict src, size_t n);
 void tkv__copy_avx512(void *restrict dst, const void *restrict src, size_t n);
 void tkv__copy_stream_avx512(void *restrict dst, const void *restrict src, size_t n);
+void tkv__copy_stream_unfenced_avx512(void *restrict dst, const void *restrict src, size_t n);
 uint32_t tkv__crc32c_sse42(uint32_t crc, const void *buf, size_t n);
 
 void tkv__copy_neon(void *restrict dst, const void *restrict src, size_t n);
@@ -40,7 +42,7 @@ uint32_t tkv__crc32c_armv8(uint32_t crc, const void *buf, size_t n);
 
 /*
  * Per-architecture hook, called once by dispatch.c after the scalar entry is
- * filled: sets copy, copy_stream, crc32c and the default stream_threshold of
+ * filled: sets copy, copy_stream, copy_stream_unfenced, crc32c and the default stream_threshold of
  * every level this build and this CPU support, and leaves the others zeroed
  * (copy == NULL means "not available"). dispatch.c then sets .isa and applies
  * TKV_STREAM_THRESHOLD.

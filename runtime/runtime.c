@@ -42,10 +42,14 @@ static uint64_t llc_bytes(void)
  * size threshold (which was measured on isolated copy loops), and large
  * batches the same (docs/MEASUREMENTS.md). A hot tier that fits in cache
  * keeps regular stores, so a read right after a store hits the cache.
+ * The streaming copy is the unfenced one: the worker fences once per group
+ * of descriptors, before it publishes any of them (worker.c).
  */
-static tkv__copy_fn choose_hot_copy(const tkv__kernels *k, uint64_t hot_bytes)
+static void choose_hot_copy(tkv_runtime *rt, tkv__hot_copy_mode mode)
 {
-	return hot_bytes > llc_bytes() ? k->copy_stream : k->copy;
+	rt->hot_streams = mode == TKV__HOT_COPY_AUTO ? rt->cfg.hot_bytes > llc_bytes()
+						      : mode == TKV__HOT_COPY_STREAM;
+	rt->hot_copy = rt->hot_streams ? rt->kern->copy_stream_unfenced : rt->kern->copy;
 }
 
 static uint32_t choose_workers(const tkv_config *c, const tkv__topology *topo)
@@ -249,7 +253,7 @@ int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, tkv_runtime 
 	if (rc)
 		goto fail;
 	rt->kern = tkv__kernels_get(rt->cfg.max_isa);
-	rt->hot_copy = choose_hot_copy(rt->kern, rt->cfg.hot_bytes);
+	choose_hot_copy(rt, opts->hot_copy);
 	if ((rc = tkv__tracer_open(rt->cfg.trace_path, NULL, &rt->tracer)))
 		goto fail;
 	if ((rc = tkv__seq_table_init(&rt->seqs))) {

@@ -88,6 +88,7 @@ struct tkv_runtime {
 	tkv__geometry geo;
 	const tkv__kernels *kern;
 	tkv__copy_fn hot_copy; /* the copy into hot blocks, chosen at open (runtime.c) */
+	bool hot_streams;      /* hot_copy is copy_stream_unfenced: tkv__stream_fence before publishing */
 
 	tkv__worker *workers;
 	uint32_t n_workers;
@@ -150,8 +151,16 @@ uint64_t tkv__blocks_for(uint64_t tokens, uint32_t block_tokens);
 
 /* Internal open options: the bench's mutex-queue baseline and the tests'
  * cold-tier fault seam and full-queue nap. */
+/* How copies into hot blocks store (runtime.c, choose_hot_copy). */
+typedef enum tkv__hot_copy_mode {
+	TKV__HOT_COPY_AUTO = 0, /* streaming when the hot tier exceeds the LLC */
+	TKV__HOT_COPY_STREAM,   /* always streaming: tests reach that path with a small hot tier */
+	TKV__HOT_COPY_REGULAR,  /* always regular stores */
+} tkv__hot_copy_mode;
+
 typedef struct tkv__open_opts {
 	tkv__queue_kind queue;
+	tkv__hot_copy_mode hot_copy;
 	const struct tkv__cold_io *cold_io; /* NULL: real I/O */
 	bool cold_force_pwrite;
 	/* Longest sleep of a producer on a full queue (store.c); 0: 1 ms.

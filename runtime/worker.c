@@ -32,7 +32,24 @@
  * hands the core to a runnable producer at once and returns at once when
  * there is none, so a lone engine thread still finds its worker awake.
  */
-enum { IDLE_SPINS = 128, IDLE_YIELDS = 16, MQ_BATCH = 16 };
+enum { IDLE_SPINS = 128, IDLE_YIELDS = 16 };
+
+/*
+ * Groups. A worker copies up to GROUP_MAX descriptors (or GROUP_BYTES of
+ * K+V) that are already queued, fences once, then completes them in order.
+ * With a hot tier larger than the LLC the copies use non-temporal stores,
+ * and the fence that must come before a ticket completes (kernels.h) waits
+ * until the write-combining buffers have reached memory: a fence after each
+ * of the K and V copies, as the fenced kernel did, cost batch-1 stores
+ * (8 KiB of f32 K+V) a third of their throughput on this Zen 4, and one
+ * fence per group of 16 took the 1-worker batch-1 point from ~0.50 to ~0.75
+ * of the copy limit (docs/MEASUREMENTS.md). A group never waits for work:
+ * it takes what is queued now, so a lone store completes as soon as it is
+ * copied, and the first ticket of a full group completes at most
+ * GROUP_BYTES of copying (~20 us here) later than it would alone. The mutex
+ * queue pops up to GROUP_MAX per lock and groups them the same way.
+ */
+enum { GROUP_MAX = 16, GROUP_BYTES = 256 << 10 };
 
 static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 {
@@ -66,8 +83,13 @@ static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 		}
 		rt->hot_copy(dst + (size_t)off * row, k, (size_t)m * row);
 		rt->hot_copy(dst + ((size_t)bt + off) * row, v, (size_t)m * row);
-		if (off + m == bt && (rt->ev || rt->tiers.cache))
+		if (off + m == bt && (rt->ev || rt->tiers.cache)) {
+			/* A full block goes to the evictor and the prefix cache,
+			 * which read it from other threads: its bytes first. */
+			if (rt->hot_streams)
+				tkv__stream_fence();
 			tkv__unit_block_full(&rt->tiers, d->seq, u, b);
+		}
 		k += (size_t)m * row;
 		v += (size_t)m * row;
 		pos += m;
@@ -97,7 +119,7 @@ static uint64_t queued(tkv__worker *w)
  * worker's next pop sees it (S1). The queue held slots - 1 then, so at
  * least one check comes after that pop. A check that finds more than half
  * queued leaves over slots/2 descriptors to pop, more than the distance to
- * the next check (slots/8, or 1; a mutex-queue pop of up to 16 only makes
+ * the next check (slots/8, or 1; a group of up to GROUP_MAX only makes
  * the next check come earlier), so another check always follows one that
  * did not signal, and the checks end only at one that did. While other
  * producers keep every check over half, a sleeper waits out its bounded
@@ -113,20 +135,32 @@ static void room_check(tkv__worker *w, uint64_t taken)
 		tkv__wake_signal(&w->room);
 }
 
-static void process(tkv__worker *w, const tkv__desc *d)
+/* Copies d into its hot blocks; returns the K+V bytes. Not yet readable:
+ * complete_group publishes it. */
+static uint64_t copy_one(tkv__worker *w, const tkv__desc *d)
 {
-	tkv__layer *l = &d->seq->layers[d->layer];
+	const uint64_t bytes = (uint64_t)d->n_tokens * w->rt->geo.layer_token_bytes;
 	uint64_t t0 = tkv__trace_begin(w->tb);
-	copy_rows(w, l, d);
-	tkv__trace_end(w->tb, TKV__TRACE_COPY, t0, d->layer,
-		       (uint64_t)d->n_tokens * w->rt->geo.layer_token_bytes);
-	tkv__trace_instant(w->tb, TKV__TRACE_TICKET_DONE, (uint32_t)d->seq->id,
-			   d->pos + d->n_tokens);
+	copy_rows(w, &d->seq->layers[d->layer], d);
+	tkv__trace_end(w->tb, TKV__TRACE_COPY, t0, d->layer, bytes);
 	/* Stats before completing: nothing of d is read after it. */
 	ck_pr_store_64(&w->tokens, w->tokens + d->n_tokens);
-	ck_pr_store_64(&w->bytes, w->bytes + (uint64_t)d->n_tokens * w->rt->geo.layer_token_bytes);
+	ck_pr_store_64(&w->bytes, w->bytes + bytes);
 	ck_pr_store_64(&w->batches, w->batches + 1);
-	tkv__layer_complete(l, d->pos + d->n_tokens);
+	return bytes;
+}
+
+/* One fence for the group's streamed stores, then each ticket in copy
+ * order (a layer's batches complete in acceptance order, runtime.h). */
+static void complete_group(tkv__worker *w, const tkv__desc *d, uint32_t n)
+{
+	if (w->rt->hot_streams)
+		tkv__stream_fence();
+	for (uint32_t i = 0; i < n; i++) {
+		tkv__trace_instant(w->tb, TKV__TRACE_TICKET_DONE, (uint32_t)d[i].seq->id,
+				   d[i].pos + d[i].n_tokens);
+		tkv__layer_complete(&d[i].seq->layers[d[i].layer], d[i].pos + d[i].n_tokens);
+	}
 }
 
 /* Nothing to take now: an empty queue, or (ring) a claimed slot whose
@@ -180,11 +214,12 @@ static void register_trace(tkv__worker *w)
 }
 
 /* The bench's mutex-queue baseline: the same loop as worker_main, but
- * draining up to MQ_BATCH descriptors per lock acquisition. */
+ * draining up to GROUP_MAX descriptors per lock acquisition, then copying
+ * and completing them in groups of at most GROUP_BYTES. */
 static void *worker_main_mutex(void *arg)
 {
 	tkv__worker *w = arg;
-	tkv__desc d[MQ_BATCH];
+	tkv__desc d[GROUP_MAX];
 	unsigned idle = 0;
 	uint64_t taken = 0;
 	register_trace(w);
@@ -193,9 +228,12 @@ static void *worker_main_mutex(void *arg)
 			usleep(100);
 			continue;
 		}
-		uint32_t n = tkv__mq_pop_batch(w, d, MQ_BATCH);
-		for (uint32_t i = 0; i < n; i++)
-			process(w, &d[i]);
+		uint32_t n = tkv__mq_pop_batch(w, d, GROUP_MAX);
+		for (uint32_t i = 0, j = 0; i < n; i = j) {
+			for (uint64_t bytes = 0; j < n && bytes < GROUP_BYTES;)
+				bytes += copy_one(w, &d[j++]);
+			complete_group(w, d + i, j - i);
+		}
 		if (n) {
 			taken += n;
 			room_check(w, taken);
@@ -212,7 +250,7 @@ static void *worker_main_mutex(void *arg)
 static void *worker_main(void *arg)
 {
 	tkv__worker *w = arg;
-	tkv__desc d;
+	tkv__desc d[GROUP_MAX];
 	unsigned idle = 0;
 	uint64_t taken = 0;
 	register_trace(w);
@@ -221,9 +259,14 @@ static void *worker_main(void *arg)
 			usleep(100);
 			continue;
 		}
-		if (tkv__dring_pop_sc(&w->ring, &d)) {
-			process(w, &d);
-			room_check(w, ++taken);
+		uint32_t n = 0;
+		for (uint64_t bytes = 0;
+		     n < GROUP_MAX && bytes < GROUP_BYTES && tkv__dring_pop_sc(&w->ring, &d[n]); n++)
+			bytes += copy_one(w, &d[n]);
+		if (n) {
+			complete_group(w, d, n);
+			taken += n;
+			room_check(w, taken);
 			idle = 0;
 			continue;
 		}

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/runtime.h"
 #include "tests/kv_pattern.h"
 #include "tierkv.h"
 
@@ -143,23 +144,33 @@ static void *producer_main(void *arg)
 	return NULL;
 }
 
-static void run_stress(bool use_view)
+/* streamed: rows of 512 bytes (4 heads x 64 dims bf16), so even one token
+ * is long enough for the streaming kernels, and the hot copy forced to
+ * stream: the workers' grouped copies, one fence per group (worker.c),
+ * which a hot tier smaller than the LLC never reaches otherwise. */
+static void run_stress(bool use_view, bool streamed)
 {
 	stress st = {0};
 	tkv_config_default(&st.cfg);
 	st.cfg.n_layers = 8;
-	st.cfg.n_kv_heads = 2;
-	st.cfg.head_dim = 8;
+	st.cfg.n_kv_heads = streamed ? 4 : 2;
+	st.cfg.head_dim = streamed ? 64 : 8;
 	st.cfg.dtype = TKV_DTYPE_BF16;
 	st.cfg.block_tokens = 16;
 	st.cfg.ring_slots = 64;
 	st.cfg.hot_bytes = 256ull << 20;
-	st.row = 2 * 8 * 2;
+	st.row = (size_t)st.cfg.n_kv_heads * st.cfg.head_dim * 2;
 	st.producers = env_u32("TKV_STRESS_PRODUCERS", 4);
 	st.seqs = env_u32("TKV_STRESS_SEQS", 64);
 	st.tokens = env_u32("TKV_STRESS_TOKENS", 96);
 	st.use_view = use_view;
-	cr_assert_eq(tkv_open(&st.cfg, &st.rt), 0, "%s", tkv_last_error());
+	tkv__open_opts opts = {
+		.queue = TKV__QUEUE_RING,
+		.hot_copy = streamed ? TKV__HOT_COPY_STREAM : TKV__HOT_COPY_AUTO,
+	};
+	cr_assert_eq(tkv__open_ex(&st.cfg, &opts, &st.rt), 0, "%s", tkv_last_error());
+	if (streamed)
+		cr_assert(st.rt->hot_streams && st.rt->hot_copy == st.rt->kern->copy_stream_unfenced);
 
 	producer *ps = calloc(st.producers, sizeof(*ps));
 	pthread_t *th = calloc(st.producers, sizeof(*th));
@@ -197,10 +208,16 @@ static void run_stress(bool use_view)
 
 Test(stress, producers_sequences_layers_copy_readback, .timeout = 600)
 {
-	run_stress(false);
+	run_stress(false, false);
 }
 
 Test(stress, producers_sequences_layers_view_readback, .timeout = 600)
 {
-	run_stress(true);
+	run_stress(true, false);
+}
+
+Test(stress, streamed_grouped_copies_copy_and_view_readback, .timeout = 600)
+{
+	run_stress(false, true);
+	run_stress(true, true);
 }
