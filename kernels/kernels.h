@@ -25,8 +25,9 @@
  *    out that fence: a caller that streams several ranges before one
  *    publication calls tkv__stream_fence() once, after the last copy and
  *    before the publishing store. The fence waits until the write-combining
- *    buffers have reached memory, so one per 8 KiB copied cost the hot
- *    tier's batch-1 stores a third of their throughput (runtime/worker.c).
+ *    buffers have reached memory: one after every 4 KiB K or V copy held
+ *    the hot tier's batch-1 stores near half the copy limit
+ *    (runtime/worker.c, docs/MEASUREMENTS.md).
  *  - crc32c(crc, buf, n) follows zlib's chaining convention: crc32c(0, buf, n)
  *    is the final CRC32C (Castagnoli) of buf, and
  *    crc32c(crc32c(0, a, na), b, nb) == crc32c(0, a||b, na + nb).

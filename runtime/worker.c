@@ -35,19 +35,20 @@
 enum { IDLE_SPINS = 128, IDLE_YIELDS = 16 };
 
 /*
- * Groups. A worker copies up to GROUP_MAX descriptors (or GROUP_BYTES of
- * K+V) that are already queued, fences once, then completes them in order.
- * With a hot tier larger than the LLC the copies use non-temporal stores,
- * and the fence that must come before a ticket completes (kernels.h) waits
- * until the write-combining buffers have reached memory: a fence after each
- * of the K and V copies, as the fenced kernel did, cost batch-1 stores
- * (8 KiB of f32 K+V) a third of their throughput on this Zen 4, and one
- * fence per group of 16 took the 1-worker batch-1 point from ~0.50 to ~0.75
- * of the copy limit (docs/MEASUREMENTS.md). A group never waits for work:
- * it takes what is queued now, so a lone store completes as soon as it is
- * copied, and the first ticket of a full group completes at most
- * GROUP_BYTES of copying (~20 us here) later than it would alone. The mutex
- * queue pops up to GROUP_MAX per lock and groups them the same way.
+ * Groups. With a hot tier larger than the LLC the copies use non-temporal
+ * stores, and the fence that must come before a ticket completes
+ * (kernels.h) waits until the write-combining buffers have reached memory:
+ * a fence after each K and each V copy (4 KiB each for one f32 token), as
+ * the fenced kernel did, held the 1-worker batch-1 point near 0.5 of the
+ * copy limit on this Zen 4 (docs/MEASUREMENTS.md). So a worker takes up to
+ * GROUP_MAX descriptors that are queued now (it never waits for more: a
+ * lone store completes as soon as it is copied), copies them, and fences
+ * once per run of them whose K+V fits in GROUP_BYTES, then completes that
+ * run in order. A descriptor that would take a run past GROUP_BYTES starts
+ * the next one, so a ticket completes at most GROUP_BYTES of other copies
+ * (~20 us here) later than it would alone. With regular stores there is no
+ * fence to share, and every descriptor completes right after its copy. Both
+ * queues group the same way (the mutex queue pops its GROUP_MAX at once).
  */
 enum { GROUP_MAX = 16, GROUP_BYTES = 256 << 10 };
 
@@ -119,8 +120,8 @@ static uint64_t queued(tkv__worker *w)
  * worker's next pop sees it (S1). The queue held slots - 1 then, so at
  * least one check comes after that pop. A check that finds more than half
  * queued leaves over slots/2 descriptors to pop, more than the distance to
- * the next check (slots/8, or 1; a group of up to GROUP_MAX only makes
- * the next check come earlier), so another check always follows one that
+ * the next check (slots/8, or 1; a group of up to GROUP_MAX only moves
+ * the check to the end of the group), so another check always follows one that
  * did not signal, and the checks end only at one that did. While other
  * producers keep every check over half, a sleeper waits out its bounded
  * nap (store.c) though there is room: fairness, not a lost wake-up.
@@ -135,24 +136,28 @@ static void room_check(tkv__worker *w, uint64_t taken)
 		tkv__wake_signal(&w->room);
 }
 
-/* Copies d into its hot blocks; returns the K+V bytes. Not yet readable:
- * complete_group publishes it. */
-static uint64_t copy_one(tkv__worker *w, const tkv__desc *d)
+static uint64_t desc_bytes(const tkv__worker *w, const tkv__desc *d)
 {
-	const uint64_t bytes = (uint64_t)d->n_tokens * w->rt->geo.layer_token_bytes;
-	uint64_t t0 = tkv__trace_begin(w->tb);
-	copy_rows(w, &d->seq->layers[d->layer], d);
-	tkv__trace_end(w->tb, TKV__TRACE_COPY, t0, d->layer, bytes);
-	/* Stats before completing: nothing of d is read after it. */
-	ck_pr_store_64(&w->tokens, w->tokens + d->n_tokens);
-	ck_pr_store_64(&w->bytes, w->bytes + bytes);
-	ck_pr_store_64(&w->batches, w->batches + 1);
-	return bytes;
+	return (uint64_t)d->n_tokens * w->rt->geo.layer_token_bytes;
 }
 
-/* One fence for the group's streamed stores, then each ticket in copy
- * order (a layer's batches complete in acceptance order, runtime.h). */
-static void complete_group(tkv__worker *w, const tkv__desc *d, uint32_t n)
+/* Copies d into its hot blocks. Not yet readable: complete_run publishes
+ * it. */
+static void copy_one(tkv__worker *w, const tkv__desc *d)
+{
+	uint64_t t0 = tkv__trace_begin(w->tb);
+	copy_rows(w, &d->seq->layers[d->layer], d);
+	tkv__trace_end(w->tb, TKV__TRACE_COPY, t0, d->layer, desc_bytes(w, d));
+	/* Stats before completing: after its completion d's sequence may be
+	 * freed, and complete_run reads only what it needs before that. */
+	ck_pr_store_64(&w->tokens, w->tokens + d->n_tokens);
+	ck_pr_store_64(&w->bytes, w->bytes + desc_bytes(w, d));
+	ck_pr_store_64(&w->batches, w->batches + 1);
+}
+
+/* One fence for the run's streamed stores, then each ticket in copy order
+ * (a layer's batches complete in acceptance order, runtime.h). */
+static void complete_run(tkv__worker *w, const tkv__desc *d, uint32_t n)
 {
 	if (w->rt->hot_streams)
 		tkv__stream_fence();
@@ -161,6 +166,25 @@ static void complete_group(tkv__worker *w, const tkv__desc *d, uint32_t n)
 				   d[i].pos + d[i].n_tokens);
 		tkv__layer_complete(&d[i].seq->layers[d[i].layer], d[i].pos + d[i].n_tokens);
 	}
+}
+
+/* The n descriptors of a group, copied and completed in runs (see Groups). */
+static void process_group(tkv__worker *w, const tkv__desc *d, uint32_t n)
+{
+	uint32_t first = 0;
+	uint64_t bytes = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t b = desc_bytes(w, &d[i]);
+		if (i > first && (!w->rt->hot_streams || bytes + b > GROUP_BYTES)) {
+			complete_run(w, d + first, i - first);
+			first = i;
+			bytes = 0;
+		}
+		copy_one(w, &d[i]);
+		bytes += b;
+	}
+	if (n)
+		complete_run(w, d + first, n - first);
 }
 
 /* Nothing to take now: an empty queue, or (ring) a claimed slot whose
@@ -213,9 +237,8 @@ static void register_trace(tkv__worker *w)
 	w->tb = tkv__tracer_thread(w->rt->tracer, name);
 }
 
-/* The bench's mutex-queue baseline: the same loop as worker_main, but
- * draining up to GROUP_MAX descriptors per lock acquisition, then copying
- * and completing them in groups of at most GROUP_BYTES. */
+/* The bench's mutex-queue baseline: the same loop as worker_main, the
+ * group taken under one lock acquisition. */
 static void *worker_main_mutex(void *arg)
 {
 	tkv__worker *w = arg;
@@ -229,12 +252,8 @@ static void *worker_main_mutex(void *arg)
 			continue;
 		}
 		uint32_t n = tkv__mq_pop_batch(w, d, GROUP_MAX);
-		for (uint32_t i = 0, j = 0; i < n; i = j) {
-			for (uint64_t bytes = 0; j < n && bytes < GROUP_BYTES;)
-				bytes += copy_one(w, &d[j++]);
-			complete_group(w, d + i, j - i);
-		}
 		if (n) {
+			process_group(w, d, n);
 			taken += n;
 			room_check(w, taken);
 			idle = 0;
@@ -260,11 +279,10 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		uint32_t n = 0;
-		for (uint64_t bytes = 0;
-		     n < GROUP_MAX && bytes < GROUP_BYTES && tkv__dring_pop_sc(&w->ring, &d[n]); n++)
-			bytes += copy_one(w, &d[n]);
+		while (n < GROUP_MAX && tkv__dring_pop_sc(&w->ring, &d[n]))
+			n++;
 		if (n) {
-			complete_group(w, d, n);
+			process_group(w, d, n);
 			taken += n;
 			room_check(w, taken);
 			idle = 0;

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/runtime.h"
 #include "tests/cache_helpers.h"
 #include "tierkv.h"
 
@@ -236,7 +237,8 @@ static void remove_dir(void)
  * watermarks (a full hot tier, room made on demand). Returns the stats
  * before close; everything that must hold whatever the watermarks is
  * asserted here. */
-static tkv_stats run_engines(uint32_t high, uint32_t low, uint32_t *iters)
+static tkv_stats run_engines(uint32_t high, uint32_t low, tkv__hot_copy_mode hot_copy,
+			     uint32_t *iters)
 {
 	shared sh = {0};
 	const char *env = getenv("TKV_CACHE_STRESS_ITERS");
@@ -263,7 +265,10 @@ static tkv_stats run_engines(uint32_t high, uint32_t low, uint32_t *iters)
 	c.model_id = "cache-stress";
 	c.hot_high_pct = high;
 	c.hot_low_pct = low;
-	cr_assert_eq(tkv_open(&c, &sh.rt), 0, "open: %s", tkv_last_error());
+	tkv__open_opts opts = {.queue = TKV__QUEUE_RING, .hot_copy = hot_copy};
+	cr_assert_eq(tkv__open_ex(&c, &opts, &sh.rt), 0, "open: %s", tkv_last_error());
+	if (hot_copy == TKV__HOT_COPY_STREAM)
+		cr_assert(sh.rt->hot_streams);
 
 	engine es[THREADS];
 	pthread_t th[THREADS];
@@ -315,7 +320,7 @@ Test(cache_stress, eight_engines_shared_prefixes_evictor_running, .init = make_d
      .fini = remove_dir, .timeout = 600)
 {
 	uint32_t iters;
-	tkv_stats st = run_engines(80, 60, &iters);
+	tkv_stats st = run_engines(80, 60, TKV__HOT_COPY_AUTO, &iters);
 	if (iters >= 100) {
 		cr_assert_gt(st.cache_hit_blocks_hot, 0);
 		cr_assert_gt(st.cache_hit_blocks_cold, 0, "cache blocks attached from SSD");
@@ -329,7 +334,19 @@ Test(cache_stress, eight_engines_full_hot_tier_room_on_demand, .init = make_dir,
      .fini = remove_dir, .timeout = 600)
 {
 	uint32_t iters;
-	tkv_stats st = run_engines(0, 0, &iters);
+	tkv_stats st = run_engines(0, 0, TKV__HOT_COPY_AUTO, &iters);
 	if (iters >= 100)
 		cr_assert_gt(st.hot_space_waits, 0, "stores waited for room made on demand");
+}
+
+/* The first test with the hot copy forced to stream (a hot tier this small
+ * never streams by itself): full blocks reach the cache and the evictor
+ * from grouped, unfenced copies, each fenced before its hand-off
+ * (runtime/worker.c), and every byte attached, read or promoted is checked
+ * as above. */
+Test(cache_stress, eight_engines_streamed_hot_copies, .init = make_dir, .fini = remove_dir,
+     .timeout = 600)
+{
+	uint32_t iters;
+	(void)run_engines(80, 60, TKV__HOT_COPY_STREAM, &iters);
 }

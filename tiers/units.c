@@ -39,9 +39,11 @@ void tkv__unit_put(const tkv__tiers *t, tkv__unit *u)
 
 void tkv__unit_block_full(const tkv__tiers *t, tkv__seq *s, tkv__unit *u, uint64_t b)
 {
-	/* The fetch-and-add orders this worker's copy of block b before the
-	 * last worker's insert (and so before the evictor's gather). It is
-	 * also a full barrier: P1 of the publish handshake (cache.c). */
+	/* This worker's copy of block b before its count: the last worker
+	 * reads every count before its insert (and so before the evictor's
+	 * gather or the cache's readers). A release of its own, since ck's
+	 * fetch-and-add orders nothing on aarch64 (a plain ldxr/stxr loop). */
+	ck_pr_fence_release();
 	if (ck_pr_faa_32(&u->layers_full, 1) + 1 != u->n_layers)
 		return;
 	/* P1: the completed unit before the cache's load of the sequence's
