@@ -42,8 +42,9 @@ static uint64_t llc_bytes(void)
  * size threshold (which was measured on isolated copy loops), and large
  * batches the same (docs/MEASUREMENTS.md). A hot tier that fits in cache
  * keeps regular stores, so a read right after a store hits the cache.
- * The streaming copy is the unfenced one: the worker fences once per group
- * of descriptors, before it publishes any of them (worker.c).
+ * The streaming copy is the unfenced one: the worker fences once per run
+ * of descriptors before it completes them, and before it hands a full
+ * block on (worker.c, "Groups").
  */
 static void choose_hot_copy(tkv_runtime *rt, tkv__hot_copy_mode mode)
 {

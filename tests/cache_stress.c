@@ -267,8 +267,6 @@ static tkv_stats run_engines(uint32_t high, uint32_t low, tkv__hot_copy_mode hot
 	c.hot_low_pct = low;
 	tkv__open_opts opts = {.queue = TKV__QUEUE_RING, .hot_copy = hot_copy};
 	cr_assert_eq(tkv__open_ex(&c, &opts, &sh.rt), 0, "open: %s", tkv_last_error());
-	if (hot_copy == TKV__HOT_COPY_STREAM)
-		cr_assert(sh.rt->hot_streams);
 
 	engine es[THREADS];
 	pthread_t th[THREADS];

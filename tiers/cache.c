@@ -607,8 +607,13 @@ void tkv__cache_tokens_known(tkv__cache *c, tkv__seq *s, uint64_t first, uint64_
 	ck_pr_fence_memory();
 	for (uint64_t b = first; b < end; b++) {
 		tkv__unit *u = tkv__seq_unit(s, b);
-		if (u && ck_pr_load_32(&u->layers_full) == u->n_layers)
+		if (u && ck_pr_load_32(&u->layers_full) == u->n_layers) {
+			/* Acquire: every layer's copy (the workers' releases
+			 * before their counts, units.c) before publish reads
+			 * the block, e.g. the write-through's copy. */
+			ck_pr_fence_acquire();
 			publish(c, s, u, b);
+		}
 	}
 }
 

@@ -39,16 +39,20 @@ void tkv__unit_put(const tkv__tiers *t, tkv__unit *u)
 
 void tkv__unit_block_full(const tkv__tiers *t, tkv__seq *s, tkv__unit *u, uint64_t b)
 {
-	/* This worker's copy of block b before its count: the last worker
-	 * reads every count before its insert (and so before the evictor's
-	 * gather or the cache's readers). A release of its own, since ck's
-	 * fetch-and-add orders nothing on aarch64 (a plain ldxr/stxr loop). */
+	/* This worker's copy of block b before its count: the worker whose
+	 * fetch-and-add completes the count (after every other one) then
+	 * inserts the unit for the evictor's gather and the cache, and
+	 * tkv__cache_tokens_known acquires after it sees the count complete.
+	 * A release of its own, since ck's fetch-and-add is not a barrier on
+	 * aarch64. */
 	ck_pr_fence_release();
 	if (ck_pr_faa_32(&u->layers_full, 1) + 1 != u->n_layers)
 		return;
 	/* P1: the completed unit before the cache's load of the sequence's
 	 * keyed count (cache.c, P2 is the producer's mirror image). A full
-	 * fence: ck's fetch-and-add is not one on every architecture. */
+	 * fence: ck's fetch-and-add is not one on every architecture. It is
+	 * also the acquire that pairs with the other workers' releases above,
+	 * before this thread hands the unit on. */
 	ck_pr_fence_memory();
 	/* Publish first: a unit the evictor has not seen yet cannot be in the
 	 * middle of a write, so its record will be a cache record. */
