@@ -7,10 +7,11 @@
  * To isolate the queue, everything around it is the ring's: the same
  * capacity (slots - 1), the same producer backoff when full and -EAGAIN for
  * non-blocking stores (store.c), the same worker idle policy (spin, yield,
- * then sleep on the worker's event count; worker.c) and the same kick after
- * a push. The one difference is the hand-off: a push takes the mutex, and
- * the worker drains up to a batch of descriptors per lock acquisition, as
- * a mutex queue would be used by anyone who cared about its speed. Until
+ * then sleep on the worker's event count; worker.c), the same kick after
+ * a push and the same groups of copies per fence (worker.c). The one
+ * difference is the hand-off: a push takes the mutex, and the worker
+ * drains up to a group of descriptors per lock acquisition, as a mutex
+ * queue would be used by anyone who cared about its speed. Until
  * issue 11 this baseline slept on a condition variable at once while the
  * ring's worker spun first, so the comparison measured spin versus sleep
  * as much as ring versus mutex.
