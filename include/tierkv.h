@@ -123,13 +123,19 @@ typedef enum tkv_policy {
 	TKV_POLICY_LRU = 1,
 } tkv_policy;
 
-/* When a cold record counts as written (and its hot block may be freed). */
 /* When blocks are written to the shared tier (tkv_config.shared_write). */
 typedef enum tkv_shared_write {
 	TKV_SHARED_WRITE_ON_DROP = 0, /* when dropped from the last local tier */
 	TKV_SHARED_WRITE_THROUGH = 1, /* when published */
 } tkv_shared_write;
 
+/* When the hot tier's pages are faulted in (tkv_config.hot_populate). */
+typedef enum tkv_hot_populate {
+	TKV_HOT_POPULATE_AT_OPEN = 0, /* all of hot_bytes, by tkv_open (default) */
+	TKV_HOT_POPULATE_ON_USE = 1,  /* by the first store that needs a page */
+} tkv_hot_populate;
+
+/* When a cold record counts as written (and its hot block may be freed). */
 typedef enum tkv_durability {
 	/* fdatasync once per batch of records (default): a record reported
 	 * durable survives a crash or power loss. */
@@ -251,6 +257,27 @@ typedef struct tkv_config {
 	uint32_t shared_timeout_ms;         /* per network round; 0: 500, at most 60000 */
 	uint32_t shared_connect_timeout_ms; /* 0: 200, at most 60000 */
 	tkv_shared_write shared_write;      /* default TKV_SHARED_WRITE_ON_DROP */
+
+	/* When the hot tier's memory is faulted in. TKV_HOT_POPULATE_AT_OPEN
+	 * (default): tkv_open allocates and touches all of hot_bytes, each
+	 * worker's pool its share by the layers it owns, so no store waits
+	 * for the kernel to supply fresh zeroed pages. Without it, an engine
+	 * whose open sequences grow past any earlier peak pays that inside
+	 * its stores and waits: on the project's VM first touch ran at ~0.45
+	 * GB/s, and 64 engine threads storing into a fresh runtime reached
+	 * 0.06 of one thread's throughput, 0.9 on a warm one (README,
+	 * "Benchmarks"). It costs tkv_open the first touch of hot_bytes
+	 * (about 0.1 s per GiB where zeroing runs at memory speed; more under
+	 * a hypervisor that backs guest pages on first touch), fails it with
+	 * -ENOMEM when that memory cannot be had, and keeps hot_bytes
+	 * resident from open. A workload that stores some layers far more
+	 * than others can grow a pool past its share while another keeps
+	 * idle pages: the pools then hold up to twice hot_bytes.
+	 * TKV_HOT_POPULATE_ON_USE: pages are faulted by the first store that
+	 * needs them, and pools hold at most the peak of blocks in use.
+	 * Builds with a sanitizer allocate every block on its own and
+	 * populate nothing. */
+	tkv_hot_populate hot_populate;
 } tkv_config;
 
 /* Fills *cfg with the defaults above (Llama-3-8B geometry in f32, blocks of

@@ -16,6 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
 #include "tiers/hot_arena.h"
 
 enum { N = 100, BLOCK = 40000 /* not a power of two: rounded up to 64 */ };
@@ -210,5 +215,99 @@ Test(hot_arena, concurrent_alloc_free_keeps_blocks_distinct_and_reused, .timeout
 	cr_assert_eq(a.n_slabs, 1, "the pool grew to %zu slabs: freed blocks were lost",
 		     a.n_slabs);
 	expect_pool_intact(&a);
+	tkv__arena_destroy(&a);
+}
+
+/* Pages of [p, p + n) the kernel has in memory (mincore). */
+static size_t resident_pages(void *p, size_t n)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = (n + page - 1) / page, in = 0;
+	unsigned char *v = malloc(pages);
+	cr_assert_not_null(v);
+	cr_assert_eq(mincore(p, n, v), 0);
+	for (size_t i = 0; i < pages; i++)
+		in += v[i] & 1;
+	free(v);
+	return in;
+}
+
+/* Populating grows the pool to the blocks asked for, with every page of
+ * its slabs in memory; allocating those blocks then takes no more slabs,
+ * and populating less than the pool holds adds nothing. Huge pages are off
+ * for this test's process: with them, the free list's first write into a
+ * slab brings in all of it, populated or not. */
+Test(hot_arena, populate_faults_in_the_share_and_alloc_stays_inside)
+{
+	cr_assert_eq(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), 0);
+	tkv__arena a;
+	cr_assert_eq(tkv__arena_create_pool(&a, BLOCK), 0);
+	cr_assert_eq(tkv__arena_populate(&a, 0), 0);
+	cr_assert_eq(a.n_slabs, 0);
+	const size_t want = 3 * a.blocks_per_slab + 1;
+	cr_assert_eq(tkv__arena_populate(&a, want), 0);
+	cr_assert_eq(a.n_slabs, 4);
+	size_t slab_bytes = a.blocks_per_slab * a.block_bytes, page = (size_t)sysconf(_SC_PAGESIZE);
+	for (size_t s = 0; s < a.n_slabs; s++)
+		cr_assert_eq(resident_pages(a.slabs[s], slab_bytes), (slab_bytes + page - 1) / page,
+			     "slab %zu is not all in memory", s);
+	cr_assert_eq(tkv__arena_populate(&a, want - 5), 0);
+	cr_assert_eq(a.n_slabs, 4, "populating less than the pool holds grew it");
+	expect_pool_intact(&a); /* allocates every block: no slab added */
+	tkv__arena_destroy(&a);
+}
+
+/* The mode the kernel shows in brackets in a THP setting file, or "". */
+static void thp_mode(const char *file, char *out, size_t n)
+{
+	char line[256] = "";
+	FILE *f = fopen(file, "r");
+	out[0] = 0;
+	if (f && fgets(line, sizeof(line), f)) {
+		char *l = strchr(line, '['), *r = l ? strchr(l, ']') : NULL;
+		if (l && r && (size_t)(r - l - 1) < n)
+			snprintf(out, n, "%.*s", (int)(r - l - 1), l + 1);
+	}
+	if (f)
+		fclose(f);
+}
+
+/* kB of huge pages backing the mapping that holds p (/proc/self/smaps). */
+static long huge_kb_at(const void *p)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false;
+	long kb = -1;
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+		else if (in && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb;
+}
+
+/* A slab's blocks need not fill 2 MiB (40000-byte blocks: 52 of them); it
+ * must get a huge page all the same. It did not while only the blocks'
+ * bytes were advised: every huge page then reached past the advised range. */
+Test(hot_arena, slabs_get_huge_pages_whatever_the_block_size)
+{
+	char enabled[32], defrag[32];
+	thp_mode("/sys/kernel/mm/transparent_hugepage/enabled", enabled, sizeof(enabled));
+	thp_mode("/sys/kernel/mm/transparent_hugepage/defrag", defrag, sizeof(defrag));
+	if (strcmp(enabled, "always") && strcmp(enabled, "madvise"))
+		cr_skip_test("transparent huge pages are off here (enabled: [%s])", enabled);
+	if (strcmp(defrag, "always") && strcmp(defrag, "madvise") && strcmp(defrag, "defer+madvise"))
+		cr_skip_test("a madvised fault does not compact for a huge page here (defrag: [%s])",
+			     defrag);
+	tkv__arena a;
+	cr_assert_eq(tkv__arena_create_pool(&a, BLOCK), 0);
+	cr_assert_neq(a.blocks_per_slab * a.block_bytes % (2u << 20), 0, "the case needs a remainder");
+	cr_assert_eq(tkv__arena_populate(&a, 1), 0);
+	long kb = huge_kb_at(a.slabs[0]);
+	cr_assert_geq(kb, 2048, "the slab's mapping has %ld kB of huge pages", kb);
 	tkv__arena_destroy(&a);
 }

@@ -603,3 +603,45 @@ Test(runtime, unwritable_trace_is_reported_by_close)
 		  "'%s'", tkv_last_error());
 	unlink(path);
 }
+
+/* Slabs of every pool, in blocks (0 in sanitizer builds, which allocate
+ * blocks one by one). */
+static uint64_t pooled_blocks(const tkv_runtime *rt)
+{
+	uint64_t n = 0;
+	for (uint32_t i = 0; i < rt->hot.n_pools; i++)
+		n += rt->hot.pools[i].n_slabs * rt->hot.pools[i].blocks_per_slab;
+	return n;
+}
+
+/* The default populates every pool with its share of the hot tier at open
+ * (tiers/hot.c); on-use populates nothing until a store needs a block. */
+Test(runtime, hot_tier_populated_at_open_unless_on_use)
+{
+	tkv_config c = small_config();
+	c.n_layers = 5; /* 3 + 2 layers over 2 pools: uneven shares */
+	tkv_runtime *rt = open_small(&c);
+	if (rt->hot.pools[0].pooled) {
+		uint64_t cap = rt->hot.capacity;
+		for (uint32_t i = 0; i < rt->hot.n_pools; i++) {
+			const tkv__arena *a = &rt->hot.pools[i];
+			uint64_t share = (cap * (i == 0 ? 3 : 2) + 4) / 5;
+			cr_assert_geq(a->n_slabs * a->blocks_per_slab, share, "pool %u", i);
+			cr_assert_lt((a->n_slabs - 1) * a->blocks_per_slab, share,
+				     "pool %u holds a slab more than its share", i);
+		}
+	} else {
+		cr_assert_eq(pooled_blocks(rt), 0);
+	}
+	tkv_close(rt);
+
+	c.hot_populate = TKV_HOT_POPULATE_ON_USE;
+	rt = open_small(&c);
+	cr_assert_eq(pooled_blocks(rt), 0, "on-use: nothing populated at open");
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	cr_assert_eq(store_pattern(rt, &c, 1, 0, 0, 16, 0), 0);
+	if (rt->hot.pools[0].pooled)
+		cr_assert_eq(pooled_blocks(rt), rt->hot.pools[0].blocks_per_slab,
+			     "one store: one slab of the layer's pool");
+	tkv_close(rt);
+}

@@ -10,7 +10,16 @@
 
 #include "base/error.h"
 
-int tkv__hot_open(tkv__hot *h, uint64_t capacity_blocks, size_t block_bytes, uint32_t n_pools)
+/* Pool i serves the layers l with l % n_pools == i: its share of the
+ * capacity, rounded up. */
+static uint64_t pool_share(uint64_t capacity, uint32_t n_layers, uint32_t n_pools, uint32_t i)
+{
+	uint64_t layers = n_layers / n_pools + (i < n_layers % n_pools);
+	return capacity / n_layers * layers + ((capacity % n_layers) * layers + n_layers - 1) / n_layers;
+}
+
+int tkv__hot_open(tkv__hot *h, uint64_t capacity_blocks, size_t block_bytes, uint32_t n_pools,
+		  uint32_t n_layers, bool populate)
 {
 	*h = (tkv__hot){.capacity = capacity_blocks, .block_bytes = block_bytes};
 	h->pools = calloc(n_pools, sizeof(*h->pools));
@@ -23,6 +32,15 @@ int tkv__hot_open(tkv__hot *h, uint64_t capacity_blocks, size_t block_bytes, uin
 			return rc;
 		}
 		h->n_pools = i + 1;
+	}
+	for (uint32_t i = 0; populate && i < n_pools; i++) {
+		uint64_t share = pool_share(capacity_blocks, n_layers, n_pools, i);
+		if (tkv__arena_populate(&h->pools[i], share)) {
+			tkv__hot_close(h);
+			return tkv__fail(-ENOMEM, "open: cannot populate the hot tier (%llu blocks of "
+					 "%zu bytes for pool %u; config.hot_populate)",
+					 (unsigned long long)share, block_bytes, i);
+		}
 	}
 	return 0;
 }

@@ -91,8 +91,9 @@ void tkv__arena_destroy(tkv__arena *a)
 	a->created = false;
 }
 
-/* Called with the lock held and the free list empty: one more slab. */
-static int grow(tkv__arena *a)
+/* Called with the lock held: one more slab, its blocks on the free list;
+ * populate: every page of it faulted in now. */
+static int grow(tkv__arena *a, bool populate)
 {
 	void **s = tkv__array_grow(a->slabs, &a->cap_slabs, a->n_slabs + 1, sizeof(*s));
 	if (!s)
@@ -103,8 +104,15 @@ static int grow(tkv__arena *a)
 		return -ENOMEM;
 	a->slabs[a->n_slabs++] = slab;
 	/* 2 MiB-aligned slabs can be backed by huge pages: streaming block
-	 * writes then miss the TLB far less (THP is often "madvise" only) */
-	(void)madvise(slab, a->block_bytes * a->blocks_per_slab, MADV_HUGEPAGE);
+	 * writes then miss the TLB far less (THP is often "madvise" only).
+	 * The whole allocation (its size class), not just the blocks: when
+	 * blocks do not divide 2 MiB, advising only them left every huge page
+	 * partly outside the advised range, and none was ever used. */
+	(void)madvise(slab, sallocx(slab, a->flags), MADV_HUGEPAGE);
+	/* One write per 4 KiB faults every page (a whole huge page at its
+	 * first); the contents do not matter, blocks are written before use. */
+	for (size_t off = 0; populate && off < a->block_bytes * a->blocks_per_slab; off += 4096)
+		((volatile unsigned char *)slab)[off] = 0;
 	for (size_t i = a->blocks_per_slab; i-- > 0;) {
 		void *b = slab + i * a->block_bytes;
 		*(void **)b = a->free_head;
@@ -119,7 +127,7 @@ void *tkv__arena_alloc(tkv__arena *a)
 		return aligned_alloc(BLOCK_ALIGN, a->block_bytes);
 	pthread_mutex_lock(&a->lock);
 	void *b = a->free_head;
-	if (!b && grow(a) == 0)
+	if (!b && grow(a, false) == 0)
 		b = a->free_head;
 	if (b)
 		a->free_head = *(void **)b;
@@ -139,4 +147,16 @@ void tkv__arena_free(tkv__arena *a, void *p)
 	*(void **)p = a->free_head;
 	a->free_head = p;
 	pthread_mutex_unlock(&a->lock);
+}
+
+int tkv__arena_populate(tkv__arena *a, size_t blocks)
+{
+	if (PER_BLOCK(a))
+		return 0;
+	int rc = 0;
+	pthread_mutex_lock(&a->lock);
+	while (!rc && a->n_slabs * a->blocks_per_slab < blocks)
+		rc = grow(a, true);
+	pthread_mutex_unlock(&a->lock);
+	return rc;
 }

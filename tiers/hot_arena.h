@@ -10,8 +10,10 @@
  * the whole footprint and the pipeline ran at a small fraction of the copy
  * limit with most of its time in the kernel (docs/MEASUREMENTS.md). A free
  * list of blocks keeps their pages warm and makes allocation O(1). Slabs are only returned
- * at close; the pool never holds more than the blocks in use at its peak,
- * which the runtime's capacity check bounds by hot_bytes.
+ * at close. A pool grows on demand to the blocks in use at its peak, which
+ * the runtime's capacity check bounds by hot_bytes; by default the runtime
+ * also populates each pool with its share of hot_bytes at open
+ * (tkv__arena_populate), so stores never wait for first-touch faults.
  *
  * Each worker allocates the blocks of the layers it owns from its own arena,
  * so workers never contend on one allocator, and the jemalloc thread cache is
@@ -55,5 +57,11 @@ void tkv__arena_destroy(tkv__arena *a);
 void *tkv__arena_alloc(tkv__arena *a);
 /* Gives a block from tkv__arena_alloc back to its pool. Any thread. */
 void tkv__arena_free(tkv__arena *a, void *p);
+
+/* Grows the pool until its slabs hold at least `blocks`, every page of the
+ * new slabs faulted in (tkv_config.hot_populate). 0, or -ENOMEM when a slab
+ * cannot be had (the slabs already added stay). A pool without slabs
+ * (sanitizer builds, tkv__arena_create) does nothing and returns 0. */
+int tkv__arena_populate(tkv__arena *a, size_t blocks);
 
 #endif
