@@ -26,7 +26,12 @@
  * Both queues run on a warm runtime of their own (opened once, one untimed
  * warm-up run at the largest T so every arena page is faulted), and the
  * points are interleaved (rep, T, queue) so slow drift on a shared machine
- * falls on all points alike. The mutex queue is the baseline of
+ * falls on all points alike. --cold instead opens a fresh runtime for every
+ * timed run (open and close untimed) and warms nothing up: the first pass
+ * of a new user's program, where T sequences open at once need T times the
+ * hot blocks of one, so with --hot-populate on-use every new page is
+ * faulted inside the timed stores (docs/MEASUREMENTS.md, "Populating the
+ * hot tier at open"). The mutex queue is the baseline of
  * runtime/queue_mutex.c: same pipeline, same copy, same idle policy; only
  * the hand-off differs (bench/README.md).
  */
@@ -201,6 +206,7 @@ static int open_rt(const prod_options *o, tkv__queue_kind q, uint64_t hot, tkv_r
 	c.dtype = o->dtype;
 	c.hot_bytes = hot;
 	c.n_workers = o->workers;
+	c.hot_populate = o->populate;
 	/* --trace: the ring runtime only (one file; tierkv-trace reads it) */
 	c.trace_path = o->trace && q == TKV__QUEUE_RING ? o->trace : "";
 	tkv__open_opts opts = {.queue = q};
@@ -279,7 +285,7 @@ static int producers_run(const prod_options *o, bench_report *rep)
 		if (!p->st.ns || !p->wt.ns)
 			rc = -ENOMEM;
 	}
-	for (int q = 0; q < 2 && !rc; q++) {
+	for (int q = 0; q < 2 && !rc && !o->cold; q++) {
 		if ((q == 0 && !o->ring) || (q == 1 && !o->mutex))
 			continue;
 		if ((rc = open_rt(o, q ? TKV__QUEUE_MUTEX : TKV__QUEUE_RING, hot, &rts[q])))
@@ -298,19 +304,29 @@ static int producers_run(const prod_options *o, bench_report *rep)
 	printf("# tierkv-bench producers: %s %s, %u workers, hot tier %llu MiB, RAM only;\n"
 	       "# %u sequences x %u tokens x %u layers per run (same work at every T), batches\n"
 	       "# {32,16,8,4,2,1,1}, tickets waited per batch; median of %d interleaved runs\n"
-	       "# (GB/s spread min-max); store/wait us: p50/p99 of every call/batch wait.\n",
+	       "# (GB/s spread min-max); store/wait us: p50/p99 of every call/batch wait.\n"
+	       "# %s; hot tier populated %s.\n",
 	       o->geo->name, bench_dtype_name(o->dtype), o->workers, (unsigned long long)(hot >> 20),
-	       seqs, SEQ_TOKENS, o->geo->n_layers, o->reps);
+	       seqs, SEQ_TOKENS, o->geo->n_layers, o->reps,
+	       o->cold ? "cold: a fresh runtime per timed run, no warm-up"
+		       : "warm: one runtime per queue, warmed up at the largest T",
+	       o->populate == TKV_HOT_POPULATE_ON_USE ? "on use" : "at open");
 	fflush(stdout);
 	for (int rep_i = 0; rep_i < o->reps && !rc; rep_i++)
 		for (uint32_t i = 0; i < o->n_threads * 2 && !rc; i++) {
 			prod_point *p = &pts[i];
-			if (!rts[p->q])
+			if ((p->q == TKV__QUEUE_RING && !o->ring) || (p->q == TKV__QUEUE_MUTEX && !o->mutex))
 				continue;
+			if (o->cold && (rc = open_rt(o, p->q, hot, &rts[p->q])))
+				break;
 			r.rt = rts[p->q];
 			set_stride(&r, p->T);
 			double cpu = 0;
 			uint64_t ns = run_once(&r, &cpu, &p->st, &p->wt);
+			if (o->cold) {
+				tkv_close(rts[p->q]);
+				rts[p->q] = NULL;
+			}
 			if (!ns) {
 				rc = -EIO;
 				break;
@@ -337,7 +353,7 @@ static int producers_run(const prod_options *o, bench_report *rep)
 			double base = 0;
 			for (uint32_t i = q; i < o->n_threads * 2; i += 2) {
 				prod_point *p = &pts[i];
-				if (!rts[p->q] && !p->n)
+				if (!p->n)
 					continue;
 				bench_lat_finish(&p->st, NULL);
 				bench_lat_finish(&p->wt, NULL);
@@ -370,13 +386,15 @@ static void usage(FILE *f)
 		"usage: tierkv-bench producers [--threads LIST] [--seqs N] [--reps N]\n"
 		"                              [--workers N] [--queue ring|mutex|both]\n"
 		"                              [--geometry NAME] [--dtype f32|bf16] [--json FILE]\n"
-		"                              [--trace FILE]\n"
+		"                              [--trace FILE] [--cold] [--hot-populate at-open|on-use]\n"
 		"  T engine threads (default 1,2,4,8,16,32,64) store the same total work\n"
 		"  (--seqs sequences, default 128, of 64 tokens, every layer) into a RAM-only\n"
 		"  runtime and wait on their tickets per batch: aggregate throughput, ratio to\n"
 		"  1 thread, store-call and ticket-wait p50/p99, CPU seconds per GB, for the\n"
 		"  ring pipeline and the mutex-queue baseline. --reps: median of N (3).\n"
-		"  --trace FILE traces the ring runtime (tools/trace/tierkv-trace FILE).\n");
+		"  --trace FILE traces the ring runtime (tools/trace/tierkv-trace FILE).\n"
+		"  --cold: a fresh runtime per timed run, no warm-up (a new program's first\n"
+		"  pass); --hot-populate: the runtimes' tkv_config.hot_populate (at-open).\n");
 }
 
 static int parse_list(const char *s, prod_options *o)
@@ -403,6 +421,7 @@ void bench_producers_defaults(bench_producers_opts *o)
 	o->workers = ncpu > 0 ? (uint32_t)ncpu : 1;
 	o->reps = 3;
 	o->ring = o->mutex = true;
+	o->populate = TKV_HOT_POPULATE_AT_OPEN;
 }
 
 static int parse(int argc, char **argv, prod_options *o)
@@ -413,6 +432,7 @@ static int parse(int argc, char **argv, prod_options *o)
 		{"queue", required_argument, NULL, 'q'},   {"geometry", required_argument, NULL, 'g'},
 		{"dtype", required_argument, NULL, 'd'},   {"json", required_argument, NULL, 'j'},
 		{"trace", required_argument, NULL, 'T'},   {"help", no_argument, NULL, 'h'},
+		{"cold", no_argument, NULL, 'c'},          {"hot-populate", required_argument, NULL, 'p'},
 		{NULL, 0, NULL, 0},
 	};
 	bench_producers_defaults(o);
@@ -454,6 +474,15 @@ static int parse(int argc, char **argv, prod_options *o)
 			break;
 		case 'j': o->json = optarg; break;
 		case 'T': o->trace = optarg; break;
+		case 'c': o->cold = true; break;
+		case 'p': {
+			static const char *const modes[] = {"at-open", "on-use"};
+			int m;
+			if (bench_opt_choice("producers", "--hot-populate", optarg, modes, 2, &m))
+				return -1;
+			o->populate = m ? TKV_HOT_POPULATE_ON_USE : TKV_HOT_POPULATE_AT_OPEN;
+			break;
+		}
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}

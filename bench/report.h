@@ -116,6 +116,8 @@ typedef struct bench_producers_opts {
 	uint32_t seqs, workers;          /* total sequences per run; runtime workers */
 	int reps;                        /* interleaved runs per point, median kept */
 	bool ring, mutex;                /* which queues */
+	bool cold;                       /* a fresh runtime per timed run, no warm-up */
+	tkv_hot_populate populate;       /* the runtimes' hot_populate */
 	const char *json;
 	const char *trace; /* NULL: untraced; else the ring runtime's trace file */
 } bench_producers_opts;

@@ -7,7 +7,8 @@
 # order, wrong_bytes 0 wherever present; no NaN or infinity); results.csv
 # parses with one row per JSON result holding the same values; the plots
 # are PNG files; then `--trace FILE` writes a trace that tierkv-trace
-# summarizes and converts to JSON; `shared` without --seeds refuses with a
+# summarizes and converts to JSON; `producers --cold` measures every point
+# on fresh runtimes; `shared` without --seeds refuses with a
 # hint (it needs a server; no server here). Not a benchmark: the ranges only catch
 # broken output (a zero, a negative, a ratio of a wrong pair), never a
 # slow run. Needs python3 (json and csv from its standard library).
@@ -216,5 +217,19 @@ bad_value --durability replay "$trace_file" --durability fsync
 bad_value --capacity replay "$trace_file" --capacity 0.5,x
 bad_value --reps pipeline --reps 2x
 bad_value --queue producers --queue rin
+bad_value --hot-populate producers --hot-populate lazy
+# --cold: a fresh runtime per timed run, every point still measured
+"$bench" producers --cold --hot-populate on-use --threads 1,2 --seqs 4 --reps 2 \
+	--geometry qwen2.5-7b --json "$out/cold.json" >"$out/cold.txt" ||
+	fail "producers --cold failed: $(tail -c 300 "$out/cold.txt")"
+grep -q "cold: a fresh runtime per timed run" "$out/cold.txt" || fail "producers --cold: no cold header"
+python3 - "$out/cold.json" <<'EOF' || fail "producers --cold: see above"
+import json, sys
+rs = [r for r in json.load(open(sys.argv[1])) if r.get("scenario") == "producers"]
+pts = sorted((r["queue"], r["threads"]) for r in rs)
+want = [("mutex", 1), ("mutex", 2), ("ring", 1), ("ring", 2)]
+if pts != want or any(not r["tokens_per_s"] > 0 or r["reps"] != 2 for r in rs):
+    sys.exit("producers --cold: points %r, want %r, each with 2 repetitions" % (pts, want))
+EOF
 bad_value --reps evict --reps 0
-echo "bench-smoke: OK ($objs results, plots and trace checked; replay checked; shared refuses without a server; bad option values refused)"
+echo "bench-smoke: OK ($objs results, plots and trace checked; replay checked; producers --cold checked; shared refuses without a server; bad option values refused)"
