@@ -258,24 +258,37 @@ typedef struct tkv_config {
 	uint32_t shared_connect_timeout_ms; /* 0: 200, at most 60000 */
 	tkv_shared_write shared_write;      /* default TKV_SHARED_WRITE_ON_DROP */
 
+	/* Unused. It fills what was the tail padding of the layout that ended
+	 * at shared_write, so the next field starts past that layout's size
+	 * and struct_size tells the two apart; a caller built against that
+	 * layout may have left anything here. */
+	uint32_t reserved0;
+
+	/* Added after the layout that ended at shared_write. */
+
 	/* When the hot tier's memory is faulted in. TKV_HOT_POPULATE_AT_OPEN
-	 * (default): tkv_open allocates and touches all of hot_bytes, each
-	 * worker's pool its share by the layers it owns, so no store waits
-	 * for the kernel to supply fresh zeroed pages. Without it, an engine
-	 * whose open sequences grow past any earlier peak pays that inside
-	 * its stores and waits: on the project's VM first touch ran at ~0.45
-	 * GB/s, and 64 engine threads storing into a fresh runtime reached
-	 * 0.06 of one thread's throughput, 0.9 on a warm one (README,
-	 * "Benchmarks"). It costs tkv_open the first touch of hot_bytes
-	 * (about 0.1 s per GiB where zeroing runs at memory speed; more under
-	 * a hypervisor that backs guest pages on first touch), fails it with
-	 * -ENOMEM when that memory cannot be had, and keeps hot_bytes
-	 * resident from open. A workload that stores some layers far more
-	 * than others can grow a pool past its share while another keeps
-	 * idle pages: the pools then hold up to twice hot_bytes.
+	 * (default, also for callers built before this field): tkv_open
+	 * allocates and faults in all of hot_bytes, each worker's pool its
+	 * share by the layers it owns, so a store does not wait for the kernel
+	 * to supply fresh zeroed pages while its pool stays within that share.
+	 * Without it, an engine whose open sequences grow past any earlier peak
+	 * pays that inside its stores: on the project's VM first touch ran at
+	 * ~0.45 GB/s, and 64 engine threads storing into a fresh runtime
+	 * reached 0.06 of one thread's throughput (docs/MEASUREMENTS.md,
+	 * "Populating the hot tier at open"; `tierkv-bench producers --cold`).
+	 * It costs tkv_open the first touch of hot_bytes (about 0.1 s per GiB
+	 * where pages are zeroed at memory speed; more under a hypervisor that
+	 * backs guest memory on first touch) and keeps hot_bytes resident from
+	 * open. tkv_open fails with -ENOMEM when the kernel refuses the memory
+	 * (Linux >= 5.14 reports it; with overcommit an older kernel may kill
+	 * the process instead, as any first write to memory it cannot supply).
 	 * TKV_HOT_POPULATE_ON_USE: pages are faulted by the first store that
-	 * needs them, and pools hold at most the peak of blocks in use.
-	 * Builds with a sanitizer allocate every block on its own and
+	 * needs them. Either way a pool keeps its slabs until tkv_close, so it
+	 * holds the most blocks its layers ever had in use at once (populated:
+	 * at least its share); all pools together stay within hot_bytes while
+	 * every layer is used alike, as a model's forward pass does, and can
+	 * reach up to n_workers x hot_bytes if the busiest layers change over
+	 * time. Builds with a sanitizer allocate every block on its own and
 	 * populate nothing. */
 	tkv_hot_populate hot_populate;
 } tkv_config;

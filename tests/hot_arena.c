@@ -305,9 +305,35 @@ Test(hot_arena, slabs_get_huge_pages_whatever_the_block_size)
 			     defrag);
 	tkv__arena a;
 	cr_assert_eq(tkv__arena_create_pool(&a, BLOCK), 0);
-	cr_assert_neq(a.blocks_per_slab * a.block_bytes % (2u << 20), 0, "the case needs a remainder");
+	cr_assert_eq(a.slab_bytes, 2u << 20);
+	cr_assert_eq(a.blocks_per_slab, 52, "the case needs blocks that leave a tail");
 	cr_assert_eq(tkv__arena_populate(&a, 1), 0);
 	long kb = huge_kb_at(a.slabs[0]);
 	cr_assert_geq(kb, 2048, "the slab's mapping has %ld kB of huge pages", kb);
 	tkv__arena_destroy(&a);
+}
+
+/* Slabs are whole huge pages with little left over after the last block. */
+Test(hot_arena, slab_sizes_are_whole_huge_pages)
+{
+	static const struct {
+		size_t block, slab, per_slab;
+	} cases[] = {
+		{128 << 10, 2 << 20, 16}, /* Llama-3-8B f32, 16 tokens: no tail */
+		{40000, 2 << 20, 52},     /* a 17 KiB tail, under 1/32 */
+		{768 << 10, 6 << 20, 8},  /* 2 MiB would leave a quarter, 4 MiB 1/16 */
+		{3 << 20, 6 << 20, 2},    /* larger than a huge page */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tkv__arena a;
+		cr_assert_eq(tkv__arena_create_pool(&a, cases[i].block), 0);
+		cr_assert_eq(a.slab_bytes, cases[i].slab, "block %zu: slab %zu", cases[i].block,
+			     a.slab_bytes);
+		cr_assert_eq(a.blocks_per_slab, cases[i].per_slab, "block %zu", cases[i].block);
+		void *b = tkv__arena_alloc(&a); /* one slab of that size, usable */
+		cr_assert_not_null(b);
+		memset(b, 0x5a, a.block_bytes);
+		tkv__arena_free(&a, b);
+		tkv__arena_destroy(&a);
+	}
 }

@@ -56,6 +56,29 @@ Test(struct_size, config_older_layout_gets_defaults)
 	free(buf);
 }
 
+/* The layout that ended at shared_write had 4 bytes of tail padding; a
+ * caller built against it may leave anything there, and hot_populate must
+ * start past it so that caller gets the default. */
+#define CONFIG_SHARED_SIZE offsetof(tkv_config, hot_populate)
+
+Test(struct_size, config_layout_before_hot_populate_gets_its_default)
+{
+	cr_assert_eq(offsetof(tkv_config, reserved0),
+		     offsetof(tkv_config, shared_write) + sizeof(tkv_shared_write));
+	cr_assert_eq(CONFIG_SHARED_SIZE % sizeof(size_t), 0,
+		     "hot_populate starts inside the old layout's padding");
+	unsigned char *buf = malloc(sizeof(tkv_config));
+	memset(buf, SENTINEL, sizeof(tkv_config)); /* padding and beyond: garbage */
+	tkv_config c = small_config();
+	memcpy(buf, &c, offsetof(tkv_config, reserved0));
+	((tkv_config *)buf)->struct_size = CONFIG_SHARED_SIZE;
+	cr_assert_eq(tkv_config_validate((tkv_config *)buf), 0, "%s", tkv_last_error());
+	tkv_runtime *rt;
+	cr_assert_eq(tkv_open((tkv_config *)buf, &rt), 0, "%s", tkv_last_error());
+	tkv_close(rt);
+	free(buf);
+}
+
 Test(struct_size, config_shorter_than_first_layout_is_einval)
 {
 	tkv_config c = small_config();

@@ -25,7 +25,12 @@
 #endif
 
 enum { BLOCK_ALIGN = 64 };
-#define SLAB_BYTES ((size_t)2 << 20) /* one huge page's worth of blocks */
+#define HUGE_BYTES ((size_t)2 << 20) /* slabs are whole huge pages */
+enum { MAX_HUGE_PER_SLAB = 16, WASTE_DIVISOR = 32 };
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14; older kernels say EINVAL */
+#endif
 
 static size_t round_block(size_t n)
 {
@@ -52,6 +57,35 @@ int tkv__arena_create(tkv__arena *a, size_t block_bytes)
 #endif
 }
 
+/*
+ * A slab is a whole number of huge pages, so every byte of it can be backed
+ * by them (a slab of 52 blocks of 40000 bytes, not a multiple of 2 MiB, got
+ * none). The fewest huge pages whose tail after the last whole block is at
+ * most 1/WASTE_DIVISOR of the slab, else the least wasteful of up to
+ * MAX_HUGE_PER_SLAB: blocks that divide 2 MiB (the usual power-of-two
+ * geometries) waste nothing; 768 KiB blocks take 6 MiB slabs of 8.
+ */
+static void slab_geometry(size_t block_bytes, size_t *slab_bytes, size_t *per_slab)
+{
+	size_t best = 0, best_waste = SIZE_MAX;
+	for (size_t m = 1; m <= MAX_HUGE_PER_SLAB; m++) {
+		size_t bytes = m * HUGE_BYTES, n = bytes / block_bytes;
+		if (!n)
+			continue;
+		size_t waste = bytes - n * block_bytes;
+		if (!best || waste * best < best_waste * bytes) { /* waste/bytes smaller */
+			best = bytes;
+			best_waste = waste;
+		}
+		if (waste <= bytes / WASTE_DIVISOR)
+			break;
+	}
+	if (!best) /* a block larger than MAX_HUGE_PER_SLAB huge pages */
+		best = (block_bytes + HUGE_BYTES - 1) / HUGE_BYTES * HUGE_BYTES;
+	*slab_bytes = best;
+	*per_slab = best / block_bytes;
+}
+
 int tkv__arena_create_pool(tkv__arena *a, size_t block_bytes)
 {
 	unsigned idx;
@@ -62,9 +96,9 @@ int tkv__arena_create_pool(tkv__arena *a, size_t block_bytes)
 		return tkv__fail(-ENOMEM, "hot tier: jemalloc arenas.create failed: %d", rc);
 	a->index = idx;
 	/* slabs aligned to 2 MiB so transparent huge pages can back them */
-	a->flags = (int)(MALLOCX_ARENA(idx) | MALLOCX_ALIGN(SLAB_BYTES) | MALLOCX_TCACHE_NONE);
+	a->flags = (int)(MALLOCX_ARENA(idx) | MALLOCX_ALIGN(HUGE_BYTES) | MALLOCX_TCACHE_NONE);
 	a->block_bytes = round_block(block_bytes);
-	a->blocks_per_slab = SLAB_BYTES / a->block_bytes ? SLAB_BYTES / a->block_bytes : 1;
+	slab_geometry(a->block_bytes, &a->slab_bytes, &a->blocks_per_slab);
 	pthread_mutex_init(&a->lock, NULL);
 	a->pooled = true;
 	a->created = true;
@@ -81,7 +115,7 @@ void tkv__arena_destroy(tkv__arena *a)
 		return;
 	}
 	for (size_t i = 0; i < a->n_slabs; i++)
-		sdallocx(a->slabs[i], a->block_bytes * a->blocks_per_slab, a->flags);
+		sdallocx(a->slabs[i], a->slab_bytes, a->flags);
 	free(a->slabs);
 	pthread_mutex_destroy(&a->lock);
 	/* Returns the arena's pages to the OS and its index to jemalloc, so
@@ -89,6 +123,22 @@ void tkv__arena_destroy(tkv__arena *a)
 	snprintf(name, sizeof(name), "arena.%u.destroy", a->index);
 	(void)mallctl(name, NULL, NULL, NULL, 0);
 	a->created = false;
+}
+
+/* Faults in every page of a slab. MADV_POPULATE_WRITE reports memory the
+ * kernel cannot supply as an error (with overcommit, a plain first write
+ * would rather get the process killed); older kernels lack it and get one
+ * write per 4 KiB (a whole huge page at its first). The contents do not
+ * matter: blocks are written before use. */
+static int populate_slab(unsigned char *slab, size_t bytes)
+{
+	if (madvise(slab, bytes, MADV_POPULATE_WRITE) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -ENOMEM;
+	for (size_t off = 0; off < bytes; off += 4096)
+		((volatile unsigned char *)slab)[off] = 0;
+	return 0;
 }
 
 /* Called with the lock held: one more slab, its blocks on the free list;
@@ -99,20 +149,18 @@ static int grow(tkv__arena *a, bool populate)
 	if (!s)
 		return -ENOMEM;
 	a->slabs = s;
-	unsigned char *slab = mallocx(a->block_bytes * a->blocks_per_slab, a->flags);
+	unsigned char *slab = mallocx(a->slab_bytes, a->flags);
 	if (!slab)
 		return -ENOMEM;
+	/* 2 MiB-aligned slabs of whole huge pages can be backed by them:
+	 * streaming block writes then miss the TLB far less (THP is often
+	 * "madvise" only). */
+	(void)madvise(slab, a->slab_bytes, MADV_HUGEPAGE);
+	if (populate && populate_slab(slab, a->slab_bytes)) {
+		sdallocx(slab, a->slab_bytes, a->flags);
+		return -ENOMEM;
+	}
 	a->slabs[a->n_slabs++] = slab;
-	/* 2 MiB-aligned slabs can be backed by huge pages: streaming block
-	 * writes then miss the TLB far less (THP is often "madvise" only).
-	 * The whole allocation (its size class), not just the blocks: when
-	 * blocks do not divide 2 MiB, advising only them left every huge page
-	 * partly outside the advised range, and none was ever used. */
-	(void)madvise(slab, sallocx(slab, a->flags), MADV_HUGEPAGE);
-	/* One write per 4 KiB faults every page (a whole huge page at its
-	 * first); the contents do not matter, blocks are written before use. */
-	for (size_t off = 0; populate && off < a->block_bytes * a->blocks_per_slab; off += 4096)
-		((volatile unsigned char *)slab)[off] = 0;
 	for (size_t i = a->blocks_per_slab; i-- > 0;) {
 		void *b = slab + i * a->block_bytes;
 		*(void **)b = a->free_head;

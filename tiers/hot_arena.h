@@ -13,7 +13,9 @@
  * at close. A pool grows on demand to the blocks in use at its peak, which
  * the runtime's capacity check bounds by hot_bytes; by default the runtime
  * also populates each pool with its share of hot_bytes at open
- * (tkv__arena_populate), so stores never wait for first-touch faults.
+ * (tkv__arena_populate), so stores within that share never wait for
+ * first-touch faults. Slabs are whole huge pages (hot_arena.c,
+ * slab_geometry), so transparent huge pages can back all of them.
  *
  * Each worker allocates the blocks of the layers it owns from its own arena,
  * so workers never contend on one allocator, and the jemalloc thread cache is
@@ -38,6 +40,7 @@ typedef struct tkv__arena {
 	bool created;
 	bool pooled;    /* slab pool; false: aligned_alloc per block (sanitizer builds) */
 	size_t block_bytes, blocks_per_slab;
+	size_t slab_bytes; /* whole huge pages (hot_arena.c, slab_geometry) */
 	pthread_mutex_t lock; /* free list and slab table */
 	void *free_head;      /* free blocks, linked through their first word */
 	void **slabs;
