@@ -32,7 +32,8 @@
  * runtime/completion.c), the evictor (tiers/evictor.c), hot-tier space
  * (tiers/hot.c), promotion waiters and the idle prefetch thread
  * (tiers/promote.c), producers on a full worker queue until it is back to
- * half (runtime/store.c, runtime/worker.c). The bench-only mutex queue
+ * half (runtime/store.c, runtime/worker.c), tkv_open until every worker
+ * has started and populated its pool (runtime/worker.c). The bench-only mutex queue
  * (runtime/queue_mutex.c) sleeps here too, so the baseline shares the
  * ring's idle policy. One mutex
  * + condition variable pair remains on purpose: the trace writer thread

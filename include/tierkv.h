@@ -268,8 +268,10 @@ typedef struct tkv_config {
 
 	/* When the hot tier's memory is faulted in. TKV_HOT_POPULATE_AT_OPEN
 	 * (default, also for callers built before this field): tkv_open
-	 * allocates and faults in all of hot_bytes, each worker's pool its
-	 * share by the layers it owns, so a store does not wait for the kernel
+	 * allocates and faults in all of hot_bytes, each worker its own pool's
+	 * share by the layers it owns (on its own core when pinned, so from
+	 * that core's NUMA node; workers on distinct cores at once), so a
+	 * store does not wait for the kernel
 	 * to supply fresh zeroed pages while its pool stays within that share.
 	 * Without it, an engine whose open sequences grow past any earlier peak
 	 * pays that inside its stores: on the project's VM first touch ran at

@@ -193,8 +193,7 @@ static int open_workers(tkv_runtime *rt)
 	rt->topology_source = t->source;
 	rt->n_workers = choose_workers(&rt->cfg, t);
 	/* one block pool per worker, before any worker can allocate */
-	rc = tkv__hot_open(&rt->hot, rt->geo.hot_blocks, rt->geo.block_bytes, rt->n_workers,
-			   rt->cfg.n_layers, rt->cfg.hot_populate == TKV_HOT_POPULATE_AT_OPEN);
+	rc = tkv__hot_open(&rt->hot, rt->geo.hot_blocks, rt->geo.block_bytes, rt->n_workers);
 	rt->tiers.hot = &rt->hot;
 	if (!rc)
 		rc = tkv__workers_start(rt, t->cpus, t->n_cpus);

@@ -73,6 +73,8 @@ typedef struct tkv__worker {
 	int32_t cpu; /* pinned CPU or -1 */
 	uint32_t n_layers_owned;
 	bool started;
+	int32_t populate_rc;    /* the worker's tkv__hot_populate_pool (atomic) */
+	uint64_t populate_share; /* blocks it populated */
 } tkv__worker;
 
 /* Which descriptor queue the workers use. Only the bench picks MUTEX. */
@@ -93,6 +95,10 @@ struct tkv_runtime {
 	tkv__worker *workers;
 	uint32_t n_workers;
 	uint32_t pin_failures;
+	/* Workers still starting (populating their pools; worker.c); the
+	 * opener sleeps on `started` until none is. */
+	uint32_t starting;
+	tkv__wake started;
 	const char *topology_source;
 
 	tkv__seq_table seqs;

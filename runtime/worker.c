@@ -232,11 +232,26 @@ void tkv__worker_kick(tkv__worker *w)
 	tkv__wake_signal(&w->idle); /* after the push: the slot is the condition */
 }
 
-static void register_trace(tkv__worker *w)
+/* What a worker does before its loop: its trace buffer, and with
+ * hot_populate at open its own pool's share of the hot tier, faulted in on
+ * its own core when it is pinned (so the pages come from that core's NUMA
+ * node, as blocks it allocated on first use did; workers on distinct cores
+ * populate at once). Then it tells the opener, who waits for every worker
+ * (tkv__workers_start). */
+static void worker_start(tkv__worker *w)
 {
+	struct tkv_runtime *rt = w->rt;
 	char name[32];
 	snprintf(name, sizeof(name), "worker-%u", w->index);
-	w->tb = tkv__tracer_thread(w->rt->tracer, name);
+	w->tb = tkv__tracer_thread(rt->tracer, name);
+	if (rt->cfg.hot_populate == TKV_HOT_POPULATE_AT_OPEN) {
+		int rc = tkv__hot_populate_pool(&rt->hot, w->index, rt->cfg.n_layers,
+						&w->populate_share);
+		ck_pr_store_32((uint32_t *)&w->populate_rc, (uint32_t)rc);
+	}
+	ck_pr_fence_release(); /* our results before the count the opener reads */
+	ck_pr_dec_32(&rt->starting);
+	tkv__wake_signal(&rt->started);
 }
 
 /* The bench's mutex-queue baseline: the same loop as worker_main, the
@@ -247,7 +262,7 @@ static void *worker_main_mutex(void *arg)
 	tkv__desc d[GROUP_MAX];
 	unsigned idle = 0;
 	uint64_t taken = 0;
-	register_trace(w);
+	worker_start(w);
 	for (;;) {
 		if (CK_CC_UNLIKELY(ck_pr_load_32(&w->rt->paused))) {
 			usleep(100);
@@ -274,7 +289,7 @@ static void *worker_main(void *arg)
 	tkv__desc d[GROUP_MAX];
 	unsigned idle = 0;
 	uint64_t taken = 0;
-	register_trace(w);
+	worker_start(w);
 	for (;;) {
 		if (CK_CC_UNLIKELY(ck_pr_load_32(&w->rt->paused))) {
 			usleep(100);
@@ -313,19 +328,53 @@ static int start_one(struct tkv_runtime *rt, tkv__worker *w, uint32_t i, int cpu
 	w->mq_ready = true;
 	if (rt->queue == TKV__QUEUE_MUTEX && tkv__mq_init(w))
 		return tkv__fail(-ENOMEM, "open: queue of %u slots", rt->cfg.ring_slots);
-	int rc = pthread_create(&w->thread, NULL,
-			    rt->queue == TKV__QUEUE_MUTEX ? worker_main_mutex : worker_main, w);
-	if (rc)
-		return tkv__fail(-rc, "open: cannot start worker %u", i);
-	w->started = true;
-	if (cpu >= 0) {
+	void *(*fn)(void *) = rt->queue == TKV__QUEUE_MUTEX ? worker_main_mutex : worker_main;
+	/* Pinned from its first instruction (it populates its pool at once):
+	 * the affinity goes in the creation attributes. A CPU the process may
+	 * not use fails the creation with EINVAL; the worker then starts
+	 * unpinned, a pin failure as before. Other failures are fatal. */
+	int rc = EINVAL;
+	pthread_attr_t attr;
+	if (cpu >= 0 && pthread_attr_init(&attr) == 0) {
 		cpu_set_t set;
 		CPU_ZERO(&set);
 		CPU_SET(cpu, &set);
-		if (pthread_setaffinity_np(w->thread, sizeof(set), &set) == 0)
+		if (pthread_attr_setaffinity_np(&attr, sizeof(set), &set) == 0 &&
+		    (rc = pthread_create(&w->thread, &attr, fn, w)) == 0)
 			w->cpu = cpu;
-		else
+		pthread_attr_destroy(&attr);
+	}
+	if (rc == EINVAL) {
+		rc = pthread_create(&w->thread, NULL, fn, w);
+		if (!rc && cpu >= 0)
 			rt->pin_failures++;
+	}
+	if (rc)
+		return tkv__fail(-rc, "open: cannot start worker %u", i);
+	w->started = true;
+	return 0;
+}
+
+/* Sleeps until every worker has started (worker_start); then the pools'
+ * population results. */
+static int wait_started(struct tkv_runtime *rt)
+{
+	while (ck_pr_load_32(&rt->starting)) {
+		uint32_t t = tkv__wake_prepare(&rt->started);
+		if (!ck_pr_load_32(&rt->starting)) {
+			tkv__wake_cancel(&rt->started);
+			break;
+		}
+		tkv__wake_wait(&rt->started, t, 0);
+	}
+	ck_pr_fence_acquire(); /* the workers' results after their counts */
+	for (uint32_t i = 0; i < rt->n_workers; i++) {
+		tkv__worker *w = &rt->workers[i];
+		if (ck_pr_load_32((uint32_t *)&w->populate_rc))
+			return tkv__fail(-ENOMEM, "open: cannot populate the hot tier (worker %u's "
+					 "pool: %llu blocks of %zu bytes; config.hot_populate)",
+					 i, (unsigned long long)w->populate_share,
+					 rt->hot.block_bytes);
 	}
 	return 0;
 }
@@ -338,13 +387,14 @@ int tkv__workers_start(struct tkv_runtime *rt, const int *cpus, int n_cpus)
 	memset(rt->workers, 0, sizeof(tkv__worker) * rt->n_workers);
 	for (uint32_t l = 0; l < rt->cfg.n_layers; l++)
 		tkv__worker_of(rt, l)->n_layers_owned++;
+	rt->starting = rt->n_workers; /* before any worker runs */
 	for (uint32_t i = 0; i < rt->n_workers; i++) {
 		int cpu = (rt->cfg.pin_workers && n_cpus > 0) ? cpus[i % (uint32_t)n_cpus] : -1;
 		int rc = start_one(rt, &rt->workers[i], i, cpu);
 		if (rc)
 			return rc; /* caller runs tkv__workers_stop */
 	}
-	return 0;
+	return wait_started(rt);
 }
 
 void tkv__workers_stop(struct tkv_runtime *rt)

@@ -615,7 +615,8 @@ static uint64_t pooled_blocks(const tkv_runtime *rt)
 }
 
 /* The default populates every pool with its share of the hot tier at open
- * (tiers/hot.c); on-use populates nothing until a store needs a block. */
+ * (each worker its own: runtime/worker.c, tiers/hot.c); on-use populates
+ * nothing until a store needs a block. */
 Test(runtime, hot_tier_populated_at_open_unless_on_use)
 {
 	tkv_config c = small_config();
@@ -643,5 +644,41 @@ Test(runtime, hot_tier_populated_at_open_unless_on_use)
 	if (rt->hot.pools[0].pooled)
 		cr_assert_eq(pooled_blocks(rt), rt->hot.pools[0].blocks_per_slab,
 			     "one store: one slab of the layer's pool");
+	tkv_close(rt);
+}
+
+/* Populating a hot tier the address space cannot hold fails tkv_open with
+ * -ENOMEM and a message naming hot_populate, and the same tier faulted on
+ * use still opens. One worker: with two, the second one's start (its
+ * ring, its thread) could itself meet the limit while the first one
+ * populates. Sanitizer builds populate nothing: there the test stops after
+ * its first open. */
+Test(runtime, hot_tier_populate_failure_is_enomem)
+{
+	tkv_config c = small_config();
+	c.n_workers = 1;
+	struct rlimit lim;
+	cr_assert_eq(getrlimit(RLIMIT_AS, &lim), 0);
+	tkv_runtime *rt = open_small(&c); /* does this build pool (and populate)? */
+	bool pooled = rt->hot.pools[0].pooled;
+	tkv_close(rt);
+	c.hot_bytes = 1ull << 30;
+	if (!pooled)
+		return; /* sanitizer build: nothing to populate, nothing to fail */
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long pages = 0;
+	cr_assert(f && fscanf(f, "%lu", &pages) == 1);
+	fclose(f);
+	/* room for everything but most of the 1 GiB */
+	lim.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (256ull << 20);
+	if (lim.rlim_max != RLIM_INFINITY && lim.rlim_cur > lim.rlim_max)
+		lim.rlim_cur = lim.rlim_max; /* lower still: the 1 GiB fits even less */
+	cr_assert_eq(setrlimit(RLIMIT_AS, &lim), 0);
+	rt = NULL;
+	cr_assert_eq(tkv_open(&c, &rt), -ENOMEM);
+	cr_assert_null(rt);
+	cr_assert(strstr(tkv_last_error(), "hot_populate"), "message: %s", tkv_last_error());
+	c.hot_populate = TKV_HOT_POPULATE_ON_USE; /* the same tier, faulted on use, opens */
+	rt = open_small(&c);
 	tkv_close(rt);
 }

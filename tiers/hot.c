@@ -18,8 +18,7 @@ static uint64_t pool_share(uint64_t capacity, uint32_t n_layers, uint32_t n_pool
 	return capacity / n_layers * layers + ((capacity % n_layers) * layers + n_layers - 1) / n_layers;
 }
 
-int tkv__hot_open(tkv__hot *h, uint64_t capacity_blocks, size_t block_bytes, uint32_t n_pools,
-		  uint32_t n_layers, bool populate)
+int tkv__hot_open(tkv__hot *h, uint64_t capacity_blocks, size_t block_bytes, uint32_t n_pools)
 {
 	*h = (tkv__hot){.capacity = capacity_blocks, .block_bytes = block_bytes};
 	h->pools = calloc(n_pools, sizeof(*h->pools));
@@ -33,16 +32,13 @@ int tkv__hot_open(tkv__hot *h, uint64_t capacity_blocks, size_t block_bytes, uin
 		}
 		h->n_pools = i + 1;
 	}
-	for (uint32_t i = 0; populate && i < n_pools; i++) {
-		uint64_t share = pool_share(capacity_blocks, n_layers, n_pools, i);
-		if (tkv__arena_populate(&h->pools[i], share)) {
-			tkv__hot_close(h);
-			return tkv__fail(-ENOMEM, "open: cannot populate the hot tier (%llu blocks of "
-					 "%zu bytes for pool %u; config.hot_populate)",
-					 (unsigned long long)share, block_bytes, i);
-		}
-	}
 	return 0;
+}
+
+int tkv__hot_populate_pool(tkv__hot *h, uint32_t i, uint32_t n_layers, uint64_t *share)
+{
+	*share = pool_share(h->capacity, n_layers, h->n_pools, i);
+	return tkv__arena_populate(&h->pools[i], *share);
 }
 
 void tkv__hot_close(tkv__hot *h)

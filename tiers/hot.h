@@ -40,12 +40,15 @@ typedef struct tkv__hot {
 } tkv__hot;
 
 /* Makes n_pools pools of block_bytes blocks and a capacity of
- * capacity_blocks; with populate, each pool allocated and faulted in for
- * its share of the capacity (pool i serves the layers l of n_layers with
- * l % n_pools == i). 0 or -ENOMEM with a message; on failure nothing is
- * left to close. */
-int tkv__hot_open(tkv__hot *h, uint64_t capacity_blocks, size_t block_bytes, uint32_t n_pools,
-		  uint32_t n_layers, bool populate);
+ * capacity_blocks. 0 or -ENOMEM with a message; on failure nothing is left
+ * to close. */
+int tkv__hot_open(tkv__hot *h, uint64_t capacity_blocks, size_t block_bytes, uint32_t n_pools);
+/* Allocates and faults in pool i's share of the capacity (pool i serves the
+ * layers l of n_layers with l % n_pools == i), its block count in *share.
+ * 0, or -ENOMEM (no message: the caller knows what it was opening). Any
+ * thread; the runtime calls it on the pool's own worker, so the pages come
+ * from that worker's NUMA node. */
+int tkv__hot_populate_pool(tkv__hot *h, uint32_t i, uint32_t n_layers, uint64_t *share);
 /* Returns every pool's memory; every block must have been freed (or be
  * abandoned). Idempotent, and safe on a zeroed or half-opened tier. */
 void tkv__hot_close(tkv__hot *h);
