@@ -487,6 +487,9 @@ static int parse(int argc, char **argv, prod_options *o)
 		default: usage(stderr); return -1;
 		}
 	}
+	if (o->cold && o->trace)
+		return fprintf(stderr, "tierkv-bench producers: --trace with --cold would keep only "
+				       "the last run's runtime (one per run): trace a warm run\n"), -1;
 	if (o->reps < 1 || o->reps > 64 || o->seqs < 1 || o->workers < 1 ||
 	    o->workers > TKV_STATS_MAX_WORKERS)
 		return fprintf(stderr, "tierkv-bench: --reps 1..64, --seqs >= 1, --workers 1..%d\n",

@@ -268,26 +268,29 @@ typedef struct tkv_config {
 
 	/* When the hot tier's memory is faulted in. TKV_HOT_POPULATE_AT_OPEN
 	 * (default, also for callers built before this field): tkv_open
-	 * allocates and faults in all of hot_bytes, each worker its own pool's
-	 * share by the layers it owns (on its own core when pinned, so from
-	 * that core's NUMA node; workers on distinct cores at once), so a
-	 * store does not wait for the kernel
-	 * to supply fresh zeroed pages while its pool stays within that share.
+	 * allocates and faults in all of hot_bytes: each worker its own
+	 * pool's share by the layers it owns, rounded up to whole slabs of
+	 * 2 MiB huge pages (a little more than hot_bytes in all), on its own
+	 * core when pinned (so from that core's NUMA node; workers on distinct
+	 * cores at once). A store then does not wait for the kernel to supply
+	 * fresh zeroed pages while its pool stays within that share.
 	 * Without it, an engine whose open sequences grow past any earlier peak
 	 * pays that inside its stores: on the project's VM first touch ran at
 	 * ~0.45 GB/s, and 64 engine threads storing into a fresh runtime
-	 * reached 0.06 of one thread's throughput (docs/MEASUREMENTS.md,
-	 * "Populating the hot tier at open"; `tierkv-bench producers --cold`).
-	 * It costs tkv_open the first touch of hot_bytes (about 0.1 s per GiB
-	 * where pages are zeroed at memory speed; more under a hypervisor that
-	 * backs guest memory on first touch) and keeps hot_bytes resident from
-	 * open. tkv_open fails with -ENOMEM when the kernel refuses the memory
+	 * reached 0.06 of one thread's throughput in a standalone program and
+	 * 0.20-0.27 in `tierkv-bench producers --cold --hot-populate on-use`
+	 * (docs/MEASUREMENTS.md, "Populating the hot tier at open").
+	 * It costs tkv_open the first touch of hot_bytes (an estimate of
+	 * 0.1 s per GiB where pages are zeroed at ~10 GB/s; on the project's
+	 * VM, whose host backs guest memory on first touch, 0.15 s per GiB
+	 * once backed and up to 2.3 s after the VM sat idle) and keeps
+	 * hot_bytes resident from open. tkv_open fails with -ENOMEM when the kernel refuses the memory
 	 * (Linux >= 5.14 reports it; with overcommit an older kernel may kill
 	 * the process instead, as any first write to memory it cannot supply).
 	 * TKV_HOT_POPULATE_ON_USE: pages are faulted by the first store that
 	 * needs them. Either way a pool keeps its slabs until tkv_close, so it
 	 * holds the most blocks its layers ever had in use at once (populated:
-	 * at least its share); all pools together stay within hot_bytes while
+	 * at least its share); all pools together stay near hot_bytes while
 	 * every layer is used alike, as a model's forward pass does, and can
 	 * reach up to n_workers x hot_bytes if the busiest layers change over
 	 * time. Builds with a sanitizer allocate every block on its own and

@@ -74,7 +74,7 @@ typedef struct tkv__worker {
 	uint32_t n_layers_owned;
 	bool started;
 	int32_t populate_rc;    /* the worker's tkv__hot_populate_pool (atomic) */
-	uint64_t populate_share; /* blocks it populated */
+	uint64_t populate_share; /* blocks of its pool's share (populated, or tried) */
 } tkv__worker;
 
 /* Which descriptor queue the workers use. Only the bench picks MUTEX. */

@@ -254,33 +254,16 @@ static void worker_start(tkv__worker *w)
 	tkv__wake_signal(&rt->started);
 }
 
-/* The bench's mutex-queue baseline: the same loop as worker_main, the
- * group taken under one lock acquisition. */
-static void *worker_main_mutex(void *arg)
+/* Takes a group: up to GROUP_MAX descriptors queued now, in order. The
+ * bench's mutex queue takes its group under one lock acquisition. */
+static uint32_t pop_group(tkv__worker *w, tkv__desc *d)
 {
-	tkv__worker *w = arg;
-	tkv__desc d[GROUP_MAX];
-	unsigned idle = 0;
-	uint64_t taken = 0;
-	worker_start(w);
-	for (;;) {
-		if (CK_CC_UNLIKELY(ck_pr_load_32(&w->rt->paused))) {
-			usleep(100);
-			continue;
-		}
-		uint32_t n = tkv__mq_pop_batch(w, d, GROUP_MAX);
-		if (n) {
-			taken += n;
-			room_check(w, taken); /* the slots are free already */
-			process_group(w, d, n);
-			idle = 0;
-			continue;
-		}
-		if (ck_pr_load_32(&w->rt->stop))
-			break;
-		idle = idle_step(w, idle);
-	}
-	return NULL;
+	if (w->rt->queue == TKV__QUEUE_MUTEX)
+		return tkv__mq_pop_batch(w, d, GROUP_MAX);
+	uint32_t n = 0;
+	while (n < GROUP_MAX && tkv__dring_pop_sc(&w->ring, &d[n]))
+		n++;
+	return n;
 }
 
 static void *worker_main(void *arg)
@@ -295,9 +278,7 @@ static void *worker_main(void *arg)
 			usleep(100);
 			continue;
 		}
-		uint32_t n = 0;
-		while (n < GROUP_MAX && tkv__dring_pop_sc(&w->ring, &d[n]))
-			n++;
+		uint32_t n = pop_group(w, d);
 		if (n) {
 			taken += n;
 			room_check(w, taken); /* the slots are free already */
@@ -305,7 +286,7 @@ static void *worker_main(void *arg)
 			idle = 0;
 			continue;
 		}
-		/* Stop only once the ring is drained: close completes every
+		/* Stop only once the queue is drained: close completes every
 		 * accepted store. */
 		if (ck_pr_load_32(&w->rt->stop))
 			break;
@@ -328,7 +309,7 @@ static int start_one(struct tkv_runtime *rt, tkv__worker *w, uint32_t i, int cpu
 	w->mq_ready = true;
 	if (rt->queue == TKV__QUEUE_MUTEX && tkv__mq_init(w))
 		return tkv__fail(-ENOMEM, "open: queue of %u slots", rt->cfg.ring_slots);
-	void *(*fn)(void *) = rt->queue == TKV__QUEUE_MUTEX ? worker_main_mutex : worker_main;
+	void *(*fn)(void *) = worker_main;
 	/* Pinned from its first instruction (it populates its pool at once):
 	 * the affinity goes in the creation attributes. A CPU the process may
 	 * not use fails the creation with EINVAL; the worker then starts
@@ -372,7 +353,7 @@ static int wait_started(struct tkv_runtime *rt)
 		tkv__worker *w = &rt->workers[i];
 		if (ck_pr_load_32((uint32_t *)&w->populate_rc))
 			return tkv__fail(-ENOMEM, "open: cannot populate the hot tier (worker %u's "
-					 "pool: %llu blocks of %zu bytes; config.hot_populate)",
+					 "share: %llu blocks of %zu bytes; config.hot_populate)",
 					 i, (unsigned long long)w->populate_share,
 					 rt->hot.block_bytes);
 	}

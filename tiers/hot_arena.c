@@ -126,16 +126,17 @@ void tkv__arena_destroy(tkv__arena *a)
 }
 
 /* Faults in every page of a slab. MADV_POPULATE_WRITE reports memory the
- * kernel cannot supply as an error (with overcommit, a plain first write
- * would rather get the process killed); older kernels lack it and get one
- * write per 4 KiB (a whole huge page at its first). The contents do not
- * matter: blocks are written before use. */
+ * kernel cannot supply as ENOMEM (with overcommit, a plain first write
+ * would rather get the process killed); where it is missing or refused,
+ * one write per 4 KiB (a whole huge page at its first). The contents do
+ * not matter: blocks are written before use. */
 static int populate_slab(unsigned char *slab, size_t bytes)
 {
 	if (madvise(slab, bytes, MADV_POPULATE_WRITE) == 0)
 		return 0;
-	if (errno != EINVAL)
+	if (errno == ENOMEM)
 		return -ENOMEM;
+	/* EINVAL (no such advice), or a sandbox refusing the call: write. */
 	for (size_t off = 0; off < bytes; off += 4096)
 		((volatile unsigned char *)slab)[off] = 0;
 	return 0;

@@ -218,6 +218,7 @@ bad_value --capacity replay "$trace_file" --capacity 0.5,x
 bad_value --reps pipeline --reps 2x
 bad_value --queue producers --queue rin
 bad_value --hot-populate producers --hot-populate lazy
+bad_value --trace producers --cold --trace "$out/cold.trace"
 # --cold: a fresh runtime per timed run, every point still measured
 "$bench" producers --cold --hot-populate on-use --threads 1,2 --seqs 4 --reps 2 \
 	--geometry qwen2.5-7b --json "$out/cold.json" >"$out/cold.txt" ||
