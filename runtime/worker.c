@@ -48,9 +48,9 @@ enum { IDLE_SPINS = 128, IDLE_YIELDS = 16 };
  * the next one, so a ticket waits for at most GROUP_BYTES of other copies
  * (~20 us here at 13 GB/s), plus whatever hands the full blocks among them
  * on (tkv__unit_block_full: the cache's publish, a write-through's copy),
- * before it completes. With regular stores there is no
- * fence to share, and every descriptor completes right after its copy. Both
- * queues group the same way (the mutex queue pops its GROUP_MAX at once).
+ * before it completes. With regular stores there is no fence to share, and
+ * every descriptor completes right after its copy. Both queues group the
+ * same way (the mutex queue pops its GROUP_MAX at once).
  */
 enum { GROUP_MAX = 16, GROUP_BYTES = 256 << 10 };
 
@@ -123,8 +123,8 @@ static uint64_t queued(tkv__worker *w)
  * least one check comes after that pop. A check that finds more than half
  * queued leaves over slots/2 descriptors to pop, more than the distance to
  * the next check (slots/8, or 1; a group of up to GROUP_MAX only moves
- * the check to the end of the group's pops), so another check always follows one that
- * did not signal, and the checks end only at one that did. While other
+ * the check to the end of the group's pops), so another check always
+ * follows one that did not signal, and the checks end only at one that did. While other
  * producers keep every check over half, a sleeper waits out its bounded
  * nap (store.c) though there is room: fairness, not a lost wake-up.
  */
@@ -143,17 +143,17 @@ static uint64_t desc_bytes(const tkv__worker *w, const tkv__desc *d)
 	return (uint64_t)d->n_tokens * w->rt->geo.layer_token_bytes;
 }
 
-/* Copies d into its hot blocks. Not yet readable: complete_run publishes
- * it. */
-static void copy_one(tkv__worker *w, const tkv__desc *d)
+/* Copies d (bytes of K+V) into its hot blocks. Not yet readable:
+ * complete_run publishes it. */
+static void copy_one(tkv__worker *w, const tkv__desc *d, uint64_t bytes)
 {
 	uint64_t t0 = tkv__trace_begin(w->tb);
 	copy_rows(w, &d->seq->layers[d->layer], d);
-	tkv__trace_end(w->tb, TKV__TRACE_COPY, t0, d->layer, desc_bytes(w, d));
+	tkv__trace_end(w->tb, TKV__TRACE_COPY, t0, d->layer, bytes);
 	/* Stats before completing: after its completion d's sequence may be
 	 * freed, and complete_run reads only what it needs before that. */
 	ck_pr_store_64(&w->tokens, w->tokens + d->n_tokens);
-	ck_pr_store_64(&w->bytes, w->bytes + desc_bytes(w, d));
+	ck_pr_store_64(&w->bytes, w->bytes + bytes);
 	ck_pr_store_64(&w->batches, w->batches + 1);
 }
 
@@ -182,7 +182,7 @@ static void process_group(tkv__worker *w, const tkv__desc *d, uint32_t n)
 			first = i;
 			bytes = 0;
 		}
-		copy_one(w, &d[i]);
+		copy_one(w, &d[i], b);
 		bytes += b;
 	}
 	if (n)
@@ -309,7 +309,6 @@ static int start_one(struct tkv_runtime *rt, tkv__worker *w, uint32_t i, int cpu
 	w->mq_ready = true;
 	if (rt->queue == TKV__QUEUE_MUTEX && tkv__mq_init(w))
 		return tkv__fail(-ENOMEM, "open: queue of %u slots", rt->cfg.ring_slots);
-	void *(*fn)(void *) = worker_main;
 	/* Pinned from its first instruction (it populates its pool at once):
 	 * the affinity goes in the creation attributes. A CPU the process may
 	 * not use fails the creation with EINVAL; the worker then starts
@@ -321,12 +320,12 @@ static int start_one(struct tkv_runtime *rt, tkv__worker *w, uint32_t i, int cpu
 		CPU_ZERO(&set);
 		CPU_SET(cpu, &set);
 		if (pthread_attr_setaffinity_np(&attr, sizeof(set), &set) == 0 &&
-		    (rc = pthread_create(&w->thread, &attr, fn, w)) == 0)
+		    (rc = pthread_create(&w->thread, &attr, worker_main, w)) == 0)
 			w->cpu = cpu;
 		pthread_attr_destroy(&attr);
 	}
 	if (rc == EINVAL) {
-		rc = pthread_create(&w->thread, NULL, fn, w);
+		rc = pthread_create(&w->thread, NULL, worker_main, w);
 		if (!rc && cpu >= 0)
 			rt->pin_failures++;
 	}
