@@ -26,7 +26,10 @@
  * Both queues run on a warm runtime of their own (opened once, one untimed
  * warm-up run at the largest T so every arena page is faulted), and the
  * points are interleaved (rep, T, queue) so slow drift on a shared machine
- * falls on all points alike. --cold instead opens a fresh runtime for every
+ * falls on all points alike; within a repetition the two queues run back
+ * to back at each T (the mutex queue first in odd repetitions), and the
+ * ring's points also report the per-repetition ratio of the two
+ * (print_pairs). --cold instead opens a fresh runtime for every
  * timed run (open and close untimed) and warms nothing up: the first pass
  * of a new user's program, where T sequences open at once need T times the
  * hot blocks of one, so with --hot-populate on-use every new page is
@@ -170,7 +173,8 @@ static uint64_t run_once(prod_run *r, double *cpu, bench_lat *st, bench_lat *wt)
 typedef struct prod_point {
 	uint32_t T;
 	tkv__queue_kind q;
-	double rate[64]; /* layer-tokens/s per rep */
+	double rate[64]; /* layer-tokens/s per rep, in rep order */
+	double cpu[64];  /* CPU seconds per GB stored per rep, in rep order */
 	int n;
 	double cpu_s, bytes;
 	bench_lat st, wt;
@@ -227,8 +231,58 @@ static void print_point(const prod_point *p, double base, double lt_bytes)
 	       p->st.p99 / 1e3, p->wt.p50 / 1e3, p->wt.p99 / 1e3, p->cpu_s / (p->bytes / 1e9));
 }
 
+/* Ring over mutex queue at one T, repetition by repetition: each
+ * repetition ran both queues back to back at this T (in alternating
+ * order), so a drift of the machine between repetitions cancels in the
+ * ratio, while the medians of the two columns compare runs minutes apart. */
+typedef struct paired {
+	double speed, speed_lo, speed_hi; /* ring / mutex layer-tokens/s */
+	double cpu, cpu_lo, cpu_hi;       /* ring / mutex CPU seconds per GB */
+} paired;
+
+static bool pair_points(const prod_point *ring, const prod_point *mq, paired *out)
+{
+	if (!ring || !mq || ring->n != mq->n || !ring->n)
+		return false;
+	double s[64], c[64];
+	for (int i = 0; i < ring->n; i++) {
+		s[i] = ring->rate[i] / mq->rate[i];
+		c[i] = ring->cpu[i] / mq->cpu[i];
+	}
+	out->speed = median(s, ring->n); /* sorts s: [0] and [n-1] are the extremes */
+	out->speed_lo = s[0];
+	out->speed_hi = s[ring->n - 1];
+	out->cpu = median(c, ring->n);
+	out->cpu_lo = c[0];
+	out->cpu_hi = c[ring->n - 1];
+	return true;
+}
+
+/* "faster" only when the ring won every repetition, "slower" only when it
+ * lost every one; anything else is inside this machine's noise. */
+static const char *verdict(double lo, double hi, const char *above, const char *below)
+{
+	return lo > 1 ? above : hi < 1 ? below : "mixed";
+}
+
+static void print_pairs(const prod_point *pts, uint32_t n_threads)
+{
+	printf("# ring / mutex queue, paired by repetition (the two ran back to back at\n"
+	       "# each T in every repetition): median (min-max) over the repetitions.\n"
+	       "%7s %-31s %s\n", "threads", "layer-tok/s", "CPU s/GB");
+	for (uint32_t i = 0; i < n_threads; i++) {
+		paired pr;
+		if (!pair_points(&pts[2 * i], &pts[2 * i + 1], &pr))
+			continue;
+		printf("%7u %6.3f (%5.3f-%5.3f) %-10s %6.3f (%5.3f-%5.3f) %s\n", pts[2 * i].T,
+		       pr.speed, pr.speed_lo, pr.speed_hi,
+		       verdict(pr.speed_lo, pr.speed_hi, "faster", "slower"), pr.cpu, pr.cpu_lo,
+		       pr.cpu_hi, verdict(pr.cpu_lo, pr.cpu_hi, "more CPU", "less CPU"));
+	}
+}
+
 static void add_result(bench_report *rep, const prod_options *o, const prod_point *p, double base,
-		       double lt_bytes, double limit)
+		       double lt_bytes, double limit, const prod_point *mq)
 {
 	double v[64];
 	memcpy(v, p->rate, sizeof(double) * (size_t)p->n);
@@ -242,6 +296,15 @@ static void add_result(bench_report *rep, const prod_options *o, const prod_poin
 			  .wait_p50_ns = p->wt.p50, .wait_p99_ns = p->wt.p99,
 			  .cpu_s_per_gb = p->cpu_s / (p->bytes / 1e9), .limit_gbps = limit};
 	r.ratio = r.gbps / limit;
+	paired pr;
+	if (p->q == TKV__QUEUE_RING && pair_points(p, mq, &pr)) {
+		r.vs_mutex = pr.speed;
+		r.vs_mutex_lo = pr.speed_lo;
+		r.vs_mutex_hi = pr.speed_hi;
+		r.cpu_vs_mutex = pr.cpu;
+		r.cpu_vs_mutex_lo = pr.cpu_lo;
+		r.cpu_vs_mutex_hi = pr.cpu_hi;
+	}
 	bench_report_add(rep, &r);
 }
 
@@ -313,8 +376,10 @@ static int producers_run(const prod_options *o, bench_report *rep)
 	       o->populate == TKV_HOT_POPULATE_ON_USE ? "on use" : "at open");
 	fflush(stdout);
 	for (int rep_i = 0; rep_i < o->reps && !rc; rep_i++)
-		for (uint32_t i = 0; i < o->n_threads * 2 && !rc; i++) {
-			prod_point *p = &pts[i];
+		for (uint32_t j = 0; j < o->n_threads * 2 && !rc; j++) {
+			/* Odd repetitions run the mutex queue first at each T, so
+			 * neither queue always follows the other (paired_line). */
+			prod_point *p = &pts[rep_i % 2 ? j ^ 1 : j];
 			if ((p->q == TKV__QUEUE_RING && !o->ring) || (p->q == TKV__QUEUE_MUTEX && !o->mutex))
 				continue;
 			if (o->cold && (rc = open_rt(o, p->q, hot, &rts[p->q])))
@@ -332,6 +397,7 @@ static int producers_run(const prod_options *o, bench_report *rep)
 				break;
 			}
 			double lt = (double)seqs * SEQ_TOKENS * o->geo->n_layers;
+			p->cpu[p->n] = cpu / (lt * lt_bytes / 1e9);
 			p->rate[p->n++] = lt / ((double)ns / 1e9);
 			p->cpu_s += cpu;
 			p->bytes += lt * lt_bytes;
@@ -363,9 +429,12 @@ static int producers_run(const prod_options *o, bench_report *rep)
 					base = median(v, p->n);
 				print_point(p, base, lt_bytes);
 				if (rep)
-					add_result(rep, o, p, base, lt_bytes, limit);
+					add_result(rep, o, p, base, lt_bytes, limit,
+						   q == 0 && pts[i + 1].n ? &pts[i + 1] : NULL);
 			}
 		}
+		if (o->ring && o->mutex)
+			print_pairs(pts, o->n_threads);
 	}
 	for (uint32_t i = 0; pts && i < o->n_threads * 2; i++) {
 		free(pts[i].st.ns);

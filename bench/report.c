@@ -136,6 +136,13 @@ int bench_report_json(const bench_report *r, const char *path)
 				x->threads, x->queue, x->ratio_to_1, x->gbps_lo, x->gbps_hi, x->reps,
 				x->store_p50_ns, x->store_p99_ns, x->wait_p50_ns, x->wait_p99_ns,
 				x->cpu_s_per_gb);
+		if (!strcmp(x->scenario, "producers") && x->vs_mutex > 0)
+			fprintf(f,
+				", \"vs_mutex\": %.4f, \"vs_mutex_min\": %.4f, \"vs_mutex_max\": %.4f"
+				", \"cpu_vs_mutex\": %.4f, \"cpu_vs_mutex_min\": %.4f"
+				", \"cpu_vs_mutex_max\": %.4f",
+				x->vs_mutex, x->vs_mutex_lo, x->vs_mutex_hi, x->cpu_vs_mutex,
+				x->cpu_vs_mutex_lo, x->cpu_vs_mutex_hi);
 		fprintf(f, "}%s\n", i + 1 < r->n ? "," : "");
 	}
 	fputs("]\n", f);

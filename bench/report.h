@@ -64,6 +64,11 @@ typedef struct bench_result {
 					      * fastest of their timed repetitions */
 	int reps;
 	double store_p50_ns, store_p99_ns, wait_p50_ns, wait_p99_ns, cpu_s_per_gb;
+	/* producers, the ring's points only (0 elsewhere): ring over mutex
+	 * queue per repetition (both queues ran back to back at this T in
+	 * each), throughput and CPU seconds per GB, median and extremes */
+	double vs_mutex, vs_mutex_lo, vs_mutex_hi;
+	double cpu_vs_mutex, cpu_vs_mutex_lo, cpu_vs_mutex_hi;
 	/* latency histograms for plots (log2 ns buckets); NULL if none */
 	const uint64_t *lat_hist, *lat_hist_no_evict;
 	uint32_t lat_buckets;

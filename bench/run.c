@@ -180,7 +180,7 @@ static void print_targets(const bench_report *r, uint32_t max_w)
 		       best->speedup, bench_dtype_name(best->dtype), best->workers, best->batch);
 	const bench_result *p64 = NULL;
 	double low = 1e9;
-	int ring_wins = 0, points = 0;
+	int ring_wins = 0, points = 0, paired_wins = 0, paired_losses = 0, more_cpu = 0, less_cpu = 0;
 	for (size_t i = 0; i < r->n; i++) {
 		const bench_result *x = &r->results[i];
 		if (strcmp(x->scenario, "producers") || strcmp(x->queue, "ring"))
@@ -189,6 +189,12 @@ static void print_targets(const bench_report *r, uint32_t max_w)
 			low = x->ratio_to_1 < low ? x->ratio_to_1 : low;
 		if (x->threads == 64)
 			p64 = x;
+		if (x->vs_mutex > 0) { /* won or lost in every repetition */
+			paired_wins += x->vs_mutex_lo > 1;
+			paired_losses += x->vs_mutex_hi < 1;
+			more_cpu += x->cpu_vs_mutex_lo > 1;
+			less_cpu += x->cpu_vs_mutex_hi < 1;
+		}
 		for (size_t j = 0; j < r->n; j++) {
 			const bench_result *m = &r->results[j];
 			if (!strcmp(m->scenario, "producers") && !strcmp(m->queue, "mutex") &&
@@ -200,8 +206,11 @@ static void print_targets(const bench_report *r, uint32_t max_w)
 	}
 	if (p64)
 		printf("  producers, 64 threads:   %.3f of 1 thread, lowest of 2+ threads %.3f (target >= 0.80)\n"
-		       "  producers, ring > mutex: at %d of %d thread counts (medians)\n",
-		       p64->ratio_to_1, low, ring_wins, points);
+		       "  producers, ring > mutex: at %d of %d thread counts (medians); paired by\n"
+		       "    repetition: faster in every one at %d, slower in every one at %d, CPU s/GB\n"
+		       "    higher in every one at %d, lower at %d (target: faster at all, CPU not higher)\n",
+		       p64->ratio_to_1, low, ring_wins, points, paired_wins, paired_losses, more_cpu,
+		       less_cpu);
 	for (size_t i = 0; i < r->n; i++) {
 		const bench_result *e = &r->results[i];
 		if (strcmp(e->scenario, "evict"))

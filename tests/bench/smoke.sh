@@ -111,6 +111,15 @@ for r in results:
         lo, hi = number(r, "gbps_min", 0), number(r, "gbps_max", 0)
         if None not in (lo, hi) and not lo <= r["gbps"] <= hi:
             bad("producers gbps %r outside its spread [%r, %r]" % (r["gbps"], lo, hi))
+        # the ring's points carry the paired comparison with the mutex queue
+        for key in ("vs_mutex", "cpu_vs_mutex"):
+            if r.get("queue") == "mutex":
+                if key in r:
+                    bad("producers mutex point carries %s" % key)
+                continue
+            m, mlo, mhi = (number(r, key + sfx, 0) for sfx in ("", "_min", "_max"))
+            if None not in (m, mlo, mhi) and not 0 < mlo <= m <= mhi:
+                bad("producers %s %r outside its spread [%r, %r]" % (key, m, mlo, mhi))
     else:
         s = number(r, "speedup_vs_naive", 0)
         if r.get("scenario") == "naive" and s != 1:
@@ -231,6 +240,13 @@ pts = sorted((r["queue"], r["threads"]) for r in rs)
 want = [("mutex", 1), ("mutex", 2), ("ring", 1), ("ring", 2)]
 if pts != want or any(not r["tokens_per_s"] > 0 or r["reps"] != 2 for r in rs):
     sys.exit("producers --cold: points %r, want %r, each with 2 repetitions" % (pts, want))
+if any(not r.get("vs_mutex", 0) > 0 for r in rs if r["queue"] == "ring"):
+    sys.exit("producers --cold: a ring point without its paired ratio to the mutex queue")
 EOF
+grep -q "paired by repetition" "$out/cold.txt" || fail "producers --cold: no paired table"
+"$bench" producers --queue ring --threads 1,2 --seqs 4 --reps 1 --geometry qwen2.5-7b \
+	--json "$out/ring.json" >"$out/ring.txt" || fail "producers --queue ring failed"
+! grep -q "paired by repetition" "$out/ring.txt" || fail "producers --queue ring: a paired table"
+! grep -q vs_mutex "$out/ring.json" || fail "producers --queue ring: a paired ratio without a baseline"
 bad_value --reps evict --reps 0
 echo "bench-smoke: OK ($objs results, plots and trace checked; replay checked; producers --cold checked; shared refuses without a server; bad option values refused)"
