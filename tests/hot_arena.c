@@ -16,10 +16,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
+
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/syscall.h>
 
 #include "tiers/hot_arena.h"
 
@@ -253,6 +260,85 @@ Test(hot_arena, populate_faults_in_the_share_and_alloc_stays_inside)
 	cr_assert_eq(tkv__arena_populate(&a, want - 5), 0);
 	cr_assert_eq(a.n_slabs, 4, "populating less than the pool holds grew it");
 	expect_pool_intact(&a); /* allocates every block: no slab added */
+	tkv__arena_destroy(&a);
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+#if defined(__x86_64__)
+#define TEST_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define TEST_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/* Makes madvise(..., MADV_POPULATE_WRITE) fail with err in this process
+ * (Criterion runs each test in its own), as a kernel before 5.14 (EINVAL)
+ * or one out of memory (ENOMEM) would; every other call goes through. A
+ * direct call then proves the filter is in place. */
+static void refuse_populate_write(int err)
+{
+#ifdef TEST_AUDIT_ARCH
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TEST_AUDIT_ARCH, 0, 5),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_madvise, 0, 3),
+		/* the advice's low 32 bits (little-endian) */
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MADV_POPULATE_WRITE, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
+	cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+	cr_assert_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0, "seccomp: %s",
+		     strerror(errno));
+	void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(page, MAP_FAILED);
+	errno = 0;
+	cr_assert_eq(madvise(page, 4096, MADV_POPULATE_WRITE), -1);
+	cr_assert_eq(errno, err, "the filter is not in place: errno %d", errno);
+	munmap(page, 4096);
+#else
+	(void)err;
+	cr_skip_test("no seccomp architecture constant for this target");
+#endif
+}
+
+/* A kernel without MADV_POPULATE_WRITE (before 5.14) answers EINVAL: the
+ * pool then writes one byte per page, and every page is in memory all the
+ * same. */
+Test(hot_arena, populate_writes_the_pages_itself_without_populate_write)
+{
+	cr_assert_eq(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), 0);
+	refuse_populate_write(EINVAL);
+	tkv__arena a;
+	cr_assert_eq(tkv__arena_create_pool(&a, BLOCK), 0);
+	cr_assert_eq(tkv__arena_populate(&a, 2 * a.blocks_per_slab), 0);
+	cr_assert_eq(a.n_slabs, 2);
+	size_t slab_bytes = a.blocks_per_slab * a.block_bytes, page = (size_t)sysconf(_SC_PAGESIZE);
+	for (size_t s = 0; s < a.n_slabs; s++)
+		cr_assert_eq(resident_pages(a.slabs[s], slab_bytes), (slab_bytes + page - 1) / page,
+			     "slab %zu is not all in memory", s);
+	expect_pool_intact(&a);
+	tkv__arena_destroy(&a);
+}
+
+/* ENOMEM from MADV_POPULATE_WRITE is the kernel refusing the memory: the
+ * pool reports it and keeps what it had (no half-faulted slab, no write
+ * loop that the OOM killer would end instead). */
+Test(hot_arena, populate_reports_the_kernels_enomem_and_keeps_the_pool)
+{
+	tkv__arena a;
+	cr_assert_eq(tkv__arena_create_pool(&a, BLOCK), 0);
+	cr_assert_eq(tkv__arena_populate(&a, a.blocks_per_slab), 0);
+	cr_assert_eq(a.n_slabs, 1);
+	refuse_populate_write(ENOMEM);
+	cr_assert_eq(tkv__arena_populate(&a, 3 * a.blocks_per_slab), -ENOMEM);
+	cr_assert_eq(a.n_slabs, 1, "a slab the kernel refused stayed in the pool");
+	expect_pool_intact(&a); /* the first slab's blocks, all of them */
 	tkv__arena_destroy(&a);
 }
 
