@@ -310,10 +310,13 @@ static int start_one(struct tkv_runtime *rt, tkv__worker *w, uint32_t i, int cpu
 	if (rt->queue == TKV__QUEUE_MUTEX && tkv__mq_init(w))
 		return tkv__fail(-ENOMEM, "open: queue of %u slots", rt->cfg.ring_slots);
 	/* Pinned from its first instruction (it populates its pool at once):
-	 * the affinity goes in the creation attributes. A CPU the process may
-	 * not use fails the creation with EINVAL; the worker then starts
-	 * unpinned, a pin failure as before. Other failures are fatal. */
-	int rc = EINVAL;
+	 * the affinity goes in the creation attributes. A pin is best effort
+	 * (tierkv.h): the kernel refuses a CPU that left the process's cpuset
+	 * with EINVAL, a sandbox may refuse sched_setaffinity with EPERM, and
+	 * glibc reports either as the creation failing. So any failure of the
+	 * pinned creation starts the worker unpinned, a pin failure; only a
+	 * thread that cannot be created at all fails the open. */
+	int rc = -1;
 	pthread_attr_t attr;
 	if (cpu >= 0 && pthread_attr_init(&attr) == 0) {
 		cpu_set_t set;
@@ -324,7 +327,7 @@ static int start_one(struct tkv_runtime *rt, tkv__worker *w, uint32_t i, int cpu
 			w->cpu = cpu;
 		pthread_attr_destroy(&attr);
 	}
-	if (rc == EINVAL) {
+	if (rc) {
 		rc = pthread_create(&w->thread, NULL, worker_main, w);
 		if (!rc && cpu >= 0)
 			rt->pin_failures++;

@@ -17,17 +17,12 @@
 #include <string.h>
 
 #include <errno.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <sys/syscall.h>
-
+#include "tests/refuse_syscall.h"
 #include "tiers/hot_arena.h"
 
 enum { N = 100, BLOCK = 40000 /* not a power of two: rounded up to 64 */ };
@@ -267,44 +262,18 @@ Test(hot_arena, populate_faults_in_the_share_and_alloc_stays_inside)
 #define MADV_POPULATE_WRITE 23
 #endif
 
-#if defined(__x86_64__)
-#define TEST_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define TEST_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#endif
-
-/* Makes madvise(..., MADV_POPULATE_WRITE) fail with err in this process
- * (Criterion runs each test in its own), as a kernel before 5.14 (EINVAL)
- * or one out of memory (ENOMEM) would; every other call goes through. A
- * direct call then proves the filter is in place. */
+/* madvise(..., MADV_POPULATE_WRITE) fails with err in this process, as on
+ * a kernel before 5.14 (EINVAL) or one out of memory (ENOMEM); a direct
+ * call proves the filter is in place. */
 static void refuse_populate_write(int err)
 {
-#ifdef TEST_AUDIT_ARCH
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TEST_AUDIT_ARCH, 0, 5),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_madvise, 0, 3),
-		/* the advice's low 32 bits (little-endian) */
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MADV_POPULATE_WRITE, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
-	cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-	cr_assert_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0, "seccomp: %s",
-		     strerror(errno));
+	refuse_syscall(__NR_madvise, 2, MADV_POPULATE_WRITE, err);
 	void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	cr_assert_neq(page, MAP_FAILED);
 	errno = 0;
 	cr_assert_eq(madvise(page, 4096, MADV_POPULATE_WRITE), -1);
 	cr_assert_eq(errno, err, "the filter is not in place: errno %d", errno);
 	munmap(page, 4096);
-#else
-	(void)err;
-	cr_skip_test("no seccomp architecture constant for this target");
-#endif
 }
 
 /* A kernel without MADV_POPULATE_WRITE (before 5.14) answers EINVAL: the

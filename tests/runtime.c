@@ -19,6 +19,7 @@
 #include "base/error.h"
 #include "runtime/runtime.h"
 #include "tests/kv_pattern.h"
+#include "tests/refuse_syscall.h"
 #include "tools/trace/trace_read.h"
 #include "tierkv.h"
 
@@ -547,6 +548,45 @@ Test(runtime, workers_follow_topology_and_pinning)
 		cr_assert_eq(st.workers[i].cpu, -1, "pin_workers = false leaves worker %u free", i);
 	tkv_close(rt);
 	rmdir(root);
+}
+
+/* A pin is best effort (tierkv.h): when the kernel refuses the worker's
+ * CPU (EINVAL: it left the cpuset) or a sandbox refuses sched_setaffinity
+ * (EPERM), the workers start unpinned, counted in pin_failures, and the
+ * runtime works. Before issue 11's last session an EPERM failed the open. */
+static void refused_pins_start_unpinned(int err)
+{
+	refuse_syscall(__NR_sched_setaffinity, -1, 0, err);
+	cpu_set_t set;
+	cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+	errno = 0;
+	cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), -1, "the filter is not in place");
+	cr_assert_eq(errno, err);
+	tkv_config c = small_config();
+	cr_assert(c.pin_workers, "pinning is the default");
+	tkv_runtime *rt = open_small(&c);
+	tkv_stats st = {.struct_size = sizeof(st)};
+	cr_assert_eq(tkv_stats_get(rt, &st), 0);
+	cr_assert_eq(st.n_workers, 2);
+	cr_assert_eq(st.pin_failures, 2);
+	for (uint32_t i = 0; i < st.n_workers; i++)
+		cr_assert_eq(st.workers[i].cpu, -1, "worker %u claims a CPU", i);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	for (uint32_t l = 0; l < c.n_layers; l++)
+		cr_assert_eq(store_pattern(rt, &c, 1, l, 0, 20, 0), 0);
+	for (uint32_t l = 0; l < c.n_layers; l++)
+		expect_read(rt, &c, 1, l, 0, 20);
+	tkv_close(rt);
+}
+
+Test(runtime, cpu_the_kernel_refuses_starts_workers_unpinned)
+{
+	refused_pins_start_unpinned(EINVAL);
+}
+
+Test(runtime, pinning_a_sandbox_refuses_starts_workers_unpinned)
+{
+	refused_pins_start_unpinned(EPERM);
 }
 
 /* The library never prints (tierkv.h): an environment knob it ignores is
