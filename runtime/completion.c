@@ -5,8 +5,9 @@
  * A ticket is (sequence, layer, end position): a layer's batches are copied
  * in acceptance order (runtime.h), so "done_pos >= end" means this store and
  * every earlier one to the layer are readable. Nothing is allocated per
- * store. Waiters spin a little (a batch of a few tokens finishes within
- * microseconds), then sleep on their layer's event count (base/wake.h). A waiter also
+ * store. Waiters spin a little where a CPU is free of workers (a batch of a
+ * few tokens finishes within microseconds; see Spinning), then sleep on
+ * their layer's event count (base/wake.h). A waiter also
  * lowers the layer's wait_min to the position it needs, and the worker
  * signals only when done_pos reaches it: a thread waiting for the end of a
  * long prefill is not woken by every batch of it, nor by other layers.
@@ -19,13 +20,35 @@
 #include "base/error.h"
 #include "runtime/runtime.h"
 
-/* Polls before sleeping. A ticket's wait is usually a copy of hundreds of
- * KiB (tens to hundreds of us), far longer than a sleep and wake-up, so a
- * long spin saves little and costs the core a worker needs: with 2048
- * pauses (~60 us; the value before issue 11) `tierkv-bench producers` at
- * 1 engine thread on 2 cores spent 0.58-0.72 CPU s per GB stored, with
- * 128 (~4 us) 0.35 (docs/MEASUREMENTS.md). */
+/*
+ * Spinning. A waiter polls WAIT_SPINS times (~4 us) before it sleeps, but
+ * only on a CPU no worker needs: at most rt->wait_spin_cpus waiters spin at
+ * once, the CPUs of the opener's affinity mask beyond one per worker
+ * (runtime.c). Where the workers take every CPU (2 workers on 2 cores
+ * here) a spinning waiter can only run on a worker's core, and every pause
+ * it spends there is copy time the worker loses: `tierkv-bench producers`
+ * stored 8.1-8.8 GB/s at 1 engine thread with that spin and 9.5-11.7
+ * without, 3 alternated runs each (docs/MEASUREMENTS.md, "Waiters spin
+ * only on free CPUs"). A ticket's wait is usually a copy of tens to
+ * hundreds of KiB, longer than a sleep and wake-up, so the spin is short
+ * even where it is allowed: 2048 pauses (~60 us, before issue 11) cost
+ * 0.58-0.72 CPU s per GB at 1 thread, 128 cost 0.35.
+ */
 enum { WAIT_SPINS = 128 };
+
+bool tkv__spin_claim(tkv_runtime *rt)
+{
+	uint32_t n = ck_pr_load_32(&rt->wait_spinning);
+	while (n < rt->wait_spin_cpus)
+		if (ck_pr_cas_32_value(&rt->wait_spinning, n, n + 1, &n))
+			return true;
+	return false;
+}
+
+void tkv__spin_release(tkv_runtime *rt)
+{
+	ck_pr_dec_32(&rt->wait_spinning);
+}
 
 static bool reached(const tkv__layer *l, uint64_t end)
 {
@@ -54,12 +77,19 @@ static void lower_wait_min(tkv__layer *l, uint64_t end)
  * resets wait_min after our lowering bumps the event count after it too,
  * so our sleep returns at once and we lower it again.
  */
-void tkv__wait_done(tkv__layer *l, uint64_t end)
+void tkv__wait_done(tkv_runtime *rt, tkv__layer *l, uint64_t end)
 {
-	for (int i = 0; i < WAIT_SPINS; i++) {
-		if (reached(l, end))
+	if (reached(l, end))
+		return;
+	if (rt->wait_spin_cpus && tkv__spin_claim(rt)) {
+		bool done = false;
+		for (int i = 0; i < WAIT_SPINS && !done; i++) {
+			ck_pr_stall();
+			done = reached(l, end);
+		}
+		tkv__spin_release(rt);
+		if (done)
 			return;
-		ck_pr_stall();
 	}
 	for (;;) {
 		uint32_t t = tkv__wake_prepare(&l->done_wake);
@@ -109,7 +139,7 @@ int tkv_wait(tkv_runtime *rt, const tkv_ticket *t)
 		return tkv__fail(-ENOENT, "wait: sequence %llu is not open",
 				 (unsigned long long)t->seq_id);
 	tkv__layer *l = &s->layers[t->layer];
-	tkv__wait_done(l, t->end_pos);
+	tkv__wait_done(rt, l, t->end_pos);
 	rc = layer_status(l);
 	tkv__seq_put(s);
 	return rc ? tkv__fail(rc, "wait: layer %u lost tokens: out of memory", t->layer) : 0;
@@ -134,12 +164,12 @@ bool tkv_ticket_done(tkv_runtime *rt, const tkv_ticket *t)
  * layer order it slept and was woken once per layer, a futex wake-up on
  * the worker's time between two copies (16 us median here, a fifth of the
  * worker's time at batch 64: docs/MEASUREMENTS.md). */
-void tkv__seq_drain(tkv__seq *s)
+void tkv__seq_drain(tkv_runtime *rt, tkv__seq *s)
 {
 	for (uint32_t i = s->n_layers; i-- > 0;) {
 		tkv__layer *l = &s->layers[i];
 		uint64_t end = ck_pr_load_64(&l->next_pos);
-		tkv__wait_done(l, end);
+		tkv__wait_done(rt, l, end);
 		/* The worker is a few instructions from C3 now, unless it was
 		 * preempted there (more engine threads than cores): after a
 		 * short spin, give the core away instead of spinning a slice. */
@@ -162,7 +192,7 @@ int tkv_seq_sync(tkv_runtime *rt, uint64_t seq_id)
 	if (!s)
 		return tkv__fail(-ENOENT, "seq_sync: sequence %llu is not open",
 				 (unsigned long long)seq_id);
-	tkv__seq_drain(s);
+	tkv__seq_drain(rt, s);
 	for (uint32_t i = 0; i < s->n_layers && !rc; i++)
 		rc = layer_status(&s->layers[i]);
 	tkv__seq_put(s);

@@ -58,7 +58,7 @@ static int range_ready(tkv_runtime *rt, const char *what, uint64_t seq_id, uint3
 				 what, (unsigned long long)seq_id, layer, (unsigned long long)pos,
 				 (unsigned long long)end, (unsigned long long)stored);
 	}
-	tkv__wait_done(l, end);
+	tkv__wait_done(rt, l, end);
 	if ((rc = (int)ck_pr_load_32((uint32_t *)&l->error))) {
 		tkv__seq_put(s);
 		return tkv__fail(rc, "%s: layer %u lost tokens: out of memory", what, layer);

@@ -197,6 +197,10 @@ static int open_workers(tkv_runtime *rt)
 	rt->tiers.hot = &rt->hot;
 	if (!rc)
 		rc = tkv__workers_start(rt, t->cpus, t->n_cpus);
+	/* Each worker takes a CPU, pinned or not; ticket waiters may spin on
+	 * the rest of the mask (completion.c, "Spinning"). */
+	uint32_t allowed = t->n_allowed > 0 ? (uint32_t)t->n_allowed : 0;
+	rt->wait_spin_cpus = allowed > rt->n_workers ? allowed - rt->n_workers : 0;
 	free(t);
 	return rc;
 }
@@ -359,7 +363,7 @@ int tkv_seq_close(tkv_runtime *rt, uint64_t seq_id)
 	 * calls, prefetch reads); then the table's unit references go. A unit
 	 * the evictor is writing holds its own reference and is freed when
 	 * that write finishes. */
-	tkv__seq_drain(s);
+	tkv__seq_drain(rt, s);
 	while (ck_pr_load_32(&s->refs))
 		sched_yield();
 	ck_pr_fence_acquire(); /* pairs with tkv__seq_put's release */

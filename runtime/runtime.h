@@ -95,6 +95,10 @@ struct tkv_runtime {
 	tkv__worker *workers;
 	uint32_t n_workers;
 	uint32_t pin_failures;
+	/* Ticket waiters that may spin at once: the CPUs of the opener's
+	 * affinity mask that no worker takes (completion.c, "Spinning"). */
+	uint32_t wait_spin_cpus;
+	uint32_t wait_spinning __attribute__((aligned(64))); /* spinning now (atomic) */
 	/* Workers still starting (populating their pools; worker.c); the
 	 * opener sleeps on `started` until none is. */
 	uint32_t starting;
@@ -134,14 +138,20 @@ void tkv__workers_free(struct tkv_runtime *rt);
 /* Wakes the worker if it sleeps; called after each successful push. */
 void tkv__worker_kick(tkv__worker *w);
 
+/* A spinning slot for a ticket waiter: true when fewer than
+ * rt->wait_spin_cpus waiters spin now (then tkv__spin_release after the
+ * spin); false when every such CPU has one (completion.c, "Spinning"). */
+bool tkv__spin_claim(struct tkv_runtime *rt);
+void tkv__spin_release(struct tkv_runtime *rt);
+
 /* Waits until a layer's done_pos reaches end (completion.c). */
-void tkv__wait_done(tkv__layer *l, uint64_t end);
+void tkv__wait_done(struct tkv_runtime *rt, tkv__layer *l, uint64_t end);
 /* Worker: publishes done_pos = end and wakes the waiters it satisfies. */
 void tkv__layer_complete(tkv__layer *l, uint64_t end);
 
 /* Waits for every layer of a sequence to finish what it accepted, and for
  * its workers to be done touching it (completion.c). */
-void tkv__seq_drain(tkv__seq *s);
+void tkv__seq_drain(struct tkv_runtime *rt, tkv__seq *s);
 
 /* Hot capacity for `blocks` (store.c). With a cold tier a full hot tier is
  * waited out while the evictor can free space (-EAGAIN instead with

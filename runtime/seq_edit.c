@@ -171,7 +171,7 @@ int tkv_seq_truncate(tkv_runtime *rt, uint64_t seq_id, uint64_t n_tokens)
 	if (!s)
 		return tkv__fail(-ENOENT, "seq_truncate: sequence %llu is not open",
 				 (unsigned long long)seq_id);
-	tkv__seq_drain(s);
+	tkv__seq_drain(rt, s);
 	/* E2: readers and prefetch of s back off from here on; wait for the
 	 * ones in progress (their references) to finish. Ours is the one
 	 * left. */
@@ -284,7 +284,7 @@ int tkv_seq_fork(tkv_runtime *rt, uint64_t seq_id, uint64_t new_id)
 	if (!s)
 		return tkv__fail(-ENOENT, "seq_fork: sequence %llu is not open",
 				 (unsigned long long)seq_id);
-	tkv__seq_drain(s);
+	tkv__seq_drain(rt, s);
 	uint64_t len = common_length(s);
 	tkv__seq *y = NULL;
 	if (len == UINT64_MAX)

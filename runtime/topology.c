@@ -409,6 +409,7 @@ int tkv__topology_detect(const char *sysfs_root, tkv__topology *out)
 	}
 	if (!run_rules(&ctx, &t))
 		return tkv__fail(-ENOENT, "topology: this thread's affinity mask has no CPU");
+	t.n_allowed = CPU_COUNT(&ctx.allowed);
 	*out = t;
 	return 0;
 }

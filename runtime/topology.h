@@ -50,6 +50,7 @@ typedef struct tkv__topology {
 	int all_equal;             /* 1 if the rule could not tell the CPUs apart
 				      (every value equal, or the "affinity" rule):
 				      the machine looks symmetric */
+	int n_allowed;             /* CPUs in the caller's affinity mask, of any kind */
 } tkv__topology;
 
 /* Detects the performance cores (rules above) under sysfs_root, NULL meaning

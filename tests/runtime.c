@@ -550,6 +550,97 @@ Test(runtime, workers_follow_topology_and_pinning)
 	rmdir(root);
 }
 
+/* Ticket waiters spin only on CPUs no worker takes (completion.c,
+ * "Spinning"): the budget is the opener's affinity mask minus one CPU per
+ * worker, and none at all once the workers take every CPU. */
+Test(runtime, waiters_may_spin_only_on_cpus_no_worker_takes)
+{
+	cpu_set_t set;
+	cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+	uint32_t cpus = (uint32_t)CPU_COUNT(&set);
+	tkv_config c = small_config();
+	for (uint32_t w = 1; w <= 3; w++) {
+		c.n_workers = w;
+		tkv_runtime *rt = open_small(&c);
+		cr_assert_eq(rt->wait_spin_cpus, cpus > w ? cpus - w : 0, "%u workers on %u CPUs", w,
+			     cpus);
+		tkv_close(rt);
+	}
+	/* one CPU left to the process: a lone worker takes it */
+	int first = -1;
+	for (int i = 0; i < CPU_SETSIZE && first < 0; i++)
+		if (CPU_ISSET(i, &set))
+			first = i;
+	CPU_ZERO(&set);
+	CPU_SET(first, &set);
+	cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), 0);
+	c.n_workers = 1;
+	tkv_runtime *rt = open_small(&c);
+	cr_assert_eq(rt->wait_spin_cpus, 0);
+	tkv_close(rt);
+}
+
+typedef struct spin_waiter {
+	tkv_runtime *rt;
+	const tkv_config *c;
+	uint64_t seq;
+} spin_waiter;
+
+static void *spin_waiter_main(void *arg)
+{
+	spin_waiter *sw = arg;
+	cr_assert_eq(tkv_seq_open(sw->rt, sw->seq), 0);
+	for (uint32_t pos = 0; pos < 64; pos += 4)
+		for (uint32_t l = 0; l < sw->c->n_layers; l++)
+			cr_assert_eq(store_pattern(sw->rt, sw->c, sw->seq, l, pos, 4, 0), 0);
+	for (uint32_t l = 0; l < sw->c->n_layers; l++)
+		expect_read(sw->rt, sw->c, sw->seq, l, 0, 64);
+	cr_assert_eq(tkv_seq_close(sw->rt, sw->seq), 0);
+	return NULL;
+}
+
+/* The budget is a count of slots: claims succeed until every slot is
+ * taken, and a released slot can be claimed again. */
+Test(runtime, spinning_slots_are_claimed_up_to_the_budget)
+{
+	tkv_config c = small_config();
+	tkv_runtime *rt = open_small(&c);
+	rt->wait_spin_cpus = 2; /* whatever this machine has */
+	cr_assert(tkv__spin_claim(rt));
+	cr_assert(tkv__spin_claim(rt));
+	cr_assert_not(tkv__spin_claim(rt), "a third waiter spins on a budget of 2");
+	tkv__spin_release(rt);
+	cr_assert(tkv__spin_claim(rt), "a released slot stays taken");
+	tkv__spin_release(rt);
+	tkv__spin_release(rt);
+	rt->wait_spin_cpus = 0;
+	cr_assert_not(tkv__spin_claim(rt), "a waiter spins with no budget");
+	tkv_close(rt);
+}
+
+/* Many threads waiting at once with a budget to spin on: every waiter that
+ * spun gives its slot back (the count is 0 once they are done), and their
+ * stores read back. */
+Test(runtime, spinning_waiters_give_their_slots_back)
+{
+	tkv_config c = small_config();
+	c.n_workers = 1;
+	tkv_runtime *rt = open_small(&c);
+	rt->wait_spin_cpus = 1; /* on any machine, even one CPU */
+	enum { WAITERS = 8 };
+	spin_waiter sw[WAITERS];
+	pthread_t th[WAITERS];
+	for (int i = 0; i < WAITERS; i++) {
+		sw[i] = (spin_waiter){rt, &c, (uint64_t)i + 1};
+		cr_assert_eq(pthread_create(&th[i], NULL, spin_waiter_main, &sw[i]), 0);
+	}
+	for (int i = 0; i < WAITERS; i++)
+		pthread_join(th[i], NULL);
+	cr_assert_eq(__atomic_load_n(&rt->wait_spinning, __ATOMIC_RELAXED), 0,
+		     "spinning slots were not given back");
+	tkv_close(rt);
+}
+
 /* A pin is best effort (tierkv.h): when the kernel refuses the worker's
  * CPU (EINVAL: it left the cpuset) or a sandbox refuses sched_setaffinity
  * (EPERM), the workers start unpinned, counted in pin_failures, and the
