@@ -27,7 +27,7 @@
  * warm-up run at the largest T so every arena page is faulted), and the
  * points are interleaved (rep, T, queue) so slow drift on a shared machine
  * falls on all points alike; within a repetition the two queues run back
- * to back at each T (the mutex queue first in odd repetitions), and the
+ * to back at each T (the mutex queue first in every second one), and the
  * ring's points also report the per-repetition ratio of the two
  * (print_pairs). --cold instead opens a fresh runtime for every
  * timed run (open and close untimed) and warms nothing up: the first pass
@@ -246,6 +246,8 @@ static bool pair_points(const prod_point *ring, const prod_point *mq, paired *ou
 		return false;
 	double s[64], c[64];
 	for (int i = 0; i < ring->n; i++) {
+		if (!(mq->rate[i] > 0 && mq->cpu[i] > 0 && ring->cpu[i] > 0))
+			return false; /* a ratio would be inf or NaN */
 		s[i] = ring->rate[i] / mq->rate[i];
 		c[i] = ring->cpu[i] / mq->cpu[i];
 	}
@@ -259,9 +261,12 @@ static bool pair_points(const prod_point *ring, const prod_point *mq, paired *ou
 }
 
 /* "faster" only when the ring won every repetition, "slower" only when it
- * lost every one; anything else is inside this machine's noise. */
-static const char *verdict(double lo, double hi, const char *above, const char *below)
+ * lost every one; anything else is inside this machine's noise. Fewer than
+ * 3 repetitions say too little for either ("n/a"). */
+static const char *verdict(int reps, double lo, double hi, const char *above, const char *below)
 {
+	if (reps < 3)
+		return "n/a";
 	return lo > 1 ? above : hi < 1 ? below : "mixed";
 }
 
@@ -276,8 +281,8 @@ static void print_pairs(const prod_point *pts, uint32_t n_threads)
 			continue;
 		printf("%7u %6.3f (%5.3f-%5.3f) %-10s %6.3f (%5.3f-%5.3f) %s\n", pts[2 * i].T,
 		       pr.speed, pr.speed_lo, pr.speed_hi,
-		       verdict(pr.speed_lo, pr.speed_hi, "faster", "slower"), pr.cpu, pr.cpu_lo,
-		       pr.cpu_hi, verdict(pr.cpu_lo, pr.cpu_hi, "more CPU", "less CPU"));
+		       verdict(pts[2 * i].n, pr.speed_lo, pr.speed_hi, "faster", "slower"), pr.cpu, pr.cpu_lo,
+		       pr.cpu_hi, verdict(pts[2 * i].n, pr.cpu_lo, pr.cpu_hi, "more CPU", "less CPU"));
 	}
 }
 
@@ -377,8 +382,9 @@ static int producers_run(const prod_options *o, bench_report *rep)
 	fflush(stdout);
 	for (int rep_i = 0; rep_i < o->reps && !rc; rep_i++)
 		for (uint32_t j = 0; j < o->n_threads * 2 && !rc; j++) {
-			/* Odd repetitions run the mutex queue first at each T, so
-			 * neither queue always follows the other (paired_line). */
+			/* Every second repetition runs the mutex queue first at
+			 * each T, so neither queue always follows the other
+			 * (print_pairs). */
 			prod_point *p = &pts[rep_i % 2 ? j ^ 1 : j];
 			if ((p->q == TKV__QUEUE_RING && !o->ring) || (p->q == TKV__QUEUE_MUTEX && !o->mutex))
 				continue;

@@ -189,7 +189,7 @@ static void print_targets(const bench_report *r, uint32_t max_w)
 			low = x->ratio_to_1 < low ? x->ratio_to_1 : low;
 		if (x->threads == 64)
 			p64 = x;
-		if (x->vs_mutex > 0) { /* won or lost in every repetition */
+		if (x->vs_mutex > 0 && x->reps >= 3) { /* won or lost in every repetition */
 			paired_wins += x->vs_mutex_lo > 1;
 			paired_losses += x->vs_mutex_hi < 1;
 			more_cpu += x->cpu_vs_mutex_lo > 1;

@@ -510,8 +510,9 @@ TKV_API int64_t tkv_batch_hint(tkv_runtime *rt, uint64_t seq_id, uint32_t layer,
 /* ---- Completion --------------------------------------------------------- */
 
 /* Blocks until the store behind *ticket is in the hot tier and readable
- * (spinning a few microseconds first only if the process may run on more
- * CPUs than the runtime has workers; else sleeping at once). 0, or
+ * (spinning a few microseconds first only while fewer waiters spin than
+ * the opening thread's affinity mask has CPUs beyond one per worker; else
+ * sleeping at once). 0, or
  * -ENOENT if the sequence was closed, -EINVAL for a NULL ticket. */
 TKV_API int tkv_wait(tkv_runtime *rt, const tkv_ticket *ticket);
 

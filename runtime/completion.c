@@ -40,8 +40,10 @@ bool tkv__spin_claim(tkv_runtime *rt)
 {
 	uint32_t n = ck_pr_load_32(&rt->wait_spinning);
 	while (n < rt->wait_spin_cpus)
-		if (ck_pr_cas_32_value(&rt->wait_spinning, n, n + 1, &n))
+		if (ck_pr_cas_32_value(&rt->wait_spinning, n, n + 1, &n)) {
+			ck_pr_inc_64(&rt->wait_spins);
 			return true;
+		}
 	return false;
 }
 

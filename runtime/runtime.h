@@ -70,7 +70,8 @@ typedef struct tkv__worker {
 	tkv__trace_buf *tb; /* the worker's trace buffer; NULL when off */
 	pthread_t thread;
 	uint32_t index;
-	int32_t cpu; /* pinned CPU or -1 */
+	int32_t pin_cpu; /* the CPU to pin to, or -1 (start_one) */
+	int32_t cpu;     /* pinned CPU or -1 (set by the worker before it reports started) */
 	uint32_t n_layers_owned;
 	bool started;
 	int32_t populate_rc;    /* the worker's tkv__hot_populate_pool (atomic) */
@@ -94,11 +95,12 @@ struct tkv_runtime {
 
 	tkv__worker *workers;
 	uint32_t n_workers;
-	uint32_t pin_failures;
+	uint32_t pin_failures; /* atomic: the workers count their own (worker_start) */
 	/* Ticket waiters that may spin at once: the CPUs of the opener's
 	 * affinity mask that no worker takes (completion.c, "Spinning"). */
 	uint32_t wait_spin_cpus;
 	uint32_t wait_spinning __attribute__((aligned(64))); /* spinning now (atomic) */
+	uint64_t wait_spins; /* slots ever claimed (atomic; tests) */
 	/* Workers still starting (populating their pools; worker.c); the
 	 * opener sleeps on `started` until none is. */
 	uint32_t starting;

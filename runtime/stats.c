@@ -76,7 +76,7 @@ static void fill(tkv_runtime *rt, tkv_stats *out)
 	memset(out, 0, sizeof(*out));
 	out->struct_size = sizeof(*out);
 	out->n_workers = rt->n_workers;
-	out->pin_failures = rt->pin_failures;
+	out->pin_failures = ck_pr_load_32(&rt->pin_failures);
 	out->ring_full_events = ck_pr_load_64(&rt->ring_full_events);
 	out->enospc_events = ck_pr_load_64(&rt->enospc_events);
 	out->hot_blocks_used = tkv__hot_used(&rt->hot);
@@ -94,7 +94,7 @@ static void fill(tkv_runtime *rt, tkv_stats *out)
 			.tokens_stored = ck_pr_load_64(&w->tokens),
 			.bytes_stored = ck_pr_load_64(&w->bytes),
 			.batches = ck_pr_load_64(&w->batches),
-			.cpu = w->cpu,
+			.cpu = (int32_t)ck_pr_load_32((uint32_t *)&w->cpu),
 			.layers = w->n_layers_owned,
 		};
 	}

@@ -241,6 +241,12 @@ void tkv__worker_kick(tkv__worker *w)
 static void worker_start(tkv__worker *w)
 {
 	struct tkv_runtime *rt = w->rt;
+	if (w->pin_cpu >= 0) {
+		if (tkv__pin_self(w->pin_cpu) == 0)
+			ck_pr_store_32((uint32_t *)&w->cpu, (uint32_t)w->pin_cpu);
+		else
+			ck_pr_inc_32(&rt->pin_failures);
+	}
 	char name[32];
 	snprintf(name, sizeof(name), "worker-%u", w->index);
 	w->tb = tkv__tracer_thread(rt->tracer, name);
@@ -309,29 +315,14 @@ static int start_one(struct tkv_runtime *rt, tkv__worker *w, uint32_t i, int cpu
 	w->mq_ready = true;
 	if (rt->queue == TKV__QUEUE_MUTEX && tkv__mq_init(w))
 		return tkv__fail(-ENOMEM, "open: queue of %u slots", rt->cfg.ring_slots);
-	/* Pinned from its first instruction (it populates its pool at once):
-	 * the affinity goes in the creation attributes. A pin is best effort
-	 * (tierkv.h): the kernel refuses a CPU that left the process's cpuset
-	 * with EINVAL, a sandbox may refuse sched_setaffinity with EPERM, and
-	 * glibc reports either as the creation failing. So any failure of the
-	 * pinned creation starts the worker unpinned, a pin failure; only a
-	 * thread that cannot be created at all fails the open. */
-	int rc = -1;
-	pthread_attr_t attr;
-	if (cpu >= 0 && pthread_attr_init(&attr) == 0) {
-		cpu_set_t set;
-		CPU_ZERO(&set);
-		CPU_SET(cpu, &set);
-		if (pthread_attr_setaffinity_np(&attr, sizeof(set), &set) == 0 &&
-		    (rc = pthread_create(&w->thread, &attr, worker_main, w)) == 0)
-			w->cpu = cpu;
-		pthread_attr_destroy(&attr);
-	}
-	if (rc) {
-		rc = pthread_create(&w->thread, NULL, worker_main, w);
-		if (!rc && cpu >= 0)
-			rt->pin_failures++;
-	}
+	/* The worker pins itself first thing (worker_start), before it
+	 * populates its pool. Not through the creation attributes: a pin
+	 * refused there (EINVAL for a CPU that left the cpuset, EPERM from a
+	 * sandbox) fails pthread_create, and glibc before 2.34 leaked the
+	 * half-made thread. A pin is best effort (tierkv.h); only a thread
+	 * that cannot be created fails the open. */
+	w->pin_cpu = cpu;
+	int rc = pthread_create(&w->thread, NULL, worker_main, w);
 	if (rc)
 		return tkv__fail(-rc, "open: cannot start worker %u", i);
 	w->started = true;

@@ -610,7 +610,7 @@ Test(runtime, spinning_slots_are_claimed_up_to_the_budget)
 	cr_assert(tkv__spin_claim(rt));
 	cr_assert_not(tkv__spin_claim(rt), "a third waiter spins on a budget of 2");
 	tkv__spin_release(rt);
-	cr_assert(tkv__spin_claim(rt), "a released slot stays taken");
+	cr_assert(tkv__spin_claim(rt), "a released slot cannot be claimed again");
 	tkv__spin_release(rt);
 	tkv__spin_release(rt);
 	rt->wait_spin_cpus = 0;
@@ -618,9 +618,10 @@ Test(runtime, spinning_slots_are_claimed_up_to_the_budget)
 	tkv_close(rt);
 }
 
-/* Many threads waiting at once with a budget to spin on: every waiter that
- * spun gives its slot back (the count is 0 once they are done), and their
- * stores read back. */
+/* Many threads waiting at once with a budget to spin on: waiters do spin
+ * (the worker is paused while they start, so their first waits cannot be
+ * satisfied at once), every one that spun gives its slot back (the count
+ * is 0 once they are done), and their stores read back. */
 Test(runtime, spinning_waiters_give_their_slots_back)
 {
 	tkv_config c = small_config();
@@ -630,12 +631,16 @@ Test(runtime, spinning_waiters_give_their_slots_back)
 	enum { WAITERS = 8 };
 	spin_waiter sw[WAITERS];
 	pthread_t th[WAITERS];
+	tkv__test_pause(rt, true);
 	for (int i = 0; i < WAITERS; i++) {
 		sw[i] = (spin_waiter){rt, &c, (uint64_t)i + 1};
 		cr_assert_eq(pthread_create(&th[i], NULL, spin_waiter_main, &sw[i]), 0);
 	}
+	usleep(20 * 1000);
+	tkv__test_pause(rt, false);
 	for (int i = 0; i < WAITERS; i++)
 		pthread_join(th[i], NULL);
+	cr_assert_gt(__atomic_load_n(&rt->wait_spins, __ATOMIC_RELAXED), 0, "no waiter spun");
 	cr_assert_eq(__atomic_load_n(&rt->wait_spinning, __ATOMIC_RELAXED), 0,
 		     "spinning slots were not given back");
 	tkv_close(rt);
