@@ -41,6 +41,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,8 +247,10 @@ static bool pair_points(const prod_point *ring, const prod_point *mq, paired *ou
 		return false;
 	double s[64], c[64];
 	for (int i = 0; i < ring->n; i++) {
-		if (!(mq->rate[i] > 0 && mq->cpu[i] > 0 && ring->cpu[i] > 0))
-			return false; /* a ratio would be inf or NaN */
+		const double in[] = {ring->rate[i], mq->rate[i], ring->cpu[i], mq->cpu[i]};
+		for (size_t j = 0; j < sizeof(in) / sizeof(in[0]); j++)
+			if (!(isfinite(in[j]) && in[j] > 0))
+				return false; /* a ratio would be 0, inf or NaN */
 		s[i] = ring->rate[i] / mq->rate[i];
 		c[i] = ring->cpu[i] / mq->cpu[i];
 	}

@@ -101,7 +101,8 @@ struct tkv_runtime {
 	uint32_t wait_spin_cpus;
 	uint32_t wait_spinning __attribute__((aligned(64))); /* spinning now (atomic) */
 	uint64_t wait_spins; /* slots ever claimed (atomic; tests) */
-	/* Workers still starting (populating their pools; worker.c); the
+	/* Workers still starting (pinning themselves, populating their pools;
+	 * worker.c); the
 	 * opener sleeps on `started` until none is. */
 	uint32_t starting;
 	tkv__wake started;

@@ -232,7 +232,8 @@ void tkv__worker_kick(tkv__worker *w)
 	tkv__wake_signal(&w->idle); /* after the push: the slot is the condition */
 }
 
-/* What a worker does before its loop: its trace buffer, and with
+/* What a worker does before its loop: its pin (best effort: a refused one
+ * is counted in pin_failures), its trace buffer, and with
  * hot_populate at open its own pool's share of the hot tier, faulted in on
  * its own core when it is pinned (so the pages come from that core's NUMA
  * node, as blocks it allocated on first use did; workers on distinct cores

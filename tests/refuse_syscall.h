@@ -1,6 +1,6 @@
 /*
- * refuse_syscall.h - makes one system call fail in the calling process with
- * a chosen errno, through a seccomp filter, so a test can give the library
+ * refuse_syscall.h - makes one system call fail with a chosen errno in the
+ * calling thread and the threads it starts later, through a seccomp filter, so a test can give the library
  * the answer an older kernel, a sandbox or an exhausted machine would.
  * Criterion runs each test in a process of its own, so the filter ends
  * with the test. Header-only: each test program that needs it includes it.
@@ -50,11 +50,16 @@ static inline void refuse_syscall(long nr, int arg, uint32_t value, int err)
 	struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
 	cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
-		/* a kernel without seccomp filters, or a sandbox that refuses
-		 * to stack one: nothing to test with here */
-		if (errno == EINVAL || errno == EACCES || errno == ENOSYS)
-			cr_skip_test("seccomp filters are not available here: %s", strerror(errno));
-		cr_assert_fail("seccomp: %s", strerror(errno));
+		int err_set = errno;
+		/* EINVAL is also a malformed filter, which must fail the test:
+		 * skip only if the kernel refuses even a filter that allows
+		 * everything (no seccomp filters here at all). */
+		struct sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+		struct sock_fprog allow_prog = {.len = 1, .filter = allow};
+		if ((err_set == EINVAL || err_set == ENOSYS) &&
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &allow_prog) != 0)
+			cr_skip_test("seccomp filters are not available here: %s", strerror(err_set));
+		cr_assert_fail("seccomp: %s", strerror(err_set));
 	}
 #else
 	(void)nr, (void)arg, (void)value, (void)err;
