@@ -512,7 +512,12 @@ TKV_API int64_t tkv_batch_hint(tkv_runtime *rt, uint64_t seq_id, uint32_t layer,
 /* Blocks until the store behind *ticket is in the hot tier and readable
  * (spinning a few microseconds first only while fewer waiters spin than
  * the opening thread's affinity mask has CPUs beyond one per worker; else
- * sleeping at once). 0, or
+ * sleeping at once). A wait that sleeps is woken once the sequence's
+ * stores to the same worker's later layers that reach the same position,
+ * if already accepted, are done too: an engine that stores every layer of
+ * a step and then waits on each ticket is so woken once per worker, not
+ * once per layer, at the cost of that ticket returning after those copies
+ * rather than after its own. 0, or
  * -ENOENT if the sequence was closed, -EINVAL for a NULL ticket. */
 TKV_API int tkv_wait(tkv_runtime *rt, const tkv_ticket *ticket);
 

@@ -7,7 +7,9 @@
  * every earlier one to the layer are readable. Nothing is allocated per
  * store. Waiters spin a little where a CPU is free of workers (a batch of a
  * few tokens finishes within microseconds; see Spinning), then sleep on
- * their layer's event count (base/wake.h). A waiter also
+ * their layer's event count (base/wake.h); a ticket's waiter first on a
+ * later layer of the same worker (see "Where a ticket's waiter sleeps").
+ * A waiter also
  * lowers the layer's wait_min to the position it needs, and the worker
  * signals only when done_pos reaches it: a thread waiting for the end of a
  * long prefill is not woken by every batch of it, nor by other layers.
@@ -79,20 +81,9 @@ static void lower_wait_min(tkv__layer *l, uint64_t end)
  * resets wait_min after our lowering bumps the event count after it too,
  * so our sleep returns at once and we lower it again.
  */
-void tkv__wait_done(tkv_runtime *rt, tkv__layer *l, uint64_t end)
+/* Sleeps until l reaches end (the C1/C2 protocol above). */
+static void sleep_until(tkv__layer *l, uint64_t end)
 {
-	if (reached(l, end))
-		return;
-	if (rt->wait_spin_cpus && tkv__spin_claim(rt)) {
-		bool done = false;
-		for (int i = 0; i < WAIT_SPINS && !done; i++) {
-			ck_pr_stall();
-			done = reached(l, end);
-		}
-		tkv__spin_release(rt);
-		if (done)
-			return;
-	}
 	for (;;) {
 		uint32_t t = tkv__wake_prepare(&l->done_wake);
 		lower_wait_min(l, end);
@@ -103,6 +94,55 @@ void tkv__wait_done(tkv_runtime *rt, tkv__layer *l, uint64_t end)
 		}
 		tkv__wake_wait(&l->done_wake, t, 0);
 	}
+}
+
+/* Spins on l if a spinning slot is free (see Spinning); true if l got
+ * there meanwhile. */
+static bool spin_until(tkv_runtime *rt, const tkv__layer *l, uint64_t end)
+{
+	if (reached(l, end))
+		return true;
+	if (!rt->wait_spin_cpus || !tkv__spin_claim(rt))
+		return false;
+	bool done = false;
+	for (int i = 0; i < WAIT_SPINS && !done; i++) {
+		ck_pr_stall();
+		done = reached(l, end);
+	}
+	tkv__spin_release(rt);
+	return done;
+}
+
+void tkv__wait_done(tkv_runtime *rt, tkv__layer *l, uint64_t end)
+{
+	if (!spin_until(rt, l, end))
+		sleep_until(l, end);
+}
+
+/*
+ * Where a ticket's waiter sleeps. An engine stores every layer of a step
+ * and then waits on each ticket in layer order; a worker copies its layers'
+ * batches in acceptance order. Woken as soon as its own layer is done, the
+ * waiter of layer 0 would find layer 2 still being copied and sleep again,
+ * once per layer of the worker: up to n_layers / n_workers futex wake-ups
+ * per step, each paid by the worker between two copies (and with more
+ * engine threads than cores, often a preemption of the worker by the
+ * thread it woke). So a waiter that has to sleep sleeps on the last layer
+ * of the same worker whose store reaching `end` is already accepted: when
+ * that one is done, so is every earlier one accepted before it, and the
+ * engine's next waits return at once. It then checks its own layer (done,
+ * unless the later one was accepted first) and waits on it as usual. The
+ * ticket completes later than its own copy by the copies queued behind it
+ * that the same engine already asked for and will wait for next.
+ */
+static const tkv__layer *sleep_proxy(const tkv_runtime *rt, const tkv__seq *s, uint32_t layer,
+				     uint64_t end)
+{
+	const tkv__layer *p = &s->layers[layer];
+	for (uint32_t l = layer + rt->n_workers; l < s->n_layers; l += rt->n_workers)
+		if (ck_pr_load_64((uint64_t *)&s->layers[l].next_pos) >= end)
+			p = &s->layers[l];
+	return p;
 }
 
 void tkv__layer_complete(tkv__layer *l, uint64_t end)
@@ -141,7 +181,12 @@ int tkv_wait(tkv_runtime *rt, const tkv_ticket *t)
 		return tkv__fail(-ENOENT, "wait: sequence %llu is not open",
 				 (unsigned long long)t->seq_id);
 	tkv__layer *l = &s->layers[t->layer];
-	tkv__wait_done(rt, l, t->end_pos);
+	if (!spin_until(rt, l, t->end_pos)) {
+		tkv__layer *p = (tkv__layer *)sleep_proxy(rt, s, t->layer, t->end_pos);
+		if (p != l)
+			sleep_until(p, t->end_pos);
+		sleep_until(l, t->end_pos);
+	}
 	rc = layer_status(l);
 	tkv__seq_put(s);
 	return rc ? tkv__fail(rc, "wait: layer %u lost tokens: out of memory", t->layer) : 0;

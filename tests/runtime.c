@@ -646,6 +646,110 @@ Test(runtime, spinning_waiters_give_their_slots_back)
 	tkv_close(rt);
 }
 
+typedef struct ticket_waiter {
+	tkv_runtime *rt;
+	tkv_ticket t;
+	int rc;
+	int returned; /* atomic */
+} ticket_waiter;
+
+static void *ticket_waiter_main(void *arg)
+{
+	ticket_waiter *tw = arg;
+	tw->rc = tkv_wait(tw->rt, &tw->t);
+	__atomic_store_n(&tw->returned, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Polls until layer l of seq has a sleeping waiter; false after ~5 s. */
+static bool sleeper_on(tkv_runtime *rt, uint64_t seq, uint32_t l)
+{
+	tkv__seq *s = tkv__seq_get(&rt->seqs, seq);
+	cr_assert_not_null(s);
+	bool seen = false;
+	for (int i = 0; i < 5000 && !seen; i++) {
+		seen = __atomic_load_n(&s->layers[l].done_wake.waiters, __ATOMIC_ACQUIRE) > 0;
+		if (!seen)
+			usleep(1000);
+	}
+	tkv__seq_put(s);
+	return seen;
+}
+
+/* An engine stores every layer of a step, then waits on each ticket: the
+ * waiter of layer 0 that has to sleep sleeps on the last layer of its
+ * worker already stored (layer 2 of 4 with 2 workers), so the worker wakes
+ * it once, not once per layer (completion.c, "Where a ticket's waiter
+ * sleeps"); it returns with its own layer done. */
+Test(runtime, a_sleeping_ticket_waiter_sleeps_on_its_workers_last_stored_layer)
+{
+	tkv_config c = small_config(); /* 4 layers, 2 workers: 0 and 2 on worker 0 */
+	tkv_runtime *rt = open_small(&c);
+	rt->wait_spin_cpus = 0; /* sleep at once, whatever this machine has */
+	size_t rb = row_bytes(&c);
+	unsigned char *k = malloc(4 * 4 * rb), *v = malloc(4 * 4 * rb);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	tkv__test_pause(rt, true);
+	ticket_waiter tw = {.rt = rt};
+	for (uint32_t l = 0; l < 4; l++) {
+		kvp_fill(k + l * 4 * rb, 1, l, 0, 4, rb, 0);
+		kvp_fill(v + l * 4 * rb, 1, l, 0, 4, rb, 1);
+		tkv_ticket t;
+		cr_assert_eq(tkv_store(rt, 1, l, 0, 4, k + l * 4 * rb, v + l * 4 * rb, 0, &t), 0);
+		if (l == 0)
+			tw.t = t;
+	}
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, ticket_waiter_main, &tw), 0);
+	cr_assert(sleeper_on(rt, 1, 2), "the waiter of layer 0 does not sleep on layer 2");
+	tkv__seq *s = tkv__seq_get(&rt->seqs, 1);
+	cr_assert_eq(__atomic_load_n(&s->layers[0].done_wake.waiters, __ATOMIC_RELAXED), 0);
+	cr_assert_eq(__atomic_load_n(&s->layers[2].wait_min, __ATOMIC_RELAXED), 4);
+	tkv__seq_put(s);
+	tkv__test_pause(rt, false);
+	pthread_join(th, NULL);
+	cr_assert_eq(tw.rc, 0, "%s", tkv_last_error());
+	cr_assert(tkv_ticket_done(rt, &tw.t));
+	for (uint32_t l = 0; l < 4; l++)
+		expect_read(rt, &c, 1, l, 0, 4);
+	tkv_close(rt);
+	free(k);
+	free(v);
+}
+
+/* The later layer a waiter sleeps on may have been stored, and copied,
+ * before its own: the wait still lasts until its own layer is done. Layer
+ * 2 is stored and completed first, then layer 0 with the workers paused:
+ * the waiter of layer 0 finds layer 2 done and must keep waiting. */
+Test(runtime, a_ticket_waiter_still_waits_for_its_own_layer)
+{
+	tkv_config c = small_config();
+	tkv_runtime *rt = open_small(&c);
+	rt->wait_spin_cpus = 0;
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	cr_assert_eq(store_pattern(rt, &c, 1, 2, 0, 4, 0), 0); /* stored and waited */
+	size_t rb = row_bytes(&c);
+	unsigned char *k = malloc(4 * rb), *v = malloc(4 * rb);
+	kvp_fill(k, 1, 0, 0, 4, rb, 0);
+	kvp_fill(v, 1, 0, 0, 4, rb, 1);
+	tkv__test_pause(rt, true);
+	ticket_waiter tw = {.rt = rt};
+	cr_assert_eq(tkv_store(rt, 1, 0, 0, 4, k, v, 0, &tw.t), 0);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, ticket_waiter_main, &tw), 0);
+	cr_assert(sleeper_on(rt, 1, 0), "the waiter of layer 0 does not sleep on it");
+	cr_assert_not(__atomic_load_n(&tw.returned, __ATOMIC_ACQUIRE),
+		      "the wait returned before its layer was copied");
+	cr_assert_not(tkv_ticket_done(rt, &tw.t));
+	tkv__test_pause(rt, false);
+	pthread_join(th, NULL);
+	cr_assert_eq(tw.rc, 0, "%s", tkv_last_error());
+	expect_read(rt, &c, 1, 0, 0, 4);
+	tkv_close(rt);
+	free(k);
+	free(v);
+}
+
 /* A pin is best effort (tierkv.h): when the kernel refuses the worker's
  * CPU (EINVAL: it left the cpuset) or a sandbox refuses sched_setaffinity
  * (EPERM), the workers start unpinned, counted in pin_failures, and the
