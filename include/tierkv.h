@@ -512,13 +512,18 @@ TKV_API int64_t tkv_batch_hint(tkv_runtime *rt, uint64_t seq_id, uint32_t layer,
 /* Blocks until the store behind *ticket is in the hot tier and readable
  * (spinning a few microseconds first only while fewer waiters spin than
  * the opening thread's affinity mask has CPUs beyond one per worker; else
- * sleeping at once). A wait that sleeps is woken once the sequence's
- * stores to the same worker's later layers that reach the same position,
- * if already accepted, are done too: an engine that stores every layer of
+ * sleeping at once). A wait that sleeps is woken only once the last store
+ * of this sequence, to a later layer of the same worker, that reaches the
+ * same position and was already accepted when the wait began is done (the
+ * worker copies in acceptance order, so every store queued before it is
+ * done too); then it checks its own. An engine that stores every layer of
  * a step and then waits on each ticket is so woken once per worker, not
- * once per layer, at the cost of that ticket returning after those copies
- * rather than after its own. 0, or
- * -ENOENT if the sequence was closed, -EINVAL for a NULL ticket. */
+ * once per layer. The cost: such a ticket returns after everything queued
+ * on that worker up to that later store, other sequences' copies
+ * included, rather than right after its own copy.
+ * 0; -EINVAL for a NULL runtime or ticket or a layer out of range; -EBADF
+ * while the runtime is closing; -ENOENT if the sequence was closed; -ENOMEM
+ * if the layer lost tokens (a hot block could not be allocated). */
 TKV_API int tkv_wait(tkv_runtime *rt, const tkv_ticket *ticket);
 
 /* True when the store behind *ticket has completed (or its sequence is

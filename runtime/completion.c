@@ -133,7 +133,10 @@ void tkv__wait_done(tkv_runtime *rt, tkv__layer *l, uint64_t end)
  * engine's next waits return at once. It then checks its own layer (done,
  * unless the later one was accepted first) and waits on it as usual. The
  * ticket completes later than its own copy by the copies queued behind it
- * that the same engine already asked for and will wait for next.
+ * that the same engine already asked for and will wait for next, and by
+ * whatever other sequences queued on that worker in between. A proxy found
+ * already done keeps the wait_min we lowered on it (as any waiter whose
+ * re-check succeeds does): at most one early wake-up of its later waiters.
  */
 static const tkv__layer *sleep_proxy(const tkv_runtime *rt, const tkv__seq *s, uint32_t layer,
 				     uint64_t end)

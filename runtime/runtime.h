@@ -74,6 +74,7 @@ typedef struct tkv__worker {
 	int32_t cpu;     /* pinned CPU or -1 (set by the worker before it reports started) */
 	uint32_t n_layers_owned;
 	bool started;
+	uint32_t pause_seen;     /* the pause generation this worker saw (atomic; tests) */
 	int32_t populate_rc;    /* the worker's tkv__hot_populate_pool (atomic) */
 	uint64_t populate_share; /* blocks of its pool's share (populated, or tried) */
 } tkv__worker;
@@ -125,7 +126,8 @@ struct tkv_runtime {
 
 	uint32_t stop __attribute__((aligned(64)));    /* workers drain and exit */
 	uint32_t closing; /* API calls get -EBADF */
-	uint32_t paused;  /* test seam: workers stop dequeuing (tkv__test_pause) */
+	uint32_t paused;  /* test seam: nonzero (pause_gen) while workers stop dequeuing */
+	uint32_t pause_gen; /* the test thread's pause count (tkv__test_pause) */
 };
 
 static inline tkv__worker *tkv__worker_of(const struct tkv_runtime *rt, uint32_t layer)
@@ -198,7 +200,9 @@ uint32_t tkv__mq_pop_batch(tkv__worker *w, tkv__desc *out, uint32_t max);
 bool tkv__mq_idle(tkv__worker *w);
 
 /* Test seam: while paused, workers leave their rings alone, so tests can
- * fill a ring deterministically. Not for production use. */
+ * fill a ring deterministically. Pausing returns once every worker has
+ * seen the pause at the top of its loop: nothing pushed after it is taken
+ * until the pause ends. One test thread at a time; not for production. */
 void tkv__test_pause(struct tkv_runtime *rt, bool paused);
 
 /* An API call's runtime check: -EINVAL for NULL, -EBADF while closing. */

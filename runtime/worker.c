@@ -224,7 +224,21 @@ static unsigned idle_step(tkv__worker *w, unsigned idle)
 
 void tkv__test_pause(struct tkv_runtime *rt, bool paused)
 {
-	ck_pr_store_32(&rt->paused, paused);
+	if (!paused) {
+		ck_pr_store_32(&rt->paused, 0);
+		return;
+	}
+	/* A generation, so that an acknowledgement of an earlier pause does
+	 * not count; each worker is kicked out of its idle sleep to see it. */
+	uint32_t gen = ++rt->pause_gen ? rt->pause_gen : ++rt->pause_gen;
+	ck_pr_store_32(&rt->paused, gen);
+	for (uint32_t i = 0; i < rt->n_workers; i++) {
+		tkv__worker *w = &rt->workers[i];
+		while (ck_pr_load_32(&w->pause_seen) != gen) {
+			tkv__wake_signal(&w->idle);
+			sched_yield();
+		}
+	}
 }
 
 void tkv__worker_kick(tkv__worker *w)
@@ -281,7 +295,9 @@ static void *worker_main(void *arg)
 	uint64_t taken = 0;
 	worker_start(w);
 	for (;;) {
-		if (CK_CC_UNLIKELY(ck_pr_load_32(&w->rt->paused))) {
+		uint32_t pause = ck_pr_load_32(&w->rt->paused);
+		if (CK_CC_UNLIKELY(pause)) {
+			ck_pr_store_32(&w->pause_seen, pause); /* tkv__test_pause waits for it */
 			usleep(100);
 			continue;
 		}

@@ -661,14 +661,16 @@ static void *ticket_waiter_main(void *arg)
 	return NULL;
 }
 
-/* Polls until layer l of seq has a sleeping waiter; false after ~5 s. */
-static bool sleeper_on(tkv_runtime *rt, uint64_t seq, uint32_t l)
+/* Polls until layer l of seq has a waiter announced and wait_min lowered to
+ * end (it lowers after announcing); false after ~5 s. */
+static bool sleeper_on(tkv_runtime *rt, uint64_t seq, uint32_t l, uint64_t end)
 {
 	tkv__seq *s = tkv__seq_get(&rt->seqs, seq);
 	cr_assert_not_null(s);
 	bool seen = false;
 	for (int i = 0; i < 5000 && !seen; i++) {
-		seen = __atomic_load_n(&s->layers[l].done_wake.waiters, __ATOMIC_ACQUIRE) > 0;
+		seen = __atomic_load_n(&s->layers[l].done_wake.waiters, __ATOMIC_ACQUIRE) > 0 &&
+		       __atomic_load_n(&s->layers[l].wait_min, __ATOMIC_ACQUIRE) == end;
 		if (!seen)
 			usleep(1000);
 	}
@@ -701,7 +703,8 @@ Test(runtime, a_sleeping_ticket_waiter_sleeps_on_its_workers_last_stored_layer)
 	}
 	pthread_t th;
 	cr_assert_eq(pthread_create(&th, NULL, ticket_waiter_main, &tw), 0);
-	cr_assert(sleeper_on(rt, 1, 2), "the waiter of layer 0 does not sleep on layer 2");
+	cr_assert_not(tkv_ticket_done(rt, &tw.t), "a paused worker copied");
+	cr_assert(sleeper_on(rt, 1, 2, 4), "the waiter of layer 0 does not sleep on layer 2");
 	tkv__seq *s = tkv__seq_get(&rt->seqs, 1);
 	cr_assert_eq(__atomic_load_n(&s->layers[0].done_wake.waiters, __ATOMIC_RELAXED), 0);
 	cr_assert_eq(__atomic_load_n(&s->layers[2].wait_min, __ATOMIC_RELAXED), 4);
@@ -737,7 +740,7 @@ Test(runtime, a_ticket_waiter_still_waits_for_its_own_layer)
 	cr_assert_eq(tkv_store(rt, 1, 0, 0, 4, k, v, 0, &tw.t), 0);
 	pthread_t th;
 	cr_assert_eq(pthread_create(&th, NULL, ticket_waiter_main, &tw), 0);
-	cr_assert(sleeper_on(rt, 1, 0), "the waiter of layer 0 does not sleep on it");
+	cr_assert(sleeper_on(rt, 1, 0, 4), "the waiter of layer 0 does not sleep on it");
 	cr_assert_not(__atomic_load_n(&tw.returned, __ATOMIC_ACQUIRE),
 		      "the wait returned before its layer was copied");
 	cr_assert_not(tkv_ticket_done(rt, &tw.t));
