@@ -81,10 +81,13 @@ static void lower_wait_min(tkv__layer *l, uint64_t end)
  * resets wait_min after our lowering bumps the event count after it too,
  * so our sleep returns at once and we lower it again.
  */
-/* Sleeps until l reaches end (the C1/C2 protocol above). */
+/* Sleeps until l reaches end (the C1/C2 protocol above). A layer already
+ * there costs one load: no announcement, and no wait_min lowered for the
+ * worker to act on later (tkv_wait checks its own layer after the proxy,
+ * which has usually finished it). */
 static void sleep_until(tkv__layer *l, uint64_t end)
 {
-	for (;;) {
+	while (!reached(l, end)) {
 		uint32_t t = tkv__wake_prepare(&l->done_wake);
 		lower_wait_min(l, end);
 		ck_pr_fence_memory(); /* C1 */
@@ -134,9 +137,7 @@ void tkv__wait_done(tkv_runtime *rt, tkv__layer *l, uint64_t end)
  * unless the later one was accepted first) and waits on it as usual. The
  * ticket completes later than its own copy by the copies queued behind it
  * that the same engine already asked for and will wait for next, and by
- * whatever other sequences queued on that worker in between. A proxy found
- * already done keeps the wait_min we lowered on it (as any waiter whose
- * re-check succeeds does): at most one early wake-up of its later waiters.
+ * whatever other sequences queued on that worker in between.
  */
 static const tkv__layer *sleep_proxy(const tkv_runtime *rt, const tkv__seq *s, uint32_t layer,
 				     uint64_t end)

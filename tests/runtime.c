@@ -172,6 +172,9 @@ Test(runtime, bad_arguments)
 	cr_assert_eq(tkv_read(rt, 7, 0, UINT64_MAX, 2, buf, buf), -EOVERFLOW);
 	cr_assert_eq(tkv_read(rt, 7, 9, 0, 1, buf, buf), -EINVAL);
 	cr_assert_eq(tkv_wait(rt, NULL), -EINVAL);
+	tkv_ticket bad_layer = {.seq_id = 7, .end_pos = 1, .layer = 9};
+	cr_assert_eq(tkv_wait(rt, &bad_layer), -EINVAL, "layer out of range");
+	cr_assert_eq(tkv_wait(NULL, &bad_layer), -EINVAL, "NULL runtime");
 	cr_assert_eq(tkv_batch_hint(rt, 7, 99, 0), -EINVAL);
 	tkv_close(rt);
 }
