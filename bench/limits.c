@@ -266,10 +266,10 @@ int bench_measure_copy_limits(const unsigned char *src, size_t src_bytes, size_t
 }
 
 double bench_point_limit_gbps(unsigned char *dst, const unsigned char *src, size_t src_bytes,
-			      size_t footprint, uint32_t threads, int reps)
+			      size_t footprint, uint32_t threads, int reps, double seconds)
 {
 	bench_copy_limits l;
-	int rc = measure_into(dst, src, src_bytes, footprint, threads, BENCH_LIMIT_CHUNK, 0.05, reps,
+	int rc = measure_into(dst, src, src_bytes, footprint, threads, BENCH_LIMIT_CHUNK, seconds, reps,
 			      false, &l);
 	if (rc != 0) {
 		fprintf(stderr, "tierkv-bench: copy limit (%u threads, %zu-byte footprint): %s\n",

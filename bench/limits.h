@@ -83,11 +83,12 @@ double bench_copy_limit_gbps(const unsigned char *src, size_t src_bytes, size_t 
 /* The limit of one pipeline point, measured next to it: the max of glibc
  * memcpy and the streaming kernel the runtime picks (tkv__kernels_get:
  * the one its workers use for a hot tier past the stream threshold), each
- * best of `reps` (the point's own repetitions) of 0.05 s, `threads` threads,
+ * best of `reps` timings of `seconds` each, `threads` threads,
  * into dst[0, footprint): a bench_huge_buffer, huge pages like the hot
  * tier's slabs, kept across points so it stays faulted in. 0 on failure. */
 double bench_point_limit_gbps(unsigned char *dst, const unsigned char *src, size_t src_bytes,
-			      size_t footprint, uint32_t threads, int reps);
+			      size_t footprint, uint32_t threads, int reps,
+			      double seconds);
 
 /* `bytes` rounded up to 2 MiB, 2 MiB-aligned, MADV_HUGEPAGE before the
  * first touch (as tiers/hot_arena.c does for the hot tier's slabs), then

@@ -9,19 +9,27 @@
  * each layer, as a forward pass produces them), then syncs every sequence:
  * one pass, timed from the first store to the last completion. A timed
  * repetition is as many passes as store MIN_REP_BYTES, their times summed
- * (the close and reopen of the sequences between passes untimed); the
- * point is the best repetition, and its spread the slowest and fastest.
- * The runtime stays open between repetitions, so the arenas' pages are
- * warm, as in a serving engine that has been running for a while; one
- * discarded pass warms up.
+ * (the close and reopen of the sequences between passes untimed). The
+ * runtime stays open between repetitions, so the arenas' pages are warm,
+ * as in a serving engine that has been running for a while; one discarded
+ * pass warms up.
  *
  * The limit a point is compared with is the better of glibc memcpy and the
  * runtime's streaming copy, copying the same source buffer into a
  * huge-page destination as large as the hot tier (the hot slabs are
- * huge-page advised too), with as many threads as the point has workers,
- * each best of the point's own repetition count, measured right before and
- * right after the point (bench_point_limit_gbps, bench/limits.c): the
- * better of the two brackets it.
+ * huge-page advised too), with as many threads as the point has workers.
+ * It is paired with the repetitions: one timing of each kernel,
+ * LIMIT_SECONDS long (about as long as a repetition), right before every
+ * repetition and after the last, the runtime idle meanwhile; each
+ * repetition's ratio is its rate over the better of the limits on either
+ * side of it, and the point is the repetition with the median ratio, with
+ * the ratios' extremes as its spread (finish_paired). On this VM the copy
+ * bandwidth itself moves by tens of percent within seconds (a 2-thread
+ * limit read 24-48 GB/s in one sweep), so a ratio of the best repetition
+ * to the best of six limit timings taken seconds away from it, as before,
+ * measured which side caught a quiet moment (docs/MEASUREMENTS.md, "Limits
+ * paired with repetitions"). The naive baseline keeps the best of its
+ * repetitions against limits bracketing it (bench_point_limit_gbps).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -43,7 +51,7 @@ enum { N_SEQS = 16, SRC_BYTES = 64 << 20 };
  * sequences, their close and reopen untimed): a pass over 90% of a 512 MiB
  * hot tier at batch 64 is ~10 ms with 2 workers here, short enough that
  * one scheduling hiccup decided a point (docs/MEASUREMENTS.md); the copy
- * limit's timings are 50 ms each. */
+ * limit's timings next to it are LIMIT_SECONDS each. */
 #define MIN_REP_BYTES (2ull << 30)
 
 /* Passes per timed repetition for passes of pass_bytes. */
@@ -99,7 +107,58 @@ static uint32_t tokens_per_seq(const tkv_config *c, size_t layer_token_bytes, ui
 	return (uint32_t)(t ? t : batch);
 }
 
-/* A point's figures from its timed repetitions: the best is the point's,
+/* Where a point measures its copy limit (see "paired" in the header). */
+typedef struct limit_ctx {
+	unsigned char *dst; /* bench_huge_buffer(o->hot_bytes), kept faulted in */
+	const unsigned char *src;
+	uint64_t footprint;
+	uint32_t threads;
+} limit_ctx;
+
+/* One limit timing next to a repetition: the better of glibc memcpy and the
+ * streaming kernel, each one timing of LIMIT_SECONDS. */
+enum { LIMIT_REPS = 1 };
+#define LIMIT_SECONDS 0.1
+
+static double limit_once(const limit_ctx *lc)
+{
+	return bench_point_limit_gbps(lc->dst, lc->src, SRC_BYTES, lc->footprint, lc->threads,
+				      LIMIT_REPS, LIMIT_SECONDS);
+}
+
+/* A point's ratio from repetitions paired with limits: repetition i took
+ * ns[i] to store layer_tokens layer-tokens (bytes) and had the limit lim[i]
+ * right before it and lim[i + 1] right after; its ratio is its rate over
+ * the better of the two. The point's rate, limit and ratio are those of the
+ * repetition with the median ratio (the lower middle one for an even
+ * count); the ratios' extremes are the ratio's spread. */
+static void finish_paired(bench_result *r, const uint64_t *ns, const double *lim, int n,
+			  uint64_t layer_tokens, double bytes)
+{
+	double ratio[n], bound[n];
+	int order[n];
+	for (int i = 0; i < n; i++) {
+		bound[i] = lim[i] > lim[i + 1] ? lim[i] : lim[i + 1];
+		ratio[i] = bound[i] > 0 ? bytes / (double)ns[i] / bound[i] : 0;
+		order[i] = i;
+	}
+	for (int i = 1; i < n; i++) /* insertion sort by ratio: n is --reps */
+		for (int j = i; j > 0 && ratio[order[j]] < ratio[order[j - 1]]; j--) {
+			int t = order[j];
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+	int m = order[(n - 1) / 2];
+	r->tokens_per_s = (double)layer_tokens / ((double)ns[m] / 1e9);
+	r->gbps = bytes / (double)ns[m];
+	r->limit_gbps = bound[m];
+	r->ratio = ratio[m];
+	r->ratio_lo = ratio[order[0]];
+	r->ratio_hi = ratio[order[n - 1]];
+}
+
+/* A point's figures from its timed repetitions: the best is the point's
+ * (finish_paired then picks the median-ratio one where limits were paired),
  * the slowest and fastest its spread; steal since steal0 (just before the
  * first timed repetition). */
 static void finish_times(bench_result *r, bench_lat *times, uint64_t layer_tokens, size_t row,
@@ -148,18 +207,28 @@ static uint64_t run_once(tkv_runtime *rt, const tkv_config *c, const point_run *
 	return ns ? ns : 1;
 }
 
-/* Best of `reps` timed repetitions after one warm-up; fills r. */
-static int run_point(const point_run *p, int reps, bench_result *r)
+/* `reps` timed repetitions after one warm-up; fills r's rates and spread.
+ * With lc, also a limit timing right before each repetition and after the
+ * last, and r's ratio from them (finish_paired); else the caller divides. */
+static int run_point(const point_run *p, int reps, const limit_ctx *lc, bench_result *r)
 {
 	tkv_config c = point_config(p);
 	tkv_runtime *rt;
 	tkv__open_opts opts = {.queue = p->queue};
 	bench_lat times = {.ns = calloc((size_t)reps, sizeof(uint64_t))};
-	if (!times.ns)
+	uint64_t *rep_ns = calloc((size_t)reps, sizeof(uint64_t));
+	double *lim = calloc((size_t)reps + 1, sizeof(double));
+	if (!times.ns || !rep_ns || !lim) {
+		free(times.ns);
+		free(rep_ns);
+		free(lim);
 		return -ENOMEM;
+	}
 	int rc = tkv__open_ex(&c, &opts, &rt);
 	if (rc) {
 		free(times.ns);
+		free(rep_ns);
+		free(lim);
 		fprintf(stderr, "tierkv-bench: open: %s\n", tkv_last_error());
 		return rc;
 	}
@@ -169,6 +238,8 @@ static int run_point(const point_run *p, int reps, bench_result *r)
 	if (!q.n_seqs) {
 		tkv_close(rt);
 		free(times.ns);
+		free(rep_ns);
+		free(lim);
 		fprintf(stderr, "tierkv-bench: hot tier too small for one sequence at batch %u\n",
 			p->batch);
 		return -ENOSPC;
@@ -180,23 +251,37 @@ static int run_point(const point_run *p, int reps, bench_result *r)
 	for (int i = 0; i <= reps; i++) {
 		if (i == 1)
 			steal0 = bench_steal_ms();
+		if (i > 0 && lc && !(lim[i - 1] = limit_once(lc))) {
+			rc = -EIO;
+			break;
+		}
 		uint64_t ns = 0;
 		for (uint32_t k = 0; k < (i ? passes : 1); k++) { /* one warm-up pass */
 			uint64_t t = run_once(rt, &c, &q, tokens, row);
-			if (!t) {
-				tkv_close(rt);
-				free(times.ns);
-				return -EIO;
-			}
+			if (!t)
+				rc = -EIO;
 			ns += t;
 		}
-		if (i > 0) /* the first one is the warm-up */
+		if (rc)
+			break;
+		if (i > 0) { /* the first one is the warm-up */
+			rep_ns[times.n] = ns;
 			times.ns[times.n++] = ns;
+		}
 	}
+	if (!rc && lc && !(lim[reps] = limit_once(lc)))
+		rc = -EIO;
 	tkv_close(rt);
-	finish_times(r, &times, pass_tokens * passes, row, steal0);
+	if (!rc) {
+		finish_times(r, &times, pass_tokens * passes, row, steal0);
+		if (lc)
+			finish_paired(r, rep_ns, lim, reps, pass_tokens * passes,
+				      (double)pass_tokens * passes * 2 * (double)row);
+	}
 	free(times.ns);
-	return 0;
+	free(rep_ns);
+	free(lim);
+	return rc;
 }
 
 /* The seed's design: every token of every layer is one call that takes a
@@ -290,8 +375,10 @@ static void fill_common(bench_result *r, const char *scenario, const point_run *
 	r->dtype = p->dtype;
 	r->workers = p->workers;
 	r->batch = p->batch;
-	r->limit_gbps = limit;
-	r->ratio = r->gbps / limit;
+	if (limit > 0) { /* else run_point paired its repetitions with limits */
+		r->limit_gbps = limit;
+		r->ratio = r->gbps / limit;
+	}
 }
 
 
@@ -313,7 +400,7 @@ int bench_pipeline_point(const bench_geometry *geo, tkv_dtype dtype, uint32_t wo
 		return -ENOMEM;
 	point_run p = {geo, dtype, workers, batch, hot_bytes, src, TKV__QUEUE_RING, trace_path, 0};
 	double limit = bench_copy_limit_gbps(src, SRC_BYTES, hot_bytes, workers);
-	int rc = limit > 0 ? run_point(&p, reps, r) : -EIO;
+	int rc = limit > 0 ? run_point(&p, reps, NULL, r) : -EIO;
 	if (!rc)
 		fill_common(r, "pipeline", &p, limit);
 	free(src);
@@ -326,7 +413,7 @@ int bench_pipeline_point(const bench_geometry *geo, tkv_dtype dtype, uint32_t wo
 static double bracket_limit(unsigned char *dst, const unsigned char *src, const pipeline_options *o,
 			    uint32_t w, double *prev)
 {
-	double after = bench_point_limit_gbps(dst, src, SRC_BYTES, o->hot_bytes, w, o->reps);
+	double after = bench_point_limit_gbps(dst, src, SRC_BYTES, o->hot_bytes, w, o->reps, 0.05);
 	double lim = after > *prev ? after : *prev;
 	*prev = after;
 	return after > 0 ? lim : 0;
@@ -340,7 +427,7 @@ int bench_pipeline_sweep(const pipeline_options *o, bench_report *rep)
 	for (size_t d = 0; d < N_DTYPES && !rc; d++) {
 		point_run p = {o->geometry, dtypes[d], 1, 1, o->hot_bytes, src, TKV__QUEUE_RING, NULL, 0};
 		bench_result naive = {0};
-		double prev = bench_point_limit_gbps(dst, src, SRC_BYTES, o->hot_bytes, 1, o->reps);
+		double prev = bench_point_limit_gbps(dst, src, SRC_BYTES, o->hot_bytes, 1, o->reps, 0.05);
 		if ((rc = run_naive(&p, o->reps, &naive)))
 			break;
 		double lim = bracket_limit(dst, src, o, 1, &prev);
@@ -351,27 +438,23 @@ int bench_pipeline_sweep(const pipeline_options *o, bench_report *rep)
 		bench_report_add(rep, &naive);
 		bench_progress(rep, "naive baseline");
 		for (uint32_t w = 1; w <= o->max_workers && !rc; w++) {
-			prev = w == 1 ? prev : bench_point_limit_gbps(dst, src, SRC_BYTES, o->hot_bytes, w, o->reps);
+			const limit_ctx lc = {dst, src, o->hot_bytes, w};
 			for (size_t b = 0; b < N_BATCHES && !rc; b++) {
 				p.workers = w;
 				p.batch = batches[b];
 				bench_result r = {0}, mq = {0};
 				p.queue = TKV__QUEUE_RING;
-				if ((rc = run_point(&p, o->reps, &r)))
+				if ((rc = run_point(&p, o->reps, &lc, &r)))
 					break;
 				p.queue = TKV__QUEUE_MUTEX;
-				if ((rc = run_point(&p, o->reps, &mq)))
+				if ((rc = run_point(&p, o->reps, &lc, &mq)))
 					break;
-				if ((lim = bracket_limit(dst, src, o, w, &prev)) <= 0) {
-					rc = -EIO;
-					break;
-				}
 				p.queue = TKV__QUEUE_RING;
-				fill_common(&r, "pipeline", &p, lim);
+				fill_common(&r, "pipeline", &p, 0);
 				r.speedup = r.tokens_per_s / naive.tokens_per_s;
 				bench_report_add(rep, &r);
 				p.queue = TKV__QUEUE_MUTEX;
-				fill_common(&mq, "mutex-queue", &p, lim);
+				fill_common(&mq, "mutex-queue", &p, 0);
 				mq.speedup = mq.tokens_per_s / naive.tokens_per_s;
 				bench_report_add(rep, &mq);
 				bench_progress(rep, "pipeline sweep");
@@ -381,6 +464,18 @@ int bench_pipeline_sweep(const pipeline_options *o, bench_report *rep)
 	free(dst);
 	free(src);
 	return rc;
+}
+
+void bench_pipeline_print_method(const pipeline_options *o)
+{
+	printf("# one engine thread stores up to %d sequences, every layer, batch tokens per call;\n"
+	       "# %d timed repetitions of >= 2 GiB after a warm-up. limit = better of glibc memcpy\n"
+	       "# and the runtime's streaming copy (same source, huge-page destination as large as\n"
+	       "# the hot tier, as many threads as workers), one %.1f s timing each right before\n"
+	       "# every repetition and after the last; a repetition's ratio is to the better limit\n"
+	       "# around it, and a point is its median-ratio repetition (ratio min-max: all of\n"
+	       "# them). naive: best repetition, limits before and after. GB/s = 1e9 B of K+V/s.\n",
+	       N_SEQS, o->reps, LIMIT_SECONDS);
 }
 
 static void pipeline_usage(FILE *f)
@@ -447,13 +542,10 @@ int bench_pipeline_main(int argc, char **argv)
 		return 2;
 	bench_report rep;
 	bench_report_init(&rep, bench_pipeline_planned(&o));
-	printf("# tierkv-bench pipeline: %s (%u layers x %u KV heads x %u dims), hot tier %llu MiB,\n"
-	       "# up to %d sequences per point, 1 engine thread storing, best of %d after a warm-up.\n"
-	       "# limit = better of glibc memcpy and the runtime's streaming copy, same source,\n"
-	       "# huge-page footprint as large as the hot tier, as many threads as workers, best\n"
-	       "# of as many timings, before and after each point. GB/s = 1e9 bytes of K+V/s.\n",
+	printf("# tierkv-bench pipeline: %s (%u layers x %u KV heads x %u dims), hot tier %llu MiB;\n",
 	       o.geometry->name, o.geometry->n_layers, o.geometry->n_kv_heads, o.geometry->head_dim,
-	       (unsigned long long)(o.hot_bytes >> 20), N_SEQS, o.reps);
+	       (unsigned long long)(o.hot_bytes >> 20));
+	bench_pipeline_print_method(&o);
 	fflush(stdout);
 	int rc = bench_pipeline_sweep(&o, &rep);
 	bench_report_table(&rep, stdout);

@@ -73,23 +73,26 @@ void bench_progress(bench_report *r, const char *what)
 
 void bench_report_table(const bench_report *r, FILE *f)
 {
-	fprintf(f, "%-12s %-10s %-5s %7s %5s %14s %8s %8s %7s %9s %13s %8s\n", "scenario",
+	fprintf(f, "%-12s %-10s %-5s %7s %5s %14s %8s %8s %7s %9s %13s %13s %8s\n", "scenario",
 		"geometry", "dtype", "workers", "batch", "layer-tok/s", "GB/s", "limit", "ratio",
-		"vs naive", "GB/s min-max", "steal ms");
+		"vs naive", "GB/s min-max", "ratio min-max", "steal ms");
 	for (size_t i = 0; i < r->n; i++) {
 		const bench_result *x = &r->results[i];
 		if (!strcmp(x->scenario, "producers"))
 			continue; /* its own table (producers.c) */
-		char speedup[16] = "        -", spread[32] = "-", steal[16] = "-";
+		char speedup[16] = "        -", spread[32] = "-", rspread[32] = "-", steal[16] = "-";
 		if (x->speedup > 0)
 			snprintf(speedup, sizeof(speedup), "%8.1fx", x->speedup);
 		if (x->gbps_hi > 0) /* the pipeline sweep's points */
 			snprintf(spread, sizeof(spread), "%.2f-%.2f", x->gbps_lo, x->gbps_hi);
+		if (x->ratio_hi > 0) /* repetitions paired with limits */
+			snprintf(rspread, sizeof(rspread), "%.3f-%.3f", x->ratio_lo, x->ratio_hi);
 		if (x->gbps_hi > 0 && x->steal_ms >= 0)
 			snprintf(steal, sizeof(steal), "%.0f", x->steal_ms);
-		fprintf(f, "%-12s %-10s %-5s %7u %5u %14.0f %8.2f %8.2f %7.3f %s %13s %8s\n",
+		fprintf(f, "%-12s %-10s %-5s %7u %5u %14.0f %8.2f %8.2f %7.3f %s %13s %13s %8s\n",
 			x->scenario, x->geometry, bench_dtype_name(x->dtype), x->workers, x->batch,
-			x->tokens_per_s, x->gbps, x->limit_gbps, x->ratio, speedup, spread, steal);
+			x->tokens_per_s, x->gbps, x->limit_gbps, x->ratio, speedup, spread, rspread,
+			steal);
 	}
 }
 
@@ -127,6 +130,9 @@ int bench_report_json(const bench_report *r, const char *path)
 		if (x->gbps_hi > 0 && strcmp(x->scenario, "producers"))
 			fprintf(f, ", \"gbps_min\": %.4f, \"gbps_max\": %.4f, \"reps\": %d, \"steal_ms\": %.0f",
 				x->gbps_lo, x->gbps_hi, x->reps, x->steal_ms);
+		if (x->ratio_hi > 0)
+			fprintf(f, ", \"ratio_min\": %.4f, \"ratio_max\": %.4f", x->ratio_lo,
+				x->ratio_hi);
 		if (!strcmp(x->scenario, "producers"))
 			fprintf(f,
 				", \"threads\": %u, \"queue\": \"%s\", \"ratio_to_1\": %.4f"

@@ -33,6 +33,9 @@ typedef struct bench_result {
 	double gbps;         /* 1e9 bytes of K+V copied per second */
 	double limit_gbps;   /* same-run copy limit for `workers` threads */
 	double ratio;        /* gbps / limit_gbps */
+	double ratio_lo, ratio_hi; /* pipeline and mutex-queue points: the lowest and
+				    * highest ratio of their repetitions, each to
+				    * the limits taken right around it (0 elsewhere) */
 	double speedup;      /* tokens_per_s / the naive baseline's */
 	double steal_ms;     /* pipeline points: CPU time the hypervisor took from this
 			      * machine during the timed repetitions (/proc/stat steal,
@@ -108,6 +111,9 @@ size_t bench_pipeline_planned(const pipeline_options *o);
 /* workers 1..max x batch {1,4,16,32,64} x dtype {f32,bf16}, with the naive
  * and mutex-queue baselines; 0 or negative errno. */
 int bench_pipeline_sweep(const pipeline_options *o, bench_report *rep);
+/* Prints how the sweep measures (after the caller's title line): the
+ * repetitions, the paired copy limit, the units. */
+void bench_pipeline_print_method(const pipeline_options *o);
 /* One pipeline point, optionally traced to trace_path; fills r. */
 int bench_pipeline_point(const bench_geometry *geo, tkv_dtype dtype, uint32_t workers,
 			 uint32_t batch, uint64_t hot_bytes, int reps, const char *trace_path,

@@ -272,14 +272,10 @@ int bench_default_main(int argc, char **argv)
 	}
 	bench_report rep;
 	bench_report_init(&rep, bench_pipeline_planned(&o.p) + 14 + o.evict);
-	printf("# tierkv-bench: %s (%u layers x %u KV heads x %u dims), hot tier %llu MiB;\n"
-	       "# one engine thread stores 16 sequences, every layer, batch tokens per call;\n"
-	       "# best of %d timed runs after a warm-up. limit = better of glibc memcpy and the\n"
-	       "# runtime's streaming copy (same source, huge-page destination as large as the\n"
-	       "# hot tier, as many threads as workers, best of as many timings), measured\n"
-	       "# before and after each point. GB/s = 1e9 bytes of K+V copied per second.\n",
+	printf("# tierkv-bench: %s (%u layers x %u KV heads x %u dims), hot tier %llu MiB;\n",
 	       o.p.geometry->name, o.p.geometry->n_layers, o.p.geometry->n_kv_heads,
-	       o.p.geometry->head_dim, (unsigned long long)(o.p.hot_bytes >> 20), o.p.reps);
+	       o.p.geometry->head_dim, (unsigned long long)(o.p.hot_bytes >> 20));
+	bench_pipeline_print_method(&o.p);
 	fflush(stdout);
 	int rc = bench_pipeline_sweep(&o.p, &rep);
 	if (!rc) {

@@ -124,6 +124,12 @@ for r in results:
         s = number(r, "speedup_vs_naive", 0)
         if r.get("scenario") == "naive" and s != 1:
             bad("naive speedup_vs_naive = %r, not 1" % (s,))
+    if r.get("scenario") in ("pipeline", "mutex-queue"):
+        # repetitions paired with limits: the point is one of them
+        for key in ("gbps", "ratio"):
+            lo, hi = number(r, key + "_min", 0), number(r, key + "_max", 0)
+            if None not in (lo, hi) and not lo <= r[key] <= hi:
+                bad("%s %s %r outside its spread [%r, %r]" % (r["scenario"], key, r[key], lo, hi))
 for want in ("pipeline", "naive", "mutex-queue", "producers", "evict"):
     if want not in scenarios:
         bad("no %s result" % want)
