@@ -723,6 +723,45 @@ Test(runtime, a_sleeping_ticket_waiter_sleeps_on_its_workers_last_stored_layer)
 	free(v);
 }
 
+/* A waiter is woken when its layer reaches its position, not by every batch
+ * copied before it (completion.c, wait_min): eight batches of one layer
+ * queued behind paused workers, a waiter sleeping on the last one's
+ * ticket; the layer's event count moves once while the worker copies all
+ * eight. */
+Test(runtime, a_sleeping_waiter_is_woken_at_its_position_not_by_every_batch)
+{
+	tkv_config c = small_config();
+	tkv_runtime *rt = open_small(&c);
+	rt->wait_spin_cpus = 0;
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	size_t rb = row_bytes(&c);
+	enum { BATCHES = 8, N = 2 };
+	unsigned char *k = malloc(BATCHES * N * rb), *v = malloc(BATCHES * N * rb);
+	kvp_fill(k, 1, 0, 0, BATCHES * N, rb, 0);
+	kvp_fill(v, 1, 0, 0, BATCHES * N, rb, 1);
+	tkv__test_pause(rt, true);
+	ticket_waiter tw = {.rt = rt};
+	for (uint32_t b = 0; b < BATCHES; b++)
+		cr_assert_eq(tkv_store(rt, 1, 0, b * N, N, k + b * N * rb, v + b * N * rb, 0,
+				       &tw.t),
+			     0, "%s", tkv_last_error());
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, ticket_waiter_main, &tw), 0);
+	cr_assert(sleeper_on(rt, 1, 0, BATCHES * N), "the waiter does not sleep on layer 0");
+	tkv__seq *s = tkv__seq_get(&rt->seqs, 1);
+	uint32_t before = __atomic_load_n(&s->layers[0].done_wake.seq, __ATOMIC_ACQUIRE);
+	tkv__test_pause(rt, false);
+	pthread_join(th, NULL);
+	cr_assert_eq(tw.rc, 0, "%s", tkv_last_error());
+	uint32_t signals = __atomic_load_n(&s->layers[0].done_wake.seq, __ATOMIC_ACQUIRE) - before;
+	cr_assert_eq(signals, 1, "%u wake-ups for one waiter across %d batches", signals, BATCHES);
+	tkv__seq_put(s);
+	expect_read(rt, &c, 1, 0, 0, BATCHES * N);
+	tkv_close(rt);
+	free(k);
+	free(v);
+}
+
 /* The later layer a waiter sleeps on may have been stored, and copied,
  * before its own: the wait still lasts until its own layer is done. Layer
  * 2 is stored and completed first, then layer 0 with the workers paused:
