@@ -540,7 +540,8 @@ TKV_API int tkv_seq_sync(tkv_runtime *rt, uint64_t seq_id);
  * n_tokens * kv_dim elements), first waiting for pending stores that cover
  * them. Blocks in the cold tier are promoted (read back, checksum-verified,
  * made hot again) first. -ENOENT if the sequence is unknown or the range was
- * never stored; -EINVAL bad layer/NULL buffer/n_tokens == 0; from the cold
+ * never stored; -EINVAL bad layer/NULL buffer/n_tokens == 0; -ENOMEM if
+ * the layer lost tokens (see tkv_wait: no data is returned); from the cold
  * tier: -TKV_ECORRUPT (a record failed its checksum: it is dropped and its
  * blocks are lost, no data is returned), -EIO, -ENOSPC (no hot space to
  * promote into and nothing evictable). On error the buffers' contents are

@@ -18,6 +18,7 @@
 
 #include "base/error.h"
 #include "runtime/runtime.h"
+#include "tiers/hot_arena.h" /* tkv__arena_test_fail_allocs */
 #include "tests/kv_pattern.h"
 #include "tests/refuse_syscall.h"
 #include "tools/trace/trace_read.h"
@@ -718,6 +719,42 @@ Test(runtime, a_sleeping_ticket_waiter_sleeps_on_its_workers_last_stored_layer)
 	cr_assert(tkv_ticket_done(rt, &tw.t));
 	for (uint32_t l = 0; l < 4; l++)
 		expect_read(rt, &c, 1, l, 0, 4);
+	tkv_close(rt);
+	free(k);
+	free(v);
+}
+
+/* A hot block that cannot be allocated when its first tokens are copied
+ * (space is reserved at store time, so only the kernel running out of
+ * memory does this): the store was accepted, so its ticket reports -ENOMEM
+ * and the layer's lost tokens, a read or view of them returns no data, the
+ * reservation comes back, and other layers are untouched. */
+Test(runtime, a_block_that_cannot_be_allocated_is_reported_not_read)
+{
+	tkv_config c = small_config();
+	tkv_runtime *rt = open_small(&c);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	size_t rb = row_bytes(&c);
+	const uint32_t n = c.block_tokens;
+	unsigned char *k = malloc(n * rb), *v = malloc(n * rb);
+	kvp_fill(k, 1, 0, 0, n, rb, 0);
+	kvp_fill(v, 1, 0, 0, n, rb, 1);
+	tkv__arena_test_fail_allocs(1);
+	tkv_ticket t;
+	cr_assert_eq(tkv_store(rt, 1, 0, 0, n, k, v, 0, &t), 0, "%s", tkv_last_error());
+	cr_assert_eq(tkv_wait(rt, &t), -ENOMEM);
+	cr_assert(strstr(tkv_last_error(), "lost tokens"), "%s", tkv_last_error());
+	memset(k, 0xa5, n * rb);
+	cr_assert_eq(tkv_read(rt, 1, 0, 0, n, k, v), -ENOMEM);
+	tkv_view_block blocks[1];
+	tkv_view view = {.struct_size = sizeof(view), .blocks = blocks, .max_blocks = 1};
+	cr_assert_eq(tkv_view_acquire(rt, 1, 0, 0, n, &view), -ENOMEM, "%s", tkv_last_error());
+	tkv_stats st = {.struct_size = sizeof(st)};
+	cr_assert_eq(tkv_stats_get(rt, &st), 0);
+	cr_assert_eq(st.hot_bytes_used, 0, "the lost block's reservation was not given back");
+	cr_assert_eq(store_pattern(rt, &c, 1, 1, 0, n, 0), 0); /* another layer */
+	expect_read(rt, &c, 1, 1, 0, n);
+	cr_assert_eq(tkv_seq_close(rt, 1), 0, "%s", tkv_last_error());
 	tkv_close(rt);
 	free(k);
 	free(v);

@@ -11,6 +11,7 @@
 
 #include <sys/mman.h>
 
+#include <ck_pr.h>
 #include <jemalloc/jemalloc.h>
 
 #include "base/array.h"
@@ -170,8 +171,26 @@ static int grow(tkv__arena *a, bool populate)
 	return 0;
 }
 
+static uint32_t test_failing_allocs; /* atomic; tkv__arena_test_fail_allocs */
+
+void tkv__arena_test_fail_allocs(uint32_t n)
+{
+	ck_pr_store_32(&test_failing_allocs, n);
+}
+
+/* One of the failures a test asked for, if any is left. */
+static bool test_fail_one(void)
+{
+	uint32_t n = ck_pr_load_32(&test_failing_allocs);
+	while (n && !ck_pr_cas_32_value(&test_failing_allocs, n, n - 1, &n))
+		;
+	return n != 0;
+}
+
 void *tkv__arena_alloc(tkv__arena *a)
 {
+	if (CK_CC_UNLIKELY(ck_pr_load_32(&test_failing_allocs)) && test_fail_one())
+		return NULL;
 	if (PER_BLOCK(a))
 		return aligned_alloc(BLOCK_ALIGN, a->block_bytes);
 	pthread_mutex_lock(&a->lock);
