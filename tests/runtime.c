@@ -724,6 +724,37 @@ Test(runtime, a_sleeping_ticket_waiter_sleeps_on_its_workers_last_stored_layer)
 	free(v);
 }
 
+/* Calls that start while tkv_close runs get -EBADF and change nothing
+ * (tierkv.h, tkv_close): the flag close raises first, set by hand so the
+ * calls cannot race the free. */
+Test(runtime, calls_while_closing_get_ebadf_and_change_nothing)
+{
+	tkv_config c = small_config();
+	tkv_runtime *rt = open_small(&c);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	size_t rb = row_bytes(&c);
+	unsigned char *k = malloc(4 * rb), *v = malloc(4 * rb);
+	kvp_fill(k, 1, 0, 0, 4, rb, 0);
+	kvp_fill(v, 1, 0, 0, 4, rb, 1);
+	tkv_ticket t;
+	cr_assert_eq(tkv_store(rt, 1, 0, 0, 4, k, v, 0, &t), 0);
+	cr_assert_eq(tkv_wait(rt, &t), 0);
+	__atomic_store_n(&rt->closing, 1, __ATOMIC_SEQ_CST);
+	cr_assert_eq(tkv_wait(rt, &t), -EBADF);
+	cr_assert_eq(tkv_store(rt, 1, 0, 4, 4, k, v, 0, &t), -EBADF);
+	cr_assert_eq(tkv_seq_open(rt, 2), -EBADF);
+	cr_assert_eq(tkv_read(rt, 1, 0, 0, 4, k, v), -EBADF);
+	cr_assert_eq(tkv_seq_close(rt, 1), -EBADF);
+	__atomic_store_n(&rt->closing, 0, __ATOMIC_SEQ_CST);
+	cr_assert_eq(tkv_seq_open(rt, 2), 0, "the refused open opened it");
+	cr_assert_eq(tkv_store(rt, 1, 0, 4, 4, k, v, 0, &t), 0, "the refused store moved the position");
+	cr_assert_eq(tkv_wait(rt, &t), 0);
+	expect_read(rt, &c, 1, 0, 0, 4);
+	tkv_close(rt);
+	free(k);
+	free(v);
+}
+
 /* A hot block that cannot be allocated when its first tokens are copied
  * (space is reserved at store time, so only the kernel running out of
  * memory does this): the store was accepted, so its ticket reports -ENOMEM
