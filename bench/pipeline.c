@@ -488,7 +488,8 @@ static void pipeline_usage(FILE *f)
 		"  and mutex-queue baselines and the same-run copy limit.\n"
 		"  --geometry     llama3-8b (default), llama3-70b, mistral-7b, qwen2.5-7b\n"
 		"  --max-workers  default: online CPUs\n"
-		"  --reps         timed repetitions per point, best kept (default 3)\n"
+		"  --reps         timed repetitions per point, each paired with copy limits;\n"
+		"                 the median-ratio one kept (naive: the best) (default 3)\n"
 		"  --hot-bytes    hot tier and limit footprint (default 512M)\n");
 }
 
