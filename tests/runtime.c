@@ -84,6 +84,19 @@ static void expect_read(tkv_runtime *rt, const tkv_config *c, uint64_t seq, uint
 	free(scratch);
 }
 
+/* Allocates K and V buffers of n rows and fills them with the pattern of
+ * (seq, layer, pos..); the caller frees both. */
+static void pattern_rows(const tkv_config *c, uint64_t seq, uint32_t layer, uint64_t pos,
+			 uint32_t n, unsigned char **k, unsigned char **v)
+{
+	size_t rb = row_bytes(c);
+	*k = malloc(n * rb);
+	*v = malloc(n * rb);
+	cr_assert(*k && *v);
+	kvp_fill(*k, seq, layer, pos, n, rb, 0);
+	kvp_fill(*v, seq, layer, pos, n, rb, 1);
+}
+
 Test(runtime, open_close_and_null)
 {
 	tkv_close(NULL);
@@ -732,10 +745,8 @@ Test(runtime, calls_while_closing_get_ebadf_and_change_nothing)
 	tkv_config c = small_config();
 	tkv_runtime *rt = open_small(&c);
 	cr_assert_eq(tkv_seq_open(rt, 1), 0);
-	size_t rb = row_bytes(&c);
-	unsigned char *k = malloc(4 * rb), *v = malloc(4 * rb);
-	kvp_fill(k, 1, 0, 0, 4, rb, 0);
-	kvp_fill(v, 1, 0, 0, 4, rb, 1);
+	unsigned char *k, *v;
+	pattern_rows(&c, 1, 0, 0, 4, &k, &v);
 	tkv_ticket t;
 	cr_assert_eq(tkv_store(rt, 1, 0, 0, 4, k, v, 0, &t), 0);
 	cr_assert_eq(tkv_wait(rt, &t), 0);
@@ -765,17 +776,15 @@ Test(runtime, a_block_that_cannot_be_allocated_is_reported_not_read)
 	tkv_config c = small_config();
 	tkv_runtime *rt = open_small(&c);
 	cr_assert_eq(tkv_seq_open(rt, 1), 0);
-	size_t rb = row_bytes(&c);
 	const uint32_t n = c.block_tokens;
-	unsigned char *k = malloc(n * rb), *v = malloc(n * rb);
-	kvp_fill(k, 1, 0, 0, n, rb, 0);
-	kvp_fill(v, 1, 0, 0, n, rb, 1);
+	unsigned char *k, *v;
+	pattern_rows(&c, 1, 0, 0, n, &k, &v);
 	tkv__arena_test_fail_allocs(1);
 	tkv_ticket t;
 	cr_assert_eq(tkv_store(rt, 1, 0, 0, n, k, v, 0, &t), 0, "%s", tkv_last_error());
 	cr_assert_eq(tkv_wait(rt, &t), -ENOMEM);
 	cr_assert(strstr(tkv_last_error(), "lost tokens"), "%s", tkv_last_error());
-	memset(k, 0xa5, n * rb);
+	memset(k, 0xa5, n * row_bytes(&c));
 	cr_assert_eq(tkv_read(rt, 1, 0, 0, n, k, v), -ENOMEM);
 	tkv_view_block blocks[1];
 	tkv_view view = {.struct_size = sizeof(view), .blocks = blocks, .max_blocks = 1};
@@ -804,9 +813,8 @@ Test(runtime, a_sleeping_waiter_is_woken_at_its_position_not_by_every_batch)
 	cr_assert_eq(tkv_seq_open(rt, 1), 0);
 	size_t rb = row_bytes(&c);
 	enum { BATCHES = 8, N = 2 };
-	unsigned char *k = malloc(BATCHES * N * rb), *v = malloc(BATCHES * N * rb);
-	kvp_fill(k, 1, 0, 0, BATCHES * N, rb, 0);
-	kvp_fill(v, 1, 0, 0, BATCHES * N, rb, 1);
+	unsigned char *k, *v;
+	pattern_rows(&c, 1, 0, 0, BATCHES * N, &k, &v);
 	tkv__test_pause(rt, true);
 	ticket_waiter tw = {.rt = rt};
 	for (uint32_t b = 0; b < BATCHES; b++)
