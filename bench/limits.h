@@ -80,6 +80,10 @@ int bench_measure_copy_limits(const unsigned char *src, size_t src_bytes, size_t
 double bench_copy_limit_gbps(const unsigned char *src, size_t src_bytes, size_t footprint,
 			     uint32_t threads);
 
+/* Each timing of a limit that brackets a measurement (the naive baseline,
+ * the producers scenario): best of `reps` of this many seconds. */
+#define BENCH_BRACKET_SECONDS 0.05
+
 /* The limit of one pipeline point, measured next to it: the max of glibc
  * memcpy and the streaming kernel the runtime picks (tkv__kernels_get:
  * the one its workers use for a hot tier past the stream threshold), each

@@ -157,20 +157,22 @@ static void finish_paired(bench_result *r, const uint64_t *ns, const double *lim
 	r->ratio_hi = ratio[order[n - 1]];
 }
 
-/* A point's figures from its timed repetitions: the best is the point's
- * (finish_paired then picks the median-ratio one where limits were paired),
- * the slowest and fastest its spread; steal since steal0 (just before the
- * first timed repetition). */
+/* A point's figures from its timed repetitions: the slowest and fastest
+ * are its spread, and the best is the point's unless finish_paired already
+ * chose one (paired); steal since steal0 (just before the first timed
+ * repetition). Sorts times. */
 static void finish_times(bench_result *r, bench_lat *times, uint64_t layer_tokens, size_t row,
-			 double steal0)
+			 double steal0, bool paired)
 {
 	double steal1 = bench_steal_ms();
 	bench_lat_finish(times, NULL);
 	const double bytes = (double)layer_tokens * 2 * (double)row;
-	r->tokens_per_s = (double)layer_tokens / (times->min / 1e9);
-	r->gbps = bytes / times->min;
+	if (!paired) {
+		r->tokens_per_s = (double)layer_tokens / (times->min / 1e9);
+		r->gbps = bytes / times->min;
+	}
 	r->gbps_lo = bytes / times->max;
-	r->gbps_hi = r->gbps;
+	r->gbps_hi = bytes / times->min;
 	r->reps = (int)times->n;
 	r->steal_ms = steal0 >= 0 && steal1 >= 0 ? steal1 - steal0 : -1;
 }
@@ -216,20 +218,13 @@ static int run_point(const point_run *p, int reps, const limit_ctx *lc, bench_re
 	tkv_runtime *rt;
 	tkv__open_opts opts = {.queue = p->queue};
 	bench_lat times = {.ns = calloc((size_t)reps, sizeof(uint64_t))};
-	uint64_t *rep_ns = calloc((size_t)reps, sizeof(uint64_t));
 	double *lim = calloc((size_t)reps + 1, sizeof(double));
-	if (!times.ns || !rep_ns || !lim) {
-		free(times.ns);
-		free(rep_ns);
-		free(lim);
-		return -ENOMEM;
-	}
-	int rc = tkv__open_ex(&c, &opts, &rt);
+	int rc = times.ns && lim ? 0 : -ENOMEM;
+	if (!rc && (rc = tkv__open_ex(&c, &opts, &rt)))
+		fprintf(stderr, "tierkv-bench: open: %s\n", tkv_last_error());
 	if (rc) {
 		free(times.ns);
-		free(rep_ns);
 		free(lim);
-		fprintf(stderr, "tierkv-bench: open: %s\n", tkv_last_error());
 		return rc;
 	}
 	const size_t row = (size_t)c.n_kv_heads * c.head_dim * tkv_dtype_size(c.dtype);
@@ -238,7 +233,6 @@ static int run_point(const point_run *p, int reps, const limit_ctx *lc, bench_re
 	if (!q.n_seqs) {
 		tkv_close(rt);
 		free(times.ns);
-		free(rep_ns);
 		free(lim);
 		fprintf(stderr, "tierkv-bench: hot tier too small for one sequence at batch %u\n",
 			p->batch);
@@ -264,22 +258,19 @@ static int run_point(const point_run *p, int reps, const limit_ctx *lc, bench_re
 		}
 		if (rc)
 			break;
-		if (i > 0) { /* the first one is the warm-up */
-			rep_ns[times.n] = ns;
+		if (i > 0) /* the first one is the warm-up */
 			times.ns[times.n++] = ns;
-		}
 	}
 	if (!rc && lc && !(lim[reps] = limit_once(lc)))
 		rc = -EIO;
 	tkv_close(rt);
 	if (!rc) {
-		finish_times(r, &times, pass_tokens * passes, row, steal0);
-		if (lc)
-			finish_paired(r, rep_ns, lim, reps, pass_tokens * passes,
+		if (lc) /* before finish_times sorts the repetitions */
+			finish_paired(r, times.ns, lim, reps, pass_tokens * passes,
 				      (double)pass_tokens * passes * 2 * (double)row);
+		finish_times(r, &times, pass_tokens * passes, row, steal0, lc != NULL);
 	}
 	free(times.ns);
-	free(rep_ns);
 	free(lim);
 	return rc;
 }
@@ -362,7 +353,7 @@ static int run_naive(const point_run *p, int reps, bench_result *r)
 		free(n.blocks[b]);
 	free(n.blocks);
 	pthread_mutex_destroy(&n.lock);
-	finish_times(r, &times, pass_tokens * passes, row, steal0);
+	finish_times(r, &times, pass_tokens * passes, row, steal0, false);
 	free(times.ns);
 	return 0;
 }
@@ -413,7 +404,8 @@ int bench_pipeline_point(const bench_geometry *geo, tkv_dtype dtype, uint32_t wo
 static double bracket_limit(unsigned char *dst, const unsigned char *src, const pipeline_options *o,
 			    uint32_t w, double *prev)
 {
-	double after = bench_point_limit_gbps(dst, src, SRC_BYTES, o->hot_bytes, w, o->reps, 0.05);
+	double after = bench_point_limit_gbps(dst, src, SRC_BYTES, o->hot_bytes, w, o->reps,
+					      BENCH_BRACKET_SECONDS);
 	double lim = after > *prev ? after : *prev;
 	*prev = after;
 	return after > 0 ? lim : 0;
@@ -427,7 +419,8 @@ int bench_pipeline_sweep(const pipeline_options *o, bench_report *rep)
 	for (size_t d = 0; d < N_DTYPES && !rc; d++) {
 		point_run p = {o->geometry, dtypes[d], 1, 1, o->hot_bytes, src, TKV__QUEUE_RING, NULL, 0};
 		bench_result naive = {0};
-		double prev = bench_point_limit_gbps(dst, src, SRC_BYTES, o->hot_bytes, 1, o->reps, 0.05);
+		double prev = bench_point_limit_gbps(dst, src, SRC_BYTES, o->hot_bytes, 1, o->reps,
+						     BENCH_BRACKET_SECONDS);
 		if ((rc = run_naive(&p, o->reps, &naive)))
 			break;
 		double lim = bracket_limit(dst, src, o, 1, &prev);

@@ -371,7 +371,9 @@ static int producers_run(const prod_options *o, bench_report *rep)
 	 * the points (the better one): for the `ratio` every bench result
 	 * carries; this scenario's own figure is ratio_to_1. */
 	unsigned char *ldst = rc ? NULL : bench_huge_buffer(hot);
-	double limit = ldst ? bench_point_limit_gbps(ldst, src, SRC_BYTES, hot, o->workers, o->reps, 0.05) : 0;
+	double limit = ldst ? bench_point_limit_gbps(ldst, src, SRC_BYTES, hot, o->workers, o->reps,
+						     BENCH_BRACKET_SECONDS)
+			    : 0;
 	printf("# tierkv-bench producers: %s %s, %u workers, hot tier %llu MiB, RAM only;\n"
 	       "# %u sequences x %u tokens x %u layers per run (same work at every T), batches\n"
 	       "# {32,16,8,4,2,1,1}, tickets waited per batch; median of %d interleaved runs\n"
@@ -414,7 +416,8 @@ static int producers_run(const prod_options *o, bench_report *rep)
 	for (int q = 0; q < 2; q++)
 		tkv_close(rts[q]);
 	if (!rc && ldst) {
-		double after = bench_point_limit_gbps(ldst, src, SRC_BYTES, hot, o->workers, o->reps, 0.05);
+		double after = bench_point_limit_gbps(ldst, src, SRC_BYTES, hot, o->workers, o->reps,
+						      BENCH_BRACKET_SECONDS);
 		limit = after > limit ? after : limit;
 	}
 	free(ldst);

@@ -774,6 +774,7 @@ Test(runtime, calls_while_closing_get_ebadf_and_change_nothing)
 Test(runtime, a_block_that_cannot_be_allocated_is_reported_not_read)
 {
 	tkv_config c = small_config();
+	c.hot_populate = TKV_HOT_POPULATE_ON_USE; /* the pools grow at the first store */
 	tkv_runtime *rt = open_small(&c);
 	cr_assert_eq(tkv_seq_open(rt, 1), 0);
 	const uint32_t n = c.block_tokens;

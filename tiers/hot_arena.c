@@ -143,10 +143,28 @@ static int populate_slab(unsigned char *slab, size_t bytes)
 	return 0;
 }
 
+static uint32_t test_failing_allocs; /* atomic; tkv__arena_test_fail_allocs */
+
+void tkv__arena_test_fail_allocs(uint32_t n)
+{
+	ck_pr_store_32(&test_failing_allocs, n);
+}
+
+/* One of the failures a test asked for, if any is left. */
+static bool test_fail_one(void)
+{
+	uint32_t n = ck_pr_load_32(&test_failing_allocs);
+	while (n && !ck_pr_cas_32_value(&test_failing_allocs, n, n - 1, &n))
+		;
+	return n != 0;
+}
+
 /* Called with the lock held: one more slab, its blocks on the free list;
  * populate: every page of it faulted in now. */
 static int grow(tkv__arena *a, bool populate)
 {
+	if (test_fail_one())
+		return -ENOMEM;
 	void **s = tkv__array_grow(a->slabs, &a->cap_slabs, a->n_slabs + 1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -171,28 +189,10 @@ static int grow(tkv__arena *a, bool populate)
 	return 0;
 }
 
-static uint32_t test_failing_allocs; /* atomic; tkv__arena_test_fail_allocs */
-
-void tkv__arena_test_fail_allocs(uint32_t n)
-{
-	ck_pr_store_32(&test_failing_allocs, n);
-}
-
-/* One of the failures a test asked for, if any is left. */
-static bool test_fail_one(void)
-{
-	uint32_t n = ck_pr_load_32(&test_failing_allocs);
-	while (n && !ck_pr_cas_32_value(&test_failing_allocs, n, n - 1, &n))
-		;
-	return n != 0;
-}
-
 void *tkv__arena_alloc(tkv__arena *a)
 {
-	if (CK_CC_UNLIKELY(ck_pr_load_32(&test_failing_allocs)) && test_fail_one())
-		return NULL;
 	if (PER_BLOCK(a))
-		return aligned_alloc(BLOCK_ALIGN, a->block_bytes);
+		return test_fail_one() ? NULL : aligned_alloc(BLOCK_ALIGN, a->block_bytes);
 	pthread_mutex_lock(&a->lock);
 	void *b = a->free_head;
 	if (!b && grow(a, false) == 0)

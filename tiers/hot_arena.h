@@ -59,9 +59,11 @@ int tkv__arena_create_pool(tkv__arena *a, size_t block_bytes);
 void tkv__arena_destroy(tkv__arena *a);
 /* A 64-byte aligned block of block_bytes, or NULL. Any thread. */
 void *tkv__arena_alloc(tkv__arena *a);
-/* Tests: the next n block allocations of every arena return NULL, as when
- * the kernel has no memory left for a pool to grow (hot-tier blocks are
- * reserved before they are allocated, so that is the only way one fails). */
+/* Tests: the next n times any arena asks for memory (a slab to grow by, or
+ * one block where blocks are allocated one by one) fail as if the kernel
+ * had none left: hot-tier blocks are reserved before they are allocated, so
+ * that is the only way an allocation fails. Kept off the path that takes a
+ * block from the free list. */
 void tkv__arena_test_fail_allocs(uint32_t n);
 /* Gives a block from tkv__arena_alloc back to its pool. Any thread. */
 void tkv__arena_free(tkv__arena *a, void *p);
