@@ -193,9 +193,11 @@ typedef struct tkv_config {
 	 * opening it with another geometry fails with -EMEDIUMTYPE. Records of
 	 * sequences left open at tkv_close (or at a crash) stay, and re-opening
 	 * such a sequence id makes them readable again. With a cold tier,
-	 * tkv_open also allocates and touches the evictor's staging buffers
-	 * (up to 32 records of n_layers x block bytes + 4 KiB: 128 MiB for
-	 * Llama-3-8B f32 at 16 tokens per block), so the first eviction burst
+	 * the evictor writes records straight from the hot blocks when a
+	 * layer's block is a multiple of 4 KiB (e.g. Llama-3-8B at 16 tokens
+	 * per block); other geometries are copied into staging buffers first,
+	 * and tkv_open allocates and touches those (up to 32 records of
+	 * n_layers x block bytes + 4 KiB) so that the first eviction burst
 	 * does not pay for their first touch. */
 	const char *cold_dir;
 	uint64_t cold_bytes; /* default 4 GiB; at least one record */
@@ -720,6 +722,13 @@ typedef struct tkv_stats {
 	 * sleeping; the prefetch thread verified the rest of the prefetched
 	 * ones itself. */
 	uint64_t promote_verified_by_readers;
+
+	/* Of the records the evictor wrote (or tried to), those it copied into
+	 * a staging buffer first because their blocks could not be written
+	 * where they are: a geometry whose layer block is not a multiple of
+	 * 4 KiB, or a block not 4 KiB aligned. The others went to the SSD
+	 * straight from RAM; a staged record costs the evictor a copy of it. */
+	uint64_t evict_records_staged;
 } tkv_stats;
 
 /* A snapshot of the counters (each read atomically; not a consistent cut

@@ -75,6 +75,9 @@ static void cold_tier(out *o, const tkv_stats *st)
 	one(o, "promote_verified_by_readers_total", "counter",
 	    "Prefetched layer blocks whose checksum a waiting reader verified.",
 	    st->promote_verified_by_readers);
+	one(o, "evict_records_staged_total", "counter",
+	    "Records copied into a staging buffer before their write (blocks not writable in place).",
+	    st->evict_records_staged);
 	one(o, "cold_enospc_total", "counter", "Record writes refused: disk or segments full.",
 	    st->io_errors_enospc);
 	one(o, "cold_eio_total", "counter", "Record writes or reads that failed.", st->io_errors_eio);

@@ -69,30 +69,74 @@ static tkv__cold_stats stats(tkv__cold *c)
 	return st;
 }
 
-/* A write fault: status, counter, nothing stored, slot free, retry works. */
+/* One record, staged or written from its blocks (tiers/cold.h). */
+typedef struct rec_src {
+	bool from_blocks;
+	void *buf;     /* the staging buffer, or the header buffer */
+	void **blocks; /* from_blocks: the layers */
+} rec_src;
+
+static rec_src src_make(tkv__cold *c, bool from_blocks)
+{
+	rec_src r = {from_blocks, NULL, NULL};
+	if (from_blocks) {
+		r.buf = tkv__cold_header_alloc(c);
+		r.blocks = cold_blocks_alloc(c, LAYERS, 1, 1, 0);
+	} else {
+		r.buf = tkv__cold_buf_alloc(c);
+		cold_fill(c, r.buf, LAYERS, 1, 1, 0);
+	}
+	cr_assert_not_null(r.buf);
+	return r;
+}
+
+static int src_write(tkv__cold *c, const rec_src *r)
+{
+	return r->from_blocks ? cold_write_blocks_sync(c, 1, 1, 16, r->buf, r->blocks)
+			      : cold_write_sync(c, 1, 1, 16, r->buf);
+}
+
+static void src_free(tkv__cold *c, rec_src *r)
+{
+	tkv__cold_buf_free(c, r->buf);
+	if (r->blocks)
+		cold_blocks_free(r->blocks, LAYERS);
+}
+
+/* A write fault: status, counter, nothing stored, slot free, retry works;
+ * on both backends, for a staged record and for one written from its
+ * blocks (a vectored write: a short one is cut inside its pieces). */
 static void write_fault_case(tkv__cold_fault f, int want_status, size_t off_counter)
 {
-	for (int pw = 0; pw < 2; pw++) {
-		tkv__cold *c = open_f(16, pw);
-		void *buf = tkv__cold_buf_alloc(c);
-		tkv__cold_stats st;
-		cold_fill(c, buf, LAYERS, 1, 1, 0);
-		cold_rule *r = cold_faults_add(&fs, TKV__COLD_OP_WRITE, REC, 0, 1, f);
-		cr_assert_eq(cold_write_sync(c, 1, 1, 16, buf), want_status, "backend %d", pw);
-		cr_assert_eq(cold_rule_hits(&fs, r), 1);
-		st = stats(c);
-		cr_assert_eq(*(uint64_t *)((char *)&st + off_counter), 1, "counted by kind");
-		cr_assert_eq(st.records_written, 0);
-		cr_assert_eq(st.bytes_used, 0, "slot freed");
-		cr_assert_eq(st.writes_in_flight, 0);
-		cr_assert_not(tkv__cold_lookup(c, 1, 1, NULL), "not durable, not visible");
-		/* the evictor retries: works now */
-		cr_assert_eq(cold_write_sync(c, 1, 1, 16, buf), 0);
-		cr_assert(tkv__cold_lookup(c, 1, 1, NULL));
-		tkv__cold_buf_free(c, buf);
-		reopen_dir(&c);
-		/* and the failed attempt left nothing a restart would pick up */
-	}
+	for (int pw = 0; pw < 2; pw++)
+		for (int direct = 0; direct < 2; direct++) {
+			tkv__cold *c = open_f(16, pw);
+			rec_src src = src_make(c, direct);
+			tkv__cold_stats st;
+			cold_rule *r = cold_faults_add(&fs, TKV__COLD_OP_WRITE, REC, 0, 1, f);
+			cr_assert_eq(src_write(c, &src), want_status, "backend %d, direct %d", pw,
+				     direct);
+			cr_assert_eq(cold_rule_hits(&fs, r), 1);
+			st = stats(c);
+			cr_assert_eq(*(uint64_t *)((char *)&st + off_counter), 1, "counted by kind");
+			cr_assert_eq(st.records_written, 0);
+			cr_assert_eq(st.bytes_used, 0, "slot freed");
+			cr_assert_eq(st.writes_in_flight, 0);
+			cr_assert_not(tkv__cold_lookup(c, 1, 1, NULL), "not durable, not visible");
+			/* the evictor retries: works now, and reads back whole */
+			cr_assert_eq(src_write(c, &src), 0);
+			cr_assert(tkv__cold_lookup(c, 1, 1, NULL));
+			void *dst = aligned_alloc(4096, tkv__cold_block_bytes(c));
+			for (uint32_t l = 0; l < LAYERS; l++) {
+				cr_assert_eq(tkv__cold_read_layer(c, 1, 1, l, dst, NULL), 0, "%s",
+					     tkv_last_error());
+				cr_assert(cold_layer_is(c, dst, 1, 1, l, 0), "layer %u", l);
+			}
+			free(dst);
+			src_free(c, &src);
+			reopen_dir(&c);
+			/* and the failed attempt left nothing a restart would pick up */
+		}
 }
 
 Test(cold_faults, write_enospc)

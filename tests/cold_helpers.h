@@ -113,6 +113,48 @@ static inline int cold_write_sync(tkv__cold *c, uint64_t seq, uint64_t block, ui
 	}
 }
 
+/* n_layers blocks, each an allocation of its own (4 KiB aligned, as the
+ * hot tier's are), holding what cold_fill puts in a staging buffer. */
+static inline void **cold_blocks_alloc(tkv__cold *c, uint32_t n_layers, uint64_t seq,
+				       uint64_t block, uint32_t version)
+{
+	size_t n = tkv__cold_block_bytes(c);
+	void **b = calloc(n_layers, sizeof(*b));
+	cr_assert_not_null(b);
+	for (uint32_t l = 0; l < n_layers; l++) {
+		/* C11: the size a multiple of the alignment */
+		cr_assert_not_null(b[l] = aligned_alloc(4096, (n + 4095) / 4096 * 4096));
+		cold_pattern(b[l], n, seq, block, l, version);
+	}
+	return b;
+}
+
+static inline void cold_blocks_free(void **b, uint32_t n_layers)
+{
+	for (uint32_t l = 0; l < n_layers; l++)
+		free(b[l]);
+	free(b);
+}
+
+/* As cold_write_sync, written from the blocks (hdr: a header buffer). */
+static inline int cold_write_blocks_sync(tkv__cold *c, uint64_t seq, uint64_t block,
+					 uint32_t n_tokens, void *hdr, void **blocks)
+{
+	tkv__cold_done d;
+	int rc = tkv__cold_write_submit_layers(c, seq, block, n_tokens, hdr,
+					       (const void *const *)blocks, NULL, NULL, hdr);
+	if (rc < 0)
+		return rc;
+	for (;;) {
+		int n = tkv__cold_write_reap(c, &d, 1, true);
+		cr_assert_geq(n, 0);
+		if (n == 1) {
+			cr_assert_eq(d.user, hdr);
+			return d.status;
+		}
+	}
+}
+
 /* ---- programmable fault hook ---- */
 
 typedef struct cold_rule {

@@ -259,6 +259,103 @@ Test(cold_tier, unaligned_geometry_round_trip)
 	tkv__cold_close(c);
 }
 
+/* A record written from its blocks where they are (tiers/cold.h, direct
+ * writes: one vectored write, header first) is the record a staged write
+ * makes: every layer and the whole record read back, and a restart
+ * recovers it. Both backends. */
+Test(cold_tier, records_written_from_their_blocks_read_back_and_recover)
+{
+	for (int pw = 0; pw < 2; pw++) {
+		tkv__cold *c = open_small(64, pw);
+		cr_assert(tkv__cold_direct_geometry(c));
+		void *hdr = tkv__cold_header_alloc(c);
+		cr_assert_not_null(hdr);
+		for (uint64_t s = 0; s < 3; s++)
+			for (uint64_t k = 0; k < 7; k++) {
+				void **b = cold_blocks_alloc(c, LAYERS, s, k, 5);
+				cr_assert_eq(cold_write_blocks_sync(c, s, k, (uint32_t)(k % 16) + 1, hdr,
+								    b),
+					     0, "%s", tkv_last_error());
+				cold_blocks_free(b, LAYERS);
+			}
+		check_all(c, 3, 7, 5);
+		tkv__cold_close(c);
+		c = open_small(64, pw);
+		tkv__cold_stats st;
+		tkv__cold_stats_get(c, &st);
+		cr_assert_eq(st.recovered, 21, "backend %d", pw);
+		cr_assert_eq(st.recovery_torn, 0);
+		check_all(c, 3, 7, 5);
+		tkv__cold_buf_free(c, hdr);
+		tkv__cold_close(c);
+		cold_rmdir(dir);
+		dir = cold_tmpdir();
+	}
+}
+
+/* What O_DIRECT cannot take is refused before anything happens: -EINVAL
+ * with a message, no completion, no slot, and the next good write works.
+ * A geometry whose blocks are not 4 KiB multiples has no direct writes. */
+Test(cold_tier, direct_writes_refuse_what_odirect_cannot_take)
+{
+	tkv__cold *c = open_small(16, false);
+	void *hdr = tkv__cold_header_alloc(c);
+	void **b = cold_blocks_alloc(c, LAYERS, 1, 1, 0);
+	unsigned char *big = aligned_alloc(4096, tkv__cold_block_bytes(c) + 4096);
+	void *saved = b[2];
+	tkv__cold_done d;
+	b[2] = big + 512; /* not 4 KiB aligned */
+	cr_assert_not(tkv__cold_direct_ok(c, (const void *const *)b));
+	cr_assert_eq(tkv__cold_write_submit_layers(c, 1, 1, 16, hdr, (const void *const *)b, NULL,
+						   NULL, NULL),
+		     -EINVAL);
+	cr_assert(strstr(tkv_last_error(), "4 KiB aligned"), "%s", tkv_last_error());
+	b[2] = saved;
+	cr_assert_eq(tkv__cold_write_submit_layers(c, 1, 1, 16, (char *)hdr + 64,
+						   (const void *const *)b, NULL, NULL, NULL),
+		     -EINVAL);
+	cr_assert_eq(tkv__cold_write_submit_layers(c, 1, 1, 16, hdr, NULL, NULL, NULL, NULL),
+		     -EINVAL);
+	cr_assert_eq(tkv__cold_write_submit_layers(c, 1, 1, 0, hdr, (const void *const *)b, NULL,
+						   NULL, NULL),
+		     -EINVAL);
+	tkv__cold_stats st;
+	tkv__cold_stats_get(c, &st);
+	cr_assert_eq(st.writes_in_flight + st.bytes_used + st.records_written, 0);
+	cr_assert_eq(tkv__cold_write_reap(c, &d, 1, false), 0, "no completion for a refusal");
+	cr_assert_not(tkv__cold_lookup(c, 1, 1, NULL));
+	cr_assert_eq(cold_write_blocks_sync(c, 1, 1, 16, hdr, b), 0);
+	cr_assert(tkv__cold_lookup(c, 1, 1, NULL));
+	cold_blocks_free(b, LAYERS);
+	free(big);
+	tkv__cold_buf_free(c, hdr);
+	tkv__cold_close(c);
+
+	/* 6 KiB blocks (1 head x 48 dim f32 x 16 tokens x K,V) */
+	tkv__cold_config cfg;
+	cold_small_cfg(&cfg, dir, 16);
+	cfg.n_kv_heads = 1;
+	cfg.head_dim = 48;
+	char *odd = cold_tmpdir();
+	cfg.dir = odd;
+	cfg.capacity_bytes = 16 * (4096 + 4 * 8192);
+	cfg.segment_bytes = 0;
+	cr_assert_eq(tkv__cold_open(&cfg, &c), 0, "%s", tkv_last_error());
+	cr_assert_eq(tkv__cold_block_bytes(c), 6144);
+	cr_assert_not(tkv__cold_direct_geometry(c));
+	hdr = tkv__cold_header_alloc(c);
+	b = cold_blocks_alloc(c, LAYERS, 1, 1, 0);
+	cr_assert_not(tkv__cold_direct_ok(c, (const void *const *)b));
+	cr_assert_eq(tkv__cold_write_submit_layers(c, 1, 1, 16, hdr, (const void *const *)b, NULL,
+						   NULL, NULL),
+		     -EINVAL);
+	cr_assert(strstr(tkv_last_error(), "staging buffer"), "%s", tkv_last_error());
+	cold_blocks_free(b, LAYERS);
+	tkv__cold_buf_free(c, hdr);
+	tkv__cold_close(c);
+	cold_rmdir(odd);
+}
+
 /* A record removed with drop_if (a cache block dropped for space) frees its
  * slot without the header-zeroing write: the next open finds it again,
  * intact. One removed with remove_if does not come back. */

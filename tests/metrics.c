@@ -111,6 +111,7 @@ static int expected(const tkv_stats *st, want *w)
 	n = add(w, n, st->promoted_blocks, "tierkv_promoted_blocks_total", 0);
 	n = add(w, n, st->promoted_bytes, "tierkv_promoted_bytes_total", 0);
 	n = add(w, n, st->promote_verified_by_readers, "tierkv_promote_verified_by_readers_total", 0);
+	n = add(w, n, st->evict_records_staged, "tierkv_evict_records_staged_total", 0);
 	n = add(w, n, st->io_errors_enospc, "tierkv_cold_enospc_total", 0);
 	n = add(w, n, st->io_errors_eio, "tierkv_cold_eio_total", 0);
 	n = add(w, n, st->io_errors_short, "tierkv_cold_short_io_total", 0);
@@ -268,7 +269,7 @@ Test(metrics, prometheus_text_parses_and_matches_stats)
 	cr_assert_neq(st.workers[0].tokens_stored, st.workers[1].tokens_stored);
 	cr_assert_neq(st.workers[0].batches, st.workers[1].batches);
 	cr_assert(st.hot_bytes_used > 0 && st.hot_bytes_used < st.hot_bytes_capacity);
-	want w[3 * 2 + 8 + 17 + 15 + 23];
+	want w[3 * 2 + 8 + 18 + 15 + 23]; /* workers, runtime, cold tier, cache, shared */
 	int n = expected(&st, w);
 	expect_samples_match(text, w, n);
 	check_text(text);

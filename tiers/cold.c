@@ -151,6 +151,15 @@ void *tkv__cold_buf_alloc(tkv__cold *c)
 	return p;
 }
 
+void *tkv__cold_header_alloc(tkv__cold *c)
+{
+	void *p;
+	if (posix_memalign(&p, TKV__COLD_ALIGN, c->lay.header_bytes) != 0)
+		return NULL;
+	memset(p, 0, c->lay.header_bytes);
+	return p;
+}
+
 void tkv__cold_buf_free(tkv__cold *c, void *buf)
 {
 	(void)c;

@@ -154,6 +154,9 @@ void tkv__cold_close(tkv__cold *c);
  * NULL. Any thread. Fill layer l's block_bytes at tkv__cold_layer_ptr(). */
 void *tkv__cold_buf_alloc(tkv__cold *c);
 void tkv__cold_buf_free(tkv__cold *c, void *buf);
+/* A header buffer for tkv__cold_write_submit_layers (the header's bytes,
+ * 4 KiB aligned, zeroed), or NULL; free it with tkv__cold_buf_free. */
+void *tkv__cold_header_alloc(tkv__cold *c);
 /* Layer l's slice inside a staging buffer (4 KiB aligned). */
 void *tkv__cold_layer_ptr(const tkv__cold *c, void *buf, uint32_t layer);
 /* Sizes: one layer's block and one record. */
@@ -206,6 +209,39 @@ typedef struct tkv__cold_ext {
 int tkv__cold_write_submit_ext(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t n_tokens,
 			       void *buf, const uint32_t *layer_crc, const tkv__cold_ext *ext,
 			       void *user);
+
+/*
+ * Writing a record without staging it. The evictor's blocks already sit in
+ * RAM, each in one piece: copying them into a staging buffer only to have
+ * the device read them from there cost the evictor thread more than half
+ * of its time (perf, `tierkv-bench evict`: the copy 57%, the checksums
+ * 28%), which held eviction near 0.6-0.75 of a raw write that reached
+ * 3.4-4 GB/s (docs/MEASUREMENTS.md). So the record goes out as one vectored
+ * write: the header from a header buffer, then each layer's block where it
+ * lives. O_DIRECT needs every piece 4 KiB aligned in address and length,
+ * and a block must fill its slice (no padding to write):
+ *
+ * tkv__cold_direct_geometry: this geometry's blocks can be written in
+ * place (block_bytes a multiple of 4 KiB, and few enough layers for one
+ * vectored write). Any thread.
+ * tkv__cold_direct_ok: and these n_layers blocks are 4 KiB aligned.
+ *
+ * tkv__cold_write_submit_layers: writer thread only. As write_submit_ext,
+ * with `hdr` (tkv__cold_header_alloc) for the header and `layers` (n_layers
+ * pointers to block_bytes each) for the payload; layer_crc NULL computes
+ * the CRCs from `layers`. The cold tier owns hdr until the completion, and
+ * the caller must keep every block's bytes unchanged and in place until
+ * then (the device reads them while the write is in flight: a change
+ * would be written with the old CRC and read back as -TKV_ECORRUPT). The
+ * pointer array itself may be reused at return. -EINVAL (message set) if
+ * hdr is not 4 KiB aligned or tkv__cold_direct_ok says no; otherwise as
+ * write_submit_ext.
+ */
+bool tkv__cold_direct_geometry(const tkv__cold *c);
+bool tkv__cold_direct_ok(const tkv__cold *c, const void *const *layers);
+int tkv__cold_write_submit_layers(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t n_tokens,
+				  void *hdr, const void *const *layers, const uint32_t *layer_crc,
+				  const tkv__cold_ext *ext, void *user);
 
 /* Any thread. Reads the header of (seq, block)'s record and, if it is a
  * cache block's, its key and token ids (tokens: block_tokens entries).

@@ -78,6 +78,7 @@ struct tkv__cold {
 	tkv__cold_ioq wq;
 	tkv__cold_wreq *wreqs, *w_free, *w_written, *w_done, *w_done_tail;
 	tkv__cold_wreq *w_syncing;       /* the batch being synced */
+	struct iovec *w_iov;             /* n_layers + 1 per request (direct writes) */
 	tkv__cold_ioreq *sync_reqs;      /* one per segment */
 	uint32_t sync_left;              /* sync requests of the batch in flight */
 	unsigned w_writing, w_n_written; /* counts of the lists above */

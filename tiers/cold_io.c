@@ -72,6 +72,33 @@ static ssize_t raw_rw(tkv__cold_op op, int fd, void *buf, size_t len, uint64_t o
 	return n < 0 ? -errno : n;
 }
 
+/* A vectored write of what raw_rw would write from one buffer. */
+static ssize_t raw_writev(int fd, const struct iovec *iov, int n_iov, uint64_t off)
+{
+	ssize_t n;
+	if (n_iov == 0)
+		return 0;
+	do
+		n = pwritev(fd, iov, n_iov, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+/* Keeps the first len bytes of iov (len a multiple of the pieces' 4 KiB
+ * alignment, so the cut piece stays aligned); the pieces left. */
+static int trim_iov(struct iovec *iov, int n_iov, size_t len)
+{
+	int i = 0;
+	for (; i < n_iov && len; i++) {
+		if (iov[i].iov_len >= len) {
+			iov[i].iov_len = len;
+			return i + 1;
+		}
+		len -= iov[i].iov_len;
+	}
+	return i;
+}
+
 static int raw_sync(int fd)
 {
 	int rc;
@@ -170,6 +197,8 @@ static void prep_sqe(tkv__cold_ioq *q, tkv__cold_ioreq *r, size_t len)
 	}
 	if (r->op == TKV__COLD_OP_SYNC)
 		io_uring_prep_fsync(sqe, r->fd, IORING_FSYNC_DATASYNC);
+	else if (r->n_iov)
+		io_uring_prep_writev(sqe, r->fd, r->iov, (unsigned)r->n_iov, r->off);
 	else if (r->op == TKV__COLD_OP_READ)
 		io_uring_prep_read(sqe, r->fd, r->buf, (unsigned)len, r->off);
 	else
@@ -188,6 +217,8 @@ void tkv__cold_ioq_submit(tkv__cold_ioq *q, tkv__cold_ioreq *r)
 	r->flip_bit = f.flip_bit;
 	r->next = NULL;
 	len = issued_len(&f, r->len);
+	if (r->n_iov && len < r->len)
+		r->n_iov = trim_iov(r->iov, r->n_iov, len);
 	if (f.err > 0 || (len == 0 && r->op != TKV__COLD_OP_SYNC)) {
 		r->res = f.err > 0 ? -f.err : 0; /* failed or fully short: never issued */
 		park(q, r);
@@ -197,7 +228,12 @@ void tkv__cold_ioq_submit(tkv__cold_ioq *q, tkv__cold_ioreq *r)
 		prep_sqe(q, r, len);
 		return;
 	}
-	r->res = r->op == TKV__COLD_OP_SYNC ? raw_sync(r->fd) : raw_rw(r->op, r->fd, r->buf, len, r->off);
+	if (r->op == TKV__COLD_OP_SYNC)
+		r->res = raw_sync(r->fd);
+	else if (r->n_iov)
+		r->res = raw_writev(r->fd, r->iov, r->n_iov, r->off);
+	else
+		r->res = raw_rw(r->op, r->fd, r->buf, len, r->off);
 	if (r->op == TKV__COLD_OP_READ)
 		flip(r->buf, r->res, r->flip_bit);
 	park(q, r);

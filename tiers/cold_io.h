@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /* What an I/O is, as the fault hook sees it. */
 typedef enum tkv__cold_op {
@@ -62,6 +63,12 @@ typedef struct tkv__cold_ioreq {
 	int fd;
 	uint32_t seg;
 	void *buf;
+	/* WRITE only, n_iov > 0: the bytes are these pieces, in order (len
+	 * is their total; buf is ignored). Each piece 4 KiB aligned in address
+	 * and length, as O_DIRECT wants. The array is the requester's and must
+	 * live until the completion; a short-write fault trims it in place. */
+	struct iovec *iov;
+	int n_iov;
 	uint64_t off;
 	size_t len;
 	int64_t res;       /* on completion: bytes transferred, or -errno */

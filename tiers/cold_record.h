@@ -92,6 +92,7 @@
 #define TKV__COLD_REC_CACHE 1u        /* flags bit 0: a prefix-cache block */
 #define TKV__COLD_REC_FIXED 104u      /* header bytes before the CRC table */
 #define TKV__COLD_MAX_RECORD (1ull << 30) /* one I/O; io_uring lengths are 32-bit */
+#define TKV__COLD_MAX_LAYERS 1024u
 
 /* Sizes of a record for one geometry; derived once, immutable. */
 typedef struct tkv__cold_layout {

@@ -32,7 +32,8 @@ int tkv__cold_write_init(tkv__cold *c, bool force_pwrite)
 		return tkv__fail(rc, "cold: cannot set up the write queue");
 	c->wreqs = calloc(c->qd, sizeof(*c->wreqs));
 	c->sync_reqs = calloc(n_sync, sizeof(*c->sync_reqs));
-	if (!c->wreqs || !c->sync_reqs)
+	c->w_iov = calloc((size_t)c->qd * (c->lay.n_layers + 1), sizeof(*c->w_iov));
+	if (!c->wreqs || !c->sync_reqs || !c->w_iov)
 		return tkv__fail(-ENOMEM, "cold: out of memory for write requests");
 	for (unsigned i = 0; i < c->qd; i++) {
 		c->wreqs[i].next = c->w_free;
@@ -215,9 +216,8 @@ int tkv__cold_write_submit_crc(tkv__cold *c, uint64_t seq, uint64_t block, uint3
 	return tkv__cold_write_submit_ext(c, seq, block, n_tokens, buf, layer_crc, NULL, user);
 }
 
-int tkv__cold_write_submit_ext(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t n_tokens,
-			       void *buf, const uint32_t *layer_crc, const tkv__cold_ext *ext,
-			       void *user)
+static tkv__cold_rec_id rec_id(const tkv__cold *c, uint64_t seq, uint64_t block,
+			       uint32_t n_tokens, const tkv__cold_ext *ext)
 {
 	tkv__cold_rec_id id = {c->segs.store_id, 0, seq, block, n_tokens, 0, 0, 0, 0, 0, NULL};
 	if (ext) {
@@ -228,13 +228,36 @@ int tkv__cold_write_submit_ext(tkv__cold *c, uint64_t seq, uint64_t block, uint3
 		id.parent_lo = ext->parent_lo;
 		id.tokens = ext->tokens;
 	}
-	tkv__cold_wreq *r;
-	uint32_t seg, slot;
-	if (!buf || ((uintptr_t)buf % TKV__COLD_ALIGN) != 0)
-		return tkv__fail(-EINVAL, "cold write: buf must be a staging buffer (4 KiB aligned)");
+	return id;
+}
+
+static int check_tokens(const tkv__cold *c, uint32_t n_tokens)
+{
 	if (n_tokens == 0 || n_tokens > c->lay.block_tokens)
 		return tkv__fail(-EINVAL, "cold write: n_tokens %u not in [1, %u]", n_tokens,
 				 c->lay.block_tokens);
+	return 0;
+}
+
+/* Pieces one vectored write may have: Linux's UIO_MAXIOV (its header
+ * clashes with <sys/uio.h>; the value is ABI). */
+enum { MAX_PIECES = 1024 };
+
+static bool aligned(const void *p)
+{
+	return ((uintptr_t)p % TKV__COLD_ALIGN) == 0;
+}
+
+/*
+ * The one submit path. `buf` holds the header and, unless `layers` is
+ * given, every layer slice; with `layers` the slices are written from there
+ * (one vectored write, header first), their CRCs computed from there.
+ */
+static int submit(tkv__cold *c, tkv__cold_rec_id id, void *buf, const void *const *layers,
+		  const uint32_t *layer_crc, void *user)
+{
+	tkv__cold_wreq *r;
+	uint32_t seg, slot;
 	tkv__cold_drain_dead(c);
 	if (!(r = c->w_free))
 		return -EAGAIN;
@@ -249,9 +272,17 @@ int tkv__cold_write_submit_ext(tkv__cold *c, uint64_t seq, uint64_t block, uint3
 	}
 	id.seqno = c->next_seqno++;
 	r->seqno = id.seqno;
-	r->ent = tkv__cold_ent_new(c->idx, seq, block, id.seqno, seg, slot, n_tokens, NULL);
-	if (r->ent)
+	r->ent = tkv__cold_ent_new(c->idx, id.seq, id.block, id.seqno, seg, slot, id.n_tokens,
+				   NULL);
+	if (r->ent) {
+		uint32_t crc[TKV__COLD_MAX_LAYERS];
+		if (layers && !layer_crc) {
+			for (uint32_t l = 0; l < c->lay.n_layers; l++)
+				crc[l] = c->crc(0, layers[l], c->lay.block_bytes);
+			layer_crc = crc;
+		}
 		tkv__cold_record_seal(&c->lay, c->crc, &id, buf, layer_crc, r->ent->crc);
+	}
 	if (!r->ent || tkv__cold_index_add_pending(c->idx, r->ent) < 0) {
 		tkv__cold_ent_free(r->ent);
 		r->ent = NULL;
@@ -262,6 +293,14 @@ int tkv__cold_write_submit_ext(tkv__cold *c, uint64_t seq, uint64_t block, uint3
 	r->io = (tkv__cold_ioreq){.op = TKV__COLD_OP_WRITE, .fd = c->segs.seg[seg].fd, .seg = seg,
 				  .buf = buf, .off = tkv__cold_slot_off(c, slot),
 				  .len = c->lay.record_bytes};
+	if (layers) {
+		struct iovec *iov = c->w_iov + (size_t)(r - c->wreqs) * (c->lay.n_layers + 1);
+		iov[0] = (struct iovec){buf, c->lay.header_bytes};
+		for (uint32_t l = 0; l < c->lay.n_layers; l++)
+			iov[l + 1] = (struct iovec){(void *)layers[l], c->lay.block_bytes};
+		r->io.iov = iov;
+		r->io.n_iov = (int)c->lay.n_layers + 1;
+	}
 	r->stage = W_WRITING;
 	c->w_writing++;
 	if (!c->busy_since)
@@ -269,6 +308,47 @@ int tkv__cold_write_submit_ext(tkv__cold *c, uint64_t seq, uint64_t block, uint3
 	tkv__cold_ioq_submit(&c->wq, &r->io);
 	tkv__cold_ioq_flush(&c->wq);
 	return 0;
+}
+
+int tkv__cold_write_submit_ext(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t n_tokens,
+			       void *buf, const uint32_t *layer_crc, const tkv__cold_ext *ext,
+			       void *user)
+{
+	if (!buf || !aligned(buf))
+		return tkv__fail(-EINVAL, "cold write: buf must be a staging buffer (4 KiB aligned)");
+	int rc = check_tokens(c, n_tokens);
+	return rc ? rc : submit(c, rec_id(c, seq, block, n_tokens, ext), buf, NULL, layer_crc, user);
+}
+
+bool tkv__cold_direct_geometry(const tkv__cold *c)
+{
+	return c->lay.slice_stride == c->lay.block_bytes &&
+	       c->lay.block_bytes % TKV__COLD_ALIGN == 0 && c->lay.n_layers + 1 <= MAX_PIECES;
+}
+
+bool tkv__cold_direct_ok(const tkv__cold *c, const void *const *layers)
+{
+	if (!tkv__cold_direct_geometry(c))
+		return false;
+	for (uint32_t l = 0; l < c->lay.n_layers; l++)
+		if (!layers[l] || !aligned(layers[l]))
+			return false;
+	return true;
+}
+
+int tkv__cold_write_submit_layers(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t n_tokens,
+				  void *hdr, const void *const *layers, const uint32_t *layer_crc,
+				  const tkv__cold_ext *ext, void *user)
+{
+	if (!hdr || !aligned(hdr))
+		return tkv__fail(-EINVAL, "cold write: hdr must be a header buffer (4 KiB aligned)");
+	if (!layers || !tkv__cold_direct_ok(c, layers))
+		return tkv__fail(-EINVAL, "cold write: layers must be %u blocks, each 4 KiB aligned, "
+				 "of a size that fills its slice (block_bytes %zu, a multiple of "
+				 "4 KiB): else write a staging buffer",
+				 c->lay.n_layers, (size_t)c->lay.block_bytes);
+	int rc = check_tokens(c, n_tokens);
+	return rc ? rc : submit(c, rec_id(c, seq, block, n_tokens, ext), hdr, layers, layer_crc, user);
 }
 
 int tkv__cold_write_reap(tkv__cold *c, tkv__cold_done *done, int max, bool wait)
@@ -315,6 +395,8 @@ void tkv__cold_write_fini(tkv__cold *c)
 	tkv__cold_ioq_exit(&c->wq);
 	free(c->wreqs);
 	free(c->sync_reqs);
+	free(c->w_iov);
 	c->wreqs = NULL;
 	c->sync_reqs = NULL;
+	c->w_iov = NULL;
 }

@@ -25,19 +25,35 @@ enum {
 	SPACE_WAIT_NS = 2000 * 1000 * 1000ull, /* a store waits at most this for space */
 };
 
-/* One record write in flight: the unit, its staging buffer, its start. */
+/* One record write in flight: the unit, its buffer (a header buffer when
+ * the record is written from the hot blocks, else a staging buffer with
+ * every layer copied in), its start. */
 typedef struct evict_job {
 	tkv__unit *unit;
 	void *buf;
+	bool own_buf; /* a staging buffer for this record only: freed, not pooled */
 	uint64_t t_submit;
 } evict_job;
 
-/* Record staging buffers, reused: allocating (and zeroing) a multi-MiB
- * buffer per eviction costs as much as the gather itself. Evictor thread
- * only, so no lock. */
+/*
+ * Buffers, reused (evictor thread only, so no lock). A record is written
+ * from the hot blocks themselves (tkv__cold_write_submit_layers) whenever
+ * the geometry and the blocks allow (tkv__cold_direct_ok), so the pool
+ * holds header buffers (4 KiB each). A geometry whose blocks cannot be
+ * written in place stages every record: its pool holds whole-record
+ * buffers, as allocating (and zeroing) a multi-MiB buffer per eviction
+ * costs as much as the gather itself. A block the direct path cannot take
+ * in a direct geometry (not 4 KiB aligned: never from the arenas' pools,
+ * hot_arena.c) is staged in a buffer of its own.
+ */
+static void *buf_new(tkv__evictor *ev)
+{
+	return ev->direct ? tkv__cold_header_alloc(ev->cold) : tkv__cold_buf_alloc(ev->cold);
+}
+
 static void *buf_get(tkv__evictor *ev)
 {
-	return ev->n_bufs ? ev->bufs[--ev->n_bufs] : tkv__cold_buf_alloc(ev->cold);
+	return ev->n_bufs ? ev->bufs[--ev->n_bufs] : buf_new(ev);
 }
 
 static void buf_put(tkv__evictor *ev, void *buf)
@@ -49,16 +65,16 @@ static void buf_put(tkv__evictor *ev, void *buf)
 }
 
 /* Open fills the pool, before the evictor thread starts: the first touch
- * of a fresh buffer (the kernel zeroing its huge pages) cost more than the
- * gather and the checksum together, and it fell on the first eviction burst, i.e.
- * when the hot tier first fills under peak load; done in the evictor
- * thread instead, it overlapped the first stores and slowed both (perf,
- * bench evict: docs/MEASUREMENTS.md). Best effort: a buffer that cannot be
- * had now is allocated when needed. */
+ * of a fresh record buffer (the kernel zeroing its huge pages) cost more
+ * than the gather and the checksum together, and it fell on the first
+ * eviction burst, i.e. when the hot tier first fills under peak load; done
+ * in the evictor thread instead, it overlapped the first stores and slowed
+ * both (perf, bench evict: docs/MEASUREMENTS.md). Best effort: a buffer
+ * that cannot be had now is allocated when needed. */
 static void bufs_prepare(tkv__evictor *ev)
 {
 	void *buf;
-	while (ev->n_bufs < ev->depth && (buf = tkv__cold_buf_alloc(ev->cold)) != NULL)
+	while (ev->n_bufs < ev->depth && (buf = buf_new(ev)) != NULL)
 		ev->bufs[ev->n_bufs++] = buf;
 }
 
@@ -248,12 +264,50 @@ static uint64_t free_unit(tkv__evictor *ev, tkv__unit *u)
 	return freed;
 }
 
-static void gather(tkv__evictor *ev, tkv__unit *u, void *buf)
+static void gather(tkv__evictor *ev, void *buf)
 {
-	for (uint32_t l = 0; l < u->n_layers; l++) {
-		const void *mem = ck_pr_load_ptr(&u->blocks[l].mem);
-		ev->env.copy(tkv__cold_layer_ptr(ev->cold, buf, l), mem, ev->env.geo->block_bytes);
+	for (uint32_t l = 0; l < ev->env.cfg->n_layers; l++)
+		ev->env.copy(tkv__cold_layer_ptr(ev->cold, buf, l), ev->layers[l],
+			     ev->env.geo->block_bytes);
+}
+
+/* Submits u's record: from its hot blocks when it can, else staged. The
+ * blocks stay in place and unchanged until the completion: u is WRITING
+ * (no reader frees it, finish() does) and a full unit is never written
+ * again (truncate and fork copy a block before they change it). */
+static int submit_record(tkv__evictor *ev, tkv__unit *u, evict_job *job)
+{
+	for (uint32_t l = 0; l < u->n_layers; l++)
+		ev->layers[l] = ck_pr_load_ptr(&u->blocks[l].mem);
+	tkv__cold_ext ext;
+	bool cached = ck_pr_load_32(&u->published) == TKV__PUB_YES;
+	if (cached) /* a cache block's record carries its key and tokens */
+		ext = tkv__cache_ext(u);
+	const uint32_t bt = ev->env.cfg->block_tokens;
+	if (ev->direct && tkv__cold_direct_ok(ev->cold, (const void *const *)ev->layers)) {
+		if (!(job->buf = buf_get(ev)))
+			return -ENOMEM;
+		return tkv__cold_write_submit_layers(ev->cold, u->rec_seq, u->rec_block, bt, job->buf,
+						     (const void *const *)ev->layers, NULL,
+						     cached ? &ext : NULL, job);
 	}
+	job->own_buf = ev->direct;
+	job->buf = job->own_buf ? tkv__cold_buf_alloc(ev->cold) : buf_get(ev);
+	if (!job->buf)
+		return -ENOMEM;
+	gather(ev, job->buf);
+	ck_pr_inc_64(&ev->staged_records);
+	return tkv__cold_write_submit_ext(ev->cold, u->rec_seq, u->rec_block, bt, job->buf, NULL,
+					  cached ? &ext : NULL, job);
+}
+
+static void job_free(tkv__evictor *ev, evict_job *job)
+{
+	if (job->own_buf)
+		tkv__cold_buf_free(ev->cold, job->buf);
+	else
+		buf_put(ev, job->buf);
+	free(job);
 }
 
 /* Starts evicting one victim the policy offers and `ok` accepts. 1 if a
@@ -279,23 +333,14 @@ static int write_unit(tkv__evictor *ev, tkv__unit *u)
 		return 1;
 	}
 	evict_job *job = malloc(sizeof(*job));
-	void *buf = job ? buf_get(ev) : NULL;
 	int rc = -ENOMEM;
-	if (buf) {
-		gather(ev, u, buf);
-		*job = (evict_job){u, buf, tkv__now_ns()};
-		/* a cache block's record carries its key and tokens */
-		tkv__cold_ext ext;
-		bool cached = ck_pr_load_32(&u->published) == TKV__PUB_YES;
-		if (cached)
-			ext = tkv__cache_ext(u);
-		rc = tkv__cold_write_submit_ext(ev->cold, u->rec_seq, u->rec_block,
-						ev->env.cfg->block_tokens, buf, NULL,
-						cached ? &ext : NULL, job);
+	if (job) {
+		*job = (evict_job){.unit = u, .t_submit = tkv__now_ns()};
+		rc = submit_record(ev, u, job);
 	}
 	if (rc) {
-		buf_put(ev, buf);
-		free(job);
+		if (job)
+			job_free(ev, job);
 		ck_pr_store_32(&u->state, TKV__UNIT_HOT);
 		policy_insert(ev, u);
 		tkv__unit_put(ev->env.tiers, u);
@@ -325,8 +370,7 @@ static int finish(tkv__evictor *ev, const tkv__cold_done *d)
 	}
 	tkv__trace_end(ev->tb, TKV__TRACE_COLD_WRITE, job->t_submit, (uint32_t)u->rec_seq,
 		       tkv__cold_record_bytes(ev->cold));
-	buf_put(ev, job->buf);
-	free(job);
+	job_free(ev, job);
 	ck_pr_dec_32(&ev->inflight);
 	tkv__unit_put(ev->env.tiers, u);
 	/* A full cold tier makes room by dropping unreferenced cache blocks
@@ -476,7 +520,12 @@ static int open_cold(tkv__evictor *ev)
 	/* as many records in flight as the cold tier takes (its default keeps
 	 * half of them writing while the other half waits for fdatasync) */
 	ev->depth = cc.queue_depth < TKV__EVICT_BUFS ? cc.queue_depth : TKV__EVICT_BUFS;
-	return tkv__cold_open(&cc, &ev->cold);
+	int rc = tkv__cold_open(&cc, &ev->cold);
+	if (rc)
+		return rc;
+	ev->direct = tkv__cold_direct_geometry(ev->cold);
+	ev->layers = calloc(cfg->n_layers, sizeof(*ev->layers));
+	return ev->layers ? 0 : tkv__fail(-ENOMEM, "open: evictor");
 }
 
 int tkv__evictor_open(const tkv__tier_env *env, tkv__evictor **out)
@@ -593,6 +642,7 @@ void tkv__evictor_close(tkv__evictor *ev)
 	while (ev->n_bufs)
 		tkv__cold_buf_free(ev->cold, ev->bufs[--ev->n_bufs]);
 	tkv__cold_close(ev->cold);
+	free(ev->layers);
 	free(ev);
 }
 
@@ -682,6 +732,7 @@ void tkv__evictor_stats(tkv__evictor *ev, tkv_stats *st)
 	st->hot_space_waits = ck_pr_load_64(&ev->space_waits);
 	st->hot_space_wait_ns = ck_pr_load_64(&ev->space_wait_ns);
 	st->promote_verified_by_readers = ck_pr_load_64(&ev->pf_helped);
+	st->evict_records_staged = ck_pr_load_64(&ev->staged_records);
 	st->cold_slots_leaked = cs.retire_dropped;
 	st->cold_invalidate_errors = cs.invalidate_errors;
 }

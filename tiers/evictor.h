@@ -132,10 +132,13 @@ typedef struct tkv__evictor {
 	struct tkv__pf_job *pf_ver_head, *pf_ver_tail;
 	uint32_t pf_ver_n; /* jobs on the list (atomic: peeked without the lock) */
 
-	/* staging buffers kept for reuse (evictor thread only) */
+	/* header or staging buffers kept for reuse (evictor thread only;
+	 * evictor.c, "Buffers") */
 #define TKV__EVICT_BUFS 32
 	void *bufs[TKV__EVICT_BUFS];
 	uint32_t n_bufs;
+	bool direct;  /* the geometry's records can be written from the blocks */
+	void **layers; /* n_layers: the unit being submitted (evictor thread) */
 	unsigned depth; /* record writes in flight at most */
 	bool keeping;   /* close: writing cache blocks out, never dropping */
 
@@ -146,6 +149,7 @@ typedef struct tkv__evictor {
 	uint64_t records_released; /* cache records given up on promotion */
 	uint64_t space_waits, space_wait_ns; /* reservations that waited, and how long */
 	uint64_t pf_helped; /* prefetch reads verified by waiting readers */
+	uint64_t staged_records; /* records copied into a staging buffer first */
 	/* Tests only (atomic): while set, the prefetch thread leaves every
 	 * reaped read to waiting readers, so that readers' verifying can be
 	 * tested without racing a thread that is usually faster. */

@@ -22,7 +22,8 @@
  * bypassed (MALLOCX_TCACHE_NONE). Blocks may be freed from any thread (the
  * evictor, sequence close); the free list has its own short mutex.
  *
- * Sanitizer builds give every block its own aligned_alloc instead: ASan
+ * Sanitizer builds give every block its own aligned_alloc instead (4 KiB
+ * aligned when its size is a multiple of 4 KiB, as in a pool): ASan
  * cannot see overflows inside mallocx memory, nor could it inside a slab
  * (docs/SANITIZERS.md), and block bounds are exactly what those tests must
  * check.
