@@ -356,6 +356,39 @@ Test(cold_tier, direct_writes_refuse_what_odirect_cannot_take)
 	cold_rmdir(odd);
 }
 
+/* Removed records' headers are zeroed in groups of up to queue_depth
+ * writes in flight (tkv__cold_drain_dead): with more than two groups'
+ * worth removed at once, every slot is free at the writer's next call and
+ * none of the records comes back after a restart. Both backends. */
+Test(cold_tier, many_removals_zero_their_headers_in_groups)
+{
+	for (int pw = 0; pw < 2; pw++) {
+		tkv__cold *c = open_small(256, pw);
+		tkv__cold_stats st;
+		write_many(c, 2, 80, 1); /* sequences 0 and 1, 80 blocks each */
+		cr_assert_eq(tkv__cold_remove_seq(c, 0), 80);
+		(void)tkv__cold_write_reap(c, NULL, 0, false);
+		tkv__cold_stats_get(c, &st);
+		cr_assert_eq(st.records_live, 80, "backend %d", pw);
+		cr_assert_eq(st.bytes_used, 80 * st.record_bytes, "every removed slot is free");
+		cr_assert_eq(st.invalidate_errors, 0);
+		tkv__cold_close(c);
+		c = open_small(256, pw);
+		tkv__cold_stats_get(c, &st);
+		cr_assert_eq(st.recovered, 80, "backend %d: removed records came back", pw);
+		unsigned char *dst = aligned_alloc(4096, tkv__cold_block_bytes(c));
+		for (uint64_t k = 0; k < 80; k++) {
+			cr_assert_not(tkv__cold_lookup(c, 0, k, NULL), "block %lu", k);
+			cr_assert_eq(tkv__cold_read_layer(c, 1, k, 2, dst, NULL), 0);
+			cr_assert(cold_layer_is(c, dst, 1, k, 2, 1));
+		}
+		free(dst);
+		tkv__cold_close(c);
+		cold_rmdir(dir);
+		dir = cold_tmpdir();
+	}
+}
+
 /* A record removed with drop_if (a cache block dropped for space) frees its
  * slot without the header-zeroing write: the next open finds it again,
  * intact. One removed with remove_if does not come back. */

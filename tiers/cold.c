@@ -6,9 +6,10 @@
  * Retire path: an index entry whose last reference is gone (removed,
  * replaced, corrupt, cancelled or failed) is turned into a "dead slot" on a
  * mutex-protected list, from any thread. Only the writer thread turns dead
- * slots back into free ones (tkv__cold_drain_dead), after zeroing the
- * record's header on disk, so the allocator stays single-threaded and a
- * removed record is not resurrected by the next recovery.
+ * slots back into free ones (tkv__cold_drain_dead, cold_write.c), after
+ * zeroing the record's header on disk, so the allocator stays
+ * single-threaded and a removed record is not resurrected by the next
+ * recovery.
  */
 #include "tiers/cold_impl.h"
 
@@ -228,31 +229,6 @@ void tkv__cold_retire(void *ctx, tkv__cold_ent *e)
 	else
 		ck_pr_inc_64(&c->ctr.retire_dropped);
 	pthread_mutex_unlock(&c->retire_lock);
-}
-
-void tkv__cold_drain_dead(tkv__cold *c)
-{
-	for (;;) {
-		tkv__cold_dead d;
-		ssize_t n;
-		pthread_mutex_lock(&c->retire_lock);
-		if (!c->n_dead) {
-			pthread_mutex_unlock(&c->retire_lock);
-			return;
-		}
-		d = c->dead[--c->n_dead];
-		pthread_mutex_unlock(&c->retire_lock);
-		if (d.keep) { /* harmless if recovered: no write (cold.h) */
-			tkv__cold_segs_free(&c->segs, d.seg, d.slot);
-			continue;
-		}
-		n = tkv__cold_io_rw(c->hooks, TKV__COLD_OP_INVALIDATE, c->segs.seg[d.seg].fd, d.seg,
-				    c->zero_hdr, c->lay.header_bytes, tkv__cold_slot_off(c, d.slot));
-		if (n != (ssize_t)c->lay.header_bytes)
-			ck_pr_inc_64(&c->ctr.invalidate_errors); /* slot is reused anyway */
-		c->segs.seg[d.seg].dirty = true;
-		tkv__cold_segs_free(&c->segs, d.seg, d.slot);
-	}
 }
 
 /* ---- index queries ---- */

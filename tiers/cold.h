@@ -343,7 +343,7 @@ int tkv__cold_remove_if(tkv__cold *c, uint64_t seq, uint64_t block, uint64_t seq
 /* Any thread. As remove_if, for a record whose coming back at the next
  * recovery would be harmless (an immutable cache block dropped for space,
  * or released because its block is back in RAM): its slot is reused
- * without the synchronous header-zeroing write every other removal costs
+ * without the header-zeroing write every other removal costs
  * (tkv__cold_drain_dead). Until a new record overwrites the slot, a restart
  * finds the old record again, intact and checksummed. */
 int tkv__cold_drop_if(tkv__cold *c, uint64_t seq, uint64_t block, uint64_t seqno);

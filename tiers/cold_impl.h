@@ -79,6 +79,8 @@ struct tkv__cold {
 	tkv__cold_wreq *wreqs, *w_free, *w_written, *w_done, *w_done_tail;
 	tkv__cold_wreq *w_syncing;       /* the batch being synced */
 	struct iovec *w_iov;             /* n_layers + 1 per request (direct writes) */
+	tkv__cold_ioreq *inv_reqs;       /* qd header-zeroing writes (drain_dead) */
+	unsigned inv_pending;            /* of them in flight */
 	tkv__cold_ioreq *sync_reqs;      /* one per segment */
 	uint32_t sync_left;              /* sync requests of the batch in flight */
 	unsigned w_writing, w_n_written; /* counts of the lists above */
@@ -106,7 +108,6 @@ struct tkv__cold {
 
 /* cold.c */
 void tkv__cold_retire(void *ctx, tkv__cold_ent *e);
-void tkv__cold_drain_dead(tkv__cold *c);
 void *tkv__cold_bounce_get(tkv__cold *c);
 void tkv__cold_bounce_put(tkv__cold *c, void *b);
 static inline uint64_t tkv__cold_slot_off(const tkv__cold *c, uint32_t slot)
@@ -116,6 +117,9 @@ static inline uint64_t tkv__cold_slot_off(const tkv__cold *c, uint32_t slot)
 
 /* cold_write.c */
 int tkv__cold_write_init(tkv__cold *c, bool force_pwrite);
+/* Writer: turns dead slots into free ones, zeroing the headers of those
+ * not kept; returns when every one of them is free. */
+void tkv__cold_drain_dead(tkv__cold *c);
 void tkv__cold_write_fini(tkv__cold *c);
 /* Writer: fdatasync of every segment written since its last sync. */
 void tkv__cold_sync_dirty(tkv__cold *c);
