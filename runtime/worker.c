@@ -54,6 +54,37 @@ enum { IDLE_SPINS = 128, IDLE_YIELDS = 16 };
  */
 enum { GROUP_MAX = 16, GROUP_BYTES = 256 << 10 };
 
+/*
+ * The hot blocks a descriptor writes are allocated before any copy of its
+ * group (prepare_blocks), not as each copy reaches them. An arena
+ * allocation takes its pool's mutex, and a locked instruction flushes the
+ * write-combining buffers (Intel SDM vol. 3, 11.3.1): one taken right
+ * after a streamed copy waited for that copy's stores to reach memory, a
+ * second drain beside the run's fence at every new block (at batch 16,
+ * every descriptor). perf, 1 worker: tkv__arena_alloc and the mutex
+ * unlock were 3.6% of the worker's samples (docs/MEASUREMENTS.md). Taken
+ * after the previous run's fence, the locks find nothing to drain.
+ */
+static void prepare_blocks(tkv__worker *w, const tkv__desc *d)
+{
+	struct tkv_runtime *rt = w->rt;
+	const uint32_t bt = rt->cfg.block_tokens;
+	const uint64_t last = (d->pos + d->n_tokens - 1) / bt;
+	for (uint64_t b = d->pos / bt; b <= last; b++) {
+		tkv__unit *u = tkv__seq_unit_make(d->seq, b);
+		if (!u)
+			return;
+		tkv__block *blk = &u->blocks[d->layer];
+		if (blk->mem) /* only we write it now */
+			continue;
+		void *mem = tkv__hot_alloc(&rt->hot, d->layer);
+		if (!mem)
+			return; /* copy_rows reports it */
+		/* published to readers by the done_pos release */
+		ck_pr_store_ptr(&blk->mem, mem);
+	}
+}
+
 static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 {
 	struct tkv_runtime *rt = w->rt;
@@ -69,12 +100,7 @@ static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 		uint32_t m = bt - off < left ? bt - off : left;
 		tkv__unit *u = tkv__seq_unit_make(d->seq, b);
 		tkv__block *blk = u ? &u->blocks[d->layer] : NULL;
-		unsigned char *dst = blk ? blk->mem : NULL; /* only we write it now */
-		if (blk && !dst) {
-			dst = tkv__hot_alloc(&rt->hot, d->layer);
-			/* published to readers by the done_pos release */
-			ck_pr_store_ptr(&blk->mem, dst);
-		}
+		unsigned char *dst = blk ? blk->mem : NULL; /* prepare_blocks' */
 		if (!dst) {
 			/* Space was reserved at store time, so this is a real
 			 * out-of-memory: make the layer report it rather than
@@ -175,6 +201,8 @@ static void process_group(tkv__worker *w, const tkv__desc *d, uint32_t n)
 {
 	uint32_t first = 0;
 	uint64_t bytes = 0;
+	for (uint32_t i = 0; i < n; i++)
+		prepare_blocks(w, &d[i]);
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t b = desc_bytes(w, &d[i]);
 		if (i > first && (!w->rt->hot_streams || bytes + b > GROUP_BYTES)) {

@@ -127,6 +127,7 @@ void tkv__arena_destroy(tkv__arena *a)
 	for (size_t i = 0; i < a->n_slabs; i++)
 		sdallocx(a->slabs[i], a->slab_bytes, a->flags);
 	free(a->slabs);
+	free(a->free_blocks);
 	pthread_mutex_destroy(&a->lock);
 	/* Returns the arena's pages to the OS and its index to jemalloc, so
 	 * repeated open/close in one process does not pile up arenas. */
@@ -178,6 +179,11 @@ static int grow(tkv__arena *a, bool populate)
 	if (!s)
 		return -ENOMEM;
 	a->slabs = s;
+	void **f = tkv__array_grow(a->free_blocks, &a->cap_free,
+				   (a->n_slabs + 1) * a->blocks_per_slab, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	a->free_blocks = f;
 	unsigned char *slab = mallocx(a->slab_bytes, a->flags);
 	if (!slab)
 		return -ENOMEM;
@@ -190,11 +196,8 @@ static int grow(tkv__arena *a, bool populate)
 		return -ENOMEM;
 	}
 	a->slabs[a->n_slabs++] = slab;
-	for (size_t i = a->blocks_per_slab; i-- > 0;) {
-		void *b = slab + i * a->block_bytes;
-		*(void **)b = a->free_head;
-		a->free_head = b;
-	}
+	for (size_t i = a->blocks_per_slab; i-- > 0;) /* taken lowest address first */
+		a->free_blocks[a->n_free++] = slab + i * a->block_bytes;
 	return 0;
 }
 
@@ -202,12 +205,10 @@ void *tkv__arena_alloc(tkv__arena *a)
 {
 	if (PER_BLOCK(a))
 		return test_fail_one() ? NULL : aligned_alloc(per_block_align(a), a->block_bytes);
+	void *b = NULL;
 	pthread_mutex_lock(&a->lock);
-	void *b = a->free_head;
-	if (!b && grow(a, false) == 0)
-		b = a->free_head;
-	if (b)
-		a->free_head = *(void **)b;
+	if (a->n_free || grow(a, false) == 0)
+		b = a->free_blocks[--a->n_free];
 	pthread_mutex_unlock(&a->lock);
 	return b;
 }
@@ -221,8 +222,7 @@ void tkv__arena_free(tkv__arena *a, void *p)
 		return;
 	}
 	pthread_mutex_lock(&a->lock);
-	*(void **)p = a->free_head;
-	a->free_head = p;
+	a->free_blocks[a->n_free++] = p; /* room: every slab's blocks have a place */
 	pthread_mutex_unlock(&a->lock);
 }
 
