@@ -45,6 +45,7 @@ typedef struct copy_thread {
 	const unsigned char *src; /* this thread's slices */
 	unsigned char *dst;
 	size_t src_slots, dst_slots; /* whole chunks in each slice */
+	size_t src_first;            /* the source chunk it starts at */
 	int cpu;                     /* -1: not pinned */
 	double gbps;
 	pthread_t tid;
@@ -57,7 +58,7 @@ static void *copy_thread_main(void *arg)
 	const size_t chunk = j->chunk;
 	const size_t batch = chunk >= ((size_t)256 << 10) ? 1 : ((size_t)256 << 10) / chunk;
 	const bench_copy_fn fn = j->fn;
-	size_t is = 0, id = 0;
+	size_t is = t->src_first, id = 0;
 	uint64_t bytes = 0;
 
 	if (t->cpu >= 0) {
@@ -153,11 +154,13 @@ double bench_copy_gbps(const bench_copy_job *j)
 	}
 	int ncpu = allowed_cpus(cpus, (int)j->threads);
 	for (uint32_t i = 0; i < j->threads; i++) {
+		const size_t per = src_slice / j->chunk;
 		th[i] = (copy_thread){
 			.job = j,
-			.src = j->src + i * src_slice,
+			.src = j->whole_source ? j->src : j->src + i * src_slice,
 			.dst = j->dst + i * dst_slice,
-			.src_slots = src_slice / j->chunk,
+			.src_slots = j->whole_source ? per * j->threads : per,
+			.src_first = j->whole_source ? per * i : 0,
 			.dst_slots = dst_slice / j->chunk,
 			.cpu = ncpu ? cpus[i % (uint32_t)ncpu] : -1,
 		};
@@ -220,6 +223,7 @@ static int measure_into(unsigned char *dst, const unsigned char *src, size_t src
 		.threads = threads,
 		.seconds = seconds,
 		.reps = reps,
+		.whole_source = true,
 	};
 	*out = (bench_copy_limits){.stream_isa = TKV_ISA_AUTO};
 	double g = bench_copy_gbps(&job);

@@ -20,6 +20,7 @@
 #ifndef TKV_BENCH_LIMITS_H
 #define TKV_BENCH_LIMITS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,9 +35,10 @@ void bench_libc_memcpy(void *restrict dst, const void *restrict src, size_t n);
 typedef struct bench_copy_job {
 	bench_copy_fn fn;
 	/* Thread t reads chunks from the t-th of `threads` equal slices of
-	 * src[0, src_bytes) and writes them to the t-th slice of
+	 * src[0, src_bytes) (with whole_source: from all of it, starting at
+	 * the t-th slice) and writes them to the t-th slice of
 	 * dst[0, footprint), one chunk after the other, wrapping around at the
-	 * end of its slice. Each slice must hold at least one chunk. */
+	 * end. Each slice must hold at least one chunk. */
 	const unsigned char *src;
 	size_t src_bytes;
 	unsigned char *dst;
@@ -45,6 +47,13 @@ typedef struct bench_copy_job {
 	uint32_t threads; /* >= 1; thread t is pinned to the t-th allowed CPU (mod count) */
 	double seconds;   /* timed length of one repetition */
 	int reps;         /* best of this many (>= 1) */
+	/* Each thread cycles through the whole source, as each of the
+	 * runtime's workers reads batches from anywhere in the engine's
+	 * buffer (bench/README.md, "Copy limit of a pipeline point"): a thread
+	 * with a slice of its own re-reads fewer bytes, which a cache may
+	 * hold. The limits set it; the kernel tables measure cache regimes
+	 * with slices. */
+	bool whole_source;
 } bench_copy_job;
 
 /* GB/s of the job (see the unit above), best of its repetitions; a negative
@@ -64,8 +73,8 @@ typedef struct bench_copy_limits {
 
 /*
  * Measures memcpy and every streaming kernel copying `chunk`-byte pieces of
- * src[0, src_bytes) into a destination footprint of `footprint` bytes (split
- * between the threads; allocated here with bench_huge_buffer, huge pages
+ * src[0, src_bytes) (every thread all of it: whole_source) into a
+ * destination footprint of `footprint` bytes (split between the threads; allocated here with bench_huge_buffer, huge pages
  * like the hot tier's, pre-faulted so page faults are not timed) with
  * `threads` threads, `seconds` per repetition, best of `reps`. 0, or a negative errno (-ENOMEM, -EINVAL: a slice smaller than a
  * chunk).

@@ -15,9 +15,10 @@
  * pass warms up.
  *
  * The limit a point is compared with is the better of glibc memcpy and the
- * runtime's streaming copy, copying the same source buffer into a
- * huge-page destination as large as the hot tier (the hot slabs are
- * huge-page advised too), with as many threads as the point has workers.
+ * runtime's streaming copy, copying the same source buffer (each thread all
+ * of it, as each worker reads from all of it) into a huge-page destination
+ * as large as the hot tier (the hot slabs are huge-page advised too), with
+ * as many threads as the point has workers.
  * It is paired with the repetitions: one timing of each kernel,
  * LIMIT_SECONDS long (about as long as a repetition), right before every
  * repetition and after the last, the runtime idle meanwhile; each
