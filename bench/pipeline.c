@@ -24,7 +24,7 @@
  * repetition and after the last, the runtime idle meanwhile; each
  * repetition's ratio is its rate over the better of the limits on either
  * side of it, and the point is the repetition with the median ratio, with
- * the ratios' extremes as its spread (finish_paired). On this VM the copy
+ * the ratios' extremes as its spread (bench/paired.c). On this VM the copy
  * bandwidth itself moves by tens of percent within seconds (a 2-thread
  * limit read 24-48 GB/s in one sweep), so a ratio of the best repetition
  * to the best of six limit timings taken seconds away from it, as before,
@@ -44,6 +44,7 @@
 #include "bench/internals.h"
 #include "bench/latency.h"
 #include "bench/limits.h"
+#include "bench/paired.h"
 #include "bench/report.h"
 
 enum { N_SEQS = 16, SRC_BYTES = 64 << 20 };
@@ -127,39 +128,8 @@ static double limit_once(const limit_ctx *lc)
 				      LIMIT_REPS, LIMIT_SECONDS);
 }
 
-/* A point's ratio from repetitions paired with limits: repetition i took
- * ns[i] to store layer_tokens layer-tokens (bytes) and had the limit lim[i]
- * right before it and lim[i + 1] right after; its ratio is its rate over
- * the better of the two. The point's rate, limit and ratio are those of the
- * repetition with the median ratio (the lower middle one for an even
- * count); the ratios' extremes are the ratio's spread. */
-static void finish_paired(bench_result *r, const uint64_t *ns, const double *lim, int n,
-			  uint64_t layer_tokens, double bytes)
-{
-	double ratio[n], bound[n];
-	int order[n];
-	for (int i = 0; i < n; i++) {
-		bound[i] = lim[i] > lim[i + 1] ? lim[i] : lim[i + 1];
-		ratio[i] = bound[i] > 0 ? bytes / (double)ns[i] / bound[i] : 0;
-		order[i] = i;
-	}
-	for (int i = 1; i < n; i++) /* insertion sort by ratio: n is --reps */
-		for (int j = i; j > 0 && ratio[order[j]] < ratio[order[j - 1]]; j--) {
-			int t = order[j];
-			order[j] = order[j - 1];
-			order[j - 1] = t;
-		}
-	int m = order[(n - 1) / 2];
-	r->tokens_per_s = (double)layer_tokens / ((double)ns[m] / 1e9);
-	r->gbps = bytes / (double)ns[m];
-	r->limit_gbps = bound[m];
-	r->ratio = ratio[m];
-	r->ratio_lo = ratio[order[0]];
-	r->ratio_hi = ratio[order[n - 1]];
-}
-
 /* A point's figures from its timed repetitions: the slowest and fastest
- * are its spread, and the best is the point's unless finish_paired already
+ * are its spread, and the best is the point's unless bench_finish_paired already
  * chose one (paired); steal since steal0 (just before the first timed
  * repetition). Sorts times. */
 static void finish_times(bench_result *r, bench_lat *times, uint64_t layer_tokens, size_t row,
@@ -212,7 +182,7 @@ static uint64_t run_once(tkv_runtime *rt, const tkv_config *c, const point_run *
 
 /* `reps` timed repetitions after one warm-up; fills r's rates and spread.
  * With lc, also a limit timing right before each repetition and after the
- * last, and r's ratio from them (finish_paired); else the caller divides. */
+ * last, and r's ratio from them (bench/paired.c); else the caller divides. */
 static int run_point(const point_run *p, int reps, const limit_ctx *lc, bench_result *r)
 {
 	tkv_config c = point_config(p);
@@ -267,7 +237,7 @@ static int run_point(const point_run *p, int reps, const limit_ctx *lc, bench_re
 	tkv_close(rt);
 	if (!rc) {
 		if (lc) /* before finish_times sorts the repetitions */
-			finish_paired(r, times.ns, lim, reps, pass_tokens * passes,
+			bench_finish_paired(r, times.ns, lim, reps, pass_tokens * passes,
 				      (double)pass_tokens * passes * 2 * (double)row);
 		finish_times(r, &times, pass_tokens * passes, row, steal0, lc != NULL);
 	}

@@ -1,0 +1,31 @@
+/*
+ * paired.c - a pipeline point's ratio from repetitions paired with copy
+ * limits (paired.h).
+ */
+#include "bench/paired.h"
+
+void bench_finish_paired(bench_result *r, const uint64_t *ns, const double *lim, int n,
+			 uint64_t layer_tokens, double bytes)
+{
+	double ratio[n], bound[n];
+	int order[n];
+	for (int i = 0; i < n; i++) {
+		bound[i] = lim[i] > lim[i + 1] ? lim[i] : lim[i + 1];
+		ratio[i] = bound[i] > 0 ? bytes / (double)ns[i] / bound[i] : 0;
+		order[i] = i;
+	}
+	for (int i = 1; i < n; i++) /* insertion sort by ratio: n is --reps */
+		for (int j = i; j > 0 && ratio[order[j]] < ratio[order[j - 1]]; j--) {
+			int t = order[j];
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+	int m = order[(n - 1) / 2];
+	r->tokens_per_s = (double)layer_tokens / ((double)ns[m] / 1e9);
+	r->gbps = bytes / (double)ns[m];
+	r->limit_gbps = bound[m];
+	r->ratio = ratio[m];
+	r->ratio_lo = ratio[order[0]];
+	r->ratio_hi = ratio[order[n - 1]];
+}
+

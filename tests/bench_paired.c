@@ -1,0 +1,63 @@
+/*
+ * bench_paired.c - a pipeline point's figures from repetitions paired with
+ * copy limits (bench/paired.c): each repetition's ratio is to the better
+ * limit on either side of it, the point is the repetition with the median
+ * ratio (the lower middle one for an even count), and the spread is every
+ * repetition's ratio. bench_smoke runs one repetition; these run several.
+ */
+#include <criterion/criterion.h>
+#include <stdbool.h>
+
+#include "bench/paired.h"
+
+/* 1e9 bytes per repetition: a repetition of ns[i] nanoseconds ran at
+ * 1e9 / ns[i] GB/s. */
+static const double BYTES = 1e9;
+
+static bool near(double a, double b)
+{
+	double d = a > b ? a - b : b - a;
+	return d <= 1e-9 * (b > 0 ? b : -b);
+}
+
+Test(bench_paired, the_point_is_the_median_ratio_each_to_its_better_limit)
+{
+	/* rates 10, 20, 8 GB/s; limits 20 | 40 | 20 | 10: the better limits
+	 * around them are 40, 40, 20, so the ratios are 0.25, 0.5, 0.4 */
+	const uint64_t ns[] = {100000000, 50000000, 125000000};
+	const double lim[] = {20, 40, 20, 10};
+	bench_result r = {0};
+	bench_finish_paired(&r, ns, lim, 3, 1000, BYTES);
+	cr_assert(near(r.ratio, 0.4), "%f", r.ratio);
+	cr_assert(near(r.gbps, 8), "%f", r.gbps);
+	cr_assert(near(r.limit_gbps, 20));
+	cr_assert(near(r.tokens_per_s, 1000 / 0.125), "%f", r.tokens_per_s);
+	cr_assert(near(r.ratio_lo, 0.25));
+	cr_assert(near(r.ratio_hi, 0.5));
+	/* not the fastest repetition (20 GB/s), not the best limit's */
+	cr_assert_neq(r.gbps, 20);
+}
+
+Test(bench_paired, an_even_count_takes_the_lower_middle)
+{
+	/* ratios 0.9, 0.6, 0.7, 0.8 (limit 10 throughout): lower middle 0.7 */
+	const uint64_t ns[] = {111111111, 166666667, 142857143, 125000000};
+	const double lim[] = {10, 10, 10, 10, 10};
+	bench_result r = {0};
+	bench_finish_paired(&r, ns, lim, 4, 1, BYTES);
+	cr_assert(near(r.ratio, 1e9 / 142857143.0 / 10), "%f", r.ratio);
+	cr_assert(r.ratio_lo < 0.61 && r.ratio_lo > 0.59, "%f", r.ratio_lo);
+	cr_assert(r.ratio_hi < 0.91 && r.ratio_hi > 0.89, "%f", r.ratio_hi);
+}
+
+Test(bench_paired, one_repetition_is_its_own_point_and_spread)
+{
+	const uint64_t ns[] = {200000000};
+	const double lim[] = {8, 10};
+	bench_result r = {0};
+	bench_finish_paired(&r, ns, lim, 1, 7, BYTES);
+	cr_assert(near(r.ratio, 0.5));
+	cr_assert_eq(r.ratio_lo, r.ratio);
+	cr_assert_eq(r.ratio_hi, r.ratio);
+	cr_assert(near(r.limit_gbps, 10));
+}
