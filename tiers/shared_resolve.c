@@ -243,8 +243,11 @@ int tkv__shared_resolve(const char *host, uint64_t timeout_ns, char *out, size_t
 	}
 	/* a fresh answer, or the lookup under way, or a new one */
 	char cached[INET6_ADDRSTRLEN] = "";
-	const uint64_t t0 = tkv__now_ns();
 	pthread_mutex_lock(&cache_lock);
+	/* The clock read under the lock: read before it, it could be older
+	 * than an answer a finishing lookup stored meanwhile (lookup_done),
+	 * and the unsigned age below would wrap and ask DNS again. */
+	const uint64_t t0 = tkv__now_ns();
 	cached_name *c = cache_slot(host);
 	c->used_ns = t0;
 	strcpy(cached, c->addr);
