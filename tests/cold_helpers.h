@@ -95,22 +95,27 @@ static inline bool cold_layer_is(tkv__cold *c, const void *dst, uint64_t seq, ui
 	return ok;
 }
 
-/* Submits one write and waits for its completion; returns its status. */
-static inline int cold_write_sync(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t n_tokens,
-				  void *buf)
+/* Waits for the completion of the one write in flight, submitted with
+ * `user`; returns its status. */
+static inline int cold_write_status(tkv__cold *c, void *user)
 {
 	tkv__cold_done d;
-	int rc = tkv__cold_write_submit(c, seq, block, n_tokens, buf, buf);
-	if (rc < 0)
-		return rc;
 	for (;;) {
 		int n = tkv__cold_write_reap(c, &d, 1, true);
 		cr_assert_geq(n, 0);
 		if (n == 1) {
-			cr_assert_eq(d.user, buf);
+			cr_assert_eq(d.user, user);
 			return d.status;
 		}
 	}
+}
+
+/* Submits one write and waits for its completion; returns its status. */
+static inline int cold_write_sync(tkv__cold *c, uint64_t seq, uint64_t block, uint32_t n_tokens,
+				  void *buf)
+{
+	int rc = tkv__cold_write_submit(c, seq, block, n_tokens, buf, buf);
+	return rc < 0 ? rc : cold_write_status(c, buf);
 }
 
 /* n_layers blocks, each an allocation of its own (4 KiB aligned, as the
@@ -140,19 +145,9 @@ static inline void cold_blocks_free(void **b, uint32_t n_layers)
 static inline int cold_write_blocks_sync(tkv__cold *c, uint64_t seq, uint64_t block,
 					 uint32_t n_tokens, void *hdr, void **blocks)
 {
-	tkv__cold_done d;
 	int rc = tkv__cold_write_submit_layers(c, seq, block, n_tokens, hdr,
 					       (const void *const *)blocks, NULL, NULL, hdr);
-	if (rc < 0)
-		return rc;
-	for (;;) {
-		int n = tkv__cold_write_reap(c, &d, 1, true);
-		cr_assert_geq(n, 0);
-		if (n == 1) {
-			cr_assert_eq(d.user, hdr);
-			return d.status;
-		}
-	}
+	return rc < 0 ? rc : cold_write_status(c, hdr);
 }
 
 /* ---- programmable fault hook ---- */
