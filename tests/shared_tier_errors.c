@@ -64,16 +64,28 @@ static void stats(tkv__shared_tier *st, tkv__shared_tier_stats *s)
 	tkv__shared_tier_stats_get(st, s);
 }
 
-/* Waits (up to 10 s) until the writer settled every queued block. */
+/* Waits (up to 10 s) until the writer settled every queued block and gave
+ * its room back (the test fails if it does not), then takes the stats once
+ * more. A snapshot is not a consistent cut (tkv_stats_get): the writer
+ * counts a block settled before it returns the block's room, and the one
+ * snapshot that first saw the last block settled could still miss the
+ * client's count of the same reply or the room (both seen once each under
+ * TSan in 25 runs); everything is in the next one. */
 static void settle(tkv__shared_tier *st, tkv__shared_tier_stats *s)
 {
 	for (int i = 0; i < 10000; i++) {
 		stats(st, s);
-		if (s->writes_stored + s->writes_existed + s->writes_failed >= s->writes_queued)
+		if (s->writes_stored + s->writes_existed + s->writes_failed >= s->writes_queued &&
+		    s->queue_bytes == 0) {
+			stats(st, s);
 			return;
+		}
 		nanosleep(&(struct timespec){0, 1000000}, NULL);
 	}
-	cr_assert_fail("the writer did not settle its blocks in 10 s");
+	cr_assert_fail("the writer did not settle its blocks and give their room back in 10 s "
+		       "(%llu of %llu settled, %llu bytes queued)",
+		       (unsigned long long)(s->writes_stored + s->writes_existed + s->writes_failed),
+		       (unsigned long long)s->writes_queued, (unsigned long long)s->queue_bytes);
 }
 
 /* Every GET and SET NX answered with `answer`: fetches hit nothing and
@@ -119,8 +131,12 @@ static void error_reply(const char *answer, bool busy)
 		     (unsigned long long)s.writes_failed);
 	cr_assert_eq(s.writes_stored + s.writes_existed + s.writes_dropped, 0);
 	cr_assert_eq(s.client.sets, N);
-	cr_assert_eq(busy ? s.client.err_busy : s.client.err_oom, 2 * N, "%s", answer);
-	cr_assert_eq(s.queue_bytes, 0, "the failed writes gave their room back");
+	cr_assert_eq(busy ? s.client.err_busy : s.client.err_oom, 2 * N,
+		     "%s: busy %llu oom %llu timeout %llu conn %llu proto %llu", answer,
+		     (unsigned long long)s.client.err_busy, (unsigned long long)s.client.err_oom,
+		     (unsigned long long)s.client.err_timeout, (unsigned long long)s.client.err_conn,
+		     (unsigned long long)s.client.err_proto);
+	/* (settle saw the failed writes give their room back) */
 	/* an error reply is an answer: nothing closed, nothing down */
 	cr_assert_eq(s.client.conns_closed_on_error, 0, "%s closed a connection", answer);
 	cr_assert_eq(s.client.err_conn + s.client.err_timeout + s.client.err_proto, 0);
@@ -188,8 +204,8 @@ Test(shared_tier_errors, a_full_write_queue_drops_and_counts)
 	cr_assert_eq(s.writes_queued, 2);
 	cr_assert_eq(s.writes_stored, 2);
 	cr_assert_eq(s.writes_dropped, 2, "only the refused buffers are dropped writes");
-	cr_assert_eq(s.queue_bytes, 0);
-	/* written blocks gave their room back: the queue takes two again */
+	/* written blocks gave their room back (settle waited for it): the
+	 * queue takes two again */
 	a = tkv__shared_tier_buf(st), b = tkv__shared_tier_buf(st);
 	cr_assert(a && b);
 	cr_assert_null(tkv__shared_tier_buf(st));
