@@ -228,7 +228,10 @@ static bool progress(tkv__cold *c, bool wait)
  * sequences' records), eviction stopped meanwhile. Returning only when the
  * group's slots are free keeps what callers see: a slot freed by a removal
  * is there for the very next submit. Writes and syncs that complete
- * meanwhile are handled as usual.
+ * meanwhile are handled as usual. In flight at once: up to queue_depth
+ * record writes, syncs with the writes up to 2 x queue_depth
+ * (maybe_start_batch), and up to queue_depth of these: within the ring's
+ * 4 x queue_depth completion entries (twice its 2 x queue_depth SQ).
  */
 static void wait_invalidations(tkv__cold *c)
 {
