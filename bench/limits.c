@@ -153,8 +153,8 @@ double bench_copy_gbps(const bench_copy_job *j)
 		return -ENOMEM;
 	}
 	int ncpu = allowed_cpus(cpus, (int)j->threads);
+	const size_t per = src_slice / j->chunk;
 	for (uint32_t i = 0; i < j->threads; i++) {
-		const size_t per = src_slice / j->chunk;
 		th[i] = (copy_thread){
 			.job = j,
 			.src = j->whole_source ? j->src : j->src + i * src_slice,

@@ -15,6 +15,14 @@ static void setup(void) { dir = cold_tmpdir(); }
 static void teardown(void) { cold_rmdir(dir); dir = NULL; }
 TestSuite(cold_tier, .init = setup, .fini = teardown, .timeout = 120);
 
+/* Closes c and starts an empty directory, for a test's next backend. */
+static void close_for_next_backend(tkv__cold *c)
+{
+	tkv__cold_close(c);
+	cold_rmdir(dir);
+	dir = cold_tmpdir();
+}
+
 static tkv__cold *open_small(uint64_t n_records, bool force_pwrite)
 {
 	tkv__cold_config cfg;
@@ -102,9 +110,7 @@ Test(cold_tier, round_trip_many_records_both_backends)
 		cr_assert_gt(st.write_busy_ns, 0);
 		cr_assert_eq(st.writes_in_flight, 0);
 		cr_assert_eq(st.corrupt + st.write_eio + st.write_short + st.write_enospc, 0);
-		tkv__cold_close(c);
-		cold_rmdir(dir);
-		dir = cold_tmpdir();
+		close_for_next_backend(c);
 	}
 }
 
@@ -181,9 +187,7 @@ Test(cold_tier, unverified_reads_finish_on_another_thread)
 		cr_assert_eq(st.reads, 2 * N);
 		cr_assert_eq(st.corrupt, 0);
 		free(dst);
-		tkv__cold_close(c);
-		cold_rmdir(dir);
-		dir = cold_tmpdir();
+		close_for_next_backend(c);
 	}
 }
 
@@ -287,9 +291,7 @@ Test(cold_tier, records_written_from_their_blocks_read_back_and_recover)
 		cr_assert_eq(st.recovery_torn, 0);
 		check_all(c, 3, 7, 5);
 		tkv__cold_buf_free(c, hdr);
-		tkv__cold_close(c);
-		cold_rmdir(dir);
-		dir = cold_tmpdir();
+		close_for_next_backend(c);
 	}
 }
 
@@ -383,9 +385,7 @@ Test(cold_tier, many_removals_zero_their_headers_in_groups)
 			cr_assert(cold_layer_is(c, dst, 1, k, 2, 1));
 		}
 		free(dst);
-		tkv__cold_close(c);
-		cold_rmdir(dir);
-		dir = cold_tmpdir();
+		close_for_next_backend(c);
 	}
 }
 
@@ -539,9 +539,7 @@ Test(cold_tier, fill_to_capacity_then_remove_frees_space)
 		check_all(c, 2, 10, 0);
 		cr_assert_eq(cold_write_sync(c, 98, 0, 1, buf), -ENOSPC);
 		tkv__cold_buf_free(c, buf);
-		tkv__cold_close(c);
-		cold_rmdir(dir);
-		dir = cold_tmpdir();
+		close_for_next_backend(c);
 	}
 }
 

@@ -164,13 +164,22 @@ static tkv_stats stats(tkv_runtime *rt)
  * header buffers; evictor.c, "Buffers".) */
 Test(evictor, open_fills_the_buffer_pool, .init = make_dir, .fini = remove_dir)
 {
-	tkv_config c = cold_config();
-	tkv_runtime *rt = open_with(&c, NULL);
-	cr_assert_not_null(rt->ev);
-	cr_assert_gt(rt->ev->depth, 0);
-	cr_assert_eq(rt->ev->n_bufs, rt->ev->depth, "%u of %u buffers at open",
-		     rt->ev->n_bufs, rt->ev->depth);
-	tkv_close(rt);
+	/* 8 KiB blocks: header buffers; 6 KiB blocks (head_dim 48): every
+	 * record is staged, so whole-record staging buffers */
+	const uint32_t dims[2] = {DIM, 48};
+	for (int i = 0; i < 2; i++) {
+		tkv_config c = cold_config();
+		c.head_dim = dims[i];
+		tkv_runtime *rt = open_with(&c, NULL);
+		cr_assert_not_null(rt->ev);
+		cr_assert_eq(rt->ev->direct, i == 0, "head_dim %u", dims[i]);
+		cr_assert_gt(rt->ev->depth, 0);
+		cr_assert_eq(rt->ev->n_bufs, rt->ev->depth, "%u of %u buffers at open",
+			     rt->ev->n_bufs, rt->ev->depth);
+		tkv_close(rt);
+		remove_dir();
+		make_dir();
+	}
 }
 
 Test(evictor, working_set_four_times_hot_reads_back, .init = make_dir, .fini = remove_dir)

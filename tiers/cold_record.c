@@ -83,8 +83,8 @@ int tkv__cold_layout_init(tkv__cold_layout *l, uint32_t n_layers, uint32_t n_kv_
 {
 	size_t elem = tkv_dtype_size(dtype);
 	uint64_t derived, rec;
-	if (!n_layers || n_layers > TKV__COLD_MAX_LAYERS || !n_kv_heads || n_kv_heads > 1024 || !head_dim ||
-	    head_dim > 4096 || !block_tokens || block_tokens > 4096 || !elem)
+	if (!n_layers || n_layers > TKV__COLD_MAX_LAYERS || !n_kv_heads || n_kv_heads > 1024 ||
+	    !head_dim || head_dim > 4096 || !block_tokens || block_tokens > 4096 || !elem)
 		return tkv__fail(-EINVAL,
 				 "cold: geometry out of range (layers=%u kv_heads=%u head_dim=%u "
 				 "dtype=%d block_tokens=%u)",

@@ -386,8 +386,8 @@ int tkv__cold_write_submit_ext(tkv__cold *c, uint64_t seq, uint64_t block, uint3
 
 bool tkv__cold_direct_geometry(const tkv__cold *c)
 {
-	return c->lay.slice_stride == c->lay.block_bytes &&
-	       c->lay.block_bytes % TKV__COLD_ALIGN == 0 && c->lay.n_layers + 1 <= MAX_PIECES;
+	/* a 4 KiB multiple fills its slice (slices are 4 KiB aligned) */
+	return c->lay.block_bytes % TKV__COLD_ALIGN == 0 && c->lay.n_layers + 1 <= MAX_PIECES;
 }
 
 bool tkv__cold_direct_ok(const tkv__cold *c, const void *const *layers)
