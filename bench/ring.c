@@ -82,6 +82,7 @@ static double run(ring_kind kind, uint32_t producers, uint64_t items)
 	if (tkv__mq_init(b.mq))
 		fprintf(stderr, "tierkv-bench ring: out of memory\n");
 	tkv__desc batch[16];
+	bool copied[16]; /* no thieves here: all false */
 	uint32_t in_batch = 0, next_in_batch = 0;
 	pthread_t th[2];
 	for (uint32_t i = 0; i < producers; i++)
@@ -92,7 +93,7 @@ static double run(ring_kind kind, uint32_t producers, uint64_t items)
 	ck_pr_store_32(&b.go, 1);
 	while (got < total) {
 		if (kind == MUTEX && next_in_batch == in_batch) {
-			in_batch = tkv__mq_pop_batch(b.mq, batch, 16);
+			in_batch = tkv__mq_pop_batch(b.mq, batch, copied, 16);
 			next_in_batch = 0;
 		}
 		bool ok = kind == MUTEX ? (next_in_batch < in_batch ? (d = batch[next_in_batch++], true)

@@ -729,6 +729,12 @@ typedef struct tkv_stats {
 	 * 4 KiB, or a block not 4 KiB aligned. The others went to the SSD
 	 * straight from RAM; a staged record costs the evictor a copy of it. */
 	uint64_t evict_records_staged;
+
+	/* Batches a worker copied out of another worker's queue because its
+	 * own was empty (their owner completed them, in order): how much the
+	 * workers' shares of the CPU differed. Counted in the thief's
+	 * workers[].batches. */
+	uint64_t batches_stolen;
 } tkv_stats;
 
 /* A snapshot of the counters (each read atomically; not a consistent cut

@@ -20,7 +20,7 @@
  * its event count), and the late producer's kick after publishing wakes it.
  * A preempted producer so delays only its own worker's later batches, and
  * burns no CPU while it waits to run. Claim order is acceptance order, so a
- * layer's batches are still copied in the order they were accepted
+ * layer's batches still complete in the order they were accepted
  * (runtime.h says why that matters).
  *
  * Capacity is slots - 1, as with ck_ring (the documented `ring_slots`):
@@ -36,8 +36,27 @@
  *       descriptor stores. DR3 -> DR4: a producer reuses a slot only after
  *       the consumer has finished reading it.
  *
+ * Stealing (runtime with more than one worker; worker.c says why). Another
+ * worker may copy a published descriptor of this ring, but only its owner
+ * takes it out and completes it, so completions stay in claim order. Each
+ * slot has a `claim` word, whose values for position pos are above any a
+ * slot held for an earlier lap: OWNED(pos) the owner took it; STOLEN(pos)
+ * a thief is copying it; COPIED(pos) the thief's copy is done. The owner
+ * and a thief race with one CAS from an unclaimed value; the owner waits
+ * (treats the ring as empty) at a STOLEN slot and takes a COPIED one as
+ * already copied. A thief reads the descriptor only after its CAS won, so
+ * the slot cannot be reused under it: the tail passes pos only after the
+ * owner saw COPIED.
+ *   DR5 thief: its copy's stores (and their fence), then release store of
+ *       COPIED / DR6 owner: load of COPIED, acquire fence, then completion.
+ *       DR5 -> DR6: the rows are in the blocks before done_pos says so.
+ *   DR7 the thief's reads of the slot come before DR5, and the owner moves
+ *       the tail (DR3) only after DR6: a producer reuses a stolen slot only
+ *       after the thief has read it.
+ *
  * Thread safety: push from any number of threads; pop, empty check and
- * init from the one consumer (init before any push).
+ * init from the one consumer (init before any push); steal and mark_copied
+ * from any other thread.
  */
 #ifndef TKV_RUNTIME_DESC_RING_H
 #define TKV_RUNTIME_DESC_RING_H
@@ -62,8 +81,22 @@ typedef struct tkv__desc {
  * a line, and the consumer's read of one slot pulls in nothing else. */
 typedef struct tkv__dring_slot {
 	uint64_t ready; /* pos + 1 once the descriptor of pos is in `d` */
+	uint64_t claim; /* with stealing: OWNED/STOLEN/COPIED of pos, or older */
 	tkv__desc d;
 } __attribute__((aligned(64))) tkv__dring_slot;
+
+/* Claim values of position pos; every value of an earlier lap is below
+ * OWNED(pos) (slots >= 4), and a zeroed slot is unclaimed for position 0. */
+#define TKV__DRING_OWNED(pos) (2 * (uint64_t)(pos) + 1)
+#define TKV__DRING_STOLEN(pos) (2 * (uint64_t)(pos) + 2)
+#define TKV__DRING_COPIED(pos) (2 * (uint64_t)(pos) + 3)
+
+/* What the owner's pop found (tkv__dring_pop_shared). */
+typedef enum tkv__dring_got {
+	TKV__DRING_NONE = 0, /* nothing to take now */
+	TKV__DRING_TAKEN,    /* a descriptor for the owner to copy */
+	TKV__DRING_COPIED,   /* a descriptor another worker copied: complete it only */
+} tkv__dring_got;
 
 typedef struct tkv__dring {
 	uint64_t head __attribute__((aligned(64))); /* next position to claim (producers) */
@@ -115,11 +148,69 @@ static inline bool tkv__dring_pop_sc(tkv__dring *r, tkv__desc *out)
 	return true;
 }
 
+/* The owner's pop when other workers may steal: the next descriptor in
+ * claim order, taken as the owner's to copy or as already copied. NONE
+ * also at a slot a thief is still copying (its mark_copied wakes us). */
+static inline tkv__dring_got tkv__dring_pop_shared(tkv__dring *r, tkv__desc *out)
+{
+	uint64_t pos = ck_pr_load_64(&r->tail);
+	tkv__dring_slot *s = &r->slots[pos & r->mask];
+	if (ck_pr_load_64(&s->ready) != pos + 1)
+		return TKV__DRING_NONE;
+	ck_pr_fence_acquire(); /* DR2 */
+	uint64_t c = ck_pr_load_64(&s->claim);
+	tkv__dring_got got = TKV__DRING_TAKEN;
+	if (c >= TKV__DRING_OWNED(pos) ||
+	    !ck_pr_cas_64_value(&s->claim, c, TKV__DRING_OWNED(pos), &c)) {
+		/* a thief's: only the thief moves STOLEN on */
+		if (c != TKV__DRING_COPIED(pos))
+			return TKV__DRING_NONE;
+		ck_pr_fence_acquire(); /* DR6: pairs with DR5 */
+		got = TKV__DRING_COPIED;
+	}
+	*out = s->d;
+	ck_pr_fence_release(); /* DR3 */
+	ck_pr_store_64(&r->tail, pos + 1);
+	return got;
+}
+
+/* A thief: claims position pos for its own copy if it is published and
+ * neither the owner nor another thief has it; then *out is its descriptor.
+ * pos may be stale (taken, even reused since): that is a refusal. */
+static inline bool tkv__dring_steal(tkv__dring *r, uint64_t pos, tkv__desc *out)
+{
+	tkv__dring_slot *s = &r->slots[pos & r->mask];
+	if (ck_pr_load_64(&s->ready) != pos + 1)
+		return false;
+	ck_pr_fence_acquire(); /* DR2 */
+	uint64_t c = ck_pr_load_64(&s->claim);
+	if (c >= TKV__DRING_OWNED(pos) || !ck_pr_cas_64(&s->claim, c, TKV__DRING_STOLEN(pos)))
+		return false;
+	*out = s->d; /* the CAS won: the tail is at or below pos (DR7) */
+	return true;
+}
+
+/* A thief: its copy of stolen position pos is done (after its fence). */
+static inline void tkv__dring_mark_copied(tkv__dring *r, uint64_t pos)
+{
+	ck_pr_fence_release(); /* DR5, DR7 */
+	ck_pr_store_64(&r->slots[pos & r->mask].claim, TKV__DRING_COPIED(pos));
+}
+
+/* Any thread: the next position to take (a snapshot). */
+static inline uint64_t tkv__dring_tail(const tkv__dring *r)
+{
+	return ck_pr_load_64((uint64_t *)&r->tail);
+}
+
 /* Consumer: whether pop would find nothing now. */
 static inline bool tkv__dring_idle(const tkv__dring *r)
 {
 	uint64_t pos = ck_pr_load_64((uint64_t *)&r->tail);
-	return ck_pr_load_64((uint64_t *)&r->slots[pos & r->mask].ready) != pos + 1;
+	const tkv__dring_slot *s = &r->slots[pos & r->mask];
+	if (ck_pr_load_64((uint64_t *)&s->ready) != pos + 1)
+		return true;
+	return ck_pr_load_64((uint64_t *)&s->claim) == TKV__DRING_STOLEN(pos);
 }
 
 /* Positions claimed so far (any thread): every claimed descriptor is

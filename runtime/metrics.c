@@ -226,6 +226,9 @@ int64_t tkv_metrics_prometheus(tkv_runtime *rt, char *buf, size_t len)
 	one(&o, "workers", "gauge", "Worker threads.", st->n_workers);
 	one(&o, "worker_pin_failures", "gauge", "Workers that could not be pinned to a core.",
 	    st->pin_failures);
+	one(&o, "batches_stolen_total", "counter",
+	    "Batches a worker copied from another worker's queue (its own was empty).",
+	    st->batches_stolen);
 	cold_tier(&o, st);
 	prefix_cache(&o, st);
 	shared_tier(&o, st);

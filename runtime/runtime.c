@@ -83,9 +83,10 @@ static void drop_seq(void *ctx, tkv__seq *s)
  * enough: tests/evictor.c full_hot_tier_waits_for_copies_in_progress), so
  * compare what producers have claimed (the ring's head, a running count
  * that includes a claim whose descriptor is still being written) with
- * what the worker has finished (`batches`, bumped after the copy and
- * its tkv__unit_block_full). The mutex queue (a bench baseline) keeps no
- * such count: it never reports copies pending. */
+ * what its owner has completed (`completed`, bumped after the copy,
+ * whoever made it, and the tkv__unit_block_full of its full blocks). The
+ * mutex queue (a bench baseline) keeps no such count: it never reports
+ * copies pending. */
 static bool copies_pending(void *ctx)
 {
 	tkv_runtime *rt = ctx;
@@ -93,7 +94,7 @@ static bool copies_pending(void *ctx)
 		return false;
 	for (uint32_t i = 0; i < rt->n_workers; i++) {
 		tkv__worker *w = &rt->workers[i];
-		if (tkv__dring_claimed(&w->ring) != ck_pr_load_64(&w->batches))
+		if (tkv__dring_claimed(&w->ring) != ck_pr_load_64(&w->completed))
 			return true;
 	}
 	return false;

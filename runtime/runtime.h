@@ -5,12 +5,12 @@
  * Ring topology: one MPSC ring per worker (desc_ring.h), any engine thread
  * producing.
  * Why not SPSC rings per registered producer: tickets complete by position
- * (a layer's done_pos), which is only sound if a layer's batches are copied
+ * (a layer's done_pos), which is only sound if a layer's batches complete
  * in the order they were accepted. The API lets an engine hand a sequence
  * from thread to thread; with one SPSC ring per producer the worker could
  * drain the second thread's ring first and publish a done_pos past a batch
  * still queued in the first ring. One MPSC ring per worker keeps acceptance
- * order = copy order with no per-thread registration. It adds one CAS on
+ * order = completion order with no per-thread registration. It adds one CAS on
  * the producer index per batch, never per token; `tierkv-bench ring`
  * measured no extra cost over SPSC with one producer (both are dominated by
  * cross-core cache misses), and a clear cost only when two producers
@@ -55,14 +55,23 @@ typedef struct tkv__worker {
 	tkv__wake room;
 	uint64_t room_next; /* worker only: queue position of the next check */
 
-	/* Written only by the worker; read by tkv_stats_get. */
+	/* Written only by the worker; read by tkv_stats_get. What it copied,
+	 * from its own ring or stolen from another's (worker.c, Stealing). */
 	uint64_t tokens __attribute__((aligned(64)));
 	uint64_t bytes;
 	uint64_t batches;
+	uint64_t stolen;    /* of batches, those copied from another worker's queue */
+	uint64_t completed; /* descriptors of its own queue completed (copies_pending) */
+
+	/* Thief only: the positions it stole last from steal_victim's queue,
+	 * skipped when it looks for more there (worker.c, steal_scan). */
+	uint32_t steal_victim;
+	uint64_t steal_lo, steal_hi;
 
 	/* The bench-only mutex queue (queue_mutex.c); unused with the ring. */
 	pthread_mutex_t mq_lock __attribute__((aligned(64)));
 	tkv__desc *mq_slots;
+	uint32_t *mq_claim; /* per slot: MQ_* of queue_mutex.c (atomic; written under mq_lock) */
 	uint32_t mq_head, mq_tail; /* written under mq_lock; tail also read racily */
 	bool mq_ready;             /* mq_lock initialized */
 
@@ -75,6 +84,7 @@ typedef struct tkv__worker {
 	uint32_t n_layers_owned;
 	bool started;
 	uint32_t pause_seen;     /* the pause generation this worker saw (atomic; tests) */
+	uint32_t held;           /* test seam: neither takes nor steals (atomic) */
 	int32_t populate_rc;    /* the worker's tkv__hot_populate_pool (atomic) */
 	uint64_t populate_share; /* blocks of its pool's share (populated, or tried) */
 } tkv__worker;
@@ -190,20 +200,35 @@ typedef struct tkv__open_opts {
 } tkv__open_opts;
 int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, struct tkv_runtime **out);
 
-/* The mutex queue (queue_mutex.c): the same contract as the ring's push
- * and pop (desc_ring.h), behind one mutex. */
+/* The mutex queue (queue_mutex.c): the same contract as the ring's push,
+ * pop, steal and mark_copied (desc_ring.h), behind one mutex. */
 int tkv__mq_init(tkv__worker *w);
 void tkv__mq_fini(tkv__worker *w);
 bool tkv__mq_push(tkv__worker *w, const tkv__desc *d);
-/* Takes up to max descriptors in order under one lock; returns how many. */
-uint32_t tkv__mq_pop_batch(tkv__worker *w, tkv__desc *out, uint32_t max);
+/* The owner takes up to max descriptors in order under one lock, stopping
+ * at one a thief is copying; copied[i]: out[i] was copied by a thief.
+ * Returns how many. */
+uint32_t tkv__mq_pop_batch(tkv__worker *w, tkv__desc *out, bool *copied, uint32_t max);
+/* A thief claims the queued, unclaimed descriptor at position pos, if it
+ * still is one (under the lock); mark_copied when its copy is done. */
+bool tkv__mq_steal(tkv__worker *w, uint64_t pos, tkv__desc *out);
+void tkv__mq_mark_copied(tkv__worker *w, uint64_t pos);
+/* Positions [head, tail) of the queue now (a snapshot). */
+void tkv__mq_span(tkv__worker *w, uint64_t *head, uint64_t *tail);
+/* Nothing for the owner to take now (empty, or its next one is a thief's). */
 bool tkv__mq_idle(tkv__worker *w);
+/* Nothing queued at all (the owner's stop check). */
+bool tkv__mq_empty(tkv__worker *w);
 
 /* Test seam: while paused, workers leave their rings alone, so tests can
  * fill a ring deterministically. Pausing returns once every worker has
  * seen the pause at the top of its loop: nothing pushed after it is taken
  * until the pause ends. One test thread at a time; not for production. */
 void tkv__test_pause(struct tkv_runtime *rt, bool paused);
+/* Test seam: a held worker takes nothing from its queue and steals
+ * nothing, so others' stealing can be watched; set it while paused (the
+ * worker sees it before the pause ends). Release before tkv_close. */
+void tkv__test_hold(struct tkv_runtime *rt, uint32_t worker, bool held);
 
 /* An API call's runtime check: -EINVAL for NULL, -EBADF while closing. */
 int tkv__rt_check(const struct tkv_runtime *rt);

@@ -1,7 +1,9 @@
 /*
  * worker.c - the worker threads: each drains its ring in order, copies each
  * batch into the hot blocks of the layers it owns, then publishes the layer's
- * done_pos. Idle workers spin briefly (a store usually follows a store),
+ * done_pos. A worker with nothing of its own copies batches queued for
+ * another one (Stealing, below); their owner still completes them in order.
+ * Idle workers spin briefly (a store usually follows a store),
  * then yield the CPU a few times, then sleep on their event count
  * (base/wake.h), so an idle runtime uses no CPU (invariant 6).
  */
@@ -55,6 +57,27 @@ enum { IDLE_SPINS = 128, IDLE_YIELDS = 16 };
 enum { GROUP_MAX = 16, GROUP_BYTES = 256 << 10 };
 
 /*
+ * Stealing. Layers are spread over the workers (layer % n_workers), which
+ * splits the work evenly, but not the time: an engine thread runs on some
+ * core, and the worker pinned there gets what the engine leaves. With
+ * 2 workers at batch 16 one worker copied 77% of the time and the other
+ * 93%, the faster one's queue ran dry while the engine waited on the slower
+ * one's full queue, and at each pass end it idled 2-13 ms while the other
+ * drained (docs/MEASUREMENTS.md, "Where 2 workers lose their time"). So a
+ * worker that finds its own queue empty copies up to a group of another
+ * worker's queued descriptors (newest first: the owner reaches them last,
+ * so it rarely waits for the thief), fences, and marks them copied; the
+ * owner takes them in queue order like any other and only completes them
+ * (desc_ring.h, DR5-DR7). Completion order stays acceptance order, so
+ * tickets and done_pos mean what they did; two workers may now write rows
+ * of one block at once (distinct rows; prepare_blocks allocates a block
+ * once, by CAS), and a full block is handed on at its completion, in
+ * order, not at its copy. With one worker there is no one to steal from,
+ * and the owner's pop takes no claim (tkv__dring_pop_sc).
+ */
+enum { STEAL_PROBES = 4 * GROUP_MAX };
+
+/*
  * The hot blocks a descriptor writes are allocated before any copy of its
  * group (prepare_blocks), not as each copy reaches them. An arena
  * allocation takes its pool's mutex, and a locked instruction flushes the
@@ -75,13 +98,16 @@ static void prepare_blocks(tkv__worker *w, const tkv__desc *d)
 		if (!u)
 			return;
 		tkv__block *blk = &u->blocks[d->layer];
-		if (blk->mem) /* only we write it now */
+		if (ck_pr_load_ptr(&blk->mem))
 			continue;
 		void *mem = tkv__hot_alloc(&rt->hot, d->layer);
 		if (!mem)
 			return; /* copy_rows reports it */
-		/* published to readers by the done_pos release */
-		ck_pr_store_ptr(&blk->mem, mem);
+		/* Readers get it with the done_pos release. A thief copying the
+		 * block's next rows may allocate it at the same time: one CAS
+		 * wins, the other block goes back unused. */
+		if (!ck_pr_cas_ptr(&blk->mem, NULL, mem))
+			tkv__hot_free(&rt->hot, d->layer, mem);
 	}
 }
 
@@ -100,7 +126,7 @@ static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 		uint32_t m = bt - off < left ? bt - off : left;
 		tkv__unit *u = tkv__seq_unit_make(d->seq, b);
 		tkv__block *blk = u ? &u->blocks[d->layer] : NULL;
-		unsigned char *dst = blk ? blk->mem : NULL; /* prepare_blocks' */
+		unsigned char *dst = blk ? ck_pr_load_ptr(&blk->mem) : NULL; /* prepare_blocks' */
 		if (!dst) {
 			/* Space was reserved at store time, so this is a real
 			 * out-of-memory: make the layer report it rather than
@@ -112,13 +138,6 @@ static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 		}
 		rt->hot_copy(dst + (size_t)off * row, k, (size_t)m * row);
 		rt->hot_copy(dst + ((size_t)bt + off) * row, v, (size_t)m * row);
-		if (off + m == bt && (rt->ev || rt->tiers.cache)) {
-			/* A full block goes to the evictor and the prefix cache,
-			 * which read it from other threads: its bytes first. */
-			if (rt->hot_streams)
-				tkv__stream_fence();
-			tkv__unit_block_full(&rt->tiers, d->seq, u, b);
-		}
 		k += (size_t)m * row;
 		v += (size_t)m * row;
 		pos += m;
@@ -183,6 +202,24 @@ static void copy_one(tkv__worker *w, const tkv__desc *d, uint64_t bytes)
 	ck_pr_store_64(&w->batches, w->batches + 1);
 }
 
+/* The blocks whose last row d wrote go to the evictor and the prefix
+ * cache, which read them from other threads. At completion, in order, and
+ * after the run's fence: a thief may have written the block's last rows
+ * before its owner wrote the first ones (Stealing). */
+static void hand_on_full_blocks(tkv__worker *w, const tkv__desc *d)
+{
+	struct tkv_runtime *rt = w->rt;
+	if (!rt->ev && !rt->tiers.cache)
+		return;
+	const uint32_t bt = rt->cfg.block_tokens;
+	const uint64_t end = d->pos + d->n_tokens;
+	for (uint64_t b = d->pos / bt; (b + 1) * bt <= end; b++) {
+		tkv__unit *u = tkv__seq_unit(d->seq, b);
+		if (u && ck_pr_load_ptr(&u->blocks[d->layer].mem)) /* else copy_rows failed */
+			tkv__unit_block_full(&rt->tiers, d->seq, u, b);
+	}
+}
+
 /* One fence for the run's streamed stores, then each ticket in copy order
  * (a layer's batches complete in acceptance order, runtime.h). */
 static void complete_run(tkv__worker *w, const tkv__desc *d, uint32_t n)
@@ -190,31 +227,110 @@ static void complete_run(tkv__worker *w, const tkv__desc *d, uint32_t n)
 	if (w->rt->hot_streams)
 		tkv__stream_fence();
 	for (uint32_t i = 0; i < n; i++) {
+		hand_on_full_blocks(w, &d[i]);
 		tkv__trace_instant(w->tb, TKV__TRACE_TICKET_DONE, (uint32_t)d[i].seq->id,
 				   d[i].pos + d[i].n_tokens);
 		tkv__layer_complete(&d[i].seq->layers[d[i].layer], d[i].pos + d[i].n_tokens);
+		/* after the hand-on: copies_pending (runtime.c) counts until here */
+		ck_pr_store_64(&w->completed, w->completed + 1);
 	}
 }
 
-/* The n descriptors of a group, copied and completed in runs (see Groups). */
-static void process_group(tkv__worker *w, const tkv__desc *d, uint32_t n)
+/* The n descriptors of a group, copied (but those a thief copied) and
+ * completed in runs (see Groups). */
+static void process_group(tkv__worker *w, const tkv__desc *d, const bool *copied, uint32_t n)
 {
 	uint32_t first = 0;
 	uint64_t bytes = 0;
 	for (uint32_t i = 0; i < n; i++)
-		prepare_blocks(w, &d[i]);
+		if (!copied[i])
+			prepare_blocks(w, &d[i]);
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t b = desc_bytes(w, &d[i]);
+		uint64_t b = copied[i] ? 0 : desc_bytes(w, &d[i]);
 		if (i > first && (!w->rt->hot_streams || bytes + b > GROUP_BYTES)) {
 			complete_run(w, d + first, i - first);
 			first = i;
 			bytes = 0;
 		}
-		copy_one(w, &d[i], b);
+		if (!copied[i])
+			copy_one(w, &d[i], b);
 		bytes += b;
 	}
 	if (n)
 		complete_run(w, d + first, n - first);
+}
+
+/* Thief: claims up to a group of victim v's queued descriptors, newest
+ * first, skipping the positions it stole there last time (the owner has
+ * not taken those yet). Returns how many; pos[i] is d[i]'s position. */
+static uint32_t steal_scan(tkv__worker *w, tkv__worker *v, tkv__desc *d, uint64_t *pos)
+{
+	const bool ring = w->rt->queue == TKV__QUEUE_RING;
+	uint64_t head, tail;
+	if (ring) {
+		tail = tkv__dring_tail(&v->ring);
+		head = tkv__dring_claimed(&v->ring);
+	} else {
+		tkv__mq_span(v, &tail, &head);
+	}
+	if (w->steal_victim != v->index || w->steal_hi < tail)
+		w->steal_lo = w->steal_hi = UINT64_MAX; /* nothing of ours left there */
+	uint32_t n = 0;
+	uint64_t bytes = 0;
+	for (uint64_t p = head, probes = 0; p > tail && probes < STEAL_PROBES; probes++) {
+		p--;
+		if (p <= w->steal_hi && p >= w->steal_lo) {
+			p = w->steal_lo; /* the loop's p-- goes below */
+			continue;
+		}
+		bool got = ring ? tkv__dring_steal(&v->ring, p, &d[n]) : tkv__mq_steal(v, p, &d[n]);
+		if (!got)
+			continue;
+		pos[n++] = p;
+		bytes += desc_bytes(w, &d[n - 1]);
+		if (n == GROUP_MAX || bytes >= GROUP_BYTES)
+			break;
+	}
+	if (n) {
+		uint64_t lo = pos[n - 1], hi = pos[0];
+		bool joins = w->steal_victim == v->index && w->steal_lo != UINT64_MAX &&
+			     hi + 1 >= w->steal_lo && lo <= w->steal_hi + 1;
+		w->steal_victim = v->index;
+		w->steal_lo = joins && w->steal_lo < lo ? w->steal_lo : lo;
+		w->steal_hi = joins && w->steal_hi > hi ? w->steal_hi : hi;
+	}
+	return n;
+}
+
+/* Thief: copies a group of another worker's descriptors (Stealing) and
+ * hands them back copied; false when no other worker has any to spare. */
+static bool steal_group(tkv__worker *w)
+{
+	struct tkv_runtime *rt = w->rt;
+	tkv__desc d[GROUP_MAX];
+	uint64_t pos[GROUP_MAX];
+	for (uint32_t k = 1; k < rt->n_workers; k++) {
+		tkv__worker *v = &rt->workers[(w->index + k) % rt->n_workers];
+		uint32_t n = steal_scan(w, v, d, pos);
+		if (!n)
+			continue;
+		for (uint32_t i = 0; i < n; i++)
+			prepare_blocks(w, &d[i]);
+		for (uint32_t i = 0; i < n; i++)
+			copy_one(w, &d[i], desc_bytes(w, &d[i]));
+		if (rt->hot_streams)
+			tkv__stream_fence(); /* DR5: the rows before COPIED */
+		for (uint32_t i = 0; i < n; i++) {
+			if (rt->queue == TKV__QUEUE_RING)
+				tkv__dring_mark_copied(&v->ring, pos[i]);
+			else
+				tkv__mq_mark_copied(v, pos[i]);
+		}
+		ck_pr_store_64(&w->stolen, w->stolen + n);
+		tkv__wake_signal(&v->idle); /* the owner may wait at one of them */
+		return true;
+	}
+	return false;
 }
 
 /* Nothing to take now: an empty queue, or (ring) a claimed slot whose
@@ -269,6 +385,12 @@ void tkv__test_pause(struct tkv_runtime *rt, bool paused)
 	}
 }
 
+void tkv__test_hold(struct tkv_runtime *rt, uint32_t worker, bool held)
+{
+	ck_pr_store_32(&rt->workers[worker].held, held);
+	ck_pr_fence_release(); /* before a tkv__test_pause(rt, false) that follows */
+}
+
 void tkv__worker_kick(tkv__worker *w)
 {
 	tkv__wake_signal(&w->idle); /* after the push: the slot is the condition */
@@ -303,50 +425,76 @@ static void worker_start(tkv__worker *w)
 	tkv__wake_signal(&rt->started);
 }
 
-/* Takes a group: up to GROUP_MAX descriptors queued now, in order. The
- * bench's mutex queue takes its group under one lock acquisition. */
-static uint32_t pop_group(tkv__worker *w, tkv__desc *d)
+/* Takes a group: up to GROUP_MAX descriptors queued now, in order, and
+ * which of them a thief copied. The bench's mutex queue takes its group
+ * under one lock acquisition. */
+static uint32_t pop_group(tkv__worker *w, tkv__desc *d, bool *copied)
 {
 	if (w->rt->queue == TKV__QUEUE_MUTEX)
-		return tkv__mq_pop_batch(w, d, GROUP_MAX);
+		return tkv__mq_pop_batch(w, d, copied, GROUP_MAX);
 	uint32_t n = 0;
-	while (n < GROUP_MAX && tkv__dring_pop_sc(&w->ring, &d[n]))
-		n++;
+	if (w->rt->n_workers == 1) {
+		for (; n < GROUP_MAX && tkv__dring_pop_sc(&w->ring, &d[n]); n++)
+			copied[n] = false;
+		return n;
+	}
+	for (; n < GROUP_MAX; n++) {
+		tkv__dring_got got = tkv__dring_pop_shared(&w->ring, &d[n]);
+		if (got == TKV__DRING_NONE)
+			break;
+		copied[n] = got == TKV__DRING_COPIED;
+	}
 	return n;
+}
+
+/* Nothing queued at all, not even descriptors a thief is copying. */
+static bool queue_empty(tkv__worker *w)
+{
+	return w->rt->queue == TKV__QUEUE_MUTEX ? tkv__mq_empty(w)
+						: tkv__dring_size(&w->ring) == 0;
 }
 
 static void *worker_main(void *arg)
 {
 	tkv__worker *w = arg;
 	tkv__desc d[GROUP_MAX];
+	bool copied[GROUP_MAX];
 	unsigned idle = 0;
 	uint64_t taken = 0;
 	worker_start(w);
 	for (;;) {
 		uint32_t pause = ck_pr_load_32(&w->rt->paused);
-		if (CK_CC_UNLIKELY(pause)) {
-			ck_pr_store_32(&w->pause_seen, pause); /* tkv__test_pause waits for it */
+		ck_pr_fence_acquire(); /* a hold set before the pause ended */
+		if (CK_CC_UNLIKELY(pause || ck_pr_load_32(&w->held))) {
+			if (pause) /* tkv__test_pause waits for it */
+				ck_pr_store_32(&w->pause_seen, pause);
 			usleep(100);
 			continue;
 		}
-		uint32_t n = pop_group(w, d);
+		uint32_t n = pop_group(w, d, copied);
 		if (n) {
 			taken += n;
 			room_check(w, taken); /* the slots are free already */
-			process_group(w, d, n);
+			process_group(w, d, copied, n);
 			idle = 0;
 			continue;
 		}
-		/* Stop only once the queue is drained: close completes every
-		 * accepted store. */
-		if (ck_pr_load_32(&w->rt->stop))
+		if (w->rt->n_workers > 1 && steal_group(w)) {
+			idle = 0;
+			continue;
+		}
+		/* Stop only once the queue is drained, the descriptors a thief
+		 * copies included: close completes every accepted store. */
+		if (ck_pr_load_32(&w->rt->stop) && queue_empty(w))
 			break;
 		idle = idle_step(w, idle);
 	}
 	return NULL;
 }
 
-static int start_one(struct tkv_runtime *rt, tkv__worker *w, uint32_t i, int cpu)
+/* A worker's queue and identity, before any worker thread runs: a worker
+ * may steal from any other's queue as soon as it starts. */
+static int init_one(struct tkv_runtime *rt, tkv__worker *w, uint32_t i)
 {
 	w->rt = rt;
 	w->index = i;
@@ -360,6 +508,11 @@ static int start_one(struct tkv_runtime *rt, tkv__worker *w, uint32_t i, int cpu
 	w->mq_ready = true;
 	if (rt->queue == TKV__QUEUE_MUTEX && tkv__mq_init(w))
 		return tkv__fail(-ENOMEM, "open: queue of %u slots", rt->cfg.ring_slots);
+	return 0;
+}
+
+static int start_one(tkv__worker *w, uint32_t i, int cpu)
+{
 	/* The worker pins itself first thing (worker_start), before it
 	 * populates its pool. Not through the creation attributes: a pin
 	 * refused there (EINVAL for a CPU that left the cpuset, EPERM from a
@@ -408,8 +561,13 @@ int tkv__workers_start(struct tkv_runtime *rt, const int *cpus, int n_cpus)
 		tkv__worker_of(rt, l)->n_layers_owned++;
 	rt->starting = rt->n_workers; /* before any worker runs */
 	for (uint32_t i = 0; i < rt->n_workers; i++) {
+		int rc = init_one(rt, &rt->workers[i], i);
+		if (rc)
+			return rc; /* caller runs tkv__workers_stop (and _free) */
+	}
+	for (uint32_t i = 0; i < rt->n_workers; i++) {
 		int cpu = (rt->cfg.pin_workers && n_cpus > 0) ? cpus[i % (uint32_t)n_cpus] : -1;
-		int rc = start_one(rt, &rt->workers[i], i, cpu);
+		int rc = start_one(&rt->workers[i], i, cpu);
 		if (rc)
 			return rc; /* caller runs tkv__workers_stop */
 	}

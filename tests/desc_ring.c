@@ -182,3 +182,138 @@ Test(desc_ring, eight_producers_more_than_cores)
 {
 	run_producers(8, 16);
 }
+
+/* Stealing (DR5-DR7): a thief claims a published slot the owner has not
+ * taken, at most once; the owner stops at it until the thief marks it
+ * copied, then takes it as copied; a stale position (taken by the owner,
+ * or reused by a later lap) is refused. Three laps of a 4-slot ring, so
+ * the claim words of earlier laps are still in the slots. */
+Test(desc_ring, a_stolen_slot_waits_for_its_copy_and_comes_back_copied)
+{
+	tkv__dring r;
+	tkv__dring_slot *s = new_slots(4);
+	tkv__dring_init(&r, s, 4);
+	for (uint32_t lap = 0; lap < 3; lap++) {
+		uint64_t base = lap * 3;
+		for (uint64_t i = 0; i < 3; i++) {
+			tkv__desc d = make(lap, i);
+			cr_assert(tkv__dring_push_mp(&r, &d));
+		}
+		tkv__desc d;
+		uint32_t id;
+		uint64_t i;
+		if (lap)
+			cr_assert_not(tkv__dring_steal(&r, base - 1, &d), "a reused slot's old position");
+		cr_assert_not(tkv__dring_steal(&r, base + 3, &d), "not pushed yet");
+		cr_assert(tkv__dring_steal(&r, base + 2, &d), "lap %u", lap);
+		cr_assert(check(&d, &id, &i) && id == lap && i == 2);
+		cr_assert_not(tkv__dring_steal(&r, base + 2, &d), "claimed twice");
+		cr_assert_eq(tkv__dring_pop_shared(&r, &d), TKV__DRING_TAKEN);
+		cr_assert(check(&d, &id, &i) && id == lap && i == 0);
+		cr_assert_not(tkv__dring_steal(&r, base, &d), "the owner took it");
+		cr_assert(tkv__dring_steal(&r, base + 1, &d), "lap %u", lap);
+		cr_assert_eq(tkv__dring_pop_shared(&r, &d), TKV__DRING_NONE, "a thief copies it");
+		cr_assert(tkv__dring_idle(&r));
+		tkv__dring_mark_copied(&r, base + 1);
+		cr_assert_not(tkv__dring_idle(&r));
+		cr_assert_eq(tkv__dring_pop_shared(&r, &d), TKV__DRING_COPIED);
+		cr_assert(check(&d, &id, &i) && id == lap && i == 1);
+		cr_assert_eq(tkv__dring_pop_shared(&r, &d), TKV__DRING_NONE, "in claim order");
+		tkv__dring_mark_copied(&r, base + 2);
+		cr_assert_eq(tkv__dring_pop_shared(&r, &d), TKV__DRING_COPIED);
+		cr_assert(check(&d, &id, &i) && id == lap && i == 2);
+		cr_assert_eq(tkv__dring_size(&r), 0);
+	}
+	free(s);
+}
+
+/* Producers, an owner and a thief at once. Every descriptor is handled
+ * once, by the owner or by the thief; the owner still takes each
+ * producer's in push order; for a stolen one it finds the thief's
+ * plain-memory note (written before mark_copied: DR5/DR6 under TSan), and
+ * producers rewrite the slots the thief read (DR7). The owner's "copy"
+ * is slow on purpose, so work queues up for the thief. */
+typedef struct steal_test {
+	dr_test t;
+	uint8_t *noted; /* [producer * items + i]: the thief copied it (plain) */
+	uint32_t done;
+	uint64_t stolen;
+} steal_test;
+
+static void *thief_main(void *arg)
+{
+	steal_test *st = arg;
+	tkv__dring *r = &st->t.ring;
+	while (!ck_pr_load_32(&st->done)) {
+		uint64_t tail = tkv__dring_tail(r), head = tkv__dring_claimed(r);
+		bool got = false;
+		for (uint64_t p = head; p > tail && !got;) {
+			tkv__desc d;
+			if (!tkv__dring_steal(r, --p, &d))
+				continue;
+			uint32_t id;
+			uint64_t i;
+			cr_assert(check(&d, &id, &i), "stolen descriptor torn");
+			st->noted[id * st->t.items + i] = 1;
+			tkv__dring_mark_copied(r, p);
+			st->stolen++;
+			got = true;
+		}
+		if (!got)
+			sched_yield();
+	}
+	return NULL;
+}
+
+Test(desc_ring, owner_and_thief_handle_each_once_in_order)
+{
+	steal_test st = {.t = {.items = items_from_env() / 4, .producers = 2}};
+	const uint32_t n_producers = 2, slots = 64;
+	tkv__dring_slot *s = new_slots(slots);
+	tkv__dring_init(&st.t.ring, s, slots);
+	st.noted = calloc(n_producers * st.t.items, 1);
+	dr_producer p[2];
+	uint64_t next[2] = {0}, own = 0, copied = 0;
+	for (uint32_t i = 0; i < n_producers; i++) {
+		p[i] = (dr_producer){&st.t, i, 0};
+		cr_assert_eq(pthread_create(&p[i].th, NULL, producer_main, &p[i]), 0);
+	}
+	pthread_t thief;
+	cr_assert_eq(pthread_create(&thief, NULL, thief_main, &st), 0);
+	ck_pr_store_32(&st.t.go, 1);
+	for (uint64_t got = 0; got < st.t.items * n_producers;) {
+		tkv__desc d;
+		tkv__dring_got g = tkv__dring_pop_shared(&st.t.ring, &d);
+		if (g == TKV__DRING_NONE) {
+			sched_yield();
+			continue;
+		}
+		uint32_t id;
+		uint64_t i;
+		cr_assert(check(&d, &id, &i), "descriptor %llu torn", (unsigned long long)got);
+		cr_assert_eq(i, next[id], "producer %u: got %llu, expected %llu", id,
+			     (unsigned long long)i, (unsigned long long)next[id]);
+		uint8_t noted = st.noted[id * st.t.items + i];
+		if (g == TKV__DRING_COPIED) {
+			cr_assert_eq(noted, 1, "copied, but the thief's note is not there");
+			copied++;
+		} else {
+			cr_assert_eq(noted, 0, "the owner took one the thief copied");
+			for (volatile int spin = 0; spin < 2000; spin++)
+				; /* a copy takes a while */
+			own++;
+		}
+		next[id]++;
+		got++;
+	}
+	ck_pr_store_32(&st.done, 1);
+	pthread_join(thief, NULL);
+	for (uint32_t i = 0; i < n_producers; i++)
+		pthread_join(p[i].th, NULL);
+	cr_assert_eq(copied, st.stolen, "every stolen one came back copied");
+	cr_assert_eq(own + copied, st.t.items * n_producers);
+	cr_assert_gt(copied, 0, "the thief never stole (owner took all %llu)",
+		     (unsigned long long)own);
+	free(st.noted);
+	free(s);
+}

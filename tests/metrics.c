@@ -105,6 +105,7 @@ static int expected(const tkv_stats *st, want *w)
 	n = add(w, n, st->open_sequences, "tierkv_open_sequences", 0);
 	n = add(w, n, st->n_workers, "tierkv_workers", 0);
 	n = add(w, n, st->pin_failures, "tierkv_worker_pin_failures", 0);
+	n = add(w, n, st->batches_stolen, "tierkv_batches_stolen_total", 0);
 	/* cold tier and silent drops (runtime/metrics.c cold_tier) */
 	n = add(w, n, st->evicted_blocks, "tierkv_evicted_blocks_total", 0);
 	n = add(w, n, st->evicted_bytes, "tierkv_evicted_bytes_total", 0);
@@ -269,7 +270,7 @@ Test(metrics, prometheus_text_parses_and_matches_stats)
 	cr_assert_neq(st.workers[0].tokens_stored, st.workers[1].tokens_stored);
 	cr_assert_neq(st.workers[0].batches, st.workers[1].batches);
 	cr_assert(st.hot_bytes_used > 0 && st.hot_bytes_used < st.hot_bytes_capacity);
-	want w[3 * 2 + 8 + 18 + 15 + 23]; /* workers, runtime, cold tier, cache, shared */
+	want w[3 * 2 + 9 + 18 + 15 + 23]; /* workers, runtime, cold tier, cache, shared */
 	int n = expected(&st, w);
 	expect_samples_match(text, w, n);
 	check_text(text);
