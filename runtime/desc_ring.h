@@ -40,23 +40,25 @@
  * worker may copy a published descriptor of this ring, but only its owner
  * takes it out and completes it, so completions stay in claim order. Each
  * slot has a `claim` word, whose values for position pos are above any a
- * slot held for an earlier lap: OWNED(pos) the owner took it; STOLEN(pos)
- * a thief is copying it; COPIED(pos) the thief's copy is done. The owner
- * and a thief race with one CAS from an unclaimed value; the owner waits
- * (treats the ring as empty) at a STOLEN slot and takes a COPIED one as
- * already copied. A thief reads the descriptor only after its CAS won, so
- * the slot cannot be reused under it: the tail passes pos only after the
- * owner saw COPIED.
+ * slot held for an earlier lap: RETURNED(pos) a thief gave it back
+ * uncopied; OWNED(pos) the owner took it; STOLEN(pos) a thief is copying
+ * it; COPIED(pos) the thief's copy is done. The owner and a thief race
+ * with one CAS from an unclaimed value; the owner waits (treats the ring
+ * as empty) at a STOLEN slot, takes a COPIED one as already copied and a
+ * RETURNED one as its own to copy (a thief never takes a RETURNED one
+ * again). A thief reads the descriptor only after its CAS won, so the slot
+ * cannot be reused under it: the tail passes pos only after the owner saw
+ * COPIED or RETURNED.
  *   DR5 thief: its copy's stores (and their fence), then release store of
  *       COPIED / DR6 owner: load of COPIED, acquire fence, then completion.
  *       DR5 -> DR6: the rows are in the blocks before done_pos says so.
- *   DR7 the thief's reads of the slot come before DR5, and the owner moves
- *       the tail (DR3) only after DR6: a producer reuses a stolen slot only
- *       after the thief has read it.
+ *   DR7 the thief's reads of the slot come before DR5 (or the release store
+ *       of RETURNED), and the owner moves the tail (DR3) only after DR6: a
+ *       producer reuses a stolen slot only after the thief has read it.
  *
  * Thread safety: push from any number of threads; pop, empty check and
- * init from the one consumer (init before any push); steal and mark_copied
- * from any other thread.
+ * init from the one consumer (init before any push); steal, mark_copied
+ * and return from any other thread.
  */
 #ifndef TKV_RUNTIME_DESC_RING_H
 #define TKV_RUNTIME_DESC_RING_H
@@ -81,15 +83,18 @@ typedef struct tkv__desc {
  * a line, and the consumer's read of one slot pulls in nothing else. */
 typedef struct tkv__dring_slot {
 	uint64_t ready; /* pos + 1 once the descriptor of pos is in `d` */
-	uint64_t claim; /* with stealing: OWNED/STOLEN/COPIED of pos, or older */
+	uint64_t claim; /* with stealing: RETURNED/OWNED/STOLEN/COPIED of pos, or older */
 	tkv__desc d;
 } __attribute__((aligned(64))) tkv__dring_slot;
 
-/* Claim values of position pos; every value of an earlier lap is below
- * OWNED(pos) (slots >= 4), and a zeroed slot is unclaimed for position 0. */
-#define TKV__DRING_OWNED(pos) (2 * (uint64_t)(pos) + 1)
-#define TKV__DRING_STOLEN(pos) (2 * (uint64_t)(pos) + 2)
-#define TKV__DRING_COPIED(pos) (2 * (uint64_t)(pos) + 3)
+/* Claim values of position pos; anything below RETURNED(pos) is unclaimed:
+ * every value of an earlier lap is (at most COPIED(pos - slots)), and so is
+ * a zeroed slot. RETURNED: a thief gave it back uncopied (its blocks could
+ * not all be had); only the owner takes it, and copies it itself. */
+#define TKV__DRING_RETURNED(pos) (4 * (uint64_t)(pos) + 1)
+#define TKV__DRING_OWNED(pos) (4 * (uint64_t)(pos) + 2)
+#define TKV__DRING_STOLEN(pos) (4 * (uint64_t)(pos) + 3)
+#define TKV__DRING_COPIED(pos) (4 * (uint64_t)(pos) + 4)
 
 /* What the owner's pop found (tkv__dring_pop_shared). */
 typedef enum tkv__dring_got {
@@ -160,8 +165,10 @@ static inline tkv__dring_got tkv__dring_pop_shared(tkv__dring *r, tkv__desc *out
 	ck_pr_fence_acquire(); /* DR2 */
 	uint64_t c = ck_pr_load_64(&s->claim);
 	tkv__dring_got got = TKV__DRING_TAKEN;
-	if (c >= TKV__DRING_OWNED(pos) ||
-	    !ck_pr_cas_64_value(&s->claim, c, TKV__DRING_OWNED(pos), &c)) {
+	if (c < TKV__DRING_OWNED(pos) &&
+	    ck_pr_cas_64_value(&s->claim, c, TKV__DRING_OWNED(pos), &c)) {
+		ck_pr_fence_acquire(); /* DR7: a returning thief's reads first */
+	} else {
 		/* a thief's: only the thief moves STOLEN on */
 		if (c != TKV__DRING_COPIED(pos))
 			return TKV__DRING_NONE;
@@ -184,7 +191,8 @@ static inline bool tkv__dring_steal(tkv__dring *r, uint64_t pos, tkv__desc *out)
 		return false;
 	ck_pr_fence_acquire(); /* DR2 */
 	uint64_t c = ck_pr_load_64(&s->claim);
-	if (c >= TKV__DRING_OWNED(pos) || !ck_pr_cas_64(&s->claim, c, TKV__DRING_STOLEN(pos)))
+	if (c >= TKV__DRING_RETURNED(pos) ||
+	    !ck_pr_cas_64(&s->claim, c, TKV__DRING_STOLEN(pos)))
 		return false;
 	*out = s->d; /* the CAS won: the tail is at or below pos (DR7) */
 	return true;
@@ -195,6 +203,14 @@ static inline void tkv__dring_mark_copied(tkv__dring *r, uint64_t pos)
 {
 	ck_pr_fence_release(); /* DR5, DR7 */
 	ck_pr_store_64(&r->slots[pos & r->mask].claim, TKV__DRING_COPIED(pos));
+}
+
+/* A thief: gives stolen position pos back uncopied, for its owner to copy
+ * (and to meet whatever failure stopped the thief, in order). */
+static inline void tkv__dring_return(tkv__dring *r, uint64_t pos)
+{
+	ck_pr_fence_release(); /* DR7 */
+	ck_pr_store_64(&r->slots[pos & r->mask].claim, TKV__DRING_RETURNED(pos));
 }
 
 /* Any thread: the next position to take (a snapshot). */

@@ -27,9 +27,10 @@
 #include "base/error.h"
 #include "runtime/runtime.h"
 
-/* A slot's claim (mq_claim): queued for its owner, a thief copying it, or
- * copied by a thief and waiting for its owner to complete it. */
-enum { MQ_QUEUED = 0, MQ_STOLEN, MQ_COPIED };
+/* A slot's claim (mq_claim): queued for its owner, a thief copying it,
+ * copied by a thief and waiting for its owner to complete it, or given
+ * back uncopied (only its owner takes it). */
+enum { MQ_QUEUED = 0, MQ_STOLEN, MQ_COPIED, MQ_RETURNED };
 
 /* The mutex is initialized with the worker (worker.c, mq_ready), whatever
  * its queue; this allocates the slots of a mutex-queue runtime. */
@@ -97,11 +98,21 @@ bool tkv__mq_steal(tkv__worker *w, uint64_t pos, tkv__desc *out)
 	return ok;
 }
 
-void tkv__mq_mark_copied(tkv__worker *w, uint64_t pos)
+static void set_claim(tkv__worker *w, uint64_t pos, uint32_t claim)
 {
 	pthread_mutex_lock(&w->mq_lock);
-	ck_pr_store_32(&w->mq_claim[(uint32_t)pos & (w->rt->cfg.ring_slots - 1)], MQ_COPIED);
+	ck_pr_store_32(&w->mq_claim[(uint32_t)pos & (w->rt->cfg.ring_slots - 1)], claim);
 	pthread_mutex_unlock(&w->mq_lock);
+}
+
+void tkv__mq_mark_copied(tkv__worker *w, uint64_t pos)
+{
+	set_claim(w, pos, MQ_COPIED);
+}
+
+void tkv__mq_return(tkv__worker *w, uint64_t pos)
+{
+	set_claim(w, pos, MQ_RETURNED);
 }
 
 void tkv__mq_span(tkv__worker *w, uint64_t *head, uint64_t *tail)

@@ -213,6 +213,8 @@ uint32_t tkv__mq_pop_batch(tkv__worker *w, tkv__desc *out, bool *copied, uint32_
  * still is one (under the lock); mark_copied when its copy is done. */
 bool tkv__mq_steal(tkv__worker *w, uint64_t pos, tkv__desc *out);
 void tkv__mq_mark_copied(tkv__worker *w, uint64_t pos);
+/* A thief gives it back uncopied: only the owner takes it then. */
+void tkv__mq_return(tkv__worker *w, uint64_t pos);
 /* Positions [head, tail) of the queue now (a snapshot). */
 void tkv__mq_span(tkv__worker *w, uint64_t *head, uint64_t *tail);
 /* Nothing for the owner to take now (empty, or its next one is a thief's). */

@@ -70,9 +70,12 @@ enum { GROUP_MAX = 16, GROUP_BYTES = 256 << 10 };
  * owner takes them in queue order like any other and only completes them
  * (desc_ring.h, DR5-DR7). Completion order stays acceptance order, so
  * tickets and done_pos mean what they did; two workers may now write rows
- * of one block at once (distinct rows; prepare_blocks allocates a block
- * once, by CAS), and a full block is handed on at its completion, in
- * order, not at its copy. With one worker there is no one to steal from,
+ * of one block at once (distinct rows; a block is allocated by the batch
+ * it starts in, prepare_blocks), and a full block is handed on at its
+ * completion, in order, not at its copy. A thief gives back, uncopied,
+ * a batch whose blocks are not all there (an allocation failure, or a
+ * block whose first batch is still queued): failures are met by owners
+ * in order (copy_rows). With one worker there is no one to steal from,
  * and the owner's pop takes no claim (tkv__dring_pop_sc).
  */
 enum { STEAL_PROBES = 4 * GROUP_MAX };
@@ -88,12 +91,20 @@ enum { STEAL_PROBES = 4 * GROUP_MAX };
  * unlock were 3.6% of the worker's samples (docs/MEASUREMENTS.md). Taken
  * after the previous run's fence, the locks find nothing to drain.
  */
-static void prepare_blocks(tkv__worker *w, const tkv__desc *d)
+static void prepare_blocks(tkv__worker *w, const tkv__desc *d, bool thief)
 {
 	struct tkv_runtime *rt = w->rt;
 	const uint32_t bt = rt->cfg.block_tokens;
+	/* A layer that lost a block allocates no more: the blocks after it
+	 * had reservations that copy_rows gave back (see there). */
+	if (ck_pr_load_32((uint32_t *)&d->seq->layers[d->layer].error))
+		return;
+	/* A thief allocates only the blocks that start in its batch (whose
+	 * reservations the batch made): one that starts in an earlier batch
+	 * is that batch's to allocate, or to give back if it cannot. The
+	 * owner gets here only after every earlier batch of its queue. */
 	const uint64_t last = (d->pos + d->n_tokens - 1) / bt;
-	for (uint64_t b = d->pos / bt; b <= last; b++) {
+	for (uint64_t b = thief ? tkv__blocks_for(d->pos, bt) : d->pos / bt; b <= last; b++) {
 		tkv__unit *u = tkv__seq_unit_make(d->seq, b);
 		if (!u)
 			return;
@@ -103,9 +114,9 @@ static void prepare_blocks(tkv__worker *w, const tkv__desc *d)
 		void *mem = tkv__hot_alloc(&rt->hot, d->layer);
 		if (!mem)
 			return; /* copy_rows reports it */
-		/* Readers get it with the done_pos release. A thief copying the
-		 * block's next rows may allocate it at the same time: one CAS
-		 * wins, the other block goes back unused. */
+		/* Readers get it with the done_pos release. One CAS: the owner
+		 * and a thief never both allocate one block (only the batch it
+		 * starts in does), but a lost race must not leak a block. */
 		if (!ck_pr_cas_ptr(&blk->mem, NULL, mem))
 			tkv__hot_free(&rt->hot, d->layer, mem);
 	}
@@ -131,9 +142,16 @@ static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
 			/* Space was reserved at store time, so this is a real
 			 * out-of-memory: make the layer report it rather than
 			 * pretend the tokens are there, and give back the
-			 * reservation of the blocks that will never exist. */
+			 * reservations this batch made (the blocks that start
+			 * in it, from b on; block b's is an earlier batch's
+			 * when the batch starts inside it) of the blocks that
+			 * will never exist: none is allocated after the error
+			 * (prepare_blocks). Only a layer's owner gets here in
+			 * order; a thief gives such a batch back (steal_group). */
 			ck_pr_store_32((uint32_t *)&l->error, (uint32_t)-ENOMEM);
-			tkv__hot_release(&rt->hot, tkv__blocks_for(pos + left, bt) - b);
+			uint64_t first = off ? b + 1 : b, end = tkv__blocks_for(pos + left, bt);
+			if (end > first)
+				tkv__hot_release(&rt->hot, end - first);
 			return;
 		}
 		rt->hot_copy(dst + (size_t)off * row, k, (size_t)m * row);
@@ -211,11 +229,14 @@ static void hand_on_full_blocks(tkv__worker *w, const tkv__desc *d)
 	struct tkv_runtime *rt = w->rt;
 	if (!rt->ev && !rt->tiers.cache)
 		return;
+	/* a layer that lost a block may have others with rows never written */
+	if (ck_pr_load_32((uint32_t *)&d->seq->layers[d->layer].error))
+		return;
 	const uint32_t bt = rt->cfg.block_tokens;
 	const uint64_t end = d->pos + d->n_tokens;
 	for (uint64_t b = d->pos / bt; (b + 1) * bt <= end; b++) {
 		tkv__unit *u = tkv__seq_unit(d->seq, b);
-		if (u && ck_pr_load_ptr(&u->blocks[d->layer].mem)) /* else copy_rows failed */
+		if (u && ck_pr_load_ptr(&u->blocks[d->layer].mem))
 			tkv__unit_block_full(&rt->tiers, d->seq, u, b);
 	}
 }
@@ -244,7 +265,7 @@ static void process_group(tkv__worker *w, const tkv__desc *d, const bool *copied
 	uint64_t bytes = 0;
 	for (uint32_t i = 0; i < n; i++)
 		if (!copied[i])
-			prepare_blocks(w, &d[i]);
+			prepare_blocks(w, &d[i], false);
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t b = copied[i] ? 0 : desc_bytes(w, &d[i]);
 		if (i > first && (!w->rt->hot_streams || bytes + b > GROUP_BYTES)) {
@@ -302,33 +323,57 @@ static uint32_t steal_scan(tkv__worker *w, tkv__worker *v, tkv__desc *d, uint64_
 	return n;
 }
 
+/* Whether every block d writes is there (prepare_blocks got them all) and
+ * its layer has not failed. */
+static bool blocks_ready(tkv__worker *w, const tkv__desc *d)
+{
+	const uint32_t bt = w->rt->cfg.block_tokens;
+	if (ck_pr_load_32((uint32_t *)&d->seq->layers[d->layer].error))
+		return false;
+	for (uint64_t b = d->pos / bt; b <= (d->pos + d->n_tokens - 1) / bt; b++) {
+		tkv__unit *u = tkv__seq_unit(d->seq, b);
+		if (!u || !ck_pr_load_ptr(&u->blocks[d->layer].mem))
+			return false;
+	}
+	return true;
+}
+
 /* Thief: copies a group of another worker's descriptors (Stealing) and
- * hands them back copied; false when no other worker has any to spare. */
+ * hands them back copied; false when no other worker has any to spare. A
+ * descriptor whose blocks cannot all be had goes back uncopied: what to
+ * give back on an allocation failure depends on the batches before it
+ * (copy_rows), so only the owner, in order, meets one. */
 static bool steal_group(tkv__worker *w)
 {
 	struct tkv_runtime *rt = w->rt;
+	const bool ring = rt->queue == TKV__QUEUE_RING;
 	tkv__desc d[GROUP_MAX];
 	uint64_t pos[GROUP_MAX];
+	bool ok[GROUP_MAX];
 	for (uint32_t k = 1; k < rt->n_workers; k++) {
 		tkv__worker *v = &rt->workers[(w->index + k) % rt->n_workers];
-		uint32_t n = steal_scan(w, v, d, pos);
+		uint32_t n = steal_scan(w, v, d, pos), copied = 0;
 		if (!n)
 			continue;
 		for (uint32_t i = 0; i < n; i++)
-			prepare_blocks(w, &d[i]);
+			prepare_blocks(w, &d[i], true);
 		for (uint32_t i = 0; i < n; i++)
-			copy_one(w, &d[i], desc_bytes(w, &d[i]));
+			if ((ok[i] = blocks_ready(w, &d[i]))) {
+				copy_one(w, &d[i], desc_bytes(w, &d[i]));
+				copied++;
+			}
 		if (rt->hot_streams)
 			tkv__stream_fence(); /* DR5: the rows before COPIED */
 		for (uint32_t i = 0; i < n; i++) {
-			if (rt->queue == TKV__QUEUE_RING)
-				tkv__dring_mark_copied(&v->ring, pos[i]);
+			if (ring)
+				ok[i] ? tkv__dring_mark_copied(&v->ring, pos[i])
+				      : tkv__dring_return(&v->ring, pos[i]);
 			else
-				tkv__mq_mark_copied(v, pos[i]);
+				ok[i] ? tkv__mq_mark_copied(v, pos[i]) : tkv__mq_return(v, pos[i]);
 		}
-		ck_pr_store_64(&w->stolen, w->stolen + n);
+		ck_pr_store_64(&w->stolen, w->stolen + copied);
 		tkv__wake_signal(&v->idle); /* the owner may wait at one of them */
-		return true;
+		return copied > 0;
 	}
 	return false;
 }
@@ -499,6 +544,8 @@ static int init_one(struct tkv_runtime *rt, tkv__worker *w, uint32_t i)
 	w->rt = rt;
 	w->index = i;
 	w->cpu = -1;
+	w->steal_victim = UINT32_MAX; /* nothing stolen yet (steal_scan) */
+	w->steal_lo = w->steal_hi = UINT64_MAX;
 	w->slots = aligned_alloc(64, rt->cfg.ring_slots * sizeof(*w->slots));
 	if (!w->slots)
 		return tkv__fail(-ENOMEM, "open: ring of %u slots", rt->cfg.ring_slots);

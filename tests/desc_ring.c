@@ -185,9 +185,10 @@ Test(desc_ring, eight_producers_more_than_cores)
 
 /* Stealing (DR5-DR7): a thief claims a published slot the owner has not
  * taken, at most once; the owner stops at it until the thief marks it
- * copied, then takes it as copied; a stale position (taken by the owner,
- * or reused by a later lap) is refused. Three laps of a 4-slot ring, so
- * the claim words of earlier laps are still in the slots. */
+ * copied, then takes it as copied, or until the thief gives it back, then
+ * takes it as its own; a stale position (taken by the owner, or reused by
+ * a later lap) is refused. Three laps of a 4-slot ring, so the claim words
+ * of earlier laps are still in the slots; position 0 is stealable. */
 Test(desc_ring, a_stolen_slot_waits_for_its_copy_and_comes_back_copied)
 {
 	tkv__dring r;
@@ -219,11 +220,28 @@ Test(desc_ring, a_stolen_slot_waits_for_its_copy_and_comes_back_copied)
 		cr_assert_eq(tkv__dring_pop_shared(&r, &d), TKV__DRING_COPIED);
 		cr_assert(check(&d, &id, &i) && id == lap && i == 1);
 		cr_assert_eq(tkv__dring_pop_shared(&r, &d), TKV__DRING_NONE, "in claim order");
-		tkv__dring_mark_copied(&r, base + 2);
-		cr_assert_eq(tkv__dring_pop_shared(&r, &d), TKV__DRING_COPIED);
+		tkv__dring_return(&r, base + 2); /* given back uncopied */
+		cr_assert_not(tkv__dring_steal(&r, base + 2, &d), "stolen again once given back");
+		cr_assert_not(tkv__dring_idle(&r));
+		cr_assert_eq(tkv__dring_pop_shared(&r, &d), TKV__DRING_TAKEN);
 		cr_assert(check(&d, &id, &i) && id == lap && i == 2);
 		cr_assert_eq(tkv__dring_size(&r), 0);
 	}
+	free(s);
+}
+
+/* A fresh ring's first position is stealable: a zeroed claim word is
+ * unclaimed, not given back. */
+Test(desc_ring, the_first_position_can_be_stolen)
+{
+	tkv__dring r;
+	tkv__dring_slot *s = new_slots(4);
+	tkv__dring_init(&r, s, 4);
+	tkv__desc d = make(1, 0);
+	cr_assert(tkv__dring_push_mp(&r, &d));
+	cr_assert(tkv__dring_steal(&r, 0, &d));
+	tkv__dring_mark_copied(&r, 0);
+	cr_assert_eq(tkv__dring_pop_shared(&r, &d), TKV__DRING_COPIED);
 	free(s);
 }
 

@@ -5,13 +5,15 @@
  *
  * What they pin down, for the ring and for the bench's mutex queue alike:
  * with worker 0 held (a test seam: it takes and steals nothing), worker 1
- * copies every batch queued for worker 0, yet none of them completes until
+ * copies the batches queued for worker 0, yet none of them completes until
  * worker 0 runs again, and then every row reads back as stored: a thief
  * that completed, completed out of order, or wrote the wrong rows fails.
  * Batches of 1-5 tokens in 16-token blocks make the thief and the owner
- * write rows of the same blocks and allocate them at the same time
- * (prepare_blocks' CAS). With a cold tier, every block the thief filled is
- * evicted and read back intact: a full block is handed on at its owner's
+ * write rows of the same blocks; a thief allocates only the blocks that
+ * start in its batches and gives back the batches whose blocks are not
+ * there. Allocation failures with a thief in play: each reservation comes
+ * back once. With a cold tier, every block the thief filled is evicted
+ * and read back intact: a full block is handed on at its owner's
  * completion, after every row of it is there.
  */
 #include <criterion/criterion.h>
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include "runtime/runtime.h"
+#include "tiers/hot_arena.h" /* tkv__arena_test_fail_allocs */
 #include "tests/kv_pattern.h"
 #include "tierkv.h"
 
@@ -64,27 +67,38 @@ static void wait_stolen(tkv_runtime *rt, uint64_t want)
 		     (unsigned long long)st.batches_stolen, (unsigned long long)want);
 }
 
-/* Stores TOKENS of layer 0 (worker 0's) of sequence 1 in batches of 1-5
- * tokens while the workers are paused; returns the batch count and the last
- * ticket. k and v hold the pattern of all TOKENS rows. */
-static uint64_t queue_layer(tkv_runtime *rt, const tkv_config *c, uint32_t layer,
+/* Waits until the thief has stolen something and then nothing more for
+ * 100 ms (up to 10 s); returns how many it stole. */
+static uint64_t wait_thief_done(tkv_runtime *rt)
+{
+	uint64_t last = 0;
+	for (int i = 0, still = 0; i < 10000 && (last == 0 || still < 100); i++) {
+		usleep(1000);
+		uint64_t now = stats(rt).batches_stolen;
+		still = now == last ? still + 1 : 0;
+		last = now;
+	}
+	cr_assert_gt(last, 0, "nothing stolen");
+	return last;
+}
+
+/* Stores TOKENS of (sequence 1, layer) while the workers are paused, in
+ * batches of 16 (each starts its own block) or of 1-5 tokens (several
+ * batches share a block); returns the batch count and the last ticket.
+ * k and v hold the pattern of all TOKENS rows. */
+static uint64_t queue_layer(tkv_runtime *rt, const tkv_config *c, uint32_t layer, bool mixed,
 			    const unsigned char *k, const unsigned char *v, tkv_ticket *last)
 {
 	size_t rb = row_bytes(c);
 	uint64_t batches = 0;
-	for (uint32_t pos = 0, n = 1; pos < TOKENS; pos += n, n = n % 5 + 1, batches++) {
+	for (uint32_t pos = 0, n = mixed ? 1 : 16; pos < TOKENS;
+	     pos += n, n = mixed ? n % 5 + 1 : 16, batches++) {
 		if (n > TOKENS - pos)
 			n = TOKENS - pos;
 		cr_assert_eq(tkv_store(rt, 1, layer, pos, n, k + pos * rb, v + pos * rb, 0, last),
 			     0, "%s", tkv_last_error());
 	}
 	return batches;
-}
-
-static uint64_t queue_for_worker0(tkv_runtime *rt, const tkv_config *c, const unsigned char *k,
-				  const unsigned char *v, tkv_ticket *last)
-{
-	return queue_layer(rt, c, 0, k, v, last);
 }
 
 static void expect_rows(tkv_runtime *rt, const tkv_config *c, uint32_t layer)
@@ -102,27 +116,43 @@ static void expect_rows(tkv_runtime *rt, const tkv_config *c, uint32_t layer)
 	free(scratch);
 }
 
-static void thief_copies_owner_completes(tkv__queue_kind queue)
+/* Pattern rows of TOKENS for (sequence 1, layer); the caller frees them. */
+static void pattern(const tkv_config *c, uint32_t layer, unsigned char **k, unsigned char **v)
+{
+	size_t rb = row_bytes(c);
+	*k = malloc(TOKENS * rb);
+	*v = malloc(TOKENS * rb);
+	cr_assert(*k && *v);
+	kvp_fill(*k, 1, layer, 0, TOKENS, rb, 0);
+	kvp_fill(*v, 1, layer, 0, TOKENS, rb, 1);
+}
+
+/* Worker 0 held, worker 1 steals layer 0's batches: with 16-token batches
+ * all of them; with 1-5-token ones those whose blocks start in them or
+ * are there already (the others go back to the owner). None completes
+ * before the owner runs again; then every row is as stored. */
+static void thief_copies_owner_completes(tkv__queue_kind queue, bool mixed)
 {
 	tkv_config c = small_config();
 	tkv__open_opts opts = {.queue = queue};
 	tkv_runtime *rt;
 	cr_assert_eq(tkv__open_ex(&c, &opts, &rt), 0, "%s", tkv_last_error());
-	size_t rb = row_bytes(&c);
-	unsigned char *k = malloc(TOKENS * rb), *v = malloc(TOKENS * rb);
-	cr_assert(k && v);
-	kvp_fill(k, 1, 0, 0, TOKENS, rb, 0);
-	kvp_fill(v, 1, 0, 0, TOKENS, rb, 1);
+	unsigned char *k, *v;
+	pattern(&c, 0, &k, &v);
 	cr_assert_eq(tkv_seq_open(rt, 1), 0);
 
 	tkv__test_pause(rt, true);
 	tkv_ticket last, first = {1, 1, 0, 0};
-	uint64_t batches = queue_for_worker0(rt, &c, k, v, &last);
+	uint64_t batches = queue_layer(rt, &c, 0, mixed, k, v, &last);
 	tkv__test_hold(rt, 0, true);
 	tkv__test_pause(rt, false);
-	wait_stolen(rt, batches); /* worker 1 copied all of them */
+	uint64_t stolen = batches;
+	if (mixed)
+		stolen = wait_thief_done(rt);
+	else
+		wait_stolen(rt, batches);
 	tkv_stats st = stats(rt);
-	cr_assert_eq(st.workers[1].batches, batches);
+	cr_assert_eq(st.workers[1].batches, stolen);
 	cr_assert_eq(st.workers[0].batches, 0);
 	cr_assert_not(tkv_ticket_done(rt, &first), "a thief completed a batch");
 	usleep(20000); /* and still none after a while */
@@ -132,9 +162,11 @@ static void thief_copies_owner_completes(tkv__queue_kind queue)
 	cr_assert_eq(tkv_wait(rt, &last), 0, "%s", tkv_last_error());
 	expect_rows(rt, &c, 0);
 	st = stats(rt);
-	cr_assert_eq(st.workers[0].batches, 0, "the owner copied nothing again");
+	cr_assert_eq(st.batches_stolen, stolen);
+	cr_assert_eq(st.workers[0].batches, batches - stolen, "the owner copied only the rest");
 	cr_assert_eq(st.hot_blocks_used, (TOKENS + 15) / 16, "one block per 16 tokens, no leak");
 	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	cr_assert_eq(stats(rt).hot_bytes_used, 0);
 	tkv_close(rt);
 	free(k);
 	free(v);
@@ -142,12 +174,114 @@ static void thief_copies_owner_completes(tkv__queue_kind queue)
 
 Test(stealing, ring_thief_copies_owner_completes, .timeout = 60)
 {
-	thief_copies_owner_completes(TKV__QUEUE_RING);
+	thief_copies_owner_completes(TKV__QUEUE_RING, false);
 }
 
 Test(stealing, mutex_queue_thief_copies_owner_completes, .timeout = 60)
 {
-	thief_copies_owner_completes(TKV__QUEUE_MUTEX);
+	thief_copies_owner_completes(TKV__QUEUE_MUTEX, false);
+}
+
+Test(stealing, ring_batches_sharing_blocks, .timeout = 60)
+{
+	thief_copies_owner_completes(TKV__QUEUE_RING, true);
+}
+
+Test(stealing, mutex_queue_batches_sharing_blocks, .timeout = 60)
+{
+	thief_copies_owner_completes(TKV__QUEUE_MUTEX, true);
+}
+
+/* The owner's first position is stealable too (the thief's memory of what
+ * it stole starts empty, not at position 0). */
+Test(stealing, a_lone_batch_is_stolen, .timeout = 60)
+{
+	tkv_config c = small_config();
+	tkv_runtime *rt;
+	cr_assert_eq(tkv_open(&c, &rt), 0, "%s", tkv_last_error());
+	unsigned char *k, *v;
+	pattern(&c, 0, &k, &v);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	tkv__test_pause(rt, true);
+	tkv_ticket t;
+	cr_assert_eq(tkv_store(rt, 1, 0, 0, 16, k, v, 0, &t), 0, "%s", tkv_last_error());
+	tkv__test_hold(rt, 0, true);
+	tkv__test_pause(rt, false);
+	wait_stolen(rt, 1);
+	tkv__test_hold(rt, 0, false);
+	cr_assert_eq(tkv_wait(rt, &t), 0, "%s", tkv_last_error());
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	tkv_close(rt);
+	free(k);
+	free(v);
+}
+
+/* Allocation failures while a thief takes part. Batches [0,8) and [8,40)
+ * of layer 0, worker 0 held: the thief takes both (newest first). With one
+ * failing allocation the thief cannot have block 1 for [8,40) and gives it
+ * back; its owner copies it later, and everything reads back. With four,
+ * both go back (two failures) and the owner's allocations for both fail
+ * too: the layer reports -ENOMEM and every reservation comes back exactly
+ * once (a thief that gave back the reservation of a block an earlier batch
+ * made took the used count below zero). */
+static void failures_with_a_thief(uint32_t failures)
+{
+	tkv_config c = small_config();
+	c.hot_populate = TKV_HOT_POPULATE_ON_USE;
+	tkv_runtime *rt;
+	cr_assert_eq(tkv_open(&c, &rt), 0, "%s", tkv_last_error());
+	size_t rb = row_bytes(&c);
+	unsigned char *k, *v;
+	pattern(&c, 0, &k, &v);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	tkv__test_pause(rt, true);
+	tkv_ticket t;
+	cr_assert_eq(tkv_store(rt, 1, 0, 0, 8, k, v, 0, &t), 0, "%s", tkv_last_error());
+	cr_assert_eq(tkv_store(rt, 1, 0, 8, 32, k + 8 * rb, v + 8 * rb, 0, &t), 0, "%s",
+		     tkv_last_error());
+	tkv__test_hold(rt, 0, true);
+	tkv__arena_test_fail_allocs(failures);
+	tkv__test_pause(rt, false);
+	usleep(100000); /* the thief has had its go */
+	tkv__test_hold(rt, 0, false);
+	int rc = tkv_wait(rt, &t);
+	tkv_stats st = stats(rt);
+	if (failures == 1) {
+		cr_assert_eq(rc, 0, "%s", tkv_last_error());
+		cr_assert_eq(st.batches_stolen, 1, "[0,8) stolen, [8,40) given back");
+		cr_assert_eq(st.hot_blocks_used, 3);
+		unsigned char *gk = malloc(40 * rb), *gv = malloc(40 * rb), *scratch = malloc(rb);
+		cr_assert_eq(tkv_read(rt, 1, 0, 0, 40, gk, gv), 0, "%s", tkv_last_error());
+		cr_assert_eq(kvp_check(gk, 1, 0, 0, 40, rb, 0, scratch), -1);
+		cr_assert_eq(kvp_check(gv, 1, 0, 0, 40, rb, 1, scratch), -1);
+		free(gk);
+		free(gv);
+		free(scratch);
+	} else {
+		cr_assert_eq(rc, -ENOMEM);
+		cr_assert_eq(st.batches_stolen, 0);
+		cr_assert_eq(st.hot_bytes_used, 0, "used %llu bytes after every block was lost",
+			     (unsigned long long)st.hot_bytes_used);
+	}
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	st = stats(rt);
+	cr_assert_eq(st.hot_bytes_used, 0, "used %llu bytes after close",
+		     (unsigned long long)st.hot_bytes_used);
+	tkv_close(rt);
+	tkv__arena_test_fail_allocs(0);
+	free(k);
+	free(v);
+}
+
+Test(stealing, a_block_the_thief_cannot_have_goes_back_to_its_owner, .timeout = 60)
+{
+	failures_with_a_thief(1);
+}
+
+Test(stealing, failures_are_met_by_the_owner_and_give_back_each_reservation_once,
+     .timeout = 60)
+{
+	failures_with_a_thief(4);
 }
 
 /* The blocks a thief filled go to the evictor only once their owner
@@ -167,21 +301,15 @@ Test(stealing, stolen_blocks_are_evicted_whole, .timeout = 60)
 	c.hot_low_pct = 20;
 	tkv_runtime *rt;
 	cr_assert_eq(tkv_open(&c, &rt), 0, "%s", tkv_last_error());
-	size_t rb = row_bytes(&c);
 	unsigned char *k[LAYERS], *v[LAYERS];
-	for (uint32_t l = 0; l < LAYERS; l++) {
-		k[l] = malloc(TOKENS * rb);
-		v[l] = malloc(TOKENS * rb);
-		cr_assert(k[l] && v[l]);
-		kvp_fill(k[l], 1, l, 0, TOKENS, rb, 0);
-		kvp_fill(v[l], 1, l, 0, TOKENS, rb, 1);
-	}
+	for (uint32_t l = 0; l < LAYERS; l++)
+		pattern(&c, l, &k[l], &v[l]);
 	cr_assert_eq(tkv_seq_open(rt, 1), 0);
 	tkv__test_pause(rt, true);
 	tkv_ticket last, own;
 	/* worker 1 copies its own layer 1, then steals all of layer 0 */
-	queue_layer(rt, &c, 1, k[1], v[1], &own);
-	uint64_t batches = queue_for_worker0(rt, &c, k[0], v[0], &last);
+	queue_layer(rt, &c, 1, true, k[1], v[1], &own);
+	uint64_t batches = queue_layer(rt, &c, 0, false, k[0], v[0], &last);
 	tkv__test_hold(rt, 0, true);
 	tkv__test_pause(rt, false);
 	wait_stolen(rt, batches);
