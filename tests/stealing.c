@@ -29,7 +29,8 @@
 #include "tests/kv_pattern.h"
 #include "tierkv.h"
 
-enum { TOKENS = 250, LAYERS = 2 };
+/* 650 tokens: 41 batches of 16, more than a thief's minimum queue (32) */
+enum { TOKENS = 650, LAYERS = 2 };
 
 static tkv_config small_config(void)
 {
@@ -192,9 +193,9 @@ Test(stealing, mutex_queue_batches_sharing_blocks, .timeout = 60)
 	thief_copies_owner_completes(TKV__QUEUE_MUTEX, true);
 }
 
-/* The owner's first position is stealable too (the thief's memory of what
- * it stole starts empty, not at position 0). */
-Test(stealing, a_lone_batch_is_stolen, .timeout = 60)
+/* A short queue is left to its owner (STEAL_MIN_QUEUED): an engine that
+ * waits for each step's tickets would otherwise wait for the thief. */
+Test(stealing, a_short_queue_is_not_stolen_from, .timeout = 60)
 {
 	tkv_config c = small_config();
 	tkv_runtime *rt;
@@ -204,10 +205,12 @@ Test(stealing, a_lone_batch_is_stolen, .timeout = 60)
 	cr_assert_eq(tkv_seq_open(rt, 1), 0);
 	tkv__test_pause(rt, true);
 	tkv_ticket t;
-	cr_assert_eq(tkv_store(rt, 1, 0, 0, 16, k, v, 0, &t), 0, "%s", tkv_last_error());
+	for (uint32_t pos = 0; pos < 8 * 16; pos += 16)
+		cr_assert_eq(tkv_store(rt, 1, 0, pos, 16, k, v, 0, &t), 0, "%s", tkv_last_error());
 	tkv__test_hold(rt, 0, true);
 	tkv__test_pause(rt, false);
-	wait_stolen(rt, 1);
+	usleep(50000);
+	cr_assert_eq(stats(rt).batches_stolen, 0);
 	tkv__test_hold(rt, 0, false);
 	cr_assert_eq(tkv_wait(rt, &t), 0, "%s", tkv_last_error());
 	cr_assert_eq(tkv_seq_close(rt, 1), 0);
@@ -216,14 +219,17 @@ Test(stealing, a_lone_batch_is_stolen, .timeout = 60)
 	free(v);
 }
 
-/* Allocation failures while a thief takes part. Batches [0,8) and [8,40)
- * of layer 0, worker 0 held: the thief takes both (newest first). With one
- * failing allocation the thief cannot have block 1 for [8,40) and gives it
- * back; its owner copies it later, and everything reads back. With four,
- * both go back (two failures) and the owner's allocations for both fail
- * too: the layer reports -ENOMEM and every reservation comes back exactly
- * once (a thief that gave back the reservation of a block an earlier batch
- * made took the used count below zero). */
+/* Allocation failures while a thief takes part. Sequences 2 and 3 have
+ * block 0 of layer 0 already; 30 one-token batches into those (no
+ * allocation) make the queue long enough to steal from, then batches [0,8) and [8,40) of
+ * sequence 1, all for worker 0, which is held: the thief takes them
+ * newest first. With one failing allocation the thief cannot have block 1
+ * for [8,40) and gives it back; its owner copies it later, and everything
+ * reads back. With four, both go back (two failures) and the owner's
+ * allocations for both fail too: the layer reports -ENOMEM and every
+ * reservation comes back exactly once (a thief that gave back the
+ * reservation of a block an earlier batch made took the used count below
+ * zero). */
 static void failures_with_a_thief(uint32_t failures)
 {
 	tkv_config c = small_config();
@@ -233,9 +239,18 @@ static void failures_with_a_thief(uint32_t failures)
 	size_t rb = row_bytes(&c);
 	unsigned char *k, *v;
 	pattern(&c, 0, &k, &v);
-	cr_assert_eq(tkv_seq_open(rt, 1), 0);
-	tkv__test_pause(rt, true);
 	tkv_ticket t;
+	for (uint64_t seq = 1; seq <= 3; seq++)
+		cr_assert_eq(tkv_seq_open(rt, seq), 0);
+	for (uint64_t seq = 2; seq <= 3; seq++) {
+		cr_assert_eq(tkv_store(rt, seq, 0, 0, 1, k, v, 0, &t), 0, "%s", tkv_last_error());
+		cr_assert_eq(tkv_wait(rt, &t), 0);
+	}
+	tkv__test_pause(rt, true);
+	for (uint64_t seq = 2; seq <= 3; seq++)
+		for (uint32_t pos = 1; pos < 16; pos++) /* into block 0: nothing to allocate */
+			cr_assert_eq(tkv_store(rt, seq, 0, pos, 1, k, v, 0, &t), 0, "%s",
+				     tkv_last_error());
 	cr_assert_eq(tkv_store(rt, 1, 0, 0, 8, k, v, 0, &t), 0, "%s", tkv_last_error());
 	cr_assert_eq(tkv_store(rt, 1, 0, 8, 32, k + 8 * rb, v + 8 * rb, 0, &t), 0, "%s",
 		     tkv_last_error());
@@ -245,11 +260,14 @@ static void failures_with_a_thief(uint32_t failures)
 	usleep(100000); /* the thief has had its go */
 	tkv__test_hold(rt, 0, false);
 	int rc = tkv_wait(rt, &t);
+	for (uint64_t seq = 2; seq <= 3; seq++)
+		cr_assert_eq(tkv_seq_sync(rt, seq), 0);
 	tkv_stats st = stats(rt);
 	if (failures == 1) {
 		cr_assert_eq(rc, 0, "%s", tkv_last_error());
-		cr_assert_eq(st.batches_stolen, 1, "[0,8) stolen, [8,40) given back");
-		cr_assert_eq(st.hot_blocks_used, 3);
+		cr_assert_eq(st.batches_stolen, 31, "all but [8,40) stolen, got %llu",
+			     (unsigned long long)st.batches_stolen);
+		cr_assert_eq(st.hot_blocks_used, 5);
 		unsigned char *gk = malloc(40 * rb), *gv = malloc(40 * rb), *scratch = malloc(rb);
 		cr_assert_eq(tkv_read(rt, 1, 0, 0, 40, gk, gv), 0, "%s", tkv_last_error());
 		cr_assert_eq(kvp_check(gk, 1, 0, 0, 40, rb, 0, scratch), -1);
@@ -259,11 +277,13 @@ static void failures_with_a_thief(uint32_t failures)
 		free(scratch);
 	} else {
 		cr_assert_eq(rc, -ENOMEM);
-		cr_assert_eq(st.batches_stolen, 0);
-		cr_assert_eq(st.hot_bytes_used, 0, "used %llu bytes after every block was lost",
-			     (unsigned long long)st.hot_bytes_used);
+		cr_assert_eq(st.batches_stolen, 30, "only the one-token batches stolen, got %llu",
+			     (unsigned long long)st.batches_stolen);
+		cr_assert_eq(st.hot_blocks_used, 2, "%llu blocks used, sequences 2 and 3 have one each",
+			     (unsigned long long)st.hot_blocks_used);
 	}
-	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	for (uint64_t seq = 1; seq <= 3; seq++)
+		cr_assert_eq(tkv_seq_close(rt, seq), 0);
 	st = stats(rt);
 	cr_assert_eq(st.hot_bytes_used, 0, "used %llu bytes after close",
 		     (unsigned long long)st.hot_bytes_used);
@@ -296,9 +316,9 @@ Test(stealing, stolen_blocks_are_evicted_whole, .timeout = 60)
 	/* room for every block queued while paused (a store waits for room
 	 * the evictor cannot make while no block is complete), and the
 	 * evictor busy as soon as the owner completes them */
-	c.hot_bytes = 2 * 20 * 2 * 16 * row_bytes(&c);
-	c.hot_high_pct = 40;
-	c.hot_low_pct = 20;
+	c.hot_bytes = 2 * 60 * 2 * 16 * row_bytes(&c);
+	c.hot_high_pct = 60;
+	c.hot_low_pct = 30;
 	tkv_runtime *rt;
 	cr_assert_eq(tkv_open(&c, &rt), 0, "%s", tkv_last_error());
 	unsigned char *k[LAYERS], *v[LAYERS];

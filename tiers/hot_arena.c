@@ -173,7 +173,7 @@ static bool test_fail_one(void)
  * populate: every page of it faulted in now. */
 static int grow(tkv__arena *a, bool populate)
 {
-	if (test_fail_one())
+	if (populate && test_fail_one()) /* tkv__arena_alloc checks its own */
 		return -ENOMEM;
 	void **s = tkv__array_grow(a->slabs, &a->cap_slabs, a->n_slabs + 1, sizeof(*s));
 	if (!s)
@@ -203,8 +203,10 @@ static int grow(tkv__arena *a, bool populate)
 
 void *tkv__arena_alloc(tkv__arena *a)
 {
+	if (test_fail_one())
+		return NULL;
 	if (PER_BLOCK(a))
-		return test_fail_one() ? NULL : aligned_alloc(per_block_align(a), a->block_bytes);
+		return aligned_alloc(per_block_align(a), a->block_bytes);
 	void *b = NULL;
 	pthread_mutex_lock(&a->lock);
 	if (a->n_free || grow(a, false) == 0)

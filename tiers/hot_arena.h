@@ -66,11 +66,12 @@ int tkv__arena_create_pool(tkv__arena *a, size_t block_bytes);
 void tkv__arena_destroy(tkv__arena *a);
 /* A 64-byte aligned block of block_bytes, or NULL. Any thread. */
 void *tkv__arena_alloc(tkv__arena *a);
-/* Tests: the next n times any arena asks for memory (a slab to grow by, or
- * one block where blocks are allocated one by one) fail as if the kernel
- * had none left: hot-tier blocks are reserved before they are allocated, so
- * that is the only way an allocation fails. Kept off the path that takes a
- * block from the free list. */
+/* Tests: the next n block allocations of any arena, or slab growths at
+ * populate, fail as if the kernel had no memory left (hot-tier blocks are
+ * reserved before they are allocated, so that is the only way an
+ * allocation fails). Every block allocation checks it, free list or not,
+ * so a test can fail one whatever its pool holds (one atomic load per
+ * block). */
 void tkv__arena_test_fail_allocs(uint32_t n);
 /* Gives a block from tkv__arena_alloc back to its pool. Any thread. */
 void tkv__arena_free(tkv__arena *a, void *p);
