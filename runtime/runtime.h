@@ -145,6 +145,10 @@ static inline tkv__worker *tkv__worker_of(const struct tkv_runtime *rt, uint32_t
 	return &rt->workers[layer % rt->n_workers];
 }
 
+/* A thief never takes the next TKV__STEAL_LEAVE descriptors of a queue
+ * (worker.c, Stealing): they are its owner's. */
+#define TKV__STEAL_LEAVE 32u
+
 /* Worker thread lifecycle (worker.c). */
 int tkv__workers_start(struct tkv_runtime *rt, const int *cpus, int n_cpus);
 void tkv__workers_stop(struct tkv_runtime *rt);

@@ -76,18 +76,19 @@ enum { GROUP_MAX = 16, GROUP_BYTES = 256 << 10 };
  * a batch whose blocks are not all there (an allocation failure, or a
  * block whose first batch is still queued): failures are met by owners
  * in order (copy_rows). With one worker there is no one to steal from,
- * and the owner's pop takes no claim (tkv__dring_pop_sc). Only from a
- * queue of at least STEAL_MIN_QUEUED descriptors: from a short one (an
- * engine that stores a step's layers and waits for their tickets) the
- * thief took batches the owner was about to take, the owner waited for
- * them, often asleep. And an idle worker looks at the others' queues
+ * and the owner's pop takes no claim (tkv__dring_pop_sc). A thief leaves
+ * the owner the next TKV__STEAL_LEAVE queued descriptors: taking batches
+ * the owner was about to take (engines that store a step's layers and
+ * wait for their tickets keep short queues) made the owner wait for them,
+ * often asleep; the held-out style program at 2 engine threads fell from
+ * 5.2 to 4.0 M layer-tokens/s at the median (MEASUREMENTS.md). And an idle worker looks at the others' queues
  * when it runs dry, every STEAL_EVERY empty polls and before it sleeps,
  * not at every poll: each look reads two lines the producers and the
  * owner write. A worker asleep is woken by its own queue's kicks only: an
  * engine that stores only another worker's layers for a while gets no
  * stealing then.
  */
-enum { STEAL_PROBES = 4 * GROUP_MAX, STEAL_MIN_QUEUED = 2 * GROUP_MAX, STEAL_EVERY = 32 };
+enum { STEAL_PROBES = 4 * GROUP_MAX, STEAL_EVERY = 32 };
 
 /*
  * The hot blocks a descriptor writes are allocated before any copy of its
@@ -303,8 +304,9 @@ static uint32_t steal_scan(tkv__worker *w, tkv__worker *v, tkv__desc *d, uint64_
 	} else {
 		tkv__mq_span(v, &tail, &head);
 	}
-	if (head - tail < STEAL_MIN_QUEUED)
+	if (head - tail <= TKV__STEAL_LEAVE)
 		return 0;
+	tail += TKV__STEAL_LEAVE; /* the owner's next ones stay its own */
 	if (w->steal_victim != v->index || w->steal_hi < tail)
 		w->steal_lo = w->steal_hi = UINT64_MAX; /* nothing of ours left there */
 	uint32_t n = 0;

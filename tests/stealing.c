@@ -29,7 +29,7 @@
 #include "tests/kv_pattern.h"
 #include "tierkv.h"
 
-/* 650 tokens: 41 batches of 16, more than a thief's minimum queue (32) */
+/* 650 tokens: 41 batches of 16, 9 more than a thief leaves its owner */
 enum { TOKENS = 650, LAYERS = 2 };
 
 static tkv_config small_config(void)
@@ -128,9 +128,10 @@ static void pattern(const tkv_config *c, uint32_t layer, unsigned char **k, unsi
 	kvp_fill(*v, 1, layer, 0, TOKENS, rb, 1);
 }
 
-/* Worker 0 held, worker 1 steals layer 0's batches: with 16-token batches
- * all of them; with 1-5-token ones those whose blocks start in them or
- * are there already (the others go back to the owner). None completes
+/* Worker 0 held, worker 1 steals layer 0's batches past the owner's next
+ * TKV__STEAL_LEAVE: with 16-token batches all of those; with 1-5-token
+ * ones those whose blocks start in them or are there already (the others
+ * go back to the owner). None completes
  * before the owner runs again; then every row is as stored. */
 static void thief_copies_owner_completes(tkv__queue_kind queue, bool mixed)
 {
@@ -147,11 +148,11 @@ static void thief_copies_owner_completes(tkv__queue_kind queue, bool mixed)
 	uint64_t batches = queue_layer(rt, &c, 0, mixed, k, v, &last);
 	tkv__test_hold(rt, 0, true);
 	tkv__test_pause(rt, false);
-	uint64_t stolen = batches;
+	uint64_t stolen = batches - TKV__STEAL_LEAVE; /* the owner's next ones stay */
 	if (mixed)
 		stolen = wait_thief_done(rt);
 	else
-		wait_stolen(rt, batches);
+		wait_stolen(rt, stolen);
 	tkv_stats st = stats(rt);
 	cr_assert_eq(st.workers[1].batches, stolen);
 	cr_assert_eq(st.workers[0].batches, 0);
@@ -193,7 +194,7 @@ Test(stealing, mutex_queue_batches_sharing_blocks, .timeout = 60)
 	thief_copies_owner_completes(TKV__QUEUE_MUTEX, true);
 }
 
-/* A short queue is left to its owner (STEAL_MIN_QUEUED): an engine that
+/* A short queue is left to its owner (TKV__STEAL_LEAVE): an engine that
  * waits for each step's tickets would otherwise wait for the thief. */
 Test(stealing, a_short_queue_is_not_stolen_from, .timeout = 60)
 {
@@ -219,9 +220,9 @@ Test(stealing, a_short_queue_is_not_stolen_from, .timeout = 60)
 	free(v);
 }
 
-/* Allocation failures while a thief takes part. Sequences 2 and 3 have
- * block 0 of layer 0 already; 30 one-token batches into those (no
- * allocation) make the queue long enough to steal from, then batches [0,8) and [8,40) of
+/* Allocation failures while a thief takes part. Sequences 2-5 have block
+ * 0 of layer 0 already; 60 one-token batches into those (no allocation)
+ * make the queue long enough to steal from past the owner's next 32, then batches [0,8) and [8,40) of
  * sequence 1, all for worker 0, which is held: the thief takes them
  * newest first. With one failing allocation the thief cannot have block 1
  * for [8,40) and gives it back; its owner copies it later, and everything
@@ -240,14 +241,14 @@ static void failures_with_a_thief(uint32_t failures)
 	unsigned char *k, *v;
 	pattern(&c, 0, &k, &v);
 	tkv_ticket t;
-	for (uint64_t seq = 1; seq <= 3; seq++)
+	for (uint64_t seq = 1; seq <= 5; seq++)
 		cr_assert_eq(tkv_seq_open(rt, seq), 0);
-	for (uint64_t seq = 2; seq <= 3; seq++) {
+	for (uint64_t seq = 2; seq <= 5; seq++) {
 		cr_assert_eq(tkv_store(rt, seq, 0, 0, 1, k, v, 0, &t), 0, "%s", tkv_last_error());
 		cr_assert_eq(tkv_wait(rt, &t), 0);
 	}
 	tkv__test_pause(rt, true);
-	for (uint64_t seq = 2; seq <= 3; seq++)
+	for (uint64_t seq = 2; seq <= 5; seq++)
 		for (uint32_t pos = 1; pos < 16; pos++) /* into block 0: nothing to allocate */
 			cr_assert_eq(tkv_store(rt, seq, 0, pos, 1, k, v, 0, &t), 0, "%s",
 				     tkv_last_error());
@@ -260,14 +261,15 @@ static void failures_with_a_thief(uint32_t failures)
 	usleep(100000); /* the thief has had its go */
 	tkv__test_hold(rt, 0, false);
 	int rc = tkv_wait(rt, &t);
-	for (uint64_t seq = 2; seq <= 3; seq++)
+	for (uint64_t seq = 2; seq <= 5; seq++)
 		cr_assert_eq(tkv_seq_sync(rt, seq), 0);
 	tkv_stats st = stats(rt);
 	if (failures == 1) {
 		cr_assert_eq(rc, 0, "%s", tkv_last_error());
-		cr_assert_eq(st.batches_stolen, 31, "all but [8,40) stolen, got %llu",
+		/* 62 queued, the owner's next 32 left: [8,40) given back, 29 */
+		cr_assert_eq(st.batches_stolen, 29, "all but [8,40) stolen, got %llu",
 			     (unsigned long long)st.batches_stolen);
-		cr_assert_eq(st.hot_blocks_used, 5);
+		cr_assert_eq(st.hot_blocks_used, 7);
 		unsigned char *gk = malloc(40 * rb), *gv = malloc(40 * rb), *scratch = malloc(rb);
 		cr_assert_eq(tkv_read(rt, 1, 0, 0, 40, gk, gv), 0, "%s", tkv_last_error());
 		cr_assert_eq(kvp_check(gk, 1, 0, 0, 40, rb, 0, scratch), -1);
@@ -277,12 +279,12 @@ static void failures_with_a_thief(uint32_t failures)
 		free(scratch);
 	} else {
 		cr_assert_eq(rc, -ENOMEM);
-		cr_assert_eq(st.batches_stolen, 30, "only the one-token batches stolen, got %llu",
+		cr_assert_eq(st.batches_stolen, 28, "only the one-token batches stolen, got %llu",
 			     (unsigned long long)st.batches_stolen);
-		cr_assert_eq(st.hot_blocks_used, 2, "%llu blocks used, sequences 2 and 3 have one each",
+		cr_assert_eq(st.hot_blocks_used, 4, "%llu blocks used, sequences 2-5 have one each",
 			     (unsigned long long)st.hot_blocks_used);
 	}
-	for (uint64_t seq = 1; seq <= 3; seq++)
+	for (uint64_t seq = 1; seq <= 5; seq++)
 		cr_assert_eq(tkv_seq_close(rt, seq), 0);
 	st = stats(rt);
 	cr_assert_eq(st.hot_bytes_used, 0, "used %llu bytes after close",
@@ -332,7 +334,7 @@ Test(stealing, stolen_blocks_are_evicted_whole, .timeout = 60)
 	uint64_t batches = queue_layer(rt, &c, 0, false, k[0], v[0], &last);
 	tkv__test_hold(rt, 0, true);
 	tkv__test_pause(rt, false);
-	wait_stolen(rt, batches);
+	wait_stolen(rt, batches - TKV__STEAL_LEAVE);
 	usleep(20000);
 	cr_assert_eq(stats(rt).evicted_blocks, 0, "blocks evicted before their owner completed them");
 	cr_assert(tkv_ticket_done(rt, &own));
