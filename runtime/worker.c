@@ -101,13 +101,20 @@ enum { STEAL_PROBES = 4 * GROUP_MAX, STEAL_EVERY = 32 };
  * unlock were 3.6% of the worker's samples (docs/MEASUREMENTS.md). Taken
  * after the previous run's fence, the locks find nothing to drain.
  */
+/* d's layer lost a block (copy_rows): nothing more is allocated, copied
+ * by a thief, or handed on for it. */
+static bool layer_failed(const tkv__desc *d)
+{
+	return ck_pr_load_32((uint32_t *)&d->seq->layers[d->layer].error) != 0;
+}
+
 static void prepare_blocks(tkv__worker *w, const tkv__desc *d, bool thief)
 {
 	struct tkv_runtime *rt = w->rt;
 	const uint32_t bt = rt->cfg.block_tokens;
 	/* A layer that lost a block allocates no more: the blocks after it
 	 * had reservations that copy_rows gave back (see there). */
-	if (ck_pr_load_32((uint32_t *)&d->seq->layers[d->layer].error))
+	if (layer_failed(d))
 		return;
 	/* A thief allocates only the blocks that start in its batch (whose
 	 * reservations the batch made): one that starts in an earlier batch
@@ -240,7 +247,7 @@ static void hand_on_full_blocks(tkv__worker *w, const tkv__desc *d)
 	if (!rt->ev && !rt->tiers.cache)
 		return;
 	/* a layer that lost a block may have others with rows never written */
-	if (ck_pr_load_32((uint32_t *)&d->seq->layers[d->layer].error))
+	if (layer_failed(d))
 		return;
 	const uint32_t bt = rt->cfg.block_tokens;
 	const uint64_t end = d->pos + d->n_tokens;
@@ -341,7 +348,7 @@ static uint32_t steal_scan(tkv__worker *w, tkv__worker *v, tkv__desc *d, uint64_
 static bool blocks_ready(tkv__worker *w, const tkv__desc *d)
 {
 	const uint32_t bt = w->rt->cfg.block_tokens;
-	if (ck_pr_load_32((uint32_t *)&d->seq->layers[d->layer].error))
+	if (layer_failed(d))
 		return false;
 	for (uint64_t b = d->pos / bt; b <= (d->pos + d->n_tokens - 1) / bt; b++) {
 		tkv__unit *u = tkv__seq_unit(d->seq, b);
