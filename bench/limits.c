@@ -269,18 +269,24 @@ int bench_measure_copy_limits(const unsigned char *src, size_t src_bytes, size_t
 	return rc;
 }
 
+int bench_point_limits(unsigned char *dst, const unsigned char *src, size_t src_bytes,
+		       size_t footprint, uint32_t threads, int reps, double seconds,
+		       bench_copy_limits *out)
+{
+	int rc = measure_into(dst, src, src_bytes, footprint, threads, BENCH_LIMIT_CHUNK, seconds, reps,
+			      false, out);
+	if (rc != 0)
+		fprintf(stderr, "tierkv-bench: copy limit (%u threads, %zu-byte footprint): %s\n",
+			threads, footprint, tkv_strerror(rc));
+	return rc;
+}
+
 double bench_point_limit_gbps(unsigned char *dst, const unsigned char *src, size_t src_bytes,
 			      size_t footprint, uint32_t threads, int reps, double seconds)
 {
 	bench_copy_limits l;
-	int rc = measure_into(dst, src, src_bytes, footprint, threads, BENCH_LIMIT_CHUNK, seconds, reps,
-			      false, &l);
-	if (rc != 0) {
-		fprintf(stderr, "tierkv-bench: copy limit (%u threads, %zu-byte footprint): %s\n",
-			threads, footprint, tkv_strerror(rc));
-		return 0;
-	}
-	return l.best_gbps;
+	return bench_point_limits(dst, src, src_bytes, footprint, threads, reps, seconds, &l) ? 0
+											 : l.best_gbps;
 }
 
 double bench_copy_limit_gbps(const unsigned char *src, size_t src_bytes, size_t footprint,

@@ -103,6 +103,13 @@ double bench_point_limit_gbps(unsigned char *dst, const unsigned char *src, size
 			      size_t footprint, uint32_t threads, int reps,
 			      double seconds);
 
+/* The same measurement with both kernels' figures in *out (a pipeline
+ * point keeps each kernel's rate over its passes, bench/pipeline.c). 0, or
+ * a negative errno (and a message on stderr). */
+int bench_point_limits(unsigned char *dst, const unsigned char *src, size_t src_bytes,
+		       size_t footprint, uint32_t threads, int reps, double seconds,
+		       bench_copy_limits *out);
+
 /* `bytes` rounded up to 2 MiB, 2 MiB-aligned, MADV_HUGEPAGE before the
  * first touch (as tiers/hot_arena.c does for the hot tier's slabs), then
  * zeroed so every page is faulted in; free() it. NULL when out of memory. */

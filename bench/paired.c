@@ -7,11 +7,10 @@
 void bench_finish_paired(bench_result *r, const uint64_t *ns, const double *lim, int n,
 			 uint64_t layer_tokens, double bytes)
 {
-	double ratio[n], bound[n];
+	double ratio[n];
 	int order[n];
 	for (int i = 0; i < n; i++) {
-		bound[i] = lim[i] > lim[i + 1] ? lim[i] : lim[i + 1];
-		ratio[i] = bound[i] > 0 ? bytes / (double)ns[i] / bound[i] : 0;
+		ratio[i] = lim[i] > 0 ? bytes / (double)ns[i] / lim[i] : 0;
 		order[i] = i;
 	}
 	for (int i = 1; i < n; i++) /* insertion sort by ratio: n is --reps */
@@ -23,7 +22,7 @@ void bench_finish_paired(bench_result *r, const uint64_t *ns, const double *lim,
 	int m = order[(n - 1) / 2];
 	r->tokens_per_s = (double)layer_tokens / ((double)ns[m] / 1e9);
 	r->gbps = bytes / (double)ns[m];
-	r->limit_gbps = bound[m];
+	r->limit_gbps = lim[m];
 	r->ratio = ratio[m];
 	r->ratio_lo = ratio[order[0]];
 	r->ratio_hi = ratio[order[n - 1]];

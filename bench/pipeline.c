@@ -19,16 +19,18 @@
  * of it, as each worker reads from all of it) into a huge-page destination
  * as large as the hot tier (the hot slabs are huge-page advised too), with
  * as many threads as the point has workers.
- * It is paired with the repetitions: one timing of each kernel,
- * LIMIT_SECONDS long (about as long as a repetition), right before every
- * repetition and after the last, the runtime idle meanwhile; each
- * repetition's ratio is its rate over the better of the limits on either
- * side of it, and the point is the repetition with the median ratio, with
- * the ratios' extremes as its spread (bench/paired.c). On this VM the copy
- * bandwidth itself moves by tens of percent within seconds (a 2-thread
- * limit read 24-48 GB/s in one sweep), so a ratio of the best repetition
- * to the best of six limit timings taken seconds away from it, as before,
- * measured which side caught a quiet moment (docs/MEASUREMENTS.md, "Limits
+ * It is interleaved with the passes: after each timed pass (the runtime
+ * then idle), one timing of each kernel as long as that pass took; a
+ * repetition's limit is each kernel's rate over the timings after its
+ * passes, the better kernel's kept, and the point is the repetition with
+ * the median ratio, with the ratios' extremes as its spread
+ * (bench/paired.c). On this VM the copy bandwidth itself moves by tens of
+ * percent within seconds (a 2-thread limit read 24-48 GB/s in one sweep),
+ * so a ratio of the best repetition to the best of six limit timings taken
+ * seconds away from it measured which side caught a quiet moment, and a
+ * repetition's ratio to the better of two 0.1 s timings around it (until
+ * 2026-12-03, fourth session) divided one sample by the larger of two
+ * (docs/MEASUREMENTS.md, "Limits interleaved with passes" and "Limits
  * paired with repetitions"). The naive baseline keeps the best of its
  * repetitions against limits bracketing it (bench_point_limit_gbps).
  */
@@ -52,8 +54,7 @@ enum { N_SEQS = 16, SRC_BYTES = 64 << 20 };
 /* A timed repetition stores at least this much (passes over the point's
  * sequences, their close and reopen untimed): a pass over 90% of a 512 MiB
  * hot tier at batch 64 is ~10 ms with 2 workers here, short enough that
- * one scheduling hiccup decided a point (docs/MEASUREMENTS.md); the copy
- * limit's timings next to it are LIMIT_SECONDS each. */
+ * one scheduling hiccup decided a point (docs/MEASUREMENTS.md). */
 #define MIN_REP_BYTES (2ull << 30)
 
 /* Passes per timed repetition for passes of pass_bytes. */
@@ -117,15 +118,36 @@ typedef struct limit_ctx {
 	uint32_t threads;
 } limit_ctx;
 
-/* One limit timing next to a repetition: the better of glibc memcpy and the
- * streaming kernel, each one timing of LIMIT_SECONDS. */
-enum { LIMIT_REPS = 1 };
-#define LIMIT_SECONDS 0.1
+/* The limit is timed after every timed pass, each kernel for as long as
+ * the pass took (at least LIMIT_MIN_SECONDS), and a repetition's limit is
+ * each kernel's rate over all of its timings, the better kernel kept. */
+#define LIMIT_MIN_SECONDS 0.01
 
-static double limit_once(const limit_ctx *lc)
+typedef struct limit_sum {
+	double memcpy_bytes, stream_bytes; /* copied in `seconds` by each kernel */
+	double seconds;
+} limit_sum;
+
+static int limit_after_pass(const limit_ctx *lc, uint64_t pass_ns, limit_sum *sum)
 {
-	return bench_point_limit_gbps(lc->dst, lc->src, SRC_BYTES, lc->footprint, lc->threads,
-				      LIMIT_REPS, LIMIT_SECONDS);
+	double secs = (double)pass_ns / 1e9;
+	if (secs < LIMIT_MIN_SECONDS)
+		secs = LIMIT_MIN_SECONDS;
+	bench_copy_limits l;
+	int rc = bench_point_limits(lc->dst, lc->src, SRC_BYTES, lc->footprint, lc->threads, 1, secs,
+				    &l);
+	if (rc)
+		return rc;
+	sum->memcpy_bytes += l.memcpy_gbps * secs;
+	sum->stream_bytes += l.stream_gbps * secs;
+	sum->seconds += secs;
+	return 0;
+}
+
+static double limit_rate(const limit_sum *sum)
+{
+	double best = sum->memcpy_bytes > sum->stream_bytes ? sum->memcpy_bytes : sum->stream_bytes;
+	return sum->seconds > 0 ? best / sum->seconds : 0;
 }
 
 /* A point's figures from its timed repetitions: the slowest and fastest
@@ -189,7 +211,7 @@ static int run_point(const point_run *p, int reps, const limit_ctx *lc, bench_re
 	tkv_runtime *rt;
 	tkv__open_opts opts = {.queue = p->queue};
 	bench_lat times = {.ns = calloc((size_t)reps, sizeof(uint64_t))};
-	double *lim = calloc((size_t)reps + 1, sizeof(double));
+	double *lim = calloc((size_t)reps, sizeof(double));
 	int rc = times.ns && lim ? 0 : -ENOMEM;
 	if (!rc && (rc = tkv__open_ex(&c, &opts, &rt)))
 		fprintf(stderr, "tierkv-bench: open: %s\n", tkv_last_error());
@@ -216,24 +238,24 @@ static int run_point(const point_run *p, int reps, const limit_ctx *lc, bench_re
 	for (int i = 0; i <= reps; i++) {
 		if (i == 1)
 			steal0 = bench_steal_ms();
-		if (i > 0 && lc && !(lim[i - 1] = limit_once(lc))) {
-			rc = -EIO;
-			break;
-		}
 		uint64_t ns = 0;
-		for (uint32_t k = 0; k < (i ? passes : 1); k++) { /* one warm-up pass */
+		limit_sum sum = {0};
+		for (uint32_t k = 0; k < (i ? passes : 1) && !rc; k++) { /* one warm-up pass */
 			uint64_t t = run_once(rt, &c, &q, tokens, row);
 			if (!t)
+				rc = -EIO;
+			else if (i > 0 && lc && limit_after_pass(lc, t, &sum))
 				rc = -EIO;
 			ns += t;
 		}
 		if (rc)
 			break;
-		if (i > 0) /* the first one is the warm-up */
+		if (i > 0) { /* the first one is the warm-up */
+			if (lc)
+				lim[times.n] = limit_rate(&sum);
 			times.ns[times.n++] = ns;
+		}
 	}
-	if (!rc && lc && !(lim[reps] = limit_once(lc)))
-		rc = -EIO;
 	tkv_close(rt);
 	if (!rc) {
 		if (lc) /* before finish_times sorts the repetitions */
@@ -435,11 +457,11 @@ void bench_pipeline_print_method(const pipeline_options *o)
 	printf("# one engine thread stores up to %d sequences, every layer, batch tokens per call;\n"
 	       "# %d timed repetitions of >= 2 GiB after a warm-up. limit = better of glibc memcpy\n"
 	       "# and the runtime's streaming copy (same source, huge-page destination as large as\n"
-	       "# the hot tier, as many threads as workers), one %.1f s timing each right before\n"
-	       "# every repetition and after the last; a repetition's ratio is to the better limit\n"
-	       "# around it, and a point is its median-ratio repetition (ratio min-max: all of\n"
+	       "# the hot tier, as many threads as workers), each timed after every pass for as\n"
+	       "# long as the pass took; a repetition's ratio is to the better kernel's rate over\n"
+	       "# its passes, and a point is its median-ratio repetition (ratio min-max: all of\n"
 	       "# them). naive: best repetition, limits before and after. GB/s = 1e9 B of K+V/s.\n",
-	       N_SEQS, o->reps, LIMIT_SECONDS);
+	       N_SEQS, o->reps);
 }
 
 static void pipeline_usage(FILE *f)
