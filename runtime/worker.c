@@ -48,13 +48,20 @@ enum { IDLE_SPINS = 128, IDLE_YIELDS = 16 };
  * once per run of them whose K+V fits in GROUP_BYTES, then completes that
  * run in order. A descriptor that would take a run past GROUP_BYTES starts
  * the next one, so a ticket waits for at most GROUP_BYTES of other copies
- * (~20 us here at 13 GB/s), plus whatever hands the full blocks among them
+ * (~70 us here at 14 GB/s), plus whatever hands the full blocks among them
  * on (tkv__unit_block_full: the cache's publish, a write-through's copy),
- * before it completes. With regular stores there is no fence to share, and
- * every descriptor completes right after its copy. Both queues group the
- * same way (the mutex queue pops its GROUP_MAX at once).
+ * before it completes; only behind copies already queued when the group
+ * was taken, which a worker that did not group would have made first
+ * anyway. Why 1 MiB, not 256 KiB: the trace of 1 worker at batch 16 put a
+ * mean 0.64 us between two copies where a fence and completions came, and
+ * 0.06 us elsewhere; at two 128 KiB descriptors per run that was 3% of the
+ * worker's time (docs/MEASUREMENTS.md, "Runs of 1 MiB"). With regular
+ * stores there is no fence to share, and every descriptor completes right
+ * after its copy. Both queues group the same way (the mutex queue pops its
+ * GROUP_MAX at once). A thief's group stops at STEAL_GROUP_BYTES: it takes
+ * work the owner would otherwise do itself (Stealing).
  */
-enum { GROUP_MAX = 16, GROUP_BYTES = 256 << 10 };
+enum { GROUP_MAX = 16, GROUP_BYTES = 1 << 20, STEAL_GROUP_BYTES = 256 << 10 };
 
 /*
  * Stealing. Layers are spread over the workers (layer % n_workers), which
@@ -329,7 +336,7 @@ static uint32_t steal_scan(tkv__worker *w, tkv__worker *v, tkv__desc *d, uint64_
 			continue;
 		pos[n++] = p;
 		bytes += desc_bytes(w, &d[n - 1]);
-		if (n == GROUP_MAX || bytes >= GROUP_BYTES)
+		if (n == GROUP_MAX || bytes >= STEAL_GROUP_BYTES)
 			break;
 	}
 	if (n) {
