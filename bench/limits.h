@@ -93,7 +93,8 @@ double bench_copy_limit_gbps(const unsigned char *src, size_t src_bytes, size_t 
  * the producers scenario): best of `reps` of this many seconds. */
 #define BENCH_BRACKET_SECONDS 0.05
 
-/* The limit of one pipeline point, measured next to it: the max of glibc
+/* A limit measured next to what it divides (the naive baseline's and the
+ * producers scenario's brackets): the max of glibc
  * memcpy and the streaming kernel the runtime picks (tkv__kernels_get:
  * the one its workers use for a hot tier past the stream threshold), each
  * best of `reps` timings of `seconds` each, `threads` threads,
@@ -103,8 +104,8 @@ double bench_point_limit_gbps(unsigned char *dst, const unsigned char *src, size
 			      size_t footprint, uint32_t threads, int reps,
 			      double seconds);
 
-/* The same measurement with both kernels' figures in *out (a pipeline
- * point keeps each kernel's rate over its passes, bench/pipeline.c). 0, or
+/* The same measurement with both kernels' figures in *out: a pipeline
+ * point's limit, timed after each of its passes (bench/pipeline.c). 0, or
  * a negative errno (and a message on stderr). */
 int bench_point_limits(unsigned char *dst, const unsigned char *src, size_t src_bytes,
 		       size_t footprint, uint32_t threads, int reps, double seconds,

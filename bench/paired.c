@@ -4,6 +4,20 @@
  */
 #include "bench/paired.h"
 
+void bench_limit_sum_add(bench_limit_sum *s, double memcpy_gbps, double stream_gbps,
+			 double seconds)
+{
+	s->memcpy_bytes += memcpy_gbps * seconds;
+	s->stream_bytes += stream_gbps * seconds;
+	s->seconds += seconds;
+}
+
+double bench_limit_sum_rate(const bench_limit_sum *s)
+{
+	double best = s->memcpy_bytes > s->stream_bytes ? s->memcpy_bytes : s->stream_bytes;
+	return s->seconds > 0 ? best / s->seconds : 0;
+}
+
 void bench_finish_paired(bench_result *r, const uint64_t *ns, const double *lim, int n,
 			 uint64_t layer_tokens, double bytes)
 {

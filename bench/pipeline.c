@@ -110,7 +110,7 @@ static uint32_t tokens_per_seq(const tkv_config *c, size_t layer_token_bytes, ui
 	return (uint32_t)(t ? t : batch);
 }
 
-/* Where a point measures its copy limit (see "paired" in the header). */
+/* Where a point measures its copy limit (see "interleaved" in the header). */
 typedef struct limit_ctx {
 	unsigned char *dst; /* bench_huge_buffer(o->hot_bytes), kept faulted in */
 	const unsigned char *src;
@@ -118,17 +118,15 @@ typedef struct limit_ctx {
 	uint32_t threads;
 } limit_ctx;
 
-/* The limit is timed after every timed pass, each kernel for as long as
- * the pass took (at least LIMIT_MIN_SECONDS), and a repetition's limit is
- * each kernel's rate over all of its timings, the better kernel kept. */
+/* The limit is timed after every pass, each kernel for as long as the pass
+ * took (at least LIMIT_MIN_SECONDS); a repetition's limit is each kernel's
+ * rate over the timings after its passes, the better kernel's
+ * (bench_limit_sum, paired.h). The warm-up pass is followed by one too,
+ * not counted, so the first timed pass starts after limit copies like
+ * every other. */
 #define LIMIT_MIN_SECONDS 0.01
 
-typedef struct limit_sum {
-	double memcpy_bytes, stream_bytes; /* copied in `seconds` by each kernel */
-	double seconds;
-} limit_sum;
-
-static int limit_after_pass(const limit_ctx *lc, uint64_t pass_ns, limit_sum *sum)
+static int limit_after_pass(const limit_ctx *lc, uint64_t pass_ns, bench_limit_sum *sum)
 {
 	double secs = (double)pass_ns / 1e9;
 	if (secs < LIMIT_MIN_SECONDS)
@@ -136,18 +134,9 @@ static int limit_after_pass(const limit_ctx *lc, uint64_t pass_ns, limit_sum *su
 	bench_copy_limits l;
 	int rc = bench_point_limits(lc->dst, lc->src, SRC_BYTES, lc->footprint, lc->threads, 1, secs,
 				    &l);
-	if (rc)
-		return rc;
-	sum->memcpy_bytes += l.memcpy_gbps * secs;
-	sum->stream_bytes += l.stream_gbps * secs;
-	sum->seconds += secs;
-	return 0;
-}
-
-static double limit_rate(const limit_sum *sum)
-{
-	double best = sum->memcpy_bytes > sum->stream_bytes ? sum->memcpy_bytes : sum->stream_bytes;
-	return sum->seconds > 0 ? best / sum->seconds : 0;
+	if (!rc)
+		bench_limit_sum_add(sum, l.memcpy_gbps, l.stream_gbps, secs);
+	return rc;
 }
 
 /* A point's figures from its timed repetitions: the slowest and fastest
@@ -203,8 +192,8 @@ static uint64_t run_once(tkv_runtime *rt, const tkv_config *c, const point_run *
 }
 
 /* `reps` timed repetitions after one warm-up; fills r's rates and spread.
- * With lc, also a limit timing right before each repetition and after the
- * last, and r's ratio from them (bench/paired.c); else the caller divides. */
+ * With lc, also a limit timing after each pass, as long as the pass, and
+ * r's ratio from them (bench/paired.c); else the caller divides. */
 static int run_point(const point_run *p, int reps, const limit_ctx *lc, bench_result *r)
 {
 	tkv_config c = point_config(p);
@@ -239,20 +228,22 @@ static int run_point(const point_run *p, int reps, const limit_ctx *lc, bench_re
 		if (i == 1)
 			steal0 = bench_steal_ms();
 		uint64_t ns = 0;
-		limit_sum sum = {0};
+		bench_limit_sum sum = {0};
 		for (uint32_t k = 0; k < (i ? passes : 1) && !rc; k++) { /* one warm-up pass */
 			uint64_t t = run_once(rt, &c, &q, tokens, row);
 			if (!t)
 				rc = -EIO;
-			else if (i > 0 && lc && limit_after_pass(lc, t, &sum))
-				rc = -EIO;
+			else if (lc)
+				rc = limit_after_pass(lc, t, &sum);
 			ns += t;
 		}
 		if (rc)
 			break;
 		if (i > 0) { /* the first one is the warm-up */
-			if (lc)
-				lim[times.n] = limit_rate(&sum);
+			if (lc && !(lim[times.n] = bench_limit_sum_rate(&sum))) {
+				rc = -EIO;
+				break;
+			}
 			times.ns[times.n++] = ns;
 		}
 	}

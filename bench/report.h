@@ -35,7 +35,7 @@ typedef struct bench_result {
 	double ratio;        /* gbps / limit_gbps */
 	double ratio_lo, ratio_hi; /* pipeline and mutex-queue points: the lowest and
 				    * highest ratio of their repetitions, each to
-				    * the limits taken right around it (0 elsewhere) */
+				    * the limit timed between its passes (0 elsewhere) */
 	double speedup;      /* tokens_per_s / the naive baseline's */
 	double steal_ms;     /* pipeline points: CPU time the hypervisor took from this
 			      * machine during the timed repetitions (/proc/stat steal,

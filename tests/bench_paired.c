@@ -61,3 +61,23 @@ Test(bench_paired, one_repetition_is_its_own_point_and_spread)
 	cr_assert_eq(r.ratio_hi, r.ratio);
 	cr_assert(near(r.limit_gbps, 10));
 }
+
+Test(bench_paired, a_repetitions_limit_is_the_better_kernel_over_all_its_timings)
+{
+	/* 0.1 s: memcpy 10 GB/s, streaming 20; 0.3 s: memcpy 30, streaming
+	 * 10. memcpy copied 1 + 9 GB in 0.4 s (25 GB/s), streaming 2 + 3
+	 * (12.5): the limit is 25, not 27.5 (each timing's better kernel) nor
+	 * 20 (the mean of the two timings' memcpy rates) */
+	bench_limit_sum s = {0};
+	bench_limit_sum_add(&s, 10, 20, 0.1);
+	bench_limit_sum_add(&s, 30, 10, 0.3);
+	cr_assert(near(bench_limit_sum_rate(&s), 25), "%f", bench_limit_sum_rate(&s));
+	bench_limit_sum_add(&s, 0, 100, 0.4); /* streaming: 5 + 40 GB in 0.8 s */
+	cr_assert(near(bench_limit_sum_rate(&s), 45 / 0.8), "%f", bench_limit_sum_rate(&s));
+}
+
+Test(bench_paired, no_limit_timing_is_no_limit)
+{
+	bench_limit_sum s = {0};
+	cr_assert_eq(bench_limit_sum_rate(&s), 0);
+}
