@@ -48,7 +48,7 @@ enum { IDLE_SPINS = 128, IDLE_YIELDS = 16 };
  * once per run of them whose K+V fits in GROUP_BYTES, then completes that
  * run in order. A descriptor that would take a run past GROUP_BYTES starts
  * the next one, so a ticket waits for at most GROUP_BYTES of other copies
- * (~70 us here at 14 GB/s), plus whatever hands the full blocks among them
+ * (~75 us here at 14 GB/s), plus whatever hands the full blocks among them
  * on (tkv__unit_block_full: the cache's publish, a write-through's copy),
  * before it completes; only behind copies already queued when the group
  * was taken, which a worker that did not group would have made first
