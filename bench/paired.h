@@ -10,11 +10,6 @@
 
 #include "bench/report.h"
 
-/* Repetition i (0 <= i < n) stored layer_tokens layer-tokens (`bytes` of
- * K+V) in ns[i] nanoseconds, and lim[i] GB/s is the copy limit timed
- * between its passes. Sets r's tokens_per_s, gbps, limit_gbps and ratio
- * from the repetition with the median ratio (the lower middle one for an
- * even n), and ratio_lo/ratio_hi from all of them. */
 /* A repetition's copy limit from the limit timings after its passes: each
  * kernel's rate over all of them (the bytes it copied over the seconds
  * they lasted, each timing weighted by its length), the better kernel's.
@@ -32,6 +27,11 @@ void bench_limit_sum_add(bench_limit_sum *s, double memcpy_gbps, double stream_g
 /* GB/s of the better kernel over every timing added; 0 if none. */
 double bench_limit_sum_rate(const bench_limit_sum *s);
 
+/* Repetition i (0 <= i < n) stored layer_tokens layer-tokens (`bytes` of
+ * K+V) in ns[i] nanoseconds, and lim[i] GB/s is the copy limit timed
+ * between its passes. Sets r's tokens_per_s, gbps, limit_gbps and ratio
+ * from the repetition with the median ratio (the lower middle one for an
+ * even n), and ratio_lo/ratio_hi from all of them. */
 void bench_finish_paired(bench_result *r, const uint64_t *ns, const double *lim, int n,
 			 uint64_t layer_tokens, double bytes);
 
