@@ -4,6 +4,8 @@
  */
 #include "bench/paired.h"
 
+#include <math.h>
+
 void bench_limit_sum_add(bench_limit_sum *s, double memcpy_gbps, double stream_gbps,
 			 double seconds)
 {
@@ -42,3 +44,33 @@ void bench_finish_paired(bench_result *r, const uint64_t *ns, const double *lim,
 	r->ratio_hi = ratio[order[n - 1]];
 }
 
+
+bool bench_paired_ratio(const double *a, const double *b, int n, bench_ratio_spread *out)
+{
+	if (n < 1)
+		return false;
+	double q[n];
+	for (int i = 0; i < n; i++) {
+		if (!(isfinite(a[i]) && a[i] > 0 && isfinite(b[i]) && b[i] > 0))
+			return false;
+		q[i] = a[i] / b[i];
+	}
+	for (int i = 1; i < n; i++) /* insertion sort: n is --reps */
+		for (int j = i; j > 0 && q[j] < q[j - 1]; j--) {
+			double t = q[j];
+			q[j] = q[j - 1];
+			q[j - 1] = t;
+		}
+	out->median = q[(n - 1) / 2];
+	out->lo = q[0];
+	out->hi = q[n - 1];
+	return true;
+}
+
+const char *bench_paired_verdict(int reps, double lo, double hi, const char *above,
+				 const char *below)
+{
+	if (reps < 3)
+		return "n/a";
+	return lo > 1 ? above : hi < 1 ? below : "mixed";
+}

@@ -6,6 +6,7 @@
 #ifndef TKV_BENCH_PAIRED_H
 #define TKV_BENCH_PAIRED_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "bench/report.h"
@@ -34,5 +35,23 @@ double bench_limit_sum_rate(const bench_limit_sum *s);
  * even n), and ratio_lo/ratio_hi from all of them. */
 void bench_finish_paired(bench_result *r, const uint64_t *ns, const double *lim, int n,
 			 uint64_t layer_tokens, double bytes);
+
+/* Two things measured back to back in each of n repetitions (a[i] and b[i],
+ * rates, same units): the median of a[i] / b[i] (the lower middle one for
+ * an even n) and its extremes. false, and nothing set, if n < 1 or any
+ * a[i] or b[i] is not finite and positive (a ratio would be 0, inf or
+ * NaN). Pairing by repetition cancels the drift this VM's speed shows
+ * between runs seconds apart, which two medians taken minutes apart keep. */
+typedef struct bench_ratio_spread {
+	double median, lo, hi;
+} bench_ratio_spread;
+
+bool bench_paired_ratio(const double *a, const double *b, int n, bench_ratio_spread *out);
+
+/* `above` only when a beat b in every repetition (lo > 1), `below` only
+ * when it lost every one (hi < 1), "mixed" otherwise: inside this
+ * machine's noise. Fewer than 3 repetitions say too little: "n/a". */
+const char *bench_paired_verdict(int reps, double lo, double hi, const char *above,
+				 const char *below);
 
 #endif

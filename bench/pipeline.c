@@ -33,6 +33,10 @@
  * (docs/MEASUREMENTS.md, "Limits interleaved with passes" and "Limits
  * paired with repetitions"). The naive baseline keeps the best of its
  * repetitions against limits bracketing it (bench_point_limit_gbps).
+ *
+ * The mutex-queue baseline runs beside the ring at each point: both
+ * runtimes open, their repetitions alternating, so the ring's vs_mutex is
+ * a median over pairs of repetitions a second apart (run_ring_and_mutex).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -40,6 +44,7 @@
 #include <string.h>
 
 #include <getopt.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "bench/bench.h"
@@ -191,71 +196,193 @@ static uint64_t run_once(tkv_runtime *rt, const tkv_config *c, const point_run *
 	return ns ? ns : 1;
 }
 
-/* `reps` timed repetitions after one warm-up; fills r's rates and spread.
- * With lc, also a limit timing after each pass, as long as the pass, and
- * r's ratio from them (bench/paired.c); else the caller divides. */
-static int run_point(const point_run *p, int reps, const limit_ctx *lc, bench_result *r)
-{
-	tkv_config c = point_config(p);
+/* A point under measurement: its runtime stays open across its warm-up
+ * and its timed repetitions, so two points (the ring and the mutex queue)
+ * can take turns repetition by repetition. */
+typedef struct point_state {
+	point_run p; /* p.n_seqs set */
+	tkv_config c;
 	tkv_runtime *rt;
+	size_t row;
+	uint32_t tokens, passes;
+	uint64_t pass_tokens;
+	int reps;
+	bench_lat times; /* ns of each timed repetition, in order */
+	double *lim;     /* with a limit_ctx: GB/s timed between its passes */
+	double *rate;    /* layer-tokens/s of each repetition, in order */
+	double *cpu;     /* CPU seconds per GB of each repetition's passes */
+	double steal0;
+} point_state;
+
+static void point_free(point_state *s)
+{
+	if (s->rt)
+		tkv_close(s->rt);
+	s->rt = NULL;
+	free(s->times.ns);
+	free(s->lim);
+	free(s->rate);
+	free(s->cpu);
+}
+
+/* Process CPU seconds (every thread, user + system). */
+static double cpu_now(void)
+{
+	struct rusage u;
+	getrusage(RUSAGE_SELF, &u);
+	return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec / 1e6 +
+	       (double)u.ru_stime.tv_sec + (double)u.ru_stime.tv_usec / 1e6;
+}
+
+/* `passes` passes (one repetition), each followed by a limit timing with lc;
+ * *ns their summed time, *cpu the process CPU seconds during them (the
+ * limit timings excluded, so only this point's runtime and engine thread
+ * count: another point's idle runtime sleeps). */
+static int run_passes(point_state *s, uint32_t passes, const limit_ctx *lc, bench_limit_sum *sum,
+		      uint64_t *ns, double *cpu)
+{
+	*ns = 0;
+	*cpu = 0;
+	for (uint32_t k = 0; k < passes; k++) {
+		double c0 = cpu_now();
+		uint64_t t = run_once(s->rt, &s->c, &s->p, s->tokens, s->row);
+		*cpu += cpu_now() - c0;
+		if (!t)
+			return -EIO;
+		*ns += t;
+		int rc = lc ? limit_after_pass(lc, t, sum) : 0;
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Opens p's runtime and runs its warm-up pass (with a limit timing after
+ * it, not counted, when lc is set). */
+static int point_open(const point_run *p, int reps, const limit_ctx *lc, point_state *s)
+{
+	*s = (point_state){.p = *p, .c = point_config(p), .reps = reps};
+	s->times.ns = calloc((size_t)reps, sizeof(uint64_t));
+	s->lim = calloc((size_t)reps, sizeof(double));
+	s->rate = calloc((size_t)reps, sizeof(double));
+	s->cpu = calloc((size_t)reps, sizeof(double));
 	tkv__open_opts opts = {.queue = p->queue};
-	bench_lat times = {.ns = calloc((size_t)reps, sizeof(uint64_t))};
-	double *lim = calloc((size_t)reps, sizeof(double));
-	int rc = times.ns && lim ? 0 : -ENOMEM;
-	if (!rc && (rc = tkv__open_ex(&c, &opts, &rt)))
+	int rc = s->times.ns && s->lim && s->rate && s->cpu ? 0 : -ENOMEM;
+	if (!rc && (rc = tkv__open_ex(&s->c, &opts, &s->rt))) {
 		fprintf(stderr, "tierkv-bench: open: %s\n", tkv_last_error());
+		s->rt = NULL;
+	}
 	if (rc) {
-		free(times.ns);
-		free(lim);
+		point_free(s);
 		return rc;
 	}
-	const size_t row = (size_t)c.n_kv_heads * c.head_dim * tkv_dtype_size(c.dtype);
-	point_run q = *p;
-	q.n_seqs = seqs_per_point(&c, 2 * row, p->batch);
-	if (!q.n_seqs) {
-		tkv_close(rt);
-		free(times.ns);
-		free(lim);
+	s->row = (size_t)s->c.n_kv_heads * s->c.head_dim * tkv_dtype_size(s->c.dtype);
+	s->p.n_seqs = seqs_per_point(&s->c, 2 * s->row, p->batch);
+	if (!s->p.n_seqs) {
+		point_free(s);
 		fprintf(stderr, "tierkv-bench: hot tier too small for one sequence at batch %u\n",
 			p->batch);
 		return -ENOSPC;
 	}
-	const uint32_t tokens = tokens_per_seq(&c, 2 * row, p->batch, q.n_seqs);
-	const uint64_t pass_tokens = (uint64_t)q.n_seqs * tokens * c.n_layers;
-	const uint32_t passes = passes_for(pass_tokens * 2 * row);
-	double steal0 = 0;
-	for (int i = 0; i <= reps; i++) {
-		if (i == 1)
-			steal0 = bench_steal_ms();
-		uint64_t ns = 0;
-		bench_limit_sum sum = {0};
-		for (uint32_t k = 0; k < (i ? passes : 1) && !rc; k++) { /* one warm-up pass */
-			uint64_t t = run_once(rt, &c, &q, tokens, row);
-			if (!t)
-				rc = -EIO;
-			else if (lc)
-				rc = limit_after_pass(lc, t, &sum);
-			ns += t;
-		}
-		if (rc)
-			break;
-		if (i > 0) { /* the first one is the warm-up */
-			if (lc && !(lim[times.n] = bench_limit_sum_rate(&sum))) {
-				rc = -EIO;
-				break;
-			}
-			times.ns[times.n++] = ns;
-		}
+	s->tokens = tokens_per_seq(&s->c, 2 * s->row, p->batch, s->p.n_seqs);
+	s->pass_tokens = (uint64_t)s->p.n_seqs * s->tokens * s->c.n_layers;
+	s->passes = passes_for(s->pass_tokens * 2 * s->row);
+	bench_limit_sum sum = {0};
+	uint64_t ns;
+	double cpu;
+	if ((rc = run_passes(s, 1, lc, &sum, &ns, &cpu)))
+		point_free(s);
+	s->steal0 = bench_steal_ms();
+	return rc;
+}
+
+/* One timed repetition of an open point. */
+static int point_rep(point_state *s, const limit_ctx *lc)
+{
+	bench_limit_sum sum = {0};
+	uint64_t ns;
+	double cpu;
+	int rc = run_passes(s, s->passes, lc, &sum, &ns, &cpu);
+	if (rc)
+		return rc;
+	if (lc && !(s->lim[s->times.n] = bench_limit_sum_rate(&sum)))
+		return -EIO;
+	const double lt = (double)s->pass_tokens * s->passes;
+	s->rate[s->times.n] = lt / ((double)ns / 1e9);
+	s->cpu[s->times.n] = cpu / (lt * 2 * (double)s->row / 1e9);
+	s->times.ns[s->times.n++] = ns;
+	return 0;
+}
+
+/* Closes the point and fills r's rates and spread from its repetitions;
+ * with lc, also r's ratio from the limits between its passes
+ * (bench/paired.c), else the caller divides. */
+static void point_finish(point_state *s, const limit_ctx *lc, bench_result *r)
+{
+	tkv_close(s->rt);
+	s->rt = NULL;
+	const uint64_t lt = s->pass_tokens * s->passes;
+	if (lc) /* before finish_times sorts the repetitions */
+		bench_finish_paired(r, s->times.ns, s->lim, (int)s->times.n, lt,
+				    (double)lt * 2 * (double)s->row);
+	double cpu = 0; /* every repetition stores the same bytes: the mean is the total's rate */
+	for (size_t i = 0; i < s->times.n; i++)
+		cpu += s->cpu[i] / (double)s->times.n;
+	r->cpu_s_per_gb = cpu;
+	finish_times(r, &s->times, lt, s->row, s->steal0, lc != NULL);
+}
+
+/* `reps` timed repetitions after one warm-up (point_open .. point_finish). */
+static int run_point(const point_run *p, int reps, const limit_ctx *lc, bench_result *r)
+{
+	point_state s;
+	int rc = point_open(p, reps, lc, &s);
+	for (int i = 0; i < reps && !rc; i++)
+		rc = point_rep(&s, lc);
+	if (!rc)
+		point_finish(&s, lc, r);
+	point_free(&s);
+	return rc;
+}
+
+/* The ring and the mutex queue at one point, paired: both runtimes open
+ * at once, their repetitions alternating (the mutex queue first in every
+ * second one), so each pair ran within a second of each other and r's
+ * vs_mutex (ring over mutex, median and extremes over the pairs) does not
+ * carry the drift between two points measured one after the other. */
+static int run_ring_and_mutex(const point_run *p, int reps, const limit_ctx *lc, bench_result *r,
+			      bench_result *mq)
+{
+	point_run pr = *p, pm = *p;
+	pr.queue = TKV__QUEUE_RING;
+	pm.queue = TKV__QUEUE_MUTEX;
+	point_state s[2];
+	int rc = point_open(&pr, reps, lc, &s[0]);
+	if (rc)
+		return rc;
+	if ((rc = point_open(&pm, reps, lc, &s[1]))) {
+		point_free(&s[0]);
+		return rc;
 	}
-	tkv_close(rt);
+	for (int i = 0; i < reps && !rc; i++)
+		for (int j = 0; j < 2 && !rc; j++)
+			rc = point_rep(&s[(i + j) % 2], lc);
 	if (!rc) {
-		if (lc) /* before finish_times sorts the repetitions */
-			bench_finish_paired(r, times.ns, lim, reps, pass_tokens * passes,
-				      (double)pass_tokens * passes * 2 * (double)row);
-		finish_times(r, &times, pass_tokens * passes, row, steal0, lc != NULL);
+		bench_ratio_spread sp, cp;
+		if (bench_paired_ratio(s[0].rate, s[1].rate, reps, &sp) &&
+		    bench_paired_ratio(s[0].cpu, s[1].cpu, reps, &cp)) {
+			r->vs_mutex = sp.median;
+			r->vs_mutex_lo = sp.lo;
+			r->vs_mutex_hi = sp.hi;
+			r->cpu_vs_mutex = cp.median;
+			r->cpu_vs_mutex_lo = cp.lo;
+			r->cpu_vs_mutex_hi = cp.hi;
+		}
+		point_finish(&s[0], lc, r);
+		point_finish(&s[1], lc, mq);
 	}
-	free(times.ns);
-	free(lim);
+	point_free(&s[0]);
+	point_free(&s[1]);
 	return rc;
 }
 
@@ -420,11 +547,7 @@ int bench_pipeline_sweep(const pipeline_options *o, bench_report *rep)
 				p.workers = w;
 				p.batch = batches[b];
 				bench_result r = {0}, mq = {0};
-				p.queue = TKV__QUEUE_RING;
-				if ((rc = run_point(&p, o->reps, &lc, &r)))
-					break;
-				p.queue = TKV__QUEUE_MUTEX;
-				if ((rc = run_point(&p, o->reps, &lc, &mq)))
+				if ((rc = run_ring_and_mutex(&p, o->reps, &lc, &r, &mq)))
 					break;
 				p.queue = TKV__QUEUE_RING;
 				fill_common(&r, "pipeline", &p, 0);

@@ -53,6 +53,7 @@
 #include "bench/internals.h"
 #include "bench/latency.h"
 #include "bench/limits.h"
+#include "bench/paired.h"
 #include "bench/report.h"
 
 enum { SEQ_TOKENS = 64, MAX_T = 1024, SRC_BYTES = 64 << 20 };
@@ -243,34 +244,12 @@ typedef struct paired {
 
 static bool pair_points(const prod_point *ring, const prod_point *mq, paired *out)
 {
-	if (!ring || !mq || ring->n != mq->n || !ring->n)
+	bench_ratio_spread sp, cp;
+	if (!ring || !mq || ring->n != mq->n || !bench_paired_ratio(ring->rate, mq->rate, ring->n, &sp) ||
+	    !bench_paired_ratio(ring->cpu, mq->cpu, ring->n, &cp))
 		return false;
-	double s[64], c[64];
-	for (int i = 0; i < ring->n; i++) {
-		const double in[] = {ring->rate[i], mq->rate[i], ring->cpu[i], mq->cpu[i]};
-		for (size_t j = 0; j < sizeof(in) / sizeof(in[0]); j++)
-			if (!(isfinite(in[j]) && in[j] > 0))
-				return false; /* a ratio would be 0, inf or NaN */
-		s[i] = ring->rate[i] / mq->rate[i];
-		c[i] = ring->cpu[i] / mq->cpu[i];
-	}
-	out->speed = median(s, ring->n); /* sorts s: [0] and [n-1] are the extremes */
-	out->speed_lo = s[0];
-	out->speed_hi = s[ring->n - 1];
-	out->cpu = median(c, ring->n);
-	out->cpu_lo = c[0];
-	out->cpu_hi = c[ring->n - 1];
+	*out = (paired){sp.median, sp.lo, sp.hi, cp.median, cp.lo, cp.hi};
 	return true;
-}
-
-/* "faster" only when the ring won every repetition, "slower" only when it
- * lost every one; anything else is inside this machine's noise. Fewer than
- * 3 repetitions say too little for either ("n/a"). */
-static const char *verdict(int reps, double lo, double hi, const char *above, const char *below)
-{
-	if (reps < 3)
-		return "n/a";
-	return lo > 1 ? above : hi < 1 ? below : "mixed";
 }
 
 static void print_pairs(const prod_point *pts, uint32_t n_threads)
@@ -284,8 +263,9 @@ static void print_pairs(const prod_point *pts, uint32_t n_threads)
 			continue;
 		printf("%7u %6.3f (%5.3f-%5.3f) %-10s %6.3f (%5.3f-%5.3f) %s\n", pts[2 * i].T,
 		       pr.speed, pr.speed_lo, pr.speed_hi,
-		       verdict(pts[2 * i].n, pr.speed_lo, pr.speed_hi, "faster", "slower"), pr.cpu, pr.cpu_lo,
-		       pr.cpu_hi, verdict(pts[2 * i].n, pr.cpu_lo, pr.cpu_hi, "more CPU", "less CPU"));
+		       bench_paired_verdict(pts[2 * i].n, pr.speed_lo, pr.speed_hi, "faster", "slower"), pr.cpu, pr.cpu_lo,
+		       pr.cpu_hi, bench_paired_verdict(pts[2 * i].n, pr.cpu_lo, pr.cpu_hi, "more CPU",
+					    "less CPU"));
 	}
 }
 

@@ -73,14 +73,16 @@ void bench_progress(bench_report *r, const char *what)
 
 void bench_report_table(const bench_report *r, FILE *f)
 {
-	fprintf(f, "%-12s %-10s %-5s %7s %5s %14s %8s %8s %7s %9s %13s %13s %8s\n", "scenario",
-		"geometry", "dtype", "workers", "batch", "layer-tok/s", "GB/s", "limit", "ratio",
-		"vs naive", "GB/s min-max", "ratio min-max", "steal ms");
+	fprintf(f, "%-12s %-10s %-5s %7s %5s %14s %8s %8s %7s %9s %13s %13s %8s %8s %-22s\n",
+		"scenario", "geometry", "dtype", "workers", "batch", "layer-tok/s", "GB/s", "limit",
+		"ratio", "vs naive", "GB/s min-max", "ratio min-max", "steal ms", "CPUs/GB",
+		"ring/mutex (min-max)");
 	for (size_t i = 0; i < r->n; i++) {
 		const bench_result *x = &r->results[i];
 		if (!strcmp(x->scenario, "producers"))
 			continue; /* its own table (producers.c) */
-		char speedup[16] = "        -", spread[32] = "-", rspread[32] = "-", steal[16] = "-";
+		char speedup[16] = "        -", spread[32] = "-", rspread[32] = "-", steal[16] = "-",
+		     cpu[16] = "-", vs[48] = "-";
 		if (x->speedup > 0)
 			snprintf(speedup, sizeof(speedup), "%8.1fx", x->speedup);
 		if (x->gbps_hi > 0) /* the pipeline sweep's points */
@@ -89,10 +91,15 @@ void bench_report_table(const bench_report *r, FILE *f)
 			snprintf(rspread, sizeof(rspread), "%.3f-%.3f", x->ratio_lo, x->ratio_hi);
 		if (x->gbps_hi > 0 && x->steal_ms >= 0)
 			snprintf(steal, sizeof(steal), "%.0f", x->steal_ms);
-		fprintf(f, "%-12s %-10s %-5s %7u %5u %14.0f %8.2f %8.2f %7.3f %s %13s %13s %8s\n",
+		if (x->cpu_s_per_gb > 0)
+			snprintf(cpu, sizeof(cpu), "%.3f", x->cpu_s_per_gb);
+		if (x->vs_mutex > 0) /* the ring's points, paired with the mutex queue's */
+			snprintf(vs, sizeof(vs), "%.3f (%.3f-%.3f)", x->vs_mutex, x->vs_mutex_lo,
+				 x->vs_mutex_hi);
+		fprintf(f, "%-12s %-10s %-5s %7u %5u %14.0f %8.2f %8.2f %7.3f %s %13s %13s %8s %8s %s\n",
 			x->scenario, x->geometry, bench_dtype_name(x->dtype), x->workers, x->batch,
 			x->tokens_per_s, x->gbps, x->limit_gbps, x->ratio, speedup, spread, rspread,
-			steal);
+			steal, cpu, vs);
 	}
 }
 
@@ -142,7 +149,9 @@ int bench_report_json(const bench_report *r, const char *path)
 				x->threads, x->queue, x->ratio_to_1, x->gbps_lo, x->gbps_hi, x->reps,
 				x->store_p50_ns, x->store_p99_ns, x->wait_p50_ns, x->wait_p99_ns,
 				x->cpu_s_per_gb);
-		if (!strcmp(x->scenario, "producers") && x->vs_mutex > 0)
+		if (strcmp(x->scenario, "producers") && x->cpu_s_per_gb > 0)
+			fprintf(f, ", \"cpu_s_per_gb\": %.4f", x->cpu_s_per_gb);
+		if (x->vs_mutex > 0)
 			fprintf(f,
 				", \"vs_mutex\": %.4f, \"vs_mutex_min\": %.4f, \"vs_mutex_max\": %.4f"
 				", \"cpu_vs_mutex\": %.4f, \"cpu_vs_mutex_min\": %.4f"

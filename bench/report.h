@@ -67,9 +67,11 @@ typedef struct bench_result {
 					      * fastest of their timed repetitions */
 	int reps;
 	double store_p50_ns, store_p99_ns, wait_p50_ns, wait_p99_ns, cpu_s_per_gb;
-	/* producers, the ring's points only (0 elsewhere): ring over mutex
-	 * queue per repetition (both queues ran back to back at this T in
-	 * each), throughput and CPU seconds per GB, median and extremes */
+	/* producers and pipeline, the ring's points only (0 elsewhere): ring
+	 * over mutex queue per repetition (both queues ran back to back at
+	 * this T or point in each), throughput and CPU seconds per GB, median
+	 * and extremes. cpu_s_per_gb is set for pipeline and mutex-queue
+	 * points too: process CPU seconds during their timed passes per GB. */
 	double vs_mutex, vs_mutex_lo, vs_mutex_hi;
 	double cpu_vs_mutex, cpu_vs_mutex_lo, cpu_vs_mutex_hi;
 	/* latency histograms for plots (log2 ns buckets); NULL if none */

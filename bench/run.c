@@ -178,6 +178,25 @@ static void print_targets(const bench_report *r, uint32_t max_w)
 	if (best)
 		printf("  speedup over naive:      up to %.1fx (%s, %u workers, batch %u)\n",
 		       best->speedup, bench_dtype_name(best->dtype), best->workers, best->batch);
+	int pw = 0, pn = 0, pall = 0, plost = 0, pcpu_more = 0, pcpu_less = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		const bench_result *x = &r->results[i];
+		if (strcmp(x->scenario, "pipeline") || !(x->vs_mutex > 0))
+			continue;
+		pn++;
+		pw += x->vs_mutex > 1;
+		if (x->reps >= 3) { /* won or lost in every repetition */
+			pall += x->vs_mutex_lo > 1;
+			plost += x->vs_mutex_hi < 1;
+			pcpu_more += x->cpu_vs_mutex_lo > 1;
+			pcpu_less += x->cpu_vs_mutex_hi < 1;
+		}
+	}
+	if (pn)
+		printf("  pipeline, ring > mutex:  at %d of %d points (median of repetition pairs);\n"
+		       "    faster in every pair at %d, slower in every pair at %d, CPU s/GB higher\n"
+		       "    in every pair at %d, lower at %d (target: faster at all, CPU not higher)\n",
+		       pw, pn, pall, plost, pcpu_more, pcpu_less);
 	const bench_result *p64 = NULL;
 	double low = 1e9;
 	int ring_wins = 0, points = 0, paired_wins = 0, paired_losses = 0, more_cpu = 0, less_cpu = 0;

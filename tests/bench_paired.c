@@ -4,6 +4,7 @@
  * timed between its passes, the point is the repetition with the median
  * ratio (the lower middle one for an even count), and the spread is every
  * repetition's ratio. bench_smoke runs one repetition; these run several.
+ * Also the ring-over-mutex comparison, pair by pair (bench_paired_ratio).
  */
 #include <criterion/criterion.h>
 #include <stdbool.h>
@@ -80,4 +81,39 @@ Test(bench_paired, no_limit_timing_is_no_limit)
 {
 	bench_limit_sum s = {0};
 	cr_assert_eq(bench_limit_sum_rate(&s), 0);
+}
+
+Test(bench_paired, a_paired_ratio_is_the_median_of_each_pairs_ratio)
+{
+	/* pairs 10/8, 12/12, 9/10: 1.25, 1, 0.9. The ratio of the medians
+	 * (10 / 10 = 1) would differ: each pair is divided first. */
+	const double a[] = {10, 12, 9}, b[] = {8, 12, 10};
+	bench_ratio_spread sp = {0};
+	cr_assert(bench_paired_ratio(a, b, 3, &sp));
+	cr_assert(near(sp.median, 1.0), "%f", sp.median);
+	cr_assert(near(sp.lo, 0.9), "%f", sp.lo);
+	cr_assert(near(sp.hi, 1.25), "%f", sp.hi);
+	/* the lower middle for an even count, as bench_finish_paired */
+	const double c[] = {3, 1, 4, 2}, one[] = {1, 1, 1, 1};
+	cr_assert(bench_paired_ratio(c, one, 4, &sp));
+	cr_assert(near(sp.median, 2), "%f", sp.median);
+}
+
+Test(bench_paired, a_pair_without_a_positive_finite_rate_is_no_ratio)
+{
+	const double ok[] = {1, 2, 3}, zero[] = {1, 0, 3}, inf[] = {1, 1.0 / 0.0, 3};
+	bench_ratio_spread sp = {7, 7, 7};
+	cr_assert_not(bench_paired_ratio(ok, zero, 3, &sp));
+	cr_assert_not(bench_paired_ratio(zero, ok, 3, &sp));
+	cr_assert_not(bench_paired_ratio(inf, ok, 3, &sp));
+	cr_assert_not(bench_paired_ratio(ok, ok, 0, &sp));
+	cr_assert(sp.median == 7 && sp.lo == 7 && sp.hi == 7, "nothing set on refusal");
+}
+
+Test(bench_paired, a_verdict_needs_every_pair_and_three_of_them)
+{
+	cr_assert_str_eq(bench_paired_verdict(3, 1.01, 1.2, "faster", "slower"), "faster");
+	cr_assert_str_eq(bench_paired_verdict(3, 0.8, 0.99, "faster", "slower"), "slower");
+	cr_assert_str_eq(bench_paired_verdict(5, 0.99, 1.2, "faster", "slower"), "mixed");
+	cr_assert_str_eq(bench_paired_verdict(2, 1.1, 1.2, "faster", "slower"), "n/a");
 }

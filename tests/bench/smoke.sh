@@ -4,7 +4,9 @@
 # (for the pipeline, the baselines and the evict scenario), each a number
 # in a sane range (throughputs and limits above 0, throughput ratios in
 # (0, 2) and equal to the figures they are the ratio of, percentiles in
-# order, wrong_bytes 0 wherever present; no NaN or infinity); results.csv
+# order, wrong_bytes 0 wherever present; the ring's pipeline and producers
+# points carry their ratio to the mutex queue inside its spread; no NaN or
+# infinity); results.csv
 # parses with one row per JSON result holding the same values; the plots
 # are PNG files; then `--trace FILE` writes a trace that tierkv-trace
 # summarizes and converts to JSON; `producers --cold` measures every point
@@ -130,6 +132,16 @@ for r in results:
             lo, hi = number(r, key + "_min", 0), number(r, key + "_max", 0)
             if None not in (lo, hi) and not lo <= r[key] <= hi:
                 bad("%s %s %r outside its spread [%r, %r]" % (r["scenario"], key, r[key], lo, hi))
+        number(r, "cpu_s_per_gb", 0)
+        # the ring's points carry the comparison with the mutex queue, pair by pair
+        for key in ("vs_mutex", "cpu_vs_mutex"):
+            if r["scenario"] == "mutex-queue":
+                if key in r:
+                    bad("mutex-queue point carries %s" % key)
+                continue
+            m, mlo, mhi = (number(r, key + sfx, 0) for sfx in ("", "_min", "_max"))
+            if None not in (m, mlo, mhi) and not 0 < mlo <= m <= mhi:
+                bad("pipeline %s %r outside its spread [%r, %r]" % (key, m, mlo, mhi))
 for want in ("pipeline", "naive", "mutex-queue", "producers", "evict"):
     if want not in scenarios:
         bad("no %s result" % want)
