@@ -13,9 +13,16 @@
 uint32_t tkv__wake_prepare(tkv__wake *w)
 {
 	ck_pr_inc_32(&w->waiters);
-	/* W1: the announcement before the caller's re-check (wake.h). */
+	/* Arm: an even seq means no one has slept on it since the last signal
+	 * (W2, wake.h); make it odd, the value we will sleep on. */
+	uint32_t s = ck_pr_load_32(&w->seq);
+	while (!(s & 1) && !ck_pr_cas_32_value(&w->seq, s, s + 1, &s))
+		;
+	if (!(s & 1))
+		s++; /* our CAS armed it */
+	/* W1: the announcement and the arm before the caller's re-check. */
 	ck_pr_fence_memory();
-	return ck_pr_load_32(&w->seq);
+	return s;
 }
 
 void tkv__wake_cancel(tkv__wake *w)
@@ -36,6 +43,11 @@ void tkv__wake_signal(tkv__wake *w)
 	ck_pr_fence_memory();
 	if (!ck_pr_load_32(&w->waiters))
 		return;
-	ck_pr_inc_32(&w->seq);
+	/* S2: only a waiter that armed seq since the last signal may sleep;
+	 * the rest were woken by that signal and only have not run yet. The
+	 * CAS fails only if another signal took this value: it wakes them. */
+	uint32_t s = ck_pr_load_32(&w->seq);
+	if (!(s & 1) || !ck_pr_cas_32(&w->seq, s, s + 1))
+		return;
 	syscall(SYS_futex, &w->seq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 }

@@ -28,6 +28,21 @@
  * worker signals after every batch it copies and a producer after every
  * push, and almost always nobody sleeps.
  *
+ * W2/S2, the arm: `seq` is odd while some waiter may sleep on its value and
+ * even once a signal has taken that value. prepare makes an even seq odd
+ * (one CAS; a waiter finding it odd shares the value) before W1's fence,
+ * and that odd value is the ticket. A signal that sees waiters but an even
+ * seq returns: every announced waiter prepared before the last signal was
+ * woken by it and only has not run yet (its futex wait returns at once if
+ * it has not slept), and one that arms later re-checks after the arm, so by
+ * the same fence argument it sees the condition. Only the signal whose CAS
+ * takes seq from odd to even makes the system call. Why: a woken thread
+ * stays announced until it runs, tens of microseconds on this VM, and a
+ * producer pushing 16 layers to a worker in that time made a FUTEX_WAKE
+ * for each: the held-out style program made 11 futex calls per engine
+ * batch at 1 engine thread, 4.4 with the arm (docs/MEASUREMENTS.md,
+ * "One wake-up system call per sleep").
+ *
  * Users: worker idle (runtime/worker.c), ticket completion (one per layer,
  * runtime/completion.c), the evictor (tiers/evictor.c), hot-tier space
  * (tiers/hot.c), promotion waiters and the idle prefetch thread

@@ -1,0 +1,139 @@
+/*
+ * wake.c - tests of the event count every sleeper uses (base/wake.h).
+ *
+ * What they pin down: a signal with no announced waiter changes nothing
+ * (the hot paths' fence-and-load case); a waiter's prepare arms the count,
+ * and only the first signal after it moves the count and wakes (a second
+ * signal before the woken thread has run finds nothing armed: no system
+ * call, where every producer's kick used to make one); a waiter that
+ * prepares after a signal is woken by the next one; and no wake-up is lost
+ * when two threads hand a token back and forth through two counts, each
+ * sleeping with no timeout (a lost one is the Criterion timeout). Under
+ * ThreadSanitizer the token is plain memory published by release/acquire,
+ * as the runtime's conditions are.
+ *
+ * Environment: TKV_WAKE_ROUNDS sets the hand-offs (default 20000).
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "base/wake.h"
+
+static uint32_t seq_of(tkv__wake *w)
+{
+	return __atomic_load_n(&w->seq, __ATOMIC_ACQUIRE);
+}
+
+Test(wake, a_signal_without_waiters_changes_nothing)
+{
+	tkv__wake w = {0};
+	tkv__wake_signal(&w);
+	tkv__wake_signal(&w);
+	cr_assert_eq(seq_of(&w), 0);
+	cr_assert_eq(w.waiters, 0);
+}
+
+Test(wake, only_the_first_signal_after_a_prepare_wakes)
+{
+	tkv__wake w = {0};
+	uint32_t t = tkv__wake_prepare(&w);
+	cr_assert_eq(t, seq_of(&w), "the ticket is the armed count");
+	cr_assert(t & 1, "prepare arms the count (odd): %u", t);
+	tkv__wake_signal(&w); /* the waiter has not slept yet: its wait returns at once */
+	uint32_t after = seq_of(&w);
+	cr_assert_neq(after, t, "the first signal moves the count");
+	tkv__wake_signal(&w); /* the waiter is still announced, but not armed again */
+	cr_assert_eq(seq_of(&w), after, "a second signal found nothing armed");
+	tkv__wake_wait(&w, t, 0); /* returns at once: the count moved */
+	cr_assert_eq(w.waiters, 0);
+	uint32_t t2 = tkv__wake_prepare(&w);
+	cr_assert_neq(t2, t);
+	cr_assert(t2 & 1);
+	tkv__wake_signal(&w);
+	cr_assert_neq(seq_of(&w), t2, "a waiter armed after a signal is woken by the next");
+	tkv__wake_wait(&w, t2, 0);
+}
+
+Test(wake, two_waiters_share_one_arm_and_one_signal)
+{
+	tkv__wake w = {0};
+	uint32_t a = tkv__wake_prepare(&w), b = tkv__wake_prepare(&w);
+	cr_assert_eq(a, b, "the second waiter finds the count armed");
+	cr_assert_eq(w.waiters, 2);
+	tkv__wake_signal(&w);
+	uint32_t after = seq_of(&w);
+	cr_assert_neq(after, a);
+	tkv__wake_signal(&w);
+	cr_assert_eq(seq_of(&w), after);
+	tkv__wake_wait(&w, a, 0);
+	tkv__wake_wait(&w, b, 0);
+	cr_assert_eq(w.waiters, 0);
+}
+
+Test(wake, a_cancelled_waiter_leaves_no_one_announced)
+{
+	tkv__wake w = {0};
+	tkv__wake_prepare(&w);
+	tkv__wake_cancel(&w);
+	cr_assert_eq(w.waiters, 0);
+	uint32_t armed = seq_of(&w);
+	tkv__wake_signal(&w); /* no waiter: the fast path, even though armed */
+	cr_assert_eq(seq_of(&w), armed);
+}
+
+/* Two threads pass a token: each waits (no timeout) until the token is its
+ * own, then hands it over and signals the other's count. */
+typedef struct pingpong {
+	tkv__wake wake[2];
+	uint64_t token; /* whose turn: token % 2 */
+	uint64_t rounds;
+} pingpong;
+
+typedef struct player {
+	pingpong *pp;
+	uint64_t me;
+} player;
+
+static bool my_turn(pingpong *pp, uint64_t me, uint64_t *tok)
+{
+	*tok = __atomic_load_n(&pp->token, __ATOMIC_ACQUIRE);
+	return *tok >= pp->rounds || *tok % 2 == me;
+}
+
+static void *player_main(void *arg)
+{
+	player *p = arg;
+	pingpong *pp = p->pp;
+	tkv__wake *mine = &pp->wake[p->me], *theirs = &pp->wake[1 - p->me];
+	for (;;) {
+		uint64_t tok;
+		while (!my_turn(pp, p->me, &tok)) {
+			uint32_t t = tkv__wake_prepare(mine);
+			if (my_turn(pp, p->me, &tok)) {
+				tkv__wake_cancel(mine);
+				break;
+			}
+			tkv__wake_wait(mine, t, 0);
+		}
+		if (tok >= pp->rounds)
+			return NULL;
+		__atomic_store_n(&pp->token, tok + 1, __ATOMIC_RELEASE);
+		tkv__wake_signal(theirs);
+		tkv__wake_signal(theirs); /* a redundant kick, as producers make */
+	}
+}
+
+Test(wake, no_wake_up_is_lost_in_a_hand_off, .timeout = 120)
+{
+	const char *env = getenv("TKV_WAKE_ROUNDS");
+	pingpong pp = {.rounds = env ? strtoull(env, NULL, 10) : 20000};
+	player p[2] = {{&pp, 0}, {&pp, 1}};
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, player_main, &p[i]), 0);
+	/* the last hand-off ends the other player's wait too */
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	cr_assert_eq(__atomic_load_n(&pp.token, __ATOMIC_ACQUIRE), pp.rounds);
+}
