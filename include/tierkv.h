@@ -735,6 +735,12 @@ typedef struct tkv_stats {
 	 * workers' shares of the CPU differed. Counted in the thief's
 	 * workers[].batches. */
 	uint64_t batches_stolen;
+
+	/* The groups those were taken in: a thief takes at most 16 batches or
+	 * 256 KiB of K+V at once (the first batch past 256 KiB ends the
+	 * group), so the owner, which may be busy only for a moment, is left
+	 * the rest. batches_stolen / steal_groups is the mean group. */
+	uint64_t steal_groups;
 } tkv_stats;
 
 /* A snapshot of the counters (each read atomically; not a consistent cut

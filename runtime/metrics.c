@@ -229,6 +229,9 @@ int64_t tkv_metrics_prometheus(tkv_runtime *rt, char *buf, size_t len)
 	one(&o, "batches_stolen_total", "counter",
 	    "Batches a worker copied from another worker's queue (its own was empty).",
 	    st->batches_stolen);
+	one(&o, "steal_groups_total", "counter",
+	    "Groups those stolen batches were taken in (at most 16 batches or 256 KiB each).",
+	    st->steal_groups);
 	cold_tier(&o, st);
 	prefix_cache(&o, st);
 	shared_tier(&o, st);

@@ -98,8 +98,10 @@ static void fill(tkv_runtime *rt, tkv_stats *out)
 			.layers = w->n_layers_owned,
 		};
 	}
-	for (uint32_t i = 0; i < rt->n_workers; i++)
+	for (uint32_t i = 0; i < rt->n_workers; i++) {
 		out->batches_stolen += ck_pr_load_64(&rt->workers[i].stolen);
+		out->steal_groups += ck_pr_load_64(&rt->workers[i].steal_groups);
+	}
 	out->env_warning = tkv__kernels_env_note();
 	if (rt->cache)
 		cache_stats(rt->cache, out);

@@ -399,6 +399,8 @@ static bool steal_group(tkv__worker *w)
 				ok[i] ? tkv__mq_mark_copied(v, pos[i]) : tkv__mq_return(v, pos[i]);
 		}
 		ck_pr_store_64(&w->stolen, w->stolen + copied);
+		if (copied)
+			ck_pr_store_64(&w->steal_groups, w->steal_groups + 1);
 		tkv__wake_signal(&v->idle); /* the owner may wait at one of them */
 		return copied > 0;
 	}

@@ -14,7 +14,8 @@
  * there. Allocation failures with a thief in play: each reservation comes
  * back once. With a cold tier, every block the thief filled is evicted
  * and read back intact: a full block is handed on at its owner's
- * completion, after every row of it is there.
+ * completion, after every row of it is there. A thief's group stops at
+ * 256 KiB (steal_groups counts them).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -192,6 +193,46 @@ Test(stealing, ring_batches_sharing_blocks, .timeout = 60)
 Test(stealing, mutex_queue_batches_sharing_blocks, .timeout = 60)
 {
 	thief_copies_owner_completes(TKV__QUEUE_MUTEX, true);
+}
+
+/* A thief's group stops at 256 KiB of K+V (worker.c, STEAL_GROUP_BYTES):
+ * with rows of 4 KiB a 16-token batch is 128 KiB, so a group holds at most
+ * 3 batches (the one that passes 256 KiB ends it; the queue's last batch
+ * is a short one), and the 9 batches past the owner's next 32 come in at
+ * least 3 groups, where a thief capped only at 16 batches takes them in
+ * one. Every row still reads back as stored. */
+Test(stealing, a_thiefs_group_stops_at_256_KiB, .timeout = 60)
+{
+	tkv_config c = small_config();
+	c.n_kv_heads = 8;
+	c.head_dim = 128;
+	c.hot_bytes = 64ull << 20;
+	const size_t batch_bytes = 2 * 16 * row_bytes(&c);
+	cr_assert_eq(batch_bytes, 128u << 10);
+	tkv_runtime *rt;
+	cr_assert_eq(tkv_open(&c, &rt), 0, "%s", tkv_last_error());
+	unsigned char *k, *v;
+	pattern(&c, 0, &k, &v);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	tkv__test_pause(rt, true);
+	tkv_ticket last;
+	uint64_t batches = queue_layer(rt, &c, 0, false, k, v, &last);
+	tkv__test_hold(rt, 0, true);
+	tkv__test_pause(rt, false);
+	const uint64_t stolen = batches - TKV__STEAL_LEAVE;
+	cr_assert_eq(stolen, 9);
+	wait_stolen(rt, stolen);
+	tkv_stats st = stats(rt);
+	cr_assert_geq(st.steal_groups, 3, "%llu batches of 128 KiB stolen in %llu groups",
+		      (unsigned long long)stolen, (unsigned long long)st.steal_groups);
+	cr_assert_leq(st.steal_groups, stolen);
+	tkv__test_hold(rt, 0, false);
+	cr_assert_eq(tkv_wait(rt, &last), 0, "%s", tkv_last_error());
+	expect_rows(rt, &c, 0);
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	tkv_close(rt);
+	free(k);
+	free(v);
 }
 
 /* A short queue is left to its owner (TKV__STEAL_LEAVE): an engine that
