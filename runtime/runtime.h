@@ -62,6 +62,7 @@ typedef struct tkv__worker {
 	uint64_t batches;
 	uint64_t stolen;    /* of batches, those copied from another worker's queue */
 	uint64_t steal_groups; /* the groups `stolen` came in (steal_group) */
+	uint64_t runs;         /* fenced runs completed (worker.c, Groups; tests read it) */
 	uint64_t completed; /* descriptors of its own queue completed (copies_pending) */
 
 	/* Thief only: the positions it stole last from steal_victim's queue,

@@ -269,8 +269,10 @@ static void hand_on_full_blocks(tkv__worker *w, const tkv__desc *d)
  * (a layer's batches complete in acceptance order, runtime.h). */
 static void complete_run(tkv__worker *w, const tkv__desc *d, uint32_t n)
 {
-	if (w->rt->hot_streams)
+	if (w->rt->hot_streams) {
 		tkv__stream_fence();
+		ck_pr_store_64(&w->runs, w->runs + 1);
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		hand_on_full_blocks(w, &d[i]);
 		tkv__trace_instant(w->tb, TKV__TRACE_TICKET_DONE, (uint32_t)d[i].seq->id,

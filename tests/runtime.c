@@ -804,6 +804,42 @@ Test(runtime, a_block_that_cannot_be_allocated_is_reported_not_read)
 	free(v);
 }
 
+/* With streaming stores a worker fences once per run of copies and
+ * completes the run's tickets after it; a run stops before it would pass
+ * 1 MiB of K+V (worker.c, Groups), so a ticket waits behind at most that
+ * much of other copies. 16 stores of 128 KiB queued behind a paused
+ * worker are one group (GROUP_MAX) and complete in exactly two runs of
+ * 8: one run would be a bound of 2 MiB, eight a bound of 256 KiB. */
+Test(runtime, a_streaming_worker_completes_in_runs_of_at_most_1_MiB)
+{
+	tkv_config c = small_config();
+	c.n_kv_heads = 8;
+	c.head_dim = 128;
+	c.n_workers = 1;
+	enum { STORES = 16, N = 16 };
+	const size_t rb = row_bytes(&c);
+	cr_assert_eq(2 * N * rb, 128u << 10);
+	tkv__open_opts opts = {.queue = TKV__QUEUE_RING, .hot_copy = TKV__HOT_COPY_STREAM};
+	tkv_runtime *rt = NULL;
+	cr_assert_eq(tkv__open_ex(&c, &opts, &rt), 0, "%s", tkv_last_error());
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	unsigned char *k, *v;
+	pattern_rows(&c, 1, 0, 0, STORES * N, &k, &v);
+	tkv__test_pause(rt, true);
+	for (uint32_t b = 0; b < STORES; b++)
+		cr_assert_eq(tkv_store(rt, 1, 0, b * N, N, k + b * N * rb, v + b * N * rb, 0, NULL),
+			     0, "%s", tkv_last_error());
+	uint64_t runs0 = __atomic_load_n(&rt->workers[0].runs, __ATOMIC_ACQUIRE);
+	tkv__test_pause(rt, false);
+	cr_assert_eq(tkv_seq_sync(rt, 1), 0, "%s", tkv_last_error());
+	uint64_t runs = __atomic_load_n(&rt->workers[0].runs, __ATOMIC_ACQUIRE) - runs0;
+	cr_assert_eq(runs, 2, "%llu runs for 16 stores of 128 KiB", (unsigned long long)runs);
+	expect_read(rt, &c, 1, 0, 0, STORES * N);
+	tkv_close(rt);
+	free(k);
+	free(v);
+}
+
 /* A waiter is woken when its layer reaches its position, not by every batch
  * copied before it (completion.c, wait_min): eight batches of one layer
  * queued behind paused workers, a waiter sleeping on the last one's
