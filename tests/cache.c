@@ -440,6 +440,65 @@ Test(cache, promoted_block_gives_up_its_record, .init = make_dir, .fini = remove
 	tkv_close(rt);
 }
 
+/* What the evictor may do between release_record's first look and its
+ * claim: free a layer whose record stands (free_unit, no write) and set
+ * the unit HOT again. Here it takes layer 0's memory away (kept aside, put
+ * back by the test). */
+static void *taken_mem[8];
+static tkv__unit *taken_unit[8];
+static int n_taken;
+
+static void take_layer0(tkv__unit *u)
+{
+	cr_assert_lt(n_taken, 8);
+	taken_unit[n_taken] = u;
+	taken_mem[n_taken++] = ck_pr_load_ptr(&u->blocks[0].mem);
+	ck_pr_store_ptr(&u->blocks[0].mem, NULL);
+}
+
+/* A promoted cache block keeps its record if the evictor freed one of its
+ * layers after release_record looked and before it claimed the unit: the
+ * record is then that layer's only copy (a lookup would attach the block
+ * and its read fail with -ENOENT). Put back, the layers read as stored,
+ * and the next close gives the records up. */
+Test(cache, a_layer_freed_during_release_keeps_the_record, .init = make_dir,
+     .fini = remove_dir)
+{
+	tkv_config c = config("model-a", true);
+	c.hot_bytes = 16 * LAYERS * BT * ROW * 2;
+	c.hot_high_pct = 2; /* the evictor moves every complete block */
+	c.hot_low_pct = 1;
+	tkv_runtime *rt = open_rt(&c);
+	uint32_t p[16];
+	for (uint32_t i = 0; i < 16; i++)
+		p[i] = 300 + i;
+	cr_assert_eq(serve(rt, 1, p, 16, NULL), 0);
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	for (int i = 0; i < 20000 && (stats(rt).cache_entries_cold < 4 ||
+				      stats(rt).cache_entries_hot > 0); i++)
+		usleep(1000);
+	cr_assert_eq(stats(rt).cache_entries_cold, 4);
+	tkv_close(rt);
+	c.hot_bytes = 1 << 20; /* never evicts: reads promote, nothing leaves */
+	c.hot_high_pct = 80;
+	c.hot_low_pct = 60;
+	rt = open_rt(&c);
+	cr_assert_eq(serve(rt, 2, p, 16, NULL), 16); /* promotes every layer */
+	n_taken = 0;
+	rt->ev->release_race = take_layer0;
+	cr_assert_eq(tkv_seq_close(rt, 2), 0);
+	rt->ev->release_race = NULL;
+	cr_assert_eq(n_taken, 4, "release_record ran for each block");
+	cr_assert_eq(stats(rt).cache_records_released, 0, "a record dropped under a freed layer");
+	for (int i = 0; i < n_taken; i++)
+		ck_pr_store_ptr(&taken_unit[i]->blocks[0].mem, taken_mem[i]);
+	cr_assert_eq(stats(rt).cache_entries_hot_cold, 4, "both copies kept");
+	cr_assert_eq(serve(rt, 3, p, 16, NULL), 16);
+	cr_assert_eq(tkv_seq_close(rt, 3), 0);
+	cr_assert_eq(stats(rt).cache_records_released, 4);
+	tkv_close(rt);
+}
+
 Test(cache, restart_keeps_the_cache, .init = make_dir, .fini = remove_dir)
 {
 	tkv_config c = config("model-a", true);

@@ -154,6 +154,10 @@ typedef struct tkv__evictor {
 	 * reaped read to waiting readers, so that readers' verifying can be
 	 * tested without racing a thread that is usually faster. */
 	uint32_t pf_hold_verify;
+	/* Tests only: called by tkv__evictor_release_record between its first
+	 * look at a unit and its claim, where the evictor may free the unit's
+	 * layers (tests/cache.c). NULL otherwise. */
+	void (*release_race)(tkv__unit *u);
 	uint32_t inflight;
 } tkv__evictor;
 

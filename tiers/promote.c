@@ -48,7 +48,8 @@ static bool pf_help(tkv__evictor *ev);
  * Ownership: the PUBLISHING state (CAS from HOT) keeps the evictor out
  * (its eligible() CASes HOT -> WRITING) while `cold` changes, exactly as
  * the cache's publish() does. All layers in RAM means no reader is loading
- * any of them from the record. The record goes with tkv__cold_drop_if: no
+ * any of them from the record; that is checked once the unit is owned
+ * (the look before the CAS only saves the CAS), as publish() does. The record goes with tkv__cold_drop_if: no
  * header-zeroing write, since finding this block again at a restart would
  * be correct.
  */
@@ -61,8 +62,23 @@ void tkv__evictor_release_record(tkv__evictor *ev, tkv__unit *u)
 	for (uint32_t l = 0; l < u->n_layers; l++)
 		if (!ck_pr_load_ptr(&u->blocks[l].mem) || ck_pr_load_32(&u->blocks[l].pins))
 			return;
+	if (CK_CC_UNLIKELY(ev->release_race != NULL))
+		ev->release_race(u);
 	if (!ck_pr_cas_32(&u->state, TKV__UNIT_HOT, TKV__UNIT_PUBLISHING))
 		return; /* the evictor (or another layer's promotion) has it */
+	/* The look above was only a filter: between it and the CAS the
+	 * evictor may have taken the unit (HOT -> WRITING), freed its layers
+	 * without a write (the record stands: write_unit) and set it HOT
+	 * again; dropping the record then would lose the block while the
+	 * cache still lists it (cache_stress under TSan, once in ~70 runs).
+	 * Owned now, no layer's memory can go: look again. Acquire: pairs
+	 * with free_unit's release before its store of HOT. */
+	ck_pr_fence_acquire();
+	for (uint32_t l = 0; l < u->n_layers; l++)
+		if (!ck_pr_load_ptr(&u->blocks[l].mem) || ck_pr_load_32(&u->blocks[l].pins)) {
+			ck_pr_store_32(&u->state, TKV__UNIT_HOT);
+			return;
+		}
 	if (ck_pr_load_32(&u->cold)) {
 		tkv__cold_drop_if(ev->cold, u->rec_seq, u->rec_block, u->rec_seqno);
 		u->rec_seqno = 0;
