@@ -31,12 +31,19 @@
  * W2/S2, the arm: `seq` is odd while some waiter may sleep on its value and
  * even once a signal has taken that value. prepare makes an even seq odd
  * (one CAS; a waiter finding it odd shares the value) before W1's fence,
- * and that odd value is the ticket. A signal that sees waiters but an even
- * seq returns: every announced waiter prepared before the last signal was
- * woken by it and only has not run yet (its futex wait returns at once if
- * it has not slept), and one that arms later re-checks after the arm, so by
- * the same fence argument it sees the condition. Only the signal whose CAS
- * takes seq from odd to even makes the system call. Why: a woken thread
+ * and that odd value is the ticket; a thread sleeps in the kernel only
+ * while seq equals its odd ticket. A signal that sees waiters but an even
+ * seq returns: a waiter that armed before the last signal was (or is being)
+ * woken by it and has only not run yet (its futex wait returns at once if
+ * it has not slept); one announced but not yet armed arms after our read
+ * of seq and then re-checks, so by the same fence argument it sees the
+ * condition. Only the signal whose CAS takes seq from odd to even makes
+ * the system call; a signal that lost that CAS leaves the wake-up to the
+ * winner. The cost of that: a signal may return while a sleeper's
+ * wake-up is still on its way, in the thread whose CAS won and that was
+ * preempted between its CAS and its system call; the sleeper then runs
+ * when that thread does, where before any later signal woke it. The window
+ * is a few instructions. Why: a woken thread
  * stays announced until it runs, tens of microseconds on this VM, and a
  * producer pushing 16 layers to a worker in that time made a FUTEX_WAKE
  * for each: the held-out style program made 11 futex calls per engine
@@ -75,7 +82,7 @@
 #include <stdint.h>
 
 typedef struct tkv__wake {
-	uint32_t seq;     /* futex word: bumped by a signal that saw waiters */
+	uint32_t seq;     /* futex word: odd while armed (W2), made even by a signal (S2) */
 	uint32_t waiters; /* announced waiters (prepare .. wait/cancel) */
 } tkv__wake;
 

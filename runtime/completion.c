@@ -78,8 +78,9 @@ static void lower_wait_min(tkv__layer *l, uint64_t end)
  *   either the waiter sees its position reached, or the worker sees the
  *   waiter and a wait_min it has reached, and signals.
  * The ticket is read (in prepare) before wait_min is lowered: a worker that
- * resets wait_min after our lowering bumps the event count after it too,
- * so our sleep returns at once and we lower it again.
+ * resets wait_min after our lowering signals after it too, which moves the
+ * count off our ticket (base/wake.h, S2), so our sleep returns at once and
+ * we lower it again.
  */
 /* Sleeps until l reaches end (the C1/C2 protocol above). A layer already
  * there costs one load: no announcement, and no wait_min lowered for the
@@ -158,6 +159,7 @@ void tkv__layer_complete(tkv__layer *l, uint64_t end)
 	ck_pr_fence_memory(); /* C2 */
 	if (ck_pr_load_32(&l->done_wake.waiters) && end >= ck_pr_load_64(&l->wait_min)) {
 		ck_pr_store_64(&l->wait_min, UINT64_MAX);
+		ck_pr_store_32(&l->signals, l->signals + 1); /* only the owner completes */
 		tkv__wake_signal(&l->done_wake);
 	}
 	/* Release (C3): the last access of this batch to the sequence; the

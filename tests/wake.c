@@ -6,13 +6,22 @@
  * and only the first signal after it moves the count and wakes (a second
  * signal before the woken thread has run finds nothing armed: no system
  * call, where every producer's kick used to make one); a waiter that
- * prepares after a signal is woken by the next one; and no wake-up is lost
+ * prepares after a signal is woken by the next one; no wake-up is lost
  * when two threads hand a token back and forth through two counts, each
- * sleeping with no timeout (a lost one is the Criterion timeout). Under
- * ThreadSanitizer the token is plain memory published by release/acquire,
+ * sleeping with no timeout (a lost one is the Criterion timeout); and none
+ * when 6 threads meet at a barrier through one count, so that several
+ * waiters share an arm and several signals race for it (every arrival
+ * signals; some waits have a timeout and leave the count armed). A review
+ * found two broken arms that passed the first four tests: only the first
+ * waiter arming (the barrier hangs with it in every run), and the arm as a
+ * plain store, which can move the count back under a sleeper (the barrier
+ * hung with it only with a 50 us delay put inside that window; no test
+ * here can inject one). Under ThreadSanitizer the
+ * token and the barrier's counts are atomics published by release/acquire,
  * as the runtime's conditions are.
  *
- * Environment: TKV_WAKE_ROUNDS sets the hand-offs (default 20000).
+ * Environment: TKV_WAKE_ROUNDS sets the hand-offs and barrier rounds
+ * (default 20000 and a fifth of it).
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -136,4 +145,63 @@ Test(wake, no_wake_up_is_lost_in_a_hand_off, .timeout = 120)
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
 	cr_assert_eq(__atomic_load_n(&pp.token, __ATOMIC_ACQUIRE), pp.rounds);
+}
+
+/* A barrier of BARRIER_THREADS through one event count: the last to arrive
+ * starts the next generation; every arrival signals (most find no one
+ * armed, or race another arrival for the arm). */
+enum { BARRIER_THREADS = 6 };
+
+typedef struct barrier {
+	tkv__wake wake;
+	uint32_t arrived;    /* this generation's arrivals (atomic) */
+	uint32_t generation; /* atomic */
+	uint64_t rounds;
+} barrier;
+
+typedef struct barrier_thread {
+	barrier *b;
+	int index;
+} barrier_thread;
+
+static void *barrier_main(void *arg)
+{
+	barrier_thread *t = arg;
+	barrier *b = t->b;
+	for (uint64_t r = 0; r < b->rounds; r++) {
+		uint32_t gen = __atomic_load_n(&b->generation, __ATOMIC_ACQUIRE);
+		if (__atomic_add_fetch(&b->arrived, 1, __ATOMIC_ACQ_REL) == BARRIER_THREADS) {
+			__atomic_store_n(&b->arrived, 0, __ATOMIC_RELAXED);
+			__atomic_store_n(&b->generation, gen + 1, __ATOMIC_RELEASE);
+			tkv__wake_signal(&b->wake);
+			continue;
+		}
+		tkv__wake_signal(&b->wake); /* an arrival's redundant signal */
+		while (__atomic_load_n(&b->generation, __ATOMIC_ACQUIRE) == gen) {
+			uint32_t tk = tkv__wake_prepare(&b->wake);
+			if (__atomic_load_n(&b->generation, __ATOMIC_ACQUIRE) != gen) {
+				tkv__wake_cancel(&b->wake);
+				break;
+			}
+			/* odd threads nap 50 us at most, leaving the count armed */
+			tkv__wake_wait(&b->wake, tk, t->index % 2 ? 50 * 1000 : 0);
+		}
+	}
+	return NULL;
+}
+
+Test(wake, no_wake_up_is_lost_at_a_barrier_of_six, .timeout = 300)
+{
+	const char *env = getenv("TKV_WAKE_ROUNDS");
+	barrier b = {.rounds = (env ? strtoull(env, NULL, 10) : 20000) / 5};
+	barrier_thread t[BARRIER_THREADS];
+	pthread_t th[BARRIER_THREADS];
+	for (int i = 0; i < BARRIER_THREADS; i++) {
+		t[i] = (barrier_thread){&b, i};
+		cr_assert_eq(pthread_create(&th[i], NULL, barrier_main, &t[i]), 0);
+	}
+	for (int i = 0; i < BARRIER_THREADS; i++)
+		pthread_join(th[i], NULL);
+	cr_assert_eq(__atomic_load_n(&b.generation, __ATOMIC_ACQUIRE), b.rounds);
+	cr_assert_eq(b.wake.waiters, 0);
 }

@@ -116,7 +116,7 @@ typedef struct tkv__layer {
 	char pad0[56];
 	uint64_t done_pos; /* worker release, readers acquire */
 	int32_t error;     /* sticky: a block could not be allocated (atomic) */
-	uint32_t pad_e;
+	uint32_t signals;  /* times the worker signalled done_wake (atomic; tests) */
 	/* Completion waiters (runtime/completion.c): they sleep on done_wake
 	 * and lower wait_min to the position they need; the worker signals
 	 * only once done_pos reaches wait_min, then resets it to UINT64_MAX. */
