@@ -44,10 +44,20 @@ void tkv__wake_signal(tkv__wake *w)
 	if (!ck_pr_load_32(&w->waiters))
 		return;
 	/* S2: only a waiter that armed seq since the last signal may sleep;
-	 * the rest were woken by that signal and only have not run yet. The
-	 * CAS fails only if another signal took this value: it wakes them. */
+	 * the rest were woken by that signal (wake.h). The CAS fails only if
+	 * another signal took the value, or a waiter armed the one after. */
 	uint32_t s = ck_pr_load_32(&w->seq);
-	if (!(s & 1) || !ck_pr_cas_32(&w->seq, s, s + 1))
-		return;
-	syscall(SYS_futex, &w->seq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+	while (s & 1) {
+		if (ck_pr_cas_32_value(&w->seq, s, s + 1, &s)) {
+			syscall(SYS_futex, &w->seq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+			/* S3: after the call returned */
+			ck_pr_fence_release();
+			ck_pr_store_32(&w->woken, s + 1);
+			return;
+		}
+	}
+	/* Even: skip the call only once the signal that made it so has made
+	 * its own (wake.h, S3). */
+	if (ck_pr_load_32(&w->woken) != s)
+		syscall(SYS_futex, &w->seq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 }

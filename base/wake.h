@@ -37,13 +37,15 @@
  * woken by it and has only not run yet (its futex wait returns at once if
  * it has not slept); one announced but not yet armed arms after our read
  * of seq and then re-checks, so by the same fence argument it sees the
- * condition. Only the signal whose CAS takes seq from odd to even makes
- * the system call; a signal that lost that CAS leaves the wake-up to the
- * winner. The cost of that: a signal may return while a sleeper's
- * wake-up is still on its way, in the thread whose CAS won and that was
- * preempted between its CAS and its system call; the sleeper then runs
- * when that thread does, where before any later signal woke it. The window
- * is a few instructions. Why: a woken thread
+ * condition. The signal whose CAS takes seq from odd to even makes the
+ * system call, then records that even value in `woken` (S3). A signal
+ * that finds seq even skips the call only if `woken` holds that value:
+ * otherwise the winner may have been preempted between its CAS and its
+ * call (with more threads than cores that can last a time slice, while
+ * every producer's kick found nothing to do and the worker slept on), so
+ * it wakes the sleepers itself. Every redundant call this saves is one
+ * made after the winner's call returned, which is the common case: a
+ * woken thread stays announced for tens of microseconds here. Why: a woken thread
  * stays announced until it runs, tens of microseconds on this VM, and a
  * producer pushing 16 layers to a worker in that time made a FUTEX_WAKE
  * for each: the held-out style program made 11 futex calls per engine
@@ -84,6 +86,7 @@
 typedef struct tkv__wake {
 	uint32_t seq;     /* futex word: odd while armed (W2), made even by a signal (S2) */
 	uint32_t waiters; /* announced waiters (prepare .. wait/cancel) */
+	uint32_t woken;   /* the even seq whose FUTEX_WAKE has returned (S3) */
 } tkv__wake;
 
 /* Announces a waiter; returns the ticket to pass to tkv__wake_wait. The

@@ -6,7 +6,9 @@
  * and only the first signal after it moves the count and wakes (a second
  * signal before the woken thread has run finds nothing armed: no system
  * call, where every producer's kick used to make one); a waiter that
- * prepares after a signal is woken by the next one; no wake-up is lost
+ * prepares after a signal is woken by the next one; a signal that finds
+ * the count already taken wakes the sleepers itself while the winner's
+ * system call is not yet made (S3); no wake-up is lost
  * when two threads hand a token back and forth through two counts, each
  * sleeping with no timeout (a lost one is the Criterion timeout); and none
  * when 6 threads meet at a barrier through one count, so that several
@@ -26,6 +28,7 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "base/wake.h"
 
@@ -89,6 +92,51 @@ Test(wake, a_cancelled_waiter_leaves_no_one_announced)
 	uint32_t armed = seq_of(&w);
 	tkv__wake_signal(&w); /* no waiter: the fast path, even though armed */
 	cr_assert_eq(seq_of(&w), armed);
+}
+
+/* A sleeper on an armed count, and a signal whose CAS took it to even but
+ * which has not made its system call yet (its thread preempted there):
+ * the next signal must wake the sleeper itself (S3). */
+typedef struct sleeper {
+	tkv__wake *w;
+	uint32_t ticket;
+	int ready, returned; /* atomic */
+} sleeper;
+
+static void *sleeper_main(void *arg)
+{
+	sleeper *sl = arg;
+	sl->ticket = tkv__wake_prepare(sl->w);
+	__atomic_store_n(&sl->ready, 1, __ATOMIC_RELEASE);
+	tkv__wake_wait(sl->w, sl->ticket, 0);
+	__atomic_store_n(&sl->returned, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+Test(wake, a_signal_wakes_a_sleeper_whose_winning_signal_has_not_called_yet, .timeout = 30)
+{
+	tkv__wake w = {0};
+	sleeper sl = {.w = &w};
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, sleeper_main, &sl), 0);
+	while (!__atomic_load_n(&sl.ready, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	usleep(100 * 1000); /* in the kernel by now, on its armed ticket */
+	/* what a winning signal does before its system call: odd -> even */
+	uint32_t t = sl.ticket;
+	cr_assert(__atomic_compare_exchange_n(&w.seq, &t, t + 1, false, __ATOMIC_SEQ_CST,
+					      __ATOMIC_SEQ_CST));
+	cr_assert_not(__atomic_load_n(&sl.returned, __ATOMIC_ACQUIRE));
+	tkv__wake_signal(&w); /* finds seq even, but its wake-up not made */
+	pthread_join(th, NULL); /* a hang is the Criterion timeout */
+	cr_assert_eq(w.waiters, 0);
+	/* once a winner's call has returned (woken set), a signal skips it */
+	uint32_t t2 = tkv__wake_prepare(&w);
+	tkv__wake_signal(&w);
+	cr_assert_eq(w.woken, t2 + 1, "the winner records its even value after its call");
+	tkv__wake_signal(&w); /* nothing armed, the wake-up made: no call */
+	cr_assert_eq(w.seq, t2 + 1);
+	tkv__wake_wait(&w, t2, 0);
 }
 
 /* Two threads pass a token: each waits (no timeout) until the token is its

@@ -123,7 +123,7 @@ typedef struct tkv__layer {
 	tkv__wake done_wake;
 	uint64_t wait_min;    /* atomic */
 	uint64_t retired_pos; /* worker release, closer acquires */
-	char pad1[24];
+	char pad1[16];
 } tkv__layer;
 
 /* The token ids and block keys a sequence knows (the prefix cache's view of
