@@ -396,18 +396,15 @@ Test(cache, drops_a_chain_from_its_end)
 	tkv_close(rt);
 }
 
-/* A cache block that came back to RAM whole gives up its cold record when
- * its last holder lets go (exclusive tiers: one slot per block, not two);
- * when it is evicted again a new record is written, and every byte reads
- * back. */
-Test(cache, promoted_block_gives_up_its_record, .init = make_dir, .fini = remove_dir)
+/* Publishes the 4 blocks of prompt p (16 tokens) and lets the evictor
+ * move them all to the cold tier; returns the config, closed. */
+static tkv_config four_cold_blocks(uint32_t p[16])
 {
 	tkv_config c = config("model-a", true);
 	c.hot_bytes = 16 * LAYERS * BT * ROW * 2; /* 16 blocks of all layers */
 	c.hot_high_pct = 2; /* the evictor moves every complete block */
 	c.hot_low_pct = 1;
 	tkv_runtime *rt = open_rt(&c);
-	uint32_t p[16];
 	for (uint32_t i = 0; i < 16; i++)
 		p[i] = 300 + i;
 	cr_assert_eq(serve(rt, 1, p, 16, NULL), 0);
@@ -417,12 +414,23 @@ Test(cache, promoted_block_gives_up_its_record, .init = make_dir, .fini = remove
 		usleep(1000);
 	cr_assert_eq(stats(rt).cache_entries_cold, 4);
 	tkv_close(rt);
+	return c;
+}
+
+/* A cache block that came back to RAM whole gives up its cold record when
+ * its last holder lets go (exclusive tiers: one slot per block, not two);
+ * when it is evicted again a new record is written, and every byte reads
+ * back. */
+Test(cache, promoted_block_gives_up_its_record, .init = make_dir, .fini = remove_dir)
+{
+	uint32_t p[16];
+	tkv_config c = four_cold_blocks(p);
 	/* a hot tier that never evicts: the 4 recovered blocks come back to
 	 * RAM when read, and give up their records at the close */
 	c.hot_bytes = 1 << 20;
 	c.hot_high_pct = 80;
 	c.hot_low_pct = 60;
-	rt = open_rt(&c);
+	tkv_runtime *rt = open_rt(&c);
 	tkv_stats st = stats(rt);
 	cr_assert_eq(st.cache_recovered, 4);
 	cr_assert_eq(serve(rt, 2, p, 16, NULL), 16); /* reads every layer: promotes */
@@ -464,25 +472,12 @@ static void take_layer0(tkv__unit *u)
 Test(cache, a_layer_freed_during_release_keeps_the_record, .init = make_dir,
      .fini = remove_dir)
 {
-	tkv_config c = config("model-a", true);
-	c.hot_bytes = 16 * LAYERS * BT * ROW * 2;
-	c.hot_high_pct = 2; /* the evictor moves every complete block */
-	c.hot_low_pct = 1;
-	tkv_runtime *rt = open_rt(&c);
 	uint32_t p[16];
-	for (uint32_t i = 0; i < 16; i++)
-		p[i] = 300 + i;
-	cr_assert_eq(serve(rt, 1, p, 16, NULL), 0);
-	cr_assert_eq(tkv_seq_close(rt, 1), 0);
-	for (int i = 0; i < 20000 && (stats(rt).cache_entries_cold < 4 ||
-				      stats(rt).cache_entries_hot > 0); i++)
-		usleep(1000);
-	cr_assert_eq(stats(rt).cache_entries_cold, 4);
-	tkv_close(rt);
+	tkv_config c = four_cold_blocks(p);
 	c.hot_bytes = 1 << 20; /* never evicts: reads promote, nothing leaves */
 	c.hot_high_pct = 80;
 	c.hot_low_pct = 60;
-	rt = open_rt(&c);
+	tkv_runtime *rt = open_rt(&c);
 	cr_assert_eq(serve(rt, 2, p, 16, NULL), 16); /* promotes every layer */
 	n_taken = 0;
 	rt->ev->release_race = take_layer0;

@@ -195,6 +195,18 @@ Test(stealing, mutex_queue_batches_sharing_blocks, .timeout = 60)
 	thief_copies_owner_completes(TKV__QUEUE_MUTEX, true);
 }
 
+/* Opens c's runtime, sequence 1 and the pattern of layer 0, workers
+ * paused. */
+static tkv_runtime *open_paused(const tkv_config *c, unsigned char **k, unsigned char **v)
+{
+	tkv_runtime *rt;
+	cr_assert_eq(tkv_open(c, &rt), 0, "%s", tkv_last_error());
+	pattern(c, 0, k, v);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	tkv__test_pause(rt, true);
+	return rt;
+}
+
 /* A thief's group stops at 256 KiB of K+V (worker.c, STEAL_GROUP_BYTES):
  * with rows of 4 KiB a 16-token batch is 128 KiB, so a group holds at most
  * 3 batches (the one that passes 256 KiB ends it; the queue's last batch
@@ -209,12 +221,8 @@ Test(stealing, a_thiefs_group_stops_at_256_KiB, .timeout = 60)
 	c.hot_bytes = 64ull << 20;
 	const size_t batch_bytes = 2 * 16 * row_bytes(&c);
 	cr_assert_eq(batch_bytes, 128u << 10);
-	tkv_runtime *rt;
-	cr_assert_eq(tkv_open(&c, &rt), 0, "%s", tkv_last_error());
 	unsigned char *k, *v;
-	pattern(&c, 0, &k, &v);
-	cr_assert_eq(tkv_seq_open(rt, 1), 0);
-	tkv__test_pause(rt, true);
+	tkv_runtime *rt = open_paused(&c, &k, &v);
 	tkv_ticket last;
 	uint64_t batches = queue_layer(rt, &c, 0, false, k, v, &last);
 	tkv__test_hold(rt, 0, true);
@@ -240,12 +248,8 @@ Test(stealing, a_thiefs_group_stops_at_256_KiB, .timeout = 60)
 Test(stealing, a_short_queue_is_not_stolen_from, .timeout = 60)
 {
 	tkv_config c = small_config();
-	tkv_runtime *rt;
-	cr_assert_eq(tkv_open(&c, &rt), 0, "%s", tkv_last_error());
 	unsigned char *k, *v;
-	pattern(&c, 0, &k, &v);
-	cr_assert_eq(tkv_seq_open(rt, 1), 0);
-	tkv__test_pause(rt, true);
+	tkv_runtime *rt = open_paused(&c, &k, &v);
 	tkv_ticket t;
 	for (uint32_t pos = 0; pos < 8 * 16; pos += 16)
 		cr_assert_eq(tkv_store(rt, 1, 0, pos, 16, k, v, 0, &t), 0, "%s", tkv_last_error());

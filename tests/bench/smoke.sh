@@ -60,6 +60,18 @@ def ratio_of(r, key, num, den):
         if abs(q - n / d) > 1e-3 + 1e-3 * q:
             bad("%s %s = %r but %s / %s = %r" % (r["scenario"], key, q, num, den, n / d))
 
+def paired_with_mutex(r, is_mutex):
+    """The ring's points carry their ratio to the mutex queue, pair by pair
+    (median inside its spread); the mutex queue's points carry none."""
+    for key in ("vs_mutex", "cpu_vs_mutex"):
+        if is_mutex:
+            if key in r:
+                bad("%s mutex point carries %s" % (r["scenario"], key))
+            continue
+        m, mlo, mhi = (number(r, key + sfx, 0) for sfx in ("", "_min", "_max"))
+        if None not in (m, mlo, mhi) and not 0 < mlo <= m <= mhi:
+            bad("%s %s %r outside its spread [%r, %r]" % (r["scenario"], key, m, mlo, mhi))
+
 with open(sys.argv[1]) as f:
     try:
         results = json.load(f, parse_constant=reject_constant)
@@ -113,15 +125,7 @@ for r in results:
         lo, hi = number(r, "gbps_min", 0), number(r, "gbps_max", 0)
         if None not in (lo, hi) and not lo <= r["gbps"] <= hi:
             bad("producers gbps %r outside its spread [%r, %r]" % (r["gbps"], lo, hi))
-        # the ring's points carry the paired comparison with the mutex queue
-        for key in ("vs_mutex", "cpu_vs_mutex"):
-            if r.get("queue") == "mutex":
-                if key in r:
-                    bad("producers mutex point carries %s" % key)
-                continue
-            m, mlo, mhi = (number(r, key + sfx, 0) for sfx in ("", "_min", "_max"))
-            if None not in (m, mlo, mhi) and not 0 < mlo <= m <= mhi:
-                bad("producers %s %r outside its spread [%r, %r]" % (key, m, mlo, mhi))
+        paired_with_mutex(r, r.get("queue") == "mutex")
     else:
         s = number(r, "speedup_vs_naive", 0)
         if r.get("scenario") == "naive" and s != 1:
@@ -133,15 +137,7 @@ for r in results:
             if None not in (lo, hi) and not lo <= r[key] <= hi:
                 bad("%s %s %r outside its spread [%r, %r]" % (r["scenario"], key, r[key], lo, hi))
         number(r, "cpu_s_per_gb", 0)
-        # the ring's points carry the comparison with the mutex queue, pair by pair
-        for key in ("vs_mutex", "cpu_vs_mutex"):
-            if r["scenario"] == "mutex-queue":
-                if key in r:
-                    bad("mutex-queue point carries %s" % key)
-                continue
-            m, mlo, mhi = (number(r, key + sfx, 0) for sfx in ("", "_min", "_max"))
-            if None not in (m, mlo, mhi) and not 0 < mlo <= m <= mhi:
-                bad("pipeline %s %r outside its spread [%r, %r]" % (key, m, mlo, mhi))
+        paired_with_mutex(r, r["scenario"] == "mutex-queue")
 for want in ("pipeline", "naive", "mutex-queue", "producers", "evict"):
     if want not in scenarios:
         bad("no %s result" % want)
