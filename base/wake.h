@@ -44,13 +44,12 @@
  * call (with more threads than cores that can last a time slice, while
  * every producer's kick found nothing to do and the worker slept on), so
  * it wakes the sleepers itself. Every redundant call this saves is one
- * made after the winner's call returned, which is the common case: a
- * woken thread stays announced for tens of microseconds here. Why: a woken thread
- * stays announced until it runs, tens of microseconds on this VM, and a
- * producer pushing 16 layers to a worker in that time made a FUTEX_WAKE
- * for each: the held-out style program made 11 futex calls per engine
- * batch at 1 engine thread, 4.4 with the arm (docs/MEASUREMENTS.md,
- * "One wake-up system call per sleep").
+ * made after the winner's call returned, which is the common case. Why:
+ * a woken thread stays announced until it runs, tens of microseconds on
+ * this VM, and a producer pushing 16 layers to a worker in that time made
+ * a FUTEX_WAKE for each: the held-out style program made 11 futex calls
+ * per engine batch at 1 engine thread, 3.0-4.4 with the arm
+ * (docs/MEASUREMENTS.md, "One wake-up system call per sleep").
  *
  * Users: worker idle (runtime/worker.c), ticket completion (one per layer,
  * runtime/completion.c), the evictor (tiers/evictor.c), hot-tier space

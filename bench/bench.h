@@ -64,6 +64,9 @@ int bench_opt_choice(const char *who, const char *opt, const char *s, const char
  * measurement of the runtime alone. */
 double bench_steal_ms(void);
 
+/* Process CPU seconds so far, every thread, user + system (getrusage). */
+double bench_cpu_seconds(void);
+
 /* "4 KiB", "64 MiB", "1000 B": exact binary units where possible. */
 const char *bench_fmt_bytes(size_t n, char buf[24]);
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "bench/bench.h"
@@ -195,6 +196,14 @@ double bench_steal_ms(void)
 	if (f)
 		fclose(f);
 	return n == 8 && hz > 0 ? (double)v[7] * 1000.0 / (double)hz : -1;
+}
+
+double bench_cpu_seconds(void)
+{
+	struct rusage u;
+	getrusage(RUSAGE_SELF, &u);
+	return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec / 1e6 +
+	       (double)u.ru_stime.tv_sec + (double)u.ru_stime.tv_usec / 1e6;
 }
 
 const char *bench_fmt_bytes(size_t n, char buf[24])

@@ -44,7 +44,6 @@
 #include <string.h>
 
 #include <getopt.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "bench/bench.h"
@@ -206,10 +205,8 @@ typedef struct point_state {
 	size_t row;
 	uint32_t tokens, passes;
 	uint64_t pass_tokens;
-	int reps;
 	bench_lat times; /* ns of each timed repetition, in order */
 	double *lim;     /* with a limit_ctx: GB/s timed between its passes */
-	double *rate;    /* layer-tokens/s of each repetition, in order */
 	double *cpu;     /* CPU seconds per GB of each repetition's passes */
 	double steal0;
 } point_state;
@@ -221,17 +218,7 @@ static void point_free(point_state *s)
 	s->rt = NULL;
 	free(s->times.ns);
 	free(s->lim);
-	free(s->rate);
 	free(s->cpu);
-}
-
-/* Process CPU seconds (every thread, user + system). */
-static double cpu_now(void)
-{
-	struct rusage u;
-	getrusage(RUSAGE_SELF, &u);
-	return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec / 1e6 +
-	       (double)u.ru_stime.tv_sec + (double)u.ru_stime.tv_usec / 1e6;
 }
 
 /* `passes` passes (one repetition), each followed by a limit timing with lc;
@@ -244,9 +231,9 @@ static int run_passes(point_state *s, uint32_t passes, const limit_ctx *lc, benc
 	*ns = 0;
 	*cpu = 0;
 	for (uint32_t k = 0; k < passes; k++) {
-		double c0 = cpu_now();
+		double c0 = bench_cpu_seconds();
 		uint64_t t = run_once(s->rt, &s->c, &s->p, s->tokens, s->row);
-		*cpu += cpu_now() - c0;
+		*cpu += bench_cpu_seconds() - c0;
 		if (!t)
 			return -EIO;
 		*ns += t;
@@ -261,13 +248,12 @@ static int run_passes(point_state *s, uint32_t passes, const limit_ctx *lc, benc
  * it, not counted, when lc is set). */
 static int point_open(const point_run *p, int reps, const limit_ctx *lc, point_state *s)
 {
-	*s = (point_state){.p = *p, .c = point_config(p), .reps = reps};
+	*s = (point_state){.p = *p, .c = point_config(p)};
 	s->times.ns = calloc((size_t)reps, sizeof(uint64_t));
 	s->lim = calloc((size_t)reps, sizeof(double));
-	s->rate = calloc((size_t)reps, sizeof(double));
 	s->cpu = calloc((size_t)reps, sizeof(double));
 	tkv__open_opts opts = {.queue = p->queue};
-	int rc = s->times.ns && s->lim && s->rate && s->cpu ? 0 : -ENOMEM;
+	int rc = s->times.ns && s->lim && s->cpu ? 0 : -ENOMEM;
 	if (!rc && (rc = tkv__open_ex(&s->c, &opts, &s->rt))) {
 		fprintf(stderr, "tierkv-bench: open: %s\n", tkv_last_error());
 		s->rt = NULL;
@@ -308,7 +294,6 @@ static int point_rep(point_state *s, const limit_ctx *lc)
 	if (lc && !(s->lim[s->times.n] = bench_limit_sum_rate(&sum)))
 		return -EIO;
 	const double lt = (double)s->pass_tokens * s->passes;
-	s->rate[s->times.n] = lt / ((double)ns / 1e9);
 	s->cpu[s->times.n] = cpu / (lt * 2 * (double)s->row / 1e9);
 	s->times.ns[s->times.n++] = ns;
 	return 0;
@@ -368,8 +353,14 @@ static int run_ring_and_mutex(const point_run *p, int reps, const limit_ctx *lc,
 		for (int j = 0; j < 2 && !rc; j++)
 			rc = point_rep(&s[(i + j) % 2], lc);
 	if (!rc) {
+		/* the same work each: ring over mutex rate is mutex over ring time
+		 * (taken before point_finish sorts the times) */
+		double inv[2][reps];
+		for (int k = 0; k < 2; k++)
+			for (int i = 0; i < reps; i++)
+				inv[k][i] = 1.0 / (double)s[k].times.ns[i];
 		bench_ratio_spread sp, cp;
-		if (bench_paired_ratio(s[0].rate, s[1].rate, reps, &sp) &&
+		if (bench_paired_ratio(inv[0], inv[1], reps, &sp) &&
 		    bench_paired_ratio(s[0].cpu, s[1].cpu, reps, &cp)) {
 			r->vs_mutex = sp.median;
 			r->vs_mutex_lo = sp.lo;

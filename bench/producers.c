@@ -124,13 +124,6 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-static double cpu_seconds(void)
-{
-	struct rusage u;
-	getrusage(RUSAGE_SELF, &u);
-	return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec / 1e6 +
-	       (double)u.ru_stime.tv_sec + (double)u.ru_stime.tv_usec / 1e6;
-}
 
 /* One timed run of T threads; returns wall ns (0 on error), adds the CPU
  * seconds to *cpu and appends the latency samples to the pools. */
@@ -153,13 +146,13 @@ static uint64_t run_once(prod_run *r, double *cpu, bench_lat *st, bench_lat *wt)
 		fprintf(stderr, "tierkv-bench producers: cannot start %u threads\n", r->T);
 		exit(1);
 	}
-	double c0 = cpu_seconds();
+	double c0 = bench_cpu_seconds();
 	uint64_t t0 = bench_now_ns();
 	pthread_barrier_wait(&r->start);
 	for (uint32_t i = 0; i < r->T; i++)
 		pthread_join(th[i].tid, NULL);
 	uint64_t ns = bench_now_ns() - t0;
-	*cpu += cpu_seconds() - c0;
+	*cpu += bench_cpu_seconds() - c0;
 	pthread_barrier_destroy(&r->start);
 	free(th);
 	for (uint32_t t = 0; st && t < r->T; t++) {
@@ -245,7 +238,8 @@ typedef struct paired {
 static bool pair_points(const prod_point *ring, const prod_point *mq, paired *out)
 {
 	bench_ratio_spread sp, cp;
-	if (!ring || !mq || ring->n != mq->n || !bench_paired_ratio(ring->rate, mq->rate, ring->n, &sp) ||
+	if (!ring || !mq || ring->n != mq->n ||
+	    !bench_paired_ratio(ring->rate, mq->rate, ring->n, &sp) ||
 	    !bench_paired_ratio(ring->cpu, mq->cpu, ring->n, &cp))
 		return false;
 	*out = (paired){sp.median, sp.lo, sp.hi, cp.median, cp.lo, cp.hi};
@@ -263,8 +257,10 @@ static void print_pairs(const prod_point *pts, uint32_t n_threads)
 			continue;
 		printf("%7u %6.3f (%5.3f-%5.3f) %-10s %6.3f (%5.3f-%5.3f) %s\n", pts[2 * i].T,
 		       pr.speed, pr.speed_lo, pr.speed_hi,
-		       bench_paired_verdict(pts[2 * i].n, pr.speed_lo, pr.speed_hi, "faster", "slower"), pr.cpu, pr.cpu_lo,
-		       pr.cpu_hi, bench_paired_verdict(pts[2 * i].n, pr.cpu_lo, pr.cpu_hi, "more CPU",
+		       bench_paired_verdict(pts[2 * i].n, pr.speed_lo, pr.speed_hi, "faster",
+					    "slower"),
+		       pr.cpu, pr.cpu_lo, pr.cpu_hi,
+		       bench_paired_verdict(pts[2 * i].n, pr.cpu_lo, pr.cpu_hi, "more CPU",
 					    "less CPU"));
 	}
 }

@@ -91,9 +91,9 @@ enum { GROUP_MAX = 16, GROUP_BYTES = 1 << 20, STEAL_GROUP_BYTES = 256 << 10 };
  * 5.2 to 4.0 M layer-tokens/s at the median (MEASUREMENTS.md). And an
  * idle worker looks at the others' queues when it runs dry, every
  * STEAL_EVERY empty polls and before it sleeps, not at every poll: each
- * look reads two lines the producers and the owner write. A worker asleep is woken by its own queue's kicks only: an
- * engine that stores only another worker's layers for a while gets no
- * stealing then.
+ * look reads two lines the producers and the owner write. A worker asleep
+ * is woken by its own queue's kicks only: an engine that stores only
+ * another worker's layers for a while gets no stealing then.
  */
 enum { STEAL_PROBES = 4 * GROUP_MAX, STEAL_EVERY = 32 };
 

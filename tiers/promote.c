@@ -30,6 +30,18 @@ enum { PF_QUEUE = 256, PF_BATCH = 64 };
 
 static bool pf_help(tkv__evictor *ev);
 
+/* Every layer in RAM and none pinned (pinned: the evictor just kept it hot
+ * for a reader, free_unit; its record is the one it just wrote, and it
+ * will free the unit soon). */
+static bool whole_and_unpinned(const tkv__unit *u)
+{
+	for (uint32_t l = 0; l < u->n_layers; l++)
+		if (!ck_pr_load_ptr((void **)&u->blocks[l].mem) ||
+		    ck_pr_load_32((uint32_t *)&u->blocks[l].pins))
+			return false;
+	return true;
+}
+
 /*
  * Exclusive tiers for cache blocks: a published unit whose every layer is
  * back in RAM gives up its cold record when its last holder lets go
@@ -49,19 +61,16 @@ static bool pf_help(tkv__evictor *ev);
  * (its eligible() CASes HOT -> WRITING) while `cold` changes, exactly as
  * the cache's publish() does. All layers in RAM means no reader is loading
  * any of them from the record; that is checked once the unit is owned
- * (the look before the CAS only saves the CAS), as publish() does. The record goes with tkv__cold_drop_if: no
- * header-zeroing write, since finding this block again at a restart would
- * be correct.
+ * (the look before the CAS only saves the CAS), as publish() does. The
+ * record goes with tkv__cold_drop_if: no header-zeroing write, since
+ * finding this block again at a restart would be correct.
  */
 void tkv__evictor_release_record(tkv__evictor *ev, tkv__unit *u)
 {
 	if (ck_pr_load_32(&u->published) != TKV__PUB_YES || !ck_pr_load_32(&u->cold))
 		return;
-	/* pinned: the evictor just kept it hot for a reader (free_unit); its
-	 * record is the one it just wrote, and will free it soon */
-	for (uint32_t l = 0; l < u->n_layers; l++)
-		if (!ck_pr_load_ptr(&u->blocks[l].mem) || ck_pr_load_32(&u->blocks[l].pins))
-			return;
+	if (!whole_and_unpinned(u))
+		return;
 	if (CK_CC_UNLIKELY(ev->release_race != NULL))
 		ev->release_race(u);
 	if (!ck_pr_cas_32(&u->state, TKV__UNIT_HOT, TKV__UNIT_PUBLISHING))
@@ -74,11 +83,10 @@ void tkv__evictor_release_record(tkv__evictor *ev, tkv__unit *u)
 	 * Owned now, no layer's memory can go: look again. Acquire: pairs
 	 * with free_unit's release before its store of HOT. */
 	ck_pr_fence_acquire();
-	for (uint32_t l = 0; l < u->n_layers; l++)
-		if (!ck_pr_load_ptr(&u->blocks[l].mem) || ck_pr_load_32(&u->blocks[l].pins)) {
-			ck_pr_store_32(&u->state, TKV__UNIT_HOT);
-			return;
-		}
+	if (!whole_and_unpinned(u)) {
+		ck_pr_store_32(&u->state, TKV__UNIT_HOT);
+		return;
+	}
 	if (ck_pr_load_32(&u->cold)) {
 		tkv__cold_drop_if(ev->cold, u->rec_seq, u->rec_block, u->rec_seqno);
 		u->rec_seqno = 0;
