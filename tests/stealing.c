@@ -15,7 +15,7 @@
  * back once. With a cold tier, every block the thief filled is evicted
  * and read back intact: a full block is handed on at its owner's
  * completion, after every row of it is there. A thief's group stops at
- * 256 KiB (steal_groups counts them).
+ * 256 KiB and at 16 batches (steal_groups counts them).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -85,16 +85,17 @@ static uint64_t wait_thief_done(tkv_runtime *rt)
 }
 
 /* Stores TOKENS of (sequence 1, layer) while the workers are paused, in
- * batches of 16 (each starts its own block) or of 1-5 tokens (several
- * batches share a block); returns the batch count and the last ticket.
- * k and v hold the pattern of all TOKENS rows. */
-static uint64_t queue_layer(tkv_runtime *rt, const tkv_config *c, uint32_t layer, bool mixed,
+ * batches of `batch` tokens (of block_tokens: each starts its own block),
+ * or with batch 0 of 1-5 tokens in turn (several batches share a 16-token
+ * block); returns the batch count and the last ticket. k and v hold the
+ * pattern of all TOKENS rows. */
+static uint64_t queue_layer(tkv_runtime *rt, const tkv_config *c, uint32_t layer, uint32_t batch,
 			    const unsigned char *k, const unsigned char *v, tkv_ticket *last)
 {
 	size_t rb = row_bytes(c);
 	uint64_t batches = 0;
-	for (uint32_t pos = 0, n = mixed ? 1 : 16; pos < TOKENS;
-	     pos += n, n = mixed ? n % 5 + 1 : 16, batches++) {
+	for (uint32_t pos = 0, n = batch ? batch : 1; pos < TOKENS;
+	     pos += n, n = batch ? batch : n % 5 + 1, batches++) {
 		if (n > TOKENS - pos)
 			n = TOKENS - pos;
 		cr_assert_eq(tkv_store(rt, 1, layer, pos, n, k + pos * rb, v + pos * rb, 0, last),
@@ -146,7 +147,7 @@ static void thief_copies_owner_completes(tkv__queue_kind queue, bool mixed)
 
 	tkv__test_pause(rt, true);
 	tkv_ticket last, first = {1, 1, 0, 0};
-	uint64_t batches = queue_layer(rt, &c, 0, mixed, k, v, &last);
+	uint64_t batches = queue_layer(rt, &c, 0, mixed ? 0 : 16, k, v, &last);
 	tkv__test_hold(rt, 0, true);
 	tkv__test_pause(rt, false);
 	uint64_t stolen = batches - TKV__STEAL_LEAVE; /* the owner's next ones stay */
@@ -224,7 +225,7 @@ Test(stealing, a_thiefs_group_stops_at_256_KiB, .timeout = 60)
 	unsigned char *k, *v;
 	tkv_runtime *rt = open_paused(&c, &k, &v);
 	tkv_ticket last;
-	uint64_t batches = queue_layer(rt, &c, 0, false, k, v, &last);
+	uint64_t batches = queue_layer(rt, &c, 0, 16, k, v, &last);
 	tkv__test_hold(rt, 0, true);
 	tkv__test_pause(rt, false);
 	const uint64_t stolen = batches - TKV__STEAL_LEAVE;
@@ -234,6 +235,37 @@ Test(stealing, a_thiefs_group_stops_at_256_KiB, .timeout = 60)
 	cr_assert_geq(st.steal_groups, 3, "%llu batches of 128 KiB stolen in %llu groups",
 		      (unsigned long long)stolen, (unsigned long long)st.steal_groups);
 	cr_assert_leq(st.steal_groups, stolen);
+	tkv__test_hold(rt, 0, false);
+	cr_assert_eq(tkv_wait(rt, &last), 0, "%s", tkv_last_error());
+	expect_rows(rt, &c, 0);
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	tkv_close(rt);
+	free(k);
+	free(v);
+}
+
+/* A thief's group stops at 16 batches (worker.c, GROUP_MAX), however
+ * small they are: with one-token blocks and batches of 64 B rows, the 618
+ * batches past the owner's next 32 are 77 KiB in all, under the 256 KiB
+ * cap, so only the batch cap splits them, into at least 39 groups (with
+ * a cap of 32 batches there would be about 20). */
+Test(stealing, a_thiefs_group_stops_at_16_batches, .timeout = 60)
+{
+	tkv_config c = small_config();
+	c.block_tokens = 1;
+	unsigned char *k, *v;
+	tkv_runtime *rt = open_paused(&c, &k, &v);
+	tkv_ticket last;
+	uint64_t batches = queue_layer(rt, &c, 0, 1, k, v, &last);
+	tkv__test_hold(rt, 0, true);
+	tkv__test_pause(rt, false);
+	const uint64_t stolen = batches - TKV__STEAL_LEAVE;
+	cr_assert_eq(stolen, TOKENS - TKV__STEAL_LEAVE);
+	cr_assert_lt(stolen * 2 * row_bytes(&c), 256u << 10);
+	wait_stolen(rt, stolen);
+	tkv_stats st = stats(rt);
+	cr_assert_geq(st.steal_groups, (stolen + 15) / 16, "%llu batches stolen in %llu groups",
+		      (unsigned long long)stolen, (unsigned long long)st.steal_groups);
 	tkv__test_hold(rt, 0, false);
 	cr_assert_eq(tkv_wait(rt, &last), 0, "%s", tkv_last_error());
 	expect_rows(rt, &c, 0);
@@ -375,8 +407,8 @@ Test(stealing, stolen_blocks_are_evicted_whole, .timeout = 60)
 	tkv__test_pause(rt, true);
 	tkv_ticket last, own;
 	/* worker 1 copies its own layer 1, then steals all of layer 0 */
-	queue_layer(rt, &c, 1, true, k[1], v[1], &own);
-	uint64_t batches = queue_layer(rt, &c, 0, false, k[0], v[0], &last);
+	queue_layer(rt, &c, 1, 0, k[1], v[1], &own);
+	uint64_t batches = queue_layer(rt, &c, 0, 16, k[0], v[0], &last);
 	tkv__test_hold(rt, 0, true);
 	tkv__test_pause(rt, false);
 	wait_stolen(rt, batches - TKV__STEAL_LEAVE);
