@@ -2,6 +2,7 @@
  * wake.c - the event count of wake.h.
  */
 #include "base/wake.h"
+#include "base/fence.h"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -21,7 +22,7 @@ uint32_t tkv__wake_prepare(tkv__wake *w)
 	if (!(s & 1))
 		s++; /* our CAS armed it */
 	/* W1: the announcement and the arm before the caller's re-check. */
-	ck_pr_fence_memory();
+	tkv__fence_full();
 	return s;
 }
 
@@ -40,7 +41,7 @@ void tkv__wake_wait(tkv__wake *w, uint32_t ticket, uint64_t timeout_ns)
 void tkv__wake_signal(tkv__wake *w)
 {
 	/* S1: the caller's condition store before the waiters load (wake.h). */
-	ck_pr_fence_memory();
+	tkv__fence_full();
 	if (!ck_pr_load_32(&w->waiters))
 		return;
 	/* S2: only a waiter that armed seq since the last signal may sleep;

@@ -20,6 +20,7 @@
 #include <ck_pr.h>
 
 #include "base/error.h"
+#include "base/fence.h"
 #include "runtime/runtime.h"
 
 /*
@@ -91,7 +92,7 @@ static void sleep_until(tkv__layer *l, uint64_t end)
 	while (!reached(l, end)) {
 		uint32_t t = tkv__wake_prepare(&l->done_wake);
 		lower_wait_min(l, end);
-		ck_pr_fence_memory(); /* C1 */
+		tkv__fence_full(); /* C1 */
 		if (reached(l, end)) {
 			tkv__wake_cancel(&l->done_wake);
 			return;
@@ -156,7 +157,7 @@ void tkv__layer_complete(tkv__layer *l, uint64_t end)
 	 * reader's acquire of done_pos. */
 	ck_pr_fence_release();
 	ck_pr_store_64(&l->done_pos, end);
-	ck_pr_fence_memory(); /* C2 */
+	tkv__fence_full(); /* C2 */
 	if (ck_pr_load_32(&l->done_wake.waiters) && end >= ck_pr_load_64(&l->wait_min)) {
 		ck_pr_store_64(&l->wait_min, UINT64_MAX);
 		ck_pr_store_32(&l->signals, l->signals + 1); /* only the owner completes */

@@ -27,6 +27,7 @@
 #include <ck_pr.h>
 
 #include "base/error.h"
+#include "base/fence.h"
 #include "runtime/runtime.h"
 
 #define TKV__COW_BLOCK (1ull << 62)
@@ -176,7 +177,7 @@ int tkv_seq_truncate(tkv_runtime *rt, uint64_t seq_id, uint64_t n_tokens)
 	 * ones in progress (their references) to finish. Ours is the one
 	 * left. */
 	ck_pr_store_32(&s->editing, 1);
-	ck_pr_fence_memory();
+	tkv__fence_full();
 	while (ck_pr_load_32(&s->refs) > 1)
 		sched_yield();
 	ck_pr_fence_acquire(); /* their accesses before our swaps */

@@ -3,6 +3,7 @@
  */
 #include "runtime/seq_table.h"
 
+#include "base/fence.h"
 #include "base/hash.h"
 
 #include <errno.h>
@@ -137,7 +138,7 @@ tkv__seq *tkv__seq_table_remove(tkv__seq_table *t, uint64_t id, int *err)
 	 * one side sees the other, so a view never keeps a pin on a sequence
 	 * that is being freed. */
 	ck_pr_store_32(&s->closing, 1);
-	ck_pr_fence_memory();
+	tkv__fence_full();
 	if (ck_pr_load_32(&s->pins)) {
 		ck_pr_store_32(&s->closing, 0);
 		*err = -EBUSY;

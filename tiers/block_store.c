@@ -10,6 +10,7 @@
 
 #include <ck_pr.h>
 
+#include "base/fence.h"
 #include "base/hash.h"
 
 _Static_assert(sizeof(tkv__layer) % 64 == 0, "layers must not share cache lines");
@@ -190,7 +191,7 @@ bool tkv__seq_pin(tkv__seq *s, uint32_t n)
 {
 	ck_pr_add_32(&s->pins, n);
 	/* Pairs with the fence in tkv__seq_table_remove (see there). */
-	ck_pr_fence_memory();
+	tkv__fence_full();
 	if (ck_pr_load_32(&s->closing)) {
 		ck_pr_sub_32(&s->pins, n);
 		return false;

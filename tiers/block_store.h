@@ -49,6 +49,7 @@
 
 #include <ck_pr.h>
 
+#include "base/fence.h"
 #include "base/wake.h"
 #include "tierkv.h"
 #include "tiers/policy.h"
@@ -215,7 +216,7 @@ void tkv__seq_put(tkv__seq *s);
  * `editing`. */
 static inline bool tkv__seq_editing(tkv__seq *s)
 {
-	ck_pr_fence_memory(); /* E1 */
+	tkv__fence_full(); /* E1 */
 	return ck_pr_load_32(&s->editing) != 0;
 }
 

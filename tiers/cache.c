@@ -17,6 +17,7 @@
 
 #include "base/array.h"
 #include "base/error.h"
+#include "base/fence.h"
 #include "tiers/evictor.h"
 #include "tiers/shared_tier.h"
 
@@ -604,7 +605,7 @@ void tkv__cache_tokens_known(tkv__cache *c, tkv__seq *s, uint64_t first, uint64_
 	if (!s->tok.cache)
 		return;
 	/* P2: keyed (stored by the caller) before the units' layers_full. */
-	ck_pr_fence_memory();
+	tkv__fence_full();
 	for (uint64_t b = first; b < end; b++) {
 		tkv__unit *u = tkv__seq_unit(s, b);
 		if (u && ck_pr_load_32(&u->layers_full) == u->n_layers) {

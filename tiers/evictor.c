@@ -15,6 +15,7 @@
 
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/fence.h"
 #include "tiers/cache.h"
 #include "tiers/units.h"
 
@@ -239,7 +240,7 @@ static uint64_t free_unit(tkv__evictor *ev, tkv__unit *u)
 {
 	ck_pr_store_32(&u->state, TKV__UNIT_FREEING);
 	/* Dekker with tkv__block_pin: FREEING before our pins loads. */
-	ck_pr_fence_memory();
+	tkv__fence_full();
 	for (uint32_t l = 0; l < u->n_layers; l++) {
 		if (ck_pr_load_32(&u->blocks[l].pins)) {
 			ck_pr_store_32(&u->state, TKV__UNIT_HOT);

@@ -15,6 +15,7 @@
 
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/fence.h"
 
 /*
  * PF_QUEUE: queued prefetch requests. PF_BATCH: completions taken per reap
@@ -211,7 +212,7 @@ int tkv__block_pin(tkv__evictor *ev, tkv__seq *s, uint32_t layer, uint64_t b,
 		 * Without a cold tier nothing frees a block under a reader
 		 * (close waits for references), so no fence is needed. */
 		if (ev)
-			ck_pr_fence_memory();
+			tkv__fence_full();
 		uint32_t st = ev ? ck_pr_load_32(&u->state) : TKV__UNIT_HOT;
 		const unsigned char *m = ck_pr_load_ptr(&blk->mem);
 		ck_pr_fence_acquire(); /* the rows behind m */

@@ -5,6 +5,7 @@
 
 #include <ck_pr.h>
 
+#include "base/fence.h"
 #include "tiers/cache.h"
 #include "tiers/evictor.h"
 
@@ -53,7 +54,7 @@ void tkv__unit_block_full(const tkv__tiers *t, tkv__seq *s, tkv__unit *u, uint64
 	 * fence: ck's fetch-and-add is not one on every architecture. It is
 	 * also the acquire that pairs with the other workers' releases above,
 	 * before this thread hands the unit on. */
-	ck_pr_fence_memory();
+	tkv__fence_full();
 	/* Publish first: a unit the evictor has not seen yet cannot be in the
 	 * middle of a write, so its record will be a cache record. */
 	if (t->cache)
