@@ -208,6 +208,30 @@ static tkv_runtime *open_paused(const tkv_config *c, unsigned char **k, unsigned
 	return rt;
 }
 
+/* Queues layer 0 of c in batches of `batch` tokens with worker 0 held and
+ * waits until worker 1 has stolen every batch past the owner's next
+ * TKV__STEAL_LEAVE (*stolen); then lets worker 0 complete them and checks
+ * every row. Returns the groups the thief took them in. */
+static uint64_t steal_groups_for(tkv_config c, uint32_t batch, uint64_t *stolen)
+{
+	unsigned char *k, *v;
+	tkv_runtime *rt = open_paused(&c, &k, &v);
+	tkv_ticket last;
+	*stolen = queue_layer(rt, &c, 0, batch, k, v, &last) - TKV__STEAL_LEAVE;
+	tkv__test_hold(rt, 0, true);
+	tkv__test_pause(rt, false);
+	wait_stolen(rt, *stolen);
+	uint64_t groups = stats(rt).steal_groups;
+	tkv__test_hold(rt, 0, false);
+	cr_assert_eq(tkv_wait(rt, &last), 0, "%s", tkv_last_error());
+	expect_rows(rt, &c, 0);
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	tkv_close(rt);
+	free(k);
+	free(v);
+	return groups;
+}
+
 /* A thief's group stops at 256 KiB of K+V (worker.c, STEAL_GROUP_BYTES):
  * with rows of 4 KiB a 16-token batch is 128 KiB, so a group holds at most
  * 3 batches (the one that passes 256 KiB ends it; the queue's last batch
@@ -220,28 +244,12 @@ Test(stealing, a_thiefs_group_stops_at_256_KiB, .timeout = 60)
 	c.n_kv_heads = 8;
 	c.head_dim = 128;
 	c.hot_bytes = 64ull << 20;
-	const size_t batch_bytes = 2 * 16 * row_bytes(&c);
-	cr_assert_eq(batch_bytes, 128u << 10);
-	unsigned char *k, *v;
-	tkv_runtime *rt = open_paused(&c, &k, &v);
-	tkv_ticket last;
-	uint64_t batches = queue_layer(rt, &c, 0, 16, k, v, &last);
-	tkv__test_hold(rt, 0, true);
-	tkv__test_pause(rt, false);
-	const uint64_t stolen = batches - TKV__STEAL_LEAVE;
+	cr_assert_eq(2 * 16 * row_bytes(&c), 128u << 10);
+	uint64_t stolen, groups = steal_groups_for(c, 16, &stolen);
 	cr_assert_eq(stolen, 9);
-	wait_stolen(rt, stolen);
-	tkv_stats st = stats(rt);
-	cr_assert_geq(st.steal_groups, 3, "%llu batches of 128 KiB stolen in %llu groups",
-		      (unsigned long long)stolen, (unsigned long long)st.steal_groups);
-	cr_assert_leq(st.steal_groups, stolen);
-	tkv__test_hold(rt, 0, false);
-	cr_assert_eq(tkv_wait(rt, &last), 0, "%s", tkv_last_error());
-	expect_rows(rt, &c, 0);
-	cr_assert_eq(tkv_seq_close(rt, 1), 0);
-	tkv_close(rt);
-	free(k);
-	free(v);
+	cr_assert_geq(groups, 3, "%llu batches of 128 KiB stolen in %llu groups",
+		      (unsigned long long)stolen, (unsigned long long)groups);
+	cr_assert_leq(groups, stolen);
 }
 
 /* A thief's group stops at 16 batches (worker.c, GROUP_MAX), however
@@ -253,26 +261,11 @@ Test(stealing, a_thiefs_group_stops_at_16_batches, .timeout = 60)
 {
 	tkv_config c = small_config();
 	c.block_tokens = 1;
-	unsigned char *k, *v;
-	tkv_runtime *rt = open_paused(&c, &k, &v);
-	tkv_ticket last;
-	uint64_t batches = queue_layer(rt, &c, 0, 1, k, v, &last);
-	tkv__test_hold(rt, 0, true);
-	tkv__test_pause(rt, false);
-	const uint64_t stolen = batches - TKV__STEAL_LEAVE;
+	cr_assert_lt((TOKENS - TKV__STEAL_LEAVE) * 2 * row_bytes(&c), 256u << 10);
+	uint64_t stolen, groups = steal_groups_for(c, 1, &stolen);
 	cr_assert_eq(stolen, TOKENS - TKV__STEAL_LEAVE);
-	cr_assert_lt(stolen * 2 * row_bytes(&c), 256u << 10);
-	wait_stolen(rt, stolen);
-	tkv_stats st = stats(rt);
-	cr_assert_geq(st.steal_groups, (stolen + 15) / 16, "%llu batches stolen in %llu groups",
-		      (unsigned long long)stolen, (unsigned long long)st.steal_groups);
-	tkv__test_hold(rt, 0, false);
-	cr_assert_eq(tkv_wait(rt, &last), 0, "%s", tkv_last_error());
-	expect_rows(rt, &c, 0);
-	cr_assert_eq(tkv_seq_close(rt, 1), 0);
-	tkv_close(rt);
-	free(k);
-	free(v);
+	cr_assert_geq(groups, (stolen + 15) / 16, "%llu batches stolen in %llu groups",
+		      (unsigned long long)stolen, (unsigned long long)groups);
 }
 
 /* A short queue is left to its owner (TKV__STEAL_LEAVE): an engine that
