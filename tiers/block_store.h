@@ -99,7 +99,8 @@ typedef struct tkv__unit {
 	uint32_t layers_full; /* layers whose block is complete (atomic) */
 	uint32_t state;       /* TKV__UNIT_* (atomic) */
 	uint32_t cold;        /* a durable record holds every layer (atomic) */
-	uint32_t in_policy;   /* inserted and not yet picked/removed (atomic) */
+	uint32_t in_policy;   /* claimed to insert, or in the policy; cleared when
+			       * picked or removed (atomic; evictor.c) */
 	uint32_t lost;        /* its record failed a checksum and was dropped:
 			       * cold layers are gone for good (atomic) */
 	uint32_t published;   /* TKV__PUB_* (atomic) */

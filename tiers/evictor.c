@@ -84,14 +84,26 @@ static tkv__unit *unit_of(tkv__policy_node *n)
 	return (tkv__unit *)n; /* node is the unit's first member */
 }
 
-/* A unit the policy cannot take (out of memory growing it) stays hot
- * until its holders let go: counted, never silent. */
-static void policy_insert(tkv__evictor *ev, tkv__unit *u)
+/*
+ * in_policy is claimed before the insert, not set after it: the evictor
+ * may pick the unit the moment it is in a queue, and eligible() clears the
+ * flag under the policy lock. Set after the insert, the flag could land
+ * after such a pick and leave a unit flagged but in no queue: never picked
+ * again, and never re-inserted by a promotion (which inserts only unflagged
+ * units), so its RAM stayed taken for good (cache.cacheless_run_removes_
+ * cache_records under TSan, about 1 run in 300; docs/MEASUREMENTS.md). A
+ * claim that fails means another thread is putting it there. A unit the
+ * policy cannot take (out of memory growing it) stays hot until its
+ * holders let go: counted, never silent.
+ */
+void tkv__evictor_policy_insert(tkv__evictor *ev, tkv__unit *u)
 {
-	if (ev->pol_ops->insert(ev->pol, &u->node) == 0)
-		ck_pr_store_32(&u->in_policy, 1);
-	else
+	if (!ck_pr_cas_32(&u->in_policy, 0, 1))
+		return;
+	if (ev->pol_ops->insert(ev->pol, &u->node) != 0) {
+		ck_pr_store_32(&u->in_policy, 0);
 		ck_pr_inc_64(&ev->unit_nomem);
+	}
 }
 
 /* Asks the evictor thread for a pass even below the high watermark. */
@@ -103,7 +115,7 @@ static void kick(tkv__evictor *ev)
 
 void tkv__evictor_unit_full(tkv__evictor *ev, tkv__unit *u)
 {
-	policy_insert(ev, u);
+	tkv__evictor_policy_insert(ev, u);
 	/* a new victim while the evictor backs off for lack of one */
 	if (ck_pr_load_32(&ev->stuck))
 		kick(ev);
@@ -244,7 +256,7 @@ static uint64_t free_unit(tkv__evictor *ev, tkv__unit *u)
 	for (uint32_t l = 0; l < u->n_layers; l++) {
 		if (ck_pr_load_32(&u->blocks[l].pins)) {
 			ck_pr_store_32(&u->state, TKV__UNIT_HOT);
-			policy_insert(ev, u); /* in use: keep it hot for now */
+			tkv__evictor_policy_insert(ev, u); /* in use: keep it hot for now */
 			return 0;
 		}
 	}
@@ -343,7 +355,7 @@ static int write_unit(tkv__evictor *ev, tkv__unit *u)
 		if (job)
 			job_free(ev, job);
 		ck_pr_store_32(&u->state, TKV__UNIT_HOT);
-		policy_insert(ev, u);
+		tkv__evictor_policy_insert(ev, u);
 		tkv__unit_put(ev->env.tiers, u);
 		return rc;
 	}
@@ -366,7 +378,7 @@ static int finish(tkv__evictor *ev, const tkv__cold_done *d)
 	} else {
 		ck_pr_store_32(&u->state, TKV__UNIT_HOT);
 		if (d->status != -ECANCELED)
-			policy_insert(ev, u);
+			tkv__evictor_policy_insert(ev, u);
 		tkv__trace_instant(ev->tb, TKV__TRACE_IO_ERROR, (uint32_t)-d->status, u->rec_block);
 	}
 	tkv__trace_end(ev->tb, TKV__TRACE_COLD_WRITE, job->t_submit, (uint32_t)u->rec_seq,

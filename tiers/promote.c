@@ -107,9 +107,7 @@ static void publish(tkv__evictor *ev, tkv__unit *u, tkv__block *blk, void *mem)
 	ck_pr_store_ptr(&blk->mem, mem);
 	ck_pr_store_32(&blk->loading, 0);
 	/* the unit can be evicted again (by just freeing: its record stands) */
-	if (!ck_pr_load_32(&u->in_policy) &&
-	    ev->pol_ops->insert(ev->pol, &u->node) == 0)
-		ck_pr_store_32(&u->in_policy, 1);
+	tkv__evictor_policy_insert(ev, u);
 	ck_pr_inc_64(&ev->promoted_blocks);
 	ck_pr_add_64(&ev->promoted_bytes, ev->env.geo->block_bytes);
 	tkv__wake_signal(&ev->loaded);
