@@ -8,11 +8,11 @@
  * a locked read-modify-write of the thread's own stack line (`lock or $0,
  * (%rsp)`, what gcc emits for a sequentially consistent fence;
  * docs/MEASUREMENTS.md, "A locked instruction for the full fence"). The
- * hot path takes two per store (the sequence reference's E1 and the kick's
- * S1) and one per completion (C2). A locked instruction orders every
+ * hot path takes one per store (the kick's S1) and one per completion
+ * (C2); readers take E1 per lookup. A locked instruction orders every
  * earlier load and store of write-back memory before every later one,
  * which is all these pairings need (Intel SDM vol. 3, 8.2.2; AMD APM
- * vol. 2, 7.4.2). What it does not replace is the `sfence` that makes a
+ * vol. 2, on memory ordering). What it does not replace is the `sfence` that makes a
  * streamed copy's non-temporal stores visible (kernels/, tkv__stream_fence),
  * which stays where it was.
  *

@@ -46,7 +46,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "bench/bench.h"
@@ -123,7 +122,6 @@ static void *thread_main(void *arg)
 	free(tk);
 	return NULL;
 }
-
 
 /* One timed run of T threads; returns wall ns (0 on error), adds the CPU
  * seconds to *cpu and appends the latency samples to the pools. */

@@ -175,6 +175,7 @@ void tkv__evictor_unit_full(tkv__evictor *ev, tkv__unit *u);
 /* Puts u in the eviction policy unless it is there or going there
  * (in_policy claimed first; evictor.c says why). Any thread. */
 void tkv__evictor_policy_insert(tkv__evictor *ev, tkv__unit *u);
+
 /* A unit no one references is being freed: out of the policy, and its
  * record removed. */
 void tkv__evictor_forget(tkv__evictor *ev, tkv__unit *u);
