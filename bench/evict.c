@@ -33,6 +33,7 @@
 #include "bench/disk_limits.h"
 #include "bench/evict.h"
 #include "bench/limits.h"
+#include "bench/paired.h"
 #include "bench/scratch.h"
 
 enum {
@@ -331,6 +332,31 @@ static void print_lat(const char *what, const bench_lat *l)
 	       l->p99, l->p999, l->max);
 }
 
+/* Each latency run's own percentiles, per kind, in run order (--reps <= 100). */
+typedef struct run_pcts {
+	double p50[100], p99[100], p999[100];
+	unsigned n;
+} run_pcts;
+
+/* Percentiles of one run's samples. Sorts them in place: they are a slice
+ * of the kind's pool, which is sorted whole later, so the pool is the same. */
+static void add_run_pcts(run_pcts *pc, uint64_t *ns, uint64_t n)
+{
+	bench_lat one = {.ns = ns, .n = n};
+	bench_lat_finish(&one, NULL);
+	pc->p50[pc->n] = one.p50;
+	pc->p99[pc->n] = one.p99;
+	pc->p999[pc->n++] = one.p999;
+}
+
+static void print_run_spread(const char *what, const run_pcts *pc)
+{
+	bench_span a = bench_span_of(pc->p50, (int)pc->n), b = bench_span_of(pc->p99, (int)pc->n),
+		   c = bench_span_of(pc->p999, (int)pc->n);
+	printf("  %-34s p50 %.0f-%.0f ns  p99 %.0f-%.0f ns  p999 %.0f-%.0f ns\n", what, a.lo,
+	       a.hi, b.lo, b.hi, c.lo, c.hi);
+}
+
 static int evict_run(const evict_opts *o, bench_report *rep)
 {
 	evict_plan p;
@@ -401,7 +427,7 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 		rc = saturated_run(&p, step_max, &sats[1]);
 	if (!rc) /* the write limit's pass after run #2 */
 		rc = raw_pass(&p, "raw-5", true, 0, &w5, NULL, NULL);
-	if (!rc) /* information: buffers like the evictor's staging buffers */
+	if (!rc) /* information: the same transfers from 4 KiB pages */
 		rc = raw_pass(&p, "raw-3", false, 0, &w3, NULL, NULL);
 	if (!rc) /* information: reads into a few cache-resident buffers */
 		rc = raw_pass(&p, "raw-4", true, 0, &w4, &r4, NULL);
@@ -439,6 +465,7 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	uint64_t fit = evict_units_below_high(&p, p.hot_bytes);
 	uint64_t noevict_units = fit > 1 ? fit - 1 : 1;
 	uint64_t blocked_e = 0, blocked_n = 0;
+	run_pcts pce = {0}, pcn = {0};
 	/* alternating which goes first, so a drift does not favour one side */
 	for (unsigned k = 0; k < 2 * reps && !rc && !o->no_latency; k++) {
 		bool evicting = (k % 2) == ((k / 2) % 2);
@@ -450,6 +477,8 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 			      : paced_run(&p, "cold-noevict", p.hot_bytes, p.cold_bytes, interval,
 					  noevict_units, &pr);
 		into->n += pr.sr.lat.n;
+		if (!rc && pr.sr.lat.n)
+			add_run_pcts(evicting ? &pce : &pcn, pr.sr.lat.ns, pr.sr.lat.n);
 		*(evicting ? &blocked_e : &blocked_n) += pr.sr.blocked_stores;
 		*(evicting ? &pe_evicted : &pn_evicted) += pr.st.evicted_blocks;
 	}
@@ -498,6 +527,19 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	r.p50_ns_no_evict = pn.p50;
 	r.p99_ns_no_evict = pn.p99;
 	r.p999_ns_no_evict = pn.p999;
+	r.p50_span = bench_span_of(pce.p50, (int)pce.n);
+	r.p99_span = bench_span_of(pce.p99, (int)pce.n);
+	r.p999_span = bench_span_of(pce.p999, (int)pce.n);
+	r.p50_span_no_evict = bench_span_of(pcn.p50, (int)pcn.n);
+	r.p99_span_no_evict = bench_span_of(pcn.p99, (int)pcn.n);
+	r.p999_span_no_evict = bench_span_of(pcn.p999, (int)pcn.n);
+	/* round i ran the i-th run of each kind, back to back */
+	double round_ratio[100];
+	unsigned rounds = 0;
+	for (unsigned i = 0; i < pce.n && i < pcn.n; i++)
+		if (pcn.p99[i] > 0)
+			round_ratio[rounds++] = pce.p99[i] / pcn.p99[i];
+	r.p99_ratio_span = bench_span_of(round_ratio, (int)rounds);
 	r.p99_ratio = pn.p99 > 0 ? pe.p99 / pn.p99 : 0;
 	r.blocked_stores = blocked_e;
 	r.blocked_stores_no_evict = blocked_n;
@@ -608,13 +650,17 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	       (unsigned long long)pe.n);
 	print_lat("with eviction (4x hot)", &pe);
 	print_lat("without eviction (fits hot)", &pn);
+	printf("  each run's own, min-max over the runs of its kind:\n");
+	print_run_spread("with eviction", &pce);
+	print_run_spread("without eviction", &pcn);
 	printf("  stores that had to wait (TKV_STORE_NONBLOCK got -EAGAIN first): with eviction "
 	       "%llu of %llu, without %llu of %llu\n",
 	       (unsigned long long)blocked_e, (unsigned long long)pe.n,
 	       (unsigned long long)blocked_n, (unsigned long long)pn.n);
-	printf("  p99 ratio %.2f  (target <= 1.5); the eviction runs evicted %llu records, the "
-	       "others %llu\n",
-	       r.p99_ratio, (unsigned long long)pe_evicted, (unsigned long long)pn_evicted);
+	printf("  p99 ratio %.2f, per round %.2f-%.2f  (target <= 1.5); the eviction runs "
+	       "evicted %llu records, the others %llu\n",
+	       r.p99_ratio, r.p99_ratio_span.lo, r.p99_ratio_span.hi,
+	       (unsigned long long)pe_evicted, (unsigned long long)pn_evicted);
 	print_lat("unpaced, saturated (phase 2; info)", &sat.sr.lat);
 	if (pn_evicted)
 		printf("# WARNING: the no-eviction run evicted: its hot tier was too small\n");

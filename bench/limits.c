@@ -206,6 +206,20 @@ unsigned char *bench_huge_buffer(size_t bytes)
 	return p;
 }
 
+unsigned char *bench_small_page_buffer(size_t bytes)
+{
+	const size_t page = 4096;
+	size_t len = (bytes + page - 1) / page * page;
+	unsigned char *p;
+	if (!len || posix_memalign((void **)&p, page, len) != 0)
+		return NULL;
+	/* Like malloc'd blocks of the naive baseline: 4 KiB pages, even
+	 * where transparent huge pages are on for every mapping. */
+	(void)madvise(p, len, MADV_NOHUGEPAGE);
+	memset(p, 0, len);
+	return p;
+}
+
 /* The measurement of bench_measure_copy_limits into a caller's buffer;
  * all_isas false: only the streaming kernel the runtime itself picks. */
 static int measure_into(unsigned char *dst, const unsigned char *src, size_t src_bytes,

@@ -116,6 +116,10 @@ int bench_point_limits(unsigned char *dst, const unsigned char *src, size_t src_
  * zeroed so every page is faulted in; free() it. NULL when out of memory. */
 unsigned char *bench_huge_buffer(size_t bytes);
 
+/* The same with 4 KiB pages (MADV_NOHUGEPAGE before the first touch): the
+ * limit of a copy into malloc'd blocks, the naive baseline's. */
+unsigned char *bench_small_page_buffer(size_t bytes);
+
 /* A source buffer of `bytes` filled with non-zero, non-repeating data
  * (page-faulted in), 4096-byte aligned; free() it. NULL when out of memory. */
 unsigned char *bench_source_buffer(size_t bytes);

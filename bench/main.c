@@ -25,7 +25,8 @@ typedef struct scenario {
 } scenario;
 
 static const scenario scenarios[] = {
-	{"default", "pipeline sweep + baselines + copy limits, then the eviction scenario; "
+	{"default", "pipeline sweep + baselines + copy limits, the producers scenario (96 "
+		    "sequences), the eviction scenario, then a prefix-cache replay slice; "
 		    "table, JSON, CSV and PNG plots (the README's main job)",
 	 bench_default_main},
 	{"pipeline", "the hot-tier pipeline sweep only (workers x batch x dtype) with its "

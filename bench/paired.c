@@ -44,7 +44,6 @@ void bench_finish_paired(bench_result *r, const uint64_t *ns, const double *lim,
 	r->ratio_hi = ratio[order[n - 1]];
 }
 
-
 bool bench_paired_ratio(const double *a, const double *b, int n, bench_ratio_spread *out)
 {
 	if (n < 1)
@@ -65,6 +64,18 @@ bool bench_paired_ratio(const double *a, const double *b, int n, bench_ratio_spr
 	out->lo = q[0];
 	out->hi = q[n - 1];
 	return true;
+}
+
+bench_span bench_span_of(const double *v, int n)
+{
+	bench_span s = {0, 0};
+	for (int i = 0; i < n; i++) {
+		if (i == 0 || v[i] < s.lo)
+			s.lo = v[i];
+		if (i == 0 || v[i] > s.hi)
+			s.hi = v[i];
+	}
+	return s;
 }
 
 const char *bench_paired_verdict(int reps, double lo, double hi, const char *above,

@@ -48,6 +48,9 @@ typedef struct bench_ratio_spread {
 
 bool bench_paired_ratio(const double *a, const double *b, int n, bench_ratio_spread *out);
 
+/* The lowest and highest of v[0..n); {0, 0} if n < 1. */
+bench_span bench_span_of(const double *v, int n);
+
 /* `above` only when a beat b in every repetition (lo > 1), `below` only
  * when it lost every one (hi < 1), "mixed" otherwise: inside this
  * machine's noise. Fewer than 3 repetitions say too little: "n/a". */

@@ -20,8 +20,12 @@
  * Figures per (queue, T): aggregate layer-tokens/s and GB/s (median and
  * spread over the repetitions), ratio_to_1 (the median over the 1-thread
  * median of the same queue), the duration of each tkv_store call and of each
- * batch's ticket wait (p50/p99 pooled over the repetitions), and process CPU
- * seconds (getrusage: user + system, every thread) per GB stored.
+ * batch's ticket wait (p50/p99 pooled over the repetitions), process CPU
+ * seconds (getrusage: user + system, every thread) per GB stored, and the
+ * ratio to the copy limit (each run over the limit timed just before or
+ * just after it, the better one; the median run's). Each figure also comes
+ * with its spread: its lowest and highest over the repetitions, each
+ * repetition's own (print_spreads).
  *
  * Both queues run on a warm runtime of their own (opened once, one untimed
  * warm-up run at the largest T so every arena page is faulted), and the
@@ -162,16 +166,31 @@ static uint64_t run_once(prod_run *r, double *cpu, bench_lat *st, bench_lat *wt)
 	return r->error ? 0 : (ns ? ns : 1);
 }
 
-/* Per (queue, T) accumulators over the repetitions. */
+/* Per (queue, T) accumulators over the repetitions (at most 64, --reps). */
 typedef struct prod_point {
 	uint32_t T;
 	tkv__queue_kind q;
 	double rate[64]; /* layer-tokens/s per rep, in rep order */
 	double cpu[64];  /* CPU seconds per GB stored per rep, in rep order */
+	uint64_t ns[64]; /* wall time per rep */
+	double lim[64];  /* the copy limit bracketing each rep's run (GB/s) */
+	double st50[64], st99[64], wt50[64], wt99[64]; /* each rep's own percentiles */
 	int n;
+	uint64_t layer_tokens; /* per run: the same at every T */
 	double cpu_s, bytes;
-	bench_lat st, wt;
+	bench_lat st, wt; /* every rep's samples, pooled */
 } prod_point;
+
+/* p50 and p99 of the n samples at s, sorted in a copy (scratch). */
+static void rep_percentiles(const uint64_t *s, uint64_t n, uint64_t *scratch, double *p50,
+			    double *p99)
+{
+	memcpy(scratch, s, n * sizeof(*s));
+	bench_lat l = {.ns = scratch, .n = n};
+	bench_lat_finish(&l, NULL);
+	*p50 = l.p50;
+	*p99 = l.p99;
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -263,8 +282,9 @@ static void print_pairs(const prod_point *pts, uint32_t n_threads)
 	}
 }
 
-static void add_result(bench_report *rep, const prod_options *o, const prod_point *p, double base,
-		       double lt_bytes, double limit, const prod_point *mq)
+/* The point's bench result (its JSON object and its row of spreads). */
+static bench_result point_result(const prod_options *o, const prod_point *p, double base,
+				 double lt_bytes, const prod_point *mq)
 {
 	double v[64];
 	memcpy(v, p->rate, sizeof(double) * (size_t)p->n);
@@ -276,8 +296,21 @@ static void add_result(bench_report *rep, const prod_options *o, const prod_poin
 			  .gbps_lo = v[0] * lt_bytes / 1e9, .gbps_hi = v[p->n - 1] * lt_bytes / 1e9,
 			  .reps = p->n, .store_p50_ns = p->st.p50, .store_p99_ns = p->st.p99,
 			  .wait_p50_ns = p->wt.p50, .wait_p99_ns = p->wt.p99,
-			  .cpu_s_per_gb = p->cpu_s / (p->bytes / 1e9), .limit_gbps = limit};
-	r.ratio = r.gbps / limit;
+			  .cpu_s_per_gb = p->cpu_s / (p->bytes / 1e9),
+			  .store_p50_span = bench_span_of(p->st50, p->n),
+			  .store_p99_span = bench_span_of(p->st99, p->n),
+			  .wait_p50_span = bench_span_of(p->wt50, p->n),
+			  .wait_p99_span = bench_span_of(p->wt99, p->n),
+			  .cpu_span = bench_span_of(p->cpu, p->n)};
+	/* the ratio to the copy limit, as a pipeline point's: each repetition
+	 * over the limit bracketing it, the median one kept (its limit too) */
+	bench_result lr = {0};
+	bench_finish_paired(&lr, p->ns, p->lim, p->n, p->layer_tokens,
+			    (double)p->layer_tokens * lt_bytes);
+	r.limit_gbps = lr.limit_gbps;
+	r.ratio = lr.ratio;
+	r.ratio_lo = lr.ratio_lo;
+	r.ratio_hi = lr.ratio_hi;
 	paired pr;
 	if (p->q == TKV__QUEUE_RING && pair_points(p, mq, &pr)) {
 		r.vs_mutex = pr.speed;
@@ -287,7 +320,28 @@ static void add_result(bench_report *rep, const prod_options *o, const prod_poin
 		r.cpu_vs_mutex_lo = pr.cpu_lo;
 		r.cpu_vs_mutex_hi = pr.cpu_hi;
 	}
-	bench_report_add(rep, &r);
+	return r;
+}
+
+/* The spread of each figure of the main table over the repetitions: each
+ * repetition's own value, lowest-highest (the main table pools the
+ * latency samples of all of them and sums their CPU time). */
+static void print_spreads(const bench_result *res, uint32_t n)
+{
+	printf("# spread over the repetitions (each one's own figure, min-max): ratio to the\n"
+	       "# copy limit timed just before and after its run (median), store/wait us\n"
+	       "%-7s %7s %-21s %-13s %-13s %-15s %-15s %s\n", "queue", "threads",
+	       "ratio to limit", "store p50", "store p99", "wait p50", "wait p99", "CPUs/GB");
+	for (uint32_t i = 0; i < n; i++) {
+		const bench_result *r = &res[i];
+		printf("%-7s %7u %.3f (%.3f-%.3f) %5.2f-%-7.2f %5.2f-%-7.2f %6.1f-%-8.1f "
+		       "%6.1f-%-8.1f %.3f-%.3f\n",
+		       r->queue, r->threads, r->ratio, r->ratio_lo, r->ratio_hi,
+		       r->store_p50_span.lo / 1e3, r->store_p50_span.hi / 1e3,
+		       r->store_p99_span.lo / 1e3, r->store_p99_span.hi / 1e3,
+		       r->wait_p50_span.lo / 1e3, r->wait_p50_span.hi / 1e3, r->wait_p99_span.lo / 1e3,
+		       r->wait_p99_span.hi / 1e3, r->cpu_span.lo, r->cpu_span.hi);
+	}
 }
 
 /* Per-thread sample slices for T threads out of the run's arrays (sized
@@ -298,6 +352,15 @@ static void set_stride(prod_run *r, uint32_t T)
 	r->T = T;
 	r->store_per_thread = per_t * N_STEPS * r->n_layers;
 	r->wait_per_thread = per_t * N_STEPS;
+}
+
+/* The copy limit (GB/s) into the hot tier's footprint with as many
+ * threads as workers; 0 on failure. */
+static double limit_now(unsigned char *dst, const unsigned char *src, uint64_t hot,
+			const prod_options *o)
+{
+	return bench_point_limit_gbps(dst, src, SRC_BYTES, hot, o->workers, o->reps,
+				      BENCH_BRACKET_SECONDS);
 }
 
 static int producers_run(const prod_options *o, bench_report *rep)
@@ -341,13 +404,19 @@ static int producers_run(const prod_options *o, bench_report *rep)
 		if (!run_once(&r, &cpu, NULL, NULL))
 			rc = -EIO;
 	}
-	/* The copy limit with as many threads as workers, before and after all
-	 * the points (the better one): for the `ratio` every bench result
-	 * carries; this scenario's own figure is ratio_to_1. */
+	/* The copy limit with as many threads as workers, for the `ratio`
+	 * every bench result carries (this scenario's own figure is
+	 * ratio_to_1): timed before the first T and after each T's pair of
+	 * runs, so every run is bracketed by the timings just before and just
+	 * after it, and keeps the better one (a drift lowers its ratio, never
+	 * raises it), as the naive baseline's limit does (pipeline.c). */
 	unsigned char *ldst = rc ? NULL : bench_huge_buffer(hot);
-	double limit = ldst ? bench_point_limit_gbps(ldst, src, SRC_BYTES, hot, o->workers, o->reps,
-						     BENCH_BRACKET_SECONDS)
-			    : 0;
+	uint64_t *scratch = rc ? NULL : malloc(all_store * sizeof(uint64_t));
+	if (!rc && (!ldst || !scratch))
+		rc = -ENOMEM;
+	double before = rc ? 0 : limit_now(ldst, src, hot, o);
+	if (!rc && before <= 0)
+		rc = -EIO;
 	printf("# tierkv-bench producers: %s %s, %u workers, hot tier %llu MiB, RAM only;\n"
 	       "# %u sequences x %u tokens x %u layers per run (same work at every T), batches\n"
 	       "# {32,16,8,4,2,1,1}, tickets waited per batch; median of %d interleaved runs\n"
@@ -359,48 +428,63 @@ static int producers_run(const prod_options *o, bench_report *rep)
 		       : "warm: one runtime per queue, warmed up at the largest T",
 	       o->populate == TKV_HOT_POPULATE_ON_USE ? "on use" : "at open");
 	fflush(stdout);
+	const double lt = (double)seqs * SEQ_TOKENS * o->geo->n_layers;
 	for (int rep_i = 0; rep_i < o->reps && !rc; rep_i++)
-		for (uint32_t j = 0; j < o->n_threads * 2 && !rc; j++) {
-			/* Every second repetition runs the mutex queue first at
-			 * each T, so neither queue always follows the other
-			 * (print_pairs). */
-			prod_point *p = &pts[rep_i % 2 ? j ^ 1 : j];
-			if ((p->q == TKV__QUEUE_RING && !o->ring) || (p->q == TKV__QUEUE_MUTEX && !o->mutex))
-				continue;
-			if (o->cold && (rc = open_rt(o, p->q, hot, &rts[p->q])))
-				break;
-			r.rt = rts[p->q];
-			set_stride(&r, p->T);
-			double cpu = 0;
-			uint64_t ns = run_once(&r, &cpu, &p->st, &p->wt);
-			if (o->cold) {
-				tkv_close(rts[p->q]);
-				rts[p->q] = NULL;
+		for (uint32_t i = 0; i < o->n_threads && !rc; i++) {
+			prod_point *ran[2] = {NULL, NULL};
+			for (uint32_t k = 0; k < 2 && !rc; k++) {
+				/* Every second repetition runs the mutex queue
+				 * first at each T, so neither queue always follows
+				 * the other (print_pairs). */
+				prod_point *p = &pts[2 * i + (rep_i % 2 ? 1 - k : k)];
+				if ((p->q == TKV__QUEUE_RING && !o->ring) ||
+				    (p->q == TKV__QUEUE_MUTEX && !o->mutex))
+					continue;
+				if (o->cold && (rc = open_rt(o, p->q, hot, &rts[p->q])))
+					break;
+				r.rt = rts[p->q];
+				set_stride(&r, p->T);
+				double cpu = 0;
+				const uint64_t n0 = p->st.n, w0 = p->wt.n;
+				uint64_t ns = run_once(&r, &cpu, &p->st, &p->wt);
+				if (o->cold) {
+					tkv_close(rts[p->q]);
+					rts[p->q] = NULL;
+				}
+				if (!ns) {
+					rc = -EIO;
+					break;
+				}
+				rep_percentiles(p->st.ns + n0, p->st.n - n0, scratch, &p->st50[p->n],
+						&p->st99[p->n]);
+				rep_percentiles(p->wt.ns + w0, p->wt.n - w0, scratch, &p->wt50[p->n],
+						&p->wt99[p->n]);
+				p->layer_tokens = (uint64_t)lt;
+				p->cpu[p->n] = cpu / (lt * lt_bytes / 1e9);
+				p->ns[p->n] = ns;
+				p->rate[p->n++] = lt / ((double)ns / 1e9);
+				p->cpu_s += cpu;
+				p->bytes += lt * lt_bytes;
+				ran[k] = p;
 			}
-			if (!ns) {
+			double after = rc ? 0 : limit_now(ldst, src, hot, o);
+			if (!rc && after <= 0)
 				rc = -EIO;
-				break;
-			}
-			double lt = (double)seqs * SEQ_TOKENS * o->geo->n_layers;
-			p->cpu[p->n] = cpu / (lt * lt_bytes / 1e9);
-			p->rate[p->n++] = lt / ((double)ns / 1e9);
-			p->cpu_s += cpu;
-			p->bytes += lt * lt_bytes;
+			for (uint32_t k = 0; k < 2 && !rc; k++)
+				if (ran[k])
+					ran[k]->lim[ran[k]->n - 1] = after > before ? after : before;
+			before = after;
 		}
 	for (int q = 0; q < 2; q++)
 		tkv_close(rts[q]);
-	if (!rc && ldst) {
-		double after = bench_point_limit_gbps(ldst, src, SRC_BYTES, hot, o->workers, o->reps,
-						      BENCH_BRACKET_SECONDS);
-		limit = after > limit ? after : limit;
-	}
 	free(ldst);
-	if (!rc && limit <= 0)
-		rc = -EIO;
+	free(scratch);
 	if (!rc) {
 		printf("%-7s %7s %12s %7s %13s %6s %9s %9s %10s %10s %8s\n", "queue", "threads",
 		       "layer-tok/s", "GB/s", "GB/s min-max", "vs T1", "store p50", "store p99",
 		       "wait p50", "wait p99", "CPUs/GB");
+		bench_result res[2 * 32];
+		uint32_t n_res = 0;
 		for (int q = 0; q < 2; q++) {
 			double base = 0;
 			for (uint32_t i = q; i < o->n_threads * 2; i += 2) {
@@ -414,11 +498,14 @@ static int producers_run(const prod_options *o, bench_report *rep)
 				if (!base)
 					base = median(v, p->n);
 				print_point(p, base, lt_bytes);
+				res[n_res] = point_result(o, p, base, lt_bytes,
+							  q == 0 && pts[i + 1].n ? &pts[i + 1] : NULL);
 				if (rep)
-					add_result(rep, o, p, base, lt_bytes, limit,
-						   q == 0 && pts[i + 1].n ? &pts[i + 1] : NULL);
+					bench_report_add(rep, &res[n_res]);
+				n_res++;
 			}
 		}
+		print_spreads(res, n_res);
 		if (o->ring && o->mutex)
 			print_pairs(pts, o->n_threads);
 	}

@@ -73,16 +73,16 @@ void bench_progress(bench_report *r, const char *what)
 
 void bench_report_table(const bench_report *r, FILE *f)
 {
-	fprintf(f, "%-12s %-10s %-5s %7s %5s %14s %8s %8s %7s %9s %13s %13s %8s %8s %-22s\n",
+	fprintf(f, "%-12s %-10s %-5s %7s %5s %14s %8s %8s %7s %9s %13s %13s %8s %-19s %-22s\n",
 		"scenario", "geometry", "dtype", "workers", "batch", "layer-tok/s", "GB/s", "limit",
-		"ratio", "vs naive", "GB/s min-max", "ratio min-max", "steal ms", "CPUs/GB",
-		"ring/mutex (min-max)");
+		"ratio", "vs naive", "GB/s min-max", "ratio min-max", "steal ms",
+		"CPUs/GB (min-max)", "ring/mutex (min-max)");
 	for (size_t i = 0; i < r->n; i++) {
 		const bench_result *x = &r->results[i];
 		if (!strcmp(x->scenario, "producers"))
 			continue; /* its own table (producers.c) */
 		char speedup[16] = "        -", spread[32] = "-", rspread[32] = "-", steal[16] = "-",
-		     cpu[16] = "-", vs[48] = "-";
+		     cpu[48] = "-", vs[48] = "-";
 		if (x->speedup > 0)
 			snprintf(speedup, sizeof(speedup), "%8.1fx", x->speedup);
 		if (x->gbps_hi > 0) /* the pipeline sweep's points */
@@ -91,12 +91,15 @@ void bench_report_table(const bench_report *r, FILE *f)
 			snprintf(rspread, sizeof(rspread), "%.3f-%.3f", x->ratio_lo, x->ratio_hi);
 		if (x->gbps_hi > 0 && x->steal_ms >= 0)
 			snprintf(steal, sizeof(steal), "%.0f", x->steal_ms);
-		if (x->cpu_s_per_gb > 0)
+		if (x->cpu_s_per_gb > 0 && x->cpu_span.hi > 0)
+			snprintf(cpu, sizeof(cpu), "%.3f (%.3f-%.3f)", x->cpu_s_per_gb, x->cpu_span.lo,
+				 x->cpu_span.hi);
+		else if (x->cpu_s_per_gb > 0)
 			snprintf(cpu, sizeof(cpu), "%.3f", x->cpu_s_per_gb);
 		if (x->vs_mutex > 0) /* the ring's points, paired with the mutex queue's */
 			snprintf(vs, sizeof(vs), "%.3f (%.3f-%.3f)", x->vs_mutex, x->vs_mutex_lo,
 				 x->vs_mutex_hi);
-		fprintf(f, "%-12s %-10s %-5s %7u %5u %14.0f %8.2f %8.2f %7.3f %s %13s %13s %8s %8s %s\n",
+		fprintf(f, "%-12s %-10s %-5s %7u %5u %14.0f %8.2f %8.2f %7.3f %s %13s %13s %8s %-19s %s\n",
 			x->scenario, x->geometry, bench_dtype_name(x->dtype), x->workers, x->batch,
 			x->tokens_per_s, x->gbps, x->limit_gbps, x->ratio, speedup, spread, rspread,
 			steal, cpu, vs);
@@ -134,6 +137,20 @@ int bench_report_json(const bench_report *r, const char *path)
 				x->p50_ns_no_evict, x->p99_ns_no_evict, x->p999_ns_no_evict, x->p99_ratio,
 				(unsigned long long)x->blocked_stores,
 				(unsigned long long)x->blocked_stores_no_evict);
+		if (!strcmp(x->scenario, "evict") && x->p99_span.hi > 0)
+			fprintf(f,
+				", \"p50_ns_min\": %.0f, \"p50_ns_max\": %.0f"
+				", \"p99_ns_min\": %.0f, \"p99_ns_max\": %.0f"
+				", \"p999_ns_min\": %.0f, \"p999_ns_max\": %.0f"
+				", \"p50_ns_no_evict_min\": %.0f, \"p50_ns_no_evict_max\": %.0f"
+				", \"p99_ns_no_evict_min\": %.0f, \"p99_ns_no_evict_max\": %.0f"
+				", \"p999_ns_no_evict_min\": %.0f, \"p999_ns_no_evict_max\": %.0f"
+				", \"p99_ratio_min\": %.4f, \"p99_ratio_max\": %.4f",
+				x->p50_span.lo, x->p50_span.hi, x->p99_span.lo, x->p99_span.hi,
+				x->p999_span.lo, x->p999_span.hi, x->p50_span_no_evict.lo,
+				x->p50_span_no_evict.hi, x->p99_span_no_evict.lo, x->p99_span_no_evict.hi,
+				x->p999_span_no_evict.lo, x->p999_span_no_evict.hi, x->p99_ratio_span.lo,
+				x->p99_ratio_span.hi);
 		if (x->gbps_hi > 0 && strcmp(x->scenario, "producers"))
 			fprintf(f, ", \"gbps_min\": %.4f, \"gbps_max\": %.4f, \"reps\": %d, \"steal_ms\": %.0f",
 				x->gbps_lo, x->gbps_hi, x->reps, x->steal_ms);
@@ -149,8 +166,20 @@ int bench_report_json(const bench_report *r, const char *path)
 				x->threads, x->queue, x->ratio_to_1, x->gbps_lo, x->gbps_hi, x->reps,
 				x->store_p50_ns, x->store_p99_ns, x->wait_p50_ns, x->wait_p99_ns,
 				x->cpu_s_per_gb);
+		if (!strcmp(x->scenario, "producers") && x->store_p50_span.hi > 0)
+			fprintf(f,
+				", \"store_p50_ns_min\": %.0f, \"store_p50_ns_max\": %.0f"
+				", \"store_p99_ns_min\": %.0f, \"store_p99_ns_max\": %.0f"
+				", \"wait_p50_ns_min\": %.0f, \"wait_p50_ns_max\": %.0f"
+				", \"wait_p99_ns_min\": %.0f, \"wait_p99_ns_max\": %.0f",
+				x->store_p50_span.lo, x->store_p50_span.hi, x->store_p99_span.lo,
+				x->store_p99_span.hi, x->wait_p50_span.lo, x->wait_p50_span.hi,
+				x->wait_p99_span.lo, x->wait_p99_span.hi);
 		if (strcmp(x->scenario, "producers") && x->cpu_s_per_gb > 0)
 			fprintf(f, ", \"cpu_s_per_gb\": %.4f", x->cpu_s_per_gb);
+		if (x->cpu_span.hi > 0)
+			fprintf(f, ", \"cpu_s_per_gb_min\": %.4f, \"cpu_s_per_gb_max\": %.4f",
+				x->cpu_span.lo, x->cpu_span.hi);
 		if (x->vs_mutex > 0)
 			fprintf(f,
 				", \"vs_mutex\": %.4f, \"vs_mutex_min\": %.4f, \"vs_mutex_max\": %.4f"
@@ -171,13 +200,20 @@ int bench_report_csv(const bench_report *r, const char *path)
 		fprintf(stderr, "tierkv-bench: cannot write %s: %s\n", path, strerror(errno));
 		return -errno;
 	}
+	/* the spread columns are empty where a result has none (the evict
+	 * scenario's figures are in the JSON) */
 	fputs("scenario,geometry,dtype,workers,batch,tokens_per_s,gbps,limit_gbps,ratio,"
-	      "speedup_vs_naive\n", f);
+	      "speedup_vs_naive,reps,gbps_min,gbps_max,ratio_min,ratio_max\n", f);
 	for (size_t i = 0; i < r->n; i++) {
 		const bench_result *x = &r->results[i];
-		fprintf(f, "%s,%s,%s,%u,%u,%.1f,%.4f,%.4f,%.4f,%.3f\n", x->scenario, x->geometry,
+		char spread[96] = ",,", rspread[48] = ",";
+		if (x->gbps_hi > 0)
+			snprintf(spread, sizeof(spread), "%d,%.4f,%.4f", x->reps, x->gbps_lo, x->gbps_hi);
+		if (x->ratio_hi > 0)
+			snprintf(rspread, sizeof(rspread), "%.4f,%.4f", x->ratio_lo, x->ratio_hi);
+		fprintf(f, "%s,%s,%s,%u,%u,%.1f,%.4f,%.4f,%.4f,%.3f,%s,%s\n", x->scenario, x->geometry,
 			bench_dtype_name(x->dtype), x->workers, x->batch, x->tokens_per_s, x->gbps,
-			x->limit_gbps, x->ratio, x->speedup);
+			x->limit_gbps, x->ratio, x->speedup, spread, rspread);
 	}
 	return fclose(f) ? -errno : 0;
 }

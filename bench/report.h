@@ -24,6 +24,12 @@ typedef struct bench_geometry {
 const bench_geometry *bench_geometry_find(const char *name);
 extern const bench_geometry bench_geometries[];
 
+/* The lowest and highest of one figure over the repetitions behind it,
+ * each repetition's own value (0, 0: not measured per repetition). */
+typedef struct bench_span {
+	double lo, hi;
+} bench_span;
+
 typedef struct bench_result {
 	const char *scenario; /* "pipeline", "naive", "mutex-queue" */
 	const char *geometry;
@@ -33,9 +39,11 @@ typedef struct bench_result {
 	double gbps;         /* 1e9 bytes of K+V copied per second */
 	double limit_gbps;   /* same-run copy limit for `workers` threads */
 	double ratio;        /* gbps / limit_gbps */
-	double ratio_lo, ratio_hi; /* pipeline and mutex-queue points: the lowest and
-				    * highest ratio of their repetitions, each to
-				    * the limit timed between its passes (0 elsewhere) */
+	double ratio_lo, ratio_hi; /* pipeline, mutex-queue and producers points: the
+				    * lowest and highest ratio of their repetitions,
+				    * each to the limit timed next to it; naive: its
+				    * slowest and fastest repetition over its limit
+				    * (0 elsewhere) */
 	double speedup;      /* tokens_per_s / the naive baseline's */
 	double steal_ms;     /* pipeline points: CPU time the hypervisor took from this
 			      * machine during the timed repetitions (/proc/stat steal,
@@ -56,6 +64,11 @@ typedef struct bench_result {
 	double p50_ns, p99_ns, p999_ns;
 	double p50_ns_no_evict, p99_ns_no_evict, p999_ns_no_evict;
 	double p99_ratio; /* p99_ns / p99_ns_no_evict */
+	/* each latency run's own percentiles (the figures above pool the
+	 * runs' samples), and each round's p99 ratio (one run of each kind) */
+	bench_span p50_span, p99_span, p999_span;
+	bench_span p50_span_no_evict, p99_span_no_evict, p999_span_no_evict;
+	bench_span p99_ratio_span;
 	uint64_t blocked_stores, blocked_stores_no_evict; /* stores that had to wait */
 	/* scenario "producers" only: engine threads, the queue ("ring" or
 	 * "mutex"), median throughput over the 1-thread median of the same
@@ -67,6 +80,10 @@ typedef struct bench_result {
 					      * fastest of their timed repetitions */
 	int reps;
 	double store_p50_ns, store_p99_ns, wait_p50_ns, wait_p99_ns, cpu_s_per_gb;
+	/* producers: each repetition's own store and wait percentiles (the
+	 * figures above pool every repetition's samples) */
+	bench_span store_p50_span, store_p99_span, wait_p50_span, wait_p99_span;
+	bench_span cpu_span; /* cpu_s_per_gb of each repetition (where set) */
 	/* producers and pipeline, the ring's points only (0 elsewhere): ring
 	 * over mutex queue per repetition (both queues ran back to back at
 	 * this T or point in each), throughput and CPU seconds per GB, median

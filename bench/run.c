@@ -33,8 +33,10 @@ static void usage(FILE *f)
 		"                    [--no-evict] [--evict-dir DIR] [--trace FILE]\n"
 		"  The default run: pipeline sweep (workers 1..N x batch {1,4,16,32,64} x\n"
 		"  {f32,bf16}) with naive and mutex-queue baselines and the same-run copy\n"
-		"  limit, then the eviction scenario; table on stdout, results.json,\n"
-		"  results.csv, throughput.png and latency.png in --out (default bench-out).\n"
+		"  limit, the producers scenario (1..64 engine threads, 96 sequences), the\n"
+		"  eviction scenario, then a prefix-cache replay of a trace slice; table on\n"
+		"  stdout, results.json, results.csv, throughput.png and latency.png in\n"
+		"  --out (default bench-out). --reps applies to the sweep and producers.\n"
 		"  --trace FILE  run only batch 16 with all workers, untraced then traced;\n"
 		"                write the trace to FILE (read it with tierkv-trace)\n"
 		"  Other scenarios: tierkv-bench --help\n");
@@ -305,6 +307,7 @@ int bench_default_main(int argc, char **argv)
 		po.geo = o.p.geometry;
 		po.seqs = 96;
 		po.workers = o.p.max_workers;
+		po.reps = o.p.reps > 64 ? 64 : o.p.reps; /* producers keeps up to 64 */
 		printf("\n");
 		rc = bench_producers(&po, &rep);
 		bench_progress(&rep, "producers");

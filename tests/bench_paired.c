@@ -4,7 +4,8 @@
  * timed between its passes, the point is the repetition with the median
  * ratio (the lower middle one for an even count), and the spread is every
  * repetition's ratio. bench_smoke runs one repetition; these run several.
- * Also the ring-over-mutex comparison, pair by pair (bench_paired_ratio).
+ * Also the ring-over-mutex comparison, pair by pair (bench_paired_ratio),
+ * and the spread of a figure over its repetitions (bench_span_of).
  */
 #include <criterion/criterion.h>
 #include <stdbool.h>
@@ -116,4 +117,15 @@ Test(bench_paired, a_verdict_needs_every_pair_and_three_of_them)
 	cr_assert_str_eq(bench_paired_verdict(3, 0.8, 0.99, "faster", "slower"), "slower");
 	cr_assert_str_eq(bench_paired_verdict(5, 0.99, 1.2, "faster", "slower"), "mixed");
 	cr_assert_str_eq(bench_paired_verdict(2, 1.1, 1.2, "faster", "slower"), "n/a");
+}
+
+Test(bench_paired, a_span_is_the_lowest_and_highest_repetition)
+{
+	const double v[] = {0.12, 0.09, 0.15, 0.11};
+	bench_span s = bench_span_of(v, 4);
+	cr_assert(s.lo == 0.09 && s.hi == 0.15, "lo %g hi %g", s.lo, s.hi);
+	s = bench_span_of(v + 2, 1);
+	cr_assert(s.lo == 0.15 && s.hi == 0.15, "one repetition spans itself");
+	s = bench_span_of(v, 0);
+	cr_assert(s.lo == 0 && s.hi == 0, "no repetition: no span");
 }

@@ -5,9 +5,10 @@
 # in a sane range (throughputs and limits above 0, throughput ratios in
 # (0, 2) and equal to the figures they are the ratio of, percentiles in
 # order, wrong_bytes 0 wherever present; the ring's pipeline and producers
-# points carry their ratio to the mutex queue inside its spread; no NaN or
-# infinity); results.csv
-# parses with one row per JSON result holding the same values; the plots
+# points carry their ratio to the mutex queue inside its spread; each
+# figure measured per repetition lies inside its own spread, min-max; no NaN
+# or infinity); results.csv parses with one row per JSON result holding the
+# same values (a spread column empty where the result has none); the plots
 # are PNG files; then `--trace FILE` writes a trace that tierkv-trace
 # summarizes and converts to JSON; `producers --cold` measures every point
 # on fresh runtimes; `shared` without --seeds refuses with a
@@ -59,6 +60,16 @@ def ratio_of(r, key, num, den):
     if q is not None and isinstance(n, (int, float)) and isinstance(d, (int, float)) and d > 0:
         if abs(q - n / d) > 1e-3 + 1e-3 * q:
             bad("%s %s = %r but %s / %s = %r" % (r["scenario"], key, q, num, den, n / d))
+
+def within_span(r, key, lo_key, hi_key):
+    """r[key] lies in [r[lo_key], r[hi_key]], the lowest and highest of its
+    repetitions' own values (printed rounded: a little slack)."""
+    v, lo, hi = r.get(key), number(r, lo_key, 0), number(r, hi_key, 0)
+    if None in (lo, hi) or not isinstance(v, (int, float)):
+        return
+    slack = 1e-3 * abs(hi) + 1e-4
+    if not lo <= hi or not lo - slack <= v <= hi + slack:
+        bad("%s %s %r outside its spread [%r, %r]" % (r["scenario"], key, v, lo, hi))
 
 def paired_with_mutex(r, is_mutex):
     """The ring's points carry their ratio to the mutex queue, pair by pair
@@ -112,6 +123,15 @@ for r in results:
         pr = number(r, "p99_ratio", 0)
         if pr is not None and None not in (p[1], q[1]) and abs(pr - p[1] / q[1]) > 1e-3 * pr:
             bad("evict p99_ratio = %r but p99_ns / p99_ns_no_evict = %r" % (pr, p[1] / q[1]))
+        # a pooled percentile lies between its runs' own (each run's CDF
+        # below q means the pool's is too); the pooled p99 ratio need not
+        # lie between the rounds' ratios, so only their order is checked
+        for k in ("p50_ns", "p99_ns", "p999_ns", "p50_ns_no_evict", "p99_ns_no_evict",
+                  "p999_ns_no_evict"):
+            within_span(r, k, k + "_min", k + "_max")
+        lo, hi = number(r, "p99_ratio_min", 0), number(r, "p99_ratio_max", 0)
+        if None not in (lo, hi) and not lo <= hi:
+            bad("evict p99_ratio_min %r > p99_ratio_max %r" % (lo, hi))
     elif r.get("scenario") == "producers":
         number(r, "threads", 0, 1 << 20, integer=True)
         number(r, "ratio_to_1", 0, 1000)
@@ -125,11 +145,19 @@ for r in results:
         lo, hi = number(r, "gbps_min", 0), number(r, "gbps_max", 0)
         if None not in (lo, hi) and not lo <= r["gbps"] <= hi:
             bad("producers gbps %r outside its spread [%r, %r]" % (r["gbps"], lo, hi))
+        for k in ("store_p50_ns", "store_p99_ns", "wait_p50_ns", "wait_p99_ns"):
+            within_span(r, k, k + "_min", k + "_max")
+        # the ratio is one repetition's (the median), the CPU figure the mean
+        within_span(r, "ratio", "ratio_min", "ratio_max")
+        within_span(r, "cpu_s_per_gb", "cpu_s_per_gb_min", "cpu_s_per_gb_max")
         paired_with_mutex(r, r.get("queue") == "mutex")
     else:
         s = number(r, "speedup_vs_naive", 0)
         if r.get("scenario") == "naive" and s != 1:
             bad("naive speedup_vs_naive = %r, not 1" % (s,))
+        if r.get("scenario") == "naive":  # its best repetition, its slowest and fastest
+            within_span(r, "gbps", "gbps_min", "gbps_max")
+            within_span(r, "ratio", "ratio_min", "ratio_max")
     if r.get("scenario") in ("pipeline", "mutex-queue"):
         # repetitions paired with limits: the point is one of them
         for key in ("gbps", "ratio"):
@@ -137,6 +165,7 @@ for r in results:
             if None not in (lo, hi) and not lo <= r[key] <= hi:
                 bad("%s %s %r outside its spread [%r, %r]" % (r["scenario"], key, r[key], lo, hi))
         number(r, "cpu_s_per_gb", 0)
+        within_span(r, "cpu_s_per_gb", "cpu_s_per_gb_min", "cpu_s_per_gb_max")
         paired_with_mutex(r, r["scenario"] == "mutex-queue")
 for want in ("pipeline", "naive", "mutex-queue", "producers", "evict"):
     if want not in scenarios:
@@ -148,6 +177,10 @@ if len(rows) != len(results):
     bad("CSV has %d rows, JSON %d results" % (len(rows), len(results)))
 for i, (row, r) in enumerate(zip(rows, results)):
     for key, text in row.items():
+        if text == "":  # a spread column of a result without one
+            if key in r:
+                bad("CSV row %d: column %s is empty, JSON %r" % (i + 1, key, r[key]))
+            continue
         if key not in r:
             bad("CSV row %d: column %s is not in the JSON result" % (i + 1, key))
         elif isinstance(r[key], str):
