@@ -333,17 +333,18 @@ static int run_point(const point_run *p, int reps, const limit_ctx *lc, bench_re
 	return rc;
 }
 
-/* The ring and the mutex queue at one point, paired: both runtimes open
- * at once, their repetitions alternating (the mutex queue first in every
- * second one), so each pair ran within a second of each other and r's
- * vs_mutex (ring over mutex, median and extremes over the pairs) does not
- * carry the drift between two points measured one after the other. */
-static int run_ring_and_mutex(const point_run *p, int reps, const limit_ctx *lc, bench_result *r,
-			      bench_result *mq)
+/* The ring and its baseline (the mutex queue, or with --versus ring a
+ * second ring runtime) at one point, paired: both runtimes open at once,
+ * their repetitions alternating (the baseline first in every second one),
+ * so each pair ran within a second of each other and r's vs_mutex (ring
+ * over baseline, median and extremes over the pairs) does not carry the
+ * drift between two points measured one after the other. */
+static int run_ring_and_mutex(const point_run *p, int reps, const limit_ctx *lc,
+			      tkv__queue_kind baseline, bench_result *r, bench_result *mq)
 {
 	point_run pr = *p, pm = *p;
 	pr.queue = TKV__QUEUE_RING;
-	pm.queue = TKV__QUEUE_MUTEX;
+	pm.queue = baseline;
 	point_state s[2];
 	int rc = point_open(&pr, reps, lc, &s[0]);
 	if (rc)
@@ -523,6 +524,8 @@ int bench_pipeline_sweep(const pipeline_options *o, bench_report *rep)
 	/* the naive baseline's limit: its blocks are malloc'd, 4 KiB pages */
 	unsigned char *dst_small = bench_small_page_buffer(o->hot_bytes);
 	int rc = src && dst && dst_small ? 0 : -ENOMEM;
+	const tkv__queue_kind baseline = o->versus_ring ? TKV__QUEUE_RING : TKV__QUEUE_MUTEX;
+	const char *base_name = o->versus_ring ? "ring-again" : "mutex-queue";
 	for (size_t d = 0; d < N_DTYPES && !rc; d++) {
 		point_run p = {o->geometry, dtypes[d], 1, 1, o->hot_bytes, src, TKV__QUEUE_RING, NULL, 0};
 		bench_result naive = {0};
@@ -545,14 +548,15 @@ int bench_pipeline_sweep(const pipeline_options *o, bench_report *rep)
 				p.workers = w;
 				p.batch = batches[b];
 				bench_result r = {0}, mq = {0};
-				if ((rc = run_ring_and_mutex(&p, o->reps, &lc, &r, &mq)))
+				if ((rc = run_ring_and_mutex(&p, o->reps, &lc, baseline, &r, &mq)))
 					break;
 				p.queue = TKV__QUEUE_RING;
 				fill_common(&r, "pipeline", &p, 0);
 				r.speedup = r.tokens_per_s / naive.tokens_per_s;
+				r.versus = base_name;
 				bench_report_add(rep, &r);
-				p.queue = TKV__QUEUE_MUTEX;
-				fill_common(&mq, "mutex-queue", &p, 0);
+				p.queue = baseline;
+				fill_common(&mq, base_name, &p, 0);
 				mq.speedup = mq.tokens_per_s / naive.tokens_per_s;
 				bench_report_add(rep, &mq);
 				bench_progress(rep, "pipeline sweep");
@@ -577,13 +581,17 @@ void bench_pipeline_print_method(const pipeline_options *o)
 	       "# its malloc'd blocks. CPUs/GB: mean over the repetitions (min-max).\n"
 	       "# GB/s = 1e9 B of K+V/s.\n",
 	       N_SEQS, o->reps);
+	if (o->versus_ring)
+		printf("# --versus ring: the baseline rows (ring-again) are a second ring runtime,\n"
+		       "# paired with the first exactly as the mutex queue is: an A/A comparison.\n");
 }
 
 static void pipeline_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: tierkv-bench [pipeline] [--geometry NAME] [--max-workers N] [--reps N]\n"
-		"                    [--hot-bytes SIZE] [--json FILE] [--csv FILE]\n"
+		"                    [--hot-bytes SIZE] [--versus mutex|ring] [--json FILE]\n"
+		"                    [--csv FILE]\n"
 		"  Store-to-completion throughput of the hot-tier pipeline, swept over\n"
 		"  workers 1..N x batch {1,4,16,32,64} x dtype {f32,bf16}, beside the naive\n"
 		"  and mutex-queue baselines and the same-run copy limit.\n"
@@ -591,7 +599,10 @@ static void pipeline_usage(FILE *f)
 		"  --max-workers  default: online CPUs\n"
 		"  --reps         timed repetitions per point, each paired with copy limits;\n"
 		"                 the median-ratio one kept (naive: the best) (default 3)\n"
-		"  --hot-bytes    hot tier and limit footprint (default 512M)\n");
+		"  --hot-bytes    hot tier and limit footprint (default 512M)\n"
+		"  --versus       the runtime the ring is paired with at each point: the\n"
+		"                 mutex queue (default), or a second ring runtime (an A/A\n"
+		"                 run: how often a queue 'beats' itself here)\n");
 }
 
 static int parse(int argc, char **argv, pipeline_options *o)
@@ -600,11 +611,12 @@ static int parse(int argc, char **argv, pipeline_options *o)
 		{"geometry", required_argument, NULL, 'g'}, {"max-workers", required_argument, NULL, 'w'},
 		{"reps", required_argument, NULL, 'r'},     {"hot-bytes", required_argument, NULL, 'b'},
 		{"json", required_argument, NULL, 'j'},     {"csv", required_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+		{"versus", required_argument, NULL, 'v'},   {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	*o = (pipeline_options){bench_geometry_find("llama3-8b"), ncpu > 0 ? (uint32_t)ncpu : 1, 3,
-				512ull << 20, NULL, NULL};
+				512ull << 20, NULL, NULL, false};
 	size_t bytes;
 	for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
 		switch (c) {
@@ -628,6 +640,14 @@ static int parse(int argc, char **argv, pipeline_options *o)
 			break;
 		case 'j': o->json = optarg; break;
 		case 'c': o->csv = optarg; break;
+		case 'v': {
+			static const char *const kinds[] = {"mutex", "ring"};
+			int k;
+			if (bench_opt_choice("pipeline", "--versus", optarg, kinds, 2, &k))
+				return -1;
+			o->versus_ring = k == 1;
+			break;
+		}
 		case 'h': pipeline_usage(stdout); exit(0);
 		default: pipeline_usage(stderr); return -1;
 		}

@@ -313,6 +313,7 @@ static bench_result point_result(const prod_options *o, const prod_point *p, dou
 	r.ratio_hi = lr.ratio_hi;
 	paired pr;
 	if (p->q == TKV__QUEUE_RING && pair_points(p, mq, &pr)) {
+		r.versus = "mutex";
 		r.vs_mutex = pr.speed;
 		r.vs_mutex_lo = pr.speed_lo;
 		r.vs_mutex_hi = pr.speed_hi;

@@ -71,12 +71,21 @@ void bench_progress(bench_report *r, const char *what)
 	fflush(stderr);
 }
 
+/* The ring's paired column names what it was paired with. */
+static const char *versus_header(const bench_report *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (r->results[i].versus && !strcmp(r->results[i].versus, "ring-again"))
+			return "ring/ring-again (min-max)";
+	return "ring/mutex (min-max)";
+}
+
 void bench_report_table(const bench_report *r, FILE *f)
 {
 	fprintf(f, "%-12s %-10s %-5s %7s %5s %14s %8s %8s %7s %9s %13s %13s %8s %-19s %-22s\n",
 		"scenario", "geometry", "dtype", "workers", "batch", "layer-tok/s", "GB/s", "limit",
 		"ratio", "vs naive", "GB/s min-max", "ratio min-max", "steal ms",
-		"CPUs/GB (min-max)", "ring/mutex (min-max)");
+		"CPUs/GB (min-max)", versus_header(r));
 	for (size_t i = 0; i < r->n; i++) {
 		const bench_result *x = &r->results[i];
 		if (!strcmp(x->scenario, "producers"))
@@ -180,6 +189,8 @@ int bench_report_json(const bench_report *r, const char *path)
 		if (x->cpu_span.hi > 0)
 			fprintf(f, ", \"cpu_s_per_gb_min\": %.4f, \"cpu_s_per_gb_max\": %.4f",
 				x->cpu_span.lo, x->cpu_span.hi);
+		if (x->vs_mutex > 0 && x->versus)
+			fprintf(f, ", \"versus\": \"%s\"", x->versus);
 		if (x->vs_mutex > 0)
 			fprintf(f,
 				", \"vs_mutex\": %.4f, \"vs_mutex_min\": %.4f, \"vs_mutex_max\": %.4f"

@@ -91,6 +91,8 @@ typedef struct bench_result {
 	 * points too: process CPU seconds during their timed passes per GB. */
 	double vs_mutex, vs_mutex_lo, vs_mutex_hi;
 	double cpu_vs_mutex, cpu_vs_mutex_lo, cpu_vs_mutex_hi;
+	const char *versus; /* the rows vs_mutex compares with: "mutex-queue", or
+			     * "ring-again" (pipeline --versus ring) */
 	/* latency histograms for plots (log2 ns buckets); NULL if none */
 	const uint64_t *lat_hist, *lat_hist_no_evict;
 	uint32_t lat_buckets;
@@ -123,6 +125,10 @@ typedef struct pipeline_options {
 	int reps;
 	uint64_t hot_bytes;
 	const char *json, *csv;
+	/* --versus ring: pair the ring with a second ring runtime instead of
+	 * the mutex queue (an A/A run: how often the same queue "wins" a
+	 * point on this machine) */
+	bool versus_ring;
 } pipeline_options;
 
 /* Results the sweep adds (for the progress line). */

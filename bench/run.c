@@ -55,7 +55,7 @@ static int parse(int argc, char **argv, run_options *o)
 	};
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	*o = (run_options){{bench_geometry_find("llama3-8b"), ncpu > 0 ? (uint32_t)ncpu : 1, 3,
-			    512ull << 20, NULL, NULL},
+			    512ull << 20, NULL, NULL, false},
 			   "bench-out", NULL, NULL, true, true};
 	size_t bytes;
 	for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {

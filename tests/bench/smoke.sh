@@ -11,7 +11,8 @@
 # same values (a spread column empty where the result has none); the plots
 # are PNG files; then `--trace FILE` writes a trace that tierkv-trace
 # summarizes and converts to JSON; `producers --cold` measures every point
-# on fresh runtimes; `shared` without --seeds refuses with a
+# on fresh runtimes; `pipeline --versus ring` pairs the ring with a second
+# ring runtime; `shared` without --seeds refuses with a
 # hint (it needs a server; no server here). Not a benchmark: the ranges only catch
 # broken output (a zero, a negative, a ratio of a wrong pair), never a
 # slow run. Needs python3 (json and csv from its standard library).
@@ -296,4 +297,21 @@ grep -q "paired by repetition" "$out/cold.txt" || fail "producers --cold: no pai
 ! grep -q "paired by repetition" "$out/ring.txt" || fail "producers --queue ring: a paired table"
 ! grep -q vs_mutex "$out/ring.json" || fail "producers --queue ring: a paired ratio without a baseline"
 bad_value --reps evict --reps 0
-echo "bench-smoke: OK ($objs results, plots and trace checked; replay checked; producers --cold checked; shared refuses without a server; bad option values refused)"
+bad_value --versus pipeline --versus mutx
+# --versus ring: the ring paired with a second ring runtime (A/A), named so
+"$bench" pipeline --versus ring --geometry qwen2.5-7b --max-workers 1 --reps 1 --hot-bytes 32M \
+	--json "$out/aa.json" >"$out/aa.txt" || fail "pipeline --versus ring failed"
+grep -q "ring/ring-again" "$out/aa.txt" || fail "pipeline --versus ring: column not named"
+python3 - "$out/aa.json" <<'EOF3' || fail "pipeline --versus ring: see above"
+import json, sys
+rs = json.load(open(sys.argv[1]))
+kinds = sorted(set(r["scenario"] for r in rs))
+if kinds != ["naive", "pipeline", "ring-again"]:
+    sys.exit("pipeline --versus ring: scenarios %r" % (kinds,))
+ring = [r for r in rs if r["scenario"] == "pipeline"]
+again = [r for r in rs if r["scenario"] == "ring-again"]
+if len(ring) != len(again) or any(r.get("versus") != "ring-again" or not r.get("vs_mutex", 0) > 0
+                                  for r in ring):
+    sys.exit("pipeline --versus ring: a ring point not paired with its ring-again point")
+EOF3
+echo "bench-smoke: OK ($objs results, plots and trace checked; replay checked; producers --cold checked; pipeline --versus ring checked; shared refuses without a server; bad option values refused)"
