@@ -122,6 +122,7 @@ static int open_cold_tier(tkv_runtime *rt, const tkv__open_opts *opts)
 		.tiers = &rt->tiers,
 		.cold_io = opts->cold_io,
 		.cold_force_pwrite = opts->cold_force_pwrite,
+		.policy_ops = opts->evict_policy,
 		.copies_pending = copies_pending,
 		.seq_get = seq_lookup,
 		.ctx = rt,

@@ -203,6 +203,9 @@ typedef struct tkv__open_opts {
 	/* Longest sleep of a producer on a full queue (store.c); 0: 1 ms.
 	 * Tests make it long so that only the worker's wake-up ends it. */
 	uint64_t room_nap_ns;
+	/* The evictor's policy operations instead of cfg.policy's; NULL in
+	 * every runtime but tests' (tkv__tier_env.policy_ops). */
+	const struct tkv__policy_ops *evict_policy;
 } tkv__open_opts;
 int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, struct tkv_runtime **out);
 

@@ -551,7 +551,9 @@ int tkv__evictor_open(const tkv__tier_env *env, tkv__evictor **out)
 	const uint64_t hot_blocks = env->hot->capacity;
 	ev->high_blocks = hot_blocks * env->cfg->hot_high_pct / 100;
 	ev->low_blocks = hot_blocks * env->cfg->hot_low_pct / 100;
-	ev->pol_ops = env->cfg->policy == TKV_POLICY_LRU ? &tkv__policy_lru : &tkv__policy_s3fifo;
+	ev->pol_ops = env->policy_ops ? env->policy_ops
+		    : env->cfg->policy == TKV_POLICY_LRU ? &tkv__policy_lru
+							 : &tkv__policy_s3fifo;
 	int rc = open_cold(ev);
 	if (rc)
 		goto fail;

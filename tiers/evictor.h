@@ -76,6 +76,9 @@ typedef struct tkv__tier_env {
 	const struct tkv__tiers *tiers; /* to drop unit references (units.h) */
 	const tkv__cold_io *cold_io; /* NULL: real I/O (tests inject faults) */
 	bool cold_force_pwrite;
+	/* The eviction policy's operations; NULL: cfg->policy's. Tests wrap
+	 * a real policy's to watch what it is handed (tests/evictor.c). */
+	const tkv__policy_ops *policy_ops;
 	/* Stores accepted but not yet copied hold hot reservations for units
 	 * that are not complete yet: while any are queued a full hot tier is
 	 * not final. Any thread. */
