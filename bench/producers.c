@@ -22,10 +22,11 @@
  * median of the same queue), the duration of each tkv_store call and of each
  * batch's ticket wait (p50/p99 pooled over the repetitions), process CPU
  * seconds (getrusage: user + system, every thread) per GB stored, and the
- * ratio to the copy limit (each run over the limit timed just before or
- * just after it, the better one; the median run's). Each figure also comes
- * with its spread: its lowest and highest over the repetitions, each
- * repetition's own (print_spreads).
+ * ratio to the copy limit (the median GB/s over the median of the runs'
+ * limits; each run's limit is the better of the timings taken before and
+ * after its T's pair of runs). Each figure also comes with its spread:
+ * its lowest and highest over the repetitions, each repetition's own
+ * (print_spreads).
  *
  * Both queues run on a warm runtime of their own (opened once, one untimed
  * warm-up run at the largest T so every arena page is faulted), and the
@@ -302,15 +303,19 @@ static bench_result point_result(const prod_options *o, const prod_point *p, dou
 			  .wait_p50_span = bench_span_of(p->wt50, p->n),
 			  .wait_p99_span = bench_span_of(p->wt99, p->n),
 			  .cpu_span = bench_span_of(p->cpu, p->n)};
-	/* the ratio to the copy limit, as a pipeline point's: each repetition
-	 * over the limit bracketing it, the median one kept (its limit too) */
-	bench_result lr = {0};
-	bench_finish_paired(&lr, p->ns, p->lim, p->n, p->layer_tokens,
-			    (double)p->layer_tokens * lt_bytes);
-	r.limit_gbps = lr.limit_gbps;
-	r.ratio = lr.ratio;
-	r.ratio_lo = lr.ratio_lo;
-	r.ratio_hi = lr.ratio_hi;
+	/* The ratio to the copy limit: the point's GB/s (the median run's) over
+	 * the median of its runs' limits, the same repeat policy on both
+	 * sides; its spread is each run's GB/s over its own limit. */
+	double lim[64], own[64];
+	for (int i = 0; i < p->n; i++) {
+		lim[i] = p->lim[i];
+		own[i] = p->rate[i] * lt_bytes / 1e9 / p->lim[i];
+	}
+	r.limit_gbps = median(lim, p->n);
+	r.ratio = r.gbps / r.limit_gbps;
+	bench_span rs = bench_span_of(own, p->n);
+	r.ratio_lo = rs.lo;
+	r.ratio_hi = rs.hi;
 	paired pr;
 	if (p->q == TKV__QUEUE_RING && pair_points(p, mq, &pr)) {
 		r.versus = "mutex";
@@ -330,7 +335,7 @@ static bench_result point_result(const prod_options *o, const prod_point *p, dou
 static void print_spreads(const bench_result *res, uint32_t n)
 {
 	printf("# spread over the repetitions (each one's own figure, min-max): ratio to the\n"
-	       "# copy limit timed just before and after its run (median), store/wait us\n"
+	       "# copy limit timed around its T's runs (the point's), store/wait us\n"
 	       "%-7s %7s %-21s %-13s %-13s %-15s %-15s %s\n", "queue", "threads",
 	       "ratio to limit", "store p50", "store p99", "wait p50", "wait p99", "CPUs/GB");
 	for (uint32_t i = 0; i < n; i++) {
@@ -356,11 +361,13 @@ static void set_stride(prod_run *r, uint32_t T)
 }
 
 /* The copy limit (GB/s) into the hot tier's footprint with as many
- * threads as workers; 0 on failure. */
+ * threads as workers, the best of LIMIT_TIMINGS timings of each kernel
+ * (a fixed count: it runs 1 + reps x thread counts times); 0 on failure. */
+enum { LIMIT_TIMINGS = 3 };
 static double limit_now(unsigned char *dst, const unsigned char *src, uint64_t hot,
 			const prod_options *o)
 {
-	return bench_point_limit_gbps(dst, src, SRC_BYTES, hot, o->workers, o->reps,
+	return bench_point_limit_gbps(dst, src, SRC_BYTES, hot, o->workers, LIMIT_TIMINGS,
 				      BENCH_BRACKET_SECONDS);
 }
 
@@ -408,9 +415,10 @@ static int producers_run(const prod_options *o, bench_report *rep)
 	/* The copy limit with as many threads as workers, for the `ratio`
 	 * every bench result carries (this scenario's own figure is
 	 * ratio_to_1): timed before the first T and after each T's pair of
-	 * runs, so every run is bracketed by the timings just before and just
-	 * after it, and keeps the better one (a drift lowers its ratio, never
-	 * raises it), as the naive baseline's limit does (pipeline.c). */
+	 * runs (ring and mutex queue), so both runs of a pair are bracketed
+	 * by the same two timings, and each keeps the better one (a drift
+	 * lowers its ratio, never raises it), as the naive baseline's limit
+	 * does (pipeline.c). */
 	unsigned char *ldst = rc ? NULL : bench_huge_buffer(hot);
 	uint64_t *scratch = rc ? NULL : malloc(all_store * sizeof(uint64_t));
 	if (!rc && (!ldst || !scratch))

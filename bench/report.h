@@ -91,8 +91,9 @@ typedef struct bench_result {
 	 * points too: process CPU seconds during their timed passes per GB. */
 	double vs_mutex, vs_mutex_lo, vs_mutex_hi;
 	double cpu_vs_mutex, cpu_vs_mutex_lo, cpu_vs_mutex_hi;
-	const char *versus; /* the rows vs_mutex compares with: "mutex-queue", or
-			     * "ring-again" (pipeline --versus ring) */
+	const char *versus; /* what vs_mutex compares with: the pipeline's
+			     * "mutex-queue" or "ring-again" rows (--versus
+			     * ring), producers' "mutex" queue */
 	/* latency histograms for plots (log2 ns buckets); NULL if none */
 	const uint64_t *lat_hist, *lat_hist_no_evict;
 	uint32_t lat_buckets;

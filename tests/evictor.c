@@ -260,14 +260,17 @@ Test(evictor, a_unit_is_flagged_before_the_policy_gets_it, .init = make_dir, .fi
 		cr_assert_eq(store_range(rt, s, 0, tokens), 0, "%s", tkv_last_error());
 	}
 	uint32_t at_full = ck_pr_load_32(&inserts);
+	uint64_t promoted0 = stats(rt).promoted_blocks;
 	for (uint64_t s = 1; s <= 4; s++)
 		cr_assert_eq(check_range(rt, s, 0, tokens), 0, "sequence %llu: %s",
 			     (unsigned long long)s, tkv_last_error());
 	tkv_stats st = stats(rt);
 	cr_assert_gt(st.evicted_blocks, 0);
-	cr_assert_gt(st.promoted_blocks, 0);
+	cr_assert_gt(st.promoted_blocks, promoted0, "the reads promoted evicted blocks");
 	cr_assert_geq(at_full, 64, "every complete unit was inserted (%u)", at_full);
-	cr_assert_gt(ck_pr_load_32(&inserts), at_full, "promotions put units back (%u inserts)",
+	/* nothing is stored during the reads: their inserts are units put
+	 * back after a promotion (or after a pick that found them in use) */
+	cr_assert_gt(ck_pr_load_32(&inserts), at_full, "units put back during the reads (%u inserts)",
 		     ck_pr_load_32(&inserts));
 	cr_assert_eq(ck_pr_load_32(&unflagged), 0, "%u of %u inserts of an unflagged unit",
 		     ck_pr_load_32(&unflagged), ck_pr_load_32(&inserts));
