@@ -12,9 +12,9 @@
  * (C2); readers take E1 per lookup. A locked instruction orders every
  * earlier load and store of write-back memory before every later one,
  * which is all these pairings need (Intel SDM vol. 3, 8.2.2; AMD APM
- * vol. 2, on memory ordering). What it does not replace is the `sfence` that makes a
- * streamed copy's non-temporal stores visible (kernels/, tkv__stream_fence),
- * which stays where it was.
+ * vol. 2, on memory ordering). What it does not replace is the `sfence`
+ * that makes a streamed copy's non-temporal stores visible (kernels/,
+ * tkv__stream_fence), which stays where it was.
  *
  * Written as assembly, not __atomic_thread_fence: clang emits `mfence` for
  * that, and under ThreadSanitizer gcc warns that it does not model it.

@@ -192,32 +192,31 @@ unsigned char *bench_source_buffer(size_t bytes)
 	return p;
 }
 
+/* bytes rounded up to `align` and aligned to it, given `advice` before
+ * the first touch (so the page size is chosen from the start), then
+ * zeroed so every page is faulted in before timing. */
+static unsigned char *advised_buffer(size_t bytes, size_t align, int advice)
+{
+	size_t len = (bytes + align - 1) / align * align;
+	unsigned char *p;
+	if (!len || posix_memalign((void **)&p, align, len) != 0)
+		return NULL;
+	(void)madvise(p, len, advice);
+	memset(p, 0, len);
+	return p;
+}
+
 unsigned char *bench_huge_buffer(size_t bytes)
 {
-	const size_t huge = (size_t)2 << 20;
-	size_t len = (bytes + huge - 1) / huge * huge;
-	unsigned char *p;
-	if (!len || posix_memalign((void **)&p, huge, len) != 0)
-		return NULL;
-	/* Like the hot tier's slabs (tiers/hot_arena.c): before the first
-	 * touch, so the pages can be huge from the start. */
-	(void)madvise(p, len, MADV_HUGEPAGE);
-	memset(p, 0, len); /* fault the pages in before timing */
-	return p;
+	/* like the hot tier's slabs (tiers/hot_arena.c) */
+	return advised_buffer(bytes, (size_t)2 << 20, MADV_HUGEPAGE);
 }
 
 unsigned char *bench_small_page_buffer(size_t bytes)
 {
-	const size_t page = 4096;
-	size_t len = (bytes + page - 1) / page * page;
-	unsigned char *p;
-	if (!len || posix_memalign((void **)&p, page, len) != 0)
-		return NULL;
-	/* Like malloc'd blocks of the naive baseline: 4 KiB pages, even
-	 * where transparent huge pages are on for every mapping. */
-	(void)madvise(p, len, MADV_NOHUGEPAGE);
-	memset(p, 0, len);
-	return p;
+	/* like the naive baseline's malloc'd blocks, even where transparent
+	 * huge pages are on for every mapping */
+	return advised_buffer(bytes, 4096, MADV_NOHUGEPAGE);
 }
 
 /* The measurement of bench_measure_copy_limits into a caller's buffer;

@@ -182,12 +182,11 @@ typedef struct prod_point {
 	bench_lat st, wt; /* every rep's samples, pooled */
 } prod_point;
 
-/* p50 and p99 of the n samples at s, sorted in a copy (scratch). */
-static void rep_percentiles(const uint64_t *s, uint64_t n, uint64_t *scratch, double *p50,
-			    double *p99)
+/* p50 and p99 of one run's n samples at s. Sorts them in place: they are
+ * a slice of the point's pool, which is only ever sorted whole later. */
+static void rep_percentiles(uint64_t *s, uint64_t n, double *p50, double *p99)
 {
-	memcpy(scratch, s, n * sizeof(*s));
-	bench_lat l = {.ns = scratch, .n = n};
+	bench_lat l = {.ns = s, .n = n};
 	bench_lat_finish(&l, NULL);
 	*p50 = l.p50;
 	*p99 = l.p99;
@@ -420,8 +419,7 @@ static int producers_run(const prod_options *o, bench_report *rep)
 	 * lowers its ratio, never raises it), as the naive baseline's limit
 	 * does (pipeline.c). */
 	unsigned char *ldst = rc ? NULL : bench_huge_buffer(hot);
-	uint64_t *scratch = rc ? NULL : malloc(all_store * sizeof(uint64_t));
-	if (!rc && (!ldst || !scratch))
+	if (!rc && !ldst)
 		rc = -ENOMEM;
 	double before = rc ? 0 : limit_now(ldst, src, hot, o);
 	if (!rc && before <= 0)
@@ -464,9 +462,9 @@ static int producers_run(const prod_options *o, bench_report *rep)
 					rc = -EIO;
 					break;
 				}
-				rep_percentiles(p->st.ns + n0, p->st.n - n0, scratch, &p->st50[p->n],
+				rep_percentiles(p->st.ns + n0, p->st.n - n0, &p->st50[p->n],
 						&p->st99[p->n]);
-				rep_percentiles(p->wt.ns + w0, p->wt.n - w0, scratch, &p->wt50[p->n],
+				rep_percentiles(p->wt.ns + w0, p->wt.n - w0, &p->wt50[p->n],
 						&p->wt99[p->n]);
 				p->layer_tokens = (uint64_t)lt;
 				p->cpu[p->n] = cpu / (lt * lt_bytes / 1e9);
@@ -487,7 +485,6 @@ static int producers_run(const prod_options *o, bench_report *rep)
 	for (int q = 0; q < 2; q++)
 		tkv_close(rts[q]);
 	free(ldst);
-	free(scratch);
 	if (!rc) {
 		printf("%-7s %7s %12s %7s %13s %6s %9s %9s %10s %10s %8s\n", "queue", "threads",
 		       "layer-tok/s", "GB/s", "GB/s min-max", "vs T1", "store p50", "store p99",
