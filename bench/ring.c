@@ -44,6 +44,7 @@ static void *producer_main(void *arg)
 {
 	ring_bench *b = arg;
 	tkv__desc d = {0};
+	uint64_t at; /* the mutex queue's position, unused here */
 	while (!ck_pr_load_32(&b->go))
 		ck_pr_stall();
 	for (uint64_t i = 0; i < b->items_per_producer; i++) {
@@ -52,7 +53,7 @@ static void *producer_main(void *arg)
 			while (!tkv__dring_push_mp(&b->dring, &d))
 				ck_pr_stall();
 		else if (b->kind == MUTEX)
-			while (!tkv__mq_push(b->mq, &d))
+			while (!tkv__mq_push(b->mq, &d, &at))
 				ck_pr_stall();
 		else if (b->kind == CK_MPSC)
 			while (!ck_ring_enqueue_mpsc_tkv__desc(&b->ring, b->slots, &d))
@@ -82,7 +83,7 @@ static double run(ring_kind kind, uint32_t producers, uint64_t items)
 	if (tkv__mq_init(b.mq))
 		fprintf(stderr, "tierkv-bench ring: out of memory\n");
 	tkv__desc batch[16];
-	bool copied[16]; /* no thieves here: all false */
+	tkv__dring_got taken[16]; /* no thieves or waiters here: all TAKEN */
 	uint32_t in_batch = 0, next_in_batch = 0;
 	pthread_t th[2];
 	for (uint32_t i = 0; i < producers; i++)
@@ -93,7 +94,7 @@ static double run(ring_kind kind, uint32_t producers, uint64_t items)
 	ck_pr_store_32(&b.go, 1);
 	while (got < total) {
 		if (kind == MUTEX && next_in_batch == in_batch) {
-			in_batch = tkv__mq_pop_batch(b.mq, batch, copied, 16);
+			in_batch = tkv__mq_pop_batch(b.mq, batch, taken, 16);
 			next_in_batch = 0;
 		}
 		bool ok = kind == MUTEX ? (next_in_batch < in_batch ? (d = batch[next_in_batch++], true)

@@ -467,7 +467,7 @@ typedef struct tkv_ticket {
 	uint64_t seq_id;
 	uint64_t end_pos; /* the store covered positions below this */
 	uint32_t layer;
-	uint32_t reserved;
+	uint32_t queue_pos; /* the runtime's: where the store was queued (keep as filled) */
 } tkv_ticket;
 
 /* Return -EAGAIN instead of waiting when the worker's ring is full. */
@@ -513,8 +513,14 @@ TKV_API int64_t tkv_batch_hint(tkv_runtime *rt, uint64_t seq_id, uint32_t layer,
 
 /* Blocks until the store behind *ticket is in the hot tier and readable
  * (spinning a few microseconds first only while fewer waiters spin than
- * the opening thread's affinity mask has CPUs beyond one per worker; else
- * sleeping at once). A wait that sleeps is woken only once the last store
+ * the opening thread's affinity mask has CPUs beyond one per worker).
+ * If the store is then still queued, with at least 8 others ahead of it on
+ * its worker and none of them taking it yet, the CALLING THREAD COPIES IT
+ * into the hot tier itself, and completes it when every earlier store to
+ * that (sequence, layer) has completed: the wait is the copy's own time,
+ * on the caller's CPU, not the time of every copy queued before it (other
+ * threads' large batches before a small one). Else it sleeps. A wait that
+ * sleeps is woken only once the last store
  * of this sequence, to a later layer of the same worker, that reaches the
  * same position and was already accepted when the wait began is done (the
  * worker copies in acceptance order, so every store queued before it is
@@ -741,6 +747,14 @@ typedef struct tkv_stats {
 	 * group), so the owner, which may be busy only for a moment, is left
 	 * the rest. batches_stolen / steal_groups is the mean group. */
 	uint64_t steal_groups;
+
+	/* Stores copied by the engine thread waiting on their ticket (tkv_wait)
+	 * rather than by a worker: counted in no workers[] entry, so the
+	 * layer-tokens copied in all are the workers' tokens_stored plus
+	 * waiter_tokens_stored. */
+	uint64_t waiter_batches;
+	uint64_t waiter_tokens_stored;
+	uint64_t waiter_bytes_stored;
 } tkv_stats;
 
 /* A snapshot of the counters (each read atomically; not a consistent cut

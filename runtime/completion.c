@@ -160,7 +160,7 @@ void tkv__layer_complete(tkv__layer *l, uint64_t end)
 	tkv__fence_full(); /* C2 */
 	if (ck_pr_load_32(&l->done_wake.waiters) && end >= ck_pr_load_64(&l->wait_min)) {
 		ck_pr_store_64(&l->wait_min, UINT64_MAX);
-		ck_pr_store_32(&l->signals, l->signals + 1); /* only the owner completes */
+		ck_pr_store_32(&l->signals, l->signals + 1); /* one completer at a time */
 		tkv__wake_signal(&l->done_wake);
 	}
 	/* Release (C3): the last access of this batch to the sequence; the
@@ -188,7 +188,8 @@ int tkv_wait(tkv_runtime *rt, const tkv_ticket *t)
 		return tkv__fail(-ENOENT, "wait: sequence %llu is not open",
 				 (unsigned long long)t->seq_id);
 	tkv__layer *l = &s->layers[t->layer];
-	if (!spin_until(rt, l, t->end_pos)) {
+	if (!spin_until(rt, l, t->end_pos) &&
+	    !tkv__waiter_copy(rt, s, t->layer, t->end_pos, t->queue_pos)) {
 		tkv__layer *p = (tkv__layer *)sleep_proxy(rt, s, t->layer, t->end_pos);
 		if (p != l)
 			sleep_until(p, t->end_pos);

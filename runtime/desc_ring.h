@@ -56,9 +56,19 @@
  *       of RETURNED), and the owner moves the tail (DR3) only after DR6: a
  *       producer reuses a stolen slot only after the thief has read it.
  *
+ * A ticket's waiter (completion.c, "A waiter copies its own batch") steals
+ * like a thief, but only the one position its store was accepted at, and
+ * may then complete the batch itself: DONE(pos) tells the owner so, and
+ * the owner only takes such a slot out (TKV__DRING_DONE), never touching
+ * its descriptor's sequence again (the waiter's completion may have let
+ * the sequence close).
+ *   DR8 waiter: completion (done_pos, retired_pos), then release store of
+ *       DONE / the owner's load of DONE, acquire fence, then the tail
+ *       (DR3): the slot is reused only after the waiter has read it.
+ *
  * Thread safety: push from any number of threads; pop, empty check and
- * init from the one consumer (init before any push); steal, mark_copied
- * and return from any other thread.
+ * init from the one consumer (init before any push); steal, mark_copied,
+ * mark_done and return from any other thread.
  */
 #ifndef TKV_RUNTIME_DESC_RING_H
 #define TKV_RUNTIME_DESC_RING_H
@@ -88,19 +98,22 @@ typedef struct tkv__dring_slot {
 } __attribute__((aligned(64))) tkv__dring_slot;
 
 /* Claim values of position pos; anything below RETURNED(pos) is unclaimed:
- * every value of an earlier lap is (at most COPIED(pos - slots)), and so is
+ * every value of an earlier lap is (at most DONE(pos - slots)), and so is
  * a zeroed slot. RETURNED: a thief gave it back uncopied (its blocks could
- * not all be had); only the owner takes it, and copies it itself. */
-#define TKV__DRING_RETURNED(pos) (4 * (uint64_t)(pos) + 1)
-#define TKV__DRING_OWNED(pos) (4 * (uint64_t)(pos) + 2)
-#define TKV__DRING_STOLEN(pos) (4 * (uint64_t)(pos) + 3)
-#define TKV__DRING_COPIED(pos) (4 * (uint64_t)(pos) + 4)
+ * not all be had); only the owner takes it, and copies it itself. DONE: a
+ * ticket's waiter copied and completed it; the owner only takes it out. */
+#define TKV__DRING_RETURNED(pos) (8 * (uint64_t)(pos) + 1)
+#define TKV__DRING_OWNED(pos) (8 * (uint64_t)(pos) + 2)
+#define TKV__DRING_STOLEN(pos) (8 * (uint64_t)(pos) + 3)
+#define TKV__DRING_COPIED(pos) (8 * (uint64_t)(pos) + 4)
+#define TKV__DRING_DONE(pos) (8 * (uint64_t)(pos) + 5)
 
 /* What the owner's pop found (tkv__dring_pop_shared). */
 typedef enum tkv__dring_got {
 	TKV__DRING_NONE = 0, /* nothing to take now */
 	TKV__DRING_TAKEN,    /* a descriptor for the owner to copy */
 	TKV__DRING_COPIED,   /* a descriptor another worker copied: complete it only */
+	TKV__DRING_DONE,     /* a descriptor its waiter copied and completed: nothing to do */
 } tkv__dring_got;
 
 typedef struct tkv__dring {
@@ -119,8 +132,9 @@ static inline void tkv__dring_init(tkv__dring *r, tkv__dring_slot *slots, uint32
 	r->mask = n - 1;
 }
 
-/* Claims a position and publishes d in it; false when the ring is full. */
-static inline bool tkv__dring_push_mp(tkv__dring *r, const tkv__desc *d)
+/* Claims a position and publishes d in it (*at: the position); false when
+ * the ring is full. */
+static inline bool tkv__dring_push_mp_at(tkv__dring *r, const tkv__desc *d, uint64_t *at)
 {
 	uint64_t pos = ck_pr_load_64(&r->head);
 	for (;;) {
@@ -135,7 +149,14 @@ static inline bool tkv__dring_push_mp(tkv__dring *r, const tkv__desc *d)
 	s->d = *d;
 	ck_pr_fence_release(); /* DR1: the descriptor before ready */
 	ck_pr_store_64(&s->ready, pos + 1);
+	*at = pos;
 	return true;
+}
+
+static inline bool tkv__dring_push_mp(tkv__dring *r, const tkv__desc *d)
+{
+	uint64_t at;
+	return tkv__dring_push_mp_at(r, d, &at);
 }
 
 /* Takes the next descriptor in claim order; false when it is not published
@@ -170,10 +191,10 @@ static inline tkv__dring_got tkv__dring_pop_shared(tkv__dring *r, tkv__desc *out
 		ck_pr_fence_acquire(); /* DR7: a returning thief's reads first */
 	} else {
 		/* a thief's: only the thief moves STOLEN on */
-		if (c != TKV__DRING_COPIED(pos))
+		if (c != TKV__DRING_COPIED(pos) && c != TKV__DRING_DONE(pos))
 			return TKV__DRING_NONE;
-		ck_pr_fence_acquire(); /* DR6: pairs with DR5 */
-		got = TKV__DRING_COPIED;
+		ck_pr_fence_acquire(); /* DR6: pairs with DR5 (DR8 for DONE) */
+		got = c == TKV__DRING_DONE(pos) ? TKV__DRING_DONE : TKV__DRING_COPIED;
 	}
 	*out = s->d;
 	ck_pr_fence_release(); /* DR3 */
@@ -203,6 +224,13 @@ static inline void tkv__dring_mark_copied(tkv__dring *r, uint64_t pos)
 {
 	ck_pr_fence_release(); /* DR5, DR7 */
 	ck_pr_store_64(&r->slots[pos & r->mask].claim, TKV__DRING_COPIED(pos));
+}
+
+/* A waiter: it copied and completed stolen position pos (DR8). */
+static inline void tkv__dring_mark_done(tkv__dring *r, uint64_t pos)
+{
+	ck_pr_fence_release(); /* DR8 */
+	ck_pr_store_64(&r->slots[pos & r->mask].claim, TKV__DRING_DONE(pos));
 }
 
 /* A thief: gives stolen position pos back uncopied, for its owner to copy
@@ -241,6 +269,20 @@ static inline uint64_t tkv__dring_claimed(const tkv__dring *r)
 static inline uint64_t tkv__dring_size(const tkv__dring *r)
 {
 	return tkv__dring_claimed(r) - ck_pr_load_64((uint64_t *)&r->tail);
+}
+
+/* The full position whose low 32 bits are lo, if it is still queued (at or
+ * after the tail, before the head); false otherwise. Tickets carry 32 bits
+ * of their store's position: a queue never holds 2^32 descriptors, so
+ * those bits name one queued position at most. */
+static inline bool tkv__dring_queued_pos(const tkv__dring *r, uint32_t lo, uint64_t *pos)
+{
+	uint64_t tail = tkv__dring_tail(r);
+	uint64_t p = tail + (uint32_t)(lo - (uint32_t)tail);
+	if (p >= ck_pr_load_64((uint64_t *)&r->head))
+		return false;
+	*pos = p;
+	return true;
 }
 
 #endif

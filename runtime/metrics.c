@@ -232,6 +232,14 @@ int64_t tkv_metrics_prometheus(tkv_runtime *rt, char *buf, size_t len)
 	one(&o, "steal_groups_total", "counter",
 	    "Groups those stolen batches were taken in (at most 16 batches or 256 KiB each).",
 	    st->steal_groups);
+	one(&o, "waiter_batches_total", "counter",
+	    "Store batches copied by the engine thread waiting on their ticket.",
+	    st->waiter_batches);
+	one(&o, "waiter_tokens_stored_total", "counter",
+	    "Layer-tokens those waiters copied (in no worker's tokens_stored).",
+	    st->waiter_tokens_stored);
+	one(&o, "waiter_bytes_stored_total", "counter",
+	    "Bytes of K and V those waiters copied.", st->waiter_bytes_stored);
 	cold_tier(&o, st);
 	prefix_cache(&o, st);
 	shared_tier(&o, st);

@@ -28,9 +28,10 @@
 #include "runtime/runtime.h"
 
 /* A slot's claim (mq_claim): queued for its owner, a thief copying it,
- * copied by a thief and waiting for its owner to complete it, or given
- * back uncopied (only its owner takes it). */
-enum { MQ_QUEUED = 0, MQ_STOLEN, MQ_COPIED, MQ_RETURNED };
+ * copied by a thief and waiting for its owner to complete it, given back
+ * uncopied (only its owner takes it), or copied and completed by its
+ * ticket's waiter (the owner only takes it out). */
+enum { MQ_QUEUED = 0, MQ_STOLEN, MQ_COPIED, MQ_RETURNED, MQ_DONE };
 
 /* The mutex is initialized with the worker (worker.c, mq_ready), whatever
  * its queue; this allocates the slots of a mutex-queue runtime. */
@@ -51,12 +52,13 @@ void tkv__mq_fini(tkv__worker *w)
 	w->mq_claim = NULL;
 }
 
-bool tkv__mq_push(tkv__worker *w, const tkv__desc *d)
+bool tkv__mq_push(tkv__worker *w, const tkv__desc *d, uint64_t *at)
 {
 	const uint32_t slots = w->rt->cfg.ring_slots;
 	pthread_mutex_lock(&w->mq_lock);
 	bool room = w->mq_tail - w->mq_head < slots - 1;
 	if (room) {
+		*at = w->mq_tail;
 		w->mq_slots[w->mq_tail & (slots - 1)] = *d;
 		/* an atomic store: tkv__mq_idle reads it without the lock */
 		ck_pr_store_32(&w->mq_tail, w->mq_tail + 1);
@@ -65,7 +67,7 @@ bool tkv__mq_push(tkv__worker *w, const tkv__desc *d)
 	return room;
 }
 
-uint32_t tkv__mq_pop_batch(tkv__worker *w, tkv__desc *out, bool *copied, uint32_t max)
+uint32_t tkv__mq_pop_batch(tkv__worker *w, tkv__desc *out, tkv__dring_got *got, uint32_t max)
 {
 	const uint32_t mask = w->rt->cfg.ring_slots - 1;
 	uint32_t n = 0;
@@ -75,7 +77,9 @@ uint32_t tkv__mq_pop_batch(tkv__worker *w, tkv__desc *out, bool *copied, uint32_
 		if (c == MQ_STOLEN)
 			break; /* its thief's mark_copied kicks us */
 		out[n] = w->mq_slots[i];
-		copied[n] = c == MQ_COPIED;
+		got[n] = c == MQ_COPIED ? TKV__DRING_COPIED
+			 : c == MQ_DONE ? TKV__DRING_DONE
+					: TKV__DRING_TAKEN;
 		ck_pr_store_32(&w->mq_claim[i], MQ_QUEUED);
 		w->mq_head++;
 	}
@@ -113,6 +117,20 @@ void tkv__mq_mark_copied(tkv__worker *w, uint64_t pos)
 void tkv__mq_return(tkv__worker *w, uint64_t pos)
 {
 	set_claim(w, pos, MQ_RETURNED);
+}
+
+void tkv__mq_mark_done(tkv__worker *w, uint64_t pos)
+{
+	set_claim(w, pos, MQ_DONE);
+}
+
+bool tkv__mq_queued_pos(tkv__worker *w, uint32_t lo, uint64_t *pos)
+{
+	pthread_mutex_lock(&w->mq_lock);
+	bool queued = lo - w->mq_head < w->mq_tail - w->mq_head;
+	pthread_mutex_unlock(&w->mq_lock);
+	*pos = lo; /* the queue's positions are 32 bits wide */
+	return queued;
 }
 
 void tkv__mq_span(tkv__worker *w, uint64_t *head, uint64_t *tail)

@@ -256,6 +256,7 @@ int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, tkv_runtime 
 	memset(rt, 0, sizeof(*rt));
 	rt->queue = opts->queue;
 	rt->room_nap_ns = opts->room_nap_ns ? opts->room_nap_ns : TKV__ROOM_NAP_NS;
+	rt->waiter_copies = !opts->waiters_sleep;
 	int rc = tkv__config_load(cfg, &rt->cfg, &rt->geo);
 	if (rc)
 		goto fail;

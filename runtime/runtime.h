@@ -132,6 +132,14 @@ struct tkv_runtime {
 	bool cache_dir_dirty; /* cold_dir's cache-model to seal at close */
 	tkv__tiers tiers;    /* {&hot, ev, cache}: units.h */
 
+	/* Ticket waiters copy their own queued batches (waiter_copy.c);
+	 * false only where tkv__open_opts.waiters_sleep asks. */
+	bool waiter_copies;
+	/* What those waiters copied (atomic; tkv_stats). */
+	uint64_t waiter_batches __attribute__((aligned(64)));
+	uint64_t waiter_tokens;
+	uint64_t waiter_bytes;
+
 	uint64_t ring_full_events __attribute__((aligned(64)));
 	uint64_t enospc_events;
 	uint64_t pinned_blocks;
@@ -165,9 +173,18 @@ void tkv__worker_kick(tkv__worker *w);
 bool tkv__spin_claim(struct tkv_runtime *rt);
 void tkv__spin_release(struct tkv_runtime *rt);
 
+/* A ticket's waiter: copies its store (queued at low position bits
+ * queue_pos - 1 of its layer's worker; 0: unknown) itself if it is still
+ * queued and unclaimed, and completes it if every earlier batch of the
+ * layer has completed. True when it completed it (waiter_copy.c). */
+bool tkv__waiter_copy(struct tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t end,
+		      uint32_t queue_pos);
+
 /* Waits until a layer's done_pos reaches end (completion.c). */
 void tkv__wait_done(struct tkv_runtime *rt, tkv__layer *l, uint64_t end);
-/* Worker: publishes done_pos = end and wakes the waiters it satisfies. */
+/* The layer's completer (its owner worker, or a waiter that copied its own
+ * batch: one at a time, in order): publishes done_pos = end and wakes the
+ * waiters it satisfies. */
 void tkv__layer_complete(tkv__layer *l, uint64_t end);
 
 /* Waits for every layer of a sequence to finish what it accepted, and for
@@ -206,6 +223,9 @@ typedef struct tkv__open_opts {
 	/* The evictor's policy operations instead of cfg.policy's; NULL in
 	 * every runtime but tests' (tkv__tier_env.policy_ops). */
 	const struct tkv__policy_ops *evict_policy;
+	/* Ticket waiters never copy their own batches (waiter_copy.c): the
+	 * bench's A/B of that, and tests of the workers' own paths. */
+	bool waiters_sleep;
 } tkv__open_opts;
 int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, struct tkv_runtime **out);
 
@@ -213,17 +233,21 @@ int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, struct tkv_r
  * pop, steal and mark_copied (desc_ring.h), behind one mutex. */
 int tkv__mq_init(tkv__worker *w);
 void tkv__mq_fini(tkv__worker *w);
-bool tkv__mq_push(tkv__worker *w, const tkv__desc *d);
+bool tkv__mq_push(tkv__worker *w, const tkv__desc *d, uint64_t *at);
 /* The owner takes up to max descriptors in order under one lock, stopping
- * at one a thief is copying; copied[i]: out[i] was copied by a thief.
- * Returns how many. */
-uint32_t tkv__mq_pop_batch(tkv__worker *w, tkv__desc *out, bool *copied, uint32_t max);
+ * at one a thief is copying; got[i]: TAKEN (the owner's to copy), COPIED
+ * (by a thief) or DONE (by its waiter, completed too). Returns how many. */
+uint32_t tkv__mq_pop_batch(tkv__worker *w, tkv__desc *out, tkv__dring_got *got, uint32_t max);
 /* A thief claims the queued, unclaimed descriptor at position pos, if it
  * still is one (under the lock); mark_copied when its copy is done. */
 bool tkv__mq_steal(tkv__worker *w, uint64_t pos, tkv__desc *out);
 void tkv__mq_mark_copied(tkv__worker *w, uint64_t pos);
 /* A thief gives it back uncopied: only the owner takes it then. */
 void tkv__mq_return(tkv__worker *w, uint64_t pos);
+/* A waiter copied and completed it: the owner only takes it out. */
+void tkv__mq_mark_done(tkv__worker *w, uint64_t pos);
+/* tkv__dring_queued_pos for the mutex queue. */
+bool tkv__mq_queued_pos(tkv__worker *w, uint32_t lo, uint64_t *pos);
 /* Positions [head, tail) of the queue now (a snapshot). */
 void tkv__mq_span(tkv__worker *w, uint64_t *head, uint64_t *tail);
 /* Nothing for the owner to take now (empty, or its next one is a thief's). */

@@ -102,6 +102,9 @@ static void fill(tkv_runtime *rt, tkv_stats *out)
 		out->batches_stolen += ck_pr_load_64(&rt->workers[i].stolen);
 		out->steal_groups += ck_pr_load_64(&rt->workers[i].steal_groups);
 	}
+	out->waiter_batches = ck_pr_load_64(&rt->waiter_batches);
+	out->waiter_tokens_stored = ck_pr_load_64(&rt->waiter_tokens);
+	out->waiter_bytes_stored = ck_pr_load_64(&rt->waiter_bytes);
 	out->env_warning = tkv__kernels_env_note();
 	if (rt->cache)
 		cache_stats(rt->cache, out);

@@ -58,18 +58,19 @@ static int check_store(const tkv_runtime *rt, uint32_t layer, uint32_t n, const 
 
 /* One attempt; false when the worker's queue is full. The bench's mutex
  * queue goes through the same backoff below, so the baseline differs from
- * the ring only in the hand-off itself (queue_mutex.c). */
-static bool try_push(tkv_runtime *rt, tkv__worker *w, const tkv__desc *d)
+ * the ring only in the hand-off itself (queue_mutex.c). *at: the queue
+ * position d got. */
+static bool try_push(tkv_runtime *rt, tkv__worker *w, const tkv__desc *d, uint64_t *at)
 {
 	if (CK_CC_UNLIKELY(rt->queue == TKV__QUEUE_MUTEX))
-		return tkv__mq_push(w, d);
-	return tkv__dring_push_mp(&w->ring, d);
+		return tkv__mq_push(w, d, at);
+	return tkv__dring_push_mp_at(&w->ring, d, at);
 }
 
 /* Pushes d; on a full queue either -EAGAIN or bounded backoff. */
-static int push(tkv_runtime *rt, tkv__worker *w, tkv__desc *d, unsigned flags)
+static int push(tkv_runtime *rt, tkv__worker *w, tkv__desc *d, unsigned flags, uint64_t *at)
 {
-	if (try_push(rt, w, d))
+	if (try_push(rt, w, d, at))
 		return 0;
 	ck_pr_inc_64(&rt->ring_full_events);
 	if (flags & TKV_STORE_NONBLOCK)
@@ -77,7 +78,7 @@ static int push(tkv_runtime *rt, tkv__worker *w, tkv__desc *d, unsigned flags)
 	tkv__trace_buf *tb = tkv__tracer_thread(rt->tracer, NULL);
 	uint64_t t0 = tkv__now_ns(), tt = tkv__trace_begin(tb), attempts = 1;
 	for (;; attempts++) {
-		if (try_push(rt, w, d))
+		if (try_push(rt, w, d, at))
 			break;
 		if (ck_pr_load_32(&rt->closing))
 			return tkv__fail(-EBADF, "store: runtime closing");
@@ -86,7 +87,7 @@ static int push(tkv_runtime *rt, tkv__worker *w, tkv__desc *d, unsigned flags)
 			continue;
 		}
 		uint32_t t = tkv__wake_prepare(&w->room);
-		if (try_push(rt, w, d)) {
+		if (try_push(rt, w, d, at)) {
 			tkv__wake_cancel(&w->room);
 			break;
 		}
@@ -136,7 +137,7 @@ int tkv__reserve_hot(tkv_runtime *rt, uint64_t blocks, unsigned flags)
 }
 
 static int store_locked(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t pos,
-			uint32_t n, const void *k, const void *v, unsigned flags)
+			uint32_t n, const void *k, const void *v, unsigned flags, uint64_t *at)
 {
 	int rc;
 	tkv__layer *l = &s->layers[layer];
@@ -156,7 +157,7 @@ static int store_locked(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t p
 		return rc;
 	tkv__desc d = {s, k, v, pos, n, layer};
 	tkv__worker *w = tkv__worker_of(rt, layer);
-	rc = push(rt, w, &d, flags);
+	rc = push(rt, w, &d, flags, at);
 	if (rc) {
 		tkv__hot_release(&rt->hot, new_blocks);
 		return rc;
@@ -179,11 +180,14 @@ int tkv_store(tkv_runtime *rt, uint64_t seq_id, uint32_t layer, uint64_t pos, ui
 	if (!s)
 		return tkv__fail(-ENOENT, "store: sequence %llu is not open",
 				 (unsigned long long)seq_id);
-	rc = store_locked(rt, s, layer, pos, n_tokens, k, v, flags);
+	uint64_t at = 0;
+	rc = store_locked(rt, s, layer, pos, n_tokens, k, v, flags, &at);
 	tkv__seq_put(s);
 	tkv__trace_end(tb, TKV__TRACE_STORE, t0, (uint32_t)seq_id, n_tokens);
+	/* The queue position, for a waiter that copies the batch itself
+	 * (waiter_copy.c): 32 bits plus one, 0 meaning none. */
 	if (rc == 0 && ticket)
-		*ticket = (tkv_ticket){seq_id, pos + n_tokens, layer, 0};
+		*ticket = (tkv_ticket){seq_id, pos + n_tokens, layer, (uint32_t)at + 1};
 	return rc;
 }
 

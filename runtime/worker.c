@@ -18,6 +18,7 @@
 #include <ck_pr.h>
 
 #include "base/error.h"
+#include "runtime/copy_batch.h"
 #include "runtime/runtime.h"
 #include "runtime/topology.h"
 
@@ -78,12 +79,13 @@ enum { GROUP_MAX = 16, GROUP_BYTES = 1 << 20, STEAL_GROUP_BYTES = 256 << 10 };
  * (desc_ring.h, DR5-DR7). Completion order stays acceptance order, so
  * tickets and done_pos mean what they did; two workers may now write rows
  * of one block at once (distinct rows; a block is allocated by the batch
- * it starts in, prepare_blocks), and a full block is handed on at its
+ * it starts in, tkv__batch_prepare), and a full block is handed on at its
  * completion, in order, not at its copy. A thief gives back, uncopied,
  * a batch whose blocks are not all there (an allocation failure, or a
  * block whose first batch is still queued): failures are met by owners
- * in order (copy_rows). With one worker there is no one to steal from,
- * and the owner's pop takes no claim (tkv__dring_pop_sc). A thief leaves
+ * in order (tkv__batch_copy). With one worker there is no one to steal
+ * from, and unless ticket waiters copy their own batches (waiter_copy.c)
+ * the owner's pop takes no claim (tkv__dring_pop_sc). A thief leaves
  * the owner the next TKV__STEAL_LEAVE queued descriptors: taking batches
  * the owner was about to take (engines that store a step's layers and
  * wait for their tickets keep short queues) made the owner wait for them,
@@ -96,96 +98,6 @@ enum { GROUP_MAX = 16, GROUP_BYTES = 1 << 20, STEAL_GROUP_BYTES = 256 << 10 };
  * another worker's layers for a while gets no stealing then.
  */
 enum { STEAL_PROBES = 4 * GROUP_MAX, STEAL_EVERY = 32 };
-
-/*
- * The hot blocks a descriptor writes are allocated before any copy of its
- * group (prepare_blocks), not as each copy reaches them. An arena
- * allocation takes its pool's mutex, and a locked instruction flushes the
- * write-combining buffers (Intel SDM vol. 3, 11.3.1): one taken right
- * after a streamed copy waited for that copy's stores to reach memory, a
- * second drain beside the run's fence at every new block (at batch 16,
- * every descriptor). perf, 1 worker: tkv__arena_alloc and the mutex
- * unlock were 3.6% of the worker's samples (docs/MEASUREMENTS.md). Taken
- * after the previous run's fence, the locks find nothing to drain.
- */
-/* d's layer lost a block (copy_rows): nothing more is allocated, copied
- * by a thief, or handed on for it. */
-static bool layer_failed(const tkv__desc *d)
-{
-	return ck_pr_load_32((uint32_t *)&d->seq->layers[d->layer].error) != 0;
-}
-
-static void prepare_blocks(tkv__worker *w, const tkv__desc *d, bool thief)
-{
-	struct tkv_runtime *rt = w->rt;
-	const uint32_t bt = rt->cfg.block_tokens;
-	/* A layer that lost a block allocates no more: the blocks after it
-	 * had reservations that copy_rows gave back (see there). */
-	if (layer_failed(d))
-		return;
-	/* A thief allocates only the blocks that start in its batch (whose
-	 * reservations the batch made): one that starts in an earlier batch
-	 * is that batch's to allocate, or to give back if it cannot. The
-	 * owner gets here only after every earlier batch of its queue. */
-	const uint64_t last = (d->pos + d->n_tokens - 1) / bt;
-	for (uint64_t b = thief ? tkv__blocks_for(d->pos, bt) : d->pos / bt; b <= last; b++) {
-		tkv__unit *u = tkv__seq_unit_make(d->seq, b);
-		if (!u)
-			return;
-		tkv__block *blk = &u->blocks[d->layer];
-		if (ck_pr_load_ptr(&blk->mem))
-			continue;
-		void *mem = tkv__hot_alloc(&rt->hot, d->layer);
-		if (!mem)
-			return; /* copy_rows reports it */
-		/* Readers get it with the done_pos release. One CAS: the owner
-		 * and a thief never both allocate one block (only the batch it
-		 * starts in does), but a lost race must not leak a block. */
-		if (!ck_pr_cas_ptr(&blk->mem, NULL, mem))
-			tkv__hot_free(&rt->hot, d->layer, mem);
-	}
-}
-
-static void copy_rows(tkv__worker *w, tkv__layer *l, const tkv__desc *d)
-{
-	struct tkv_runtime *rt = w->rt;
-	const size_t row = rt->geo.row_bytes;
-	const uint32_t bt = rt->cfg.block_tokens;
-	uint64_t pos = d->pos;
-	uint32_t left = d->n_tokens;
-	const unsigned char *k = d->k, *v = d->v;
-
-	while (left) {
-		uint64_t b = pos / bt;
-		uint32_t off = (uint32_t)(pos % bt);
-		uint32_t m = bt - off < left ? bt - off : left;
-		tkv__unit *u = tkv__seq_unit_make(d->seq, b);
-		tkv__block *blk = u ? &u->blocks[d->layer] : NULL;
-		unsigned char *dst = blk ? ck_pr_load_ptr(&blk->mem) : NULL; /* prepare_blocks' */
-		if (!dst) {
-			/* Space was reserved at store time, so this is a real
-			 * out-of-memory: make the layer report it rather than
-			 * pretend the tokens are there, and give back the
-			 * reservations this batch made (the blocks that start
-			 * in it, from b on; block b's is an earlier batch's
-			 * when the batch starts inside it) of the blocks that
-			 * will never exist: none is allocated after the error
-			 * (prepare_blocks). Only a layer's owner gets here in
-			 * order; a thief gives such a batch back (steal_group). */
-			ck_pr_store_32((uint32_t *)&l->error, (uint32_t)-ENOMEM);
-			uint64_t first = off ? b + 1 : b, end = tkv__blocks_for(pos + left, bt);
-			if (end > first)
-				tkv__hot_release(&rt->hot, end - first);
-			return;
-		}
-		rt->hot_copy(dst + (size_t)off * row, k, (size_t)m * row);
-		rt->hot_copy(dst + ((size_t)bt + off) * row, v, (size_t)m * row);
-		k += (size_t)m * row;
-		v += (size_t)m * row;
-		pos += m;
-		left -= m;
-	}
-}
 
 /* Descriptors still queued (the ring: claimed, not taken; a snapshot). */
 static uint64_t queued(tkv__worker *w)
@@ -235,7 +147,7 @@ static uint64_t desc_bytes(const tkv__worker *w, const tkv__desc *d)
 static void copy_one(tkv__worker *w, const tkv__desc *d, uint64_t bytes)
 {
 	uint64_t t0 = tkv__trace_begin(w->tb);
-	copy_rows(w, &d->seq->layers[d->layer], d);
+	tkv__batch_copy(w->rt, d);
 	tkv__trace_end(w->tb, TKV__TRACE_COPY, t0, d->layer, bytes);
 	/* Stats before completing: after its completion d's sequence may be
 	 * freed, and complete_run reads only what it needs before that. */
@@ -244,37 +156,22 @@ static void copy_one(tkv__worker *w, const tkv__desc *d, uint64_t bytes)
 	ck_pr_store_64(&w->batches, w->batches + 1);
 }
 
-/* The blocks whose last row d wrote go to the evictor and the prefix
- * cache, which read them from other threads. At completion, in order, and
- * after the run's fence: a thief may have written the block's last rows
- * before its owner wrote the first ones (Stealing). */
-static void hand_on_full_blocks(tkv__worker *w, const tkv__desc *d)
-{
-	struct tkv_runtime *rt = w->rt;
-	if (!rt->ev && !rt->tiers.cache)
-		return;
-	/* a layer that lost a block may have others with rows never written */
-	if (layer_failed(d))
-		return;
-	const uint32_t bt = rt->cfg.block_tokens;
-	const uint64_t end = d->pos + d->n_tokens;
-	for (uint64_t b = d->pos / bt; (b + 1) * bt <= end; b++) {
-		tkv__unit *u = tkv__seq_unit(d->seq, b);
-		if (u && ck_pr_load_ptr(&u->blocks[d->layer].mem))
-			tkv__unit_block_full(&rt->tiers, d->seq, u, b);
-	}
-}
-
 /* One fence for the run's streamed stores, then each ticket in copy order
- * (a layer's batches complete in acceptance order, runtime.h). */
-static void complete_run(tkv__worker *w, const tkv__desc *d, uint32_t n)
+ * (a layer's batches complete in acceptance order, runtime.h). One its
+ * waiter completed (DONE) is only counted: its sequence may be gone. */
+static void complete_run(tkv__worker *w, const tkv__desc *d, const tkv__dring_got *got,
+			 uint32_t n)
 {
 	if (w->rt->hot_streams) {
 		tkv__stream_fence();
 		ck_pr_store_64(&w->runs, w->runs + 1);
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		hand_on_full_blocks(w, &d[i]);
+		if (got[i] == TKV__DRING_DONE) {
+			ck_pr_store_64(&w->completed, w->completed + 1);
+			continue;
+		}
+		tkv__batch_hand_on(w->rt, &d[i]);
 		tkv__trace_instant(w->tb, TKV__TRACE_TICKET_DONE, (uint32_t)d[i].seq->id,
 				   d[i].pos + d[i].n_tokens);
 		tkv__layer_complete(&d[i].seq->layers[d[i].layer], d[i].pos + d[i].n_tokens);
@@ -283,28 +180,29 @@ static void complete_run(tkv__worker *w, const tkv__desc *d, uint32_t n)
 	}
 }
 
-/* The n descriptors of a group, copied (but those a thief copied) and
- * completed in runs (see Groups). */
-static void process_group(tkv__worker *w, const tkv__desc *d, const bool *copied, uint32_t n)
+/* The n descriptors of a group, copied (but those a thief or their waiter
+ * copied) and completed in runs (see Groups). */
+static void process_group(tkv__worker *w, const tkv__desc *d, const tkv__dring_got *got,
+			  uint32_t n)
 {
 	uint32_t first = 0;
 	uint64_t bytes = 0;
 	for (uint32_t i = 0; i < n; i++)
-		if (!copied[i])
-			prepare_blocks(w, &d[i], false);
+		if (got[i] == TKV__DRING_TAKEN)
+			tkv__batch_prepare(w->rt, &d[i], false);
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t b = copied[i] ? 0 : desc_bytes(w, &d[i]);
+		uint64_t b = got[i] == TKV__DRING_TAKEN ? desc_bytes(w, &d[i]) : 0;
 		if (i > first && (!w->rt->hot_streams || bytes + b > GROUP_BYTES)) {
-			complete_run(w, d + first, i - first);
+			complete_run(w, d + first, got + first, i - first);
 			first = i;
 			bytes = 0;
 		}
-		if (!copied[i])
+		if (got[i] == TKV__DRING_TAKEN)
 			copy_one(w, &d[i], b);
 		bytes += b;
 	}
 	if (n)
-		complete_run(w, d + first, n - first);
+		complete_run(w, d + first, got + first, n - first);
 }
 
 /* Thief: claims up to a group of victim v's queued descriptors, newest
@@ -352,26 +250,11 @@ static uint32_t steal_scan(tkv__worker *w, tkv__worker *v, tkv__desc *d, uint64_
 	return n;
 }
 
-/* Whether every block d writes is there (prepare_blocks got them all) and
- * its layer has not failed. */
-static bool blocks_ready(tkv__worker *w, const tkv__desc *d)
-{
-	const uint32_t bt = w->rt->cfg.block_tokens;
-	if (layer_failed(d))
-		return false;
-	for (uint64_t b = d->pos / bt; b <= (d->pos + d->n_tokens - 1) / bt; b++) {
-		tkv__unit *u = tkv__seq_unit(d->seq, b);
-		if (!u || !ck_pr_load_ptr(&u->blocks[d->layer].mem))
-			return false;
-	}
-	return true;
-}
-
 /* Thief: copies a group of another worker's descriptors (Stealing) and
  * hands them back copied; false when no other worker has any to spare. A
  * descriptor whose blocks cannot all be had goes back uncopied: what to
  * give back on an allocation failure depends on the batches before it
- * (copy_rows), so only the owner, in order, meets one. */
+ * (tkv__batch_copy), so only the owner, in order, meets one. */
 static bool steal_group(tkv__worker *w)
 {
 	struct tkv_runtime *rt = w->rt;
@@ -385,9 +268,9 @@ static bool steal_group(tkv__worker *w)
 		if (!n)
 			continue;
 		for (uint32_t i = 0; i < n; i++)
-			prepare_blocks(w, &d[i], true);
+			tkv__batch_prepare(rt, &d[i], true);
 		for (uint32_t i = 0; i < n; i++)
-			if ((ok[i] = blocks_ready(w, &d[i]))) {
+			if ((ok[i] = tkv__batch_blocks_ready(rt, &d[i]))) {
 				copy_one(w, &d[i], desc_bytes(w, &d[i]));
 				copied++;
 			}
@@ -502,23 +385,22 @@ static void worker_start(tkv__worker *w)
 }
 
 /* Takes a group: up to GROUP_MAX descriptors queued now, in order, and
- * which of them a thief copied. The bench's mutex queue takes its group
- * under one lock acquisition. */
-static uint32_t pop_group(tkv__worker *w, tkv__desc *d, bool *copied)
+ * which of them a thief copied or a waiter completed. The bench's mutex
+ * queue takes its group under one lock acquisition. */
+static uint32_t pop_group(tkv__worker *w, tkv__desc *d, tkv__dring_got *got)
 {
 	if (w->rt->queue == TKV__QUEUE_MUTEX)
-		return tkv__mq_pop_batch(w, d, copied, GROUP_MAX);
+		return tkv__mq_pop_batch(w, d, got, GROUP_MAX);
 	uint32_t n = 0;
-	if (w->rt->n_workers == 1) {
+	if (w->rt->n_workers == 1 && !w->rt->waiter_copies) {
 		for (; n < GROUP_MAX && tkv__dring_pop_sc(&w->ring, &d[n]); n++)
-			copied[n] = false;
+			got[n] = TKV__DRING_TAKEN;
 		return n;
 	}
 	for (; n < GROUP_MAX; n++) {
-		tkv__dring_got got = tkv__dring_pop_shared(&w->ring, &d[n]);
-		if (got == TKV__DRING_NONE)
+		got[n] = tkv__dring_pop_shared(&w->ring, &d[n]);
+		if (got[n] == TKV__DRING_NONE)
 			break;
-		copied[n] = got == TKV__DRING_COPIED;
 	}
 	return n;
 }
@@ -534,7 +416,7 @@ static void *worker_main(void *arg)
 {
 	tkv__worker *w = arg;
 	tkv__desc d[GROUP_MAX];
-	bool copied[GROUP_MAX];
+	tkv__dring_got got[GROUP_MAX];
 	unsigned idle = 0;
 	uint64_t taken = 0;
 	worker_start(w);
@@ -547,11 +429,11 @@ static void *worker_main(void *arg)
 			usleep(100);
 			continue;
 		}
-		uint32_t n = pop_group(w, d, copied);
+		uint32_t n = pop_group(w, d, got);
 		if (n) {
 			taken += n;
 			room_check(w, taken); /* the slots are free already */
-			process_group(w, d, copied, n);
+			process_group(w, d, got, n);
 			idle = 0;
 			continue;
 		}

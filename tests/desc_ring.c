@@ -245,6 +245,64 @@ Test(desc_ring, the_first_position_can_be_stolen)
 	free(s);
 }
 
+/* A waiter's slot (DR8): marked done, the owner takes it as DONE, in
+ * claim order; the position a push reports finds its slot again from its
+ * low 32 bits while it is queued, and no longer once taken. Over three
+ * laps of a 4-slot ring, so the claim words of earlier laps are there. */
+Test(desc_ring, a_waiters_slot_comes_back_done_and_its_position_is_found)
+{
+	tkv__dring r;
+	tkv__dring_slot *s = new_slots(4);
+	tkv__dring_init(&r, s, 4);
+	for (uint32_t lap = 0; lap < 3; lap++) {
+		uint64_t at[3], pos;
+		for (uint64_t i = 0; i < 3; i++) {
+			tkv__desc d = make(lap, i);
+			cr_assert(tkv__dring_push_mp_at(&r, &d, &at[i]));
+			cr_assert_eq(at[i], lap * 3 + i, "positions in claim order");
+		}
+		tkv__desc d;
+		uint32_t id;
+		uint64_t i;
+		cr_assert(tkv__dring_queued_pos(&r, (uint32_t)at[1], &pos));
+		cr_assert_eq(pos, at[1]);
+		cr_assert(tkv__dring_steal(&r, pos, &d));
+		cr_assert(check(&d, &id, &i) && id == lap && i == 1);
+		tkv__dring_mark_done(&r, pos);
+		cr_assert_not(tkv__dring_steal(&r, pos, &d), "a done slot is not stolen");
+		cr_assert_eq(tkv__dring_pop_shared(&r, &d), TKV__DRING_TAKEN);
+		cr_assert_not(tkv__dring_queued_pos(&r, (uint32_t)at[0], &pos), "taken");
+		cr_assert_eq(tkv__dring_pop_shared(&r, &d), TKV__DRING_DONE);
+		cr_assert(check(&d, &id, &i) && id == lap && i == 1);
+		cr_assert_eq(tkv__dring_pop_shared(&r, &d), TKV__DRING_TAKEN);
+		cr_assert_not(tkv__dring_queued_pos(&r, (uint32_t)(at[2] + 1), &pos),
+			      "never pushed");
+		cr_assert_eq(tkv__dring_size(&r), 0);
+	}
+	free(s);
+}
+
+/* Positions past 2^32: the low 32 bits a ticket keeps still find the
+ * queued slot (the ring starts just below 2^32, as after 4 G stores). */
+Test(desc_ring, a_position_is_found_from_its_low_bits_across_2_to_the_32)
+{
+	tkv__dring r;
+	tkv__dring_slot *s = new_slots(4);
+	tkv__dring_init(&r, s, 4);
+	r.head = r.tail = (1ull << 32) - 1;
+	uint64_t at[3], pos;
+	for (uint64_t i = 0; i < 3; i++) {
+		tkv__desc d = make(7, i);
+		cr_assert(tkv__dring_push_mp_at(&r, &d, &at[i]));
+	}
+	cr_assert_eq(at[2], (1ull << 32) + 1);
+	for (uint64_t i = 0; i < 3; i++) {
+		cr_assert(tkv__dring_queued_pos(&r, (uint32_t)at[i], &pos));
+		cr_assert_eq(pos, at[i]);
+	}
+	free(s);
+}
+
 /* Producers, an owner and a thief at once. Every descriptor is handled
  * once, by the owner or by the thief; the owner still takes each
  * producer's in push order; for a stolen one it finds the thief's

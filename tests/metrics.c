@@ -111,6 +111,9 @@ static int expected(const tkv_stats *st, want *w)
 	n = add(w, n, st->pin_failures, "tierkv_worker_pin_failures", 0);
 	n = add(w, n, st->batches_stolen, "tierkv_batches_stolen_total", 0);
 	n = add(w, n, st->steal_groups, "tierkv_steal_groups_total", 0);
+	n = add(w, n, st->waiter_batches, "tierkv_waiter_batches_total", 0);
+	n = add(w, n, st->waiter_tokens_stored, "tierkv_waiter_tokens_stored_total", 0);
+	n = add(w, n, st->waiter_bytes_stored, "tierkv_waiter_bytes_stored_total", 0);
 	/* cold tier and silent drops (runtime/metrics.c cold_tier) */
 	n = add(w, n, st->evicted_blocks, "tierkv_evicted_blocks_total", 0);
 	n = add(w, n, st->evicted_bytes, "tierkv_evicted_bytes_total", 0);

@@ -1,0 +1,368 @@
+/*
+ * waiter_copy.c - a ticket's waiter copies its own queued batch, and
+ * completes it when every earlier batch of its layer has completed
+ * (runtime/waiter_copy.c; runtime/desc_ring.h, DR8).
+ *
+ * What they pin down, for the ring and for the bench's mutex queue alike,
+ * with the workers paused (a test seam: they take nothing) so that only
+ * the waiter can copy:
+ *  - a store queued behind 8 others completes inside tkv_wait, the rows
+ *    read back as stored, and the owner later only takes it out;
+ *  - a store behind an earlier, uncompleted one of its layer is copied by
+ *    its waiter but completed by the owner, in order;
+ *  - a store near the front of its queue is left to the owner, and so is
+ *    every store when the runtime was opened with waiters_sleep;
+ *  - a ticket whose queue position names another store's slot copies
+ *    nothing (the slot goes back to its owner) and waits as before.
+ * And with engine threads storing and waiting at once, every row reads
+ * back as stored and the workers' and waiters' layer-tokens add up to the
+ * stored ones.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime/runtime.h"
+#include "tests/kv_pattern.h"
+#include "tierkv.h"
+
+enum { BATCH = 16, AHEAD = 8, TOKENS = 256 };
+
+static tkv_config small_config(void)
+{
+	tkv_config c;
+	tkv_config_default(&c);
+	c.n_layers = 2;
+	c.n_kv_heads = 2;
+	c.head_dim = 8;
+	c.dtype = TKV_DTYPE_F32;
+	c.block_tokens = 16;
+	c.hot_bytes = 16ull << 20;
+	c.n_workers = 2;
+	return c;
+}
+
+static size_t row_bytes(const tkv_config *c)
+{
+	return (size_t)c->n_kv_heads * c->head_dim * tkv_dtype_size(c->dtype);
+}
+
+static tkv_stats stats(tkv_runtime *rt)
+{
+	tkv_stats st = {.struct_size = sizeof(st)};
+	cr_assert_eq(tkv_stats_get(rt, &st), 0);
+	return st;
+}
+
+static uint64_t worker_batches(tkv_runtime *rt)
+{
+	tkv_stats st = stats(rt);
+	uint64_t n = 0;
+	for (uint32_t i = 0; i < st.n_workers; i++)
+		n += st.workers[i].batches;
+	return n;
+}
+
+/* Pattern rows 0..TOKENS of (seq, layer 0): K then V. */
+typedef struct rows {
+	unsigned char *k, *v;
+} rows;
+
+static rows pattern(const tkv_config *c, uint64_t seq)
+{
+	size_t rb = row_bytes(c);
+	rows r = {malloc(TOKENS * rb), malloc(TOKENS * rb)};
+	cr_assert(r.k && r.v);
+	kvp_fill(r.k, seq, 0, 0, TOKENS, rb, 0);
+	kvp_fill(r.v, seq, 0, 0, TOKENS, rb, 1);
+	return r;
+}
+
+static tkv_ticket store(tkv_runtime *rt, const tkv_config *c, const rows *r, uint64_t seq,
+			uint64_t pos, uint32_t n)
+{
+	size_t rb = row_bytes(c);
+	tkv_ticket t;
+	cr_assert_eq(tkv_store(rt, seq, 0, pos, n, r->k + pos * rb, r->v + pos * rb, 0, &t), 0,
+		     "%s", tkv_last_error());
+	return t;
+}
+
+static void expect_rows(tkv_runtime *rt, const tkv_config *c, uint64_t seq, uint32_t n)
+{
+	size_t rb = row_bytes(c);
+	unsigned char *k = malloc(n * rb), *v = malloc(n * rb), *scratch = malloc(rb);
+	cr_assert(k && v && scratch);
+	cr_assert_eq(tkv_read(rt, seq, 0, 0, n, k, v), 0, "%s", tkv_last_error());
+	cr_assert_eq(kvp_check(k, seq, 0, 0, n, rb, 0, scratch), -1, "seq %llu: K rows differ",
+		     (unsigned long long)seq);
+	cr_assert_eq(kvp_check(v, seq, 0, 0, n, rb, 1, scratch), -1, "seq %llu: V rows differ",
+		     (unsigned long long)seq);
+	free(k);
+	free(v);
+	free(scratch);
+}
+
+typedef struct fixture {
+	tkv_config c;
+	tkv_runtime *rt;
+	rows ahead, own; /* sequence 2 (queued first), sequence 1 */
+	tkv_ticket ahead_last;
+} fixture;
+
+/* Opens a runtime, pauses its workers, and queues AHEAD batches of
+ * sequence 2 on layer 0's worker. */
+static void setup(fixture *f, tkv__queue_kind queue, bool waiters_sleep)
+{
+	f->c = small_config();
+	tkv__open_opts opts = {.queue = queue, .waiters_sleep = waiters_sleep};
+	cr_assert_eq(tkv__open_ex(&f->c, &opts, &f->rt), 0, "%s", tkv_last_error());
+	f->ahead = pattern(&f->c, 2);
+	f->own = pattern(&f->c, 1);
+	cr_assert_eq(tkv_seq_open(f->rt, 1), 0);
+	cr_assert_eq(tkv_seq_open(f->rt, 2), 0);
+	tkv__test_pause(f->rt, true);
+	for (uint32_t i = 0; i < AHEAD; i++)
+		f->ahead_last = store(f->rt, &f->c, &f->ahead, 2, (uint64_t)i * BATCH, BATCH);
+}
+
+/* Resumes the workers and checks that everything completes intact. */
+static void finish(fixture *f, uint32_t own_tokens)
+{
+	tkv__test_pause(f->rt, false);
+	cr_assert_eq(tkv_wait(f->rt, &f->ahead_last), 0, "%s", tkv_last_error());
+	cr_assert_eq(tkv_seq_sync(f->rt, 1), 0);
+	expect_rows(f->rt, &f->c, 2, AHEAD * BATCH);
+	expect_rows(f->rt, &f->c, 1, own_tokens);
+	cr_assert_eq(tkv_seq_close(f->rt, 1), 0);
+	cr_assert_eq(tkv_seq_close(f->rt, 2), 0);
+	cr_assert_eq(stats(f->rt).hot_bytes_used, 0, "every block freed");
+	tkv_close(f->rt);
+	free(f->ahead.k);
+	free(f->ahead.v);
+	free(f->own.k);
+	free(f->own.v);
+}
+
+typedef struct waiter {
+	tkv_runtime *rt;
+	tkv_ticket t;
+	int rc;
+} waiter;
+
+static void *wait_thread(void *arg)
+{
+	waiter *w = arg;
+	w->rc = tkv_wait(w->rt, &w->t);
+	return NULL;
+}
+
+/* Waits (up to 10 s) until the runtime counts `want` waiter copies. */
+static void wait_waiter_batches(tkv_runtime *rt, uint64_t want)
+{
+	for (int i = 0; i < 10000 && stats(rt).waiter_batches < want; i++)
+		usleep(1000);
+	cr_assert_eq(stats(rt).waiter_batches, want);
+}
+
+static void completes_inside_the_wait(tkv__queue_kind queue)
+{
+	fixture f;
+	setup(&f, queue, false);
+	tkv_ticket t = store(f.rt, &f.c, &f.own, 1, 0, BATCH);
+	/* the workers are paused: only this thread can copy it */
+	cr_assert_eq(tkv_wait(f.rt, &t), 0, "%s", tkv_last_error());
+	tkv_stats st = stats(f.rt);
+	cr_assert_eq(st.waiter_batches, 1);
+	cr_assert_eq(st.waiter_tokens_stored, BATCH);
+	cr_assert_eq(st.waiter_bytes_stored, 2ull * BATCH * row_bytes(&f.c));
+	cr_assert_eq(worker_batches(f.rt), 0);
+	cr_assert_not(tkv_ticket_done(f.rt, &f.ahead_last), "only its own batch completed");
+	expect_rows(f.rt, &f.c, 1, BATCH); /* readable while the workers still pause */
+	finish(&f, BATCH);
+	/* the owner took it out without copying it again */
+}
+
+Test(waiter_copy, ring_a_waiter_completes_its_own_batch, .timeout = 60)
+{
+	completes_inside_the_wait(TKV__QUEUE_RING);
+}
+
+Test(waiter_copy, mutex_queue_a_waiter_completes_its_own_batch, .timeout = 60)
+{
+	completes_inside_the_wait(TKV__QUEUE_MUTEX);
+}
+
+static void owner_completes_behind_an_earlier_batch(tkv__queue_kind queue)
+{
+	fixture f;
+	setup(&f, queue, false);
+	store(f.rt, &f.c, &f.own, 1, 0, BATCH);
+	waiter w = {f.rt, store(f.rt, &f.c, &f.own, 1, BATCH, BATCH), -1};
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, wait_thread, &w), 0);
+	wait_waiter_batches(f.rt, 1); /* it copied the second batch */
+	cr_assert_not(tkv_ticket_done(f.rt, &w.t), "completed before the batch before it");
+	usleep(20000);
+	cr_assert_not(tkv_ticket_done(f.rt, &w.t), "completed before the batch before it");
+	tkv__test_pause(f.rt, false);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert_eq(w.rc, 0, "%s", tkv_last_error());
+	cr_assert_eq(worker_batches(f.rt), AHEAD + 1, "the owner copied all but the waiter's");
+	cr_assert_eq(stats(f.rt).waiter_batches, 1);
+	finish(&f, 2 * BATCH);
+}
+
+Test(waiter_copy, ring_the_owner_completes_behind_an_earlier_batch, .timeout = 60)
+{
+	owner_completes_behind_an_earlier_batch(TKV__QUEUE_RING);
+}
+
+Test(waiter_copy, mutex_queue_the_owner_completes_behind_an_earlier_batch, .timeout = 60)
+{
+	owner_completes_behind_an_earlier_batch(TKV__QUEUE_MUTEX);
+}
+
+/* The wait sleeps: nothing is copied while the workers pause; then the
+ * owner copies the store. */
+static void left_to_the_owner(fixture *f, tkv_ticket t)
+{
+	waiter w = {f->rt, t, -1};
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, wait_thread, &w), 0);
+	usleep(50000);
+	cr_assert_eq(stats(f->rt).waiter_batches, 0);
+	cr_assert_not(tkv_ticket_done(f->rt, &t));
+	tkv__test_pause(f->rt, false);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert_eq(w.rc, 0, "%s", tkv_last_error());
+	cr_assert_eq(stats(f->rt).waiter_batches, 0);
+}
+
+Test(waiter_copy, a_store_near_the_front_is_left_to_its_owner, .timeout = 60)
+{
+	tkv_config c = small_config();
+	tkv_runtime *rt;
+	cr_assert_eq(tkv_open(&c, &rt), 0, "%s", tkv_last_error());
+	rows own = pattern(&c, 1);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	tkv__test_pause(rt, true);
+	tkv_ticket t = {0};
+	for (uint32_t i = 0; i < AHEAD; i++) /* the last has AHEAD - 1 ahead */
+		t = store(rt, &c, &own, 1, (uint64_t)i * BATCH, BATCH);
+	fixture f = {.c = c, .rt = rt};
+	left_to_the_owner(&f, t);
+	cr_assert_eq(worker_batches(rt), AHEAD);
+	expect_rows(rt, &c, 1, AHEAD * BATCH);
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	tkv_close(rt);
+	free(own.k);
+	free(own.v);
+}
+
+Test(waiter_copy, with_waiters_sleep_the_owner_copies_every_store, .timeout = 60)
+{
+	fixture f;
+	setup(&f, TKV__QUEUE_RING, true);
+	left_to_the_owner(&f, store(f.rt, &f.c, &f.own, 1, 0, BATCH));
+	cr_assert_eq(worker_batches(f.rt), AHEAD + 1);
+	finish(&f, BATCH);
+}
+
+Test(waiter_copy, a_ticket_naming_another_stores_slot_copies_nothing, .timeout = 60)
+{
+	fixture f;
+	setup(&f, TKV__QUEUE_RING, false);
+	store(f.rt, &f.c, &f.ahead, 2, AHEAD * BATCH, BATCH); /* position AHEAD: copyable */
+	tkv_ticket t = store(f.rt, &f.c, &f.own, 1, 0, BATCH);
+	t.queue_pos = AHEAD + 1; /* names sequence 2's last store */
+	left_to_the_owner(&f, t);
+	cr_assert_eq(worker_batches(f.rt), AHEAD + 2, "the slot went back to its owner");
+	expect_rows(f.rt, &f.c, 2, (AHEAD + 1) * BATCH);
+	finish(&f, BATCH);
+}
+
+/* Engine threads store and wait at once (1-16-token batches, both layers):
+ * every row reads back as stored, and the layer-tokens the workers and the
+ * waiters copied add up to the stored ones. */
+typedef struct engine {
+	tkv_runtime *rt;
+	const tkv_config *c;
+	uint64_t seq;
+	const char *failed; /* what went wrong, or NULL: asserted by the main thread */
+} engine;
+
+static void *engine_thread(void *arg)
+{
+	engine *e = arg;
+	size_t rb = row_bytes(e->c);
+	unsigned char *k[2], *v[2];
+	unsigned char *got = malloc(TOKENS * rb), *got_v = malloc(TOKENS * rb),
+		      *scratch = malloc(rb);
+	for (uint32_t l = 0; l < 2; l++) {
+		k[l] = malloc(TOKENS * rb);
+		v[l] = malloc(TOKENS * rb);
+		kvp_fill(k[l], e->seq, l, 0, TOKENS, rb, 0);
+		kvp_fill(v[l], e->seq, l, 0, TOKENS, rb, 1);
+	}
+	if (tkv_seq_open(e->rt, e->seq))
+		e->failed = "seq_open";
+	for (uint32_t pos = 0, n = (uint32_t)e->seq % 16 + 1; pos < TOKENS && !e->failed;
+	     n = n % 16 + 1) {
+		if (n > TOKENS - pos)
+			n = TOKENS - pos;
+		tkv_ticket t[2];
+		for (uint32_t l = 0; l < 2 && !e->failed; l++)
+			if (tkv_store(e->rt, e->seq, l, pos, n, k[l] + pos * rb, v[l] + pos * rb, 0,
+				      &t[l]))
+				e->failed = "store";
+		for (uint32_t l = 0; l < 2 && !e->failed; l++)
+			if (tkv_wait(e->rt, &t[l]))
+				e->failed = "wait";
+		pos += n;
+	}
+	for (uint32_t l = 0; l < 2 && !e->failed; l++) {
+		if (tkv_read(e->rt, e->seq, l, 0, TOKENS, got, got_v))
+			e->failed = "read";
+		else if (kvp_check(got, e->seq, l, 0, TOKENS, rb, 0, scratch) != -1 ||
+			 kvp_check(got_v, e->seq, l, 0, TOKENS, rb, 1, scratch) != -1)
+			e->failed = "rows differ";
+	}
+	for (uint32_t l = 0; l < 2; l++) {
+		free(k[l]);
+		free(v[l]);
+	}
+	free(got);
+	free(got_v);
+	free(scratch);
+	return NULL;
+}
+
+Test(waiter_copy, engine_threads_storing_and_waiting_read_back_every_row, .timeout = 120)
+{
+	enum { ENGINES = 16 };
+	tkv_config c = small_config();
+	tkv_runtime *rt;
+	cr_assert_eq(tkv_open(&c, &rt), 0, "%s", tkv_last_error());
+	pthread_t th[ENGINES];
+	engine e[ENGINES];
+	for (uint32_t i = 0; i < ENGINES; i++) {
+		e[i] = (engine){rt, &c, i + 1, NULL};
+		cr_assert_eq(pthread_create(&th[i], NULL, engine_thread, &e[i]), 0);
+	}
+	for (uint32_t i = 0; i < ENGINES; i++) {
+		cr_assert_eq(pthread_join(th[i], NULL), 0);
+		cr_assert_null(e[i].failed, "engine %u: %s", i, e[i].failed);
+	}
+	tkv_stats st = stats(rt);
+	uint64_t copied = st.waiter_tokens_stored;
+	for (uint32_t i = 0; i < st.n_workers; i++)
+		copied += st.workers[i].tokens_stored;
+	cr_assert_eq(copied, (uint64_t)ENGINES * 2 * TOKENS, "%llu layer-tokens copied",
+		     (unsigned long long)copied);
+	for (uint32_t i = 0; i < ENGINES; i++)
+		cr_assert_eq(tkv_seq_close(rt, i + 1), 0);
+	tkv_close(rt);
+}
