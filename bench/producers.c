@@ -225,7 +225,7 @@ static int open_rt(const prod_options *o, tkv__queue_kind q, uint64_t hot, tkv_r
 	c.hot_populate = o->populate;
 	/* --trace: the ring runtime only (one file; tierkv-trace reads it) */
 	c.trace_path = o->trace && q == TKV__QUEUE_RING ? o->trace : "";
-	tkv__open_opts opts = {.queue = q};
+	tkv__open_opts opts = {.queue = q, .waiters_sleep = o->waiters_sleep};
 	int rc = tkv__open_ex(&c, &opts, rt);
 	if (rc)
 		fprintf(stderr, "tierkv-bench producers: open: %s\n", tkv_last_error());
@@ -293,6 +293,7 @@ static bench_result point_result(const prod_options *o, const prod_point *p, dou
 			  .workers = o->workers, .batch = schedule[0], /* the largest */ .tokens_per_s = med,
 			  .gbps = med * lt_bytes / 1e9, .threads = p->T, .ratio_to_1 = med / base,
 			  .queue = p->q == TKV__QUEUE_RING ? "ring" : "mutex",
+			  .waiters = o->waiters_sleep ? "sleep" : "copy",
 			  .gbps_lo = v[0] * lt_bytes / 1e9, .gbps_hi = v[p->n - 1] * lt_bytes / 1e9,
 			  .reps = p->n, .store_p50_ns = p->st.p50, .store_p99_ns = p->st.p99,
 			  .wait_p50_ns = p->wt.p50, .wait_p99_ns = p->wt.p99,
@@ -428,12 +429,13 @@ static int producers_run(const prod_options *o, bench_report *rep)
 	       "# %u sequences x %u tokens x %u layers per run (same work at every T), batches\n"
 	       "# {32,16,8,4,2,1,1}, tickets waited per batch; median of %d interleaved runs\n"
 	       "# (GB/s spread min-max); store/wait us: p50/p99 of every call/batch wait.\n"
-	       "# %s; hot tier populated %s.\n",
+	       "# %s; hot tier populated %s; ticket waiters %s.\n",
 	       o->geo->name, bench_dtype_name(o->dtype), o->workers, (unsigned long long)(hot >> 20),
 	       seqs, SEQ_TOKENS, o->geo->n_layers, o->reps,
 	       o->cold ? "cold: a fresh runtime per timed run, no warm-up"
 		       : "warm: one runtime per queue, warmed up at the largest T",
-	       o->populate == TKV_HOT_POPULATE_ON_USE ? "on use" : "at open");
+	       o->populate == TKV_HOT_POPULATE_ON_USE ? "on use" : "at open",
+	       o->waiters_sleep ? "only sleep (--waiters sleep)" : "copy their own queued batches");
 	fflush(stdout);
 	const double lt = (double)seqs * SEQ_TOKENS * o->geo->n_layers;
 	for (int rep_i = 0; rep_i < o->reps && !rc; rep_i++)
@@ -535,6 +537,7 @@ static void usage(FILE *f)
 		"                              [--workers N] [--queue ring|mutex|both]\n"
 		"                              [--geometry NAME] [--dtype f32|bf16] [--json FILE]\n"
 		"                              [--trace FILE] [--cold] [--hot-populate at-open|on-use]\n"
+		"                              [--waiters copy|sleep]\n"
 		"  T engine threads (default 1,2,4,8,16,32,64) store the same total work\n"
 		"  (--seqs sequences, default 128, of 64 tokens, every layer) into a RAM-only\n"
 		"  runtime and wait on their tickets per batch: aggregate throughput, ratio to\n"
@@ -542,7 +545,9 @@ static void usage(FILE *f)
 		"  ring pipeline and the mutex-queue baseline. --reps: median of N (3).\n"
 		"  --trace FILE traces the ring runtime (tools/trace/tierkv-trace FILE).\n"
 		"  --cold: a fresh runtime per timed run, no warm-up (a new program's first\n"
-		"  pass); --hot-populate: the runtimes' tkv_config.hot_populate (at-open).\n");
+		"  pass); --hot-populate: the runtimes' tkv_config.hot_populate (at-open).\n"
+		"  --waiters sleep: ticket waiters never copy their own queued batches\n"
+		"  (runtime/waiter_copy.c); the default, copy, is the runtime's.\n");
 }
 
 static int parse_list(const char *s, prod_options *o)
@@ -581,6 +586,7 @@ static int parse(int argc, char **argv, prod_options *o)
 		{"dtype", required_argument, NULL, 'd'},   {"json", required_argument, NULL, 'j'},
 		{"trace", required_argument, NULL, 'T'},   {"help", no_argument, NULL, 'h'},
 		{"cold", no_argument, NULL, 'c'},          {"hot-populate", required_argument, NULL, 'p'},
+		{"waiters", required_argument, NULL, 'W'},
 		{NULL, 0, NULL, 0},
 	};
 	bench_producers_defaults(o);
@@ -629,6 +635,14 @@ static int parse(int argc, char **argv, prod_options *o)
 			if (bench_opt_choice("producers", "--hot-populate", optarg, modes, 2, &m))
 				return -1;
 			o->populate = m ? TKV_HOT_POPULATE_ON_USE : TKV_HOT_POPULATE_AT_OPEN;
+			break;
+		}
+		case 'W': {
+			static const char *const modes[] = {"copy", "sleep"};
+			int m;
+			if (bench_opt_choice("producers", "--waiters", optarg, modes, 2, &m))
+				return -1;
+			o->waiters_sleep = m == 1;
 			break;
 		}
 		case 'h': usage(stdout); exit(0);

@@ -189,6 +189,8 @@ int bench_report_json(const bench_report *r, const char *path)
 		if (x->cpu_span.hi > 0)
 			fprintf(f, ", \"cpu_s_per_gb_min\": %.4f, \"cpu_s_per_gb_max\": %.4f",
 				x->cpu_span.lo, x->cpu_span.hi);
+		if (x->waiters)
+			fprintf(f, ", \"waiters\": \"%s\"", x->waiters);
 		if (x->vs_mutex > 0 && x->versus)
 			fprintf(f, ", \"versus\": \"%s\"", x->versus);
 		if (x->vs_mutex > 0)

@@ -94,6 +94,9 @@ typedef struct bench_result {
 	const char *versus; /* what vs_mutex compares with: the pipeline's
 			     * "mutex-queue" or "ring-again" rows (--versus
 			     * ring), producers' "mutex" queue */
+	/* producers: whether ticket waiters copied their own batches ("copy",
+	 * the runtime's default) or only slept ("sleep", --waiters sleep) */
+	const char *waiters;
 	/* latency histograms for plots (log2 ns buckets); NULL if none */
 	const uint64_t *lat_hist, *lat_hist_no_evict;
 	uint32_t lat_buckets;
@@ -154,6 +157,7 @@ typedef struct bench_producers_opts {
 	int reps;                        /* interleaved runs per point, median kept */
 	bool ring, mutex;                /* which queues */
 	bool cold;                       /* a fresh runtime per timed run, no warm-up */
+	bool waiters_sleep;              /* --waiters sleep: waiters never copy (A/B) */
 	tkv_hot_populate populate;       /* the runtimes' hot_populate */
 	const char *json;
 	const char *trace; /* NULL: untraced; else the ring runtime's trace file */

@@ -124,13 +124,19 @@ void tkv__mq_mark_done(tkv__worker *w, uint64_t pos)
 	set_claim(w, pos, MQ_DONE);
 }
 
-bool tkv__mq_queued_pos(tkv__worker *w, uint32_t lo, uint64_t *pos)
+bool tkv__mq_claim_queued(tkv__worker *w, uint32_t lo, uint32_t leave, tkv__desc *out)
 {
+	const uint32_t mask = w->rt->cfg.ring_slots - 1;
 	pthread_mutex_lock(&w->mq_lock);
-	bool queued = lo - w->mq_head < w->mq_tail - w->mq_head;
+	/* queued (wrapping counters), leave or more behind the front, unclaimed */
+	bool ok = lo - w->mq_head < w->mq_tail - w->mq_head && lo - w->mq_head >= leave &&
+		  w->mq_claim[lo & mask] == MQ_QUEUED;
+	if (ok) {
+		ck_pr_store_32(&w->mq_claim[lo & mask], MQ_STOLEN);
+		*out = w->mq_slots[lo & mask];
+	}
 	pthread_mutex_unlock(&w->mq_lock);
-	*pos = lo; /* the queue's positions are 32 bits wide */
-	return queued;
+	return ok;
 }
 
 void tkv__mq_span(tkv__worker *w, uint64_t *head, uint64_t *tail)

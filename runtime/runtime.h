@@ -246,8 +246,10 @@ void tkv__mq_mark_copied(tkv__worker *w, uint64_t pos);
 void tkv__mq_return(tkv__worker *w, uint64_t pos);
 /* A waiter copied and completed it: the owner only takes it out. */
 void tkv__mq_mark_done(tkv__worker *w, uint64_t pos);
-/* tkv__dring_queued_pos for the mutex queue. */
-bool tkv__mq_queued_pos(tkv__worker *w, uint32_t lo, uint64_t *pos);
+/* A ticket's waiter claims the descriptor at position lo (the queue's
+ * positions are 32 bits) if it is queued, at least `leave` behind the
+ * front, and unclaimed: one lock acquisition, as the ring's one CAS. */
+bool tkv__mq_claim_queued(tkv__worker *w, uint32_t lo, uint32_t leave, tkv__desc *out);
 /* Positions [head, tail) of the queue now (a snapshot). */
 void tkv__mq_span(tkv__worker *w, uint64_t *head, uint64_t *tail);
 /* Nothing for the owner to take now (empty, or its next one is a thief's). */

@@ -41,10 +41,8 @@ enum { WAITER_LEAVE = 8 };
 static bool claim(tkv_runtime *rt, tkv__worker *w, uint32_t lo, uint64_t *pos, tkv__desc *d)
 {
 	if (rt->queue == TKV__QUEUE_MUTEX) {
-		uint64_t front, back;
-		tkv__mq_span(w, &front, &back);
-		return tkv__mq_queued_pos(w, lo, pos) && (uint32_t)(*pos - front) >= WAITER_LEAVE &&
-		       tkv__mq_steal(w, *pos, d);
+		*pos = lo;
+		return tkv__mq_claim_queued(w, lo, WAITER_LEAVE, d);
 	}
 	return tkv__dring_queued_pos(&w->ring, lo, pos) &&
 	       *pos - tkv__dring_tail(&w->ring) >= WAITER_LEAVE &&
