@@ -547,7 +547,7 @@ static void usage(FILE *f)
 		"  --cold: a fresh runtime per timed run, no warm-up (a new program's first\n"
 		"  pass); --hot-populate: the runtimes' tkv_config.hot_populate (at-open).\n"
 		"  --waiters sleep: ticket waiters never copy their own queued batches\n"
-		"  (runtime/waiter_copy.c); the default, copy, is the runtime's.\n");
+		"  (runtime/copy_ahead.c); the default, copy, is the runtime's.\n");
 }
 
 static int parse_list(const char *s, prod_options *o)

@@ -755,6 +755,13 @@ typedef struct tkv_stats {
 	uint64_t waiter_batches;
 	uint64_t waiter_tokens_stored;
 	uint64_t waiter_bytes_stored;
+
+	/* Batches a worker copied from its own queue ahead of their turn,
+	 * because the batch at the front was being copied by another thread
+	 * (a thief worker or a waiter); completed then if their (sequence,
+	 * layer) allowed it, else in order. Counted in the worker's own
+	 * workers[].batches. */
+	uint64_t batches_copied_ahead;
 } tkv_stats;
 
 /* A snapshot of the counters (each read atomically; not a consistent cut

@@ -1,7 +1,7 @@
 /*
  * copy_batch.c - what copying one batch into the hot tier takes, whoever
  * copies it: its owner worker, a thief worker (worker.c, Stealing) or the
- * engine thread waiting on its ticket (waiter_copy.c). Allocating the
+ * engine thread waiting on its ticket (copy_ahead.c). Allocating the
  * blocks it starts, copying its rows, and handing on the blocks it fills.
  * Publishing it (done_pos) is the completer's: completion.c.
  */

@@ -1,6 +1,6 @@
 /*
  * copy_batch.h - one batch's copy into the hot tier, for every thread that
- * copies: workers (worker.c) and ticket waiters (waiter_copy.c).
+ * copies: workers (worker.c) and ticket waiters (copy_ahead.c).
  */
 #ifndef TKV_RUNTIME_COPY_BATCH_H
 #define TKV_RUNTIME_COPY_BATCH_H

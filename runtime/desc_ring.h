@@ -257,6 +257,16 @@ static inline bool tkv__dring_idle(const tkv__dring *r)
 	return ck_pr_load_64((uint64_t *)&s->claim) == TKV__DRING_STOLEN(pos);
 }
 
+/* Consumer: whether the next position is published and another thread
+ * has claimed it (a thief or a waiter copying it). */
+static inline bool tkv__dring_front_claimed(const tkv__dring *r)
+{
+	uint64_t pos = ck_pr_load_64((uint64_t *)&r->tail);
+	const tkv__dring_slot *s = &r->slots[pos & r->mask];
+	return ck_pr_load_64((uint64_t *)&s->ready) == pos + 1 &&
+	       ck_pr_load_64((uint64_t *)&s->claim) == TKV__DRING_STOLEN(pos);
+}
+
 /* Positions claimed so far (any thread): every claimed descriptor is
  * published soon and then copied, so claimed - copied counts the copies
  * still to come. */

@@ -240,6 +240,9 @@ int64_t tkv_metrics_prometheus(tkv_runtime *rt, char *buf, size_t len)
 	    st->waiter_tokens_stored);
 	one(&o, "waiter_bytes_stored_total", "counter",
 	    "Bytes of K and V those waiters copied.", st->waiter_bytes_stored);
+	one(&o, "batches_copied_ahead_total", "counter",
+	    "Batches a worker copied past the front of its queue while another thread copied that one.",
+	    st->batches_copied_ahead);
 	cold_tier(&o, st);
 	prefix_cache(&o, st);
 	shared_tier(&o, st);

@@ -157,6 +157,13 @@ bool tkv__mq_idle(tkv__worker *w)
 		       MQ_STOLEN;
 }
 
+bool tkv__mq_front_claimed(tkv__worker *w)
+{
+	return ck_pr_load_32(&w->mq_tail) != w->mq_head &&
+	       ck_pr_load_32(&w->mq_claim[w->mq_head & (w->rt->cfg.ring_slots - 1)]) ==
+		       MQ_STOLEN;
+}
+
 bool tkv__mq_empty(tkv__worker *w)
 {
 	return ck_pr_load_32(&w->mq_tail) == w->mq_head;

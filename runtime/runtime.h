@@ -64,6 +64,7 @@ typedef struct tkv__worker {
 	uint64_t steal_groups; /* the groups `stolen` came in (steal_group) */
 	uint64_t runs;         /* fenced runs completed (worker.c, Groups; tests read it) */
 	uint64_t completed; /* descriptors of its own queue completed (copies_pending) */
+	uint64_t copied_ahead; /* of batches, its own copied past a claimed front (copy_ahead.c) */
 
 	/* Thief only: the positions it stole last from steal_victim's queue,
 	 * skipped when it looks for more there (worker.c, steal_scan). */
@@ -132,7 +133,7 @@ struct tkv_runtime {
 	bool cache_dir_dirty; /* cold_dir's cache-model to seal at close */
 	tkv__tiers tiers;    /* {&hot, ev, cache}: units.h */
 
-	/* Ticket waiters copy their own queued batches (waiter_copy.c);
+	/* Ticket waiters copy their own queued batches (copy_ahead.c);
 	 * false only where tkv__open_opts.waiters_sleep asks. */
 	bool waiter_copies;
 	/* What those waiters copied (atomic; tkv_stats). */
@@ -176,9 +177,13 @@ void tkv__spin_release(struct tkv_runtime *rt);
 /* A ticket's waiter: copies its store (queued at low position bits
  * queue_pos - 1 of its layer's worker; 0: unknown) itself if it is still
  * queued and unclaimed, and completes it if every earlier batch of the
- * layer has completed. True when it completed it (waiter_copy.c). */
+ * layer has completed. True when it completed it (copy_ahead.c). */
 bool tkv__waiter_copy(struct tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t end,
 		      uint32_t queue_pos);
+/* The owner, when the front of its queue is a slot another thread copies:
+ * claims, copies and (when its layer allows) completes up to a group of
+ * the slots behind it. Returns how many it copied (copy_ahead.c). */
+uint32_t tkv__owner_copy_ahead(tkv__worker *w);
 
 /* Waits until a layer's done_pos reaches end (completion.c). */
 void tkv__wait_done(struct tkv_runtime *rt, tkv__layer *l, uint64_t end);
@@ -223,7 +228,7 @@ typedef struct tkv__open_opts {
 	/* The evictor's policy operations instead of cfg.policy's; NULL in
 	 * every runtime but tests' (tkv__tier_env.policy_ops). */
 	const struct tkv__policy_ops *evict_policy;
-	/* Ticket waiters never copy their own batches (waiter_copy.c): the
+	/* Ticket waiters never copy their own batches (copy_ahead.c): the
 	 * bench's A/B of that, and tests of the workers' own paths. */
 	bool waiters_sleep;
 } tkv__open_opts;
@@ -256,6 +261,8 @@ void tkv__mq_span(tkv__worker *w, uint64_t *head, uint64_t *tail);
 bool tkv__mq_idle(tkv__worker *w);
 /* Nothing queued at all (the owner's stop check). */
 bool tkv__mq_empty(tkv__worker *w);
+/* Its next one is queued and a thief's or a waiter's (racy, like mq_idle). */
+bool tkv__mq_front_claimed(tkv__worker *w);
 
 /* Test seam: while paused, workers leave their rings alone, so tests can
  * fill a ring deterministically. Pausing returns once every worker has

@@ -101,6 +101,7 @@ static void fill(tkv_runtime *rt, tkv_stats *out)
 	for (uint32_t i = 0; i < rt->n_workers; i++) {
 		out->batches_stolen += ck_pr_load_64(&rt->workers[i].stolen);
 		out->steal_groups += ck_pr_load_64(&rt->workers[i].steal_groups);
+		out->batches_copied_ahead += ck_pr_load_64(&rt->workers[i].copied_ahead);
 	}
 	out->waiter_batches = ck_pr_load_64(&rt->waiter_batches);
 	out->waiter_tokens_stored = ck_pr_load_64(&rt->waiter_tokens);

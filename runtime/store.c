@@ -185,7 +185,7 @@ int tkv_store(tkv_runtime *rt, uint64_t seq_id, uint32_t layer, uint64_t pos, ui
 	tkv__seq_put(s);
 	tkv__trace_end(tb, TKV__TRACE_STORE, t0, (uint32_t)seq_id, n_tokens);
 	/* The queue position, for a waiter that copies the batch itself
-	 * (waiter_copy.c): 32 bits plus one, 0 meaning none. */
+	 * (copy_ahead.c): 32 bits plus one, 0 meaning none. */
 	if (rc == 0 && ticket)
 		*ticket = (tkv_ticket){seq_id, pos + n_tokens, layer, (uint32_t)at + 1};
 	return rc;

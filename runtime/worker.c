@@ -84,7 +84,7 @@ enum { GROUP_MAX = 16, GROUP_BYTES = 1 << 20, STEAL_GROUP_BYTES = 256 << 10 };
  * a batch whose blocks are not all there (an allocation failure, or a
  * block whose first batch is still queued): failures are met by owners
  * in order (tkv__batch_copy). With one worker there is no one to steal
- * from, and unless ticket waiters copy their own batches (waiter_copy.c)
+ * from, and unless ticket waiters copy their own batches (copy_ahead.c)
  * the owner's pop takes no claim (tkv__dring_pop_sc). A thief leaves
  * the owner the next TKV__STEAL_LEAVE queued descriptors: taking batches
  * the owner was about to take (engines that store a step's layers and
@@ -436,6 +436,16 @@ static void *worker_main(void *arg)
 			process_group(w, d, got, n);
 			idle = 0;
 			continue;
+		}
+		/* The front is a thief's or a waiter's copy: copy what is
+		 * behind it rather than wait (copy_ahead.c). */
+		if (w->rt->queue == TKV__QUEUE_MUTEX || w->rt->n_workers > 1 ||
+		    w->rt->waiter_copies) {
+			uint32_t ahead = tkv__owner_copy_ahead(w);
+			if (ahead) {
+				idle = 0;
+				continue;
+			}
 		}
 		/* and always right before the idle step that sleeps */
 		if (w->rt->n_workers > 1 &&

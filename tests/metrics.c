@@ -114,6 +114,7 @@ static int expected(const tkv_stats *st, want *w)
 	n = add(w, n, st->waiter_batches, "tierkv_waiter_batches_total", 0);
 	n = add(w, n, st->waiter_tokens_stored, "tierkv_waiter_tokens_stored_total", 0);
 	n = add(w, n, st->waiter_bytes_stored, "tierkv_waiter_bytes_stored_total", 0);
+	n = add(w, n, st->batches_copied_ahead, "tierkv_batches_copied_ahead_total", 0);
 	/* cold tier and silent drops (runtime/metrics.c cold_tier) */
 	n = add(w, n, st->evicted_blocks, "tierkv_evicted_blocks_total", 0);
 	n = add(w, n, st->evicted_bytes, "tierkv_evicted_bytes_total", 0);

@@ -1,7 +1,10 @@
 /*
- * waiter_copy.c - a ticket's waiter copies its own queued batch, and
- * completes it when every earlier batch of its layer has completed
- * (runtime/waiter_copy.c; runtime/desc_ring.h, DR8).
+ * copy_ahead.c - batches copied before their turn (runtime/copy_ahead.c;
+ * runtime/desc_ring.h, DR8): a ticket's waiter copies its own queued
+ * batch, and an owner whose queue's front another thread is copying copies
+ * the batches behind it; each completes what it copied when every earlier
+ * batch of that (sequence, layer) has completed, and leaves the rest to
+ * the owner, in order.
  *
  * What they pin down, for the ring and for the bench's mutex queue alike,
  * with the workers paused (a test seam: they take nothing) so that only
@@ -14,6 +17,10 @@
  *    every store when the runtime was opened with waiters_sleep;
  *  - a ticket whose queue position names another store's slot copies
  *    nothing (the slot goes back to its owner) and waits as before.
+ * With the front slot held by the test (as a preempted copier would hold
+ * it), the owner copies and completes the other sequences' batches behind
+ * it, copies but does not complete the held batch's successor, and takes
+ * the held one back in order once it is given back.
  * And with engine threads storing and waiting at once, every row reads
  * back as stored and the workers' and waiters' layer-tokens add up to the
  * stored ones.
@@ -185,12 +192,12 @@ static void completes_inside_the_wait(tkv__queue_kind queue)
 	/* the owner took it out without copying it again */
 }
 
-Test(waiter_copy, ring_a_waiter_completes_its_own_batch, .timeout = 60)
+Test(copy_ahead, ring_a_waiter_completes_its_own_batch, .timeout = 60)
 {
 	completes_inside_the_wait(TKV__QUEUE_RING);
 }
 
-Test(waiter_copy, mutex_queue_a_waiter_completes_its_own_batch, .timeout = 60)
+Test(copy_ahead, mutex_queue_a_waiter_completes_its_own_batch, .timeout = 60)
 {
 	completes_inside_the_wait(TKV__QUEUE_MUTEX);
 }
@@ -215,12 +222,12 @@ static void owner_completes_behind_an_earlier_batch(tkv__queue_kind queue)
 	finish(&f, 2 * BATCH);
 }
 
-Test(waiter_copy, ring_the_owner_completes_behind_an_earlier_batch, .timeout = 60)
+Test(copy_ahead, ring_the_owner_completes_behind_an_earlier_batch, .timeout = 60)
 {
 	owner_completes_behind_an_earlier_batch(TKV__QUEUE_RING);
 }
 
-Test(waiter_copy, mutex_queue_the_owner_completes_behind_an_earlier_batch, .timeout = 60)
+Test(copy_ahead, mutex_queue_the_owner_completes_behind_an_earlier_batch, .timeout = 60)
 {
 	owner_completes_behind_an_earlier_batch(TKV__QUEUE_MUTEX);
 }
@@ -241,7 +248,7 @@ static void left_to_the_owner(fixture *f, tkv_ticket t)
 	cr_assert_eq(stats(f->rt).waiter_batches, 0);
 }
 
-Test(waiter_copy, a_store_near_the_front_is_left_to_its_owner, .timeout = 60)
+Test(copy_ahead, a_store_near_the_front_is_left_to_its_owner, .timeout = 60)
 {
 	tkv_config c = small_config();
 	tkv_runtime *rt;
@@ -262,7 +269,7 @@ Test(waiter_copy, a_store_near_the_front_is_left_to_its_owner, .timeout = 60)
 	free(own.v);
 }
 
-Test(waiter_copy, with_waiters_sleep_the_owner_copies_every_store, .timeout = 60)
+Test(copy_ahead, with_waiters_sleep_the_owner_copies_every_store, .timeout = 60)
 {
 	fixture f;
 	setup(&f, TKV__QUEUE_RING, true);
@@ -271,7 +278,7 @@ Test(waiter_copy, with_waiters_sleep_the_owner_copies_every_store, .timeout = 60
 	finish(&f, BATCH);
 }
 
-Test(waiter_copy, a_ticket_naming_another_stores_slot_copies_nothing, .timeout = 60)
+Test(copy_ahead, a_ticket_naming_another_stores_slot_copies_nothing, .timeout = 60)
 {
 	fixture f;
 	setup(&f, TKV__QUEUE_RING, false);
@@ -282,6 +289,72 @@ Test(waiter_copy, a_ticket_naming_another_stores_slot_copies_nothing, .timeout =
 	cr_assert_eq(worker_batches(f.rt), AHEAD + 2, "the slot went back to its owner");
 	expect_rows(f.rt, &f.c, 2, (AHEAD + 1) * BATCH);
 	finish(&f, BATCH);
+}
+
+/* Polls (up to 10 s) until t completes. */
+static void wait_done(tkv_runtime *rt, const tkv_ticket *t)
+{
+	for (int i = 0; i < 10000 && !tkv_ticket_done(rt, t); i++)
+		usleep(1000);
+	cr_assert(tkv_ticket_done(rt, t));
+}
+
+static void owner_copies_past_a_held_front(tkv__queue_kind queue)
+{
+	tkv_config c = small_config();
+	tkv__open_opts opts = {.queue = queue};
+	tkv_runtime *rt;
+	cr_assert_eq(tkv__open_ex(&c, &opts, &rt), 0, "%s", tkv_last_error());
+	rows r[4] = {{0}, pattern(&c, 1), pattern(&c, 2), pattern(&c, 3)};
+	for (uint64_t q = 1; q <= 3; q++)
+		cr_assert_eq(tkv_seq_open(rt, q), 0);
+	tkv__test_pause(rt, true);
+	for (uint32_t i = 0; i < 4; i++) /* positions 0-3 */
+		store(rt, &c, &r[2], 2, (uint64_t)i * BATCH, BATCH);
+	tkv_ticket held = store(rt, &c, &r[1], 1, 0, BATCH);      /* position 4 */
+	tkv_ticket next = store(rt, &c, &r[1], 1, BATCH, BATCH);  /* 5: same layer */
+	tkv_ticket last = {0};
+	for (uint32_t i = 0; i < 3; i++) /* positions 6-8 */
+		last = store(rt, &c, &r[3], 3, (uint64_t)i * BATCH, BATCH);
+	tkv__worker *w0 = tkv__worker_of(rt, 0);
+	tkv__desc d;
+	cr_assert(queue == TKV__QUEUE_MUTEX ? tkv__mq_steal(w0, 4, &d)
+					    : tkv__dring_steal(&w0->ring, 4, &d));
+	cr_assert_eq(d.pos + d.n_tokens, held.end_pos, "the held slot is sequence 1's first");
+	tkv__test_pause(rt, false);
+
+	wait_done(rt, &last); /* sequence 3 completes past the held front */
+	cr_assert_not(tkv_ticket_done(rt, &held));
+	usleep(20000);
+	cr_assert_not(tkv_ticket_done(rt, &next), "completed before the held batch before it");
+	tkv_stats st = stats(rt);
+	cr_assert_eq(st.batches_copied_ahead, 4, "sequence 3's three and the held one's successor");
+	cr_assert_eq(worker_batches(rt), 4 + 4);
+
+	queue == TKV__QUEUE_MUTEX ? tkv__mq_return(w0, 4) : tkv__dring_return(&w0->ring, 4);
+	tkv__worker_kick(w0);
+	cr_assert_eq(tkv_wait(rt, &next), 0, "%s", tkv_last_error());
+	cr_assert_eq(worker_batches(rt), 4 + 4 + 1, "the owner copied the held one, once");
+	expect_rows(rt, &c, 1, 2 * BATCH);
+	expect_rows(rt, &c, 2, 4 * BATCH);
+	expect_rows(rt, &c, 3, 3 * BATCH);
+	for (uint64_t q = 1; q <= 3; q++) {
+		cr_assert_eq(tkv_seq_close(rt, q), 0);
+		free(r[q].k);
+		free(r[q].v);
+	}
+	cr_assert_eq(stats(rt).hot_bytes_used, 0, "every block freed");
+	tkv_close(rt);
+}
+
+Test(copy_ahead, ring_the_owner_copies_past_a_held_front, .timeout = 60)
+{
+	owner_copies_past_a_held_front(TKV__QUEUE_RING);
+}
+
+Test(copy_ahead, mutex_queue_the_owner_copies_past_a_held_front, .timeout = 60)
+{
+	owner_copies_past_a_held_front(TKV__QUEUE_MUTEX);
 }
 
 /* Engine threads store and wait at once (1-16-token batches, both layers):
@@ -340,7 +413,7 @@ static void *engine_thread(void *arg)
 	return NULL;
 }
 
-Test(waiter_copy, engine_threads_storing_and_waiting_read_back_every_row, .timeout = 120)
+Test(copy_ahead, engine_threads_storing_and_waiting_read_back_every_row, .timeout = 120)
 {
 	enum { ENGINES = 16 };
 	tkv_config c = small_config();

@@ -1,0 +1,184 @@
+/*
+ * copy_ahead.c - copying a queued batch before its turn, and completing it
+ * then when its layer allows: by a ticket's waiter (its own batch), and by
+ * a worker whose queue is blocked at a batch someone else is copying.
+ *
+ * Why a waiter copies its own batch. A worker copies its queue in
+ * acceptance order, so a waited-on batch waits for every batch queued
+ * ahead of it, whatever their size. With many engine threads that is the
+ * common case: in the held-out style program (issue 11; 64 engine threads
+ * on 2 cores, batches of 1-64 tokens, each thread waiting on its tickets)
+ * the threads with the most small-batch round trips queued each of them
+ * behind other threads' large batches and finished last, at 64 threads
+ * 0.57-0.81 of the 1-thread throughput (docs/MEASUREMENTS.md, "The
+ * held-out style program at 96 sequences"). The waiter has nothing else to
+ * do, and its core is as good as a worker's for a copy: so when its store
+ * is still queued, far enough from the front that the owner is not about
+ * to take it, the waiter claims it the way a thief worker does
+ * (desc_ring.h), copies it, and completes it. Its round trip is then its
+ * own copy, not the queue's.
+ *
+ * Why the owner copies ahead. A claimed slot stops its owner (completions
+ * go in claim order), and an engine thread, unlike a pinned worker, is
+ * often preempted for a whole time slice, mid-copy: the owner then idled
+ * with its queue full behind that one slot, and stores found the ring full
+ * (`tierkv-bench producers`, 64 threads: store p99 0.4 ms, wait p99 up to
+ * 5 ms at 4-8 threads: docs/MEASUREMENTS.md, "Waiters copy their own
+ * batches"). So an owner blocked at a claimed slot claims the published
+ * slots behind it, up to a group, and copies and completes them the same
+ * way; its pops later only take them out.
+ *
+ * Order. A layer's batches still complete in acceptance order, one
+ * completer at a time: a batch copied ahead is completed by its copier only
+ * when its layer's retired_pos has reached the batch's first position (the
+ * last completion of the layer, done_pos and its wake-ups included, has
+ * finished; exactly one batch starts there, and its copier holds it
+ * claimed). Otherwise the slot is marked copied and the owner completes it
+ * when its turn comes, as a thief's. A batch whose blocks cannot all be
+ * had goes back to its owner uncopied (the owner meets failures in order,
+ * worker.c).
+ */
+#include <ck_pr.h>
+
+#include "base/trace.h"
+#include "runtime/copy_batch.h"
+#include "runtime/runtime.h"
+
+/* A waiter leaves its owner the next WAITER_LEAVE queued descriptors: the
+ * owner is about to take them, and would only wait at a claimed slot. An
+ * owner copies at most AHEAD_GROUP descriptors ahead per call (then looks
+ * at its queue's front again), looking at most AHEAD_PROBES slots. */
+enum { WAITER_LEAVE = 8, AHEAD_GROUP = 16, AHEAD_PROBES = 64 };
+
+/* How a copier lets go of its claimed slot. */
+enum give { RETURN, COPIED, DONE };
+
+static void release(tkv_runtime *rt, tkv__worker *w, uint64_t pos, enum give how)
+{
+	if (rt->queue == TKV__QUEUE_MUTEX)
+		how == RETURN ? tkv__mq_return(w, pos)
+		: how == COPIED ? tkv__mq_mark_copied(w, pos)
+				: tkv__mq_mark_done(w, pos);
+	else
+		how == RETURN ? tkv__dring_return(&w->ring, pos)
+		: how == COPIED ? tkv__dring_mark_copied(&w->ring, pos)
+				: tkv__dring_mark_done(&w->ring, pos);
+}
+
+/* Copies d, claimed at position pos of w's queue, and completes it if its
+ * layer has retired up to it (DONE), else leaves it to the owner (COPIED);
+ * RETURN when its blocks are not all there. */
+static enum give copy_claimed(tkv_runtime *rt, tkv__worker *w, uint64_t pos, const tkv__desc *d,
+			      tkv__trace_buf *tb)
+{
+	tkv__batch_prepare(rt, d, true);
+	if (!tkv__batch_blocks_ready(rt, d)) {
+		release(rt, w, pos, RETURN);
+		return RETURN;
+	}
+	uint64_t t0 = tkv__trace_begin(tb);
+	tkv__batch_copy(rt, d);
+	tkv__trace_end(tb, TKV__TRACE_COPY, t0, d->layer,
+		       (uint64_t)d->n_tokens * rt->geo.layer_token_bytes);
+	if (rt->hot_streams)
+		tkv__stream_fence(); /* the rows before COPIED or done_pos */
+	tkv__layer *l = &d->seq->layers[d->layer];
+	if (ck_pr_load_64(&l->retired_pos) != d->pos) {
+		release(rt, w, pos, COPIED); /* the owner completes it in order */
+		return COPIED;
+	}
+	ck_pr_fence_acquire(); /* the last completer's writes to the layer (C3) */
+	const uint64_t end = d->pos + d->n_tokens;
+	tkv__batch_hand_on(rt, d);
+	tkv__trace_instant(tb, TKV__TRACE_TICKET_DONE, (uint32_t)d->seq->id, end);
+	tkv__layer_complete(l, end);
+	/* d->seq may be closed and freed from here on, unless the caller
+	 * holds a reference (a waiter does) */
+	release(rt, w, pos, DONE);
+	return DONE;
+}
+
+/* Claims position lo (low 32 bits) of w's queue if it is queued at least
+ * WAITER_LEAVE behind the front and unclaimed; *pos is its full position. */
+static bool waiter_claim(tkv_runtime *rt, tkv__worker *w, uint32_t lo, uint64_t *pos,
+			 tkv__desc *d)
+{
+	if (rt->queue == TKV__QUEUE_MUTEX) {
+		*pos = lo;
+		return tkv__mq_claim_queued(w, lo, WAITER_LEAVE, d);
+	}
+	return tkv__dring_queued_pos(&w->ring, lo, pos) &&
+	       *pos - tkv__dring_tail(&w->ring) >= WAITER_LEAVE &&
+	       tkv__dring_steal(&w->ring, *pos, d);
+}
+
+bool tkv__waiter_copy(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t end,
+		      uint32_t queue_pos)
+{
+	if (!rt->waiter_copies || !queue_pos)
+		return false;
+	tkv__worker *w = tkv__worker_of(rt, layer);
+	uint64_t pos;
+	tkv__desc d;
+	if (!waiter_claim(rt, w, queue_pos - 1, &pos, &d))
+		return false;
+	enum give how = RETURN;
+	/* 32 bits of a position name one queued descriptor, but a ticket kept
+	 * for 2^32 stores of its worker could name another one's */
+	if (d.seq != s || d.layer != layer || d.pos + d.n_tokens != end)
+		release(rt, w, pos, RETURN);
+	else
+		how = copy_claimed(rt, w, pos, &d, tkv__tracer_thread(rt->tracer, NULL));
+	tkv__wake_signal(&w->idle); /* the owner may wait at this slot */
+	if (how == RETURN)
+		return false;
+	ck_pr_faa_64(&rt->waiter_batches, 1);
+	ck_pr_faa_64(&rt->waiter_tokens, d.n_tokens);
+	ck_pr_faa_64(&rt->waiter_bytes, (uint64_t)d.n_tokens * rt->geo.layer_token_bytes);
+	return how == DONE;
+}
+
+/* The owner: whether its queue's front is a slot another thread has
+ * claimed (a thief's or a waiter's copy), with published slots behind. */
+static bool blocked_at_claim(tkv__worker *w, uint64_t *front, uint64_t *back)
+{
+	if (w->rt->queue == TKV__QUEUE_MUTEX) {
+		if (!tkv__mq_front_claimed(w))
+			return false;
+		tkv__mq_span(w, front, back);
+	} else {
+		if (!tkv__dring_front_claimed(&w->ring))
+			return false;
+		*front = tkv__dring_tail(&w->ring);
+		*back = tkv__dring_claimed(&w->ring);
+	}
+	return *back - *front > 1;
+}
+
+uint32_t tkv__owner_copy_ahead(tkv__worker *w)
+{
+	tkv_runtime *rt = w->rt;
+	uint64_t front, back;
+	if (!blocked_at_claim(w, &front, &back))
+		return 0;
+	uint32_t n = 0;
+	for (uint64_t p = front + 1, probes = 0; p < back && n < AHEAD_GROUP && probes < AHEAD_PROBES;
+	     p++, probes++) {
+		tkv__desc d;
+		bool got = rt->queue == TKV__QUEUE_MUTEX ? tkv__mq_steal(w, p, &d)
+							 : tkv__dring_steal(&w->ring, p, &d);
+		if (!got)
+			continue; /* claimed, given back, or not published yet */
+		/* before the copy: d's sequence may go once it is completed */
+		const uint32_t tokens = d.n_tokens;
+		if (copy_claimed(rt, w, p, &d, w->tb) == RETURN)
+			continue;
+		const uint64_t bytes = (uint64_t)tokens * rt->geo.layer_token_bytes;
+		ck_pr_store_64(&w->tokens, w->tokens + tokens);
+		ck_pr_store_64(&w->bytes, w->bytes + bytes);
+		ck_pr_store_64(&w->batches, w->batches + 1);
+		ck_pr_store_64(&w->copied_ahead, w->copied_ahead + 1);
+		n++;
+	}
+	return n;
+}
