@@ -225,7 +225,8 @@ static int open_rt(const prod_options *o, tkv__queue_kind q, uint64_t hot, tkv_r
 	c.hot_populate = o->populate;
 	/* --trace: the ring runtime only (one file; tierkv-trace reads it) */
 	c.trace_path = o->trace && q == TKV__QUEUE_RING ? o->trace : "";
-	tkv__open_opts opts = {.queue = q, .waiters_sleep = o->waiters_sleep};
+	c.wait_copy = o->waiters_sleep ? TKV_WAIT_SLEEP : TKV_WAIT_COPY_OWN;
+	tkv__open_opts opts = {.queue = q};
 	int rc = tkv__open_ex(&c, &opts, rt);
 	if (rc)
 		fprintf(stderr, "tierkv-bench producers: open: %s\n", tkv_last_error());
@@ -546,8 +547,8 @@ static void usage(FILE *f)
 		"  --trace FILE traces the ring runtime (tools/trace/tierkv-trace FILE).\n"
 		"  --cold: a fresh runtime per timed run, no warm-up (a new program's first\n"
 		"  pass); --hot-populate: the runtimes' tkv_config.hot_populate (at-open).\n"
-		"  --waiters sleep: ticket waiters never copy their own queued batches\n"
-		"  (runtime/copy_ahead.c); the default, copy, is the runtime's.\n");
+		"  --waiters sleep: tkv_config.wait_copy = TKV_WAIT_SLEEP (waiters only\n"
+		"  sleep); the default, copy, is the runtime's (TKV_WAIT_COPY_OWN).\n");
 }
 
 static int parse_list(const char *s, prod_options *o)

@@ -256,10 +256,10 @@ int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, tkv_runtime 
 	memset(rt, 0, sizeof(*rt));
 	rt->queue = opts->queue;
 	rt->room_nap_ns = opts->room_nap_ns ? opts->room_nap_ns : TKV__ROOM_NAP_NS;
-	rt->waiter_copies = !opts->waiters_sleep;
 	int rc = tkv__config_load(cfg, &rt->cfg, &rt->geo);
 	if (rc)
 		goto fail;
+	rt->waiter_copies = rt->cfg.wait_copy == TKV_WAIT_COPY_OWN;
 	rt->kern = tkv__kernels_get(rt->cfg.max_isa);
 	choose_hot_copy(rt, opts->hot_copy);
 	if ((rc = tkv__tracer_open(rt->cfg.trace_path, NULL, &rt->tracer)))

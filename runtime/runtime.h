@@ -133,8 +133,8 @@ struct tkv_runtime {
 	bool cache_dir_dirty; /* cold_dir's cache-model to seal at close */
 	tkv__tiers tiers;    /* {&hot, ev, cache}: units.h */
 
-	/* Ticket waiters copy their own queued batches (copy_ahead.c);
-	 * false only where tkv__open_opts.waiters_sleep asks. */
+	/* Ticket waiters copy their own queued batches (copy_ahead.c):
+	 * cfg.wait_copy is TKV_WAIT_COPY_OWN. */
 	bool waiter_copies;
 	/* What those waiters copied (atomic; tkv_stats). */
 	uint64_t waiter_batches __attribute__((aligned(64)));
@@ -228,9 +228,6 @@ typedef struct tkv__open_opts {
 	/* The evictor's policy operations instead of cfg.policy's; NULL in
 	 * every runtime but tests' (tkv__tier_env.policy_ops). */
 	const struct tkv__policy_ops *evict_policy;
-	/* Ticket waiters never copy their own batches (copy_ahead.c): the
-	 * bench's A/B of that, and tests of the workers' own paths. */
-	bool waiters_sleep;
 } tkv__open_opts;
 int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, struct tkv_runtime **out);
 

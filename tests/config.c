@@ -12,6 +12,7 @@ Test(config, defaults_are_valid)
 	cr_assert_eq(c.n_layers, 32);
 	cr_assert_eq(c.block_tokens, 16);
 	cr_assert_eq(c.hot_populate, TKV_HOT_POPULATE_AT_OPEN);
+	cr_assert_eq(c.wait_copy, TKV_WAIT_COPY_OWN);
 	cr_assert_eq(tkv_config_validate(&c), 0, "%s", tkv_last_error());
 }
 
@@ -42,6 +43,7 @@ static void empty_cold_dir(tkv_config *c) { c->cold_dir = ""; }
 static void zero_cold_bytes(tkv_config *c) { c->cold_dir = "/tmp/x"; c->cold_bytes = 0; }
 static void size_zero(tkv_config *c) { c->struct_size = 0; }
 static void bad_populate(tkv_config *c) { c->hot_populate = (tkv_hot_populate)7; }
+static void bad_wait_copy(tkv_config *c) { c->wait_copy = (tkv_wait_copy)2; }
 
 static const bad_case bad_cases[] = {
 	{"n_layers", zero_layers},     {"n_layers", many_layers},
@@ -55,6 +57,7 @@ static const bad_case bad_cases[] = {
 	{"policy", bad_policy},            {"durability", bad_durability},
 	{"cold_dir", empty_cold_dir},      {"cold_bytes", zero_cold_bytes},
 	{"struct_size", size_zero},        {"hot_populate", bad_populate},
+	{"wait_copy", bad_wait_copy},
 	/* larger than this library's layout: tests/struct_size.c */
 };
 

@@ -14,7 +14,7 @@
  *  - a store behind an earlier, uncompleted one of its layer is copied by
  *    its waiter but completed by the owner, in order;
  *  - a store near the front of its queue is left to the owner, and so is
- *    every store when the runtime was opened with waiters_sleep;
+ *    every store with tkv_config.wait_copy = TKV_WAIT_SLEEP;
  *  - a ticket whose queue position names another store's slot copies
  *    nothing (the slot goes back to its owner) and waits as before.
  * With the front slot held by the test (as a preempted copier would hold
@@ -124,7 +124,8 @@ typedef struct fixture {
 static void setup(fixture *f, tkv__queue_kind queue, bool waiters_sleep)
 {
 	f->c = small_config();
-	tkv__open_opts opts = {.queue = queue, .waiters_sleep = waiters_sleep};
+	f->c.wait_copy = waiters_sleep ? TKV_WAIT_SLEEP : TKV_WAIT_COPY_OWN;
+	tkv__open_opts opts = {.queue = queue};
 	cr_assert_eq(tkv__open_ex(&f->c, &opts, &f->rt), 0, "%s", tkv_last_error());
 	f->ahead = pattern(&f->c, 2);
 	f->own = pattern(&f->c, 1);
@@ -269,7 +270,7 @@ Test(copy_ahead, a_store_near_the_front_is_left_to_its_owner, .timeout = 60)
 	free(own.v);
 }
 
-Test(copy_ahead, with_waiters_sleep_the_owner_copies_every_store, .timeout = 60)
+Test(copy_ahead, with_wait_sleep_the_owner_copies_every_store, .timeout = 60)
 {
 	fixture f;
 	setup(&f, TKV__QUEUE_RING, true);

@@ -77,6 +77,20 @@ Test(struct_size, config_layout_before_hot_populate_gets_its_default)
 	expect_older_layout_opens(offsetof(tkv_config, reserved0), CONFIG_SHARED_SIZE);
 }
 
+/* The same for the layout that ended at hot_populate: its tail padding
+ * (reserved1) may hold anything, and wait_copy starts past it, so such a
+ * caller gets TKV_WAIT_COPY_OWN, not a garbage mode (-EINVAL). */
+#define CONFIG_POPULATE_SIZE offsetof(tkv_config, wait_copy)
+
+Test(struct_size, config_layout_before_wait_copy_gets_its_default)
+{
+	cr_assert_eq(offsetof(tkv_config, reserved1),
+		     offsetof(tkv_config, hot_populate) + sizeof(tkv_hot_populate));
+	cr_assert_eq(CONFIG_POPULATE_SIZE % sizeof(size_t), 0,
+		     "wait_copy starts inside the old layout's padding");
+	expect_older_layout_opens(offsetof(tkv_config, reserved1), CONFIG_POPULATE_SIZE);
+}
+
 Test(struct_size, config_shorter_than_first_layout_is_einval)
 {
 	tkv_config c = small_config();
