@@ -98,6 +98,30 @@ static enum give copy_claimed(tkv_runtime *rt, tkv__worker *w, uint64_t pos, con
 	return DONE;
 }
 
+/*
+ * How many waiters copy at once. A waiter that copies is one more thread
+ * that wants a CPU, next to the pinned workers and the storing threads.
+ * Where the workers take every CPU (2 workers on 2 cores here), every
+ * waiter copying at once, in `tierkv-bench producers` at 4-16 engine
+ * threads, cut the median batch wait from 176-915 us to 76-117 us but
+ * made the p99 2-3 times longer (2.1-6.5 ms against 0.7-3.5: a waiter
+ * preempted in the middle of its own copies), and at 64 threads stores
+ * met full rings (store p99 0.4-2.1 ms against 0.5 us). One at a time
+ * kept the p99 near the sleeping waiters' and most of the gain of the
+ * held-out style program (docs/MEASUREMENTS.md, "Waiters copy their own
+ * batches"). So at most as many waiters copy at once as there are CPUs
+ * beyond one per worker (rt->wait_spin_cpus, the same CPUs waiters may
+ * spin on), and at least one; the others sleep as before.
+ */
+static bool copy_slot_claim(tkv_runtime *rt)
+{
+	uint32_t n = ck_pr_load_32(&rt->waiters_copying);
+	while (n < rt->waiter_copy_max)
+		if (ck_pr_cas_32_value(&rt->waiters_copying, n, n + 1, &n))
+			return true;
+	return false;
+}
+
 /* Claims position lo (low 32 bits) of w's queue if it is queued at least
  * WAITER_LEAVE behind the front and unclaimed; *pos is its full position. */
 static bool waiter_claim(tkv_runtime *rt, tkv__worker *w, uint32_t lo, uint64_t *pos,
@@ -120,8 +144,12 @@ bool tkv__waiter_copy(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t end
 	tkv__worker *w = tkv__worker_of(rt, layer);
 	uint64_t pos;
 	tkv__desc d;
-	if (!waiter_claim(rt, w, queue_pos - 1, &pos, &d))
+	if (!copy_slot_claim(rt))
 		return false;
+	if (!waiter_claim(rt, w, queue_pos - 1, &pos, &d)) {
+		ck_pr_dec_32(&rt->waiters_copying);
+		return false;
+	}
 	enum give how = RETURN;
 	/* 32 bits of a position name one queued descriptor, but a ticket kept
 	 * for 2^32 stores of its worker could name another one's */
@@ -129,6 +157,7 @@ bool tkv__waiter_copy(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t end
 		release(rt, w, pos, RETURN);
 	else
 		how = copy_claimed(rt, w, pos, &d, tkv__tracer_thread(rt->tracer, NULL));
+	ck_pr_dec_32(&rt->waiters_copying);
 	tkv__wake_signal(&w->idle); /* the owner may wait at this slot */
 	if (how == RETURN)
 		return false;

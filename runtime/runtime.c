@@ -203,6 +203,9 @@ static int open_workers(tkv_runtime *rt)
 	 * the rest of the mask (completion.c, "Spinning"). */
 	uint32_t allowed = t->n_allowed > 0 ? (uint32_t)t->n_allowed : 0;
 	rt->wait_spin_cpus = allowed > rt->n_workers ? allowed - rt->n_workers : 0;
+	/* and copy their own stores: one at a time at least (copy_ahead.c,
+	 * "How many waiters copy at once") */
+	rt->waiter_copy_max = rt->wait_spin_cpus > 1 ? rt->wait_spin_cpus : 1;
 	free(t);
 	return rc;
 }
