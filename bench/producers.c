@@ -67,6 +67,9 @@ static const uint32_t default_threads[] = {1, 2, 4, 8, 16, 32, 64};
 
 typedef bench_producers_opts prod_options;
 
+/* --waiters, in tkv_wait_copy order */
+static const char *const wait_copy_names[] = {"copy", "sleep", "all"};
+
 /* One run's shared state. */
 typedef struct prod_run {
 	tkv_runtime *rt;
@@ -225,7 +228,7 @@ static int open_rt(const prod_options *o, tkv__queue_kind q, uint64_t hot, tkv_r
 	c.hot_populate = o->populate;
 	/* --trace: the ring runtime only (one file; tierkv-trace reads it) */
 	c.trace_path = o->trace && q == TKV__QUEUE_RING ? o->trace : "";
-	c.wait_copy = o->waiters_sleep ? TKV_WAIT_SLEEP : TKV_WAIT_COPY_OWN;
+	c.wait_copy = o->wait_copy;
 	tkv__open_opts opts = {.queue = q};
 	int rc = tkv__open_ex(&c, &opts, rt);
 	if (rc)
@@ -294,7 +297,7 @@ static bench_result point_result(const prod_options *o, const prod_point *p, dou
 			  .workers = o->workers, .batch = schedule[0], /* the largest */ .tokens_per_s = med,
 			  .gbps = med * lt_bytes / 1e9, .threads = p->T, .ratio_to_1 = med / base,
 			  .queue = p->q == TKV__QUEUE_RING ? "ring" : "mutex",
-			  .waiters = o->waiters_sleep ? "sleep" : "copy",
+			  .waiters = wait_copy_names[o->wait_copy],
 			  .gbps_lo = v[0] * lt_bytes / 1e9, .gbps_hi = v[p->n - 1] * lt_bytes / 1e9,
 			  .reps = p->n, .store_p50_ns = p->st.p50, .store_p99_ns = p->st.p99,
 			  .wait_p50_ns = p->wt.p50, .wait_p99_ns = p->wt.p99,
@@ -436,7 +439,10 @@ static int producers_run(const prod_options *o, bench_report *rep)
 	       o->cold ? "cold: a fresh runtime per timed run, no warm-up"
 		       : "warm: one runtime per queue, warmed up at the largest T",
 	       o->populate == TKV_HOT_POPULATE_ON_USE ? "on use" : "at open",
-	       o->waiters_sleep ? "only sleep (--waiters sleep)" : "copy their own queued batches");
+	       o->wait_copy == TKV_WAIT_SLEEP	 ? "only sleep (--waiters sleep)"
+	       : o->wait_copy == TKV_WAIT_COPY_ALL ? "all copy their own queued batches (--waiters all)"
+						   : "copy their own queued batches, as many at once as "
+						     "CPUs beyond the workers (at least 1)");
 	fflush(stdout);
 	const double lt = (double)seqs * SEQ_TOKENS * o->geo->n_layers;
 	for (int rep_i = 0; rep_i < o->reps && !rc; rep_i++)
@@ -538,7 +544,7 @@ static void usage(FILE *f)
 		"                              [--workers N] [--queue ring|mutex|both]\n"
 		"                              [--geometry NAME] [--dtype f32|bf16] [--json FILE]\n"
 		"                              [--trace FILE] [--cold] [--hot-populate at-open|on-use]\n"
-		"                              [--waiters copy|sleep]\n"
+		"                              [--waiters copy|all|sleep]\n"
 		"  T engine threads (default 1,2,4,8,16,32,64) store the same total work\n"
 		"  (--seqs sequences, default 128, of 64 tokens, every layer) into a RAM-only\n"
 		"  runtime and wait on their tickets per batch: aggregate throughput, ratio to\n"
@@ -547,8 +553,8 @@ static void usage(FILE *f)
 		"  --trace FILE traces the ring runtime (tools/trace/tierkv-trace FILE).\n"
 		"  --cold: a fresh runtime per timed run, no warm-up (a new program's first\n"
 		"  pass); --hot-populate: the runtimes' tkv_config.hot_populate (at-open).\n"
-		"  --waiters sleep: tkv_config.wait_copy = TKV_WAIT_SLEEP (waiters only\n"
-		"  sleep); the default, copy, is the runtime's (TKV_WAIT_COPY_OWN).\n");
+		"  --waiters: tkv_config.wait_copy, copy (TKV_WAIT_COPY_OWN, the default),\n"
+		"  all (TKV_WAIT_COPY_ALL) or sleep (TKV_WAIT_SLEEP).\n");
 }
 
 static int parse_list(const char *s, prod_options *o)
@@ -639,11 +645,10 @@ static int parse(int argc, char **argv, prod_options *o)
 			break;
 		}
 		case 'W': {
-			static const char *const modes[] = {"copy", "sleep"};
 			int m;
-			if (bench_opt_choice("producers", "--waiters", optarg, modes, 2, &m))
+			if (bench_opt_choice("producers", "--waiters", optarg, wait_copy_names, 3, &m))
 				return -1;
-			o->waiters_sleep = m == 1;
+			o->wait_copy = (tkv_wait_copy)m;
 			break;
 		}
 		case 'h': usage(stdout); exit(0);

@@ -94,8 +94,8 @@ typedef struct bench_result {
 	const char *versus; /* what vs_mutex compares with: the pipeline's
 			     * "mutex-queue" or "ring-again" rows (--versus
 			     * ring), producers' "mutex" queue */
-	/* producers: whether ticket waiters copied their own batches ("copy",
-	 * the runtime's default) or only slept ("sleep", --waiters sleep) */
+	/* producers: config.wait_copy, "copy" (TKV_WAIT_COPY_OWN, the
+	 * default), "all" (TKV_WAIT_COPY_ALL) or "sleep" (TKV_WAIT_SLEEP) */
 	const char *waiters;
 	/* latency histograms for plots (log2 ns buckets); NULL if none */
 	const uint64_t *lat_hist, *lat_hist_no_evict;
@@ -157,7 +157,7 @@ typedef struct bench_producers_opts {
 	int reps;                        /* interleaved runs per point, median kept */
 	bool ring, mutex;                /* which queues */
 	bool cold;                       /* a fresh runtime per timed run, no warm-up */
-	bool waiters_sleep;              /* --waiters sleep: waiters never copy (A/B) */
+	tkv_wait_copy wait_copy;         /* --waiters copy|all|sleep: config.wait_copy (A/B) */
 	tkv_hot_populate populate;       /* the runtimes' hot_populate */
 	const char *json;
 	const char *trace; /* NULL: untraced; else the ring runtime's trace file */

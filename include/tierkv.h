@@ -139,6 +139,7 @@ typedef enum tkv_hot_populate {
 typedef enum tkv_wait_copy {
 	TKV_WAIT_COPY_OWN = 0, /* copies its own store itself (default; tkv_wait) */
 	TKV_WAIT_SLEEP = 1,    /* only sleeps: the workers copy every store */
+	TKV_WAIT_COPY_ALL = 2, /* as COPY_OWN, with no bound on how many at once */
 } tkv_wait_copy;
 
 /* When a cold record counts as written (and its hot block may be freed). */
@@ -313,15 +314,22 @@ typedef struct tkv_config {
 
 	/* TKV_WAIT_COPY_OWN (default, also for callers built before this
 	 * field): a thread blocked in tkv_wait copies its own store when no
-	 * worker has reached it, so a small batch does not wait for every
-	 * larger one queued ahead of it; its wait then competes for the CPU
-	 * with the workers (tkv_wait says when, docs/MEASUREMENTS.md "Waiters
-	 * copy their own batches" what it changed: with 64 engine threads on
-	 * 2 cores, 0.07-0.4 ms instead of ~2.4 ms for a median wait, the
-	 * throughput of a program whose threads make unequal numbers of small
-	 * waits up by 25-30%; with 4-8 threads, a p99 wait 2-3x longer).
-	 * TKV_WAIT_SLEEP: waiting threads only sleep, and only the workers
-	 * copy, for engines whose waiting threads must not take CPU. */
+	 * worker has reached it (tkv_wait says when), so a small batch does
+	 * not wait for every larger one queued ahead of it; at most as many
+	 * waiters copy at once as the opener's affinity mask has CPUs beyond
+	 * one per worker, and at least one: the others sleep. A copying
+	 * waiter competes for the CPU with the workers. TKV_WAIT_COPY_ALL:
+	 * every such waiter copies, however many at once. TKV_WAIT_SLEEP:
+	 * waiting threads only sleep, and only the workers copy. On the
+	 * project's 2-core VM (2 workers, so one waiter at a time by default;
+	 * docs/MEASUREMENTS.md, "Waiters copy their own batches"): a program
+	 * of 64 engine threads whose waits are unequal (batches of 1-64
+	 * tokens) ran 5-10% faster with COPY_OWN and 21-25% with COPY_ALL
+	 * than with SLEEP; `tierkv-bench producers` (equal batches) ran as
+	 * fast with each; COPY_ALL cut its median batch wait at 4-64 threads
+	 * 2-35 times and made its p99 at 4-16 threads 2-3 times longer, and
+	 * at 64 threads stores sometimes met full rings (store p99 0.4-2 ms);
+	 * COPY_OWN kept both p99s at SLEEP's. */
 	tkv_wait_copy wait_copy;
 } tkv_config;
 

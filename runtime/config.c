@@ -101,7 +101,8 @@ static int check_cold(const tkv_config *c)
 		return tkv__fail(-EINVAL, "config.durability: unknown mode %d", (int)c->durability);
 	if (c->hot_populate != TKV_HOT_POPULATE_AT_OPEN && c->hot_populate != TKV_HOT_POPULATE_ON_USE)
 		return tkv__fail(-EINVAL, "config.hot_populate: unknown mode %d", (int)c->hot_populate);
-	if (c->wait_copy != TKV_WAIT_COPY_OWN && c->wait_copy != TKV_WAIT_SLEEP)
+	if (c->wait_copy != TKV_WAIT_COPY_OWN && c->wait_copy != TKV_WAIT_SLEEP &&
+	    c->wait_copy != TKV_WAIT_COPY_ALL)
 		return tkv__fail(-EINVAL, "config.wait_copy: unknown mode %d", (int)c->wait_copy);
 	if (c->cold_dir && !c->cold_dir[0])
 		return tkv__fail(-EINVAL, "config.cold_dir: empty path (use NULL for RAM only)");

@@ -102,16 +102,17 @@ static enum give copy_claimed(tkv_runtime *rt, tkv__worker *w, uint64_t pos, con
  * How many waiters copy at once. A waiter that copies is one more thread
  * that wants a CPU, next to the pinned workers and the storing threads.
  * Where the workers take every CPU (2 workers on 2 cores here), every
- * waiter copying at once, in `tierkv-bench producers` at 4-16 engine
- * threads, cut the median batch wait from 176-915 us to 76-117 us but
- * made the p99 2-3 times longer (2.1-6.5 ms against 0.7-3.5: a waiter
- * preempted in the middle of its own copies), and at 64 threads stores
- * met full rings (store p99 0.4-2.1 ms against 0.5 us). One at a time
- * kept the p99 near the sleeping waiters' and most of the gain of the
- * held-out style program (docs/MEASUREMENTS.md, "Waiters copy their own
- * batches"). So at most as many waiters copy at once as there are CPUs
- * beyond one per worker (rt->wait_spin_cpus, the same CPUs waiters may
- * spin on), and at least one; the others sleep as before.
+ * waiter copying at once (TKV_WAIT_COPY_ALL), in `tierkv-bench producers`
+ * at 4-16 engine threads, cut the median batch wait from 176-915 us to
+ * 76-117 us but made the p99 2-3 times longer (2.1-6.5 ms against
+ * 0.7-3.5: a waiter preempted in the middle of its own copies), and at 64
+ * threads stores sometimes met full rings (store p99 0.4-2.1 ms against
+ * 0.5 us). One at a time kept both p99s at the sleeping waiters' and a
+ * third of the held-out style program's gain (docs/MEASUREMENTS.md,
+ * "Waiters copy their own batches"). So by default (TKV_WAIT_COPY_OWN) at
+ * most as many waiters copy at once as there are CPUs beyond one per
+ * worker (rt->wait_spin_cpus, the same CPUs waiters may spin on), and at
+ * least one; the others sleep as before.
  */
 static bool copy_slot_claim(tkv_runtime *rt)
 {

@@ -205,7 +205,9 @@ static int open_workers(tkv_runtime *rt)
 	rt->wait_spin_cpus = allowed > rt->n_workers ? allowed - rt->n_workers : 0;
 	/* and copy their own stores: one at a time at least (copy_ahead.c,
 	 * "How many waiters copy at once") */
-	rt->waiter_copy_max = rt->wait_spin_cpus > 1 ? rt->wait_spin_cpus : 1;
+	rt->waiter_copy_max = rt->cfg.wait_copy == TKV_WAIT_COPY_ALL ? UINT32_MAX
+			      : rt->wait_spin_cpus > 1			    ? rt->wait_spin_cpus
+										    : 1;
 	free(t);
 	return rc;
 }
@@ -262,7 +264,7 @@ int tkv__open_ex(const tkv_config *cfg, const tkv__open_opts *opts, tkv_runtime 
 	int rc = tkv__config_load(cfg, &rt->cfg, &rt->geo);
 	if (rc)
 		goto fail;
-	rt->waiter_copies = rt->cfg.wait_copy == TKV_WAIT_COPY_OWN;
+	rt->waiter_copies = rt->cfg.wait_copy != TKV_WAIT_SLEEP;
 	rt->kern = tkv__kernels_get(rt->cfg.max_isa);
 	choose_hot_copy(rt, opts->hot_copy);
 	if ((rc = tkv__tracer_open(rt->cfg.trace_path, NULL, &rt->tracer)))

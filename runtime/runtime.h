@@ -134,8 +134,8 @@ struct tkv_runtime {
 	tkv__tiers tiers;    /* {&hot, ev, cache}: units.h */
 
 	/* Ticket waiters copy their own queued batches (copy_ahead.c):
-	 * cfg.wait_copy is TKV_WAIT_COPY_OWN; at most waiter_copy_max at
-	 * once (the CPUs beyond one per worker, at least 1). */
+	 * cfg.wait_copy is not TKV_WAIT_SLEEP; at most waiter_copy_max at
+	 * once (COPY_OWN: the CPUs beyond one per worker, at least 1). */
 	bool waiter_copies;
 	uint32_t waiter_copy_max;
 	uint32_t waiters_copying __attribute__((aligned(64))); /* now (atomic) */

@@ -43,7 +43,7 @@ static void empty_cold_dir(tkv_config *c) { c->cold_dir = ""; }
 static void zero_cold_bytes(tkv_config *c) { c->cold_dir = "/tmp/x"; c->cold_bytes = 0; }
 static void size_zero(tkv_config *c) { c->struct_size = 0; }
 static void bad_populate(tkv_config *c) { c->hot_populate = (tkv_hot_populate)7; }
-static void bad_wait_copy(tkv_config *c) { c->wait_copy = (tkv_wait_copy)2; }
+static void bad_wait_copy(tkv_config *c) { c->wait_copy = (tkv_wait_copy)3; }
 
 static const bad_case bad_cases[] = {
 	{"n_layers", zero_layers},     {"n_layers", many_layers},
