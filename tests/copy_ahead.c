@@ -33,35 +33,10 @@
 
 #include "runtime/runtime.h"
 #include "tests/kv_pattern.h"
+#include "tests/two_workers.h"
 #include "tierkv.h"
 
 enum { BATCH = 16, AHEAD = 8, TOKENS = 256 };
-
-static tkv_config small_config(void)
-{
-	tkv_config c;
-	tkv_config_default(&c);
-	c.n_layers = 2;
-	c.n_kv_heads = 2;
-	c.head_dim = 8;
-	c.dtype = TKV_DTYPE_F32;
-	c.block_tokens = 16;
-	c.hot_bytes = 16ull << 20;
-	c.n_workers = 2;
-	return c;
-}
-
-static size_t row_bytes(const tkv_config *c)
-{
-	return (size_t)c->n_kv_heads * c->head_dim * tkv_dtype_size(c->dtype);
-}
-
-static tkv_stats stats(tkv_runtime *rt)
-{
-	tkv_stats st = {.struct_size = sizeof(st)};
-	cr_assert_eq(tkv_stats_get(rt, &st), 0);
-	return st;
-}
 
 static uint64_t worker_batches(tkv_runtime *rt)
 {

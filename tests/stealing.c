@@ -28,36 +28,11 @@
 #include "runtime/runtime.h"
 #include "tiers/hot_arena.h" /* tkv__arena_test_fail_allocs */
 #include "tests/kv_pattern.h"
+#include "tests/two_workers.h"
 #include "tierkv.h"
 
 /* 650 tokens: 41 batches of 16, 9 more than a thief leaves its owner */
-enum { TOKENS = 650, LAYERS = 2 };
-
-static tkv_config small_config(void)
-{
-	tkv_config c;
-	tkv_config_default(&c);
-	c.n_layers = LAYERS;
-	c.n_kv_heads = 2;
-	c.head_dim = 8;
-	c.dtype = TKV_DTYPE_F32;
-	c.block_tokens = 16;
-	c.hot_bytes = 16ull << 20;
-	c.n_workers = 2;
-	return c;
-}
-
-static size_t row_bytes(const tkv_config *c)
-{
-	return (size_t)c->n_kv_heads * c->head_dim * tkv_dtype_size(c->dtype);
-}
-
-static tkv_stats stats(tkv_runtime *rt)
-{
-	tkv_stats st = {.struct_size = sizeof(st)};
-	cr_assert_eq(tkv_stats_get(rt, &st), 0);
-	return st;
-}
+enum { TOKENS = 650, LAYERS = 2 }; /* LAYERS: two_workers.h's n_layers */
 
 /* Waits (up to 10 s) until `want` batches were stolen. */
 static void wait_stolen(tkv_runtime *rt, uint64_t want)

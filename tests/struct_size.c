@@ -62,33 +62,28 @@ Test(struct_size, config_older_layout_gets_defaults)
 	expect_older_layout_opens(CONFIG_V1_SIZE, CONFIG_V1_SIZE);
 }
 
-/* The layout that ended at shared_write had 4 bytes of tail padding; a
- * caller built against it may leave anything there, and hot_populate must
- * start past it so that caller gets the default. */
-#define CONFIG_SHARED_SIZE offsetof(tkv_config, hot_populate)
+/* A layout that ended at a 4-byte field had 4 bytes of tail padding, now
+ * the field `reserved` (offset given); a caller built against it may leave
+ * anything there, and the next field (at `next`) must start past it so
+ * that caller gets that field's default: the padding's garbage, read as
+ * the field, fails validation. */
+static void expect_padding_skipped(size_t last_end, size_t reserved, size_t next)
+{
+	cr_assert_eq(reserved, last_end, "the reserved field fills the old padding");
+	cr_assert_eq(next % sizeof(size_t), 0, "the new field starts inside the old padding");
+	expect_older_layout_opens(reserved, next);
+}
 
 Test(struct_size, config_layout_before_hot_populate_gets_its_default)
 {
-	cr_assert_eq(offsetof(tkv_config, reserved0),
-		     offsetof(tkv_config, shared_write) + sizeof(tkv_shared_write));
-	cr_assert_eq(CONFIG_SHARED_SIZE % sizeof(size_t), 0,
-		     "hot_populate starts inside the old layout's padding");
-	/* the padding (reserved0) holds garbage, read as hot_populate it fails */
-	expect_older_layout_opens(offsetof(tkv_config, reserved0), CONFIG_SHARED_SIZE);
+	expect_padding_skipped(offsetof(tkv_config, shared_write) + sizeof(tkv_shared_write),
+			       offsetof(tkv_config, reserved0), offsetof(tkv_config, hot_populate));
 }
-
-/* The same for the layout that ended at hot_populate: its tail padding
- * (reserved1) may hold anything, and wait_copy starts past it, so such a
- * caller gets TKV_WAIT_COPY_OWN, not a garbage mode (-EINVAL). */
-#define CONFIG_POPULATE_SIZE offsetof(tkv_config, wait_copy)
 
 Test(struct_size, config_layout_before_wait_copy_gets_its_default)
 {
-	cr_assert_eq(offsetof(tkv_config, reserved1),
-		     offsetof(tkv_config, hot_populate) + sizeof(tkv_hot_populate));
-	cr_assert_eq(CONFIG_POPULATE_SIZE % sizeof(size_t), 0,
-		     "wait_copy starts inside the old layout's padding");
-	expect_older_layout_opens(offsetof(tkv_config, reserved1), CONFIG_POPULATE_SIZE);
+	expect_padding_skipped(offsetof(tkv_config, hot_populate) + sizeof(tkv_hot_populate),
+			       offsetof(tkv_config, reserved1), offsetof(tkv_config, wait_copy));
 }
 
 Test(struct_size, config_shorter_than_first_layout_is_einval)
