@@ -97,7 +97,11 @@ static bool copies_pending(void *ctx)
 		if (tkv__dring_claimed(&w->ring) != ck_pr_load_64(&w->completed))
 			return true;
 	}
-	return false;
+	/* A batch a waiter took counts in its owner's `completed` once the
+	 * owner took its slot out, before the waiter completes it; the waiter
+	 * counts itself in before that (copy_ahead.c). */
+	ck_pr_fence_acquire();
+	return ck_pr_load_32(&rt->waiters_open) != 0;
 }
 
 static tkv__seq *seq_lookup(void *ctx, uint64_t id)

@@ -139,6 +139,7 @@ struct tkv_runtime {
 	bool waiter_copies;
 	uint32_t waiter_copy_max;
 	uint32_t waiters_copying __attribute__((aligned(64))); /* now (atomic) */
+	uint32_t waiters_open; /* batches taken by waiters, not yet completed (atomic) */
 	/* What those waiters copied (atomic; tkv_stats). */
 	uint64_t waiter_batches __attribute__((aligned(64)));
 	uint64_t waiter_tokens;
@@ -187,6 +188,11 @@ bool tkv__waiter_copy(struct tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint6
  * claims, copies and (when its layer allows) completes up to a group of
  * the slots behind it. Returns how many it copied (copy_ahead.c). */
 uint32_t tkv__owner_copy_ahead(tkv__worker *w);
+/* The owner, before it copies or completes d: waits while a ticket's
+ * waiter completes an earlier batch of d's layer it took (copy_ahead.c). */
+void tkv__wait_taken(const tkv__desc *d);
+/* Whether tkv__wait_taken would wait now. */
+bool tkv__taken_pending(const tkv__desc *d);
 
 /* Waits until a layer's done_pos reaches end (completion.c). */
 void tkv__wait_done(struct tkv_runtime *rt, tkv__layer *l, uint64_t end);

@@ -180,10 +180,10 @@ static void complete_run(tkv__worker *w, const tkv__desc *d, const tkv__dring_go
 	}
 }
 
-/* The n descriptors of a group, copied (but those a thief or their waiter
+/* n descriptors of a group, copied (but those a thief or their waiter
  * copied) and completed in runs (see Groups). */
-static void process_group(tkv__worker *w, const tkv__desc *d, const tkv__dring_got *got,
-			  uint32_t n)
+static void process_span(tkv__worker *w, const tkv__desc *d, const tkv__dring_got *got,
+			 uint32_t n)
 {
 	uint32_t first = 0;
 	uint64_t bytes = 0;
@@ -203,6 +203,29 @@ static void process_group(tkv__worker *w, const tkv__desc *d, const tkv__dring_g
 	}
 	if (n)
 		complete_run(w, d + first, got + first, n - first);
+}
+
+/* A group, in spans: one that meets a batch whose layer has an earlier
+ * batch a ticket's waiter took and is still completing (copy_ahead.c)
+ * ends before it, and the next starts once that batch completed, so the
+ * descriptors before it are not held up. */
+static void process_group(tkv__worker *w, const tkv__desc *d, const tkv__dring_got *got,
+			  uint32_t n)
+{
+	while (n) {
+		uint32_t k = n;
+		if (w->rt->waiter_copies) {
+			if (got[0] != TKV__DRING_DONE)
+				tkv__wait_taken(&d[0]);
+			for (k = 1; k < n; k++)
+				if (got[k] != TKV__DRING_DONE && tkv__taken_pending(&d[k]))
+					break;
+		}
+		process_span(w, d, got, k);
+		d += k;
+		got += k;
+		n -= k;
+	}
 }
 
 /* Thief: claims up to a group of victim v's queued descriptors, newest

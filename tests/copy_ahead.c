@@ -31,6 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/copy_batch.h"
 #include "runtime/runtime.h"
 #include "tests/kv_pattern.h"
 #include "tests/two_workers.h"
@@ -331,6 +332,56 @@ Test(copy_ahead, ring_the_owner_copies_past_a_held_front, .timeout = 60)
 Test(copy_ahead, mutex_queue_the_owner_copies_past_a_held_front, .timeout = 60)
 {
 	owner_copies_past_a_held_front(TKV__QUEUE_MUTEX);
+}
+
+/* A batch a waiter took (its slot marked DONE before the copy, the layer's
+ * taken_end set) lets the owner pass its slot at once; the owner completes
+ * the other sequence's batches behind it, and stops at the next batch of
+ * the taken one's layer until that completes. The test thread plays the
+ * waiter preempted mid-copy, then does its copy. */
+Test(copy_ahead, the_owner_passes_a_taken_slot_and_waits_only_for_its_layer, .timeout = 60)
+{
+	tkv_config c = small_config();
+	tkv_runtime *rt;
+	cr_assert_eq(tkv_open(&c, &rt), 0, "%s", tkv_last_error());
+	rows r[3] = {{0}, pattern(&c, 1), pattern(&c, 2)};
+	for (uint64_t q = 1; q <= 2; q++)
+		cr_assert_eq(tkv_seq_open(rt, q), 0);
+	tkv__test_pause(rt, true);
+	tkv_ticket taken = store(rt, &c, &r[1], 1, 0, BATCH); /* position 0 */
+	tkv_ticket other = {0};
+	for (uint32_t i = 0; i < 3; i++) /* positions 1-3 */
+		other = store(rt, &c, &r[2], 2, (uint64_t)i * BATCH, BATCH);
+	tkv_ticket next = store(rt, &c, &r[1], 1, BATCH, BATCH); /* 4: same layer */
+	tkv__worker *w0 = tkv__worker_of(rt, 0);
+	tkv__desc d;
+	cr_assert(tkv__dring_steal(&w0->ring, 0, &d));
+	tkv__seq *s = d.seq;
+	ck_pr_store_64(&s->layers[0].taken_end, taken.end_pos);
+	tkv__dring_mark_done(&w0->ring, 0);
+	tkv__test_pause(rt, false);
+
+	wait_done(rt, &other); /* the owner passed the taken slot */
+	usleep(20000);
+	cr_assert_not(tkv_ticket_done(rt, &next), "completed before the taken batch");
+	cr_assert_not(tkv_ticket_done(rt, &taken));
+
+	tkv__batch_prepare(rt, &d, false); /* the waiter's copy, late */
+	tkv__batch_copy(rt, &d);
+	if (rt->hot_streams)
+		tkv__stream_fence();
+	tkv__layer_complete(&s->layers[0], taken.end_pos);
+	cr_assert_eq(tkv_wait(rt, &next), 0, "%s", tkv_last_error());
+	cr_assert_eq(worker_batches(rt), 4, "the owner copied all but the taken one");
+	expect_rows(rt, &c, 1, 2 * BATCH);
+	expect_rows(rt, &c, 2, 3 * BATCH);
+	for (uint64_t q = 1; q <= 2; q++) {
+		cr_assert_eq(tkv_seq_close(rt, q), 0);
+		free(r[q].k);
+		free(r[q].v);
+	}
+	cr_assert_eq(stats(rt).hot_bytes_used, 0, "every block freed");
+	tkv_close(rt);
 }
 
 /* Engine threads store and wait at once (1-16-token batches, both layers):

@@ -125,7 +125,12 @@ typedef struct tkv__layer {
 	tkv__wake done_wake;
 	uint64_t wait_min;    /* atomic */
 	uint64_t retired_pos; /* worker release, closer acquires */
-	char pad1[16];
+	/* End of the last batch a ticket's waiter took to complete itself
+	 * (runtime/copy_ahead.c): the owner copies or completes no later batch
+	 * of the layer before retired_pos reaches it. Waiter release, the
+	 * owner acquires (through the slot's DONE). */
+	uint64_t taken_end;
+	char pad1[8];
 } tkv__layer;
 
 /* The token ids and block keys a sequence knows (the prefix cache's view of
