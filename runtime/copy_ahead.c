@@ -20,13 +20,12 @@
  *
  * Why the owner copies ahead. A claimed slot stops its owner (completions
  * go in claim order), and an engine thread, unlike a pinned worker, is
- * often preempted for a whole time slice, mid-copy: the owner then idled
- * with its queue full behind that one slot, and stores found the ring full
- * (`tierkv-bench producers`, 64 threads: store p99 0.4 ms, wait p99 up to
- * 5 ms at 4-8 threads: docs/MEASUREMENTS.md, "Waiters copy their own
- * batches"). So an owner blocked at a claimed slot claims the published
- * slots behind it, up to a group, and copies and completes them the same
- * way; its pops later only take them out.
+ * often preempted for a whole time slice, mid-copy: the owner would idle
+ * behind that one slot. So an owner blocked at a claimed slot claims the
+ * published slots behind it, up to a group, and copies and completes them
+ * the same way; its pops later only take them out. (It cannot free the
+ * slots behind the held one; a waiter that is its layer's next completer
+ * does not hold its slot at all: take_and_complete.)
  *
  * Order. A layer's batches still complete in acceptance order, one
  * completer at a time: a batch copied ahead is completed by its copier only
@@ -107,11 +106,11 @@ static enum give copy_claimed(tkv_runtime *rt, tkv__worker *w, uint64_t pos, con
  * waiter copying at once (TKV_WAIT_COPY_ALL), in `tierkv-bench producers`
  * at 4-16 engine threads, cut the median batch wait from 176-915 us to
  * 76-117 us but made the p99 2-3 times longer (2.1-6.5 ms against
- * 0.7-3.5: a waiter preempted in the middle of its own copies), and at 64
- * threads stores sometimes met full rings (store p99 0.4-2.1 ms against
- * 0.5 us). One at a time kept both p99s at the sleeping waiters' and a
- * third of the held-out style program's gain (docs/MEASUREMENTS.md,
- * "Waiters copy their own batches"). So by default (TKV_WAIT_COPY_OWN) at
+ * 0.7-3.5: a waiter preempted in the middle of its own copies). One at a
+ * time kept the wait p99 at the sleeping waiters' and a third to a half
+ * of the held-out style program's gain (docs/MEASUREMENTS.md, "Waiters
+ * copy their own batches"; the store-call p99 at 64 threads is another
+ * matter, left open there). So by default (TKV_WAIT_COPY_OWN) at
  * most as many waiters copy at once as there are CPUs beyond one per
  * worker (rt->wait_spin_cpus, the same CPUs waiters may spin on), and at
  * least one; the others sleep as before.
@@ -144,8 +143,8 @@ static bool waiter_claim(tkv_runtime *rt, tkv__worker *w, uint32_t lo, uint64_t 
  * its first position) takes it whole: it marks the slot DONE before it
  * copies, so the owner takes the slot out at once and its queue never
  * stops behind a waiter that is preempted mid-copy (at 64 engine threads
- * the 1,024-slot ring held 64 threads' stores, and a held front slot made
- * stores meet a full ring: store p99 about 1 ms, docs/MEASUREMENTS.md). The
+ * the 1,024-slot ring holds all of 64 threads' stores, and a `--trace`
+ * found stores waiting on a full ring while a waiter held the front). The
  * waiter then does what the owner would have done, in order, failures
  * included (tkv__batch_prepare as the owner, tkv__batch_copy reports a
  * missing block), and completes it. taken_end tells the owner to copy and

@@ -56,15 +56,17 @@
  *       of RETURNED), and the owner moves the tail (DR3) only after DR6: a
  *       producer reuses a stolen slot only after the thief has read it.
  *
- * A ticket's waiter (completion.c, "A waiter copies its own batch") steals
- * like a thief, but only the one position its store was accepted at, and
- * may then complete the batch itself: DONE(pos) tells the owner so, and
- * the owner only takes such a slot out (TKV__DRING_DONE), never touching
- * its descriptor's sequence again (the waiter's completion may have let
- * the sequence close).
- *   DR8 waiter: completion (done_pos, retired_pos), then release store of
+ * A ticket's waiter (copy_ahead.c) steals like a thief, but only the one
+ * position its store was accepted at, and may then complete the batch
+ * itself: DONE(pos) tells the owner that its waiter completes it (or has),
+ * and the owner only takes such a slot out (TKV__DRING_DONE), never
+ * touching its descriptor's sequence again (the waiter's completion may
+ * have let the sequence close).
+ *   DR8 waiter: either its completion (done_pos, retired_pos), or, taking
+ *       the batch whole, the layer's taken_end; then release store of
  *       DONE / the owner's load of DONE, acquire fence, then the tail
- *       (DR3): the slot is reused only after the waiter has read it.
+ *       (DR3): the slot is reused only after the waiter has read it, and
+ *       the owner sees taken_end before any later batch of the layer.
  *
  * Thread safety: push from any number of threads; pop, empty check and
  * init from the one consumer (init before any push); steal, mark_copied,
