@@ -330,7 +330,8 @@ typedef struct tkv_config {
 	 * 2-35 times and made its p99 at 4-16 threads 2-3 times longer;
 	 * COPY_OWN kept the p99 wait at SLEEP's. With either, the p99 of the
 	 * tkv_store call at 64 threads was about 1 ms in most runs (0.5-0.8 us
-	 * with SLEEP): a known cost, not yet explained. */
+	 * with SLEEP), most likely a thread preempted in its stores after
+	 * spending its time slice copying; not yet shown. */
 	tkv_wait_copy wait_copy;
 } tkv_config;
 
