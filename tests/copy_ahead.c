@@ -255,6 +255,31 @@ Test(copy_ahead, with_wait_sleep_the_owner_copies_every_store, .timeout = 60)
 	finish(&f, BATCH);
 }
 
+/* The bound on waiters copying at once: COPY_OWN allows the CPUs beyond
+ * one per worker, at least one; COPY_ALL any number. With the bound
+ * reached (the count set by the test, as if that many were copying) a
+ * waiter sleeps and the owner copies its store. */
+Test(copy_ahead, a_waiter_past_the_bound_sleeps, .timeout = 60)
+{
+	fixture f;
+	setup(&f, TKV__QUEUE_RING, false);
+	uint32_t spin = f.rt->wait_spin_cpus;
+	cr_assert_eq(f.rt->waiter_copy_max, spin > 1 ? spin : 1);
+	ck_pr_store_32(&f.rt->waiters_copying, f.rt->waiter_copy_max);
+	left_to_the_owner(&f, store(f.rt, &f.c, &f.own, 1, 0, BATCH));
+	cr_assert_eq(ck_pr_load_32(&f.rt->waiters_copying), f.rt->waiter_copy_max,
+		     "a waiter that did not copy took no slot");
+	ck_pr_store_32(&f.rt->waiters_copying, 0);
+	finish(&f, BATCH);
+
+	tkv_config c = small_config();
+	c.wait_copy = TKV_WAIT_COPY_ALL;
+	tkv_runtime *rt;
+	cr_assert_eq(tkv_open(&c, &rt), 0, "%s", tkv_last_error());
+	cr_assert_eq(rt->waiter_copy_max, UINT32_MAX);
+	tkv_close(rt);
+}
+
 Test(copy_ahead, a_ticket_naming_another_stores_slot_copies_nothing, .timeout = 60)
 {
 	fixture f;
