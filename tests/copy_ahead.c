@@ -293,6 +293,18 @@ Test(copy_ahead, a_ticket_naming_another_stores_slot_copies_nothing, .timeout = 
 	finish(&f, BATCH);
 }
 
+/* Closes sequences 1..n (rows r[1..n]) and the runtime, every block freed. */
+static void close_all(tkv_runtime *rt, rows *r, uint64_t n)
+{
+	for (uint64_t q = 1; q <= n; q++) {
+		cr_assert_eq(tkv_seq_close(rt, q), 0);
+		free(r[q].k);
+		free(r[q].v);
+	}
+	cr_assert_eq(stats(rt).hot_bytes_used, 0, "every block freed");
+	tkv_close(rt);
+}
+
 /* Polls (up to 10 s) until t completes. */
 static void wait_done(tkv_runtime *rt, const tkv_ticket *t)
 {
@@ -340,13 +352,7 @@ static void owner_copies_past_a_held_front(tkv__queue_kind queue)
 	expect_rows(rt, &c, 1, 2 * BATCH);
 	expect_rows(rt, &c, 2, 4 * BATCH);
 	expect_rows(rt, &c, 3, 3 * BATCH);
-	for (uint64_t q = 1; q <= 3; q++) {
-		cr_assert_eq(tkv_seq_close(rt, q), 0);
-		free(r[q].k);
-		free(r[q].v);
-	}
-	cr_assert_eq(stats(rt).hot_bytes_used, 0, "every block freed");
-	tkv_close(rt);
+	close_all(rt, r, 3);
 }
 
 Test(copy_ahead, ring_the_owner_copies_past_a_held_front, .timeout = 60)
@@ -400,13 +406,7 @@ Test(copy_ahead, the_owner_passes_a_taken_slot_and_waits_only_for_its_layer, .ti
 	cr_assert_eq(worker_batches(rt), 4, "the owner copied all but the taken one");
 	expect_rows(rt, &c, 1, 2 * BATCH);
 	expect_rows(rt, &c, 2, 3 * BATCH);
-	for (uint64_t q = 1; q <= 2; q++) {
-		cr_assert_eq(tkv_seq_close(rt, q), 0);
-		free(r[q].k);
-		free(r[q].v);
-	}
-	cr_assert_eq(stats(rt).hot_bytes_used, 0, "every block freed");
-	tkv_close(rt);
+	close_all(rt, r, 2);
 }
 
 /* Engine threads store and wait at once (1-16-token batches, both layers):
