@@ -66,6 +66,30 @@ static void release(tkv_runtime *rt, tkv__worker *w, uint64_t pos, enum give how
 				: tkv__dring_mark_done(&w->ring, pos);
 }
 
+/* d's rows into its blocks, traced, fenced when streamed (before COPIED
+ * or done_pos). */
+static void copy_traced(tkv_runtime *rt, const tkv__desc *d, tkv__trace_buf *tb)
+{
+	uint64_t t0 = tkv__trace_begin(tb);
+	tkv__batch_copy(rt, d);
+	tkv__trace_end(tb, TKV__TRACE_COPY, t0, d->layer,
+		       (uint64_t)d->n_tokens * rt->geo.layer_token_bytes);
+	if (rt->hot_streams)
+		tkv__stream_fence();
+}
+
+/* Completes d as its layer's completer (retired_pos is at d->pos): full
+ * blocks handed on, then done_pos and retired_pos. d->seq may be closed
+ * and freed afterwards, unless the caller holds a reference (a waiter
+ * does). */
+static void complete(tkv_runtime *rt, const tkv__desc *d, tkv__trace_buf *tb)
+{
+	const uint64_t end = d->pos + d->n_tokens;
+	tkv__batch_hand_on(rt, d);
+	tkv__trace_instant(tb, TKV__TRACE_TICKET_DONE, (uint32_t)d->seq->id, end);
+	tkv__layer_complete(&d->seq->layers[d->layer], end);
+}
+
 /* Copies d, claimed at position pos of w's queue, and completes it if its
  * layer has retired up to it (DONE), else leaves it to the owner (COPIED);
  * RETURN when its blocks are not all there. */
@@ -77,24 +101,13 @@ static enum give copy_claimed(tkv_runtime *rt, tkv__worker *w, uint64_t pos, con
 		release(rt, w, pos, RETURN);
 		return RETURN;
 	}
-	uint64_t t0 = tkv__trace_begin(tb);
-	tkv__batch_copy(rt, d);
-	tkv__trace_end(tb, TKV__TRACE_COPY, t0, d->layer,
-		       (uint64_t)d->n_tokens * rt->geo.layer_token_bytes);
-	if (rt->hot_streams)
-		tkv__stream_fence(); /* the rows before COPIED or done_pos */
-	tkv__layer *l = &d->seq->layers[d->layer];
-	if (ck_pr_load_64(&l->retired_pos) != d->pos) {
+	copy_traced(rt, d, tb);
+	if (ck_pr_load_64(&d->seq->layers[d->layer].retired_pos) != d->pos) {
 		release(rt, w, pos, COPIED); /* the owner completes it in order */
 		return COPIED;
 	}
 	ck_pr_fence_acquire(); /* the last completer's writes to the layer (C3) */
-	const uint64_t end = d->pos + d->n_tokens;
-	tkv__batch_hand_on(rt, d);
-	tkv__trace_instant(tb, TKV__TRACE_TICKET_DONE, (uint32_t)d->seq->id, end);
-	tkv__layer_complete(l, end);
-	/* d->seq may be closed and freed from here on, unless the caller
-	 * holds a reference (a waiter does) */
+	complete(rt, d, tb);
 	release(rt, w, pos, DONE);
 	return DONE;
 }
@@ -154,22 +167,13 @@ static bool waiter_claim(tkv_runtime *rt, tkv__worker *w, uint32_t lo, uint64_t 
 static void take_and_complete(tkv_runtime *rt, tkv__worker *w, uint64_t pos, const tkv__desc *d,
 			      tkv__trace_buf *tb)
 {
-	tkv__layer *l = &d->seq->layers[d->layer];
-	const uint64_t end = d->pos + d->n_tokens;
 	ck_pr_inc_32(&rt->waiters_open);
-	ck_pr_store_64(&l->taken_end, end);
+	ck_pr_store_64(&d->seq->layers[d->layer].taken_end, d->pos + d->n_tokens);
 	release(rt, w, pos, DONE); /* DR8: taken_end and the count before DONE */
 	tkv__wake_signal(&w->idle);
 	tkv__batch_prepare(rt, d, false);
-	uint64_t t0 = tkv__trace_begin(tb);
-	tkv__batch_copy(rt, d);
-	tkv__trace_end(tb, TKV__TRACE_COPY, t0, d->layer,
-		       (uint64_t)d->n_tokens * rt->geo.layer_token_bytes);
-	if (rt->hot_streams)
-		tkv__stream_fence(); /* the rows before done_pos */
-	tkv__batch_hand_on(rt, d);
-	tkv__trace_instant(tb, TKV__TRACE_TICKET_DONE, (uint32_t)d->seq->id, end);
-	tkv__layer_complete(l, end);
+	copy_traced(rt, d, tb);
+	complete(rt, d, tb);
 	ck_pr_fence_release(); /* the completion before the count drops */
 	ck_pr_dec_32(&rt->waiters_open);
 }
