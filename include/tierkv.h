@@ -177,7 +177,12 @@ typedef struct tkv_config {
 	uint32_t n_workers;
 
 	/* Slots of each worker's descriptor ring, a power of two in [4, 1<<20];
-	 * default 1024. One slot is never used (a ring of 1024 holds 1023). */
+	 * default 4096 (64 bytes each). One slot is never used (a ring of 4096
+	 * holds 4095). A store that finds its ring full waits for room
+	 * (tkv_stats.ring_full_events): size it to hold one round of every
+	 * engine thread, engine threads x layers per worker. The default holds
+	 * 64 threads x 32 layers on one worker; 1024 did not hold 64 threads on
+	 * two workers, and their stores waited ~1 ms (docs/MEASUREMENTS.md). */
 	uint32_t ring_slots;
 
 	/* Pin each worker to one performance core (default true). A pin that

@@ -32,7 +32,7 @@ void tkv_config_default(tkv_config *cfg)
 	cfg->hot_bytes = 512ull << 20;
 	cfg->max_isa = TKV_ISA_AUTO;
 	cfg->n_workers = 0;
-	cfg->ring_slots = 1024;
+	cfg->ring_slots = 4096;
 	cfg->pin_workers = true;
 	cfg->sysfs_root = NULL;
 	cfg->trace_path = NULL;

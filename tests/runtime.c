@@ -355,6 +355,48 @@ Test(runtime, full_ring_eagain_or_backoff)
 	tkv_close(rt);
 }
 
+/* The default ring holds one round of 64 engine threads storing every layer
+ * of a 32-layer model, on one worker or two (tierkv.h, ring_slots): with the
+ * workers paused no such store finds its ring full. */
+Test(runtime, default_ring_holds_64_threads_round)
+{
+	for (uint32_t workers = 1; workers <= 2; workers++) {
+		tkv_config c = small_config();
+		c.n_layers = 32;
+		c.n_workers = workers;
+		c.pin_workers = false;
+		cr_assert_eq(c.ring_slots, 4096, "the documented default");
+		tkv_runtime *rt = open_small(&c);
+		size_t rb = row_bytes(&c);
+		unsigned char *k = malloc(64 * 32 * rb), *v = malloc(64 * 32 * rb);
+		tkv__test_pause(rt, true);
+		for (uint64_t s = 1; s <= 64; s++) {
+			cr_assert_eq(tkv_seq_open(rt, s), 0);
+			for (uint32_t l = 0; l < 32; l++) {
+				unsigned char *rk = k + ((s - 1) * 32 + l) * rb;
+				unsigned char *rv = v + ((s - 1) * 32 + l) * rb;
+				kvp_fill(rk, s, l, 0, 1, rb, 0);
+				kvp_fill(rv, s, l, 0, 1, rb, 1);
+				cr_assert_eq(tkv_store(rt, s, l, 0, 1, rk, rv, TKV_STORE_NONBLOCK, NULL),
+					     0, "%u workers, seq %llu layer %u: %s", workers,
+					     (unsigned long long)s, l, tkv_last_error());
+			}
+		}
+		tkv_stats st = {.struct_size = sizeof(st)};
+		cr_assert_eq(tkv_stats_get(rt, &st), 0);
+		cr_assert_eq(st.ring_full_events, 0);
+		tkv__test_pause(rt, false);
+		for (uint64_t s = 1; s <= 64; s++) {
+			cr_assert_eq(tkv_seq_sync(rt, s), 0);
+			for (uint32_t l = 0; l < 32; l += 31)
+				expect_read(rt, &c, s, l, 0, 1);
+		}
+		free(k);
+		free(v);
+		tkv_close(rt);
+	}
+}
+
 /* Producers of tiny_ring_producers_all_arrive: seq `seq`, every layer, one
  * token per store, each synced before its buffers are reused; four of them
  * on a ring that holds three keep it full. */
