@@ -155,9 +155,8 @@ static bool waiter_claim(tkv_runtime *rt, tkv__worker *w, uint32_t lo, uint64_t 
  * A waiter whose batch is its layer's next to complete (retired_pos is at
  * its first position) takes it whole: it marks the slot DONE before it
  * copies, so the owner takes the slot out at once and its queue never
- * stops behind a waiter that is preempted mid-copy (at 64 engine threads
- * the 1,024-slot ring holds all of 64 threads' stores, and a `--trace`
- * found stores waiting on a full ring while a waiter held the front). The
+ * stops behind a waiter that is preempted mid-copy (a slot held at the
+ * front keeps every slot behind it from being reused). The
  * waiter then does what the owner would have done, in order, failures
  * included (tkv__batch_prepare as the owner, tkv__batch_copy reports a
  * missing block), and completes it. taken_end tells the owner to copy and
@@ -171,6 +170,8 @@ static void take_and_complete(tkv_runtime *rt, tkv__worker *w, uint64_t pos, con
 	ck_pr_store_64(&d->seq->layers[d->layer].taken_end, d->pos + d->n_tokens);
 	release(rt, w, pos, DONE); /* DR8: taken_end and the count before DONE */
 	tkv__wake_signal(&w->idle);
+	if (CK_CC_UNLIKELY(rt->test_taken_hook != NULL))
+		rt->test_taken_hook(rt);
 	tkv__batch_prepare(rt, d, false);
 	copy_traced(rt, d, tb);
 	complete(rt, d, tb);

@@ -87,9 +87,8 @@ static void drop_seq(void *ctx, tkv__seq *s)
  * whoever made it, and the tkv__unit_block_full of its full blocks). The
  * mutex queue (a bench baseline) keeps no such count: it never reports
  * copies pending. */
-static bool copies_pending(void *ctx)
+bool tkv__copies_pending(tkv_runtime *rt)
 {
-	tkv_runtime *rt = ctx;
 	if (rt->queue != TKV__QUEUE_RING)
 		return false;
 	for (uint32_t i = 0; i < rt->n_workers; i++) {
@@ -102,6 +101,11 @@ static bool copies_pending(void *ctx)
 	 * counts itself in before that (copy_ahead.c). */
 	ck_pr_fence_acquire();
 	return ck_pr_load_32(&rt->waiters_open) != 0;
+}
+
+static bool copies_pending(void *ctx)
+{
+	return tkv__copies_pending(ctx);
 }
 
 static tkv__seq *seq_lookup(void *ctx, uint64_t id)

@@ -140,6 +140,10 @@ struct tkv_runtime {
 	uint32_t waiter_copy_max;
 	uint32_t waiters_copying __attribute__((aligned(64))); /* now (atomic) */
 	uint32_t waiters_open; /* batches taken by waiters, not yet completed (atomic) */
+	/* Test seam: a waiter that took its batch whole calls it after the
+	 * slot is DONE, before it copies (tests hold it there); NULL outside
+	 * tests. */
+	void (*test_taken_hook)(struct tkv_runtime *rt);
 	/* What those waiters copied (atomic; tkv_stats). */
 	uint64_t waiter_batches __attribute__((aligned(64)));
 	uint64_t waiter_tokens;
@@ -279,6 +283,11 @@ void tkv__test_pause(struct tkv_runtime *rt, bool paused);
  * nothing, so others' stealing can be watched; set it while paused (the
  * worker sees it before the pause ends). Release before tkv_close. */
 void tkv__test_hold(struct tkv_runtime *rt, uint32_t worker, bool held);
+
+/* Whether a queued or claimed batch is not yet completed, a batch a waiter
+ * took included: the evictor's "copies pending" (false for the mutex
+ * queue, which keeps no count). */
+bool tkv__copies_pending(struct tkv_runtime *rt);
 
 /* An API call's runtime check: -EINVAL for NULL, -EBADF while closing. */
 int tkv__rt_check(const struct tkv_runtime *rt);

@@ -21,6 +21,10 @@
  * it), the owner copies and completes the other sequences' batches behind
  * it, copies but does not complete the held batch's successor, and takes
  * the held one back in order once it is given back.
+ * A waiter held after it took its batch whole (a test seam) shows that
+ * the evictor's copies_pending counts the batch until it completes, that
+ * with TKV_WAIT_COPY_ALL a second waiter copies meanwhile, and that with
+ * the bound at one it sleeps.
  * And with engine threads storing and waiting at once, every row reads
  * back as stored and the workers' and waiters' layer-tokens add up to the
  * stored ones.
@@ -407,6 +411,124 @@ Test(copy_ahead, the_owner_passes_a_taken_slot_and_waits_only_for_its_layer, .ti
 	expect_rows(rt, &c, 1, 2 * BATCH);
 	expect_rows(rt, &c, 2, 3 * BATCH);
 	close_all(rt, r, 2);
+}
+
+/* A waiter held after it took its batch whole (runtime.h,
+ * test_taken_hook): the first call is held until the test lets it go,
+ * later ones pass. */
+static struct {
+	uint32_t calls, held, go;
+} hold;
+
+static void hold_first_taker(tkv_runtime *rt)
+{
+	(void)rt;
+	if (__atomic_fetch_add(&hold.calls, 1, __ATOMIC_SEQ_CST) != 0)
+		return;
+	__atomic_store_n(&hold.held, 1, __ATOMIC_SEQ_CST);
+	while (!__atomic_load_n(&hold.go, __ATOMIC_SEQ_CST))
+		usleep(1000);
+}
+
+/* Starts a waiter on a store of sequence 1 that it will take whole, and
+ * returns once that waiter is held before its copy. */
+static void start_held_taker(fixture *f, waiter *w, pthread_t *th)
+{
+	hold.calls = hold.held = hold.go = 0;
+	f->rt->test_taken_hook = hold_first_taker;
+	*w = (waiter){f->rt, store(f->rt, &f->c, &f->own, 1, 0, BATCH), -1};
+	cr_assert_eq(pthread_create(th, NULL, wait_thread, w), 0);
+	for (int i = 0; i < 10000 && !__atomic_load_n(&hold.held, __ATOMIC_SEQ_CST); i++)
+		usleep(1000);
+	cr_assert(__atomic_load_n(&hold.held, __ATOMIC_SEQ_CST), "the waiter took its batch");
+}
+
+static void release_held_taker(fixture *f, waiter *w, pthread_t th)
+{
+	__atomic_store_n(&hold.go, 1, __ATOMIC_SEQ_CST);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert_eq(w->rc, 0, "%s", tkv_last_error());
+	f->rt->test_taken_hook = NULL;
+}
+
+/* The evictor's copies_pending stays true for a batch a waiter took while
+ * it copies, after its owner took the slot out and counted it completed
+ * (runtime.c: waiters_open); false once the waiter completed it. */
+Test(copy_ahead, copies_pending_counts_a_taken_batch_until_it_completes, .timeout = 60)
+{
+	fixture f;
+	setup(&f, TKV__QUEUE_RING, false);
+	waiter w;
+	pthread_t th;
+	start_held_taker(&f, &w, &th);
+	tkv__test_pause(f.rt, false);
+	cr_assert_eq(tkv_wait(f.rt, &f.ahead_last), 0, "%s", tkv_last_error());
+	tkv__worker *w0 = tkv__worker_of(f.rt, 0);
+	for (int i = 0; i < 10000 && ck_pr_load_64(&w0->completed) != tkv__dring_claimed(&w0->ring);
+	     i++)
+		usleep(1000);
+	cr_assert_eq(ck_pr_load_64(&w0->completed), tkv__dring_claimed(&w0->ring),
+		     "the owner took every slot out, the taken one included");
+	cr_assert_not(tkv_ticket_done(f.rt, &w.t), "held before its copy");
+	cr_assert(tkv__copies_pending(f.rt), "a taken batch is still to be copied");
+	release_held_taker(&f, &w, th);
+	cr_assert_not(tkv__copies_pending(f.rt));
+	cr_assert_eq(stats(f.rt).waiter_batches, 1);
+	finish(&f, BATCH);
+}
+
+/* Two waiters copy at once with TKV_WAIT_COPY_ALL: while the first is held
+ * mid-take (the workers paused), a second completes its own store inside
+ * its wait. With the bound at one (COPY_OWN on a machine with no CPU
+ * beyond the workers') the second sleeps until the first is done. */
+static void second_waiter(bool copy_all)
+{
+	fixture f;
+	setup(&f, TKV__QUEUE_RING, false);
+	if (copy_all)
+		f.rt->waiter_copy_max = UINT32_MAX; /* what TKV_WAIT_COPY_ALL sets */
+	else
+		f.rt->waiter_copy_max = 1;
+	rows third = pattern(&f.c, 3);
+	cr_assert_eq(tkv_seq_open(f.rt, 3), 0);
+	waiter w1, w2;
+	pthread_t th1, th2;
+	start_held_taker(&f, &w1, &th1);
+	w2 = (waiter){f.rt, store(f.rt, &f.c, &third, 3, 0, BATCH), -1};
+	cr_assert_eq(pthread_create(&th2, NULL, wait_thread, &w2), 0);
+	if (copy_all) {
+		cr_assert_eq(pthread_join(th2, NULL), 0, "it returned while the first copies");
+		cr_assert_eq(w2.rc, 0, "%s", tkv_last_error());
+		cr_assert_eq(ck_pr_load_32(&f.rt->waiters_copying), 1, "the first still copies");
+		cr_assert_eq(stats(f.rt).waiter_batches, 1);
+		cr_assert_not(tkv_ticket_done(f.rt, &w1.t));
+	} else {
+		usleep(50000);
+		cr_assert_not(tkv_ticket_done(f.rt, &w2.t), "past the bound: it sleeps");
+		cr_assert_eq(stats(f.rt).waiter_batches, 0);
+	}
+	release_held_taker(&f, &w1, th1);
+	if (!copy_all) {
+		tkv__test_pause(f.rt, false);
+		cr_assert_eq(pthread_join(th2, NULL), 0);
+		cr_assert_eq(w2.rc, 0, "%s", tkv_last_error());
+	}
+	cr_assert_eq(stats(f.rt).waiter_batches, copy_all ? 2 : 1);
+	expect_rows(f.rt, &f.c, 3, BATCH);
+	cr_assert_eq(tkv_seq_close(f.rt, 3), 0);
+	free(third.k);
+	free(third.v);
+	finish(&f, BATCH);
+}
+
+Test(copy_ahead, with_copy_all_two_waiters_copy_at_once, .timeout = 60)
+{
+	second_waiter(true);
+}
+
+Test(copy_ahead, with_the_bound_at_one_a_second_waiter_sleeps_while_one_copies, .timeout = 60)
+{
+	second_waiter(false);
 }
 
 /* Engine threads store and wait at once (1-16-token batches, both layers):
