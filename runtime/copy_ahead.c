@@ -120,13 +120,13 @@ static enum give copy_claimed(tkv_runtime *rt, tkv__worker *w, uint64_t pos, con
  * at 4-16 engine threads, cut the median batch wait from 176-915 us to
  * 76-117 us but made the p99 2-3 times longer (2.1-6.5 ms against
  * 0.7-3.5: a waiter preempted in the middle of its own copies). One at a
- * time kept the wait p99 at the sleeping waiters' and a third to a half
- * of the held-out style program's gain (docs/MEASUREMENTS.md, "Waiters
- * copy their own batches"; the store-call p99 at 64 threads is another
- * matter, left open there). So by default (TKV_WAIT_COPY_OWN) at
- * most as many waiters copy at once as there are CPUs beyond one per
- * worker (rt->wait_spin_cpus, the same CPUs waiters may spin on), and at
- * least one; the others sleep as before.
+ * time kept the wait p99 at the sleeping waiters' and most of the gain
+ * in the held-out style program's tierkv share (+7-8% at 64 threads,
+ * docs/MEASUREMENTS.md, "Waiters copy their own batches" and "The
+ * held-out style program's clock, corrected"). So by default
+ * (TKV_WAIT_COPY_OWN) at most as many waiters copy at once as there are
+ * CPUs beyond one per worker (rt->wait_spin_cpus, the same CPUs waiters
+ * may spin on), and at least one; the others sleep as before.
  */
 static bool copy_slot_claim(tkv_runtime *rt)
 {
