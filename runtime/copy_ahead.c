@@ -137,18 +137,34 @@ static bool copy_slot_claim(tkv_runtime *rt)
 	return false;
 }
 
-/* Claims position lo (low 32 bits) of w's queue if it is queued at least
- * WAITER_LEAVE behind the front and unclaimed; *pos is its full position. */
+/*
+ * An owner that is asleep (announced on its idle event count, worker.c
+ * idle_sleep) is not about to take its front: the store that woke it ran
+ * a moment ago, and the woken worker needs tens of microseconds on this
+ * VM to run. A waiter whose store is at the front then copies it itself
+ * rather than sleep until the owner has copied it and woken it back: an
+ * engine that stores one layer and waits on it at once (1 engine thread,
+ * round trip per layer) otherwise pays two cross-thread wake-ups per
+ * batch. Racy by design: an owner that wakes first wins the claim.
+ */
+static bool owner_asleep(tkv__worker *w)
+{
+	return ck_pr_load_32(&w->idle.waiters) != 0;
+}
+
+/* Claims position lo (low 32 bits) of w's queue if it is unclaimed and
+ * queued at least WAITER_LEAVE behind the front, or anywhere while the
+ * owner sleeps (owner_asleep); *pos is its full position. */
 static bool waiter_claim(tkv_runtime *rt, tkv__worker *w, uint32_t lo, uint64_t *pos,
 			 tkv__desc *d)
 {
+	const uint32_t leave = owner_asleep(w) ? 0 : WAITER_LEAVE;
 	if (rt->queue == TKV__QUEUE_MUTEX) {
 		*pos = lo;
-		return tkv__mq_claim_queued(w, lo, WAITER_LEAVE, d);
+		return tkv__mq_claim_queued(w, lo, leave, d);
 	}
 	return tkv__dring_queued_pos(&w->ring, lo, pos) &&
-	       *pos - tkv__dring_tail(&w->ring) >= WAITER_LEAVE &&
-	       tkv__dring_steal(&w->ring, *pos, d);
+	       *pos - tkv__dring_tail(&w->ring) >= leave && tkv__dring_steal(&w->ring, *pos, d);
 }
 
 /*

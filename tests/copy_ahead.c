@@ -14,7 +14,8 @@
  *  - a store behind an earlier, uncompleted one of its layer is copied by
  *    its waiter but completed by the owner, in order;
  *  - a store near the front of its queue is left to the owner, and so is
- *    every store with tkv_config.wait_copy = TKV_WAIT_SLEEP;
+ *    every store with tkv_config.wait_copy = TKV_WAIT_SLEEP; but while the
+ *    owner sleeps a store at the very front is its waiter's;
  *  - a ticket whose queue position names another store's slot copies
  *    nothing (the slot goes back to its owner) and waits as before.
  * With the front slot held by the test (as a preempted copier would hold
@@ -248,6 +249,47 @@ Test(copy_ahead, a_store_near_the_front_is_left_to_its_owner, .timeout = 60)
 	tkv_close(rt);
 	free(own.k);
 	free(own.v);
+}
+
+/* While the owner sleeps (announced on its idle event count; the test
+ * announces it for the paused worker) a store at the very front is its
+ * waiter's to copy: the owner is not about to take it. */
+static void front_store_while_the_owner_sleeps(tkv__queue_kind queue)
+{
+	tkv_config c = small_config();
+	tkv__open_opts opts = {.queue = queue};
+	tkv_runtime *rt;
+	cr_assert_eq(tkv__open_ex(&c, &opts, &rt), 0, "%s", tkv_last_error());
+	rows own = pattern(&c, 1);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	tkv__test_pause(rt, true);
+	tkv__worker *w0 = tkv__worker_of(rt, 0);
+	ck_pr_store_32(&w0->idle.waiters, 1); /* as if the owner slept */
+	waiter w = {rt, store(rt, &c, &own, 1, 0, BATCH), -1}; /* position 0 */
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, wait_thread, &w), 0);
+	wait_waiter_batches(rt, 1);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert_eq(w.rc, 0, "%s", tkv_last_error());
+	ck_pr_store_32(&w0->idle.waiters, 0);
+	cr_assert_eq(worker_batches(rt), 0);
+	expect_rows(rt, &c, 1, BATCH);
+	tkv__test_pause(rt, false);
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	cr_assert_eq(stats(rt).hot_bytes_used, 0, "every block freed");
+	tkv_close(rt);
+	free(own.k);
+	free(own.v);
+}
+
+Test(copy_ahead, ring_a_front_store_is_its_waiters_while_the_owner_sleeps, .timeout = 60)
+{
+	front_store_while_the_owner_sleeps(TKV__QUEUE_RING);
+}
+
+Test(copy_ahead, mutex_queue_a_front_store_is_its_waiters_while_the_owner_sleeps, .timeout = 60)
+{
+	front_store_while_the_owner_sleeps(TKV__QUEUE_MUTEX);
 }
 
 Test(copy_ahead, with_wait_sleep_the_owner_copies_every_store, .timeout = 60)
