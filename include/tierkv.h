@@ -327,16 +327,15 @@ typedef struct tkv_config {
 	 * every such waiter copies, however many at once. TKV_WAIT_SLEEP:
 	 * waiting threads only sleep, and only the workers copy. On the
 	 * project's 2-core VM (2 workers, so one waiter at a time by default;
-	 * docs/MEASUREMENTS.md, "Waiters copy their own batches"): a program
-	 * of 64 engine threads whose waits are unequal (batches of 1-64
-	 * tokens) ran 5-10% faster with COPY_OWN and 21-25% with COPY_ALL
-	 * than with SLEEP; `tierkv-bench producers` (equal batches) ran as
-	 * fast with each; COPY_ALL cut its median batch wait at 4-64 threads
-	 * 2-35 times and made its p99 at 4-16 threads 2-3 times longer;
-	 * COPY_OWN kept the p99 wait at SLEEP's. With either, the p99 of the
-	 * tkv_store call at 64 threads was about 1 ms in most runs (0.5-0.8 us
-	 * with SLEEP), most likely a thread preempted in its stores after
-	 * spending its time slice copying; not yet shown. */
+	 * docs/MEASUREMENTS.md, "Waiters copy their own batches" and what
+	 * follows it): a program of 64 engine threads whose waits are
+	 * unequal (batches of 1-64 tokens, buffers kept) ran 7-8% faster with
+	 * COPY_OWN and 8-9% with COPY_ALL than with SLEEP; one engine thread
+	 * that waits on each layer right after storing it, 2x faster
+	 * (copying while the worker sleeps); `tierkv-bench producers` (equal
+	 * batches) ran as fast with each; COPY_ALL cut its median batch wait
+	 * at 4-64 threads 2-35 times and made its p99 at 4-16 threads 2-3
+	 * times longer; COPY_OWN kept the p99 wait at SLEEP's. */
 	tkv_wait_copy wait_copy;
 } tkv_config;
 
@@ -555,8 +554,9 @@ TKV_API int64_t tkv_batch_hint(tkv_runtime *rt, uint64_t seq_id, uint32_t layer,
  * (spinning a few microseconds first only while fewer waiters spin than
  * the opening thread's affinity mask has CPUs beyond one per worker).
  * With config.wait_copy = TKV_WAIT_COPY_OWN (the default), if the store is
- * then still queued, with at least 8 others ahead of it on its worker and
- * no one copying it yet, the CALLING THREAD COPIES IT
+ * then still queued, with at least 8 others ahead of it on its worker (or
+ * any number while that worker sleeps) and no one copying it yet, the
+ * CALLING THREAD COPIES IT
  * into the hot tier itself, and completes it when every earlier store to
  * that (sequence, layer) has completed: the wait is the copy's own time,
  * on the caller's CPU, not the time of every copy queued before it (other
