@@ -104,11 +104,18 @@ static int store_seq(prod_run *r, uint32_t t, uint64_t id, tkv_ticket *tk)
 			uint64_t t0 = bench_now_ns();
 			rc = tkv_store(r->rt, id, l, pos, n, k, v, 0, &tk[l]);
 			ss[r->n_store[t]++] = bench_now_ns() - t0;
+			if (r->o->wait_each_layer && !rc) {
+				t0 = bench_now_ns();
+				rc = tkv_wait(r->rt, &tk[l]);
+				ws[r->n_wait[t]++] = bench_now_ns() - t0;
+			}
 		}
-		uint64_t t0 = bench_now_ns();
-		for (uint32_t l = 0; l < r->n_layers && !rc; l++)
-			rc = tkv_wait(r->rt, &tk[l]);
-		ws[r->n_wait[t]++] = bench_now_ns() - t0;
+		if (!r->o->wait_each_layer) {
+			uint64_t t0 = bench_now_ns();
+			for (uint32_t l = 0; l < r->n_layers && !rc; l++)
+				rc = tkv_wait(r->rt, &tk[l]);
+			ws[r->n_wait[t]++] = bench_now_ns() - t0;
+		}
 		pos += n;
 	}
 	int rc2 = tkv_seq_close(r->rt, id);
@@ -298,6 +305,7 @@ static bench_result point_result(const prod_options *o, const prod_point *p, dou
 			  .gbps = med * lt_bytes / 1e9, .threads = p->T, .ratio_to_1 = med / base,
 			  .queue = p->q == TKV__QUEUE_RING ? "ring" : "mutex",
 			  .waiters = wait_copy_names[o->wait_copy],
+			  .wait_each = o->wait_each_layer ? "layer" : "step",
 			  .gbps_lo = v[0] * lt_bytes / 1e9, .gbps_hi = v[p->n - 1] * lt_bytes / 1e9,
 			  .reps = p->n, .store_p50_ns = p->st.p50, .store_p99_ns = p->st.p99,
 			  .wait_p50_ns = p->wt.p50, .wait_p99_ns = p->wt.p99,
@@ -361,7 +369,7 @@ static void set_stride(prod_run *r, uint32_t T)
 	uint64_t per_t = (r->seqs + T - 1) / T;
 	r->T = T;
 	r->store_per_thread = per_t * N_STEPS * r->n_layers;
-	r->wait_per_thread = per_t * N_STEPS;
+	r->wait_per_thread = per_t * N_STEPS * (r->o->wait_each_layer ? r->n_layers : 1);
 }
 
 /* The copy limit (GB/s) into the hot tier's footprint with as many
@@ -387,7 +395,8 @@ static int producers_run(const prod_options *o, bench_report *rep)
 	unsigned char *src = bench_source_buffer(SRC_BYTES);
 	prod_run r = {.o = o, .seqs = seqs, .n_layers = o->geo->n_layers, .row = row, .src = src};
 	uint64_t all_store = (uint64_t)(seqs + maxT) * N_STEPS * o->geo->n_layers;
-	uint64_t all_wait = (uint64_t)(seqs + maxT) * N_STEPS;
+	const uint64_t waits_per_step = o->wait_each_layer ? o->geo->n_layers : 1;
+	uint64_t all_wait = (uint64_t)(seqs + maxT) * N_STEPS * waits_per_step;
 	r.store_ns = malloc(all_store * sizeof(uint64_t));
 	r.wait_ns = malloc(all_wait * sizeof(uint64_t));
 	r.n_store = calloc(maxT, sizeof(uint64_t));
@@ -401,7 +410,7 @@ static int producers_run(const prod_options *o, bench_report *rep)
 		p->q = i % 2 ? TKV__QUEUE_MUTEX : TKV__QUEUE_RING;
 		uint64_t n = (uint64_t)o->reps * (seqs + p->T) * N_STEPS;
 		p->st.ns = malloc(n * o->geo->n_layers * sizeof(uint64_t));
-		p->wt.ns = malloc(n * sizeof(uint64_t));
+		p->wt.ns = malloc(n * waits_per_step * sizeof(uint64_t));
 		if (!p->st.ns || !p->wt.ns)
 			rc = -ENOMEM;
 	}
@@ -431,11 +440,14 @@ static int producers_run(const prod_options *o, bench_report *rep)
 		rc = -EIO;
 	printf("# tierkv-bench producers: %s %s, %u workers, hot tier %llu MiB, RAM only;\n"
 	       "# %u sequences x %u tokens x %u layers per run (same work at every T), batches\n"
-	       "# {32,16,8,4,2,1,1}, tickets waited per batch; median of %d interleaved runs\n"
-	       "# (GB/s spread min-max); store/wait us: p50/p99 of every call/batch wait.\n"
+	       "# {32,16,8,4,2,1,1}, %s; median of %d interleaved runs\n"
+	       "# (GB/s spread min-max); store/wait us: p50/p99 of every call/%s wait.\n"
 	       "# %s; hot tier populated %s; ticket waiters %s.\n",
 	       o->geo->name, bench_dtype_name(o->dtype), o->workers, (unsigned long long)(hot >> 20),
-	       seqs, SEQ_TOKENS, o->geo->n_layers, o->reps,
+	       seqs, SEQ_TOKENS, o->geo->n_layers,
+	       o->wait_each_layer ? "each ticket waited right after its store (--wait-each layer)"
+				  : "tickets waited per batch",
+	       o->reps, o->wait_each_layer ? "ticket" : "batch",
 	       o->cold ? "cold: a fresh runtime per timed run, no warm-up"
 		       : "warm: one runtime per queue, warmed up at the largest T",
 	       o->populate == TKV_HOT_POPULATE_ON_USE ? "on use" : "at open",
@@ -544,7 +556,7 @@ static void usage(FILE *f)
 		"                              [--workers N] [--queue ring|mutex|both]\n"
 		"                              [--geometry NAME] [--dtype f32|bf16] [--json FILE]\n"
 		"                              [--trace FILE] [--cold] [--hot-populate at-open|on-use]\n"
-		"                              [--waiters copy|all|sleep]\n"
+		"                              [--waiters copy|all|sleep] [--wait-each step|layer]\n"
 		"  T engine threads (default 1,2,4,8,16,32,64) store the same total work\n"
 		"  (--seqs sequences, default 128, of 64 tokens, every layer) into a RAM-only\n"
 		"  runtime and wait on their tickets per batch: aggregate throughput, ratio to\n"
@@ -554,7 +566,10 @@ static void usage(FILE *f)
 		"  --cold: a fresh runtime per timed run, no warm-up (a new program's first\n"
 		"  pass); --hot-populate: the runtimes' tkv_config.hot_populate (at-open).\n"
 		"  --waiters: tkv_config.wait_copy, copy (TKV_WAIT_COPY_OWN, the default),\n"
-		"  all (TKV_WAIT_COPY_ALL) or sleep (TKV_WAIT_SLEEP).\n");
+		"  all (TKV_WAIT_COPY_ALL) or sleep (TKV_WAIT_SLEEP).\n"
+		"  --wait-each: step (default: every layer of a batch stored, then its\n"
+		"  tickets waited) or layer (each ticket waited right after its store: a\n"
+		"  round trip per layer, as an engine that reuses one buffer per layer).\n");
 }
 
 static int parse_list(const char *s, prod_options *o)
@@ -594,6 +609,7 @@ static int parse(int argc, char **argv, prod_options *o)
 		{"trace", required_argument, NULL, 'T'},   {"help", no_argument, NULL, 'h'},
 		{"cold", no_argument, NULL, 'c'},          {"hot-populate", required_argument, NULL, 'p'},
 		{"waiters", required_argument, NULL, 'W'},
+		{"wait-each", required_argument, NULL, 'E'},
 		{NULL, 0, NULL, 0},
 	};
 	bench_producers_defaults(o);
@@ -649,6 +665,14 @@ static int parse(int argc, char **argv, prod_options *o)
 			if (bench_opt_choice("producers", "--waiters", optarg, wait_copy_names, 3, &m))
 				return -1;
 			o->wait_copy = (tkv_wait_copy)m;
+			break;
+		}
+		case 'E': {
+			static const char *const each[] = {"step", "layer"};
+			int m;
+			if (bench_opt_choice("producers", "--wait-each", optarg, each, 2, &m))
+				return -1;
+			o->wait_each_layer = m == 1;
 			break;
 		}
 		case 'h': usage(stdout); exit(0);

@@ -191,6 +191,8 @@ int bench_report_json(const bench_report *r, const char *path)
 				x->cpu_span.lo, x->cpu_span.hi);
 		if (x->waiters)
 			fprintf(f, ", \"waiters\": \"%s\"", x->waiters);
+		if (x->wait_each)
+			fprintf(f, ", \"wait_each\": \"%s\"", x->wait_each);
 		if (x->vs_mutex > 0 && x->versus)
 			fprintf(f, ", \"versus\": \"%s\"", x->versus);
 		if (x->vs_mutex > 0)

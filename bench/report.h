@@ -97,6 +97,9 @@ typedef struct bench_result {
 	/* producers: config.wait_copy, "copy" (TKV_WAIT_COPY_OWN, the
 	 * default), "all" (TKV_WAIT_COPY_ALL) or "sleep" (TKV_WAIT_SLEEP) */
 	const char *waiters;
+	/* producers: when tickets are waited, "step" (every layer stored,
+	 * then the step's tickets) or "layer" (each right after its store) */
+	const char *wait_each;
 	/* latency histograms for plots (log2 ns buckets); NULL if none */
 	const uint64_t *lat_hist, *lat_hist_no_evict;
 	uint32_t lat_buckets;
@@ -158,6 +161,7 @@ typedef struct bench_producers_opts {
 	bool ring, mutex;                /* which queues */
 	bool cold;                       /* a fresh runtime per timed run, no warm-up */
 	tkv_wait_copy wait_copy;         /* --waiters copy|all|sleep: config.wait_copy (A/B) */
+	bool wait_each_layer;            /* --wait-each layer: wait right after each store */
 	tkv_hot_populate populate;       /* the runtimes' hot_populate */
 	const char *json;
 	const char *trace; /* NULL: untraced; else the ring runtime's trace file */
