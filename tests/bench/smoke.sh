@@ -138,6 +138,8 @@ for r in results:
         number(r, "ratio_to_1", 0, 1000)
         if r.get("queue") not in ("ring", "mutex"):
             bad("producers queue = %r" % (r.get("queue"),))
+        if r.get("wait_each") not in ("step", "layer"):
+            bad("producers wait_each = %r" % (r.get("wait_each"),))
         for a, b in (("store_p50_ns", "store_p99_ns"), ("wait_p50_ns", "wait_p99_ns")):
             x, y = number(r, a, 0, integer=True), number(r, b, 0, integer=True)
             if None not in (x, y) and x > y:
@@ -305,6 +307,20 @@ grep -q "paired by repetition" "$out/cold.txt" || fail "producers --cold: no pai
 	--json "$out/ring.json" >"$out/ring.txt" || fail "producers --queue ring failed"
 ! grep -q "paired by repetition" "$out/ring.txt" || fail "producers --queue ring: a paired table"
 ! grep -q vs_mutex "$out/ring.json" || fail "producers --queue ring: a paired ratio without a baseline"
+bad_value --wait-each producers --wait-each batch
+# --wait-each layer: a ticket wait per layer-store, named in the header and the JSON
+"$bench" producers --queue ring --wait-each layer --threads 1,2 --seqs 4 --reps 1 \
+	--geometry qwen2.5-7b --json "$out/layer.json" >"$out/layer.txt" ||
+	fail "producers --wait-each layer failed: $(tail -c 300 "$out/layer.txt")"
+grep -q "each ticket waited right after its store" "$out/layer.txt" ||
+	fail "producers --wait-each layer: no header"
+python3 - "$out/layer.json" "$out/ring.json" <<'EOF' || fail "producers --wait-each: see above"
+import json, sys
+for path, want in ((sys.argv[1], "layer"), (sys.argv[2], "step")):
+    rs = [r for r in json.load(open(path)) if r.get("scenario") == "producers"]
+    if len(rs) != 2 or any(r.get("wait_each") != want or not r["tokens_per_s"] > 0 for r in rs):
+        sys.exit("%s: producers points %r, want 2 with wait_each %r" % (path, rs, want))
+EOF
 bad_value --reps evict --reps 0
 bad_value --versus pipeline --versus mutx
 # --versus ring: the ring paired with a second ring runtime (A/A), named so
