@@ -145,7 +145,10 @@ static bool copy_slot_claim(tkv_runtime *rt)
  * rather than sleep until the owner has copied it and woken it back: an
  * engine that stores one layer and waits on it at once (1 engine thread,
  * round trip per layer) otherwise pays two cross-thread wake-ups per
- * batch. Racy by design: an owner that wakes first wins the claim.
+ * batch. Only a batch it can take whole (its layer's next to complete):
+ * one it could copy but not complete would hold the front slot while the
+ * waiter copies, and a preempted waiter would stop the owner's queue.
+ * Racy by design: an owner that wakes first wins the claim.
  */
 static bool owner_asleep(tkv__worker *w)
 {
@@ -153,18 +156,23 @@ static bool owner_asleep(tkv__worker *w)
 }
 
 /* Claims position lo (low 32 bits) of w's queue if it is unclaimed and
- * queued at least WAITER_LEAVE behind the front, or anywhere while the
- * owner sleeps (owner_asleep); *pos is its full position. */
+ * queued at least WAITER_LEAVE behind the front, or nearer while the
+ * owner sleeps (owner_asleep; then *near); *pos is its full position. */
 static bool waiter_claim(tkv_runtime *rt, tkv__worker *w, uint32_t lo, uint64_t *pos,
-			 tkv__desc *d)
+			 tkv__desc *d, bool *near)
 {
-	const uint32_t leave = owner_asleep(w) ? 0 : WAITER_LEAVE;
 	if (rt->queue == TKV__QUEUE_MUTEX) {
 		*pos = lo;
-		return tkv__mq_claim_queued(w, lo, leave, d);
+		*near = false;
+		if (tkv__mq_claim_queued(w, lo, WAITER_LEAVE, d))
+			return true;
+		*near = owner_asleep(w);
+		return *near && tkv__mq_claim_queued(w, lo, 0, d);
 	}
-	return tkv__dring_queued_pos(&w->ring, lo, pos) &&
-	       *pos - tkv__dring_tail(&w->ring) >= leave && tkv__dring_steal(&w->ring, *pos, d);
+	if (!tkv__dring_queued_pos(&w->ring, lo, pos))
+		return false;
+	*near = *pos - tkv__dring_tail(&w->ring) < WAITER_LEAVE;
+	return (!*near || owner_asleep(w)) && tkv__dring_steal(&w->ring, *pos, d);
 }
 
 /*
@@ -224,9 +232,10 @@ bool tkv__waiter_copy(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t end
 	tkv__worker *w = tkv__worker_of(rt, layer);
 	uint64_t pos;
 	tkv__desc d;
+	bool near;
 	if (!copy_slot_claim(rt))
 		return false;
-	if (!waiter_claim(rt, w, queue_pos - 1, &pos, &d)) {
+	if (!waiter_claim(rt, w, queue_pos - 1, &pos, &d, &near)) {
 		ck_pr_dec_32(&rt->waiters_copying);
 		return false;
 	}
@@ -240,6 +249,10 @@ bool tkv__waiter_copy(tkv_runtime *rt, tkv__seq *s, uint32_t layer, uint64_t end
 		ck_pr_fence_acquire(); /* the last completer's writes (C3) */
 		take_and_complete(rt, w, pos, &d, tb);
 		how = DONE;
+	} else if (near) {
+		/* a copy it could not complete would hold the front, and the
+		 * owner could free no slot behind it: the owner's, in order */
+		release(rt, w, pos, RETURN);
 	} else {
 		how = copy_claimed(rt, w, pos, &d, tb);
 	}

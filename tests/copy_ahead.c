@@ -251,6 +251,19 @@ Test(copy_ahead, a_store_near_the_front_is_left_to_its_owner, .timeout = 60)
 	free(own.v);
 }
 
+/* Waits (up to 10 s) until a ticket waiter sleeps on layer 0 of seq. */
+static void wait_asleep(tkv_runtime *rt, uint64_t seq)
+{
+	tkv__seq *s = tkv__seq_get(&rt->seqs, seq);
+	cr_assert_not_null(s);
+	tkv__wake *done = &s->layers[0].done_wake;
+	for (int i = 0; i < 10000 && ck_pr_load_32(&done->waiters) == 0; i++)
+		usleep(1000);
+	cr_assert_neq(ck_pr_load_32(&done->waiters), 0, "a waiter sleeps on seq %llu",
+		      (unsigned long long)seq);
+	tkv__seq_put(s);
+}
+
 /* While the owner sleeps (announced on its idle event count; the test
  * announces it for the paused worker) a store at the very front is its
  * waiter's to copy: the owner is not about to take it. */
@@ -280,6 +293,49 @@ static void front_store_while_the_owner_sleeps(tkv__queue_kind queue)
 	tkv_close(rt);
 	free(own.k);
 	free(own.v);
+}
+
+/* Near the front, a batch its waiter could copy but not complete (an
+ * earlier batch of its layer is still queued) stays the owner's even while
+ * the owner sleeps: held by a waiter, the front would stop the queue. */
+static void near_batch_behind_its_layer_stays_the_owners(tkv__queue_kind queue)
+{
+	tkv_config c = small_config();
+	tkv__open_opts opts = {.queue = queue};
+	tkv_runtime *rt;
+	cr_assert_eq(tkv__open_ex(&c, &opts, &rt), 0, "%s", tkv_last_error());
+	rows own = pattern(&c, 1);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	tkv__test_pause(rt, true);
+	tkv__worker *w0 = tkv__worker_of(rt, 0);
+	ck_pr_store_32(&w0->idle.waiters, 1); /* as if the owner slept */
+	store(rt, &c, &own, 1, 0, BATCH);                         /* position 0 */
+	waiter w = {rt, store(rt, &c, &own, 1, BATCH, BATCH), -1}; /* 1 */
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, wait_thread, &w), 0);
+	wait_asleep(rt, 1);
+	cr_assert_eq(stats(rt).waiter_batches, 0, "the waiter left it to the owner");
+	cr_assert_not(tkv_ticket_done(rt, &w.t));
+	ck_pr_store_32(&w0->idle.waiters, 0);
+	tkv__test_pause(rt, false);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert_eq(w.rc, 0, "%s", tkv_last_error());
+	cr_assert_eq(worker_batches(rt), 2);
+	expect_rows(rt, &c, 1, 2 * BATCH);
+	cr_assert_eq(tkv_seq_close(rt, 1), 0);
+	tkv_close(rt);
+	free(own.k);
+	free(own.v);
+}
+
+Test(copy_ahead, ring_a_near_batch_behind_its_layer_stays_the_owners, .timeout = 60)
+{
+	near_batch_behind_its_layer_stays_the_owners(TKV__QUEUE_RING);
+}
+
+Test(copy_ahead, mutex_queue_a_near_batch_behind_its_layer_stays_the_owners, .timeout = 60)
+{
+	near_batch_behind_its_layer_stays_the_owners(TKV__QUEUE_MUTEX);
 }
 
 Test(copy_ahead, ring_a_front_store_is_its_waiters_while_the_owner_sleeps, .timeout = 60)
@@ -539,13 +595,14 @@ static void second_waiter(bool copy_all)
 	w2 = (waiter){f.rt, store(f.rt, &f.c, &third, 3, 0, BATCH), -1};
 	cr_assert_eq(pthread_create(&th2, NULL, wait_thread, &w2), 0);
 	if (copy_all) {
+		wait_waiter_batches(f.rt, 1); /* the second's, while the first is held */
 		cr_assert_eq(pthread_join(th2, NULL), 0, "it returned while the first copies");
 		cr_assert_eq(w2.rc, 0, "%s", tkv_last_error());
 		cr_assert_eq(ck_pr_load_32(&f.rt->waiters_copying), 1, "the first still copies");
 		cr_assert_eq(stats(f.rt).waiter_batches, 1);
 		cr_assert_not(tkv_ticket_done(f.rt, &w1.t));
 	} else {
-		usleep(50000);
+		wait_asleep(f.rt, 3); /* it met the bound and went to sleep */
 		cr_assert_not(tkv_ticket_done(f.rt, &w2.t), "past the bound: it sleeps");
 		cr_assert_eq(stats(f.rt).waiter_batches, 0);
 	}
