@@ -251,6 +251,18 @@ Test(copy_ahead, a_store_near_the_front_is_left_to_its_owner, .timeout = 60)
 	free(own.v);
 }
 
+/* Closes sequences 1..n (rows r[1..n]) and the runtime, every block freed. */
+static void close_all(tkv_runtime *rt, rows *r, uint64_t n)
+{
+	for (uint64_t q = 1; q <= n; q++) {
+		cr_assert_eq(tkv_seq_close(rt, q), 0);
+		free(r[q].k);
+		free(r[q].v);
+	}
+	cr_assert_eq(stats(rt).hot_bytes_used, 0, "every block freed");
+	tkv_close(rt);
+}
+
 /* Waits (up to 10 s) until a ticket waiter sleeps on layer 0 of seq. */
 static void wait_asleep(tkv_runtime *rt, uint64_t seq)
 {
@@ -264,21 +276,33 @@ static void wait_asleep(tkv_runtime *rt, uint64_t seq)
 	tkv__seq_put(s);
 }
 
-/* While the owner sleeps (announced on its idle event count; the test
- * announces it for the paused worker) a store at the very front is its
- * waiter's to copy: the owner is not about to take it. */
+/* A runtime whose workers are paused, with sequence 1 open (its rows in
+ * r[1]) and worker 0 announced on its idle event count as if it slept
+ * (the test's doing: the paused worker is not); the caller resumes. */
+static tkv__worker *open_owner_asleep(tkv__queue_kind queue, tkv_config *c, tkv_runtime **rt,
+				      rows r[2])
+{
+	*c = small_config();
+	tkv__open_opts opts = {.queue = queue};
+	cr_assert_eq(tkv__open_ex(c, &opts, rt), 0, "%s", tkv_last_error());
+	r[0] = (rows){0};
+	r[1] = pattern(c, 1);
+	cr_assert_eq(tkv_seq_open(*rt, 1), 0);
+	tkv__test_pause(*rt, true);
+	tkv__worker *w0 = tkv__worker_of(*rt, 0);
+	ck_pr_store_32(&w0->idle.waiters, 1);
+	return w0;
+}
+
+/* While the owner sleeps a store at the very front is its waiter's to
+ * copy: the owner is not about to take it. */
 static void front_store_while_the_owner_sleeps(tkv__queue_kind queue)
 {
-	tkv_config c = small_config();
-	tkv__open_opts opts = {.queue = queue};
+	tkv_config c;
 	tkv_runtime *rt;
-	cr_assert_eq(tkv__open_ex(&c, &opts, &rt), 0, "%s", tkv_last_error());
-	rows own = pattern(&c, 1);
-	cr_assert_eq(tkv_seq_open(rt, 1), 0);
-	tkv__test_pause(rt, true);
-	tkv__worker *w0 = tkv__worker_of(rt, 0);
-	ck_pr_store_32(&w0->idle.waiters, 1); /* as if the owner slept */
-	waiter w = {rt, store(rt, &c, &own, 1, 0, BATCH), -1}; /* position 0 */
+	rows r[2];
+	tkv__worker *w0 = open_owner_asleep(queue, &c, &rt, r);
+	waiter w = {rt, store(rt, &c, &r[1], 1, 0, BATCH), -1}; /* position 0 */
 	pthread_t th;
 	cr_assert_eq(pthread_create(&th, NULL, wait_thread, &w), 0);
 	wait_waiter_batches(rt, 1);
@@ -288,11 +312,17 @@ static void front_store_while_the_owner_sleeps(tkv__queue_kind queue)
 	cr_assert_eq(worker_batches(rt), 0);
 	expect_rows(rt, &c, 1, BATCH);
 	tkv__test_pause(rt, false);
-	cr_assert_eq(tkv_seq_close(rt, 1), 0);
-	cr_assert_eq(stats(rt).hot_bytes_used, 0, "every block freed");
-	tkv_close(rt);
-	free(own.k);
-	free(own.v);
+	close_all(rt, r, 1);
+}
+
+Test(copy_ahead, ring_a_front_store_is_its_waiters_while_the_owner_sleeps, .timeout = 60)
+{
+	front_store_while_the_owner_sleeps(TKV__QUEUE_RING);
+}
+
+Test(copy_ahead, mutex_queue_a_front_store_is_its_waiters_while_the_owner_sleeps, .timeout = 60)
+{
+	front_store_while_the_owner_sleeps(TKV__QUEUE_MUTEX);
 }
 
 /* Near the front, a batch its waiter could copy but not complete (an
@@ -300,17 +330,12 @@ static void front_store_while_the_owner_sleeps(tkv__queue_kind queue)
  * the owner sleeps: held by a waiter, the front would stop the queue. */
 static void near_batch_behind_its_layer_stays_the_owners(tkv__queue_kind queue)
 {
-	tkv_config c = small_config();
-	tkv__open_opts opts = {.queue = queue};
+	tkv_config c;
 	tkv_runtime *rt;
-	cr_assert_eq(tkv__open_ex(&c, &opts, &rt), 0, "%s", tkv_last_error());
-	rows own = pattern(&c, 1);
-	cr_assert_eq(tkv_seq_open(rt, 1), 0);
-	tkv__test_pause(rt, true);
-	tkv__worker *w0 = tkv__worker_of(rt, 0);
-	ck_pr_store_32(&w0->idle.waiters, 1); /* as if the owner slept */
-	store(rt, &c, &own, 1, 0, BATCH);                         /* position 0 */
-	waiter w = {rt, store(rt, &c, &own, 1, BATCH, BATCH), -1}; /* 1 */
+	rows r[2];
+	tkv__worker *w0 = open_owner_asleep(queue, &c, &rt, r);
+	store(rt, &c, &r[1], 1, 0, BATCH);                         /* position 0 */
+	waiter w = {rt, store(rt, &c, &r[1], 1, BATCH, BATCH), -1}; /* 1 */
 	pthread_t th;
 	cr_assert_eq(pthread_create(&th, NULL, wait_thread, &w), 0);
 	wait_asleep(rt, 1);
@@ -322,10 +347,7 @@ static void near_batch_behind_its_layer_stays_the_owners(tkv__queue_kind queue)
 	cr_assert_eq(w.rc, 0, "%s", tkv_last_error());
 	cr_assert_eq(worker_batches(rt), 2);
 	expect_rows(rt, &c, 1, 2 * BATCH);
-	cr_assert_eq(tkv_seq_close(rt, 1), 0);
-	tkv_close(rt);
-	free(own.k);
-	free(own.v);
+	close_all(rt, r, 1);
 }
 
 Test(copy_ahead, ring_a_near_batch_behind_its_layer_stays_the_owners, .timeout = 60)
@@ -336,16 +358,6 @@ Test(copy_ahead, ring_a_near_batch_behind_its_layer_stays_the_owners, .timeout =
 Test(copy_ahead, mutex_queue_a_near_batch_behind_its_layer_stays_the_owners, .timeout = 60)
 {
 	near_batch_behind_its_layer_stays_the_owners(TKV__QUEUE_MUTEX);
-}
-
-Test(copy_ahead, ring_a_front_store_is_its_waiters_while_the_owner_sleeps, .timeout = 60)
-{
-	front_store_while_the_owner_sleeps(TKV__QUEUE_RING);
-}
-
-Test(copy_ahead, mutex_queue_a_front_store_is_its_waiters_while_the_owner_sleeps, .timeout = 60)
-{
-	front_store_while_the_owner_sleeps(TKV__QUEUE_MUTEX);
 }
 
 Test(copy_ahead, with_wait_sleep_the_owner_copies_every_store, .timeout = 60)
@@ -393,18 +405,6 @@ Test(copy_ahead, a_ticket_naming_another_stores_slot_copies_nothing, .timeout = 
 	cr_assert_eq(worker_batches(f.rt), AHEAD + 2, "the slot went back to its owner");
 	expect_rows(f.rt, &f.c, 2, (AHEAD + 1) * BATCH);
 	finish(&f, BATCH);
-}
-
-/* Closes sequences 1..n (rows r[1..n]) and the runtime, every block freed. */
-static void close_all(tkv_runtime *rt, rows *r, uint64_t n)
-{
-	for (uint64_t q = 1; q <= n; q++) {
-		cr_assert_eq(tkv_seq_close(rt, q), 0);
-		free(r[q].k);
-		free(r[q].v);
-	}
-	cr_assert_eq(stats(rt).hot_bytes_used, 0, "every block freed");
-	tkv_close(rt);
 }
 
 /* Polls (up to 10 s) until t completes. */
