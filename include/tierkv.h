@@ -555,8 +555,8 @@ TKV_API int64_t tkv_batch_hint(tkv_runtime *rt, uint64_t seq_id, uint32_t layer,
  * the opening thread's affinity mask has CPUs beyond one per worker).
  * With config.wait_copy = TKV_WAIT_COPY_OWN (the default), if the store is
  * then still queued, with at least 8 others ahead of it on its worker (or
- * any number while that worker sleeps) and no one copying it yet, the
- * CALLING THREAD COPIES IT
+ * fewer while that worker sleeps and every earlier store to its layer has
+ * completed) and no one copying it yet, the CALLING THREAD COPIES IT
  * into the hot tier itself, and completes it when every earlier store to
  * that (sequence, layer) has completed: the wait is the copy's own time,
  * on the caller's CPU, not the time of every copy queued before it (other
