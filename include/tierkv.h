@@ -182,7 +182,8 @@ typedef struct tkv_config {
 	 * (tkv_stats.ring_full_events): size it to hold one round of every
 	 * engine thread, engine threads x layers per worker. The default holds
 	 * 64 threads x 32 layers on one worker; 1024 did not hold 64 threads on
-	 * two workers, and their stores waited ~1 ms (docs/MEASUREMENTS.md). */
+	 * two workers, and with copying waiters (wait_copy) their stores'
+	 * p99 was ~1 ms (docs/MEASUREMENTS.md). */
 	uint32_t ring_slots;
 
 	/* Pin each worker to one performance core (default true). A pin that
