@@ -9,9 +9,11 @@
  * common case: in the held-out style program (issue 11; 64 engine threads
  * on 2 cores, batches of 1-64 tokens, each thread waiting on its tickets)
  * the threads with the most small-batch round trips queued each of them
- * behind other threads' large batches and finished last, at 64 threads
- * 0.57-0.81 of the 1-thread throughput (docs/MEASUREMENTS.md, "The
- * held-out style program at 96 sequences"). The waiter has nothing else to
+ * behind other threads' large batches and finished last
+ * (docs/MEASUREMENTS.md, "The held-out style program at 96 sequences";
+ * its 64-thread throughput figures there read high, the program's clock
+ * starting late: "The held-out style program's clock, corrected"). The
+ * waiter has nothing else to
  * do, and its core is as good as a worker's for a copy: so when its store
  * is still queued, far enough from the front that the owner is not about
  * to take it, the waiter claims it the way a thief worker does
