@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "base/thread_name.h"
 #include "base/trace_format.h"
 
 /* The kind table written into every file (tools/trace/FORMAT.md); indexed by kind. */
@@ -326,7 +327,7 @@ static int start_writer(tkv__tracer *t)
 	int rc = pthread_create(&t->writer, NULL, writer_main, t);
 	if (rc)
 		return -rc;
-	pthread_setname_np(t->writer, "tkv-trace");
+	tkv__thread_name(t->writer, "tkv-trace");
 	t->has_writer = true;
 	return 0;
 }

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "bench/bench.h"
 #include "bench/disk_limits.h"
@@ -207,6 +208,30 @@ static double sat_evict_gbps(const sat_result *s)
 static double sat_promote_gbps(const sat_result *s)
 {
 	return gbps(s->pr.bytes, s->pr.ns);
+}
+
+/* Promotion's CPU cost per GB promoted, and the rate those costs alone would
+ * allow on this machine's CPUs: the process's cost spread over every CPU, or
+ * one thread's (prefetch, viewer) on one CPU, whichever is lower. A disk
+ * faster than this VM's would add I/O completions but no copies (DMA); the
+ * bound assumes the cost per GB stays the same (bench/README.md). */
+static void promote_cpu_figures(const evict_promote_run *pr, bench_result *r)
+{
+	if (!pr->bytes)
+		return;
+	const double gb = (double)pr->bytes / 1e9;
+	r->promote_cpu_s_per_gb = (double)(pr->cpu_user_ns + pr->cpu_sys_ns) / 1e9 / gb;
+	r->prefetch_cpu_s_per_gb = (double)pr->prefetch_cpu_ns / 1e9 / gb;
+	r->viewer_cpu_s_per_gb = (double)pr->viewer_cpu_ns / 1e9 / gb;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	double bound = r->promote_cpu_s_per_gb > 0 ? (double)(ncpu > 0 ? ncpu : 1) /
+							     r->promote_cpu_s_per_gb
+						   : 0;
+	if (r->prefetch_cpu_s_per_gb > 0 && 1 / r->prefetch_cpu_s_per_gb < bound)
+		bound = 1 / r->prefetch_cpu_s_per_gb;
+	if (r->viewer_cpu_s_per_gb > 0 && 1 / r->viewer_cpu_s_per_gb < bound)
+		bound = 1 / r->viewer_cpu_s_per_gb;
+	r->promote_cpu_bound_gbps = bound;
 }
 
 typedef struct paced_result {
@@ -521,6 +546,7 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	r.read_ratio = raw_r > 0 ? prom / raw_r : 0;
 	r.raw_read_crc_gbps = raw_rc;
 	r.read_crc_ratio = raw_rc > 0 ? prom / raw_rc : 0;
+	promote_cpu_figures(&ps->pr, &r);
 	r.p50_ns = pe.p50;
 	r.p99_ns = pe.p99;
 	r.p999_ns = pe.p999;
@@ -618,6 +644,16 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	printf("  checksums verified by the waiting views: %llu of %llu blocks (the prefetch "
 	       "thread did the rest)\n",
 	       (unsigned long long)ps->pr.reader_verified, (unsigned long long)ps->pr.blocks);
+	printf("  CPU while promoting: %.3f s per GB (%.0f%% system; every thread), the prefetch "
+	       "thread %.3f,\n    the viewing thread %.3f: these costs alone would allow %.1f GB/s "
+	       "on %ld CPUs\n",
+	       r.promote_cpu_s_per_gb,
+	       ps->pr.cpu_user_ns + ps->pr.cpu_sys_ns
+		       ? 100.0 * (double)ps->pr.cpu_sys_ns /
+				 (double)(ps->pr.cpu_user_ns + ps->pr.cpu_sys_ns)
+		       : 0.0,
+	       r.prefetch_cpu_s_per_gb, r.viewer_cpu_s_per_gb, r.promote_cpu_bound_gbps,
+	       sysconf(_SC_NPROCESSORS_ONLN));
 	const uint64_t bad = sats[0].pr.bad_blocks + sats[1].pr.bad_blocks;
 	printf("  read back and compared (both runs): %llu blocks, %llu differ%s\n",
 	       (unsigned long long)(sats[0].pr.verified_blocks + sats[1].pr.verified_blocks),

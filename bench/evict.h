@@ -77,6 +77,11 @@ typedef struct evict_promote_run {
 	uint32_t rounds;
 	uint64_t max_round_blocks; /* layer blocks of the largest round */
 	uint64_t verified_blocks, bad_blocks;
+	/* CPU time over the timed rounds (ns): the whole process, user and
+	 * system; the runtime's prefetch thread; the thread that prefetches and
+	 * views (this bench's one reader, which verifies the CRCs it reaches
+	 * first) */
+	uint64_t cpu_user_ns, cpu_sys_ns, prefetch_cpu_ns, viewer_cpu_ns;
 } evict_promote_run;
 
 /* ---- evict_load.c ---- */

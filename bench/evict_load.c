@@ -6,9 +6,11 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "bench/bench.h"
@@ -283,6 +285,38 @@ static int verify_layer(tkv_runtime *rt, const evict_plan *p, uint32_t s, uint32
 	return tkv_view_release(rt, &v);
 }
 
+/* CPU time so far: the process's user and system time, the prefetch
+ * thread's and the calling thread's (ns; 0 where the clock is unreadable). */
+typedef struct promote_cpu {
+	uint64_t user, sys, prefetch, viewer;
+} promote_cpu;
+
+static uint64_t tv_ns(struct timeval tv)
+{
+	return (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u;
+}
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+	return clock_gettime(id, &ts) ? 0 : (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static promote_cpu promote_cpu_now(tkv_runtime *rt)
+{
+	promote_cpu c = {0};
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) == 0) {
+		c.user = tv_ns(ru.ru_utime);
+		c.sys = tv_ns(ru.ru_stime);
+	}
+	clockid_t id;
+	if (rt->ev && rt->ev->pf_started && pthread_getcpuclockid(rt->ev->pf_thread, &id) == 0)
+		c.prefetch = clock_ns(id);
+	c.viewer = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	return c;
+}
+
 /* One timed round: prefetch sequences [from, to), then view every layer of
  * them (a view waits for its layer's blocks, or promotes them itself if the
  * prefetch thread has not reached them). */
@@ -341,9 +375,15 @@ int evict_promote_all(tkv_runtime *rt, const evict_plan *p, evict_promote_run *p
 		if (pr->beside_round &&
 		    (rc = pr->beside_round(pr->ctx, pr->rounds, round_blocks, false)))
 			break;
+		const promote_cpu c0 = promote_cpu_now(rt);
 		uint64_t t0 = bench_now_ns();
 		rc = promote_round(rt, p, next, next + k, blocks);
 		pr->ns += bench_now_ns() - t0;
+		const promote_cpu c1 = promote_cpu_now(rt);
+		pr->cpu_user_ns += c1.user - c0.user;
+		pr->cpu_sys_ns += c1.sys - c0.sys;
+		pr->prefetch_cpu_ns += c1.prefetch - c0.prefetch;
+		pr->viewer_cpu_ns += c1.viewer - c0.viewer;
 		if (round_blocks > pr->max_round_blocks)
 			pr->max_round_blocks = round_blocks;
 		if (rc) {

@@ -61,6 +61,13 @@ typedef struct bench_result {
 	double promote_gbps, raw_read_gbps, read_ratio;
 	/* the second promotion reference: raw read + CRC32C on one thread */
 	double raw_read_crc_gbps, read_crc_ratio;
+	/* promotion's CPU cost, for a disk faster than this one: CPU seconds
+	 * per GB promoted over the timed rounds (the whole process, user +
+	 * system; the prefetch thread; the one viewing thread), and the rate
+	 * those costs alone would allow: the lowest of CPUs / process cost,
+	 * 1 / prefetch thread's, 1 / viewer's (bench/README.md) */
+	double promote_cpu_s_per_gb, prefetch_cpu_s_per_gb, viewer_cpu_s_per_gb;
+	double promote_cpu_bound_gbps;
 	double p50_ns, p99_ns, p999_ns;
 	double p50_ns_no_evict, p99_ns_no_evict, p999_ns_no_evict;
 	double p99_ratio; /* p99_ns / p99_ns_no_evict */

@@ -369,6 +369,13 @@ TKV_API void tkv_config_watermarks(const tkv_config *cfg, uint32_t *high_pct,
  * (the engine may hand a sequence from thread to thread, as long as the
  * hand-off itself synchronizes, e.g. through a mutex or queue). Reads, views
  * and stats may come from any thread at any time.
+ *
+ * Threads: the runtime's own threads carry names for top -H, perf and gdb:
+ * "tkv-worker-N" (one per worker), and with a cold tier "tkv-evictor" and
+ * "tkv-prefetch"; with a shared tier "tkv-shared-put"; "tkv-trace" while
+ * tracing. tkv_close joins them all. A shared tier that looks up a host
+ * name does so on a detached "tkv-resolve" thread, which ends when its
+ * lookup does (at most one per name; tiers/shared_resolve.c).
  */
 typedef struct tkv_runtime tkv_runtime;
 

@@ -18,6 +18,7 @@
 #include <ck_pr.h>
 
 #include "base/error.h"
+#include "base/thread_name.h"
 #include "runtime/copy_batch.h"
 #include "runtime/runtime.h"
 #include "runtime/topology.h"
@@ -519,6 +520,9 @@ static int start_one(tkv__worker *w, uint32_t i, int cpu)
 	int rc = pthread_create(&w->thread, NULL, worker_main, w);
 	if (rc)
 		return tkv__fail(-rc, "open: cannot start worker %u", i);
+	char name[24]; /* cut to 15 bytes: "tkv-worker-" and up to 4 digits */
+	snprintf(name, sizeof(name), "tkv-worker-%u", i);
+	tkv__thread_name(w->thread, name);
 	w->started = true;
 	return 0;
 }

@@ -6,6 +6,7 @@
  * never lost and corrupt data is never returned.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,6 +209,46 @@ Test(evictor, open_fills_the_buffer_pool, .init = make_dir, .fini = remove_dir)
 		remove_dir();
 		make_dir();
 	}
+}
+
+/* How many of this process's threads are named `name`
+ * (/proc/self/task/TID/comm). */
+static int threads_named(const char *name)
+{
+	DIR *d = opendir("/proc/self/task");
+	cr_assert_not_null(d);
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[300], comm[32] = "";
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue; /* ended meanwhile */
+		if (fgets(comm, sizeof(comm), f))
+			comm[strcspn(comm, "\n")] = '\0';
+		fclose(f);
+		n += !strcmp(comm, name);
+	}
+	closedir(d);
+	return n;
+}
+
+/* The runtime names its threads (tierkv.h, "Threads"), once each, and they
+ * are gone after close. */
+Test(evictor, the_runtime_names_its_threads, .init = make_dir, .fini = remove_dir)
+{
+	tkv_config c = cold_config();
+	tkv_runtime *rt = open_with(&c, NULL);
+	const char *const names[] = {"tkv-worker-0", "tkv-worker-1", "tkv-evictor", "tkv-prefetch"};
+	cr_assert_eq(c.n_workers, 2);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		cr_assert_eq(threads_named(names[i]), 1, "%s", names[i]);
+	cr_assert_eq(threads_named("tkv-worker-2"), 0);
+	tkv_close(rt);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		cr_assert_eq(threads_named(names[i]), 0, "%s after close", names[i]);
 }
 
 Test(evictor, working_set_four_times_hot_reads_back, .init = make_dir, .fini = remove_dir)

@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/fence.h"
+#include "base/thread_name.h"
 #include "tiers/cache.h"
 #include "tiers/units.h"
 
@@ -569,6 +570,7 @@ int tkv__evictor_open(const tkv__tier_env *env, tkv__evictor **out)
 		rc = tkv__fail(-rc, "open: cannot start the evictor thread");
 		goto fail;
 	}
+	tkv__thread_name(ev->thread, "tkv-evictor");
 	ev->started = true;
 	*out = ev;
 	return 0;

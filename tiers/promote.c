@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/fence.h"
+#include "base/thread_name.h"
 
 /*
  * PF_QUEUE: queued prefetch requests. PF_BATCH: completions taken per reap
@@ -527,6 +528,7 @@ int tkv__prefetch_start(tkv__evictor *ev)
 	int rc = pthread_create(&ev->pf_thread, NULL, prefetch_main, ev);
 	if (rc)
 		return tkv__fail(-rc, "open: cannot start the prefetch thread");
+	tkv__thread_name(ev->pf_thread, "tkv-prefetch");
 	ev->pf_started = true;
 	return 0;
 }

@@ -41,6 +41,7 @@
 
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/thread_name.h"
 
 /* One lookup, shared by the caller and the helper thread; whichever lets
  * go last frees it, so a caller that gave up never waits for DNS. */
@@ -165,6 +166,8 @@ static int resolve_now(const char *host, char addr[INET6_ADDRSTRLEN])
 static void *resolve_main(void *arg)
 {
 	lookup *q = arg;
+	/* named here: the thread is detached, its handle dead once it ends */
+	tkv__thread_name(pthread_self(), "tkv-resolve");
 	char addr[INET6_ADDRSTRLEN] = "";
 	int rc = resolve_now(q->host, addr);
 	lookup_done(q, rc, addr);

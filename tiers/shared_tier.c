@@ -15,6 +15,7 @@
 #include <ck_pr.h>
 
 #include "base/error.h"
+#include "base/thread_name.h"
 
 enum {
 	KEY_NAME_LEN = TKV__SHARED_TIER_KEY_NAME_LEN,
@@ -445,6 +446,7 @@ int tkv__shared_tier_open(const tkv__shared_tier_cfg *cfg, tkv__shared_tier **ou
 		tkv__shared_tier_close(st);
 		return tkv__fail(-rc, "open: shared tier writer thread");
 	}
+	tkv__thread_name(st->writer, "tkv-shared-put");
 	st->started = true;
 	*out = st;
 	return 0;
