@@ -144,6 +144,7 @@ typedef struct sat_result {
 	bench_disk_io raw_step; /* the raw reads in step with promotion's rounds */
 	evict_store_run sr;
 	uint64_t t_idle;
+	uint64_t evictor_cpu_ns; /* the evictor thread's, from open to idle */
 	tkv_stats st; /* after eviction, before promotion */
 	evict_promote_run pr;
 	uint32_t workers;
@@ -171,6 +172,8 @@ static int saturated_run(const evict_plan *p, unsigned step_max, sat_result *out
 		rc = evict_store_all(rt, p, 0, hot_blocks * c.hot_high_pct / 100, true, &out->sr);
 	if (!rc) {
 		out->t_idle = evict_wait_idle(rt, hot_blocks * c.hot_low_pct / 100, p->lay.block_bytes);
+		/* from open: it sleeps until the high watermark */
+		out->evictor_cpu_ns = evict_evictor_cpu_ns(rt);
 		if (!out->t_idle) {
 			fprintf(stderr, "tierkv-bench evict: the evictor did not reach the low "
 					"watermark within %llu s\n",
@@ -547,6 +550,8 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	r.raw_read_crc_gbps = raw_rc;
 	r.read_crc_ratio = raw_rc > 0 ? prom / raw_rc : 0;
 	promote_cpu_figures(&ps->pr, &r);
+	if (sat.st.evicted_bytes)
+		r.evictor_cpu_s_per_gb = (double)sat.evictor_cpu_ns / (double)sat.st.evicted_bytes;
 	r.p50_ns = pe.p50;
 	r.p99_ns = pe.p99;
 	r.p999_ns = pe.p999;
@@ -631,6 +636,10 @@ static int evict_run(const evict_opts *o, bench_report *rep)
 	       blocked < 0.5 ? " (LOW: the producer, not the evictor, set the pace; trust the "
 			       "busy-time figure)"
 			     : "");
+	printf("  CPU of the evictor thread (CRCs, submits, reaps): %.3f s per GB evicted: alone it "
+	       "would allow %.1f GB/s\n",
+	       r.evictor_cpu_s_per_gb,
+	       r.evictor_cpu_s_per_gb > 0 ? 1 / r.evictor_cpu_s_per_gb : 0.0);
 	printf("promotion (#1 %.2f GB/s, #2 %.2f GB/s; the better):\n",
 	       sat_promote_gbps(&sats[0]), sat_promote_gbps(&sats[1]));
 	printf("  %llu layer blocks (%llu MiB) in %u rounds of up to %llu blocks, %.1f ms: "

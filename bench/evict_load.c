@@ -302,6 +302,14 @@ static uint64_t clock_ns(clockid_t id)
 	return clock_gettime(id, &ts) ? 0 : (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t evict_evictor_cpu_ns(tkv_runtime *rt)
+{
+	clockid_t id;
+	return rt->ev && rt->ev->started && pthread_getcpuclockid(rt->ev->thread, &id) == 0
+		       ? clock_ns(id)
+		       : 0;
+}
+
 static promote_cpu promote_cpu_now(tkv_runtime *rt)
 {
 	promote_cpu c = {0};

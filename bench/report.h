@@ -68,6 +68,9 @@ typedef struct bench_result {
 	 * 1 / prefetch thread's, 1 / viewer's (bench/README.md) */
 	double promote_cpu_s_per_gb, prefetch_cpu_s_per_gb, viewer_cpu_s_per_gb;
 	double promote_cpu_bound_gbps;
+	/* the evictor thread's CPU seconds per GB evicted in the saturated run
+	 * kept (it computes the records' CRCs and submits and reaps writes) */
+	double evictor_cpu_s_per_gb;
 	double p50_ns, p99_ns, p999_ns;
 	double p50_ns_no_evict, p99_ns_no_evict, p999_ns_no_evict;
 	double p99_ratio; /* p99_ns / p99_ns_no_evict */

@@ -115,6 +115,16 @@ for r in results:
             number(r, key, 0)
         ratio_of(r, "write_ratio", "evict_gbps", "raw_write_gbps")
         ratio_of(r, "read_ratio", "promote_gbps", "raw_read_gbps")
+        # promotion's and eviction's CPU cost: measured (> 0), and the
+        # promotion bound no higher than either single thread allows
+        cpu = {k: number(r, k, 0) for k in ("promote_cpu_s_per_gb", "prefetch_cpu_s_per_gb",
+                                            "viewer_cpu_s_per_gb", "promote_cpu_bound_gbps",
+                                            "evictor_cpu_s_per_gb")}
+        if None not in cpu.values():
+            for k in ("prefetch_cpu_s_per_gb", "viewer_cpu_s_per_gb"):
+                if cpu["promote_cpu_bound_gbps"] > (1 / cpu[k]) * 1.01 + 1e-3:
+                    bad("evict promote_cpu_bound_gbps %r above 1 / %s %r" %
+                        (cpu["promote_cpu_bound_gbps"], k, 1 / cpu[k]))
         p = [number(r, k, 0, integer=True) for k in ("p50_ns", "p99_ns", "p999_ns")]
         q = [number(r, k, 0, integer=True) for k in ("p50_ns_no_evict", "p99_ns_no_evict",
                                                       "p999_ns_no_evict")]
