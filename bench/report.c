@@ -138,7 +138,9 @@ int bench_report_json(const bench_report *r, const char *path)
 				", \"raw_read_crc_gbps\": %.4f, \"read_crc_ratio\": %.4f"
 				", \"promote_cpu_s_per_gb\": %.4f, \"prefetch_cpu_s_per_gb\": %.4f"
 				", \"viewer_cpu_s_per_gb\": %.4f, \"promote_cpu_bound_gbps\": %.3f"
+				", \"promote_cpu_bound_gbps_min\": %.3f, \"promote_cpu_bound_gbps_max\": %.3f"
 				", \"evictor_cpu_s_per_gb\": %.4f"
+				", \"evictor_cpu_s_per_gb_min\": %.4f, \"evictor_cpu_s_per_gb_max\": %.4f"
 				", \"p50_ns\": %.0f, \"p99_ns\": %.0f, \"p999_ns\": %.0f"
 				", \"p50_ns_no_evict\": %.0f, \"p99_ns_no_evict\": %.0f"
 				", \"p999_ns_no_evict\": %.0f, \"p99_ratio\": %.4f"
@@ -147,7 +149,8 @@ int bench_report_json(const bench_report *r, const char *path)
 				x->raw_read_gbps, x->read_ratio, x->raw_read_crc_gbps, x->read_crc_ratio,
 				x->promote_cpu_s_per_gb, x->prefetch_cpu_s_per_gb,
 				x->viewer_cpu_s_per_gb, x->promote_cpu_bound_gbps,
-				x->evictor_cpu_s_per_gb,
+				x->promote_cpu_bound_span.lo, x->promote_cpu_bound_span.hi,
+				x->evictor_cpu_s_per_gb, x->evictor_cpu_span.lo, x->evictor_cpu_span.hi,
 				x->p50_ns, x->p99_ns, x->p999_ns,
 				x->p50_ns_no_evict, x->p99_ns_no_evict, x->p999_ns_no_evict, x->p99_ratio,
 				(unsigned long long)x->blocked_stores,

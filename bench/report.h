@@ -71,6 +71,7 @@ typedef struct bench_result {
 	/* the evictor thread's CPU seconds per GB evicted in the saturated run
 	 * kept (it computes the records' CRCs and submits and reaps writes) */
 	double evictor_cpu_s_per_gb;
+	bench_span promote_cpu_bound_span, evictor_cpu_span; /* over the two runs */
 	double p50_ns, p99_ns, p999_ns;
 	double p50_ns_no_evict, p99_ns_no_evict, p999_ns_no_evict;
 	double p99_ratio; /* p99_ns / p99_ns_no_evict */

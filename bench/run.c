@@ -240,6 +240,10 @@ static void print_targets(const bench_report *r, uint32_t max_w)
 		       "  promotion read:          %.3f of raw O_DIRECT read  (target >= 0.80)\n"
 		       "  store p99 with eviction: %.2fx without            (target <= 1.5)\n",
 		       e->write_ratio, e->read_ratio, e->p99_ratio);
+		printf("  promotion, CPU cost only: %.1f GB/s (runs %.1f-%.1f; a projection for a faster\n"
+		       "    disk, bench/README.md: a 7 GB/s SSD needs 5.6 for the 0.80 target)\n",
+		       e->promote_cpu_bound_gbps, e->promote_cpu_bound_span.lo,
+		       e->promote_cpu_bound_span.hi);
 	}
 }
 

@@ -120,6 +120,10 @@ for r in results:
         cpu = {k: number(r, k, 0) for k in ("promote_cpu_s_per_gb", "prefetch_cpu_s_per_gb",
                                             "viewer_cpu_s_per_gb", "promote_cpu_bound_gbps",
                                             "evictor_cpu_s_per_gb")}
+        within_span(r, "promote_cpu_bound_gbps", "promote_cpu_bound_gbps_min",
+                    "promote_cpu_bound_gbps_max")
+        within_span(r, "evictor_cpu_s_per_gb", "evictor_cpu_s_per_gb_min",
+                    "evictor_cpu_s_per_gb_max")
         if None not in cpu.values():
             for k in ("prefetch_cpu_s_per_gb", "viewer_cpu_s_per_gb"):
                 if cpu["promote_cpu_bound_gbps"] > (1 / cpu[k]) * 1.01 + 1e-3:
