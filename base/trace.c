@@ -15,9 +15,6 @@
  * Lock: tracer->lock guards the list head, counters of threads and the
  * writer's stop flag; it is never held across file I/O.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* pthread_setname_np */
-#endif
 #include "base/trace.h"
 
 #include <ck_pr.h>
