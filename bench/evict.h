@@ -106,8 +106,8 @@ uint64_t evict_wait_idle(tkv_runtime *rt, uint64_t low_blocks, uint64_t block_by
  * of hot_blocks, less a unit of margin, so no eviction runs in a round. */
 uint32_t evict_round_seqs(const evict_plan *p, uint64_t hot_blocks, uint64_t used_blocks);
 int evict_promote_all(tkv_runtime *rt, const evict_plan *p, evict_promote_run *pr);
-/* CPU time the runtime's evictor thread has used so far (ns; 0 without a
- * cold tier or where its clock is unreadable). */
+/* CPU time the runtime's evictor thread has used so far (tkv_stats; 0
+ * without a cold tier). */
 uint64_t evict_evictor_cpu_ns(tkv_runtime *rt);
 
 #define EVICT_IDLE_TIMEOUT_NS (20ull * 1000 * 1000 * 1000)

@@ -6,7 +6,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,7 +285,7 @@ static int verify_layer(tkv_runtime *rt, const evict_plan *p, uint32_t s, uint32
 }
 
 /* CPU time so far: the process's user and system time, the prefetch
- * thread's and the calling thread's (ns; 0 where the clock is unreadable). */
+ * thread's (tkv_stats) and the calling thread's (ns; 0 where unreadable). */
 typedef struct promote_cpu {
 	uint64_t user, sys, prefetch, viewer;
 } promote_cpu;
@@ -304,10 +303,8 @@ static uint64_t clock_ns(clockid_t id)
 
 uint64_t evict_evictor_cpu_ns(tkv_runtime *rt)
 {
-	clockid_t id;
-	return rt->ev && rt->ev->started && pthread_getcpuclockid(rt->ev->thread, &id) == 0
-		       ? clock_ns(id)
-		       : 0;
+	tkv_stats st;
+	return evict_stats(rt, &st) ? 0 : st.evictor_cpu_ns;
 }
 
 static promote_cpu promote_cpu_now(tkv_runtime *rt)
@@ -318,9 +315,9 @@ static promote_cpu promote_cpu_now(tkv_runtime *rt)
 		c.user = tv_ns(ru.ru_utime);
 		c.sys = tv_ns(ru.ru_stime);
 	}
-	clockid_t id;
-	if (rt->ev && rt->ev->pf_started && pthread_getcpuclockid(rt->ev->pf_thread, &id) == 0)
-		c.prefetch = clock_ns(id);
+	tkv_stats st;
+	if (evict_stats(rt, &st) == 0)
+		c.prefetch = st.prefetch_cpu_ns;
 	c.viewer = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	return c;
 }

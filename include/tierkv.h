@@ -811,6 +811,15 @@ typedef struct tkv_stats {
 	 * layer) allowed it, else in order. Counted in the worker's own
 	 * workers[].batches. */
 	uint64_t batches_copied_ahead;
+
+	/* CPU time the evictor and the prefetch thread have used since open
+	 * (each thread's CPU clock; 0 without a cold tier). Each is one
+	 * thread, so a rate near 1 s per second means that thread is what
+	 * limits eviction or tkv_prefetch, e.g. on an SSD faster than its
+	 * checksums and submits keep up with. Divided by evicted_bytes or
+	 * promoted_bytes: the CPU cost per byte (tierkv-bench evict). */
+	uint64_t evictor_cpu_ns;
+	uint64_t prefetch_cpu_ns;
 } tkv_stats;
 
 /* A snapshot of the counters (each read atomically; not a consistent cut

@@ -75,6 +75,12 @@ static void cold_tier(out *o, const tkv_stats *st)
 	one(o, "promote_verified_by_readers_total", "counter",
 	    "Prefetched layer blocks whose checksum a waiting reader verified.",
 	    st->promote_verified_by_readers);
+	one_seconds(o, "evictor_cpu_seconds_total",
+		    "CPU time of the evictor thread (one thread: near 1 s/s it limits eviction).",
+		    st->evictor_cpu_ns);
+	one_seconds(o, "prefetch_cpu_seconds_total",
+		    "CPU time of the prefetch thread (one thread: near 1 s/s it limits prefetching).",
+		    st->prefetch_cpu_ns);
 	one(o, "evict_records_staged_total", "counter",
 	    "Records copied into a staging buffer before their write (blocks not writable in place).",
 	    st->evict_records_staged);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ck_pr.h>
@@ -504,6 +505,55 @@ Test(evictor, waiting_readers_verify_prefetched_blocks, .init = make_dir, .fini 
 		     (unsigned long long)(s - 1));
 	cr_assert_leq(st.promote_verified_by_readers, st.promoted_blocks);
 	cr_assert_eq(st.corrupt_records, 0);
+	tkv_close(rt);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* tkv_stats reports the CPU time of the evictor and the prefetch thread
+ * (tierkv.h): 0 without a cold tier; with one, each grows when its thread
+ * works (eviction, then a prefetch) and never exceeds the wall time since
+ * open (one thread each, in nanoseconds). */
+Test(evictor, background_threads_report_their_cpu_time, .init = make_dir, .fini = remove_dir)
+{
+	tkv_config c = big_config();
+	c.cold_dir = NULL;
+	tkv_runtime *rt = NULL;
+	cr_assert_eq(tkv_open(&c, &rt), 0, "%s", tkv_last_error());
+	tkv_stats st = stats(rt);
+	cr_assert_eq(st.evictor_cpu_ns, 0);
+	cr_assert_eq(st.prefetch_cpu_ns, 0);
+	tkv_close(rt);
+
+	enum { BLOCKS = 8 };
+	c = big_config();
+	const uint64_t t0 = mono_ns();
+	rt = open_with(&c, NULL);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	big_store(rt, 1, BLOCKS);
+	const tkv_stats before = stats(rt);
+	cr_assert_eq(tkv_seq_open(rt, 2), 0);
+	big_store(rt, 2, 2 * HOT_UNITS); /* pushes 1 out */
+	for (int i = 0; i < 5000 && stats(rt).evicted_blocks == 0; i++)
+		usleep(1000);
+	const tkv_stats evicted = stats(rt);
+	cr_assert_gt(evicted.evicted_blocks, 0);
+	cr_assert_gt(evicted.evictor_cpu_ns, before.evictor_cpu_ns);
+	cr_assert_eq(tkv_prefetch(rt, 1, 0, BLOCKS * BT), 0, "%s", tkv_last_error());
+	for (int i = 0; i < 5000 && stats(rt).promoted_blocks == evicted.promoted_blocks; i++)
+		usleep(1000);
+	cr_assert_eq(big_check(rt, 1, BLOCKS, NULL), 0, "%s", tkv_last_error());
+	st = stats(rt);
+	cr_assert_gt(st.promoted_blocks, evicted.promoted_blocks);
+	cr_assert_gt(st.prefetch_cpu_ns, evicted.prefetch_cpu_ns);
+	const uint64_t wall = mono_ns() - t0;
+	cr_assert_leq(st.evictor_cpu_ns, wall);
+	cr_assert_leq(st.prefetch_cpu_ns, wall);
 	tkv_close(rt);
 }
 

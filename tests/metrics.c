@@ -122,6 +122,10 @@ static int expected(const tkv_stats *st, want *w)
 	n = add(w, n, st->promoted_bytes, "tierkv_promoted_bytes_total", 0);
 	n = add(w, n, st->promote_verified_by_readers, "tierkv_promote_verified_by_readers_total", 0);
 	n = add(w, n, st->evict_records_staged, "tierkv_evict_records_staged_total", 0);
+	/* seconds: whole ones compared, as below (a thread's CPU clock moves
+	 * between the two snapshots, by far less than a second here) */
+	n = add(w, n, st->evictor_cpu_ns / 1000000000u, "tierkv_evictor_cpu_seconds_total", 0);
+	n = add(w, n, st->prefetch_cpu_ns / 1000000000u, "tierkv_prefetch_cpu_seconds_total", 0);
 	n = add(w, n, st->io_errors_enospc, "tierkv_cold_enospc_total", 0);
 	n = add(w, n, st->io_errors_eio, "tierkv_cold_eio_total", 0);
 	n = add(w, n, st->io_errors_short, "tierkv_cold_short_io_total", 0);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <ck_pr.h>
 
@@ -725,6 +726,16 @@ int tkv__evictor_seq_open(tkv__evictor *ev, tkv__seq *s)
 
 /* ---- stats -------------------------------------------------------------- */
 
+/* A live thread's CPU time (0 where its clock is unreadable). */
+static uint64_t thread_cpu_ns(pthread_t t)
+{
+	clockid_t id;
+	struct timespec ts;
+	if (pthread_getcpuclockid(t, &id) || clock_gettime(id, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 void tkv__evictor_stats(tkv__evictor *ev, tkv_stats *st)
 {
 	tkv__cold_stats cs;
@@ -749,6 +760,8 @@ void tkv__evictor_stats(tkv__evictor *ev, tkv_stats *st)
 	st->hot_space_waits = ck_pr_load_64(&ev->space_waits);
 	st->hot_space_wait_ns = ck_pr_load_64(&ev->space_wait_ns);
 	st->promote_verified_by_readers = ck_pr_load_64(&ev->pf_helped);
+	st->evictor_cpu_ns = ev->started ? thread_cpu_ns(ev->thread) : 0;
+	st->prefetch_cpu_ns = ev->pf_started ? thread_cpu_ns(ev->pf_thread) : 0;
 	st->evict_records_staged = ck_pr_load_64(&ev->staged_records);
 	st->cold_slots_leaked = cs.retire_dropped;
 	st->cold_invalidate_errors = cs.invalidate_errors;
