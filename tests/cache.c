@@ -615,6 +615,49 @@ Test(cache, fork_shares_private_blocks_across_close, .init = make_dir, .fini = r
 	tkv_close(rt);
 }
 
+/* The anonymous names of the blocks a fork shares (1 << 63 | n) are not
+ * entry ids: a restart removes their records and must not move the next
+ * entry id past them, or the blocks published after it would be named in
+ * the anonymous range (docs/ARCHITECTURE.md, "Units, references and record
+ * names"). */
+Test(cache, restart_entry_ids_skip_the_anonymous_records_of_forks, .init = make_dir,
+     .fini = remove_dir)
+{
+	tkv_config c = config("model-a", true);
+	c.hot_bytes = 12 * LAYERS * BT * ROW * 2;
+	c.hot_high_pct = 80;
+	c.hot_low_pct = 1;
+	tkv_runtime *rt = open_rt(&c);
+	uint32_t tok[40];
+	for (uint32_t i = 0; i < 40; i++)
+		tok[i] = 700 + i;
+	cr_assert_eq(tkv_seq_open(rt, 1), 0); /* no tokens: its blocks are private */
+	store(rt, 1, tok, 0, 18);
+	cr_assert_eq(tkv_seq_fork(rt, 1, 2), 0); /* its 4 full blocks get anonymous names */
+	cr_assert_eq(tkv_seq_open(rt, 3), 0);    /* pushes them out to the cold tier */
+	store(rt, 3, tok, 0, 40);
+	cr_assert_gt(stats(rt).evicted_blocks, 0);
+	tkv_close(rt); /* sequences 1-3 left open: their records stay */
+	rt = open_rt(&c);
+	cr_assert_gt(stats(rt).cache_dropped_other, 0,
+		     "the fork's anonymous records were found at open and removed");
+	for (uint32_t i = 0; i < 40; i++)
+		tok[i] = 900 + i;
+	cr_assert_eq(serve(rt, 4, tok, 16, NULL), 0);
+	tkv__seq *s = tkv__seq_get(&rt->seqs, 4);
+	cr_assert_not_null(s);
+	for (uint64_t b = 0; b < 16 / BT; b++) {
+		tkv__unit *u = tkv__seq_unit(s, b);
+		cr_assert_not_null(u);
+		cr_assert_eq(ck_pr_load_32(&u->published), TKV__PUB_YES);
+		cr_assert_eq(u->rec_seq, TKV__CACHE_SEQ);
+		cr_assert_lt(u->rec_block, 1ull << 62, "block %llu published as entry id %#llx",
+			     (unsigned long long)b, (unsigned long long)u->rec_block);
+	}
+	tkv__seq_put(s);
+	tkv_close(rt);
+}
+
 /* A run that switched the directory to another model and did not close
  * cleanly leaves cache-model "dirty": the next run trusts none of the cache
  * records (the old model's removals may not have reached the disk). */
