@@ -337,6 +337,72 @@ Test(cache, truncate_copies_a_shared_block)
 	tkv_close(rt);
 }
 
+/* A cut that lands in a block only the cold tier holds: the block comes
+ * back as the sequence's own copy, what was past the cut is forgotten and
+ * stored anew, and every byte reads back. What a restart re-attaches
+ * holds the rows stored after the cut, never the ones it dropped. */
+Test(cache, truncate_into_a_cold_block, .init = make_dir, .fini = remove_dir)
+{
+	tkv_config c = config(NULL, true);
+	c.hot_bytes = 12 * LAYERS * BT * ROW * 2;
+	c.hot_high_pct = 80;
+	c.hot_low_pct = 1;
+	tkv_runtime *rt = open_rt(&c);
+	uint32_t tok[64], other[64];
+	for (uint32_t i = 0; i < 64; i++) {
+		tok[i] = 300 + i;
+		other[i] = i < 6 ? tok[i] : 4000 + i;
+	}
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	store(rt, 1, tok, 0, 64); /* 16 blocks into a hot tier of 12 */
+	cr_assert_gt(stats(rt).evicted_blocks, 0);
+	uint64_t promoted = stats(rt).promoted_blocks, tokens = 0;
+	cr_assert_eq(tkv_seq_truncate(rt, 1, 6), 0, "%s", tkv_last_error());
+	cr_assert_gt(stats(rt).promoted_blocks, promoted,
+		     "the block the cut lands in was read back from SSD");
+	cr_assert_eq(tkv_seq_info(rt, 1, NULL, &tokens), 0);
+	cr_assert_eq(tokens, 6);
+	check(rt, 1, tok, 6);
+	store(rt, 1, other, 6, 20);
+	check(rt, 1, other, 20);
+	tkv_close(rt); /* sequence 1 left open: its records stay */
+	rt = open_rt(&c);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	cr_assert_eq(tkv_seq_info(rt, 1, NULL, &tokens), 0);
+	cr_assert_leq(tokens, 20);
+	cr_assert_eq(tokens % BT, 0);
+	if (tokens) /* 4 today: the copy's name stops the restart after block 0 */
+		check(rt, 1, other, tokens);
+	store(rt, 1, other, tokens, 20);
+	check(rt, 1, other, 20);
+	tkv_close(rt);
+}
+
+/* Truncate's refusals change nothing. */
+Test(cache, truncate_refusals)
+{
+	tkv_config c = config(NULL, false);
+	tkv_runtime *rt = open_rt(&c);
+	cr_assert_eq(tkv_seq_truncate(rt, 5, 0), -ENOENT);
+	cr_assert_eq(tkv_seq_open(rt, 5), 0);
+	store(rt, 5, P1, 0, 10);
+	cr_assert_eq(tkv_seq_truncate(rt, 5, 11), -EINVAL, "past what was stored");
+	tkv_view_block vb[8];
+	tkv_view vw = {.struct_size = sizeof(vw), .blocks = vb, .max_blocks = 8};
+	cr_assert_eq(tkv_view_acquire(rt, 5, 0, 0, 10, &vw), 0, "%s", tkv_last_error());
+	cr_assert_eq(tkv_seq_truncate(rt, 5, 3), -EBUSY, "a view is held");
+	cr_assert_eq(tkv_view_release(rt, &vw), 0);
+	uint64_t tokens = 0;
+	cr_assert_eq(tkv_seq_info(rt, 5, NULL, &tokens), 0);
+	cr_assert_eq(tokens, 10, "the refusals changed nothing");
+	check(rt, 5, P1, 10);
+	cr_assert_eq(tkv_seq_truncate(rt, 5, 3), 0);
+	cr_assert_eq(tkv_seq_info(rt, 5, NULL, &tokens), 0);
+	cr_assert_eq(tokens, 3);
+	check(rt, 5, P1, 3);
+	tkv_close(rt);
+}
+
 Test(cache, fork_shares_full_blocks_and_copies_the_last)
 {
 	tkv_config c = config("model-a", false);
