@@ -349,10 +349,37 @@ int tkv__seq_insert(tkv_runtime *rt, tkv__seq *s)
 	return 0;
 }
 
+int tkv__seq_insert_fresh(tkv_runtime *rt, tkv__seq *s)
+{
+	tkv__prior_records prior = {0};
+	int rc = rt->ev ? tkv__evictor_prior_list(rt->ev, s->id, &prior) : 0;
+	if (rc) {
+		tkv__seq_discard(rt, s);
+		return rc;
+	}
+	uint64_t id = s->id;
+	if ((rc = tkv__seq_insert(rt, s))) {
+		tkv__evictor_prior_free(&prior);
+		return rc;
+	}
+	if (rt->ev)
+		tkv__evictor_prior_drop(rt->ev, id, &prior);
+	return 0;
+}
+
+static int already_open(tkv_runtime *rt, uint64_t id)
+{
+	tkv__seq *s = tkv__seq_get(&rt->seqs, id);
+	if (!s)
+		return 0;
+	tkv__seq_put(s);
+	return tkv__fail(-EEXIST, "seq_open: sequence %llu is already open", (unsigned long long)id);
+}
+
 int tkv_seq_open(tkv_runtime *rt, uint64_t seq_id)
 {
 	int rc = tkv__rt_check(rt);
-	if (rc || (rc = tkv__seq_id_check(seq_id, "seq_open")))
+	if (rc || (rc = tkv__seq_id_check(seq_id, "seq_open")) || (rc = already_open(rt, seq_id)))
 		return rc;
 	tkv__seq *s = tkv__seq_new(seq_id, rt->cfg.n_layers);
 	if (!s)
@@ -362,7 +389,16 @@ int tkv_seq_open(tkv_runtime *rt, uint64_t seq_id)
 		tkv__seq_discard(rt, s);
 		return rc;
 	}
-	return tkv__seq_insert(rt, s);
+	if ((rc = tkv__seq_table_insert(&rt->seqs, s))) {
+		/* opened meanwhile by another thread: the records it re-attached
+		 * are its units', not these */
+		if (rt->ev)
+			tkv__evictor_seq_disown(rt->ev, s);
+		tkv__seq_discard(rt, s);
+		return tkv__fail(rc, "seq_open: sequence %llu %s", (unsigned long long)seq_id,
+				 rc == -EEXIST ? "is already open" : "cannot be added");
+	}
+	return 0;
 }
 
 int tkv_seq_close(tkv_runtime *rt, uint64_t seq_id)

@@ -299,6 +299,10 @@ int tkv__seq_id_check(uint64_t seq_id, const char *what);
 /* Makes a sequence visible (runtime.c): inserts it into the table, or
  * frees it and fails (-EEXIST, -ENOMEM) with a message. */
 int tkv__seq_insert(struct tkv_runtime *rt, tkv__seq *s);
+/* tkv__seq_insert for a sequence that starts empty whatever a previous run
+ * left under its id: removes those records once the id is its
+ * (tkv__evictor_prior_list). -ENOMEM. */
+int tkv__seq_insert_fresh(struct tkv_runtime *rt, tkv__seq *s);
 /* Frees a sequence that never became visible, dropping its units. */
 void tkv__seq_discard(struct tkv_runtime *rt, tkv__seq *s);
 

@@ -202,7 +202,8 @@ int tkv_seq_open_tokens(tkv_runtime *rt, uint64_t seq_id, const uint32_t *tokens
 					 (unsigned long long)seq_id);
 		}
 	}
-	if ((rc = tkv__seq_insert(rt, s)))
+	/* not a re-open: a previous run's records under this id must go */
+	if ((rc = tkv__seq_insert_fresh(rt, s)))
 		return rc;
 	if (cached_tokens)
 		*cached_tokens = (uint64_t)attached * rt->cfg.block_tokens;

@@ -303,5 +303,5 @@ int tkv_seq_fork(tkv_runtime *rt, uint64_t seq_id, uint64_t new_id)
 			tkv__seq_discard(rt, y);
 		return rc;
 	}
-	return tkv__seq_insert(rt, y);
+	return tkv__seq_insert_fresh(rt, y);
 }

@@ -403,6 +403,103 @@ Test(cache, truncate_refusals)
 	tkv_close(rt);
 }
 
+/* Run 1 of the tests below: sequence 7 stores a[0, 64) into a hot tier of
+ * 12 blocks and is left open at close, so its evicted records stay. */
+static tkv_config leave_records_of_7(const char *model, const uint32_t *a)
+{
+	tkv_config c = config(model, true);
+	c.hot_bytes = 12 * LAYERS * BT * ROW * 2;
+	c.hot_high_pct = 80;
+	c.hot_low_pct = 1;
+	tkv_runtime *rt = open_rt(&c);
+	cr_assert_eq(tkv_seq_open(rt, 7), 0);
+	store(rt, 7, a, 0, 64);
+	cr_assert_gt(stats(rt).evicted_blocks, 0);
+	tkv_close(rt);
+	return c;
+}
+
+/* The last run: what re-opening 7 re-attaches holds rows of b[0, n), the
+ * history stored under 7 after run 1, never run 1's. */
+static void reopen_7_reads(const tkv_config *c, const uint32_t *b, uint64_t n)
+{
+	tkv_runtime *rt = open_rt(c);
+	cr_assert_eq(tkv_seq_open(rt, 7), 0);
+	uint64_t tokens = 0;
+	cr_assert_eq(tkv_seq_info(rt, 7, NULL, &tokens), 0);
+	cr_assert_leq(tokens, n, "%llu tokens re-attached: run 1's history came back",
+		      (unsigned long long)tokens);
+	if (tokens)
+		check(rt, 7, b, tokens);
+	tkv_close(rt);
+}
+
+/* tkv_seq_open_tokens does not re-attach the records a previous run left
+ * under its id; the sequence stores another history there, and a later
+ * re-open must never read the older one's rows. */
+Test(cache, open_tokens_over_a_previous_runs_records, .init = make_dir, .fini = remove_dir)
+{
+	uint32_t a[64], b[64];
+	for (uint32_t i = 0; i < 64; i++) {
+		a[i] = 100 + i;
+		b[i] = 5000 + i;
+	}
+	tkv_config c = leave_records_of_7("model-a", a);
+	tkv_runtime *rt = open_rt(&c);
+	uint64_t cached = 1;
+	cr_assert_eq(tkv_seq_open_tokens(rt, 7, b, 8, NULL, &cached), 0);
+	cr_assert_eq(cached, 0);
+	store(rt, 7, b, 0, 8);
+	check(rt, 7, b, 8);
+	tkv_close(rt);
+	reopen_7_reads(&c, b, 8);
+}
+
+/* The same for a fork's new id. */
+Test(cache, fork_onto_a_previous_runs_records, .init = make_dir, .fini = remove_dir)
+{
+	uint32_t a[64], b[64];
+	for (uint32_t i = 0; i < 64; i++) {
+		a[i] = 100 + i;
+		b[i] = 5000 + i;
+	}
+	tkv_config c = leave_records_of_7(NULL, a);
+	tkv_runtime *rt = open_rt(&c);
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	store(rt, 1, b, 0, 10);
+	cr_assert_eq(tkv_seq_fork(rt, 1, 7), 0);
+	check(rt, 7, b, 10);
+	tkv_close(rt);
+	reopen_7_reads(&c, b, 10);
+}
+
+/* Opening an id that is already open fails and changes nothing, also
+ * when the open sequence holds a previous run's records. */
+Test(cache, reopening_an_open_id_keeps_its_records, .init = make_dir, .fini = remove_dir)
+{
+	tkv_config c = config(NULL, true);
+	c.hot_bytes = 12 * LAYERS * BT * ROW * 2;
+	c.hot_high_pct = 80;
+	c.hot_low_pct = 1;
+	uint32_t a[64];
+	for (uint32_t i = 0; i < 64; i++)
+		a[i] = 100 + i;
+	tkv_runtime *rt = open_rt(&c);
+	cr_assert_eq(tkv_seq_open(rt, 7), 0);
+	store(rt, 7, a, 0, 64);
+	cr_assert_gt(stats(rt).evicted_blocks, 0);
+	tkv_close(rt); /* sequence 7 left open: its records stay */
+	rt = open_rt(&c);
+	cr_assert_eq(tkv_seq_open(rt, 7), 0);
+	uint64_t tokens = 0;
+	cr_assert_eq(tkv_seq_info(rt, 7, NULL, &tokens), 0);
+	cr_assert_gt(tokens, 0);
+	cr_assert_eq(tkv_seq_open(rt, 7), -EEXIST);
+	cr_assert_eq(tkv_seq_open_tokens(rt, 7, a, 8, NULL, NULL), -EEXIST);
+	check(rt, 7, a, tokens);
+	tkv_close(rt);
+}
+
 Test(cache, fork_shares_full_blocks_and_copies_the_last)
 {
 	tkv_config c = config("model-a", false);

@@ -666,37 +666,76 @@ void tkv__evictor_close(tkv__evictor *ev)
 
 /* ---- sequences ---------------------------------------------------------- */
 
-/* Tokens covered by the records a previous run left for seq: the
- * contiguous run from block 0 (all full blocks; only complete units are
- * ever evicted). Records this run wrote are never adopted: they belong to
- * units that live on (a closed sequence's blocks the evictor is still
- * writing, blocks shared with other sequences) and would get two owners. */
-static uint64_t recoverable_blocks(tkv__evictor *ev, uint64_t id, tkv__cold_block_info **out,
-				   size_t *n_out)
+/* The records a previous run left for id, in block order. Records this
+ * run wrote are left out: they belong to units that live on (a closed
+ * sequence's blocks the evictor is still writing, blocks shared with other
+ * sequences) and would get two owners. -ENOMEM. */
+static int prior_records(tkv__evictor *ev, uint64_t id, tkv__prior_records *p)
 {
+	*p = (tkv__prior_records){0};
 	size_t n = tkv__cold_list_seq(ev->cold, id, NULL, 0);
-	*out = NULL;
-	*n_out = 0;
-	if (!n || !(*out = calloc(n, sizeof(**out))))
+	if (!n)
 		return 0;
-	n = tkv__cold_list_seq(ev->cold, id, *out, n);
+	if (!(p->info = calloc(n, sizeof(*p->info))))
+		return -ENOMEM;
+	n = tkv__cold_list_seq(ev->cold, id, p->info, n);
 	const uint64_t run = tkv__cold_run_seqno(ev->cold);
-	size_t k = 0; /* keep only a previous run's records */
 	for (size_t i = 0; i < n; i++)
-		if ((*out)[i].seqno < run)
-			(*out)[k++] = (*out)[i];
-	*n_out = k;
-	uint64_t b = 0;
-	while (b < k && (*out)[b].block == b && (*out)[b].n_tokens == ev->env.cfg->block_tokens)
-		b++;
-	return b;
+		if (p->info[i].seqno < run)
+			p->info[p->n++] = p->info[i];
+	return 0;
+}
+
+int tkv__evictor_prior_list(tkv__evictor *ev, uint64_t id, tkv__prior_records *p)
+{
+	if (prior_records(ev, id, p))
+		return tkv__fail(-ENOMEM, "seq_open: listing the records a previous run left "
+				 "for sequence %llu", (unsigned long long)id);
+	return 0;
+}
+
+void tkv__evictor_prior_drop(tkv__evictor *ev, uint64_t id, tkv__prior_records *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		tkv__cold_remove_if(ev->cold, id, p->info[i].block, p->info[i].seqno);
+	if (p->n)
+		kick(ev); /* the slots come back at the writer's housekeeping */
+	tkv__evictor_prior_free(p);
+}
+
+void tkv__evictor_prior_free(tkv__prior_records *p)
+{
+	free(p->info);
+	*p = (tkv__prior_records){0};
+}
+
+static void disown(tkv__seq *s, uint64_t n_blocks)
+{
+	for (uint64_t b = 0; b < n_blocks; b++) {
+		tkv__unit *u = tkv__seq_unit(s, b);
+		if (u)
+			ck_pr_store_32(&u->cold, 0);
+	}
+}
+
+void tkv__evictor_seq_disown(tkv__evictor *ev, tkv__seq *s)
+{
+	disown(s, s->layers[0].next_pos / ev->env.cfg->block_tokens);
 }
 
 int tkv__evictor_seq_open(tkv__evictor *ev, tkv__seq *s)
 {
-	tkv__cold_block_info *info;
-	size_t n_info = 0;
-	uint64_t nb = recoverable_blocks(ev, s->id, &info, &n_info);
+	tkv__prior_records prior;
+	if (tkv__evictor_prior_list(ev, s->id, &prior))
+		return -ENOMEM;
+	tkv__cold_block_info *info = prior.info;
+	const size_t n_info = prior.n;
+	/* the records that come back: the contiguous run from block 0 (all
+	 * full blocks; only complete units are ever evicted) */
+	uint64_t nb = 0;
+	while (nb < n_info && info[nb].block == nb &&
+	       info[nb].n_tokens == ev->env.cfg->block_tokens)
+		nb++;
 	/* Records past the first gap (a write lost in a crash, a record dropped
 	 * as corrupt) can never be part of this sequence again: new stores will
 	 * refill the gap with another history. Delete them now, or a later
@@ -707,6 +746,7 @@ int tkv__evictor_seq_open(tkv__evictor *ev, tkv__seq *s)
 		tkv__unit *u = tkv__seq_unit_make(s, b);
 		if (!u) {
 			free(info);
+			disown(s, b); /* the records stay for the next try */
 			return tkv__fail(-ENOMEM, "seq_open: cold blocks of %llu",
 					 (unsigned long long)s->id);
 		}

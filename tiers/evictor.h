@@ -228,6 +228,26 @@ void tkv__block_unpin(tkv__seq *s, uint32_t layer, uint64_t b);
  * (tiers/units.h): the last reference of each removes its record. */
 int tkv__evictor_seq_open(tkv__evictor *ev, tkv__seq *s);
 
+/* A sequence tkv__evictor_seq_open filled that will not be inserted (its id
+ * was open after all): its units are let go without removing the records,
+ * which are not theirs to remove. */
+void tkv__evictor_seq_disown(tkv__evictor *ev, tkv__seq *s);
+
+/* A sequence that starts empty under an id (tkv_seq_open_tokens, a fork's
+ * new id) must not leave a previous run's records under it: they hold
+ * another history, which a later tkv_seq_open would re-attach instead of
+ * or spliced with this one's. Listed before the sequence is inserted
+ * (-ENOMEM, changing nothing), removed once it is (its id is then taken,
+ * so no re-open can adopt them meanwhile), or freed if the insert fails
+ * (the id was open: the records are that sequence's). */
+typedef struct tkv__prior_records {
+	tkv__cold_block_info *info; /* block order */
+	size_t n;
+} tkv__prior_records;
+int tkv__evictor_prior_list(tkv__evictor *ev, uint64_t id, tkv__prior_records *p);
+void tkv__evictor_prior_drop(tkv__evictor *ev, uint64_t id, tkv__prior_records *p);
+void tkv__evictor_prior_free(tkv__prior_records *p);
+
 /* The last holder of published unit u is letting go (tiers/cache.c): if
  * every layer is in RAM, its cold record goes (tkv__cold_drop_if), so the
  * block is in one tier, not two; the evictor writes a new one when it
