@@ -405,7 +405,9 @@ TKV_API void tkv_close(tkv_runtime *rt);
 
 /* Opens sequence `seq_id` (the engine's request id; any 64-bit value but
  * UINT64_MAX, which names the records of cached and shared blocks) with no
- * tokens. -EEXIST if it is already open, -EINVAL for UINT64_MAX. */
+ * tokens; with a cold tier, a previous run's records of the id come back
+ * (see tkv_close). -EEXIST if it is already open (changing nothing),
+ * -EINVAL for UINT64_MAX, -ENOMEM. */
 TKV_API int tkv_seq_open(tkv_runtime *rt, uint64_t seq_id);
 
 /* Waits for the sequence's pending stores, then lets go of its blocks:
@@ -453,7 +455,8 @@ typedef struct tkv_seq_opts {
  * every layer. opts may be NULL. Without config.model_id this is
  * tkv_seq_open without the token ids (nothing is kept, attached or
  * published). Unlike tkv_seq_open it does not re-attach cold records a
- * previous run left under this id. -EEXIST, -EINVAL (NULL tokens with n_tokens > 0, bad
+ * previous run left under this id: it deletes them, since the sequence
+ * stores another history there. -EEXIST, -EINVAL (NULL tokens with n_tokens > 0, bad
  * opts, reserved id), -ENOMEM. */
 TKV_API int tkv_seq_open_tokens(tkv_runtime *rt, uint64_t seq_id, const uint32_t *tokens,
 				size_t n_tokens, const tkv_seq_opts *opts,
@@ -498,7 +501,8 @@ TKV_API int64_t tkv_cache_drop(tkv_runtime *rt);
  * rule as tkv_store. */
 TKV_API int tkv_seq_truncate(tkv_runtime *rt, uint64_t seq_id, uint64_t n_tokens);
 
-/* Opens new_id as a copy of seq_id (parallel sampling): every full block
+/* Opens new_id as a copy of seq_id (parallel sampling; cold records a
+ * previous run left under new_id are deleted): every full block
  * is shared zero-copy (a full block the evictor is writing at that moment,
  * or whose only copy of a layer is on SSD under seq_id's name, is copied
  * instead); the partial last block is copied; token ids are copied. Waits

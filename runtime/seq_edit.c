@@ -111,13 +111,15 @@ static int copy_unit(tkv_runtime *rt, tkv__seq *s, uint64_t b, uint64_t rec_seq,
 	return 0;
 }
 
-/* Every layer of s now ends at n: nothing of it is pending (drained). */
+/* Every layer of s now ends at n: nothing of it is pending (drained).
+ * Atomic stores: tkv_prefetch checks its range against next_pos without
+ * E1 (a stale length only queues blocks the prefetch thread then skips). */
 static void set_length(tkv__seq *s, uint64_t n)
 {
 	for (uint32_t l = 0; l < s->n_layers; l++) {
-		s->layers[l].next_pos = n;
-		s->layers[l].done_pos = n;
-		s->layers[l].retired_pos = n;
+		ck_pr_store_64(&s->layers[l].next_pos, n);
+		ck_pr_store_64(&s->layers[l].done_pos, n);
+		ck_pr_store_64(&s->layers[l].retired_pos, n);
 	}
 }
 

@@ -10,10 +10,14 @@
  * a block attached to the wrong prompt reads back different bytes.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <ck_pr.h>
 
 #include "tierkv.h"
 #include "runtime/runtime.h"  /* rt->cache */
@@ -375,6 +379,105 @@ Test(cache, truncate_into_a_cold_block, .init = make_dir, .fini = remove_dir)
 		check(rt, 1, other, tokens);
 	store(rt, 1, other, tokens, 20);
 	check(rt, 1, other, 20);
+	tkv_close(rt);
+}
+
+/* A reader of a truncated sequence (E1/E2, docs/ARCHITECTURE.md): a read,
+ * view or prefetch running while another thread truncates either finishes
+ * before the cut, with the right bytes, or is refused with -EBUSY. The
+ * rows it reads, [0, 6), hold the same bytes through every cut at 6, which
+ * lands in their second block: each cut swaps that block for a copy. */
+enum { RACE_ROWS = 6 };
+
+typedef struct {
+	tkv_runtime *rt;
+	const uint32_t *tok;
+	int stop; /* ck_pr */
+	int bad;  /* ck_pr: the first unexpected result, 1 for wrong bytes */
+	uint64_t done, refused;
+} trunc_race;
+
+static int view_matches(tkv_runtime *rt, uint32_t l, const float *ek, const float *ev)
+{
+	tkv_view_block vb[4];
+	tkv_view vw = {.struct_size = sizeof(vw), .blocks = vb, .max_blocks = 4};
+	int rc = tkv_view_acquire(rt, 1, l, 0, RACE_ROWS, &vw);
+	if (rc)
+		return rc;
+	uint64_t rows = 0;
+	for (uint32_t b = 0; b < vw.n_blocks; b++) {
+		size_t off = vb[b].first_pos * HEADS * DIM, len = vb[b].n_tokens * ROW;
+		if (memcmp(vb[b].k, ek + off, len) || memcmp(vb[b].v, ev + off, len))
+			rc = 1;
+		rows += vb[b].n_tokens;
+	}
+	if (rows != RACE_ROWS)
+		rc = 1;
+	if (tkv_view_release(rt, &vw) && !rc)
+		rc = -EFAULT;
+	return rc;
+}
+
+static void *read_while_truncated(void *arg)
+{
+	trunc_race *r = arg;
+	enum { N = RACE_ROWS * HEADS * DIM };
+	float k[N], v[N], ek[N], ev[N];
+	while (!ck_pr_load_int(&r->stop) && !ck_pr_load_int(&r->bad)) {
+		for (uint32_t l = 0; l < LAYERS; l++) {
+			fill_rows(l, 0, RACE_ROWS, r->tok, ek, ev);
+			int rc = tkv_read(r->rt, 1, l, 0, RACE_ROWS, k, v);
+			if (rc == 0 && (memcmp(k, ek, sizeof(k)) || memcmp(v, ev, sizeof(v))))
+				rc = 1;
+			if (rc == 0)
+				rc = view_matches(r->rt, l, ek, ev);
+			if (rc == -EBUSY) {
+				r->refused++;
+			} else if (rc) {
+				ck_pr_store_int(&r->bad, rc);
+				return NULL;
+			} else {
+				r->done++;
+			}
+		}
+		int rc = tkv_prefetch(r->rt, 1, 0, RACE_ROWS);
+		if (rc && rc != -EBUSY && rc != -EAGAIN) {
+			ck_pr_store_int(&r->bad, rc);
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+Test(cache, truncate_races_reads_views_and_prefetches, .init = make_dir, .fini = remove_dir)
+{
+	tkv_config c = config(NULL, true);
+	c.hot_bytes = 12 * LAYERS * BT * ROW * 2;
+	c.hot_high_pct = 80;
+	c.hot_low_pct = 1;
+	tkv_runtime *rt = open_rt(&c);
+	uint32_t tok[64];
+	for (uint32_t i = 0; i < 64; i++)
+		tok[i] = 200 + i;
+	cr_assert_eq(tkv_seq_open(rt, 1), 0);
+	store(rt, 1, tok, 0, RACE_ROWS);
+	trunc_race r = {.rt = rt, .tok = tok};
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, read_while_truncated, &r), 0);
+	for (int round = 0; round < 40 && !ck_pr_load_int(&r.bad); round++) {
+		store(rt, 1, tok, RACE_ROWS, 64); /* past the hot tier: evicts */
+		int rc;
+		while ((rc = tkv_seq_truncate(rt, 1, RACE_ROWS)) == -EBUSY)
+			sched_yield(); /* a view is held */
+		cr_assert_eq(rc, 0, "%s", tkv_last_error());
+	}
+	ck_pr_store_int(&r.stop, 1);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert_eq(r.bad, 0, "a read, view or prefetch returned %d (1: wrong bytes)", r.bad);
+	cr_assert_gt(r.done, 0, "some reads ran");
+	cr_assert_gt(stats(rt).evicted_blocks, 0);
+	store(rt, 1, tok, RACE_ROWS, 64);
+	check(rt, 1, tok, 64);
 	tkv_close(rt);
 }
 
