@@ -415,7 +415,9 @@ TKV_API int tkv_seq_open(tkv_runtime *rt, uint64_t seq_id);
  * blocks it shares or published to the prefix cache stay (a cache entry
  * lives on until dropped for space). -ENOENT if not open; -EBUSY (and
  * nothing changes) while a view of it is held. Must not race with a store
- * to the same sequence. */
+ * to the same sequence, nor with an open or fork that reuses its id (the
+ * id is free once close returns: records the new sequence wrote meanwhile
+ * could be deleted with the old one's). */
 TKV_API int tkv_seq_close(tkv_runtime *rt, uint64_t seq_id);
 
 /* ---- Prefix cache -------------------------------------------------------

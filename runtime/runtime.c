@@ -349,10 +349,10 @@ int tkv__seq_insert(tkv_runtime *rt, tkv__seq *s)
 	return 0;
 }
 
-int tkv__seq_insert_fresh(tkv_runtime *rt, tkv__seq *s)
+int tkv__seq_insert_fresh(tkv_runtime *rt, tkv__seq *s, const char *what)
 {
 	tkv__prior_records prior = {0};
-	int rc = rt->ev ? tkv__evictor_prior_list(rt->ev, s->id, &prior) : 0;
+	int rc = rt->ev ? tkv__evictor_prior_list(rt->ev, s->id, &prior, what) : 0;
 	if (rc) {
 		tkv__seq_discard(rt, s);
 		return rc;
@@ -367,19 +367,20 @@ int tkv__seq_insert_fresh(tkv_runtime *rt, tkv__seq *s)
 	return 0;
 }
 
-static int already_open(tkv_runtime *rt, uint64_t id)
+int tkv__seq_not_open(tkv_runtime *rt, uint64_t id, const char *what)
 {
 	tkv__seq *s = tkv__seq_get(&rt->seqs, id);
 	if (!s)
 		return 0;
 	tkv__seq_put(s);
-	return tkv__fail(-EEXIST, "seq_open: sequence %llu is already open", (unsigned long long)id);
+	return tkv__fail(-EEXIST, "%s: sequence %llu is already open", what,
+			 (unsigned long long)id);
 }
 
 int tkv_seq_open(tkv_runtime *rt, uint64_t seq_id)
 {
 	int rc = tkv__rt_check(rt);
-	if (rc || (rc = tkv__seq_id_check(seq_id, "seq_open")) || (rc = already_open(rt, seq_id)))
+	if (rc || (rc = tkv__seq_id_check(seq_id, "seq_open")) || (rc = tkv__seq_not_open(rt, seq_id, "seq_open")))
 		return rc;
 	tkv__seq *s = tkv__seq_new(seq_id, rt->cfg.n_layers);
 	if (!s)

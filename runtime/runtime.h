@@ -301,8 +301,12 @@ int tkv__seq_id_check(uint64_t seq_id, const char *what);
 int tkv__seq_insert(struct tkv_runtime *rt, tkv__seq *s);
 /* tkv__seq_insert for a sequence that starts empty whatever a previous run
  * left under its id: removes those records once the id is its
- * (tkv__evictor_prior_list). -ENOMEM. */
-int tkv__seq_insert_fresh(struct tkv_runtime *rt, tkv__seq *s);
+ * (tkv__evictor_prior_list). -EEXIST, -ENOMEM. */
+int tkv__seq_insert_fresh(struct tkv_runtime *rt, tkv__seq *s, const char *what);
+/* -EEXIST (with a message naming `what`) if id is open: checked before an
+ * open does anything an open sequence of that id could notice (adopting
+ * or copying blocks under its name). The insert still decides a race. */
+int tkv__seq_not_open(struct tkv_runtime *rt, uint64_t id, const char *what);
 /* Frees a sequence that never became visible, dropping its units. */
 void tkv__seq_discard(struct tkv_runtime *rt, tkv__seq *s);
 

@@ -186,7 +186,8 @@ int tkv_seq_open_tokens(tkv_runtime *rt, uint64_t seq_id, const uint32_t *tokens
 		return tkv__fail(-EINVAL, "seq_open_tokens: NULL tokens");
 	if (!opts)
 		opts = &no_opts;
-	if ((rc = check_opts(opts, "seq_open_tokens")))
+	if ((rc = check_opts(opts, "seq_open_tokens")) ||
+	    (rc = tkv__seq_not_open(rt, seq_id, "seq_open_tokens")))
 		return rc;
 	tkv__seq *s = tkv__seq_new(seq_id, rt->cfg.n_layers);
 	if (!s)
@@ -203,7 +204,7 @@ int tkv_seq_open_tokens(tkv_runtime *rt, uint64_t seq_id, const uint32_t *tokens
 		}
 	}
 	/* not a re-open: a previous run's records under this id must go */
-	if ((rc = tkv__seq_insert_fresh(rt, s)))
+	if ((rc = tkv__seq_insert_fresh(rt, s, "seq_open_tokens")))
 		return rc;
 	if (cached_tokens)
 		*cached_tokens = (uint64_t)attached * rt->cfg.block_tokens;

@@ -140,8 +140,10 @@ static int truncate_locked(tkv_runtime *rt, tkv__seq *s, uint64_t n)
 	if (ck_pr_load_32(&s->pins))
 		return tkv__fail(-EBUSY, "seq_truncate: sequence %llu has views held",
 				 (unsigned long long)s->id);
-	for (uint32_t l = 0; l < s->n_layers; l++)
-		longest = s->layers[l].next_pos > longest ? s->layers[l].next_pos : longest;
+	for (uint32_t l = 0; l < s->n_layers; l++) {
+		uint64_t next = ck_pr_load_64(&s->layers[l].next_pos);
+		longest = next > longest ? next : longest;
+	}
 	uint64_t keep = tkv__blocks_for(n, bt);
 	if (n % bt) {
 		/* the cut lands inside block n / bt: the sequence will write
@@ -281,7 +283,10 @@ static int fill_fork(tkv_runtime *rt, tkv__seq *s, tkv__seq *y, uint64_t len)
 int tkv_seq_fork(tkv_runtime *rt, uint64_t seq_id, uint64_t new_id)
 {
 	int rc = tkv__rt_check(rt);
-	if (rc || (rc = tkv__seq_id_check(new_id, "seq_fork")))
+	/* an open new_id (seq_id itself included) is refused before its name
+	 * is given to copies the evictor could write over its records */
+	if (rc || (rc = tkv__seq_id_check(new_id, "seq_fork")) ||
+	    (rc = tkv__seq_not_open(rt, new_id, "seq_fork")))
 		return rc;
 	tkv__seq *s = tkv__seq_get(&rt->seqs, seq_id);
 	if (!s)
@@ -305,5 +310,5 @@ int tkv_seq_fork(tkv_runtime *rt, uint64_t seq_id, uint64_t new_id)
 			tkv__seq_discard(rt, y);
 		return rc;
 	}
-	return tkv__seq_insert_fresh(rt, y);
+	return tkv__seq_insert_fresh(rt, y, "seq_fork");
 }

@@ -475,6 +475,7 @@ Test(cache, truncate_races_reads_views_and_prefetches, .init = make_dir, .fini =
 	cr_assert_eq(pthread_join(th, NULL), 0);
 	cr_assert_eq(r.bad, 0, "a read, view or prefetch returned %d (1: wrong bytes)", r.bad);
 	cr_assert_gt(r.done, 0, "some reads ran");
+	cr_assert_gt(r.refused, 0, "some ran into a truncate");
 	cr_assert_gt(stats(rt).evicted_blocks, 0);
 	store(rt, 1, tok, RACE_ROWS, 64);
 	check(rt, 1, tok, 64);
@@ -576,8 +577,9 @@ Test(cache, fork_onto_a_previous_runs_records, .init = make_dir, .fini = remove_
 	reopen_7_reads(&c, b, 10);
 }
 
-/* Opening an id that is already open fails and changes nothing, also
- * when the open sequence holds a previous run's records. */
+/* Opening an id that is already open, or forking onto it, fails and
+ * changes nothing, also when the open sequence holds a previous run's
+ * records. */
 Test(cache, reopening_an_open_id_keeps_its_records, .init = make_dir, .fini = remove_dir)
 {
 	tkv_config c = config(NULL, true);
@@ -599,6 +601,10 @@ Test(cache, reopening_an_open_id_keeps_its_records, .init = make_dir, .fini = re
 	cr_assert_gt(tokens, 0);
 	cr_assert_eq(tkv_seq_open(rt, 7), -EEXIST);
 	cr_assert_eq(tkv_seq_open_tokens(rt, 7, a, 8, NULL, NULL), -EEXIST);
+	cr_assert_eq(tkv_seq_fork(rt, 7, 7), -EEXIST);
+	cr_assert_eq(tkv_seq_open(rt, 8), 0);
+	store(rt, 8, a, 0, 8);
+	cr_assert_eq(tkv_seq_fork(rt, 8, 7), -EEXIST);
 	check(rt, 7, a, tokens);
 	tkv_close(rt);
 }

@@ -673,12 +673,17 @@ void tkv__evictor_close(tkv__evictor *ev)
 static int prior_records(tkv__evictor *ev, uint64_t id, tkv__prior_records *p)
 {
 	*p = (tkv__prior_records){0};
-	size_t n = tkv__cold_list_seq(ev->cold, id, NULL, 0);
-	if (!n)
-		return 0;
-	if (!(p->info = calloc(n, sizeof(*p->info))))
-		return -ENOMEM;
-	n = tkv__cold_list_seq(ev->cold, id, p->info, n);
+	/* The evictor may commit more records of id between counting and
+	 * listing (a fork's copies are in its policy before their sequence
+	 * is inserted): list until the count fits. */
+	size_t n = tkv__cold_list_seq(ev->cold, id, NULL, 0), cap = 0;
+	while (n > cap) {
+		free(p->info);
+		cap = n;
+		if (!(p->info = calloc(cap, sizeof(*p->info))))
+			return -ENOMEM;
+		n = tkv__cold_list_seq(ev->cold, id, p->info, cap);
+	}
 	const uint64_t run = tkv__cold_run_seqno(ev->cold);
 	for (size_t i = 0; i < n; i++)
 		if (p->info[i].seqno < run)
@@ -686,11 +691,12 @@ static int prior_records(tkv__evictor *ev, uint64_t id, tkv__prior_records *p)
 	return 0;
 }
 
-int tkv__evictor_prior_list(tkv__evictor *ev, uint64_t id, tkv__prior_records *p)
+int tkv__evictor_prior_list(tkv__evictor *ev, uint64_t id, tkv__prior_records *p,
+			    const char *what)
 {
 	if (prior_records(ev, id, p))
-		return tkv__fail(-ENOMEM, "seq_open: listing the records a previous run left "
-				 "for sequence %llu", (unsigned long long)id);
+		return tkv__fail(-ENOMEM, "%s: listing the records a previous run left for "
+				 "sequence %llu", what, (unsigned long long)id);
 	return 0;
 }
 
@@ -726,7 +732,7 @@ void tkv__evictor_seq_disown(tkv__evictor *ev, tkv__seq *s)
 int tkv__evictor_seq_open(tkv__evictor *ev, tkv__seq *s)
 {
 	tkv__prior_records prior;
-	if (tkv__evictor_prior_list(ev, s->id, &prior))
+	if (tkv__evictor_prior_list(ev, s->id, &prior, "seq_open"))
 		return -ENOMEM;
 	tkv__cold_block_info *info = prior.info;
 	const size_t n_info = prior.n;
@@ -736,12 +742,6 @@ int tkv__evictor_seq_open(tkv__evictor *ev, tkv__seq *s)
 	while (nb < n_info && info[nb].block == nb &&
 	       info[nb].n_tokens == ev->env.cfg->block_tokens)
 		nb++;
-	/* Records past the first gap (a write lost in a crash, a record dropped
-	 * as corrupt) can never be part of this sequence again: new stores will
-	 * refill the gap with another history. Delete them now, or a later
-	 * re-open would splice the old blocks after the new ones. */
-	for (size_t i = nb; i < n_info; i++)
-		tkv__cold_remove_if(ev->cold, s->id, info[i].block, info[i].seqno);
 	for (uint64_t b = 0; b < nb; b++) {
 		tkv__unit *u = tkv__seq_unit_make(s, b);
 		if (!u) {
@@ -754,6 +754,12 @@ int tkv__evictor_seq_open(tkv__evictor *ev, tkv__seq *s)
 		u->rec_seqno = info[b].seqno;
 		u->cold = 1;
 	}
+	/* Records past the first gap (a write lost in a crash, a record dropped
+	 * as corrupt) can never be part of this sequence again: new stores will
+	 * refill the gap with another history. Delete them now, or a later
+	 * re-open would splice the old blocks after the new ones. */
+	for (size_t i = nb; i < n_info; i++)
+		tkv__cold_remove_if(ev->cold, s->id, info[i].block, info[i].seqno);
 	free(info);
 	uint64_t tokens = nb * ev->env.cfg->block_tokens;
 	for (uint32_t l = 0; l < s->n_layers; l++) {

@@ -244,7 +244,8 @@ typedef struct tkv__prior_records {
 	tkv__cold_block_info *info; /* block order */
 	size_t n;
 } tkv__prior_records;
-int tkv__evictor_prior_list(tkv__evictor *ev, uint64_t id, tkv__prior_records *p);
+int tkv__evictor_prior_list(tkv__evictor *ev, uint64_t id, tkv__prior_records *p,
+			    const char *what);
 void tkv__evictor_prior_drop(tkv__evictor *ev, uint64_t id, tkv__prior_records *p);
 void tkv__evictor_prior_free(tkv__prior_records *p);
 
