@@ -60,6 +60,17 @@ static tkv_config config(const char *model, bool cold)
 	return c;
 }
 
+/* A hot tier of 12 blocks with a cold tier, evicting everything it can once
+ * 80% full: a test's first blocks reach the SSD after a few stores. */
+static tkv_config small_hot_config(const char *model)
+{
+	tkv_config c = config(model, true);
+	c.hot_bytes = 12 * LAYERS * BT * ROW * 2;
+	c.hot_high_pct = 80;
+	c.hot_low_pct = 1;
+	return c;
+}
+
 static tkv_runtime *open_rt(const tkv_config *c)
 {
 	tkv_runtime *rt;
@@ -347,10 +358,7 @@ Test(cache, truncate_copies_a_shared_block)
  * holds the rows stored after the cut, never the ones it dropped. */
 Test(cache, truncate_into_a_cold_block, .init = make_dir, .fini = remove_dir)
 {
-	tkv_config c = config(NULL, true);
-	c.hot_bytes = 12 * LAYERS * BT * ROW * 2;
-	c.hot_high_pct = 80;
-	c.hot_low_pct = 1;
+	tkv_config c = small_hot_config(NULL);
 	tkv_runtime *rt = open_rt(&c);
 	uint32_t tok[64], other[64];
 	for (uint32_t i = 0; i < 64; i++) {
@@ -451,10 +459,7 @@ static void *read_while_truncated(void *arg)
 
 Test(cache, truncate_races_reads_views_and_prefetches, .init = make_dir, .fini = remove_dir)
 {
-	tkv_config c = config(NULL, true);
-	c.hot_bytes = 12 * LAYERS * BT * ROW * 2;
-	c.hot_high_pct = 80;
-	c.hot_low_pct = 1;
+	tkv_config c = small_hot_config(NULL);
 	tkv_runtime *rt = open_rt(&c);
 	uint32_t tok[64];
 	for (uint32_t i = 0; i < 64; i++)
@@ -511,10 +516,7 @@ Test(cache, truncate_refusals)
  * 12 blocks and is left open at close, so its evicted records stay. */
 static tkv_config leave_records_of_7(const char *model, const uint32_t *a)
 {
-	tkv_config c = config(model, true);
-	c.hot_bytes = 12 * LAYERS * BT * ROW * 2;
-	c.hot_high_pct = 80;
-	c.hot_low_pct = 1;
+	tkv_config c = small_hot_config(model);
 	tkv_runtime *rt = open_rt(&c);
 	cr_assert_eq(tkv_seq_open(rt, 7), 0);
 	store(rt, 7, a, 0, 64);
@@ -582,10 +584,7 @@ Test(cache, fork_onto_a_previous_runs_records, .init = make_dir, .fini = remove_
  * records. */
 Test(cache, reopening_an_open_id_keeps_its_records, .init = make_dir, .fini = remove_dir)
 {
-	tkv_config c = config(NULL, true);
-	c.hot_bytes = 12 * LAYERS * BT * ROW * 2;
-	c.hot_high_pct = 80;
-	c.hot_low_pct = 1;
+	tkv_config c = small_hot_config(NULL);
 	uint32_t a[64];
 	for (uint32_t i = 0; i < 64; i++)
 		a[i] = 100 + i;
@@ -862,10 +861,7 @@ Test(cache, format_1_cold_directory_is_refused, .init = make_dir, .fini = remove
  * even with its shared blocks evicted to the cold tier. */
 Test(cache, fork_shares_private_blocks_across_close, .init = make_dir, .fini = remove_dir)
 {
-	tkv_config c = config(NULL, true);
-	c.hot_bytes = 12 * LAYERS * BT * ROW * 2;
-	c.hot_high_pct = 80;
-	c.hot_low_pct = 1;
+	tkv_config c = small_hot_config(NULL);
 	tkv_runtime *rt = open_rt(&c);
 	uint32_t tok[40];
 	for (uint32_t i = 0; i < 40; i++)
@@ -895,10 +891,7 @@ Test(cache, fork_shares_private_blocks_across_close, .init = make_dir, .fini = r
 Test(cache, restart_entry_ids_skip_the_anonymous_records_of_forks, .init = make_dir,
      .fini = remove_dir)
 {
-	tkv_config c = config("model-a", true);
-	c.hot_bytes = 12 * LAYERS * BT * ROW * 2;
-	c.hot_high_pct = 80;
-	c.hot_low_pct = 1;
+	tkv_config c = small_hot_config("model-a");
 	tkv_runtime *rt = open_rt(&c);
 	uint32_t tok[40];
 	for (uint32_t i = 0; i < 40; i++)
