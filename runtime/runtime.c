@@ -337,16 +337,19 @@ void tkv__seq_discard(tkv_runtime *rt, tkv__seq *s)
 	tkv__seq_free(s, put_unit, rt);
 }
 
+/* The table refused s (rc): frees it, with the reason. */
+static int insert_failed(tkv_runtime *rt, tkv__seq *s, int rc)
+{
+	uint64_t id = s->id;
+	tkv__seq_discard(rt, s);
+	return tkv__fail(rc, "seq_open: sequence %llu %s", (unsigned long long)id,
+			 rc == -EEXIST ? "is already open" : "cannot be added");
+}
+
 int tkv__seq_insert(tkv_runtime *rt, tkv__seq *s)
 {
 	int rc = tkv__seq_table_insert(&rt->seqs, s);
-	if (rc) {
-		uint64_t id = s->id;
-		tkv__seq_discard(rt, s);
-		return tkv__fail(rc, "seq_open: sequence %llu %s", (unsigned long long)id,
-				 rc == -EEXIST ? "is already open" : "cannot be added");
-	}
-	return 0;
+	return rc ? insert_failed(rt, s, rc) : 0;
 }
 
 int tkv__seq_insert_fresh(tkv_runtime *rt, tkv__seq *s, const char *what)
@@ -380,7 +383,8 @@ int tkv__seq_not_open(tkv_runtime *rt, uint64_t id, const char *what)
 int tkv_seq_open(tkv_runtime *rt, uint64_t seq_id)
 {
 	int rc = tkv__rt_check(rt);
-	if (rc || (rc = tkv__seq_id_check(seq_id, "seq_open")) || (rc = tkv__seq_not_open(rt, seq_id, "seq_open")))
+	if (rc || (rc = tkv__seq_id_check(seq_id, "seq_open")) ||
+	    (rc = tkv__seq_not_open(rt, seq_id, "seq_open")))
 		return rc;
 	tkv__seq *s = tkv__seq_new(seq_id, rt->cfg.n_layers);
 	if (!s)
@@ -390,16 +394,12 @@ int tkv_seq_open(tkv_runtime *rt, uint64_t seq_id)
 		tkv__seq_discard(rt, s);
 		return rc;
 	}
-	if ((rc = tkv__seq_table_insert(&rt->seqs, s))) {
+	if ((rc = tkv__seq_table_insert(&rt->seqs, s)) && rt->ev) {
 		/* opened meanwhile by another thread: the records it re-attached
 		 * are its units', not these */
-		if (rt->ev)
-			tkv__evictor_seq_disown(rt->ev, s);
-		tkv__seq_discard(rt, s);
-		return tkv__fail(rc, "seq_open: sequence %llu %s", (unsigned long long)seq_id,
-				 rc == -EEXIST ? "is already open" : "cannot be added");
+		tkv__evictor_seq_disown(rt->ev, s);
 	}
-	return 0;
+	return rc ? insert_failed(rt, s, rc) : 0;
 }
 
 int tkv_seq_close(tkv_runtime *rt, uint64_t seq_id)
